@@ -1,0 +1,61 @@
+/**
+ * The express app, with routers grouped by who calls them: agents (agent endpoint, token endpoint),
+ * operators (admin API, console) and probes (health, metrics). One error handler turns anything thrown
+ * into a fixed, detail-free answer.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Deps } from './deps.js';
+import { toAppError } from './errors.js';
+import { agentEndpoint } from './http/agent-endpoint.js';
+import { type AgentAuth, openAgentAuth } from './http/agent-auth.js';
+import { healthRoutes } from './http/health.js';
+
+export interface AppOptions {
+  agentAuth?: AgentAuth;
+}
+
+export function buildApp(deps: Deps, opts: AppOptions = {}): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'extended'); // getConfig sends task[Deploy]=3.3
+  app.set('trust proxy', trustProxy(deps.config.trustProxy));
+
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const route = req.path.startsWith('/api/') ? 'admin' : req.path.startsWith('/console') ? 'console' : 'agent';
+      deps.metrics.httpDone(route, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  });
+  app.use(healthRoutes(deps));
+  app.use(
+    agentEndpoint({
+      service: deps.agentService,
+      auth: opts.agentAuth ?? openAgentAuth(),
+      logger: deps.logger,
+      metrics: deps.metrics,
+      bodyLimit: deps.config.bodyLimit,
+      inflateLimit: deps.config.inflateLimit,
+      prologFreqHours: deps.config.prologFreqHours,
+    }),
+  );
+  app.use((_req, res) => {
+    res.status(404).json({ status: 'error', message: 'Not found' });
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const appErr = toAppError(err);
+    if (appErr.status >= 500) deps.logger.error({ err: appErr.cause ?? appErr, path: req.path }, 'request failed');
+    if (res.headersSent) return void res.end();
+    res.status(appErr.status).json({ status: 'error', message: appErr.publicMessage });
+  });
+  return app;
+}
+
+/** TRUST_PROXY as express understands it: unset → trust nobody; a number → hops; else a list of addresses/CIDRs/names. */
+export function trustProxy(value: string | undefined): boolean | number | string[] {
+  if (!value) return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}

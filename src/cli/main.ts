@@ -1,0 +1,119 @@
+/**
+ * `agent-gate`: the command line for admins and the security team. It reads the same environment as the
+ * server and goes through the services, never SQL. Errors print one clear line and exit non-zero.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError, configTable, loadConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+import { startServer } from '../server.js';
+import { type Deps, createDeps } from '../deps.js';
+import { migrate } from '../store/migrate.js';
+import { DEVICE_STATES, createRecords } from '../services/records.js';
+import { printJson, printTable } from './output.js';
+
+function positiveInt(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
+  return Number(v);
+}
+
+function state(v: string): string {
+  if (!(DEVICE_STATES as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${DEVICE_STATES.join(', ')}`);
+  return v;
+}
+
+/** Opens deps for one command (no migrations, no server logs) and always closes them. */
+async function withDeps<T>(fn: (deps: Deps) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const deps = await createDeps(config, createLogger({ level: 'warn', pretty: false }), { role: 'cli' });
+  try {
+    return await fn(deps);
+  } finally {
+    await deps.close();
+  }
+}
+
+export function buildCli(): Command {
+  const program = new Command('agent-gate').description('Registration gateway for FusionInventory and GLPI inventory agents').showHelpAfterError();
+
+  program
+    .command('serve')
+    .description('run the gateway (agent endpoint, admin API, console)')
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });
+      const server = await startServer(config, logger);
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down: draining in-flight requests');
+        server.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations and exit')
+    .action(async () => {
+      await withDeps(async (deps) => {
+        const applied = await migrate(deps.db.sql);
+        process.stdout.write(applied.length ? `applied migrations: ${applied.join(', ')}\n` : 'database is up to date\n');
+      });
+    });
+
+  program
+    .command('config')
+    .description('list every configuration key with its default')
+    .action(() => {
+      process.stdout.write(`${configTable()}\n`);
+    });
+
+  const devices = program.command('devices').description('devices known to the gateway');
+  devices
+    .command('list')
+    .description('list devices, most recently seen first')
+    .option('--state <state>', `only devices in this state (${DEVICE_STATES.join(', ')})`, state)
+    .option('--limit <n>', 'at most this many', positiveInt, 1000)
+    .option('--json', 'print a JSON array')
+    .action(async (opts: { state?: string; limit: number; json?: boolean }) => {
+      await withDeps(async (deps) => {
+        const rows = await createRecords(deps.db.sql).devices({ state: opts.state, limit: opts.limit });
+        if (opts.json) printJson(rows);
+        else printTable(rows as never, ['id', 'deviceid', 'state', 'name', 'serial', 'tag', 'lastSeen']);
+      });
+    });
+
+  const registrations = program.command('registrations').description('agent requests as recorded');
+  registrations
+    .command('list')
+    .description('list recorded agent requests, newest first')
+    .option('--deviceid <deviceid>', 'only this device')
+    .option('--limit <n>', 'at most this many', positiveInt, 50)
+    .option('--json', 'print a JSON array')
+    .action(async (opts: { deviceid?: string; limit: number; json?: boolean }) => {
+      await withDeps(async (deps) => {
+        const rows = await createRecords(deps.db.sql).registrations({ deviceid: opts.deviceid, limit: opts.limit });
+        if (opts.json) printJson(rows);
+        else printTable(rows as never, ['id', 'receivedAt', 'deviceid', 'kind', 'format', 'outcome', 'status', 'remoteAddr']);
+      });
+    });
+
+  return program;
+}
+
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) process.stderr.write(`agent-gate: ${err.message}\n`);
+    else process.stderr.write(`agent-gate: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await runCli(process.argv);

@@ -1,0 +1,156 @@
+/**
+ * The configuration contract: one table of environment keys, each with a one-line doc, a default and a
+ * parser. loadConfig() reads them all and either returns a frozen object or throws one ConfigError that
+ * lists every problem at once, so an operator fixes a bad deployment in one go.
+ */
+
+export type AgentAuthMode = 'required' | 'off';
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  dataDir: string;
+  logLevel: string;
+  logPretty: boolean;
+  bodyLimit: number;
+  inflateLimit: number;
+  prologFreqHours: number;
+  agentAuth: AgentAuthMode;
+  authRealm: string;
+  tokenTtlSeconds: number;
+  secretCacheSeconds: number;
+  bootstrapSecret: string | undefined;
+  bootstrapAdminToken: string | undefined;
+  trustProxy: string | undefined;
+  requestTimeoutSeconds: number;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsClientCa: string | undefined;
+}
+
+type Parser<T> = (raw: string) => T;
+
+interface Key<K extends keyof Config> {
+  env: string;
+  field: K;
+  doc: string;
+  default: string | undefined;
+  parse: Parser<Config[K]>;
+  secret?: boolean;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, k: 1024, mb: 1024 ** 2, m: 1024 ** 2, gb: 1024 ** 3, g: 1024 ** 3 };
+
+export function parseSize(raw: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*$/i.exec(raw);
+  const unit = m ? SIZE_UNITS[(m[2] ?? '').toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new Error(`"${raw}" is not a size (e.g. 16mb, 65536)`);
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/** Durations: a bare number is seconds; s, m, h, d suffixes are accepted ("7d", "90s", "0"). */
+export function parseDuration(raw: string): number {
+  const m = /^\s*(\d+)\s*([smhd]?)\s*$/i.exec(raw);
+  if (!m) throw new Error(`"${raw}" is not a duration (e.g. 90s, 15m, 7d)`);
+  const mult = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? '').toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * mult;
+}
+
+function int(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^\s*\d+\s*$/.test(raw)) throw new Error(`"${raw}" is not a whole number`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new Error(`${n} is outside ${min}..${max}`);
+    return n;
+  };
+}
+
+function oneOf<T extends string>(...values: T[]): Parser<T> {
+  return (raw) => {
+    const v = raw.trim().toLowerCase() as T;
+    if (!values.includes(v)) throw new Error(`"${raw}" is not one of ${values.join(', ')}`);
+    return v;
+  };
+}
+
+const text: Parser<string> = (raw) => raw;
+const optional: Parser<string | undefined> = (raw) => (raw === '' ? undefined : raw);
+const bool: Parser<boolean> = (raw) => {
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off|)$/i.test(raw)) return false;
+  throw new Error(`"${raw}" is not a boolean (true/false)`);
+};
+const atLeast = (min: number, p: Parser<number>): Parser<number> => (raw) => {
+  const n = p(raw);
+  if (n < min) throw new Error(`${raw} is below the minimum ${min}`);
+  return n;
+};
+const realm: Parser<string> = (raw) => {
+  // The agents match ^Basic realm="(.*)": quotes, commas or backslashes in the realm break them.
+  if (!/^[A-Za-z0-9 ._:/-]{1,64}$/.test(raw)) throw new Error('realm may hold only letters, digits, space and ._:/- (max 64)');
+  return raw;
+};
+
+export const CONFIG_KEYS: Key<keyof Config>[] = [
+  { env: 'PORT', field: 'port', doc: 'TCP port of the agent endpoint, admin API and console', default: '8080', parse: int(0, 65535) },
+  { env: 'HOST', field: 'host', doc: 'address to listen on', default: '0.0.0.0', parse: text },
+  { env: 'DATABASE_URL', field: 'databaseUrl', doc: 'PostgreSQL URL; unset = embedded PGlite under DATA_DIR', default: undefined, parse: optional, secret: true },
+  { env: 'REDIS_URL', field: 'redisUrl', doc: 'Redis URL for shared limits; unset = per-process in-memory fallback', default: undefined, parse: optional, secret: true },
+  { env: 'DATA_DIR', field: 'dataDir', doc: 'directory of the embedded database (used only without DATABASE_URL)', default: './data', parse: text },
+  { env: 'LOG_LEVEL', field: 'logLevel', doc: 'pino level: fatal, error, warn, info, debug, trace, silent', default: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
+  { env: 'LOG_PRETTY', field: 'logPretty', doc: 'human-readable coloured logs instead of JSON lines', default: 'false', parse: bool },
+  { env: 'BODY_LIMIT', field: 'bodyLimit', doc: 'largest request body accepted as sent (compressed); larger gets 413 before it is read', default: '16mb', parse: atLeast(1024, parseSize) },
+  { env: 'INFLATE_LIMIT', field: 'inflateLimit', doc: 'largest decompressed body; network-device inventories reach 20 MB', default: '64mb', parse: atLeast(1024, parseSize) },
+  { env: 'PROLOG_FREQ_HOURS', field: 'prologFreqHours', doc: 'hours until an agent contacts again (PROLOG_FREQ / expiration)', default: '24', parse: int(1, 240) },
+  { env: 'AGENT_AUTH', field: 'agentAuth', doc: 'required = agents need a registration key or client credential; off = open lab mode', default: 'required', parse: oneOf('required', 'off') },
+  { env: 'AUTH_REALM', field: 'authRealm', doc: 'realm of the Basic challenge sent to agents', default: 'agent-gate', parse: realm },
+  { env: 'TOKEN_TTL', field: 'tokenTtlSeconds', doc: 'lifetime of OAuth2 bearer tokens issued to agents', default: '1h', parse: atLeast(10, parseDuration) },
+  { env: 'SECRET_CACHE_TTL', field: 'secretCacheSeconds', doc: 'how long a verified credential is cached in memory (revocation takes effect within this)', default: '5s', parse: parseDuration },
+  { env: 'BOOTSTRAP_SECRET', field: 'bootstrapSecret', doc: 'plaintext of the first registration key "default" (else one is generated and logged once)', default: undefined, parse: optional, secret: true },
+  { env: 'BOOTSTRAP_ADMIN_TOKEN', field: 'bootstrapAdminToken', doc: 'token of the first admin operator (else one is generated and logged once)', default: undefined, parse: optional, secret: true },
+  { env: 'TRUST_PROXY', field: 'trustProxy', doc: 'proxies whose X-Forwarded-For is trusted (express "trust proxy": loopback, a CIDR list or a hop count); unset = none', default: undefined, parse: optional },
+  { env: 'REQUEST_TIMEOUT', field: 'requestTimeoutSeconds', doc: 'time a client has to send a whole request (headers and body)', default: '120s', parse: atLeast(1, parseDuration) },
+  { env: 'TLS_CERT', field: 'tlsCert', doc: 'PEM certificate file: serve HTTPS instead of HTTP', default: undefined, parse: optional },
+  { env: 'TLS_KEY', field: 'tlsKey', doc: 'PEM private key file for TLS_CERT', default: undefined, parse: optional },
+  { env: 'TLS_CLIENT_CA', field: 'tlsClientCa', doc: 'PEM CA file: require agents to present a client certificate signed by it', default: undefined, parse: optional },
+] as Key<keyof Config>[];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const key of CONFIG_KEYS) {
+    const raw = env[key.env] ?? key.default;
+    if (raw === undefined) {
+      out[key.field] = undefined;
+      continue;
+    }
+    try {
+      out[key.field] = key.parse(raw);
+    } catch (err) {
+      problems.push(`${key.env}: ${(err as Error).message}`);
+    }
+  }
+  const cfg = out as unknown as Config;
+  if (problems.length === 0) {
+    if (cfg.inflateLimit < cfg.bodyLimit) problems.push('INFLATE_LIMIT: must not be smaller than BODY_LIMIT');
+    if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) problems.push('TLS_CERT and TLS_KEY: set both or neither');
+    if (cfg.tlsClientCa && !cfg.tlsCert) problems.push('TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(cfg);
+}
+
+/** Markdown table of every key, for the README and `agent-gate config`. */
+export function configTable(): string {
+  const rows = CONFIG_KEYS.map((k) => `| \`${k.env}\` | ${k.default === undefined ? '(unset)' : `\`${k.default}\``} | ${k.doc} |`);
+  return ['| key | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}

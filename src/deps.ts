@@ -1,0 +1,76 @@
+/**
+ * Everything the app needs, built once from the config: database (PostgreSQL or embedded), Redis (or the
+ * in-memory fallback), logger, clock, metrics and the services. Tests build the same thing with their own
+ * config and clock, so what they exercise is what production runs.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { type Database, openDatabase } from './store/db.js';
+import { migrate } from './store/migrate.js';
+import { createAgentService } from './services/agent-service.js';
+import { createMetrics } from './http/metrics.js';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+export interface Deps {
+  config: Readonly<Config>;
+  logger: Logger;
+  db: Database;
+  redis: Redis | null;
+  clock: Clock;
+  metrics: ReturnType<typeof createMetrics>;
+  agentService: ReturnType<typeof createAgentService>;
+  close(): Promise<void>;
+}
+
+export interface DepsOptions {
+  role: 'server' | 'cli';
+  clock?: Clock;
+  /** Apply pending migrations while opening (the server does; `agent-gate migrate` does it explicitly). */
+  migrate?: boolean;
+}
+
+export async function createDeps(config: Readonly<Config>, logger: Logger, opts: DepsOptions): Promise<Deps> {
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, role: opts.role });
+  if (opts.role === 'server') {
+    if (db.mode === 'postgres') logger.info({ database: db.describe }, 'database: PostgreSQL');
+    else logger.warn({ database: db.describe }, 'database: embedded PGlite (no DATABASE_URL) — fine for a lab or one small site; set DATABASE_URL for production');
+  }
+  try {
+    if (opts.migrate) {
+      const applied = await migrate(db.sql);
+      if (applied.length > 0) logger.info({ applied }, 'database migrations applied');
+    }
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  let redis: Redis | null = null;
+  if (config.redisUrl) {
+    redis = new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection problem'));
+    if (opts.role === 'server') logger.info('redis: shared limits and caches through REDIS_URL');
+  } else if (opts.role === 'server') {
+    logger.warn('redis: none (no REDIS_URL) — limits and caches are per process, in memory; set REDIS_URL when running several gateways');
+  }
+  const metrics = createMetrics();
+  const agentService = createAgentService({ sql: db.sql, prologFreqHours: config.prologFreqHours });
+  return {
+    config,
+    logger,
+    db,
+    redis,
+    clock: opts.clock ?? systemClock,
+    metrics,
+    agentService,
+    async close() {
+      redis?.disconnect();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Agent authentication at the HTTP edge, before any body is read. The agents send credentials only after
+ * a 401 carrying exactly one `WWW-Authenticate: Basic realm="…"` (quoted, same realm every time), so every
+ * 401 is built here and nowhere else, and every credential failure gets byte-identical answers (no oracle).
+ */
+import type { Request, Response } from 'express';
+import type { Compression } from '../protocol/decode.js';
+import type { AgentRequest } from '../services/agent-service.js';
+import type { AgentPrincipal, CredentialService } from '../services/credentials.js';
+import { errorBody } from '../protocol/answers.js';
+import { formatFromHeaders, sendAgentAnswer } from './agent-endpoint.js';
+import type { Metrics } from './metrics.js';
+
+export type AuthResult = { ok: true; principal: AgentPrincipal | null } | { ok: false; reason: 'missing' | 'invalid' };
+
+export interface AgentAuth {
+  authenticate(req: Request, ar: AgentRequest): Promise<AuthResult>;
+  challenge(req: Request, res: Response, result: AuthResult, compression: Compression): void;
+}
+
+/** AGENT_AUTH=off: every agent is let in (lab use; logged as a warning at every start). */
+export function openAgentAuth(): AgentAuth {
+  return {
+    authenticate: async () => ({ ok: true, principal: null }),
+    challenge: () => {
+      throw new Error('open agent auth never challenges');
+    },
+  };
+}
+
+export const AUTH_REQUIRED_MESSAGE = 'Authorization required';
+
+export interface RequiredAuthDeps {
+  credentials: CredentialService;
+  realm: string;
+  prologFreqHours: number;
+  metrics: Metrics;
+}
+
+/** AGENT_AUTH=required: a registration key or client credential over Basic, or a bearer token. */
+export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
+  const challengeHeader = `Basic realm="${deps.realm}"`;
+  return {
+    async authenticate(req, ar) {
+      const authz = req.headers.authorization;
+      if (!authz) return { ok: false, reason: 'missing' };
+      const principal = await deps.credentials.verifyAuthorization(authz, { remoteAddr: ar.remoteAddr, at: ar.receivedAt });
+      if (!principal) {
+        deps.metrics.authFailure('invalid');
+        return { ok: false, reason: 'invalid' };
+      }
+      return { ok: true, principal };
+    },
+    challenge(req, res, _result, compression) {
+      // Same status, header and body for a missing, unknown, expired or revoked credential.
+      const format = formatFromHeaders(req);
+      res.setHeader('WWW-Authenticate', challengeHeader);
+      sendAgentAnswer(req, res, { status: 401, format, text: errorBody(format, AUTH_REQUIRED_MESSAGE, deps.prologFreqHours) }, compression);
+    },
+  };
+}

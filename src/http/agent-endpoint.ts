@@ -1,0 +1,176 @@
+/**
+ * The agent endpoint, on every URL form agents are configured with. Cheapest checks first: method and size
+ * before anything is read, the credential before the body is read or inflated, then capped inflation,
+ * sniffing and parsing. Every answer — errors included — is in the agent's own format and compression,
+ * with its correlation headers echoed; no stack trace or internal detail ever reaches an agent.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { AppError, toAppError } from '../errors.js';
+import { type Compression, detectCompression, inflateBody, mediaType, sniffFormat, jsonText, xmlText } from '../protocol/decode.js';
+import { encodeAnswer, errorBody } from '../protocol/answers.js';
+import { type AgentMessage, type WireFormat, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
+import type { AgentAnswer, AgentRequest, AgentService } from '../services/agent-service.js';
+import type { AgentAuth } from './agent-auth.js';
+import type { Metrics } from './metrics.js';
+
+/** `/`, `/front/inventory.php`, `/Inventory`, `/plugins/fusioninventory/…`, `/plugins/glpiinventory/…`, `/marketplace/glpiinventory/…`, under any prefix. */
+export const AGENT_PATH = /^(?:\/|\/Inventory|(?:\/[^/]+)*?(?:\/front\/inventory\.php|\/(?:plugins\/(?:fusioninventory|glpiinventory)|marketplace\/glpiinventory)(?:\/.*)?))$/;
+
+export interface AgentEndpointDeps {
+  service: AgentService;
+  auth: AgentAuth;
+  logger: Logger;
+  metrics: Metrics;
+  bodyLimit: number;
+  inflateLimit: number;
+  prologFreqHours: number;
+}
+
+const ECHOED_HEADERS = ['GLPI-Agent-ID', 'GLPI-Request-ID', 'GLPI-Proxy-ID'];
+
+function header(req: Request, name: string): string | null {
+  const v = req.headers[name.toLowerCase()];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s === undefined || s === '' ? null : s.slice(0, 256);
+}
+
+/** The format an answer must take before the body could be read: JSON for the GLPI Agent's JSON messages. */
+export function formatFromHeaders(req: Request): WireFormat {
+  const type = mediaType(req.headers['content-type']);
+  if (type === 'application/json') return 'json';
+  if (type === 'application/xml' || type === 'text/xml') return 'xml';
+  return header(req, 'GLPI-Agent-ID') ? 'json' : 'xml';
+}
+
+function compressionFromLabel(req: Request): Compression {
+  const type = mediaType(req.headers['content-type']);
+  if (type === 'application/x-compress-zlib') return 'zlib';
+  if (type === 'application/x-compress-gzip') return 'gzip';
+  return 'none';
+}
+
+export function sendAgentAnswer(req: Request, res: Response, answer: { status: number; format: WireFormat; text: string }, compression: Compression): void {
+  const encoded = encodeAnswer(answer.text, answer.format, compression);
+  for (const name of ECHOED_HEADERS) {
+    const v = header(req, name);
+    if (v !== null && /^[\x21-\x7e]+$/.test(v)) res.setHeader(name, v);
+  }
+  res.setHeader('Cache-Control', 'no-cache, no-store');
+  res.setHeader('Content-Type', encoded.contentType); // exactly this: no charset parameter
+  res.status(answer.status).send(encoded.body);
+}
+
+function baseRequest(req: Request, receivedAt: Date): AgentRequest {
+  return {
+    receivedAt,
+    method: req.method,
+    path: req.path,
+    remoteAddr: req.ip ?? null,
+    userAgent: header(req, 'User-Agent'),
+    agentId: header(req, 'GLPI-Agent-ID'),
+    proxyId: header(req, 'GLPI-Proxy-ID'),
+    requestId: header(req, 'GLPI-Request-ID'),
+    contentType: header(req, 'Content-Type'),
+    body: Buffer.alloc(0),
+    compression: compressionFromLabel(req),
+    decodedSize: 0,
+  };
+}
+
+export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
+  const router = express.Router();
+  const readBody = express.raw({ type: () => true, limit: deps.bodyLimit, inflate: false });
+
+  async function handleGet(req: Request, res: Response): Promise<void> {
+    const ar = baseRequest(req, new Date());
+    const action = typeof req.query.action === 'string' ? req.query.action : undefined;
+    if (action?.toLowerCase() === 'getconfig') {
+      const machineid = typeof req.query.machineid === 'string' ? req.query.machineid.slice(0, 255) : null;
+      const task = req.query.task;
+      const tasks = typeof task === 'object' && task !== null && !Array.isArray(task) ? Object.fromEntries(Object.entries(task).map(([k, v]) => [k, String(v)])) : {};
+      const answer = await deps.service.getConfig(ar, machineid, tasks);
+      deps.metrics.agentRequest('getconfig', 'none', answer.outcome);
+      sendAgentAnswer(req, res, answer, 'none'); // always plain: agents do not decode a compressed getConfig answer
+      return;
+    }
+    if (Object.keys(req.query).length === 0 && header(req, 'GLPI-Request-ID')) {
+      // A pending poll: this gateway never answers "pending", so there is nothing to collect.
+      sendAgentAnswer(req, res, { status: 404, format: 'json', text: errorBody('json', 'Unknown request', deps.prologFreqHours) }, 'none');
+      return;
+    }
+    res.setHeader('Allow', 'GET, POST');
+    res.status(405).end();
+  }
+
+  async function handlePost(req: Request, res: Response, next: NextFunction): Promise<void> {
+    const ar = baseRequest(req, new Date());
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > deps.bodyLimit) {
+      // Refuse before reading a byte; close the connection rather than swallow the rest of a huge upload.
+      res.setHeader('Connection', 'close');
+      return fail(req, res, ar, new AppError('payload_too_large', `Body larger than ${deps.bodyLimit} bytes`), null);
+    }
+    const auth = await deps.auth.authenticate(req, ar);
+    if (!auth.ok) {
+      deps.metrics.agentRequest('unknown', formatFromHeaders(req), 'unauthorized');
+      return deps.auth.challenge(req, res, auth, ar.compression);
+    }
+    readBody(req, res, (err?: unknown) => {
+      if (err) return fail(req, res, ar, bodyError(err, deps.bodyLimit), null);
+      processBody(req, res, ar).catch(next);
+    });
+  }
+
+  async function processBody(req: Request, res: Response, ar: AgentRequest): Promise<void> {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    ar.body = body;
+    let msg: AgentMessage | null = null;
+    try {
+      if (body.length === 0) throw new AppError('bad_request', 'Empty body');
+      ar.compression = detectCompression(ar.contentType ?? undefined, body);
+      const decoded = await inflateBody(body, ar.compression, deps.inflateLimit);
+      ar.decodedSize = decoded.length;
+      const format = sniffFormat(decoded);
+      if (format === 'unknown') throw new AppError('bad_request', 'Unsupported content: expected an XML or JSON message');
+      msg = format === 'json' ? parseJsonMessage(jsonText(decoded)) : parseXmlMessage(xmlText(decoded).text);
+      const answer = await deps.service.handle(ar, msg);
+      deps.metrics.agentRequest(msg.kind, msg.format, answer.outcome);
+      deps.metrics.inflated(ar.decodedSize);
+      sendAgentAnswer(req, res, answer, ar.compression);
+    } catch (err) {
+      await fail(req, res, ar, err, msg);
+    }
+  }
+
+  async function fail(req: Request, res: Response, ar: AgentRequest, err: unknown, msg: AgentMessage | null): Promise<void> {
+    const appErr = toAppError(err);
+    const format = msg?.format ?? formatFromHeaders(req);
+    const log = appErr.status >= 500 ? deps.logger.error.bind(deps.logger) : deps.logger.info.bind(deps.logger);
+    log({ err: appErr.status >= 500 ? (appErr.cause ?? appErr) : undefined, code: appErr.code, status: appErr.status, path: ar.path, remote: ar.remoteAddr, deviceid: msg?.deviceid }, `agent request refused: ${appErr.publicMessage}`);
+    const answer: AgentAnswer = { status: appErr.status, format, text: errorBody(format, appErr.publicMessage, deps.prologFreqHours), outcome: appErr.status >= 500 ? 'failed' : 'refused' };
+    deps.metrics.agentRequest(msg?.kind ?? 'unknown', format, answer.outcome);
+    if (appErr.code !== 'unavailable') {
+      await deps.service
+        .recordRefusal(ar, { format: msg?.format ?? 'none', kind: msg?.kind, deviceid: msg?.deviceid, status: appErr.status, outcome: answer.outcome, message: appErr.publicMessage })
+        .catch((e: unknown) => deps.logger.warn({ err: e }, 'could not record a refused agent request'));
+    }
+    if (!res.headersSent) sendAgentAnswer(req, res, answer, ar.compression);
+  }
+
+  router.use((req, res, next) => {
+    if (!AGENT_PATH.test(req.path)) return next();
+    if (req.method === 'GET' || req.method === 'HEAD') return void handleGet(req, res).catch(next);
+    if (req.method === 'POST') return void handlePost(req, res, next).catch(next);
+    res.setHeader('Allow', 'GET, POST');
+    res.status(405).end();
+  });
+  return router;
+}
+
+function bodyError(err: unknown, limit: number): AppError {
+  const type = (err as { type?: string }).type;
+  if (type === 'entity.too.large') return new AppError('payload_too_large', `Body larger than ${limit} bytes`, { cause: err });
+  if (type === 'encoding.unsupported') return new AppError('unsupported_media_type', 'Content-Encoding is not supported; announce compression with Content-Type', { cause: err });
+  return new AppError('bad_request', 'Incomplete request body', { cause: err });
+}

@@ -1,0 +1,44 @@
+/**
+ * Prometheus metrics (prom-client), one registry per app so tests and several apps in one process never
+ * share counters. Served at /metrics.
+ */
+import client from 'prom-client';
+
+export function createMetrics() {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry });
+  const requests = new client.Counter({
+    name: 'agentgate_agent_requests_total',
+    help: 'Agent requests by message kind, wire format and outcome',
+    labelNames: ['kind', 'format', 'outcome'] as const,
+    registers: [registry],
+  });
+  const inflatedBytes = new client.Histogram({
+    name: 'agentgate_inflated_body_bytes',
+    help: 'Decompressed size of agent messages',
+    buckets: [1024, 16384, 262144, 1048576, 4194304, 16777216, 67108864],
+    registers: [registry],
+  });
+  const httpDuration = new client.Histogram({
+    name: 'agentgate_http_request_duration_seconds',
+    help: 'HTTP request latency by route group and status class',
+    labelNames: ['route', 'status'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30],
+    registers: [registry],
+  });
+  const authFailures = new client.Counter({
+    name: 'agentgate_agent_auth_failures_total',
+    help: 'Agent credential failures (missing credentials are the normal first step of Basic auth)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  return {
+    registry,
+    agentRequest: (kind: string, format: string, outcome: string) => requests.inc({ kind, format, outcome }),
+    inflated: (bytes: number) => inflatedBytes.observe(bytes),
+    httpDone: (route: string, status: number, seconds: number) => httpDuration.observe({ route, status: `${Math.floor(status / 100)}xx` }, seconds),
+    authFailure: (reason: string) => authFailures.inc({ reason }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,74 @@
+/**
+ * Answers in the agent's own protocol and encoding. FusionInventory recognises a zlib answer only by the
+ * default-level header 78 9C, and the GLPI Agent only by exactly `application/x-compress-zlib` (no
+ * parameters), so compressed answers use zlib's defaults and that exact Content-Type — nothing else.
+ */
+import zlib from 'node:zlib';
+import type { Compression } from './decode.js';
+import type { WireFormat } from './message.js';
+
+export interface EncodedAnswer {
+  body: Buffer;
+  contentType: string;
+}
+
+export const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n';
+
+/** Tasks the gateway does not serve; listing them in CONTACT answers stops the agents' getConfig GETs. */
+export const DISABLED_TASKS = ['collect', 'deploy', 'esx', 'netdiscovery', 'netinventory', 'remoteinventory', 'wakeonlan'];
+
+/** `tasks.inventory.version` must be non-empty or the GLPI Agent falls back to an extra PROLOG. */
+export const INVENTORY_TASK_VERSION = '1.0';
+
+function escapeXml(s: string): string {
+  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+}
+
+/** PROLOG answer. Without SEND the agents skip their inventory (the polite way to say "not now"). */
+export function xmlProlog(prologFreqHours: number, send: boolean): string {
+  return `${XML_DECLARATION}<REPLY><PROLOG_FREQ>${prologFreqHours}</PROLOG_FREQ>${send ? '<RESPONSE>SEND</RESPONSE>' : ''}</REPLY>\n`;
+}
+
+export function xmlAck(): string {
+  return `${XML_DECLARATION}<REPLY><RESPONSE>SEND</RESPONSE></REPLY>\n`;
+}
+
+export function xmlError(message: string): string {
+  return `${XML_DECLARATION}<REPLY><ERROR>${escapeXml(message)}</ERROR></REPLY>\n`;
+}
+
+export function jsonOk(expirationHours: number): string {
+  return JSON.stringify({ status: 'ok', expiration: expirationHours });
+}
+
+export function jsonContact(expiration: number | string, opts: { inventory: boolean; message?: string }): string {
+  const disabled = opts.inventory ? DISABLED_TASKS : ['inventory', ...DISABLED_TASKS];
+  return JSON.stringify({
+    status: 'ok',
+    expiration,
+    tasks: opts.inventory ? { inventory: { server: 'glpi', version: INVENTORY_TASK_VERSION } } : {},
+    disabled,
+    ...(opts.message ? { message: opts.message } : {}),
+  });
+}
+
+export function jsonError(message: string, expirationHours: number): string {
+  return JSON.stringify({ status: 'error', message, expiration: expirationHours });
+}
+
+/** The quiet getConfig answer: "no job", so the agent logs nothing. */
+export function getConfigAnswer(): string {
+  return JSON.stringify({ configValidityPeriod: 600, schedule: [] });
+}
+
+export function errorBody(format: WireFormat, message: string, expirationHours: number): string {
+  return format === 'json' ? jsonError(message, expirationHours) : xmlError(message);
+}
+
+/** Encodes an answer like the request: zlib (default level) or gzip, else plain with its media type. */
+export function encodeAnswer(text: string, format: WireFormat, compression: Compression): EncodedAnswer {
+  const raw = Buffer.from(text, 'utf8');
+  if (compression === 'zlib' || compression === 'deflate') return { body: zlib.deflateSync(raw), contentType: 'application/x-compress-zlib' };
+  if (compression === 'gzip') return { body: zlib.gzipSync(raw), contentType: 'application/x-compress-gzip' };
+  return { body: raw, contentType: format === 'json' ? 'application/json' : 'application/xml' };
+}

@@ -1,0 +1,87 @@
+/**
+ * Request bodies as the agents send them: compression is announced only by Content-Type (any case, any
+ * parameters), confirmed by magic bytes, and sniffed when the label is unknown or wrong. Inflation is capped
+ * (a zip bomb stops at INFLATE_LIMIT) and runs on the libuv pool so a big body does not stall other agents.
+ */
+import { promisify } from 'node:util';
+import { isUtf8 } from 'node:buffer';
+import zlib from 'node:zlib';
+import { AppError } from '../errors.js';
+
+export type Compression = 'zlib' | 'gzip' | 'deflate' | 'none';
+export type BodyFormat = 'xml' | 'json' | 'unknown';
+
+const inflateAsync = promisify(zlib.inflate);
+const gunzipAsync = promisify(zlib.gunzip);
+const inflateRawAsync = promisify(zlib.inflateRaw);
+
+/** Media type without parameters, lower-cased ("Application/x-compress-zlib; x=y" → "application/x-compress-zlib"). */
+export function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase();
+}
+
+function looksZlib(b: Buffer): boolean {
+  // RFC 1950: CM=8 (deflate), CINFO ≤ 7, header checksum divisible by 31.
+  return b.length >= 2 && (b[0]! & 0x0f) === 8 && b[0]! >> 4 <= 7 && ((b[0]! << 8) | b[1]!) % 31 === 0;
+}
+
+function looksGzip(b: Buffer): boolean {
+  return b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+}
+
+/** Which decoder a body needs: the label when the bytes agree with it, else what the bytes say. */
+export function detectCompression(contentType: string | undefined, body: Buffer): Compression {
+  const type = mediaType(contentType);
+  if (type === 'application/x-compress-zlib' && looksZlib(body)) return 'zlib';
+  if (type === 'application/x-compress-gzip' && looksGzip(body)) return 'gzip';
+  if (type === 'application/x-compress-deflate') return looksZlib(body) ? 'zlib' : 'deflate';
+  if (looksGzip(body)) return 'gzip';
+  if (looksZlib(body)) return 'zlib';
+  return 'none';
+}
+
+/** Decompresses with a hard output cap. Truncated or corrupt streams are a 400, an over-cap body a 413. */
+export async function inflateBody(body: Buffer, compression: Compression, limit: number): Promise<Buffer> {
+  if (compression === 'none') {
+    if (body.length > limit) throw tooLarge(limit);
+    return body;
+  }
+  const opts = { maxOutputLength: limit };
+  try {
+    if (compression === 'zlib') return await inflateAsync(body, opts);
+    if (compression === 'gzip') return await gunzipAsync(body, opts);
+    return await inflateRawAsync(body, opts);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(limit, err);
+    throw new AppError('bad_request', `Invalid ${compression} body: cannot decompress`, { cause: err });
+  }
+}
+
+function tooLarge(limit: number, cause?: unknown): AppError {
+  return new AppError('payload_too_large', `Decompressed body exceeds ${limit} bytes`, { cause, details: { limit } });
+}
+
+/** JSON or XML by the first meaningful byte (after a UTF-8 BOM and white space). */
+export function sniffFormat(decoded: Buffer): BodyFormat {
+  let i = decoded.length >= 3 && decoded[0] === 0xef && decoded[1] === 0xbb && decoded[2] === 0xbf ? 3 : 0;
+  while (i < decoded.length && (decoded[i] === 0x20 || decoded[i] === 0x0a || decoded[i] === 0x0d || decoded[i] === 0x09)) i++;
+  if (decoded[i] === 0x7b) return 'json';
+  if (decoded[i] === 0x3c) return 'xml';
+  return 'unknown';
+}
+
+/** Text of an XML body: UTF-8 when valid, ISO-8859-1 otherwise (as GLPI does). */
+export function xmlText(decoded: Buffer): { text: string; encoding: 'utf-8' | 'latin1' } {
+  if (isUtf8(decoded)) return { text: stripBom(decoded.toString('utf8')), encoding: 'utf-8' };
+  return { text: decoded.toString('latin1'), encoding: 'latin1' };
+}
+
+function stripBom(s: string): string {
+  return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
+}
+
+/** Text of a JSON body: must be UTF-8 (RFC 8259). */
+export function jsonText(decoded: Buffer): string {
+  if (!isUtf8(decoded)) throw new AppError('bad_request', 'JSON body is not valid UTF-8');
+  return stripBom(decoded.toString('utf8'));
+}

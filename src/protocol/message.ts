@@ -1,0 +1,130 @@
+/**
+ * Turns a decoded agent body into a typed message: legacy XML (PROLOG, INVENTORY, NETDISCOVERY, SNMPQUERY)
+ * or the GLPI JSON protocol (contact, inventory, get_params, …). It also redacts the secrets agents are
+ * known to copy into their own messages (CONTACT httpd-plugins credentials, --password in perl_args), so
+ * nothing downstream — store, log, forwarder — ever holds them. Pure: no I/O.
+ */
+import { AppError } from '../errors.js';
+import { type Identity, identityFromSections, xmlSectionsToJsonShape } from './identity.js';
+import { readXmlRequest, scalar } from './xml.js';
+
+export type MessageKind = 'prolog' | 'contact' | 'inventory' | 'getconfig' | 'get_params' | 'netdiscovery' | 'netinventory' | 'other';
+export type WireFormat = 'xml' | 'json';
+
+export interface AgentMessage {
+  format: WireFormat;
+  kind: MessageKind;
+  /** The QUERY or action as sent, e.g. "PROLOG", "contact". */
+  action: string;
+  deviceid: string;
+  partial: boolean;
+  /** Set for inventories (full or partial). */
+  identity: Identity | null;
+  /** JSON protocol: the parsed message, secrets redacted. */
+  json: Record<string, unknown> | null;
+  /** Decoded text, secrets redacted; what is stored. */
+  text: string;
+  /** True when redaction changed the text, so the stored bytes must be re-encoded. */
+  redacted: boolean;
+}
+
+export const REDACTED = '[REDACTED]';
+const MAX_DEVICEID = 255;
+
+export function validDeviceid(raw: unknown): string {
+  const v = scalar(raw)?.trim();
+  if (!v) throw new AppError('bad_request', 'Missing deviceid');
+  if (v.length > MAX_DEVICEID) throw new AppError('bad_request', `deviceid longer than ${MAX_DEVICEID} characters`);
+  if (/[\u0000-\u001f\u007f]/.test(v)) throw new AppError('bad_request', 'deviceid contains control characters');
+  return v;
+}
+
+const XML_KINDS: Record<string, MessageKind> = { PROLOG: 'prolog', INVENTORY: 'inventory', NETDISCOVERY: 'netdiscovery', SNMPQUERY: 'netinventory' };
+
+/**
+ * The agents' command line is copied into the inventory (versionprovider perl_args) when run with --debug,
+ * --password included. Blank out the values of secret options inside that one field only.
+ */
+export function redactPerlArgs(text: string): string {
+  let out = text;
+  for (const marker of ['PERL_ARGS>', '"perl_args"']) {
+    let at = out.indexOf(marker);
+    while (at !== -1) {
+      const end = marker === 'PERL_ARGS>' ? out.indexOf('<', at + marker.length) : out.indexOf('\n', at);
+      const stop = end === -1 ? out.length : end;
+      const field = out.slice(at, stop);
+      const cleaned = field.replace(/(--(?:password|oauth-client-secret|oauth-client-id|user|ssl-key-password)(?:=|\s+)|\s-p\s+)([^\s"<]+)/g, `$1${REDACTED}`);
+      out = out.slice(0, at) + cleaned + out.slice(stop);
+      at = out.indexOf(marker, at + cleaned.length);
+    }
+  }
+  return out;
+}
+
+/** CONTACT `httpd-plugins` lists every config key of each plugin: tokens, users, passwords. */
+function redactHttpdPlugins(msg: Record<string, unknown>): boolean {
+  const plugins = msg['httpd-plugins'];
+  if (typeof plugins !== 'object' || plugins === null) return false;
+  let changed = false;
+  for (const conf of Object.values(plugins as Record<string, unknown>)) {
+    if (typeof conf !== 'object' || conf === null) continue;
+    for (const key of Object.keys(conf)) {
+      if (/token|password|user|secret|key/i.test(key) && (conf as Record<string, unknown>)[key] !== REDACTED) {
+        (conf as Record<string, unknown>)[key] = REDACTED;
+        changed = true;
+      }
+    }
+  }
+  return changed;
+}
+
+export function parseXmlMessage(text: string): AgentMessage {
+  const cleanText = redactPerlArgs(text);
+  const req = readXmlRequest(cleanText);
+  if (req.root !== 'REQUEST') throw new AppError('bad_request', `Invalid XML: root element must be REQUEST, not ${req.root}`);
+  // GLPI treats a missing QUERY as INVENTORY.
+  const action = (req.query ?? 'INVENTORY').trim().toUpperCase();
+  const kind = XML_KINDS[action] ?? 'other';
+  let identity: Identity | null = null;
+  if (kind === 'inventory') {
+    const { sections, tag } = xmlSectionsToJsonShape(req.identity);
+    identity = identityFromSections(sections, tag);
+  }
+  return { format: 'xml', kind, action, deviceid: validDeviceid(req.deviceid), partial: false, identity, json: null, text: cleanText, redacted: cleanText !== text };
+}
+
+const JSON_KINDS: Record<string, MessageKind> = { contact: 'contact', inventory: 'inventory', netinventory: 'netinventory', netdiscovery: 'netdiscovery', get_params: 'get_params' };
+
+export function parseJsonMessage(text: string): AgentMessage {
+  // A "__proto__" key has no place in any agent message and is how prototype pollution starts.
+  if (/"__proto__"\s*:/.test(text)) throw new AppError('bad_request', 'Invalid JSON: forbidden key "__proto__"');
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch (err) {
+    throw new AppError('bad_request', 'Invalid JSON', { cause: err });
+  }
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new AppError('bad_request', 'Invalid JSON: an object is expected');
+  const m = msg as Record<string, unknown>;
+  if (typeof m.action !== 'string' || m.action === '') throw new AppError('bad_request', 'Invalid JSON: missing action');
+  const action = m.action;
+  const kind = JSON_KINDS[action.toLowerCase()] ?? 'other';
+  let identity: Identity | null = null;
+  if (kind === 'inventory') {
+    if (typeof m.content !== 'object' || m.content === null || Array.isArray(m.content)) throw new AppError('bad_request', 'Invalid JSON: inventory without content');
+    identity = identityFromSections(m.content as Record<string, unknown>, m.tag);
+  }
+  const pluginsRedacted = kind === 'contact' && redactHttpdPlugins(m);
+  const cleanText = pluginsRedacted ? JSON.stringify(m) : redactPerlArgs(text);
+  return {
+    format: 'json',
+    kind,
+    action,
+    deviceid: validDeviceid(m.deviceid),
+    partial: m.partial === true,
+    identity,
+    json: m,
+    text: cleanText,
+    redacted: cleanText !== text,
+  };
+}

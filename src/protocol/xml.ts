@@ -1,0 +1,176 @@
+/**
+ * Reading the agents' XML without paying for the heavy parts. A single linear scan checks that the tags
+ * nest and close properly (so a broken document is refused, not stored) and records where each top-level
+ * section of <CONTENT> lies; only the few small sections the gateway decides on are handed to
+ * fast-xml-parser. DOCTYPE and ENTITY declarations are refused outright: no entity is ever expanded.
+ */
+import { XMLParser } from 'fast-xml-parser';
+import { AppError } from '../errors.js';
+
+export const MAX_XML_DEPTH = 64;
+
+/** Sections an XML inventory may repeat; the parser must always give arrays for them. */
+const LIST_SECTIONS = new Set([
+  'ACCOUNTINFO', 'ANTIVIRUS', 'BATTERIES', 'CONTROLLERS', 'CPUS', 'DATABASES_SERVICES', 'DRIVES', 'ENVS', 'FIREWALL',
+  'INPUTS', 'LICENSEINFOS', 'LOCAL_GROUPS', 'LOCAL_USERS', 'LOGICAL_VOLUMES', 'MEMORIES', 'MODEMS', 'MONITORS', 'NETWORKS',
+  'PHYSICAL_VOLUMES', 'PORTS', 'POWERSUPPLIES', 'PRINTERS', 'PROCESSES', 'REMOTE_MGMT', 'RUDDER', 'SENSORS', 'SIMCARDS',
+  'SLOTS', 'SOFTWARES', 'SOUNDS', 'STORAGES', 'USBDEVICES', 'USERS', 'VIDEOS', 'VIRTUALMACHINES', 'VOLUME_GROUPS',
+  'CAMERAS', 'POWERSUPPLY', 'DEVICE', 'COMPONENT', 'PORT', 'IP', 'CONNECTION', 'MAC', 'VLAN',
+]);
+
+/** The small sections the gateway reads on the hot path. */
+const IDENTITY_SECTIONS = new Set(['HARDWARE', 'BIOS', 'NETWORKS', 'ACCOUNTINFO', 'OPERATINGSYSTEM', 'VERSIONCLIENT']);
+
+const parserOptions = {
+  ignoreAttributes: true,
+  parseTagValue: false, // serials such as "0012" must stay strings
+  trimValues: true,
+  processEntities: true,
+  htmlEntities: false,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  isArray: (name: string) => LIST_SECTIONS.has(name),
+};
+const parser = new XMLParser(parserOptions);
+
+export interface XmlSpan {
+  name: string;
+  start: number;
+  end: number;
+}
+
+export interface XmlScan {
+  root: string;
+  /** Direct children of the root, CONTENT excluded. */
+  rootChildren: XmlSpan[];
+  /** Direct children of <CONTENT>, in document order. */
+  contentSections: XmlSpan[];
+}
+
+function badXml(message: string): AppError {
+  return new AppError('bad_request', `Invalid XML: ${message}`);
+}
+
+/** Refuses what no agent sends and what would make a parser expand or fetch anything. */
+export function assertNoDoctype(text: string): void {
+  if (/<!(DOCTYPE|ENTITY|ELEMENT|ATTLIST)/i.test(text)) throw badXml('DOCTYPE and entity declarations are not accepted');
+}
+
+/**
+ * One pass over the document: checks tag nesting and names, and records the direct children of the root and
+ * of the root's <CONTENT>. Iterative, depth-capped, so hostile nesting cannot exhaust the stack.
+ */
+export function scanXml(text: string): XmlScan {
+  assertNoDoctype(text);
+  const stack: string[] = [];
+  const starts: number[] = [];
+  const rootChildren: XmlSpan[] = [];
+  const contentSections: XmlSpan[] = [];
+  let root = '';
+  let i = text.indexOf('<');
+  while (i !== -1) {
+    const next = text.charCodeAt(i + 1);
+    if (next === 0x3f /* ? */) {
+      i = skipTo(text, '?>', i);
+    } else if (next === 0x21 /* ! */) {
+      if (text.startsWith('<!--', i)) i = skipTo(text, '-->', i);
+      else if (text.startsWith('<![CDATA[', i)) i = skipTo(text, ']]>', i);
+      else throw badXml('unexpected markup declaration');
+    } else {
+      const close = text.indexOf('>', i);
+      if (close === -1) throw badXml('unterminated tag');
+      const closing = next === 0x2f; /* / */
+      const selfClosing = text.charCodeAt(close - 1) === 0x2f;
+      const name = tagName(text, closing ? i + 2 : i + 1, close);
+      if (!name) throw badXml('empty tag name');
+      if (closing) {
+        const open = stack.pop();
+        if (open !== name) throw badXml(open ? `</${name}> closes <${open}>` : `unexpected </${name}>`);
+        const start = starts.pop()!;
+        recordSpan(stack.length, name, start, close + 1);
+      } else {
+        if (stack.length === 0 && root) throw badXml('more than one root element');
+        if (stack.length === 0) root = name;
+        if (selfClosing) {
+          recordSpan(stack.length, name, i, close + 1);
+        } else {
+          if (stack.length >= MAX_XML_DEPTH) throw badXml(`nesting deeper than ${MAX_XML_DEPTH}`);
+          stack.push(name);
+          starts.push(i);
+        }
+      }
+      i = close + 1;
+    }
+    i = text.indexOf('<', i);
+  }
+  if (stack.length > 0) throw badXml(`<${stack[stack.length - 1]}> is not closed`);
+  if (!root) throw badXml('no root element');
+  return { root, rootChildren, contentSections };
+
+  function recordSpan(depth: number, name: string, start: number, end: number): void {
+    // depth = number of open elements around this one once it is closed
+    if (depth === 1) rootChildren.push({ name, start, end });
+    else if (depth === 2 && stack[1] === 'CONTENT') contentSections.push({ name, start, end });
+  }
+}
+
+function skipTo(text: string, terminator: string, from: number): number {
+  const end = text.indexOf(terminator, from);
+  if (end === -1) throw badXml(`unterminated ${terminator === '-->' ? 'comment' : terminator === ']]>' ? 'CDATA section' : 'processing instruction'}`);
+  return end + terminator.length;
+}
+
+function tagName(text: string, from: number, to: number): string {
+  let end = from;
+  while (end < to) {
+    const c = text.charCodeAt(end);
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x2f) break;
+    end++;
+  }
+  return text.slice(from, end);
+}
+
+export type XmlObject = Record<string, unknown>;
+
+/** Parses a fragment made of complete elements into an object keyed by element name. */
+function parseFragment(fragment: string): XmlObject {
+  const parsed = parser.parse(`<X>${fragment}</X>`) as { X?: XmlObject | string };
+  return typeof parsed.X === 'object' && parsed.X !== null ? parsed.X : {};
+}
+
+export interface XmlRequest {
+  root: string;
+  query: string | undefined;
+  deviceid: string | undefined;
+  /** Identity sections of CONTENT only (HARDWARE, BIOS, NETWORKS, ACCOUNTINFO, OPERATINGSYSTEM, VERSIONCLIENT). */
+  identity: XmlObject;
+  hasContent: boolean;
+}
+
+/** What the gateway needs from an XML message, without parsing the heavy sections. */
+export function readXmlRequest(text: string): XmlRequest {
+  const scan = scanXml(text);
+  const head = parseFragment(scan.rootChildren.filter((s) => s.name !== 'CONTENT').map((s) => text.slice(s.start, s.end)).join(''));
+  const wanted = scan.contentSections.filter((s) => IDENTITY_SECTIONS.has(s.name));
+  const identity = parseFragment(wanted.map((s) => text.slice(s.start, s.end)).join(''));
+  return {
+    root: scan.root,
+    query: scalar(head.QUERY),
+    deviceid: scalar(head.DEVICEID),
+    identity,
+    hasContent: scan.rootChildren.some((s) => s.name === 'CONTENT'),
+  };
+}
+
+/** The whole document as an object (for the inventory view; never on the hot path). */
+export function parseXmlDocument(text: string): XmlObject {
+  scanXml(text);
+  return parser.parse(text) as XmlObject;
+}
+
+export function scalar(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return scalar(v[0]);
+  return undefined;
+}

@@ -1,0 +1,64 @@
+/**
+ * Starts the gateway: config → deps (database, migrations under an advisory lock, Redis) → bootstrap →
+ * app → HTTP(S) listener with request timeouts. SIGTERM/SIGINT stop accepting, let in-flight requests
+ * finish (bounded), then close pools, so nothing an agent was told "ok" about is lost.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import { type Clock, type Deps, createDeps } from './deps.js';
+
+export interface RunningServer {
+  deps: Deps;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Readonly<Config>, logger: Logger, opts: { clock?: Clock } = {}): Promise<RunningServer> {
+  const deps = await createDeps(config, logger, { role: 'server', migrate: true, clock: opts.clock });
+  const app = buildApp(deps);
+  const tls = config.tlsCert && config.tlsKey;
+  const server = tls
+    ? https.createServer(
+        {
+          cert: fs.readFileSync(config.tlsCert!),
+          key: fs.readFileSync(config.tlsKey!),
+          ...(config.tlsClientCa ? { ca: fs.readFileSync(config.tlsClientCa), requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        app,
+      )
+    : http.createServer(app);
+  // Slow senders: the whole request (headers and body) must arrive within REQUEST_TIMEOUT.
+  server.requestTimeout = config.requestTimeoutSeconds * 1000;
+  server.headersTimeout = Math.min(60_000, server.requestTimeout);
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const scheme = tls ? 'https' : 'http';
+  const url = `${scheme}://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
+  logger.info({ url, host: config.host, port, agentAuth: config.agentAuth }, `agent-gate listening: point agents at ${url}/`);
+  if (config.agentAuth === 'off') logger.warn('AGENT_AUTH=off: any agent is accepted without a credential (lab mode)');
+
+  let closing: Promise<void> | null = null;
+  async function close(): Promise<void> {
+    closing ??= (async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // In-flight requests get a bounded time to finish; then the rest are cut.
+        setTimeout(() => server.closeAllConnections(), 10_000).unref();
+      });
+      await deps.close();
+    })();
+    return closing;
+  }
+  return { deps, port, url, close };
+}

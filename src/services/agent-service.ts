@@ -1,0 +1,204 @@
+/**
+ * What the gateway does with one agent message: record it (device, registration, raw submission, view) in
+ * one transaction and choose the answer the agent needs. Answers are chosen for the agents' real reactions
+ * (../shared/PROTOCOL.md): PROLOG gets SEND, a GLPI Agent's PROLOG gets the JSON that moves it to the JSON
+ * protocol, CONTACT gets tasks.inventory plus every other task disabled so no extra requests follow.
+ * Outcomes are return values; an exception means the request could not be recorded and must not be acked.
+ */
+import { type Compression, detectCompression } from '../protocol/decode.js';
+import { encodeAnswer, getConfigAnswer, jsonContact, jsonError, jsonOk, xmlAck, xmlError, xmlProlog } from '../protocol/answers.js';
+import type { AgentMessage, MessageKind, WireFormat } from '../protocol/message.js';
+import type { Sql } from '../store/db.js';
+import {
+  type DeviceRow,
+  type RegistrationInput,
+  insertRegistration,
+  insertSubmission,
+  lockInventory,
+  loadSubmissionBody,
+  mergePartialInventory,
+  setFullInventory,
+  setInventoryView,
+  upsertDevice,
+} from '../store/agent-store.js';
+import { viewFromBody } from './inventory-view.js';
+
+export interface AgentRequest {
+  receivedAt: Date;
+  method: string;
+  path: string;
+  remoteAddr: string | null;
+  userAgent: string | null;
+  agentId: string | null;
+  proxyId: string | null;
+  requestId: string | null;
+  contentType: string | null;
+  /** Body exactly as received. */
+  body: Buffer;
+  compression: Compression;
+  decodedSize: number;
+}
+
+export interface AgentAnswer {
+  status: number;
+  format: WireFormat;
+  text: string;
+  outcome: string;
+}
+
+export interface AgentServiceDeps {
+  sql: Sql;
+  prologFreqHours: number;
+}
+
+const STORED_KINDS = new Set<MessageKind>(['inventory', 'netdiscovery', 'netinventory']);
+
+export function createAgentService(deps: AgentServiceDeps) {
+  const freq = deps.prologFreqHours;
+
+  function answerFor(msg: AgentMessage, req: AgentRequest): Omit<AgentAnswer, 'outcome'> {
+    switch (msg.kind) {
+      case 'prolog':
+        // A PROLOG from a GLPI Agent (it sends GLPI-Agent-ID) is answered in JSON: that moves it to the JSON protocol.
+        return req.agentId ? { status: 200, format: 'json', text: jsonOk(freq) } : { status: 200, format: 'xml', text: xmlProlog(freq, true) };
+      case 'contact':
+        return { status: 200, format: 'json', text: jsonContact(freq, { inventory: true }) };
+      case 'inventory':
+      case 'netdiscovery':
+      case 'netinventory':
+        return msg.format === 'json' ? { status: 200, format: 'json', text: jsonOk(freq) } : { status: 200, format: 'xml', text: xmlAck() };
+      case 'get_params':
+        return { status: 200, format: 'json', text: jsonOk(freq) };
+      default: {
+        const message = msg.format === 'json' ? `Action '${msg.action}' is not supported.` : `Query '${msg.action}' is not supported.`;
+        return { status: 501, format: msg.format, text: msg.format === 'json' ? jsonError(message, freq) : xmlError(message) };
+      }
+    }
+  }
+
+  function registrationOf(req: AgentRequest, msg: AgentMessage, deviceId: number | null, answer: AgentAnswer): RegistrationInput {
+    return {
+      receivedAt: req.receivedAt,
+      deviceId,
+      deviceid: msg.deviceid,
+      method: req.method,
+      path: req.path,
+      kind: msg.kind,
+      format: msg.format,
+      compression: req.compression,
+      bodySize: req.body.length,
+      decodedSize: req.decodedSize,
+      partial: msg.partial,
+      remoteAddr: req.remoteAddr,
+      userAgent: req.userAgent,
+      agentId: req.agentId,
+      proxyId: req.proxyId,
+      requestId: req.requestId,
+      outcome: answer.outcome,
+      status: answer.status,
+      message: answer.status >= 400 ? `${msg.format} ${msg.kind} ${msg.action}` : null,
+      details: msg.kind === 'contact' ? contactDetails(msg) : null,
+    };
+  }
+
+  /** The bytes kept for a submission: as received, unless redaction changed the text. */
+  function storedBody(req: AgentRequest, msg: AgentMessage): { body: Buffer; compression: Compression } {
+    if (!msg.redacted) return { body: req.body, compression: req.compression };
+    const compression = req.compression === 'deflate' ? 'zlib' : req.compression;
+    return { body: encodeAnswer(msg.text, msg.format, compression).body, compression };
+  }
+
+  async function handle(req: AgentRequest, msg: AgentMessage): Promise<AgentAnswer> {
+    const answer: AgentAnswer = { ...answerFor(msg, req), outcome: 'accepted' };
+    if (answer.status >= 400) answer.outcome = 'unsupported';
+    // Network-task messages describe other devices: never let them create or change the sender's record.
+    const touchesDevice = msg.kind === 'prolog' || msg.kind === 'contact' || msg.kind === 'inventory' || msg.kind === 'get_params';
+    await deps.sql.begin(async (tx) => {
+      let device: DeviceRow | null = null;
+      if (touchesDevice) device = await upsertDevice(tx, deviceFacts(req, msg));
+      const registrationId = await insertRegistration(tx, registrationOf(req, msg, device?.id ?? null, answer));
+      if (!STORED_KINDS.has(msg.kind)) return;
+      const stored = storedBody(req, msg);
+      const submissionId = await insertSubmission(tx, {
+        deviceId: msg.kind === 'inventory' ? device!.id : null,
+        registrationId,
+        receivedAt: req.receivedAt,
+        kind: msg.kind,
+        format: msg.format,
+        compression: stored.compression,
+        contentType: req.contentType,
+        partial: msg.partial,
+        decodedSize: req.decodedSize,
+        body: stored.body,
+      });
+      if (msg.kind !== 'inventory' || !device) return;
+      if (!msg.partial) return setFullInventory(tx, device.id, submissionId, msg.format, req.receivedAt);
+      const state = await lockInventory(tx, device.id);
+      if (state && !state.hasView && state.fullSubmissionId !== null) {
+        const full = await loadSubmissionBody(tx, state.fullSubmissionId);
+        if (full) await setInventoryView(tx, device.id, viewFromBody(full.body, full.compression, full.format), req.receivedAt);
+      }
+      const content = (msg.json?.content ?? {}) as Record<string, unknown>;
+      await mergePartialInventory(tx, device.id, content, msg.format, req.receivedAt);
+    });
+    return answer;
+  }
+
+  /** getConfig GETs (Deploy, ESX, Collect): the quiet "no job" answer, recorded; needs no credential. */
+  async function getConfig(req: AgentRequest, machineid: string | null, tasks: Record<string, string>): Promise<AgentAnswer> {
+    const answer: AgentAnswer = { status: 200, format: 'json', text: getConfigAnswer(), outcome: 'accepted' };
+    await insertRegistration(deps.sql, {
+      receivedAt: req.receivedAt, deviceId: null, deviceid: machineid, method: req.method, path: req.path, kind: 'getconfig',
+      format: 'none', compression: 'none', bodySize: 0, decodedSize: 0, partial: false, remoteAddr: req.remoteAddr,
+      userAgent: req.userAgent, agentId: req.agentId, proxyId: req.proxyId, requestId: req.requestId, outcome: answer.outcome,
+      status: answer.status, message: null, details: { tasks },
+    });
+    return answer;
+  }
+
+  /** Records a request refused before (or while) it could be understood: the refusal is the only row written. */
+  async function recordRefusal(req: AgentRequest, info: { format: WireFormat | 'none'; kind?: MessageKind; deviceid?: string | null; status: number; outcome: string; message: string }): Promise<void> {
+    await insertRegistration(deps.sql, {
+      receivedAt: req.receivedAt, deviceId: null, deviceid: info.deviceid ?? null, method: req.method, path: req.path,
+      kind: info.kind ?? 'other', format: info.format, compression: req.compression, bodySize: req.body.length,
+      decodedSize: req.decodedSize, partial: false, remoteAddr: req.remoteAddr, userAgent: req.userAgent, agentId: req.agentId,
+      proxyId: req.proxyId, requestId: req.requestId, outcome: info.outcome, status: info.status, message: info.message, details: null,
+    });
+  }
+
+  return { handle, getConfig, recordRefusal, detectCompression };
+}
+
+export type AgentService = ReturnType<typeof createAgentService>;
+
+function deviceFacts(req: AgentRequest, msg: AgentMessage) {
+  const id = msg.identity;
+  const contactTag = msg.kind === 'contact' && typeof msg.json?.tag === 'string' ? msg.json.tag : null;
+  return {
+    deviceid: msg.deviceid,
+    initialState: 'approved' as const,
+    name: id?.name,
+    uuid: id?.uuid,
+    serial: id?.serial,
+    msn: id?.msn,
+    assetTag: id?.assetTag,
+    manufacturer: id?.manufacturer,
+    model: id?.model,
+    macs: id?.macs,
+    ips: id?.ips,
+    os: id?.os,
+    tag: id?.tag ?? contactTag,
+    agentId: req.agentId,
+    agentVersion: id?.agentVersion ?? req.userAgent,
+    remoteAddr: req.remoteAddr,
+    seenAt: req.receivedAt,
+    inventoryAt: msg.kind === 'inventory' ? req.receivedAt : null,
+  };
+}
+
+/** What a CONTACT says about the agent, secrets already redacted by the protocol layer. */
+function contactDetails(msg: AgentMessage): Record<string, unknown> {
+  const j = msg.json ?? {};
+  const pick = ['enabled-tasks', 'installed-tasks', 'httpd-port', 'httpd-plugins', 'name', 'version', 'tag'];
+  return Object.fromEntries(pick.filter((k) => k in j).map((k) => [k, j[k]]));
+}

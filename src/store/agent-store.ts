@@ -1,0 +1,175 @@
+/**
+ * Writes of the agent path: device upsert, registration, raw submission and inventory view. Every write of
+ * one request runs in one transaction (`record`), and device creation is `insert … on conflict`, so
+ * concurrent first contacts of one device make exactly one row.
+ */
+import type { Queryable as Tx } from './db.js';
+
+export interface DeviceFacts {
+  deviceid: string;
+  initialState: 'quarantined' | 'approved';
+  name?: string | null;
+  uuid?: string | null;
+  serial?: string | null;
+  msn?: string | null;
+  assetTag?: string | null;
+  manufacturer?: string | null;
+  model?: string | null;
+  macs?: string[];
+  ips?: string[];
+  os?: string | null;
+  tag?: string | null;
+  agentId?: string | null;
+  agentVersion?: string | null;
+  remoteAddr: string | null;
+  seenAt: Date;
+  inventoryAt?: Date | null;
+}
+
+export interface DeviceRow {
+  id: number;
+  state: 'quarantined' | 'approved' | 'rejected' | 'conflict';
+  inserted: boolean;
+}
+
+export async function upsertDevice(tx: Tx, d: DeviceFacts): Promise<DeviceRow> {
+  const [row] = await tx<DeviceRow[]>`
+    insert into devices (deviceid, state, name, uuid, serial, msn, asset_tag, manufacturer, model, macs, ips, os, tag,
+                         agent_id, agent_version, first_seen, last_seen, last_remote_addr, last_inventory_at)
+    values (${d.deviceid}, ${d.initialState}, ${d.name ?? null}, ${d.uuid ?? null}, ${d.serial ?? null}, ${d.msn ?? null},
+            ${d.assetTag ?? null}, ${d.manufacturer ?? null}, ${d.model ?? null}, ${d.macs ?? []}::text[], ${d.ips ?? []}::text[],
+            ${d.os ?? null}, ${d.tag ?? null}, ${d.agentId ?? null}, ${d.agentVersion ?? null}, ${d.seenAt}, ${d.seenAt},
+            ${d.remoteAddr}, ${d.inventoryAt ?? null})
+    on conflict (deviceid) do update set
+      last_seen = greatest(devices.last_seen, excluded.last_seen),
+      last_remote_addr = coalesce(excluded.last_remote_addr, devices.last_remote_addr),
+      name = coalesce(excluded.name, devices.name),
+      uuid = coalesce(excluded.uuid, devices.uuid),
+      serial = coalesce(excluded.serial, devices.serial),
+      msn = coalesce(excluded.msn, devices.msn),
+      asset_tag = coalesce(excluded.asset_tag, devices.asset_tag),
+      manufacturer = coalesce(excluded.manufacturer, devices.manufacturer),
+      model = coalesce(excluded.model, devices.model),
+      macs = case when cardinality(excluded.macs) > 0 then excluded.macs else devices.macs end,
+      ips = case when cardinality(excluded.ips) > 0 then excluded.ips else devices.ips end,
+      os = coalesce(excluded.os, devices.os),
+      tag = coalesce(excluded.tag, devices.tag),
+      agent_id = coalesce(excluded.agent_id, devices.agent_id),
+      agent_version = coalesce(excluded.agent_version, devices.agent_version),
+      last_inventory_at = coalesce(excluded.last_inventory_at, devices.last_inventory_at)
+    returning id, state, (xmax = 0) as inserted`;
+  return row!;
+}
+
+export interface RegistrationInput {
+  receivedAt: Date;
+  deviceId: number | null;
+  deviceid: string | null;
+  method: string;
+  path: string;
+  kind: string;
+  format: 'xml' | 'json' | 'none';
+  compression: string;
+  bodySize: number;
+  decodedSize: number;
+  partial: boolean;
+  remoteAddr: string | null;
+  userAgent: string | null;
+  agentId: string | null;
+  proxyId: string | null;
+  requestId: string | null;
+  outcome: string;
+  status: number;
+  message: string | null;
+  details: Record<string, unknown> | null;
+}
+
+export async function insertRegistration(tx: Tx, r: RegistrationInput): Promise<number> {
+  const [row] = await tx<{ id: number }[]>`
+    insert into registrations (received_at, device_id, deviceid, method, path, kind, format, compression, body_size,
+                               decoded_size, partial, remote_addr, user_agent, agent_id, proxy_id, request_id, outcome,
+                               status, message, details)
+    values (${r.receivedAt}, ${r.deviceId}, ${r.deviceid}, ${r.method}, ${r.path}, ${r.kind}, ${r.format}, ${r.compression},
+            ${r.bodySize}, ${r.decodedSize}, ${r.partial}, ${r.remoteAddr}, ${r.userAgent}, ${r.agentId}, ${r.proxyId},
+            ${r.requestId}, ${r.outcome}, ${r.status}, ${r.message},
+            ${r.details === null ? null : tx.json(r.details as never)})
+    returning id`;
+  return row!.id;
+}
+
+export interface SubmissionInput {
+  deviceId: number | null;
+  registrationId: number;
+  receivedAt: Date;
+  kind: string;
+  format: string;
+  compression: string;
+  contentType: string | null;
+  partial: boolean;
+  decodedSize: number;
+  body: Buffer;
+}
+
+export async function insertSubmission(tx: Tx, s: SubmissionInput): Promise<number> {
+  const [row] = await tx<{ id: number }[]>`
+    insert into submissions (device_id, registration_id, received_at, kind, format, compression, content_type, partial,
+                             decoded_size, body)
+    values (${s.deviceId}, ${s.registrationId}, ${s.receivedAt}, ${s.kind}, ${s.format}, ${s.compression}, ${s.contentType},
+            ${s.partial}, ${s.decodedSize}, ${s.body})
+    returning id`;
+  return row!.id;
+}
+
+/** A full inventory replaces the device's inventory; its view is built lazily from the raw bytes. */
+export async function setFullInventory(tx: Tx, deviceId: number, submissionId: number, format: string, at: Date): Promise<void> {
+  await tx`
+    insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
+    values (${deviceId}, ${submissionId}, ${format}, null, 0, ${at})
+    on conflict (device_id) do update set
+      full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
+      partials_merged = 0, updated_at = excluded.updated_at`;
+}
+
+export interface InventoryState {
+  fullSubmissionId: number | null;
+  hasView: boolean;
+}
+
+/** Locks the device's inventory row for the merge that follows. */
+export async function lockInventory(tx: Tx, deviceId: number): Promise<InventoryState | null> {
+  const [row] = await tx<{ fullSubmissionId: number | null; hasView: boolean }[]>`
+    select full_submission_id as "fullSubmissionId", view is not null as "hasView"
+    from inventories where device_id = ${deviceId} for update`;
+  return row ?? null;
+}
+
+export async function loadSubmissionBody(tx: Tx, submissionId: number): Promise<{ body: Buffer; compression: string; format: string } | null> {
+  const [row] = await tx<{ body: Buffer; compression: string; format: string }[]>`
+    select body, compression, format from submissions where id = ${submissionId}`;
+  return row ?? null;
+}
+
+export async function setInventoryView(tx: Tx, deviceId: number, view: Record<string, unknown>, at: Date): Promise<void> {
+  await tx`update inventories set view = ${tx.json(view as never)}, updated_at = ${at} where device_id = ${deviceId}`;
+}
+
+/**
+ * Merges a partial inventory into the view: each section present replaces the stored one whole; a missing
+ * section means "unchanged". hardware.lastloggeduser/datelastloggeduser survive a hardware section that
+ * arrives without them (the agent drops them together with the users section).
+ */
+export async function mergePartialInventory(tx: Tx, deviceId: number, content: Record<string, unknown>, format: string, at: Date): Promise<void> {
+  const partial = tx.json(content as never);
+  await tx`
+    insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
+    values (${deviceId}, null, ${format}, ${partial}, 1, ${at})
+    on conflict (device_id) do update set
+      view = case when excluded.view ? 'hardware' then
+               coalesce(inventories.view, '{}'::jsonb) || excluded.view || jsonb_build_object('hardware',
+                 jsonb_strip_nulls(jsonb_build_object(
+                   'lastloggeduser', inventories.view #> '{hardware,lastloggeduser}',
+                   'datelastloggeduser', inventories.view #> '{hardware,datelastloggeduser}')) || (excluded.view -> 'hardware'))
+             else coalesce(inventories.view, '{}'::jsonb) || excluded.view end,
+      partials_merged = inventories.partials_merged + 1,
+      updated_at = excluded.updated_at`;
+}
