@@ -20,8 +20,9 @@ export const DISABLED_TASKS = ['collect', 'deploy', 'esx', 'netdiscovery', 'neti
 /** `tasks.inventory.version` must be non-empty or the GLPI Agent falls back to an extra PROLOG. */
 export const INVENTORY_TASK_VERSION = '1.0';
 
+/** Escapes element text (quotes need no escaping outside attributes). */
 function escapeXml(s: string): string {
-  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+  return s.replace(/[<>&]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;' })[c]!);
 }
 
 /** PROLOG answer. Without SEND the agents skip their inventory (the polite way to say "not now"). */

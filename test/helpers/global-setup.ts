@@ -1,0 +1,28 @@
+/**
+ * Fails fast, with a clear message, when the real Postgres or Redis the tests need is not there, and drops
+ * schemas left behind by interrupted earlier runs.
+ */
+import postgres from 'postgres';
+import { Redis } from 'ioredis';
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env.js';
+
+export default async function setup(): Promise<void> {
+  const sql = postgres(TEST_DATABASE_URL, { onnotice: () => {}, max: 1, connect_timeout: 5 });
+  try {
+    const stale = await sql<{ nspname: string }[]>`select nspname from pg_namespace where nspname like 'agtest_%'`;
+    for (const { nspname } of stale) await sql.unsafe(`drop schema if exists "${nspname}" cascade`);
+  } catch (err) {
+    throw new Error(`tests need PostgreSQL at ${TEST_DATABASE_URL}: ${(err as Error).message}`);
+  } finally {
+    await sql.end();
+  }
+  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    throw new Error(`tests need Redis at ${TEST_REDIS_URL}: ${(err as Error).message}`);
+  } finally {
+    redis.disconnect();
+  }
+}
