@@ -37,7 +37,8 @@ export interface TestContext {
 }
 
 export async function createSchema(): Promise<{ url: string; drop(): Promise<void> }> {
-  const schema = `agtest_${crypto.randomBytes(6).toString('hex')}`;
+  // The creation time in the name lets global setup drop only schemas that earlier, dead runs left behind.
+  const schema = `agtest_${Math.floor(Date.now() / 1000)}_${crypto.randomBytes(4).toString('hex')}`;
   const admin = postgres(TEST_DATABASE_URL, { onnotice: () => {}, max: 1 });
   await admin.unsafe(`create schema "${schema}"`);
   const url = `${TEST_DATABASE_URL}${TEST_DATABASE_URL.includes('?') ? '&' : '?'}search_path=${schema}`;
