@@ -7,14 +7,12 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Deps } from './deps.js';
 import { toAppError } from './errors.js';
 import { agentEndpoint } from './http/agent-endpoint.js';
-import { type AgentAuth, openAgentAuth } from './http/agent-auth.js';
+import { openAgentAuth, requiredAgentAuth } from './http/agent-auth.js';
+import { adminApi } from './http/admin-api.js';
 import { healthRoutes } from './http/health.js';
+import { tokenEndpoint } from './http/token-endpoint.js';
 
-export interface AppOptions {
-  agentAuth?: AgentAuth;
-}
-
-export function buildApp(deps: Deps, opts: AppOptions = {}): express.Express {
+export function buildApp(deps: Deps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -30,10 +28,16 @@ export function buildApp(deps: Deps, opts: AppOptions = {}): express.Express {
     next();
   });
   app.use(healthRoutes(deps));
+  app.use(adminApi({ admin: deps.admin, records: deps.records }));
+  app.use(tokenEndpoint({ credentials: deps.credentials }));
+  const agentAuth =
+    deps.config.agentAuth === 'off'
+      ? openAgentAuth()
+      : requiredAgentAuth({ credentials: deps.credentials, realm: deps.config.authRealm, prologFreqHours: deps.config.prologFreqHours, metrics: deps.metrics });
   app.use(
     agentEndpoint({
       service: deps.agentService,
-      auth: opts.agentAuth ?? openAgentAuth(),
+      auth: agentAuth,
       logger: deps.logger,
       metrics: deps.metrics,
       bodyLimit: deps.config.bodyLimit,

@@ -10,6 +10,9 @@ import { type Database, openDatabase } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { createAgentService } from './services/agent-service.js';
 import { createMetrics } from './http/metrics.js';
+import { type CredentialService, createCredentialService } from './services/credentials.js';
+import { type Admin, createAdmin } from './services/admin.js';
+import { type Records, createRecords } from './services/records.js';
 
 export interface Clock {
   now(): Date;
@@ -25,6 +28,9 @@ export interface Deps {
   clock: Clock;
   metrics: ReturnType<typeof createMetrics>;
   agentService: ReturnType<typeof createAgentService>;
+  credentials: CredentialService;
+  admin: Admin;
+  records: Records;
   close(): Promise<void>;
 }
 
@@ -59,15 +65,21 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     logger.warn('redis: none (no REDIS_URL) — limits and caches are per process, in memory; set REDIS_URL when running several gateways');
   }
   const metrics = createMetrics();
-  const agentService = createAgentService({ sql: db.sql, prologFreqHours: config.prologFreqHours });
+  const clock = opts.clock ?? systemClock;
+  const credentials = createCredentialService({ sql: db.sql, clock, logger, cacheSeconds: config.secretCacheSeconds, tokenTtlSeconds: config.tokenTtlSeconds });
+  const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
+  const agentService = createAgentService({ sql: db.sql, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent });
   return {
     config,
     logger,
     db,
     redis,
-    clock: opts.clock ?? systemClock,
+    clock,
     metrics,
     agentService,
+    credentials,
+    admin,
+    records: createRecords(db.sql),
     async close() {
       redis?.disconnect();
       await db.close();

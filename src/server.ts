@@ -11,6 +11,25 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { type Clock, type Deps, createDeps } from './deps.js';
+import { bootstrapCredentials } from './services/bootstrap.js';
+
+const GRACE_WARNING_HORIZON_SECONDS = 24 * 3600;
+
+/** Warns (log + metric) while a rotated key version closes within a day and devices still use only it. */
+function watchGraceWindows(deps: Deps): NodeJS.Timeout {
+  const check = async () => {
+    const closing = await deps.admin.expiringVersionsInUse(GRACE_WARNING_HORIZON_SECONDS);
+    deps.metrics.setGraceWarnings(closing.reduce((n, v) => n + v.devices, 0));
+    for (const v of closing) {
+      deps.logger.warn({ key: v.keyName, version: v.version, expiresAt: v.expiresAt, devices: v.devices }, `registration key "${v.keyName}" version ${v.version} closes soon and ${v.devices} device(s) still use it: see agent-gate secrets usage --name ${v.keyName}`);
+    }
+  };
+  const run = () => void check().catch((err: unknown) => deps.logger.warn({ err }, 'grace window check failed'));
+  run();
+  const timer = setInterval(run, 10 * 60 * 1000);
+  timer.unref();
+  return timer;
+}
 
 export interface RunningServer {
   deps: Deps;
@@ -21,7 +40,14 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<Config>, logger: Logger, opts: { clock?: Clock } = {}): Promise<RunningServer> {
   const deps = await createDeps(config, logger, { role: 'server', migrate: true, clock: opts.clock });
+  try {
+    await bootstrapCredentials(deps.admin, config, logger);
+  } catch (err) {
+    await deps.close();
+    throw err;
+  }
   const app = buildApp(deps);
+  const graceWatch = watchGraceWindows(deps);
   const tls = config.tlsCert && config.tlsKey;
   const server = tls
     ? https.createServer(
@@ -56,6 +82,7 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
         // In-flight requests get a bounded time to finish; then the rest are cut.
         setTimeout(() => server.closeAllConnections(), 10_000).unref();
       });
+      clearInterval(graceWatch);
       await deps.close();
     })();
     return closing;

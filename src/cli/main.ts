@@ -4,12 +4,14 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, configTable, loadConfig } from '../config.js';
+import { AppError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { startServer } from '../server.js';
 import { type Deps, createDeps } from '../deps.js';
 import { migrate } from '../store/migrate.js';
 import { DEVICE_STATES, createRecords } from '../services/records.js';
 import { printJson, printTable } from './output.js';
+import { credentialCommands } from './credential-commands.js';
 
 function positiveInt(v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
@@ -103,6 +105,7 @@ export function buildCli(): Command {
       });
     });
 
+  credentialCommands(program, withDeps);
   return program;
 }
 
@@ -110,8 +113,9 @@ export async function runCli(argv: string[]): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (err) {
-    if (err instanceof ConfigError) process.stderr.write(`agent-gate: ${err.message}\n`);
-    else process.stderr.write(`agent-gate: ${(err as Error).message}\n`);
+    // AppError messages are written for people; anything else is shown as is (no stack trace).
+    const message = err instanceof AppError ? err.publicMessage : (err as Error).message;
+    process.stderr.write(`agent-gate: ${err instanceof ConfigError ? err.message : message}\n`);
     process.exitCode = 1;
   }
 }

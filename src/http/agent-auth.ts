@@ -3,6 +3,7 @@
  * a 401 carrying exactly one `WWW-Authenticate: Basic realm="…"` (quoted, same realm every time), so every
  * 401 is built here and nowhere else, and every credential failure gets byte-identical answers (no oracle).
  */
+import type { TLSSocket } from 'node:tls';
 import type { Request, Response } from 'express';
 import type { Compression } from '../protocol/decode.js';
 import type { AgentRequest } from '../services/agent-service.js';
@@ -16,6 +17,13 @@ export type AuthResult = { ok: true; principal: AgentPrincipal | null } | { ok: 
 export interface AgentAuth {
   authenticate(req: Request, ar: AgentRequest): Promise<AuthResult>;
   challenge(req: Request, res: Response, result: AuthResult, compression: Compression): void;
+}
+
+function verifiedCertificateCn(req: Request): string | null {
+  const socket = req.socket as TLSSocket;
+  if (!socket.encrypted || !socket.authorized) return null;
+  const cn = socket.getPeerCertificate()?.subject?.CN;
+  return typeof cn === 'string' && cn !== '' ? cn : null;
 }
 
 /** AGENT_AUTH=off: every agent is let in (lab use; logged as a warning at every start). */
@@ -43,12 +51,18 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
   return {
     async authenticate(req, ar) {
       const authz = req.headers.authorization;
-      if (!authz) return { ok: false, reason: 'missing' };
+      if (!authz) {
+        // A client certificate verified by the TLS listener (TLS_CLIENT_CA) stands for the client named by its CN.
+        const cn = verifiedCertificateCn(req);
+        const principal = cn ? await deps.credentials.verifyCertificate(cn) : null;
+        return principal ? { ok: true, principal } : { ok: false, reason: 'missing' };
+      }
       const principal = await deps.credentials.verifyAuthorization(authz, { remoteAddr: ar.remoteAddr, at: ar.receivedAt });
       if (!principal) {
         deps.metrics.authFailure('invalid');
         return { ok: false, reason: 'invalid' };
       }
+      if (principal.keyVersion !== null) deps.metrics.keyVersionUsed(principal.name, principal.keyVersion);
       return { ok: true, principal };
     },
     challenge(req, res, _result, compression) {

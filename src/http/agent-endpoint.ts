@@ -10,7 +10,7 @@ import { AppError, toAppError } from '../errors.js';
 import { type Compression, detectCompression, inflateBody, mediaType, sniffFormat, jsonText, xmlText } from '../protocol/decode.js';
 import { encodeAnswer, errorBody } from '../protocol/answers.js';
 import { type AgentMessage, type WireFormat, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
-import type { AgentAnswer, AgentRequest, AgentService } from '../services/agent-service.js';
+import { type AgentAnswer, type AgentRequest, type AgentService, CredentialMisuse } from '../services/agent-service.js';
 import type { AgentAuth } from './agent-auth.js';
 import type { Metrics } from './metrics.js';
 
@@ -75,6 +75,7 @@ function baseRequest(req: Request, receivedAt: Date): AgentRequest {
     body: Buffer.alloc(0),
     compression: compressionFromLabel(req),
     decodedSize: 0,
+    principal: null,
   };
 }
 
@@ -116,6 +117,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       deps.metrics.agentRequest('unknown', formatFromHeaders(req), 'unauthorized');
       return deps.auth.challenge(req, res, auth, ar.compression);
     }
+    ar.principal = auth.principal;
     readBody(req, res, (err?: unknown) => {
       if (err) return fail(req, res, ar, bodyError(err, deps.bodyLimit), null);
       processBody(req, res, ar).catch(next);
@@ -144,6 +146,10 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   }
 
   async function fail(req: Request, res: Response, ar: AgentRequest, err: unknown, msg: AgentMessage | null): Promise<void> {
+    if (err instanceof CredentialMisuse) {
+      deps.metrics.agentRequest(msg?.kind ?? 'unknown', msg?.format ?? 'none', 'unauthorized');
+      return deps.auth.challenge(req, res, { ok: false, reason: 'invalid' }, ar.compression);
+    }
     const appErr = toAppError(err);
     const format = msg?.format ?? formatFromHeaders(req);
     const log = appErr.status >= 500 ? deps.logger.error.bind(deps.logger) : deps.logger.info.bind(deps.logger);

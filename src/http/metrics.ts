@@ -32,8 +32,21 @@ export function createMetrics() {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  const graceWarnings = new client.Gauge({
+    name: 'agentgate_key_versions_closing_devices',
+    help: 'Devices still using only a registration key version whose grace window closes within 24 h',
+    registers: [registry],
+  });
+  const keyVersionUse = new client.Counter({
+    name: 'agentgate_key_version_requests_total',
+    help: 'Authenticated agent requests by registration key and version',
+    labelNames: ['key', 'version'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    setGraceWarnings: (n: number) => graceWarnings.set(n),
+    keyVersionUsed: (key: string, version: number) => keyVersionUse.inc({ key, version: String(version) }),
     agentRequest: (kind: string, format: string, outcome: string) => requests.inc({ kind, format, outcome }),
     inflated: (bytes: number) => inflatedBytes.observe(bytes),
     httpDone: (route: string, status: number, seconds: number) => httpDuration.observe({ route, status: `${Math.floor(status / 100)}xx` }, seconds),

@@ -5,7 +5,7 @@
  * protocol, CONTACT gets tasks.inventory plus every other task disabled so no extra requests follow.
  * Outcomes are return values; an exception means the request could not be recorded and must not be acked.
  */
-import { type Compression, detectCompression } from '../protocol/decode.js';
+import type { Compression } from '../protocol/decode.js';
 import { encodeAnswer, getConfigAnswer, jsonContact, jsonError, jsonOk, xmlAck, xmlError, xmlProlog } from '../protocol/answers.js';
 import type { AgentMessage, MessageKind, WireFormat } from '../protocol/message.js';
 import type { Sql } from '../store/db.js';
@@ -21,6 +21,9 @@ import {
   setInventoryView,
   upsertDevice,
 } from '../store/agent-store.js';
+import { takeKeyDeviceSlot } from '../store/auth-store.js';
+import { AppError } from '../errors.js';
+import type { AgentPrincipal } from './credentials.js';
 import { viewFromBody } from './inventory-view.js';
 
 export interface AgentRequest {
@@ -37,6 +40,8 @@ export interface AgentRequest {
   body: Buffer;
   compression: Compression;
   decodedSize: number;
+  /** Who the credential says this is; null when AGENT_AUTH=off. */
+  principal: AgentPrincipal | null;
 }
 
 export interface AgentAnswer {
@@ -49,6 +54,26 @@ export interface AgentAnswer {
 export interface AgentServiceDeps {
   sql: Sql;
   prologFreqHours: number;
+  /** Records a security event (e.g. a device-bound credential used for another device). */
+  securityEvent?: (kind: string, e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> }) => Promise<void>;
+}
+
+/** Thrown when a credential is used outside what it allows: answered exactly like a bad credential. */
+export class CredentialMisuse extends AppError {
+  constructor(message: string) {
+    super('unauthorized', 'Authorization required', { details: { misuse: message } });
+  }
+}
+
+export function authColumns(p: AgentPrincipal | null) {
+  if (!p) return { authType: null, authUser: null, keyId: null, keyVersionId: null, clientPk: null };
+  return {
+    authType: `${p.type}:${p.via}`,
+    authUser: p.username,
+    keyId: p.type === 'key' ? p.id : null,
+    keyVersionId: p.keyVersionId,
+    clientPk: p.type === 'client' ? p.id : null,
+  };
 }
 
 const STORED_KINDS = new Set<MessageKind>(['inventory', 'netdiscovery', 'netinventory']);
@@ -98,6 +123,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       status: answer.status,
       message: answer.status >= 400 ? `${msg.format} ${msg.kind} ${msg.action}` : null,
       details: msg.kind === 'contact' ? contactDetails(msg) : null,
+      ...authColumns(req.principal),
     };
   }
 
@@ -113,9 +139,22 @@ export function createAgentService(deps: AgentServiceDeps) {
     if (answer.status >= 400) answer.outcome = 'unsupported';
     // Network-task messages describe other devices: never let them create or change the sender's record.
     const touchesDevice = msg.kind === 'prolog' || msg.kind === 'contact' || msg.kind === 'inventory' || msg.kind === 'get_params';
+    const bound = req.principal?.boundDeviceid;
+    if (bound && touchesDevice && bound !== msg.deviceid) {
+      // A per-device credential presented with another device's identity: refused like a bad credential.
+      await deps.securityEvent?.('client_device_mismatch', { remoteAddr: req.remoteAddr, deviceid: msg.deviceid, details: { clientId: req.principal!.clientId, boundDeviceid: bound, kind: msg.kind } });
+      throw new CredentialMisuse(`client bound to ${bound} used for ${msg.deviceid}`);
+    }
     await deps.sql.begin(async (tx) => {
       let device: DeviceRow | null = null;
-      if (touchesDevice) device = await upsertDevice(tx, deviceFacts(req, msg));
+      if (touchesDevice) {
+        device = await upsertDevice(tx, deviceFacts(req, msg));
+        const key = req.principal?.type === 'key' ? req.principal : null;
+        // A key's max_devices counts the devices it registered; the device row is rolled back when full.
+        if (device.inserted && key && !(await takeKeyDeviceSlot(tx, key.id))) {
+          throw new AppError('forbidden', 'Registration key has reached its device limit');
+        }
+      }
       const registrationId = await insertRegistration(tx, registrationOf(req, msg, device?.id ?? null, answer));
       if (!STORED_KINDS.has(msg.kind)) return;
       const stored = storedBody(req, msg);
@@ -151,7 +190,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       receivedAt: req.receivedAt, deviceId: null, deviceid: machineid, method: req.method, path: req.path, kind: 'getconfig',
       format: 'none', compression: 'none', bodySize: 0, decodedSize: 0, partial: false, remoteAddr: req.remoteAddr,
       userAgent: req.userAgent, agentId: req.agentId, proxyId: req.proxyId, requestId: req.requestId, outcome: answer.outcome,
-      status: answer.status, message: null, details: { tasks },
+      status: answer.status, message: null, details: { tasks }, ...authColumns(req.principal),
     });
     return answer;
   }
@@ -163,10 +202,11 @@ export function createAgentService(deps: AgentServiceDeps) {
       kind: info.kind ?? 'other', format: info.format, compression: req.compression, bodySize: req.body.length,
       decodedSize: req.decodedSize, partial: false, remoteAddr: req.remoteAddr, userAgent: req.userAgent, agentId: req.agentId,
       proxyId: req.proxyId, requestId: req.requestId, outcome: info.outcome, status: info.status, message: info.message, details: null,
+      ...authColumns(req.principal),
     });
   }
 
-  return { handle, getConfig, recordRefusal, detectCompression };
+  return { handle, getConfig, recordRefusal };
 }
 
 export type AgentService = ReturnType<typeof createAgentService>;
@@ -193,6 +233,9 @@ function deviceFacts(req: AgentRequest, msg: AgentMessage) {
     remoteAddr: req.remoteAddr,
     seenAt: req.receivedAt,
     inventoryAt: msg.kind === 'inventory' ? req.receivedAt : null,
+    registeredKeyId: req.principal?.type === 'key' ? req.principal.id : null,
+    registeredClientPk: req.principal?.type === 'client' ? req.principal.id : null,
+    assignedTag: req.principal?.tag ?? null,
   };
 }
 

@@ -1,18 +1,152 @@
 /**
- * Agent credentials: registration keys (shared secrets with versions and grace windows) and per-agent
- * client credentials. Only SHA-256 hashes and short visible prefixes are stored.
+ * Agent credentials. A registration key (shared secret, several versions during a rotation) or a client
+ * credential (per agent, optionally bound to one device) arrives as Basic; a client may also trade its
+ * secret for a short-lived bearer token (OAuth2 client credentials). Verification accepts any unexpired
+ * version and says which one matched, so usage per version can be shown. Verified credentials are cached
+ * for SECRET_CACHE_TTL: a revocation takes effect everywhere within that bound.
  */
+import type { Logger } from 'pino';
+import type { Clock } from '../deps.js';
+import { AppError } from '../errors.js';
+import type { Sql } from '../store/db.js';
+import * as store from '../store/auth-store.js';
+import { generateSecret, hashSecret, sameDigest } from './secrets.js';
+
 export interface AgentPrincipal {
   type: 'key' | 'client';
-  /** registration key id or client id */
+  /** registration key id or client primary key */
   id: number;
   name: string;
   keyVersionId: number | null;
+  keyVersion: number | null;
+  clientId: string | null;
   username: string | null;
   boundDeviceid: string | null;
   tag: string | null;
+  via: 'basic' | 'bearer' | 'certificate';
 }
 
-export interface CredentialService {
-  verifyAuthorization(header: string, ctx: { remoteAddr: string | null; at: Date }): Promise<AgentPrincipal | null>;
+export interface CredentialServiceDeps {
+  sql: Sql;
+  clock: Clock;
+  logger: Logger;
+  cacheSeconds: number;
+  tokenTtlSeconds: number;
 }
+
+interface CacheEntry {
+  principal: AgentPrincipal;
+  until: number;
+}
+
+export function parseBasic(header: string): { user: string; password: string } | null {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) return null;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+export function createCredentialService(deps: CredentialServiceDeps) {
+  const cache = new Map<string, CacheEntry>();
+
+  function cached(key: string, now: number): AgentPrincipal | null {
+    const hit = cache.get(key);
+    if (!hit) return null;
+    if (hit.until > now) return hit.principal;
+    cache.delete(key);
+    return null;
+  }
+
+  function remember(key: string, principal: AgentPrincipal, now: number, notAfter?: Date): void {
+    if (deps.cacheSeconds <= 0) return;
+    if (cache.size > 10_000) cache.clear();
+    cache.set(key, { principal, until: Math.min(now + deps.cacheSeconds * 1000, notAfter?.getTime() ?? Infinity) });
+  }
+
+  async function verifyClientSecret(clientId: string, secret: string, now: Date): Promise<store.ClientRow | null> {
+    const client = await store.findClient(deps.sql, clientId);
+    // Hash the presented secret even when the client does not exist, so both paths cost the same.
+    const presented = hashSecret(secret);
+    if (!client || client.revokedAt) return null;
+    if (!sameDigest(presented, client.secretHash)) return null;
+    await store.touchClient(deps.sql, client.id, now);
+    return client;
+  }
+
+  function clientPrincipal(c: store.ClientRow, via: AgentPrincipal['via'], username: string | null): AgentPrincipal {
+    return { type: 'client', id: c.id, name: c.name, keyVersionId: null, keyVersion: null, clientId: c.clientId, username, boundDeviceid: c.deviceid, tag: null, via };
+  }
+
+  async function verifyBasic(user: string, password: string, now: Date): Promise<AgentPrincipal | null> {
+    if (user.startsWith('agc_')) {
+      const client = await verifyClientSecret(user, password, now);
+      return client ? clientPrincipal(client, 'basic', user) : null;
+    }
+    const match = await store.findValidKeyVersion(deps.sql, hashSecret(password), now);
+    if (!match) return null;
+    return {
+      type: 'key', id: match.keyId, name: match.keyName, keyVersionId: match.versionId, keyVersion: match.version, clientId: null,
+      username: user.slice(0, 128) || null, boundDeviceid: null, tag: match.tag, via: 'basic',
+    };
+  }
+
+  async function verifyBearer(token: string, now: Date): Promise<{ principal: AgentPrincipal; expiresAt: Date } | null> {
+    const found = await store.findValidToken(deps.sql, hashSecret(token), now);
+    if (!found) return null;
+    const client = await store.findClientByPk(deps.sql, found.clientPk);
+    if (!client || client.revokedAt) return null;
+    return { principal: clientPrincipal(client, 'bearer', null), expiresAt: found.expiresAt };
+  }
+
+  return {
+    /** The principal an Authorization header proves, or null for anything unknown, expired or revoked. */
+    async verifyAuthorization(header: string, _ctx: { remoteAddr: string | null; at: Date }): Promise<AgentPrincipal | null> {
+      const now = deps.clock.now();
+      const cacheKey = hashSecret(header).toString('base64');
+      const hit = cached(cacheKey, now.getTime());
+      if (hit) return hit;
+      const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      if (bearer) {
+        const found = await verifyBearer(bearer[1]!, now);
+        if (found) remember(cacheKey, found.principal, now.getTime(), found.expiresAt);
+        return found?.principal ?? null;
+      }
+      const basic = parseBasic(header);
+      if (!basic) return null;
+      const principal = await verifyBasic(basic.user, basic.password, now);
+      if (principal) remember(cacheKey, principal, now.getTime());
+      return principal;
+    },
+
+    /** A client certificate verified by TLS whose CN is a client id stands for that client. */
+    async verifyCertificate(commonName: string): Promise<AgentPrincipal | null> {
+      const client = await store.findClient(deps.sql, commonName);
+      return client && !client.revokedAt ? clientPrincipal(client, 'certificate', null) : null;
+    },
+
+    /** OAuth2 client credentials grant: a random bearer token, stored hashed, valid TOKEN_TTL. */
+    async issueToken(clientId: string, clientSecret: string): Promise<{ accessToken: string; expiresIn: number }> {
+      const now = deps.clock.now();
+      const client = await verifyClientSecret(clientId, clientSecret, now);
+      if (!client) throw new AppError('unauthorized', 'invalid_client');
+      const accessToken = generateSecret('agt');
+      const expiresAt = new Date(now.getTime() + deps.tokenTtlSeconds * 1000);
+      await store.insertToken(deps.sql, { hash: hashSecret(accessToken), clientPk: client.id, at: now, expiresAt });
+      return { accessToken, expiresIn: deps.tokenTtlSeconds };
+    },
+
+    async securityEvent(kind: string, e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> }): Promise<void> {
+      deps.logger.warn({ kind, remote: e.remoteAddr, deviceid: e.deviceid, ...e.details }, `security event: ${kind}`);
+      await store.insertSecurityEvent(deps.sql, { at: deps.clock.now(), kind, ...e });
+    },
+
+    /** Forget cached verifications (after a rotation or revocation in this process). */
+    clearCache(): void {
+      cache.clear();
+    },
+  };
+}
+
+export type CredentialService = ReturnType<typeof createCredentialService>;

@@ -7,8 +7,21 @@ import { type DeviceFilter, listDevices, listRegistrations } from '../store/read
 export const DEVICE_STATES = ['quarantined', 'approved', 'rejected', 'conflict'] as const;
 
 export function createRecords(sql: Sql) {
+  /** A device by numeric id or by deviceid (operators use both). */
+  async function device(ref: string) {
+    const byId = /^\d{1,15}$/.test(ref) ? await listDevices(sql, { id: Number(ref), limit: 1 }) : [];
+    const rows = byId.length ? byId : await listDevices(sql, { deviceid: ref, limit: 1 });
+    return rows[0] ?? null;
+  }
   return {
     devices: (f: DeviceFilter) => listDevices(sql, f),
+    device,
+    /** The deviceid a credential is bound to: a known device's, or the given deviceid for a device not seen yet. */
+    async resolveDeviceid(ref: string): Promise<string> {
+      return (await device(ref))?.deviceid ?? ref;
+    },
     registrations: (f: { deviceid?: string; limit?: number }) => listRegistrations(sql, f),
   };
 }
+
+export type Records = ReturnType<typeof createRecords>;

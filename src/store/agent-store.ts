@@ -24,6 +24,10 @@ export interface DeviceFacts {
   remoteAddr: string | null;
   seenAt: Date;
   inventoryAt?: Date | null;
+  /** Set only when this call creates the device. */
+  registeredKeyId?: number | null;
+  registeredClientPk?: number | null;
+  assignedTag?: string | null;
 }
 
 export interface DeviceRow {
@@ -35,11 +39,13 @@ export interface DeviceRow {
 export async function upsertDevice(tx: Tx, d: DeviceFacts): Promise<DeviceRow> {
   const [row] = await tx<DeviceRow[]>`
     insert into devices (deviceid, state, name, uuid, serial, msn, asset_tag, manufacturer, model, macs, ips, os, tag,
-                         agent_id, agent_version, first_seen, last_seen, last_remote_addr, last_inventory_at)
+                         agent_id, agent_version, first_seen, last_seen, last_remote_addr, last_inventory_at,
+                         registered_key_id, registered_client_pk, assigned_tag)
     values (${d.deviceid}, ${d.initialState}, ${d.name ?? null}, ${d.uuid ?? null}, ${d.serial ?? null}, ${d.msn ?? null},
             ${d.assetTag ?? null}, ${d.manufacturer ?? null}, ${d.model ?? null}, ${d.macs ?? []}::text[], ${d.ips ?? []}::text[],
             ${d.os ?? null}, ${d.tag ?? null}, ${d.agentId ?? null}, ${d.agentVersion ?? null}, ${d.seenAt}, ${d.seenAt},
-            ${d.remoteAddr}, ${d.inventoryAt ?? null})
+            ${d.remoteAddr}, ${d.inventoryAt ?? null}, ${d.registeredKeyId ?? null}, ${d.registeredClientPk ?? null},
+            ${d.assignedTag ?? null})
     on conflict (deviceid) do update set
       last_seen = greatest(devices.last_seen, excluded.last_seen),
       last_remote_addr = coalesce(excluded.last_remote_addr, devices.last_remote_addr),
@@ -82,17 +88,23 @@ export interface RegistrationInput {
   status: number;
   message: string | null;
   details: Record<string, unknown> | null;
+  authType?: string | null;
+  authUser?: string | null;
+  keyId?: number | null;
+  keyVersionId?: number | null;
+  clientPk?: number | null;
 }
 
 export async function insertRegistration(tx: Tx, r: RegistrationInput): Promise<number> {
   const [row] = await tx<{ id: number }[]>`
     insert into registrations (received_at, device_id, deviceid, method, path, kind, format, compression, body_size,
                                decoded_size, partial, remote_addr, user_agent, agent_id, proxy_id, request_id, outcome,
-                               status, message, details)
+                               status, message, details, auth_type, auth_user, key_id, key_version_id, client_pk)
     values (${r.receivedAt}, ${r.deviceId}, ${r.deviceid}, ${r.method}, ${r.path}, ${r.kind}, ${r.format}, ${r.compression},
             ${r.bodySize}, ${r.decodedSize}, ${r.partial}, ${r.remoteAddr}, ${r.userAgent}, ${r.agentId}, ${r.proxyId},
             ${r.requestId}, ${r.outcome}, ${r.status}, ${r.message},
-            ${r.details === null ? null : tx.json(r.details as never)})
+            ${r.details === null ? null : tx.json(r.details as never)}, ${r.authType ?? null}, ${r.authUser ?? null},
+            ${r.keyId ?? null}, ${r.keyVersionId ?? null}, ${r.clientPk ?? null})
     returning id`;
   return row!.id;
 }

@@ -29,6 +29,7 @@ export interface DeviceRecord {
 export interface DeviceFilter {
   state?: string;
   deviceid?: string;
+  id?: number;
   limit?: number;
 }
 
@@ -41,6 +42,7 @@ export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceReco
     where true
       ${f.state ? sql`and state = ${f.state}` : sql``}
       ${f.deviceid ? sql`and deviceid = ${f.deviceid}` : sql``}
+      ${f.id ? sql`and id = ${f.id}` : sql``}
     order by last_seen desc, id desc
     limit ${f.limit ?? 1000}`;
 }

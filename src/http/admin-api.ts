@@ -1,0 +1,174 @@
+/**
+ * The admin API (/api/v1/…) for people: every route is declared once in ROUTES with the role it needs, and
+ * the one middleware in front of them all demands an operator bearer token — 401 without a valid one, 403
+ * with a reviewer token on an admin route. Tests loop over ROUTES so no route can skip the check.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { parseDuration } from '../config.js';
+import { AppError, toAppError } from '../errors.js';
+import type { Actor, Admin } from '../services/admin.js';
+import { DEVICE_STATES, type Records } from '../services/records.js';
+
+export type Role = 'reviewer' | 'admin';
+
+export interface AdminApiDeps {
+  admin: Admin;
+  records: Records;
+}
+
+type Handler = (req: Request, actor: Actor, deps: AdminApiDeps) => Promise<{ status?: number; body: unknown }>;
+
+interface Route {
+  method: 'get' | 'post';
+  path: string;
+  role: Role;
+  handler: Handler;
+}
+
+function str(v: unknown, what: string, opts: { optional?: boolean; max?: number } = {}): string | undefined {
+  if (v === undefined || v === null || v === '') {
+    if (opts.optional) return undefined;
+    throw new AppError('bad_request', `${what} is required`);
+  }
+  if (typeof v !== 'string' || v.length > (opts.max ?? 256)) throw new AppError('bad_request', `${what} must be a string of at most ${opts.max ?? 256} characters`);
+  return v;
+}
+
+function limit(v: unknown, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new AppError('bad_request', 'limit must be a whole number from 1 to 1000');
+  return n;
+}
+
+function date(v: unknown, what: string): Date | null {
+  if (v === undefined || v === null || v === '') return null;
+  const d = new Date(String(v));
+  if (Number.isNaN(d.getTime())) throw new AppError('bad_request', `${what} must be an ISO 8601 date`);
+  return d;
+}
+
+function body(req: Request): Record<string, unknown> {
+  return typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
+}
+
+function param(req: Request, name: string): string {
+  return String(req.params[name]);
+}
+
+export const ROUTES: Route[] = [
+  { method: 'get', path: '/api/v1/me', role: 'reviewer', handler: async (_req, actor) => ({ body: { name: actor.name } }) },
+  {
+    method: 'get', path: '/api/v1/devices', role: 'reviewer',
+    handler: async (req, _a, d) => {
+      const state = str(req.query.state, 'state', { optional: true });
+      if (state && !(DEVICE_STATES as readonly string[]).includes(state)) throw new AppError('bad_request', `state must be one of ${DEVICE_STATES.join(', ')}`);
+      return { body: await d.records.devices({ state, limit: limit(req.query.limit, 100) }) };
+    },
+  },
+  {
+    method: 'get', path: '/api/v1/devices/:id', role: 'reviewer',
+    handler: async (req, _a, d) => {
+      const device = await d.records.device(param(req, 'id'));
+      if (!device) throw new AppError('not_found', 'No such device');
+      return { body: device };
+    },
+  },
+  {
+    method: 'get', path: '/api/v1/registrations', role: 'reviewer',
+    handler: async (req, _a, d) => ({ body: await d.records.registrations({ deviceid: str(req.query.deviceid, 'deviceid', { optional: true }), limit: limit(req.query.limit, 50) }) }),
+  },
+  { method: 'get', path: '/api/v1/keys', role: 'admin', handler: async (_r, _a, d) => ({ body: await d.admin.listKeys() }) },
+  {
+    method: 'post', path: '/api/v1/keys', role: 'admin',
+    handler: async (req, actor, d) => {
+      const b = body(req);
+      const maxDevices = b.maxDevices === undefined ? 0 : Number(b.maxDevices);
+      const created = await d.admin.createKey({ name: str(b.name, 'name')!, tag: str(b.tag, 'tag', { optional: true }) ?? null, maxDevices, expiresAt: date(b.expiresAt, 'expiresAt'), comment: str(b.comment, 'comment', { optional: true, max: 1000 }) ?? null }, actor);
+      return { status: 201, body: created };
+    },
+  },
+  {
+    method: 'post', path: '/api/v1/keys/:name/rotate', role: 'admin',
+    handler: async (req, actor, d) => {
+      const graceText = str(body(req).grace, 'grace', { optional: true }) ?? '7d';
+      let grace: number;
+      try {
+        grace = parseDuration(graceText);
+      } catch (err) {
+        throw new AppError('bad_request', (err as Error).message);
+      }
+      return { body: await d.admin.rotateKey(param(req, 'name'), grace, actor) };
+    },
+  },
+  { method: 'post', path: '/api/v1/keys/:name/revoke', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), false, actor) }) },
+  { method: 'post', path: '/api/v1/keys/:name/activate', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), true, actor) }) },
+  { method: 'get', path: '/api/v1/keys/:name/usage', role: 'admin', handler: async (req, _a, d) => ({ body: await d.admin.keyUsage(param(req, 'name')) }) },
+  { method: 'get', path: '/api/v1/clients', role: 'admin', handler: async (_r, _a, d) => ({ body: await d.admin.listClients() }) },
+  {
+    method: 'post', path: '/api/v1/clients', role: 'admin',
+    handler: async (req, actor, d) => {
+      const b = body(req);
+      const device = str(b.device, 'device', { optional: true });
+      const deviceid = device ? await d.records.resolveDeviceid(device) : null;
+      return { status: 201, body: await d.admin.createClient({ name: str(b.name, 'name')!, deviceid, comment: str(b.comment, 'comment', { optional: true, max: 1000 }) ?? null }, actor) };
+    },
+  },
+  { method: 'post', path: '/api/v1/clients/:clientId/revoke', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.revokeClient(param(req, 'clientId'), actor) }) },
+  { method: 'get', path: '/api/v1/operators', role: 'admin', handler: async (_r, _a, d) => ({ body: await d.admin.listOperators() }) },
+  {
+    method: 'post', path: '/api/v1/operators', role: 'admin',
+    handler: async (req, actor, d) => {
+      const b = body(req);
+      return { status: 201, body: await d.admin.createOperator({ name: str(b.name, 'name')!, role: str(b.role, 'role') as Role }, actor) };
+    },
+  },
+  { method: 'post', path: '/api/v1/operators/:name/revoke', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.revokeOperator(param(req, 'name'), actor) }) },
+  { method: 'get', path: '/api/v1/audit', role: 'admin', handler: async (req, _a, d) => ({ body: await d.admin.listAudit({ limit: limit(req.query.limit, 100), action: str(req.query.action, 'action', { optional: true }) }) }) },
+  { method: 'get', path: '/api/v1/security-events', role: 'admin', handler: async (req, _a, d) => ({ body: await d.admin.listSecurityEvents(limit(req.query.limit, 100)) }) },
+];
+
+const ROLE_RANK: Record<Role, number> = { reviewer: 1, admin: 2 };
+
+export function adminApi(deps: AdminApiDeps): express.Router {
+  const router = express.Router();
+  router.use('/api', express.json({ limit: '1mb' }));
+
+  // Every /api route: an operator bearer token first. Unknown routes also answer 401 to the anonymous.
+  router.use('/api', async (req: Request, res: Response, next: NextFunction) => {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    const operator = m ? await deps.admin.operatorForToken(m[1]!).catch(next) : null;
+    if (!operator) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="agent-gate admin"');
+      return void res.status(401).json({ status: 'error', message: 'Operator token required' });
+    }
+    res.locals.operator = operator;
+    next();
+  });
+
+  for (const route of ROUTES) {
+    router[route.method](route.path, async (req: Request, res: Response) => {
+      const operator = res.locals.operator as { name: string; role: Role };
+      if (ROLE_RANK[operator.role] < ROLE_RANK[route.role]) return void res.status(403).json({ status: 'error', message: `This needs the ${route.role} role` });
+      try {
+        const out = await route.handler(req, { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null }, deps);
+        res.setHeader('Cache-Control', 'no-store');
+        res.status(out.status ?? 200).json(out.body);
+      } catch (err) {
+        const e = toAppError(err);
+        if (e.status >= 500) throw err;
+        res.status(e.status).json({ status: 'error', message: e.publicMessage });
+      }
+    });
+  }
+  router.use('/api', (_req, res) => {
+    res.status(404).json({ status: 'error', message: 'No such API route' });
+  });
+  router.use('/api', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const parserStatus = (err as { type?: string; status?: number }).type ? (err as { status?: number }).status : undefined;
+    const e = parserStatus && parserStatus < 500 ? new AppError('bad_request', 'Request body must be valid JSON') : toAppError(err);
+    if (e.status >= 500) return next(err);
+    if (!res.headersSent) res.status(e.status).json({ status: 'error', message: e.publicMessage });
+  });
+  return router;
+}

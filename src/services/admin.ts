@@ -1,0 +1,206 @@
+/**
+ * What admins do with credentials — registration keys (create, rotate with a grace window, revoke, usage per
+ * version), agent clients and operators — each action in one transaction with its audit entry. Plaintext
+ * secrets are returned once, by the call that creates them, and never stored or logged.
+ */
+import type { Clock } from '../deps.js';
+import { AppError } from '../errors.js';
+import type { Queryable, Sql } from '../store/db.js';
+import * as store from '../store/auth-store.js';
+import { generateClientId, generateSecret, hashSecret, masked, visiblePrefix } from './secrets.js';
+
+export interface Actor {
+  name: string;
+  remoteAddr: string | null;
+}
+
+export interface AdminDeps {
+  sql: Sql;
+  clock: Clock;
+  /** Called after a change that must stop cached verifications in this process. */
+  onCredentialsChanged?: () => void;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function checkName(what: string, name: string): void {
+  if (!NAME.test(name)) throw new AppError('bad_request', `${what} name must be 1-64 letters, digits, '.', '_' or '-'`);
+}
+
+export interface KeyView {
+  name: string;
+  active: boolean;
+  expiresAt: Date | null;
+  maxDevices: number;
+  devicesUsed: number;
+  tag: string | null;
+  comment: string | null;
+  createdBy: string;
+  createdAt: Date;
+  versions: { version: number; secret: string; createdAt: Date; expiresAt: Date | null; valid: boolean }[];
+}
+
+export function createAdmin(deps: AdminDeps) {
+  const { sql, clock } = deps;
+  const changed = () => deps.onCredentialsChanged?.();
+
+  async function audit(tx: Queryable, actor: Actor, action: string, targetType: string, targetId: string | null, before: unknown, after: unknown, reason: string | null = null) {
+    await store.insertAudit(tx, { at: clock.now(), actor: actor.name, action, targetType, targetId, remoteAddr: actor.remoteAddr, before, after, reason });
+  }
+
+  async function keyView(tx: Queryable, key: store.KeyRow): Promise<KeyView> {
+    const now = clock.now();
+    const versions = await store.listKeyVersions(tx, key.id);
+    return {
+      name: key.name, active: key.active, expiresAt: key.expiresAt, maxDevices: key.maxDevices, devicesUsed: key.devicesUsed, tag: key.tag,
+      comment: key.comment, createdBy: key.createdBy, createdAt: key.createdAt,
+      versions: versions.map((v) => ({ version: v.version, secret: masked(v.prefix), createdAt: v.createdAt, expiresAt: v.expiresAt, valid: v.expiresAt === null || v.expiresAt > now })),
+    };
+  }
+
+  async function requireKey(tx: Queryable, name: string, forUpdate = false): Promise<store.KeyRow> {
+    const key = await store.findKeyByName(tx, name, { forUpdate });
+    if (!key) throw new AppError('not_found', `No registration key named "${name}"`);
+    return key;
+  }
+
+  return {
+    async createKey(input: { name: string; tag?: string | null; maxDevices?: number; expiresAt?: Date | null; comment?: string | null; secret?: string }, actor: Actor): Promise<{ key: KeyView; secret: string }> {
+      checkName('key', input.name);
+      if (input.maxDevices !== undefined && (!Number.isInteger(input.maxDevices) || input.maxDevices < 0)) throw new AppError('bad_request', 'maxDevices must be a whole number ≥ 0 (0 = unlimited)');
+      const secret = input.secret ?? generateSecret('agk');
+      return sql.begin(async (tx) => {
+        if (await store.findKeyByName(tx, input.name)) throw new AppError('conflict', `A registration key named "${input.name}" exists already`);
+        const key = await store.insertKey(tx, { name: input.name, expiresAt: input.expiresAt ?? null, maxDevices: input.maxDevices ?? 0, tag: input.tag ?? null, comment: input.comment ?? null, createdBy: actor.name, at: clock.now() });
+        await store.insertKeyVersion(tx, { keyId: key.id, version: 1, prefix: visiblePrefix(secret), hash: hashSecret(secret), at: clock.now() });
+        const view = await keyView(tx, key);
+        await audit(tx, actor, 'key.create', 'registration_key', key.name, null, view);
+        return { key: view, secret };
+      });
+    },
+
+    /** New version now; every older version stays valid until now + grace (0 = cut off at once). */
+    async rotateKey(name: string, graceSeconds: number, actor: Actor): Promise<{ key: KeyView; secret: string; version: number; previousExpiresAt: Date }> {
+      const secret = generateSecret('agk');
+      const result = await sql.begin(async (tx) => {
+        const key = await requireKey(tx, name, true);
+        const before = await keyView(tx, key);
+        const now = clock.now();
+        const previousExpiresAt = new Date(now.getTime() + graceSeconds * 1000);
+        await store.expireOpenVersions(tx, key.id, previousExpiresAt);
+        const version = Math.max(0, ...before.versions.map((v) => v.version)) + 1;
+        await store.insertKeyVersion(tx, { keyId: key.id, version, prefix: visiblePrefix(secret), hash: hashSecret(secret), at: now });
+        const after = await keyView(tx, key);
+        await audit(tx, actor, 'key.rotate', 'registration_key', key.name, before, after, `grace ${graceSeconds}s`);
+        return { key: after, secret, version, previousExpiresAt };
+      });
+      changed();
+      return result;
+    },
+
+    async setKeyActive(name: string, active: boolean, actor: Actor): Promise<KeyView> {
+      const view = await sql.begin(async (tx) => {
+        const key = await requireKey(tx, name, true);
+        const before = await keyView(tx, key);
+        await store.updateKey(tx, key.id, { active });
+        const after = await keyView(tx, { ...key, active });
+        await audit(tx, actor, active ? 'key.activate' : 'key.revoke', 'registration_key', key.name, before, after);
+        return after;
+      });
+      changed();
+      return view;
+    },
+
+    async listKeys(): Promise<KeyView[]> {
+      const keys = await store.listKeys(sql);
+      return Promise.all(keys.map((k) => keyView(sql, k)));
+    },
+
+    async keyUsage(name: string): Promise<{ key: KeyView; usage: store.VersionUsageRow[] }> {
+      const key = await requireKey(sql, name);
+      return { key: await keyView(sql, key), usage: await store.keyUsage(sql, key.id) };
+    },
+
+    async createClient(input: { name: string; deviceid?: string | null; comment?: string | null }, actor: Actor): Promise<{ clientId: string; clientSecret: string; name: string; deviceid: string | null }> {
+      checkName('client', input.name);
+      const clientSecret = generateSecret('ags');
+      const clientId = generateClientId();
+      return sql.begin(async (tx) => {
+        const row = await store.insertClient(tx, { clientId, name: input.name, hash: hashSecret(clientSecret), prefix: visiblePrefix(clientSecret), deviceid: input.deviceid ?? null, comment: input.comment ?? null, createdBy: actor.name, at: clock.now() });
+        await audit(tx, actor, 'client.create', 'agent_client', clientId, null, publicClient(row));
+        return { clientId, clientSecret, name: row.name, deviceid: row.deviceid };
+      });
+    },
+
+    async listClients() {
+      return (await store.listClients(sql)).map(publicClient);
+    },
+
+    async revokeClient(clientId: string, actor: Actor) {
+      const result = await sql.begin(async (tx) => {
+        const client = await store.findClient(tx, clientId);
+        if (!client) throw new AppError('not_found', `No client with id "${clientId}"`);
+        await store.revokeClient(tx, client.id, clock.now());
+        const after = publicClient((await store.findClient(tx, clientId))!);
+        await audit(tx, actor, 'client.revoke', 'agent_client', clientId, publicClient(client), after);
+        return after;
+      });
+      changed();
+      return result;
+    },
+
+    async createOperator(input: { name: string; role: 'reviewer' | 'admin'; token?: string }, actor: Actor): Promise<{ name: string; role: string; token: string }> {
+      checkName('operator', input.name);
+      if (input.role !== 'reviewer' && input.role !== 'admin') throw new AppError('bad_request', 'role must be reviewer or admin');
+      const token = input.token ?? generateSecret('ago');
+      return sql.begin(async (tx) => {
+        if (await store.findOperatorByName(tx, input.name)) throw new AppError('conflict', `An operator named "${input.name}" exists already`);
+        const row = await store.insertOperator(tx, { name: input.name, role: input.role, hash: hashSecret(token), prefix: visiblePrefix(token), createdBy: actor.name, at: clock.now() });
+        await audit(tx, actor, 'operator.create', 'operator', row.name, null, publicOperator(row));
+        return { name: row.name, role: row.role, token };
+      });
+    },
+
+    async listOperators() {
+      return (await store.listOperators(sql)).map(publicOperator);
+    },
+
+    async revokeOperator(name: string, actor: Actor) {
+      const result = await sql.begin(async (tx) => {
+        const op = await store.findOperatorByName(tx, name);
+        if (!op) throw new AppError('not_found', `No operator named "${name}"`);
+        await store.revokeOperator(tx, op.id, clock.now());
+        const after = publicOperator((await store.findOperatorByName(tx, name))!);
+        await audit(tx, actor, 'operator.revoke', 'operator', name, publicOperator(op), after);
+        return after;
+      });
+      changed();
+      return result;
+    },
+
+    /** The operator a bearer token belongs to (revoked tokens never match). */
+    async operatorForToken(token: string): Promise<{ name: string; role: 'reviewer' | 'admin' } | null> {
+      const op = await store.findOperatorByHash(sql, hashSecret(token));
+      return op ? { name: op.name, role: op.role } : null;
+    },
+
+    listAudit: (f: { limit: number; action?: string }) => store.listAudit(sql, f),
+    listSecurityEvents: (limit: number) => store.listSecurityEvents(sql, limit),
+    expiringVersionsInUse: (horizonSeconds: number) => {
+      const now = clock.now();
+      return store.expiringVersionsInUse(sql, now, new Date(now.getTime() + horizonSeconds * 1000));
+    },
+    countKeys: () => store.countKeys(sql),
+    countOperators: () => store.countOperators(sql),
+  };
+}
+
+export type Admin = ReturnType<typeof createAdmin>;
+
+function publicClient(c: store.ClientRow) {
+  return { clientId: c.clientId, name: c.name, secret: masked(c.secretPrefix), deviceid: c.deviceid, comment: c.comment, createdBy: c.createdBy, createdAt: c.createdAt, revokedAt: c.revokedAt, lastUsedAt: c.lastUsedAt };
+}
+
+function publicOperator(o: store.OperatorRow) {
+  return { name: o.name, role: o.role, token: masked(o.tokenPrefix), createdBy: o.createdBy, createdAt: o.createdAt, revokedAt: o.revokedAt, lastUsedAt: o.lastUsedAt };
+}

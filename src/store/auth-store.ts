@@ -1,0 +1,286 @@
+/**
+ * Queries for credentials: registration keys and their versions, agent clients and bearer tokens,
+ * operators, the audit log and security events. Secrets arrive here already hashed.
+ */
+import type { Queryable } from './db.js';
+
+export interface KeyVersionMatch {
+  keyId: number;
+  keyName: string;
+  tag: string | null;
+  versionId: number;
+  version: number;
+}
+
+/** A key version that verifies now: key active and unexpired, version unexpired. */
+export async function findValidKeyVersion(sql: Queryable, hash: Buffer, now: Date): Promise<KeyVersionMatch | null> {
+  const [row] = await sql<KeyVersionMatch[]>`
+    select k.id as "keyId", k.name as "keyName", k.tag, v.id as "versionId", v.version
+    from key_versions v join registration_keys k on k.id = v.key_id
+    where v.secret_hash = ${hash} and k.active
+      and (k.expires_at is null or k.expires_at > ${now})
+      and (v.expires_at is null or v.expires_at > ${now})`;
+  return row ?? null;
+}
+
+export interface KeyRow {
+  id: number;
+  name: string;
+  active: boolean;
+  expiresAt: Date | null;
+  maxDevices: number;
+  devicesUsed: number;
+  tag: string | null;
+  comment: string | null;
+  createdBy: string;
+  createdAt: Date;
+}
+
+export interface KeyVersionRow {
+  id: number;
+  keyId: number;
+  version: number;
+  prefix: string;
+  createdAt: Date;
+  expiresAt: Date | null;
+}
+
+const KEY_COLUMNS = (sql: Queryable) => sql`
+  id, name, active, expires_at as "expiresAt", max_devices as "maxDevices", devices_used as "devicesUsed", tag, comment,
+  created_by as "createdBy", created_at as "createdAt"`;
+
+export async function countKeys(sql: Queryable): Promise<number> {
+  const [r] = await sql<{ n: number }[]>`select count(*)::int as n from registration_keys`;
+  return r!.n;
+}
+
+export async function insertKey(sql: Queryable, k: { name: string; expiresAt: Date | null; maxDevices: number; tag: string | null; comment: string | null; createdBy: string; at: Date }): Promise<KeyRow> {
+  const [row] = await sql<KeyRow[]>`
+    insert into registration_keys (name, expires_at, max_devices, tag, comment, created_by, created_at)
+    values (${k.name}, ${k.expiresAt}, ${k.maxDevices}, ${k.tag}, ${k.comment}, ${k.createdBy}, ${k.at})
+    returning ${KEY_COLUMNS(sql)}`;
+  return row!;
+}
+
+export async function insertKeyVersion(sql: Queryable, v: { keyId: number; version: number; prefix: string; hash: Buffer; at: Date }): Promise<KeyVersionRow> {
+  const [row] = await sql<KeyVersionRow[]>`
+    insert into key_versions (key_id, version, prefix, secret_hash, created_at)
+    values (${v.keyId}, ${v.version}, ${v.prefix}, ${v.hash}, ${v.at})
+    returning id, key_id as "keyId", version, prefix, created_at as "createdAt", expires_at as "expiresAt"`;
+  return row!;
+}
+
+export async function findKeyByName(sql: Queryable, name: string, opts: { forUpdate?: boolean } = {}): Promise<KeyRow | null> {
+  const [row] = await sql<KeyRow[]>`select ${KEY_COLUMNS(sql)} from registration_keys where name = ${name} ${opts.forUpdate ? sql`for update` : sql``}`;
+  return row ?? null;
+}
+
+export async function listKeys(sql: Queryable): Promise<KeyRow[]> {
+  return sql<KeyRow[]>`select ${KEY_COLUMNS(sql)} from registration_keys order by name`;
+}
+
+export async function listKeyVersions(sql: Queryable, keyId: number): Promise<KeyVersionRow[]> {
+  return sql<KeyVersionRow[]>`
+    select id, key_id as "keyId", version, prefix, created_at as "createdAt", expires_at as "expiresAt"
+    from key_versions where key_id = ${keyId} order by version`;
+}
+
+/** Ends every still-open version of a key at `expiresAt` (never extends one that ends sooner). */
+export async function expireOpenVersions(sql: Queryable, keyId: number, expiresAt: Date): Promise<void> {
+  await sql`
+    update key_versions set expires_at = ${expiresAt}
+    where key_id = ${keyId} and (expires_at is null or expires_at > ${expiresAt})`;
+}
+
+export async function updateKey(sql: Queryable, id: number, patch: { active?: boolean }): Promise<void> {
+  if (patch.active !== undefined) await sql`update registration_keys set active = ${patch.active} where id = ${id}`;
+}
+
+/** Takes one device slot of a key, atomically; false when the key's max_devices is reached. */
+export async function takeKeyDeviceSlot(sql: Queryable, keyId: number): Promise<boolean> {
+  const rows = await sql`
+    update registration_keys set devices_used = devices_used + 1
+    where id = ${keyId} and (max_devices = 0 or devices_used < max_devices) returning id`;
+  return rows.length === 1;
+}
+
+export interface VersionUsageRow {
+  version: number;
+  prefix: string;
+  expiresAt: Date | null;
+  deviceid: string | null;
+  deviceId: number | null;
+  remoteAddr: string | null;
+  requests: number;
+  lastUsed: Date;
+}
+
+/** Which devices and addresses used each version of a key, and when last. */
+export async function keyUsage(sql: Queryable, keyId: number): Promise<VersionUsageRow[]> {
+  return sql<VersionUsageRow[]>`
+    select v.version, v.prefix, v.expires_at as "expiresAt", r.deviceid, r.device_id as "deviceId", r.remote_addr as "remoteAddr",
+           count(*)::int as requests, max(r.received_at) as "lastUsed"
+    from key_versions v join registrations r on r.key_version_id = v.id
+    where v.key_id = ${keyId}
+    group by v.version, v.prefix, v.expires_at, r.deviceid, r.device_id, r.remote_addr
+    order by v.version, max(r.received_at) desc`;
+}
+
+/** Versions closing within `horizon` that devices used recently without having used a newer version since. */
+export async function expiringVersionsInUse(sql: Queryable, now: Date, horizon: Date): Promise<{ keyName: string; version: number; expiresAt: Date; devices: number }[]> {
+  return sql<{ keyName: string; version: number; expiresAt: Date; devices: number }[]>`
+    select k.name as "keyName", v.version, v.expires_at as "expiresAt", count(distinct r.deviceid)::int as devices
+    from key_versions v
+    join registration_keys k on k.id = v.key_id
+    join registrations r on r.key_version_id = v.id
+    where v.expires_at > ${now} and v.expires_at <= ${horizon}
+      and not exists (
+        select 1 from registrations r2 join key_versions v2 on v2.id = r2.key_version_id
+        where v2.key_id = v.key_id and v2.version > v.version and r2.deviceid = r.deviceid and r2.received_at >= r.received_at)
+    group by k.name, v.version, v.expires_at`;
+}
+
+export interface ClientRow {
+  id: number;
+  clientId: string;
+  name: string;
+  secretHash: Buffer;
+  secretPrefix: string;
+  deviceid: string | null;
+  comment: string | null;
+  createdBy: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+const CLIENT_COLUMNS = (sql: Queryable) => sql`
+  id, client_id as "clientId", name, secret_hash as "secretHash", secret_prefix as "secretPrefix", deviceid, comment,
+  created_by as "createdBy", created_at as "createdAt", revoked_at as "revokedAt", last_used_at as "lastUsedAt"`;
+
+export async function insertClient(sql: Queryable, c: { clientId: string; name: string; hash: Buffer; prefix: string; deviceid: string | null; comment: string | null; createdBy: string; at: Date }): Promise<ClientRow> {
+  const [row] = await sql<ClientRow[]>`
+    insert into agent_clients (client_id, name, secret_hash, secret_prefix, deviceid, comment, created_by, created_at)
+    values (${c.clientId}, ${c.name}, ${c.hash}, ${c.prefix}, ${c.deviceid}, ${c.comment}, ${c.createdBy}, ${c.at})
+    returning ${CLIENT_COLUMNS(sql)}`;
+  return row!;
+}
+
+export async function findClient(sql: Queryable, clientId: string): Promise<ClientRow | null> {
+  const [row] = await sql<ClientRow[]>`select ${CLIENT_COLUMNS(sql)} from agent_clients where client_id = ${clientId}`;
+  return row ?? null;
+}
+
+export async function findClientByPk(sql: Queryable, pk: number): Promise<ClientRow | null> {
+  const [row] = await sql<ClientRow[]>`select ${CLIENT_COLUMNS(sql)} from agent_clients where id = ${pk}`;
+  return row ?? null;
+}
+
+export async function listClients(sql: Queryable): Promise<ClientRow[]> {
+  return sql<ClientRow[]>`select ${CLIENT_COLUMNS(sql)} from agent_clients order by created_at desc, id desc`;
+}
+
+export async function revokeClient(sql: Queryable, pk: number, at: Date): Promise<void> {
+  await sql`update agent_clients set revoked_at = coalesce(revoked_at, ${at}) where id = ${pk}`;
+  await sql`delete from agent_tokens where client_pk = ${pk}`;
+}
+
+export async function touchClient(sql: Queryable, pk: number, at: Date): Promise<void> {
+  await sql`update agent_clients set last_used_at = ${at} where id = ${pk}`;
+}
+
+export async function insertToken(sql: Queryable, t: { hash: Buffer; clientPk: number; at: Date; expiresAt: Date }): Promise<void> {
+  await sql`delete from agent_tokens where expires_at < ${t.at}`;
+  await sql`insert into agent_tokens (token_hash, client_pk, created_at, expires_at) values (${t.hash}, ${t.clientPk}, ${t.at}, ${t.expiresAt})`;
+}
+
+/** A bearer token that is unexpired and whose client is not revoked. */
+export async function findValidToken(sql: Queryable, hash: Buffer, now: Date): Promise<{ clientPk: number; expiresAt: Date } | null> {
+  const [row] = await sql<{ clientPk: number; expiresAt: Date }[]>`
+    select t.client_pk as "clientPk", t.expires_at as "expiresAt"
+    from agent_tokens t join agent_clients c on c.id = t.client_pk
+    where t.token_hash = ${hash} and t.expires_at > ${now} and c.revoked_at is null`;
+  return row ?? null;
+}
+
+export interface OperatorRow {
+  id: number;
+  name: string;
+  role: 'reviewer' | 'admin';
+  tokenPrefix: string;
+  createdBy: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+const OPERATOR_COLUMNS = (sql: Queryable) => sql`
+  id, name, role, token_prefix as "tokenPrefix", created_by as "createdBy", created_at as "createdAt",
+  revoked_at as "revokedAt", last_used_at as "lastUsedAt"`;
+
+export async function insertOperator(sql: Queryable, o: { name: string; role: string; hash: Buffer; prefix: string; createdBy: string; at: Date }): Promise<OperatorRow> {
+  const [row] = await sql<OperatorRow[]>`
+    insert into operators (name, role, token_hash, token_prefix, created_by, created_at)
+    values (${o.name}, ${o.role}, ${o.hash}, ${o.prefix}, ${o.createdBy}, ${o.at})
+    returning ${OPERATOR_COLUMNS(sql)}`;
+  return row!;
+}
+
+export async function findOperatorByHash(sql: Queryable, hash: Buffer): Promise<OperatorRow | null> {
+  const [row] = await sql<OperatorRow[]>`select ${OPERATOR_COLUMNS(sql)} from operators where token_hash = ${hash} and revoked_at is null`;
+  return row ?? null;
+}
+
+export async function findOperatorByName(sql: Queryable, name: string): Promise<OperatorRow | null> {
+  const [row] = await sql<OperatorRow[]>`select ${OPERATOR_COLUMNS(sql)} from operators where name = ${name}`;
+  return row ?? null;
+}
+
+export async function listOperators(sql: Queryable): Promise<OperatorRow[]> {
+  return sql<OperatorRow[]>`select ${OPERATOR_COLUMNS(sql)} from operators order by name`;
+}
+
+export async function countOperators(sql: Queryable): Promise<number> {
+  const [r] = await sql<{ n: number }[]>`select count(*)::int as n from operators`;
+  return r!.n;
+}
+
+export async function revokeOperator(sql: Queryable, id: number, at: Date): Promise<void> {
+  await sql`update operators set revoked_at = coalesce(revoked_at, ${at}) where id = ${id}`;
+}
+
+export interface AuditEntry {
+  at: Date;
+  actor: string;
+  action: string;
+  targetType: string;
+  targetId: string | null;
+  remoteAddr: string | null;
+  before: unknown;
+  after: unknown;
+  reason: string | null;
+}
+
+export async function insertAudit(sql: Queryable, e: AuditEntry): Promise<void> {
+  await sql`
+    insert into audit_log (at, actor, action, target_type, target_id, remote_addr, before, after, reason)
+    values (${e.at}, ${e.actor}, ${e.action}, ${e.targetType}, ${e.targetId}, ${e.remoteAddr},
+            ${e.before == null ? null : sql.json(e.before as never)}, ${e.after == null ? null : sql.json(e.after as never)}, ${e.reason})`;
+}
+
+export async function listAudit(sql: Queryable, f: { limit: number; action?: string }): Promise<(AuditEntry & { id: number })[]> {
+  return sql<(AuditEntry & { id: number })[]>`
+    select id, at, actor, action, target_type as "targetType", target_id as "targetId", remote_addr as "remoteAddr", before, after, reason
+    from audit_log where true ${f.action ? sql`and action = ${f.action}` : sql``}
+    order by id desc limit ${f.limit}`;
+}
+
+export async function insertSecurityEvent(sql: Queryable, e: { at: Date; kind: string; remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> }): Promise<void> {
+  await sql`
+    insert into security_events (at, kind, remote_addr, deviceid, details)
+    values (${e.at}, ${e.kind}, ${e.remoteAddr}, ${e.deviceid}, ${sql.json(e.details as never)})`;
+}
+
+export async function listSecurityEvents(sql: Queryable, limit: number): Promise<{ id: number; at: Date; kind: string; remoteAddr: string | null; deviceid: string | null; details: unknown }[]> {
+  return sql`select id, at, kind, remote_addr as "remoteAddr", deviceid, details from security_events order by id desc limit ${limit}` as never;
+}
