@@ -29,7 +29,15 @@ export function buildApp(deps: Deps): express.Express {
   });
   app.use(healthRoutes(deps));
   app.use(adminApi({ admin: deps.admin, records: deps.records }));
-  app.use(tokenEndpoint({ credentials: deps.credentials }));
+  app.use(
+    tokenEndpoint({
+      credentials: deps.credentials,
+      onFailure: (clientId, remoteAddr) => {
+        deps.metrics.authFailure('token');
+        void deps.credentials.securityEvent('invalid_client', { remoteAddr, deviceid: null, details: { clientId: clientId.slice(0, 64) } }).catch(() => {});
+      },
+    }),
+  );
   const agentAuth =
     deps.config.agentAuth === 'off'
       ? openAgentAuth()
@@ -38,6 +46,7 @@ export function buildApp(deps: Deps): express.Express {
     agentEndpoint({
       service: deps.agentService,
       auth: agentAuth,
+      clock: deps.clock,
       logger: deps.logger,
       metrics: deps.metrics,
       bodyLimit: deps.config.bodyLimit,

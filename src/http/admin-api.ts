@@ -132,7 +132,6 @@ const ROLE_RANK: Record<Role, number> = { reviewer: 1, admin: 2 };
 
 export function adminApi(deps: AdminApiDeps): express.Router {
   const router = express.Router();
-  router.use('/api', express.json({ limit: '1mb' }));
 
   // Every /api route: an operator bearer token first. Unknown routes also answer 401 to the anonymous.
   router.use('/api', async (req: Request, res: Response, next: NextFunction) => {
@@ -145,6 +144,8 @@ export function adminApi(deps: AdminApiDeps): express.Router {
     res.locals.operator = operator;
     next();
   });
+  // Bodies are read only for callers who proved who they are.
+  router.use('/api', express.json({ limit: '1mb' }));
 
   for (const route of ROUTES) {
     router[route.method](route.path, async (req: Request, res: Response) => {

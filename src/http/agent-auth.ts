@@ -7,7 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Request, Response } from 'express';
 import type { Compression } from '../protocol/decode.js';
 import type { AgentRequest } from '../services/agent-service.js';
-import type { AgentPrincipal, CredentialService } from '../services/credentials.js';
+import { type AgentPrincipal, type CredentialService, parseBasic } from '../services/credentials.js';
 import { errorBody } from '../protocol/answers.js';
 import { formatFromHeaders, sendAgentAnswer } from './agent-endpoint.js';
 import type { Metrics } from './metrics.js';
@@ -60,6 +60,11 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
       const principal = await deps.credentials.verifyAuthorization(authz, { remoteAddr: ar.remoteAddr, at: ar.receivedAt });
       if (!principal) {
         deps.metrics.authFailure('invalid');
+        // Recorded without slowing the answer; the 401 itself is the same as for a missing credential.
+        const basic = parseBasic(authz);
+        void deps.credentials
+          .securityEvent('invalid_credential', { remoteAddr: ar.remoteAddr, deviceid: null, details: { scheme: basic ? 'basic' : authz.split(' ', 1)[0]!.slice(0, 16), user: basic?.user.slice(0, 64) ?? null, path: ar.path } })
+          .catch(() => {});
         return { ok: false, reason: 'invalid' };
       }
       if (principal.keyVersion !== null) deps.metrics.keyVersionUsed(principal.name, principal.keyVersion);

@@ -13,14 +13,20 @@ import { type AgentMessage, type WireFormat, parseJsonMessage, parseXmlMessage }
 import { type AgentAnswer, type AgentRequest, type AgentService, CredentialMisuse } from '../services/agent-service.js';
 import type { AgentAuth } from './agent-auth.js';
 import type { Metrics } from './metrics.js';
+import type { Clock } from '../deps.js';
+import { parseBasic } from '../services/credentials.js';
 
-/** `/`, `/front/inventory.php`, `/Inventory`, `/plugins/fusioninventory/…`, `/plugins/glpiinventory/…`, `/marketplace/glpiinventory/…`, under any prefix. */
-export const AGENT_PATH = /^(?:\/|\/Inventory|(?:\/[^/]+)*?(?:\/front\/inventory\.php|\/(?:plugins\/(?:fusioninventory|glpiinventory)|marketplace\/glpiinventory)(?:\/.*)?))$/;
+/**
+ * `/` (or one folder such as `/glpi/`), `/Inventory`, and `/front/inventory.php`, `/plugins/fusioninventory/…`,
+ * `/plugins/glpiinventory/…`, `/marketplace/glpiinventory/…` under any prefix.
+ */
+export const AGENT_PATH = /^(?:(?:\/[A-Za-z0-9._-]+)?\/|\/Inventory|(?:\/[^/]+)*?(?:\/front\/inventory\.php|\/(?:plugins\/(?:fusioninventory|glpiinventory)|marketplace\/glpiinventory)(?:\/.*)?))$/;
 
 export interface AgentEndpointDeps {
   service: AgentService;
   auth: AgentAuth;
   logger: Logger;
+  clock: Clock;
   metrics: Metrics;
   bodyLimit: number;
   inflateLimit: number;
@@ -61,6 +67,16 @@ export function sendAgentAnswer(req: Request, res: Response, answer: { status: n
   res.status(answer.status).send(encoded.body);
 }
 
+/** The password or token of the Authorization header, so that copies of it in the body can be blanked. */
+function presentedSecrets(req: Request): string[] {
+  const authz = req.headers.authorization;
+  if (!authz) return [];
+  const bearer = /^Bearer\s+(\S+)/i.exec(authz);
+  if (bearer) return [bearer[1]!];
+  const basic = parseBasic(authz);
+  return basic ? [basic.password] : [];
+}
+
 function baseRequest(req: Request, receivedAt: Date): AgentRequest {
   return {
     receivedAt,
@@ -76,6 +92,7 @@ function baseRequest(req: Request, receivedAt: Date): AgentRequest {
     compression: compressionFromLabel(req),
     decodedSize: 0,
     principal: null,
+    presentedSecrets: presentedSecrets(req),
   };
 }
 
@@ -84,7 +101,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   const readBody = express.raw({ type: () => true, limit: deps.bodyLimit, inflate: false });
 
   async function handleGet(req: Request, res: Response): Promise<void> {
-    const ar = baseRequest(req, new Date());
+    const ar = baseRequest(req, deps.clock.now());
     const action = typeof req.query.action === 'string' ? req.query.action : undefined;
     if (action?.toLowerCase() === 'getconfig') {
       const machineid = typeof req.query.machineid === 'string' ? req.query.machineid.slice(0, 255) : null;
@@ -105,7 +122,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   }
 
   async function handlePost(req: Request, res: Response, next: NextFunction): Promise<void> {
-    const ar = baseRequest(req, new Date());
+    const ar = baseRequest(req, deps.clock.now());
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > deps.bodyLimit) {
       // Refuse before reading a byte; close the connection rather than swallow the rest of a huge upload.
@@ -135,7 +152,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       ar.decodedSize = decoded.length;
       const format = sniffFormat(decoded);
       if (format === 'unknown') throw new AppError('bad_request', 'Unsupported content: expected an XML or JSON message');
-      msg = format === 'json' ? parseJsonMessage(jsonText(decoded)) : parseXmlMessage(xmlText(decoded).text);
+      msg = format === 'json' ? parseJsonMessage(jsonText(decoded), ar.presentedSecrets) : parseXmlMessage(xmlText(decoded).text, ar.presentedSecrets);
       const answer = await deps.service.handle(ar, msg);
       deps.metrics.agentRequest(msg.kind, msg.format, answer.outcome);
       deps.metrics.inflated(ar.decodedSize);
@@ -148,7 +165,8 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   async function fail(req: Request, res: Response, ar: AgentRequest, err: unknown, msg: AgentMessage | null): Promise<void> {
     if (err instanceof CredentialMisuse) {
       deps.metrics.agentRequest(msg?.kind ?? 'unknown', msg?.format ?? 'none', 'unauthorized');
-      return deps.auth.challenge(req, res, { ok: false, reason: 'invalid' }, ar.compression);
+      // Encoded from the headers alone, exactly like the 401 sent before the body was read (no oracle).
+      return deps.auth.challenge(req, res, { ok: false, reason: 'invalid' }, compressionFromLabel(req));
     }
     const appErr = toAppError(err);
     const format = msg?.format ?? formatFromHeaders(req);

@@ -16,7 +16,7 @@ function oauthError(res: Response, status: number, error: string, description: s
   res.status(status).json({ error, error_description: description });
 }
 
-export function tokenEndpoint(deps: { credentials: CredentialService }): express.Router {
+export function tokenEndpoint(deps: { credentials: CredentialService; onFailure?: (clientId: string, remoteAddr: string | null) => void }): express.Router {
   const router = express.Router();
   const parsers = [express.json({ limit: '8kb', type: () => true }), express.urlencoded({ limit: '8kb', extended: false, type: 'application/x-www-form-urlencoded' })];
 
@@ -50,7 +50,10 @@ export function tokenEndpoint(deps: { credentials: CredentialService }): express
       res.setHeader('Content-Type', 'application/json');
       res.status(200).send(JSON.stringify({ token_type: 'Bearer', access_token: accessToken, expires_in: expiresIn, scope: 'inventory' }));
     } catch (err) {
-      if (err instanceof AppError && err.code === 'unauthorized') return oauthError(res, 401, 'invalid_client', 'Client authentication failed');
+      if (err instanceof AppError && err.code === 'unauthorized') {
+        deps.onFailure?.(clientId, req.ip ?? null);
+        return oauthError(res, 401, 'invalid_client', 'Client authentication failed');
+      }
       throw err;
     }
   }

@@ -12,6 +12,7 @@ export type Compression = 'zlib' | 'gzip' | 'deflate' | 'none';
 export type BodyFormat = 'xml' | 'json' | 'unknown';
 
 const inflateAsync = promisify(zlib.inflate);
+const SYNC_INFLATE_MAX = 4096;
 const gunzipAsync = promisify(zlib.gunzip);
 const inflateRawAsync = promisify(zlib.inflateRaw);
 
@@ -48,6 +49,8 @@ export async function inflateBody(body: Buffer, compression: Compression, limit:
   }
   const opts = { maxOutputLength: limit };
   try {
+    // Small bodies (PROLOG, CONTACT, partials) inflate faster inline than through the thread pool.
+    if (body.length <= SYNC_INFLATE_MAX && compression === 'zlib') return zlib.inflateSync(body, opts);
     if (compression === 'zlib') return await inflateAsync(body, opts);
     if (compression === 'gzip') return await gunzipAsync(body, opts);
     return await inflateRawAsync(body, opts);

@@ -45,6 +45,13 @@ const XML_KINDS: Record<string, MessageKind> = { PROLOG: 'prolog', INVENTORY: 'i
  * The agents' command line is copied into the inventory (versionprovider perl_args) when run with --debug,
  * --password included. Blank out the values of secret options inside that one field only.
  */
+const SECRET_ARG = /(--(?:password|oauth-client-secret|oauth-client-id|user|ssl-key-password)(?:=|\s+)|\s-p\s+)([^\s"<]+)/g;
+
+/** Blanks the values of secret options in one command line. */
+export function redactArgs(args: string): string {
+  return args.replace(SECRET_ARG, `$1${REDACTED}`);
+}
+
 export function redactPerlArgs(text: string): string {
   let out = text;
   for (const marker of ['PERL_ARGS>', '"perl_args"']) {
@@ -53,8 +60,8 @@ export function redactPerlArgs(text: string): string {
       const end = marker === 'PERL_ARGS>' ? out.indexOf('<', at + marker.length) : out.indexOf('\n', at);
       const stop = end === -1 ? out.length : end;
       const field = out.slice(at, stop);
-      const cleaned = field.replace(/(--(?:password|oauth-client-secret|oauth-client-id|user|ssl-key-password)(?:=|\s+)|\s-p\s+)([^\s"<]+)/g, `$1${REDACTED}`);
-      out = out.slice(0, at) + cleaned + out.slice(stop);
+      const cleaned = redactArgs(field);
+      if (cleaned !== field) out = out.slice(0, at) + cleaned + out.slice(stop);
       at = out.indexOf(marker, at + cleaned.length);
     }
   }
@@ -78,8 +85,29 @@ function redactHttpdPlugins(msg: Record<string, unknown>): boolean {
   return changed;
 }
 
-export function parseXmlMessage(text: string): AgentMessage {
-  const cleanText = redactPerlArgs(text);
+/** The parsed JSON must be as clean as the text: partial inventories are merged from it. */
+function redactParsedPerlArgs(m: Record<string, unknown>): void {
+  const content = m.content as { versionprovider?: { perl_args?: unknown } } | undefined;
+  const vp = content?.versionprovider;
+  if (vp && typeof vp.perl_args === 'string') vp.perl_args = redactArgs(vp.perl_args);
+}
+
+/**
+ * Blanks every occurrence of the credential the agent presented (a wrapper's command line in PROCESSES, a
+ * debug dump…). Only secrets long enough not to hit ordinary words, and only where replacing them cannot
+ * break the document's syntax.
+ */
+export function redactPresented(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length < 8 || /["\\<>&]/.test(secret)) continue;
+    if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+  }
+  return out;
+}
+
+export function parseXmlMessage(text: string, secrets: readonly string[] = []): AgentMessage {
+  const cleanText = redactPerlArgs(redactPresented(text, secrets));
   const req = readXmlRequest(cleanText);
   if (req.root !== 'REQUEST') throw new AppError('bad_request', `Invalid XML: root element must be REQUEST, not ${req.root}`);
   // GLPI treats a missing QUERY as INVENTORY.
@@ -95,13 +123,23 @@ export function parseXmlMessage(text: string): AgentMessage {
 
 const JSON_KINDS: Record<string, MessageKind> = { contact: 'contact', inventory: 'inventory', netinventory: 'netinventory', netdiscovery: 'netdiscovery', get_params: 'get_params' };
 
-export function parseJsonMessage(text: string): AgentMessage {
-  // A "__proto__" key has no place in any agent message and is how prototype pollution starts.
-  if (/"__proto__"\s*:/.test(text)) throw new AppError('bad_request', 'Invalid JSON: forbidden key "__proto__"');
+const FORBIDDEN_KEY = new AppError('bad_request', 'Invalid JSON: forbidden key "__proto__"');
+
+/** A "__proto__" key has no place in any agent message and is how prototype pollution starts. */
+function refuseProtoKeys(key: string, value: unknown): unknown {
+  if (key === '__proto__') throw FORBIDDEN_KEY;
+  return value;
+}
+
+export function parseJsonMessage(original: string, secrets: readonly string[] = []): AgentMessage {
+  const text = redactPresented(original, secrets);
   let msg: unknown;
   try {
-    msg = JSON.parse(text);
+    // The reviver (slow) only runs when the text could spell the key, escaped or not.
+    const suspicious = text.includes('__proto__') || /\\u00[57][fF]/.test(text);
+    msg = suspicious ? JSON.parse(text, refuseProtoKeys) : JSON.parse(text);
   } catch (err) {
+    if (err === FORBIDDEN_KEY) throw err;
     throw new AppError('bad_request', 'Invalid JSON', { cause: err });
   }
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new AppError('bad_request', 'Invalid JSON: an object is expected');
@@ -115,6 +153,7 @@ export function parseJsonMessage(text: string): AgentMessage {
     identity = identityFromSections(m.content as Record<string, unknown>, m.tag);
   }
   const pluginsRedacted = kind === 'contact' && redactHttpdPlugins(m);
+  redactParsedPerlArgs(m);
   const cleanText = pluginsRedacted ? JSON.stringify(m) : redactPerlArgs(text);
   return {
     format: 'json',
@@ -125,6 +164,6 @@ export function parseJsonMessage(text: string): AgentMessage {
     identity,
     json: m,
     text: cleanText,
-    redacted: cleanText !== text,
+    redacted: cleanText !== original,
   };
 }

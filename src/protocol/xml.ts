@@ -62,11 +62,14 @@ export function assertNoDoctype(text: string): void {
  */
 export function scanXml(text: string): XmlScan {
   assertNoDoctype(text);
-  const stack: string[] = [];
+  // Open elements as positions of their names (no string per tag: inventories have tens of thousands).
+  const nameAt: number[] = [];
+  const nameLen: number[] = [];
   const starts: number[] = [];
   const rootChildren: XmlSpan[] = [];
   const contentSections: XmlSpan[] = [];
   let root = '';
+  let inContent = false;
   let i = text.indexOf('<');
   while (i !== -1) {
     const next = text.charCodeAt(i + 1);
@@ -80,38 +83,61 @@ export function scanXml(text: string): XmlScan {
       const close = text.indexOf('>', i);
       if (close === -1) throw badXml('unterminated tag');
       const closing = next === 0x2f; /* / */
-      const selfClosing = text.charCodeAt(close - 1) === 0x2f;
-      const name = tagName(text, closing ? i + 2 : i + 1, close);
-      if (!name) throw badXml('empty tag name');
+      const from = closing ? i + 2 : i + 1;
+      const len = nameLength(text, from, close);
+      if (len === 0) throw badXml('empty tag name');
+      const depth = nameAt.length;
       if (closing) {
-        const open = stack.pop();
-        if (open !== name) throw badXml(open ? `</${name}> closes <${open}>` : `unexpected </${name}>`);
-        const start = starts.pop()!;
-        recordSpan(stack.length, name, start, close + 1);
-      } else {
-        if (stack.length === 0 && root) throw badXml('more than one root element');
-        if (stack.length === 0) root = name;
-        if (selfClosing) {
-          recordSpan(stack.length, name, i, close + 1);
-        } else {
-          if (stack.length >= MAX_XML_DEPTH) throw badXml(`nesting deeper than ${MAX_XML_DEPTH}`);
-          stack.push(name);
-          starts.push(i);
+        if (depth === 0) throw badXml(`unexpected </${text.slice(from, from + len)}>`);
+        const openAt = nameAt[depth - 1]!;
+        if (nameLen[depth - 1] !== len || !sameChars(text, openAt, from, len)) {
+          throw badXml(`</${text.slice(from, from + len)}> closes <${text.slice(openAt, openAt + nameLen[depth - 1]!)}>`);
         }
+        nameAt.pop();
+        nameLen.pop();
+        const start = starts.pop()!;
+        if (depth <= 3) record(depth - 1, text.slice(from, from + len), start, close + 1);
+      } else if (text.charCodeAt(close - 1) === 0x2f /* self-closing */) {
+        if (depth === 0 && root) throw badXml('more than one root element');
+        if (depth === 0) root = text.slice(from, from + len);
+        else if (depth <= 2) record(depth, text.slice(from, from + len), i, close + 1);
+      } else {
+        if (depth === 0 && root) throw badXml('more than one root element');
+        if (depth === 0) root = text.slice(from, from + len);
+        if (depth >= MAX_XML_DEPTH) throw badXml(`nesting deeper than ${MAX_XML_DEPTH}`);
+        if (depth === 1) inContent = len === 7 && text.startsWith('CONTENT', from);
+        nameAt.push(from);
+        nameLen.push(len);
+        starts.push(i);
       }
       i = close + 1;
     }
     i = text.indexOf('<', i);
   }
-  if (stack.length > 0) throw badXml(`<${stack[stack.length - 1]}> is not closed`);
+  if (nameAt.length > 0) throw badXml(`<${text.slice(nameAt[nameAt.length - 1]!, nameAt[nameAt.length - 1]! + nameLen[nameLen.length - 1]!)}> is not closed`);
   if (!root) throw badXml('no root element');
   return { root, rootChildren, contentSections };
 
-  function recordSpan(depth: number, name: string, start: number, end: number): void {
-    // depth = number of open elements around this one once it is closed
+  /** depth = number of elements still open around this one once it is closed */
+  function record(depth: number, name: string, start: number, end: number): void {
     if (depth === 1) rootChildren.push({ name, start, end });
-    else if (depth === 2 && stack[1] === 'CONTENT') contentSections.push({ name, start, end });
+    else if (depth === 2 && inContent) contentSections.push({ name, start, end });
   }
+}
+
+function sameChars(text: string, a: number, b: number, len: number): boolean {
+  for (let k = 0; k < len; k++) if (text.charCodeAt(a + k) !== text.charCodeAt(b + k)) return false;
+  return true;
+}
+
+function nameLength(text: string, from: number, to: number): number {
+  let end = from;
+  while (end < to) {
+    const c = text.charCodeAt(end);
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x2f) break;
+    end++;
+  }
+  return end - from;
 }
 
 function skipTo(text: string, terminator: string, from: number): number {
@@ -120,22 +146,21 @@ function skipTo(text: string, terminator: string, from: number): number {
   return end + terminator.length;
 }
 
-function tagName(text: string, from: number, to: number): string {
-  let end = from;
-  while (end < to) {
-    const c = text.charCodeAt(end);
-    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x2f) break;
-    end++;
-  }
-  return text.slice(from, end);
-}
-
 export type XmlObject = Record<string, unknown>;
 
 /** Parses a fragment made of complete elements into an object keyed by element name. */
 function parseFragment(fragment: string): XmlObject {
-  const parsed = parser.parse(`<X>${fragment}</X>`) as { X?: XmlObject | string };
+  const parsed = safeParse(`<X>${fragment}</X>`) as { X?: XmlObject | string };
   return typeof parsed.X === 'object' && parsed.X !== null ? parsed.X : {};
+}
+
+/** fast-xml-parser refuses names such as __proto__ with a plain Error: that is bad input, not a crash. */
+function safeParse(text: string): unknown {
+  try {
+    return parser.parse(text);
+  } catch (err) {
+    throw badXml(`unacceptable content (${String((err as Error).message).slice(0, 80)})`);
+  }
 }
 
 export interface XmlRequest {
@@ -165,7 +190,7 @@ export function readXmlRequest(text: string): XmlRequest {
 /** The whole document as an object (for the inventory view; never on the hot path). */
 export function parseXmlDocument(text: string): XmlObject {
   scanXml(text);
-  return parser.parse(text) as XmlObject;
+  return safeParse(text) as XmlObject;
 }
 
 export function scalar(v: unknown): string | undefined {

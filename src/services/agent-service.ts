@@ -8,18 +8,16 @@
 import type { Compression } from '../protocol/decode.js';
 import { encodeAnswer, getConfigAnswer, jsonContact, jsonError, jsonOk, xmlAck, xmlError, xmlProlog } from '../protocol/answers.js';
 import type { AgentMessage, MessageKind, WireFormat } from '../protocol/message.js';
-import type { Sql } from '../store/db.js';
+import type { Queryable, Sql } from '../store/db.js';
 import {
-  type DeviceRow,
+  type RecordInput,
   type RegistrationInput,
   insertRegistration,
-  insertSubmission,
   lockInventory,
   loadSubmissionBody,
   mergePartialInventory,
-  setFullInventory,
+  recordMessage,
   setInventoryView,
-  upsertDevice,
 } from '../store/agent-store.js';
 import { takeKeyDeviceSlot } from '../store/auth-store.js';
 import { AppError } from '../errors.js';
@@ -42,6 +40,8 @@ export interface AgentRequest {
   decodedSize: number;
   /** Who the credential says this is; null when AGENT_AUTH=off. */
   principal: AgentPrincipal | null;
+  /** The secret the agent presented, to blank out of what is stored; never stored or logged itself. */
+  presentedSecrets: string[];
 }
 
 export interface AgentAnswer {
@@ -145,42 +145,44 @@ export function createAgentService(deps: AgentServiceDeps) {
       await deps.securityEvent?.('client_device_mismatch', { remoteAddr: req.remoteAddr, deviceid: msg.deviceid, details: { clientId: req.principal!.clientId, boundDeviceid: bound, kind: msg.kind } });
       throw new CredentialMisuse(`client bound to ${bound} used for ${msg.deviceid}`);
     }
+    const stored = STORED_KINDS.has(msg.kind) ? storedBody(req, msg) : null;
+    const record: RecordInput = {
+      device: touchesDevice ? deviceFacts(req, msg) : null,
+      registration: registrationOf(req, msg, null, answer),
+      submission: stored && {
+        receivedAt: req.receivedAt, kind: msg.kind, format: msg.format, compression: stored.compression, contentType: req.contentType,
+        partial: msg.partial, decodedSize: req.decodedSize, body: stored.body,
+      },
+      fullInventory: msg.kind === 'inventory' && !msg.partial,
+    };
+    const key = req.principal?.type === 'key' ? req.principal : null;
+    const partial = msg.kind === 'inventory' && msg.partial;
+    const limited = key !== null && key.maxDevices > 0;
+    if (key && !limited) record.countForKeyId = key.id;
+    if (!partial && !limited) {
+      // The hot path: one statement, one round trip.
+      await recordMessage(deps.sql, record);
+      return answer;
+    }
     await deps.sql.begin(async (tx) => {
-      let device: DeviceRow | null = null;
-      if (touchesDevice) {
-        device = await upsertDevice(tx, deviceFacts(req, msg));
-        const key = req.principal?.type === 'key' ? req.principal : null;
-        // A key's max_devices counts the devices it registered; the device row is rolled back when full.
-        if (device.inserted && key && !(await takeKeyDeviceSlot(tx, key.id))) {
-          throw new AppError('forbidden', 'Registration key has reached its device limit');
-        }
+      const rec = await recordMessage(tx, record);
+      // A key's max_devices counts the devices it registered; the new device row is rolled back when full.
+      if (rec.inserted && key && !(await takeKeyDeviceSlot(tx, key.id))) {
+        throw new AppError('forbidden', 'Registration key has reached its device limit');
       }
-      const registrationId = await insertRegistration(tx, registrationOf(req, msg, device?.id ?? null, answer));
-      if (!STORED_KINDS.has(msg.kind)) return;
-      const stored = storedBody(req, msg);
-      const submissionId = await insertSubmission(tx, {
-        deviceId: msg.kind === 'inventory' ? device!.id : null,
-        registrationId,
-        receivedAt: req.receivedAt,
-        kind: msg.kind,
-        format: msg.format,
-        compression: stored.compression,
-        contentType: req.contentType,
-        partial: msg.partial,
-        decodedSize: req.decodedSize,
-        body: stored.body,
-      });
-      if (msg.kind !== 'inventory' || !device) return;
-      if (!msg.partial) return setFullInventory(tx, device.id, submissionId, msg.format, req.receivedAt);
-      const state = await lockInventory(tx, device.id);
-      if (state && !state.hasView && state.fullSubmissionId !== null) {
-        const full = await loadSubmissionBody(tx, state.fullSubmissionId);
-        if (full) await setInventoryView(tx, device.id, viewFromBody(full.body, full.compression, full.format), req.receivedAt);
-      }
-      const content = (msg.json?.content ?? {}) as Record<string, unknown>;
-      await mergePartialInventory(tx, device.id, content, msg.format, req.receivedAt);
+      if (partial && rec.deviceId !== null) await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
     });
     return answer;
+  }
+
+  /** Merges a partial inventory into the view, first building the view from the last full one if needed. */
+  async function mergePartial(tx: Queryable, deviceId: number, msg: AgentMessage, at: Date): Promise<void> {
+    const state = await lockInventory(tx, deviceId);
+    if (state && !state.hasView && state.fullSubmissionId !== null) {
+      const full = await loadSubmissionBody(tx, state.fullSubmissionId);
+      if (full) await setInventoryView(tx, deviceId, viewFromBody(full.body, full.compression, full.format), at);
+    }
+    await mergePartialInventory(tx, deviceId, (msg.json?.content ?? {}) as Record<string, unknown>, msg.format, at);
   }
 
   /** getConfig GETs (Deploy, ESX, Collect): the quiet "no job" answer, recorded; needs no credential. */

@@ -23,6 +23,8 @@ export interface AgentPrincipal {
   username: string | null;
   boundDeviceid: string | null;
   tag: string | null;
+  /** For keys: how many devices it may register (0 = unlimited). */
+  maxDevices: number;
   via: 'basic' | 'bearer' | 'certificate';
 }
 
@@ -76,20 +78,20 @@ export function createCredentialService(deps: CredentialServiceDeps) {
   }
 
   function clientPrincipal(c: store.ClientRow, via: AgentPrincipal['via'], username: string | null): AgentPrincipal {
-    return { type: 'client', id: c.id, name: c.name, keyVersionId: null, keyVersion: null, clientId: c.clientId, username, boundDeviceid: c.deviceid, tag: null, via };
+    return { type: 'client', id: c.id, name: c.name, keyVersionId: null, keyVersion: null, clientId: c.clientId, username, boundDeviceid: c.deviceid, tag: null, maxDevices: 0, via };
   }
 
-  async function verifyBasic(user: string, password: string, now: Date): Promise<AgentPrincipal | null> {
+  async function verifyBasic(user: string, password: string, now: Date): Promise<{ principal: AgentPrincipal; validUntil: Date | null } | null> {
     if (user.startsWith('agc_')) {
       const client = await verifyClientSecret(user, password, now);
-      return client ? clientPrincipal(client, 'basic', user) : null;
+      return client ? { principal: clientPrincipal(client, 'basic', user), validUntil: null } : null;
     }
     const match = await store.findValidKeyVersion(deps.sql, hashSecret(password), now);
     if (!match) return null;
-    return {
+    return { validUntil: match.validUntil, principal: {
       type: 'key', id: match.keyId, name: match.keyName, keyVersionId: match.versionId, keyVersion: match.version, clientId: null,
-      username: user.slice(0, 128) || null, boundDeviceid: null, tag: match.tag, via: 'basic',
-    };
+      username: user.slice(0, 128) || null, boundDeviceid: null, tag: match.tag, maxDevices: match.maxDevices, via: 'basic',
+    } };
   }
 
   async function verifyBearer(token: string, now: Date): Promise<{ principal: AgentPrincipal; expiresAt: Date } | null> {
@@ -115,9 +117,10 @@ export function createCredentialService(deps: CredentialServiceDeps) {
       }
       const basic = parseBasic(header);
       if (!basic) return null;
-      const principal = await verifyBasic(basic.user, basic.password, now);
-      if (principal) remember(cacheKey, principal, now.getTime());
-      return principal;
+      const found = await verifyBasic(basic.user, basic.password, now);
+      // Never cached past the end of the grace window or key expiry.
+      if (found) remember(cacheKey, found.principal, now.getTime(), found.validUntil ?? undefined);
+      return found?.principal ?? null;
     },
 
     /** A client certificate verified by TLS whose CN is a client id stands for that client. */

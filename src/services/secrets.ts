@@ -19,10 +19,15 @@ export function hashSecret(secret: string): Buffer {
   return crypto.createHash('sha256').update(secret, 'utf8').digest();
 }
 
-/** What may be shown of a secret after creation: its type and first 6 characters. */
+const GENERATED = /^ag[ksot]_[A-Za-z0-9_-]{43}$/;
+
+/**
+ * What may be shown of a secret after creation: for ours, the type and 6 of 43 random characters; for a
+ * secret an admin chose (BOOTSTRAP_SECRET), 4 characters only if it is long enough that this reveals little.
+ */
 export function visiblePrefix(secret: string): string {
-  const at = secret.indexOf('_');
-  return at > 0 && at <= 4 ? secret.slice(0, at + 7) : secret.slice(0, 4);
+  if (GENERATED.test(secret)) return secret.slice(0, 10);
+  return secret.length >= 20 ? secret.slice(0, 4) : '';
 }
 
 export function masked(prefix: string): string {

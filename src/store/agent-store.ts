@@ -1,8 +1,9 @@
 /**
- * Writes of the agent path: device upsert, registration, raw submission and inventory view. Every write of
- * one request runs in one transaction (`record`), and device creation is `insert … on conflict`, so
- * concurrent first contacts of one device make exactly one row.
+ * Writes of the agent path: device upsert, registration, raw submission and inventory view. Everything one
+ * message writes goes in one statement (`recordMessage`), and device creation is `insert … on conflict`,
+ * so concurrent first contacts of one device make exactly one row.
  */
+import type postgres from 'postgres';
 import type { Queryable as Tx } from './db.js';
 
 export interface DeviceFacts {
@@ -36,8 +37,9 @@ export interface DeviceRow {
   inserted: boolean;
 }
 
-export async function upsertDevice(tx: Tx, d: DeviceFacts): Promise<DeviceRow> {
-  const [row] = await tx<DeviceRow[]>`
+/** The device upsert as a fragment (insert … on conflict … returning id, state, inserted). */
+function deviceUpsert(tx: Tx, d: DeviceFacts) {
+  return tx`
     insert into devices (deviceid, state, name, uuid, serial, msn, asset_tag, manufacturer, model, macs, ips, os, tag,
                          agent_id, agent_version, first_seen, last_seen, last_remote_addr, last_inventory_at,
                          registered_key_id, registered_client_pk, assigned_tag)
@@ -64,7 +66,6 @@ export async function upsertDevice(tx: Tx, d: DeviceFacts): Promise<DeviceRow> {
       agent_version = coalesce(excluded.agent_version, devices.agent_version),
       last_inventory_at = coalesce(excluded.last_inventory_at, devices.last_inventory_at)
     returning id, state, (xmax = 0) as inserted`;
-  return row!;
 }
 
 export interface RegistrationInput {
@@ -95,23 +96,25 @@ export interface RegistrationInput {
   clientPk?: number | null;
 }
 
-export async function insertRegistration(tx: Tx, r: RegistrationInput): Promise<number> {
-  const [row] = await tx<{ id: number }[]>`
+function registrationInsert(tx: Tx, r: RegistrationInput, deviceId: postgres.Fragment) {
+  return tx`
     insert into registrations (received_at, device_id, deviceid, method, path, kind, format, compression, body_size,
                                decoded_size, partial, remote_addr, user_agent, agent_id, proxy_id, request_id, outcome,
                                status, message, details, auth_type, auth_user, key_id, key_version_id, client_pk)
-    values (${r.receivedAt}, ${r.deviceId}, ${r.deviceid}, ${r.method}, ${r.path}, ${r.kind}, ${r.format}, ${r.compression},
+    values (${r.receivedAt}, ${deviceId}, ${r.deviceid}, ${r.method}, ${r.path}, ${r.kind}, ${r.format}, ${r.compression},
             ${r.bodySize}, ${r.decodedSize}, ${r.partial}, ${r.remoteAddr}, ${r.userAgent}, ${r.agentId}, ${r.proxyId},
             ${r.requestId}, ${r.outcome}, ${r.status}, ${r.message},
             ${r.details === null ? null : tx.json(r.details as never)}, ${r.authType ?? null}, ${r.authUser ?? null},
             ${r.keyId ?? null}, ${r.keyVersionId ?? null}, ${r.clientPk ?? null})
     returning id`;
+}
+
+export async function insertRegistration(tx: Tx, r: RegistrationInput): Promise<number> {
+  const [row] = await tx<{ id: number }[]>`${registrationInsert(tx, r, tx`${r.deviceId}`)}`;
   return row!.id;
 }
 
 export interface SubmissionInput {
-  deviceId: number | null;
-  registrationId: number;
   receivedAt: Date;
   kind: string;
   format: string;
@@ -122,24 +125,54 @@ export interface SubmissionInput {
   body: Buffer;
 }
 
-export async function insertSubmission(tx: Tx, s: SubmissionInput): Promise<number> {
-  const [row] = await tx<{ id: number }[]>`
-    insert into submissions (device_id, registration_id, received_at, kind, format, compression, content_type, partial,
-                             decoded_size, body)
-    values (${s.deviceId}, ${s.registrationId}, ${s.receivedAt}, ${s.kind}, ${s.format}, ${s.compression}, ${s.contentType},
-            ${s.partial}, ${s.decodedSize}, ${s.body})
-    returning id`;
-  return row!.id;
+export interface RecordInput {
+  /** Upserted first when set; its id goes into the registration (and submission). */
+  device: DeviceFacts | null;
+  registration: RegistrationInput;
+  /** The raw body to keep, for messages that carry data. */
+  submission: SubmissionInput | null;
+  /** The submission is the device's new full inventory. */
+  fullInventory: boolean;
+  /** Registration key whose devices_used counts this device if the statement creates it (unlimited keys). */
+  countForKeyId?: number | null;
 }
 
-/** A full inventory replaces the device's inventory; its view is built lazily from the raw bytes. */
-export async function setFullInventory(tx: Tx, deviceId: number, submissionId: number, format: string, at: Date): Promise<void> {
-  await tx`
-    insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
-    values (${deviceId}, ${submissionId}, ${format}, null, 0, ${at})
-    on conflict (device_id) do update set
-      full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
-      partials_merged = 0, updated_at = excluded.updated_at`;
+export interface Recorded {
+  deviceId: number | null;
+  state: DeviceRow['state'] | null;
+  inserted: boolean;
+  registrationId: number;
+  submissionId: number | null;
+}
+
+/**
+ * Everything one agent message writes, as ONE statement (data-modifying CTEs): one round trip and one
+ * commit on the hot path, atomic like a transaction.
+ */
+export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
+  const s = m.submission;
+  const deviceId = m.device ? tx`(select id from d)` : tx`${null}::bigint`;
+  const [row] = await tx<Recorded[]>`
+    with ${m.device ? tx`d as (${deviceUpsert(tx, m.device)}),` : tx``}
+    r as (${registrationInsert(tx, m.registration, deviceId)})
+    ${s ? tx`, s as (
+      insert into submissions (device_id, registration_id, received_at, kind, format, compression, content_type, partial, decoded_size, body)
+      values (${deviceId}, (select id from r), ${s.receivedAt}, ${s.kind}, ${s.format}, ${s.compression}, ${s.contentType}, ${s.partial},
+              ${s.decodedSize}, ${s.body})
+      returning id)` : tx``}
+    ${s && m.fullInventory && m.device ? tx`, i as (
+      insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
+      values ((select id from d), (select id from s), ${s.format}, null, 0, ${s.receivedAt})
+      on conflict (device_id) do update set
+        full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
+        partials_merged = 0, updated_at = excluded.updated_at)` : tx``}
+    ${m.device && m.countForKeyId ? tx`, k as (
+      update registration_keys set devices_used = devices_used + 1
+      where id = ${m.countForKeyId} and coalesce((select inserted from d), false))` : tx``}
+    select ${deviceId} as "deviceId", ${m.device ? tx`(select state from d)` : tx`null::text`} as state,
+           ${m.device ? tx`coalesce((select inserted from d), false)` : tx`false`} as inserted,
+           (select id from r) as "registrationId", ${s ? tx`(select id from s)` : tx`null::bigint`} as "submissionId"`;
+  return row!;
 }
 
 export interface InventoryState {

@@ -10,12 +10,16 @@ export interface KeyVersionMatch {
   tag: string | null;
   versionId: number;
   version: number;
+  maxDevices: number;
+  /** When this match stops being valid (key or version expiry), if ever. */
+  validUntil: Date | null;
 }
 
 /** A key version that verifies now: key active and unexpired, version unexpired. */
 export async function findValidKeyVersion(sql: Queryable, hash: Buffer, now: Date): Promise<KeyVersionMatch | null> {
   const [row] = await sql<KeyVersionMatch[]>`
-    select k.id as "keyId", k.name as "keyName", k.tag, v.id as "versionId", v.version
+    select k.id as "keyId", k.name as "keyName", k.tag, v.id as "versionId", v.version, k.max_devices as "maxDevices",
+           least(k.expires_at, v.expires_at) as "validUntil"
     from key_versions v join registration_keys k on k.id = v.key_id
     where v.secret_hash = ${hash} and k.active
       and (k.expires_at is null or k.expires_at > ${now})

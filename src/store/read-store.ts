@@ -66,15 +66,25 @@ export interface RegistrationRecord {
   agentId: string | null;
   message: string | null;
   receivedAt: Date;
+  authType: string | null;
+  authUser: string | null;
+  keyName: string | null;
+  keyVersion: number | null;
+  clientId: string | null;
 }
 
 export async function listRegistrations(sql: Sql, f: { deviceid?: string; limit?: number }): Promise<RegistrationRecord[]> {
   return sql<RegistrationRecord[]>`
-    select id, deviceid, device_id as "deviceId", kind, format, compression, partial, outcome, status, method, path,
-           body_size as "bodySize", decoded_size as "decodedSize", remote_addr as "remoteAddr", user_agent as "userAgent",
-           agent_id as "agentId", message, received_at as "receivedAt"
-    from registrations
-    where true ${f.deviceid ? sql`and deviceid = ${f.deviceid}` : sql``}
-    order by id desc
+    select r.id, r.deviceid, r.device_id as "deviceId", r.kind, r.format, r.compression, r.partial, r.outcome, r.status, r.method,
+           r.path, r.body_size as "bodySize", r.decoded_size as "decodedSize", r.remote_addr as "remoteAddr",
+           r.user_agent as "userAgent", r.agent_id as "agentId", r.message, r.received_at as "receivedAt",
+           r.auth_type as "authType", r.auth_user as "authUser", k.name as "keyName", v.version as "keyVersion",
+           c.client_id as "clientId"
+    from registrations r
+    left join registration_keys k on k.id = r.key_id
+    left join key_versions v on v.id = r.key_version_id
+    left join agent_clients c on c.id = r.client_pk
+    where true ${f.deviceid ? sql`and r.deviceid = ${f.deviceid}` : sql``}
+    order by r.id desc
     limit ${f.limit ?? 50}`;
 }
