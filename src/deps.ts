@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { type Database, openDatabase } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { createAgentService } from './services/agent-service.js';
+import { createRecordBatcher } from './store/batcher.js';
 import { createMetrics } from './http/metrics.js';
 import { type CredentialService, createCredentialService } from './services/credentials.js';
 import { type Admin, createAdmin } from './services/admin.js';
@@ -68,7 +69,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   const clock = opts.clock ?? systemClock;
   const credentials = createCredentialService({ sql: db.sql, clock, logger, cacheSeconds: config.secretCacheSeconds, tokenTtlSeconds: config.tokenTtlSeconds });
   const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
-  const agentService = createAgentService({ sql: db.sql, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent });
+  const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
+  const agentService = createAgentService({ sql: db.sql, batcher, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent });
   return {
     config,
     logger,
@@ -81,6 +83,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     admin,
     records: createRecords(db.sql),
     async close() {
+      await batcher.drain();
       redis?.disconnect();
       await db.close();
     },

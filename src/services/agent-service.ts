@@ -9,10 +9,10 @@ import type { Compression } from '../protocol/decode.js';
 import { encodeAnswer, getConfigAnswer, jsonContact, jsonError, jsonOk, xmlAck, xmlError, xmlProlog } from '../protocol/answers.js';
 import type { AgentMessage, MessageKind, WireFormat } from '../protocol/message.js';
 import type { Queryable, Sql } from '../store/db.js';
+import type { RecordBatcher } from '../store/batcher.js';
 import {
   type RecordInput,
   type RegistrationInput,
-  insertRegistration,
   lockInventory,
   loadSubmissionBody,
   mergePartialInventory,
@@ -53,6 +53,8 @@ export interface AgentAnswer {
 
 export interface AgentServiceDeps {
   sql: Sql;
+  /** Group commit for the hot path (one transaction for many agents). */
+  batcher: RecordBatcher;
   prologFreqHours: number;
   /** Records a security event (e.g. a device-bound credential used for another device). */
   securityEvent?: (kind: string, e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> }) => Promise<void>;
@@ -160,8 +162,8 @@ export function createAgentService(deps: AgentServiceDeps) {
     const limited = key !== null && key.maxDevices > 0;
     if (key && !limited) record.countForKeyId = key.id;
     if (!partial && !limited) {
-      // The hot path: one statement, one round trip.
-      await recordMessage(deps.sql, record);
+      // The hot path: one statement, committed together with whatever other agents sent meanwhile.
+      await deps.batcher.record(record);
       return answer;
     }
     await deps.sql.begin(async (tx) => {
@@ -185,10 +187,14 @@ export function createAgentService(deps: AgentServiceDeps) {
     await mergePartialInventory(tx, deviceId, (msg.json?.content ?? {}) as Record<string, unknown>, msg.format, at);
   }
 
+  function recordRegistration(registration: RegistrationInput): Promise<unknown> {
+    return deps.batcher.record({ device: null, registration, submission: null, fullInventory: false });
+  }
+
   /** getConfig GETs (Deploy, ESX, Collect): the quiet "no job" answer, recorded; needs no credential. */
   async function getConfig(req: AgentRequest, machineid: string | null, tasks: Record<string, string>): Promise<AgentAnswer> {
     const answer: AgentAnswer = { status: 200, format: 'json', text: getConfigAnswer(), outcome: 'accepted' };
-    await insertRegistration(deps.sql, {
+    await recordRegistration({
       receivedAt: req.receivedAt, deviceId: null, deviceid: machineid, method: req.method, path: req.path, kind: 'getconfig',
       format: 'none', compression: 'none', bodySize: 0, decodedSize: 0, partial: false, remoteAddr: req.remoteAddr,
       userAgent: req.userAgent, agentId: req.agentId, proxyId: req.proxyId, requestId: req.requestId, outcome: answer.outcome,
@@ -199,7 +205,7 @@ export function createAgentService(deps: AgentServiceDeps) {
 
   /** Records a request refused before (or while) it could be understood: the refusal is the only row written. */
   async function recordRefusal(req: AgentRequest, info: { format: WireFormat | 'none'; kind?: MessageKind; deviceid?: string | null; status: number; outcome: string; message: string }): Promise<void> {
-    await insertRegistration(deps.sql, {
+    await recordRegistration({
       receivedAt: req.receivedAt, deviceId: null, deviceid: info.deviceid ?? null, method: req.method, path: req.path,
       kind: info.kind ?? 'other', format: info.format, compression: req.compression, bodySize: req.body.length,
       decodedSize: req.decodedSize, partial: false, remoteAddr: req.remoteAddr, userAgent: req.userAgent, agentId: req.agentId,

@@ -72,6 +72,8 @@ create table submissions (
   body            bytea not null
 );
 create index submissions_device_idx on submissions (device_id, id);
+-- Bodies arrive compressed already: skip TOAST's compression attempt (measured: ~30% more inserts/s).
+alter table submissions alter column body set storage external;
 
 -- The latest full inventory of each device and the view with later partial inventories merged in.
 -- view is null until something needs it after a full XML inventory (parsed lazily, off the hot path).
