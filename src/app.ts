@@ -28,7 +28,7 @@ export function buildApp(deps: Deps): express.Express {
     next();
   });
   app.use(healthRoutes(deps));
-  app.use(adminApi({ admin: deps.admin, records: deps.records }));
+  app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review }));
   app.use(
     tokenEndpoint({
       credentials: deps.credentials,

@@ -14,6 +14,7 @@ import { createMetrics } from './http/metrics.js';
 import { type CredentialService, createCredentialService } from './services/credentials.js';
 import { type Admin, createAdmin } from './services/admin.js';
 import { type Records, createRecords } from './services/records.js';
+import { type Review, createReview } from './services/review.js';
 
 export interface Clock {
   now(): Date;
@@ -32,6 +33,7 @@ export interface Deps {
   credentials: CredentialService;
   admin: Admin;
   records: Records;
+  review: Review;
   close(): Promise<void>;
 }
 
@@ -82,6 +84,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     credentials,
     admin,
     records: createRecords(db.sql),
+    review: createReview({ sql: db.sql, clock }),
     async close() {
       await batcher.drain();
       redis?.disconnect();

@@ -12,6 +12,7 @@ import { migrate } from '../store/migrate.js';
 import { DEVICE_STATES, createRecords } from '../services/records.js';
 import { printJson, printTable } from './output.js';
 import { credentialCommands } from './credential-commands.js';
+import { deviceCommands } from './device-commands.js';
 
 function positiveInt(v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
@@ -89,6 +90,8 @@ export function buildCli(): Command {
         else printTable(rows as never, ['id', 'deviceid', 'state', 'name', 'serial', 'tag', 'lastSeen']);
       });
     });
+
+  deviceCommands(devices, withDeps);
 
   const registrations = program.command('registrations').description('agent requests as recorded');
   registrations

@@ -8,12 +8,14 @@ import { parseDuration } from '../config.js';
 import { AppError, toAppError } from '../errors.js';
 import type { Actor, Admin } from '../services/admin.js';
 import { DEVICE_STATES, type Records } from '../services/records.js';
+import { type Decision, type Review, parseFilter } from '../services/review.js';
 
 export type Role = 'reviewer' | 'admin';
 
 export interface AdminApiDeps {
   admin: Admin;
   records: Records;
+  review: Review;
 }
 
 type Handler = (req: Request, actor: Actor, deps: AdminApiDeps) => Promise<{ status?: number; body: unknown }>;
@@ -63,17 +65,43 @@ export const ROUTES: Route[] = [
     handler: async (req, _a, d) => {
       const state = str(req.query.state, 'state', { optional: true });
       if (state && !(DEVICE_STATES as readonly string[]).includes(state)) throw new AppError('bad_request', `state must be one of ${DEVICE_STATES.join(', ')}`);
-      return { body: await d.records.devices({ state, limit: limit(req.query.limit, 100) }) };
+      const subnet = str(req.query.subnet, 'subnet', { optional: true });
+      if (subnet && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(subnet)) throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
+      const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
+      if (!Number.isInteger(offset) || offset < 0) throw new AppError('bad_request', 'offset must be a whole number ≥ 0');
+      const filter = {
+        state, subnet, offset, limit: limit(req.query.limit, 100),
+        tag: str(req.query.tag, 'tag', { optional: true }), key: str(req.query.key, 'key', { optional: true }), q: str(req.query.q, 'q', { optional: true }),
+        firstSeenFrom: date(req.query.firstSeenFrom, 'firstSeenFrom') ?? undefined, firstSeenTo: date(req.query.firstSeenTo, 'firstSeenTo') ?? undefined,
+      };
+      return { body: await d.records.devices(filter) };
     },
   },
   {
     method: 'get', path: '/api/v1/devices/:id', role: 'reviewer',
     handler: async (req, _a, d) => {
-      const device = await d.records.device(param(req, 'id'));
+      const device = await d.review.show(param(req, 'id'));
       if (!device) throw new AppError('not_found', 'No such device');
       return { body: device };
     },
   },
+  ...(['approve', 'reject'] as Decision[]).map(
+    (decision): Route => ({
+      method: 'post', path: `/api/v1/devices/${decision}`, role: 'reviewer',
+      handler: async (req, actor, d) => {
+        const b = body(req);
+        const reason = str(b.reason, 'reason', { optional: true, max: 1000 }) ?? null;
+        if (typeof b.filter === 'string') {
+          const confirm = b.confirmCount === undefined ? undefined : Number(b.confirmCount);
+          if (confirm !== undefined && (!Number.isInteger(confirm) || confirm < 0)) throw new AppError('bad_request', 'confirmCount must be a whole number');
+          return { body: await d.review.decideByFilter(parseFilter(b.filter), decision, reason, actor, confirm) };
+        }
+        if (!Array.isArray(b.ids) || !b.ids.every((x) => typeof x === 'string' || typeof x === 'number')) throw new AppError('bad_request', 'Give ids (device ids or deviceids) or a filter');
+        return { body: { results: await d.review.decide(b.ids.map(String), decision, reason, actor) } };
+      },
+    }),
+  ),
+  { method: 'post', path: '/api/v1/devices/:id/undo', role: 'reviewer', handler: async (req, actor, d) => ({ body: await d.review.undo(param(req, 'id'), actor) }) },
   {
     method: 'get', path: '/api/v1/registrations', role: 'reviewer',
     handler: async (req, _a, d) => ({ body: await d.records.registrations({ deviceid: str(req.query.deviceid, 'deviceid', { optional: true }), limit: limit(req.query.limit, 50) }) }),

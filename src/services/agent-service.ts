@@ -23,6 +23,7 @@ import { takeKeyDeviceSlot } from '../store/auth-store.js';
 import { AppError } from '../errors.js';
 import type { AgentPrincipal } from './credentials.js';
 import { viewFromBody } from './inventory-view.js';
+import { findConflict } from './conflicts.js';
 
 export interface AgentRequest {
   receivedAt: Date;
@@ -80,8 +81,22 @@ export function authColumns(p: AgentPrincipal | null) {
 
 const STORED_KINDS = new Set<MessageKind>(['inventory', 'netdiscovery', 'netinventory']);
 
+/** How often (hours) a rejected device's agent is asked to come back. */
+export const REJECTED_FREQ_HOURS = 240;
+
 export function createAgentService(deps: AgentServiceDeps) {
   const freq = deps.prologFreqHours;
+
+  /**
+   * A rejected device is told, in terms both agents honour, to skip its inventory and come back rarely:
+   * PROLOG without SEND (XML for the GLPI Agent too: a JSON PROLOG answer would not stop this run's
+   * inventory), CONTACT with the inventory task disabled; anything it sends anyway gets a plain ok.
+   */
+  function rejectedAnswer(msg: AgentMessage): Omit<AgentAnswer, 'outcome'> | null {
+    if (msg.kind === 'prolog') return { status: 200, format: 'xml', text: xmlProlog(REJECTED_FREQ_HOURS, false) };
+    if (msg.kind === 'contact') return { status: 200, format: 'json', text: jsonContact(REJECTED_FREQ_HOURS, { inventory: false }) };
+    return null;
+  }
 
   function answerFor(msg: AgentMessage, req: AgentRequest): Omit<AgentAnswer, 'outcome'> {
     switch (msg.kind) {
@@ -137,7 +152,7 @@ export function createAgentService(deps: AgentServiceDeps) {
   }
 
   async function handle(req: AgentRequest, msg: AgentMessage): Promise<AgentAnswer> {
-    const answer: AgentAnswer = { ...answerFor(msg, req), outcome: 'accepted' };
+    let answer: AgentAnswer = { ...answerFor(msg, req), outcome: 'accepted' };
     if (answer.status >= 400) answer.outcome = 'unsupported';
     // Network-task messages describe other devices: never let them create or change the sender's record.
     const touchesDevice = msg.kind === 'prolog' || msg.kind === 'contact' || msg.kind === 'inventory' || msg.kind === 'get_params';
@@ -148,8 +163,10 @@ export function createAgentService(deps: AgentServiceDeps) {
       throw new CredentialMisuse(`client bound to ${bound} used for ${msg.deviceid}`);
     }
     const stored = STORED_KINDS.has(msg.kind) ? storedBody(req, msg) : null;
+    const device = touchesDevice ? deviceFacts(req, msg) : null;
+    if (device && msg.identity) device.conflict = await findConflict(deps.sql, msg.deviceid, msg.identity);
     const record: RecordInput = {
-      device: touchesDevice ? deviceFacts(req, msg) : null,
+      device,
       registration: registrationOf(req, msg, null, answer),
       submission: stored && {
         receivedAt: req.receivedAt, kind: msg.kind, format: msg.format, compression: stored.compression, contentType: req.contentType,
@@ -161,19 +178,24 @@ export function createAgentService(deps: AgentServiceDeps) {
     const partial = msg.kind === 'inventory' && msg.partial;
     const limited = key !== null && key.maxDevices > 0;
     if (key && !limited) record.countForKeyId = key.id;
+    let state: string | null;
     if (!partial && !limited) {
       // The hot path: one statement, committed together with whatever other agents sent meanwhile.
-      await deps.batcher.record(record);
-      return answer;
+      state = (await deps.batcher.record(record)).state;
+    } else {
+      state = await deps.sql.begin(async (tx) => {
+        const rec = await recordMessage(tx, record);
+        // A key's max_devices counts the devices it registered; the new device row is rolled back when full.
+        if (rec.inserted && key && !(await takeKeyDeviceSlot(tx, key.id))) {
+          throw new AppError('forbidden', 'Registration key has reached its device limit');
+        }
+        if (partial && rec.deviceId !== null && rec.state !== 'rejected') await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
+        return rec.state;
+      });
     }
-    await deps.sql.begin(async (tx) => {
-      const rec = await recordMessage(tx, record);
-      // A key's max_devices counts the devices it registered; the new device row is rolled back when full.
-      if (rec.inserted && key && !(await takeKeyDeviceSlot(tx, key.id))) {
-        throw new AppError('forbidden', 'Registration key has reached its device limit');
-      }
-      if (partial && rec.deviceId !== null) await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
-    });
+    if (answer.status < 400 && state !== null && state !== 'approved') {
+      answer = { ...(state === 'rejected' ? (rejectedAnswer(msg) ?? answer) : answer), outcome: state };
+    }
     return answer;
   }
 
@@ -224,7 +246,8 @@ function deviceFacts(req: AgentRequest, msg: AgentMessage) {
   const contactTag = msg.kind === 'contact' && typeof msg.json?.tag === 'string' ? msg.json.tag : null;
   return {
     deviceid: msg.deviceid,
-    initialState: 'approved' as const,
+    initialState: 'quarantined' as const,
+    conflict: null as { withId: number | null; details: Record<string, unknown> } | null,
     name: id?.name,
     uuid: id?.uuid,
     serial: id?.serial,

@@ -25,15 +25,19 @@ export interface DeviceFacts {
   remoteAddr: string | null;
   seenAt: Date;
   inventoryAt?: Date | null;
+  /** The identity clashes with a known device: the device goes to (or starts in) `conflict`. */
+  conflict?: { withId: number | null; details: Record<string, unknown> } | null;
   /** Set only when this call creates the device. */
   registeredKeyId?: number | null;
   registeredClientPk?: number | null;
   assignedTag?: string | null;
 }
 
+export type DeviceState = 'quarantined' | 'approved' | 'rejected' | 'conflict';
+
 export interface DeviceRow {
   id: number;
-  state: 'quarantined' | 'approved' | 'rejected' | 'conflict';
+  state: DeviceState;
   inserted: boolean;
 }
 
@@ -42,12 +46,13 @@ function deviceUpsert(tx: Tx, d: DeviceFacts) {
   return tx`
     insert into devices (deviceid, state, name, uuid, serial, msn, asset_tag, manufacturer, model, macs, ips, os, tag,
                          agent_id, agent_version, first_seen, last_seen, last_remote_addr, last_inventory_at,
-                         registered_key_id, registered_client_pk, assigned_tag)
-    values (${d.deviceid}, ${d.initialState}, ${d.name ?? null}, ${d.uuid ?? null}, ${d.serial ?? null}, ${d.msn ?? null},
+                         registered_key_id, registered_client_pk, assigned_tag, state_changed_at, conflict_with, conflict_details)
+    values (${d.deviceid}, ${d.conflict ? 'conflict' : d.initialState}, ${d.name ?? null}, ${d.uuid ?? null}, ${d.serial ?? null}, ${d.msn ?? null},
             ${d.assetTag ?? null}, ${d.manufacturer ?? null}, ${d.model ?? null}, ${d.macs ?? []}::text[], ${d.ips ?? []}::text[],
             ${d.os ?? null}, ${d.tag ?? null}, ${d.agentId ?? null}, ${d.agentVersion ?? null}, ${d.seenAt}, ${d.seenAt},
             ${d.remoteAddr}, ${d.inventoryAt ?? null}, ${d.registeredKeyId ?? null}, ${d.registeredClientPk ?? null},
-            ${d.assignedTag ?? null})
+            ${d.assignedTag ?? null}, ${d.seenAt}, ${d.conflict?.withId ?? null},
+            ${d.conflict ? tx.json(d.conflict.details as never) : null})
     on conflict (deviceid) do update set
       last_seen = greatest(devices.last_seen, excluded.last_seen),
       last_remote_addr = coalesce(excluded.last_remote_addr, devices.last_remote_addr),
@@ -65,6 +70,10 @@ function deviceUpsert(tx: Tx, d: DeviceFacts) {
       agent_id = coalesce(excluded.agent_id, devices.agent_id),
       agent_version = coalesce(excluded.agent_version, devices.agent_version),
       last_inventory_at = coalesce(excluded.last_inventory_at, devices.last_inventory_at)
+      ${d.conflict ? tx`,
+      state = case when devices.state in ('rejected', 'conflict') then devices.state else 'conflict' end,
+      state_changed_at = case when devices.state in ('rejected', 'conflict') then devices.state_changed_at else excluded.last_seen end,
+      conflict_with = excluded.conflict_with, conflict_details = excluded.conflict_details` : tx``}
     returning id, state, (xmax = 0) as inserted`;
 }
 
@@ -96,14 +105,14 @@ export interface RegistrationInput {
   clientPk?: number | null;
 }
 
-function registrationInsert(tx: Tx, r: RegistrationInput, deviceId: postgres.Fragment) {
+function registrationInsert(tx: Tx, r: RegistrationInput, deviceId: postgres.Fragment, outcome: postgres.Fragment = tx`${r.outcome}`) {
   return tx`
     insert into registrations (received_at, device_id, deviceid, method, path, kind, format, compression, body_size,
                                decoded_size, partial, remote_addr, user_agent, agent_id, proxy_id, request_id, outcome,
                                status, message, details, auth_type, auth_user, key_id, key_version_id, client_pk)
     values (${r.receivedAt}, ${deviceId}, ${r.deviceid}, ${r.method}, ${r.path}, ${r.kind}, ${r.format}, ${r.compression},
             ${r.bodySize}, ${r.decodedSize}, ${r.partial}, ${r.remoteAddr}, ${r.userAgent}, ${r.agentId}, ${r.proxyId},
-            ${r.requestId}, ${r.outcome}, ${r.status}, ${r.message},
+            ${r.requestId}, ${outcome}, ${r.status}, ${r.message},
             ${r.details === null ? null : tx.json(r.details as never)}, ${r.authType ?? null}, ${r.authUser ?? null},
             ${r.keyId ?? null}, ${r.keyVersionId ?? null}, ${r.clientPk ?? null})
     returning id`;
@@ -152,17 +161,28 @@ export interface Recorded {
 export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
   const s = m.submission;
   const deviceId = m.device ? tx`(select id from d)` : tx`${null}::bigint`;
+  const state = m.device ? tx`(select state from d)` : tx`${'approved'}::text`;
+  // An accepted message's outcome is what the device's state makes of it: accepted, quarantined, conflict, rejected.
+  const outcome = m.registration.outcome === 'accepted' ? tx`case ${state} when 'approved' then 'accepted' else ${state} end` : tx`${m.registration.outcome}`;
   const [row] = await tx<Recorded[]>`
-    with ${m.device ? tx`d as (${deviceUpsert(tx, m.device)}),` : tx``}
-    r as (${registrationInsert(tx, m.registration, deviceId)})
+    with ${m.device ? tx`p as (select state from devices where deviceid = ${m.device.deviceid}),
+    d as (${deviceUpsert(tx, m.device)}),
+    t as (
+      insert into device_transitions (device_id, at, from_state, to_state, actor, reason)
+      select d.id, ${m.device.seenAt}, (select state from p), d.state, 'system',
+             case when d.inserted then 'first contact' else 'identity conflict' end
+      from d where d.inserted or d.state is distinct from (select state from p)),` : tx``}
+    r as (${registrationInsert(tx, m.registration, deviceId, outcome)})
     ${s ? tx`, s as (
-      insert into submissions (device_id, registration_id, received_at, kind, format, compression, content_type, partial, decoded_size, body)
-      values (${deviceId}, (select id from r), ${s.receivedAt}, ${s.kind}, ${s.format}, ${s.compression}, ${s.contentType}, ${s.partial},
-              ${s.decodedSize}, ${s.body})
+      insert into submissions (device_id, registration_id, received_at, kind, format, compression, content_type, partial, decoded_size,
+                               body, state)
+      select ${deviceId}, (select id from r), ${s.receivedAt}, ${s.kind}, ${s.format}, ${s.compression}, ${s.contentType}, ${s.partial},
+             ${s.decodedSize}, ${s.body}, case ${state} when 'approved' then 'stored' else 'held' end
+      where ${state} <> 'rejected'
       returning id)` : tx``}
     ${s && m.fullInventory && m.device ? tx`, i as (
       insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
-      values ((select id from d), (select id from s), ${s.format}, null, 0, ${s.receivedAt})
+      select (select id from d), s.id, ${s.format}, null, 0, ${s.receivedAt} from s
       on conflict (device_id) do update set
         full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
         partials_merged = 0, updated_at = excluded.updated_at)` : tx``}

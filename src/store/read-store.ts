@@ -30,7 +30,18 @@ export interface DeviceFilter {
   state?: string;
   deviceid?: string;
   id?: number;
+  ids?: number[];
+  tag?: string;
+  /** name of the registration key that registered the device */
+  key?: string;
+  /** CIDR the last source address falls in */
+  subnet?: string;
+  /** free text: name, serial, UUID, MAC or deviceid contains it */
+  q?: string;
+  firstSeenFrom?: Date;
+  firstSeenTo?: Date;
   limit?: number;
+  offset?: number;
 }
 
 export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceRecord[]> {
@@ -43,8 +54,15 @@ export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceReco
       ${f.state ? sql`and state = ${f.state}` : sql``}
       ${f.deviceid ? sql`and deviceid = ${f.deviceid}` : sql``}
       ${f.id ? sql`and id = ${f.id}` : sql``}
+      ${f.ids ? sql`and id = any(${f.ids}::bigint[])` : sql``}
+      ${f.tag ? sql`and (tag = ${f.tag} or assigned_tag = ${f.tag})` : sql``}
+      ${f.key ? sql`and registered_key_id = (select id from registration_keys where name = ${f.key})` : sql``}
+      ${f.subnet ? sql`and last_remote_addr is not null and last_remote_addr::inet <<= ${f.subnet}::cidr` : sql``}
+      ${f.q ? sql`and (name ilike ${`%${f.q}%`} or serial ilike ${`%${f.q}%`} or uuid ilike ${`%${f.q}%`} or deviceid ilike ${`%${f.q}%`} or array_to_string(macs, ' ') ilike ${`%${f.q.toLowerCase()}%`})` : sql``}
+      ${f.firstSeenFrom ? sql`and first_seen >= ${f.firstSeenFrom}` : sql``}
+      ${f.firstSeenTo ? sql`and first_seen < ${f.firstSeenTo}` : sql``}
     order by last_seen desc, id desc
-    limit ${f.limit ?? 1000}`;
+    limit ${f.limit ?? 1000} offset ${f.offset ?? 0}`;
 }
 
 export interface RegistrationRecord {

@@ -99,17 +99,17 @@ describe('FusionInventory agent 2.6, default run (zlib)', () => {
     expectCleanRun(run);
   });
 
-  it('leaves one device with the agent’s deviceid and a prolog then an accepted XML inventory', async () => {
+  it('leaves one quarantined device with the agent’s deviceid and a prolog then a held XML inventory', async () => {
     const { devices, registrations, device } = await deviceAndRegistrations(gw, run.deviceid!);
     expect(devices.map((d) => d.deviceid)).toEqual([run.deviceid]);
-    expect(device).toMatchObject({ state: 'approved', tag: null, lastRemoteAddr: expect.stringMatching(/127\.0\.0\.1$/) });
+    expect(device).toMatchObject({ state: 'quarantined', tag: null, lastRemoteAddr: expect.stringMatching(/127\.0\.0\.1$/) });
     expect(device!.agentVersion).toMatch(/^FusionInventory-Agent_v2\./);
     expect(device!.name).toBeTruthy();
     expect(device!.lastInventoryAt).not.toBeNull();
 
     expect(registrations.map((r) => ({ kind: r.kind, outcome: r.outcome, format: r.format, compression: r.compression, status: r.status, method: r.method, path: r.path, deviceid: r.deviceid }))).toEqual([
-      { kind: 'prolog', outcome: 'accepted', format: 'xml', compression: 'zlib', status: 200, method: 'POST', path: '/', deviceid: run.deviceid },
-      { kind: 'inventory', outcome: 'accepted', format: 'xml', compression: 'zlib', status: 200, method: 'POST', path: '/', deviceid: run.deviceid },
+      { kind: 'prolog', outcome: 'quarantined', format: 'xml', compression: 'zlib', status: 200, method: 'POST', path: '/', deviceid: run.deviceid },
+      { kind: 'inventory', outcome: 'quarantined', format: 'xml', compression: 'zlib', status: 200, method: 'POST', path: '/', deviceid: run.deviceid },
     ]);
     for (const r of registrations) {
       expect(r.userAgent).toBe(device!.agentVersion);
@@ -169,7 +169,7 @@ describe('FusionInventory agent 2.6, --tag acceptance-ci', () => {
     const { devices, device, registrations } = await deviceAndRegistrations(gw, run.deviceid!);
     expect(devices).toHaveLength(1);
     expect(device?.tag).toBe('acceptance-ci');
-    expect(registrations.map((r) => `${r.kind}:${r.outcome}`)).toEqual(['prolog:accepted', 'inventory:accepted']);
+    expect(registrations.map((r) => `${r.kind}:${r.outcome}`)).toEqual(['prolog:quarantined', 'inventory:quarantined']);
     const inventory = messages(run, 'debug2').find((m) => m.startsWith('[http client] sending message:') && m.includes('<QUERY>INVENTORY</QUERY>'));
     expect(inventory).toMatch(/<KEYNAME>TAG<\/KEYNAME>\s*<KEYVALUE>acceptance-ci<\/KEYVALUE>/);
   });
@@ -191,8 +191,8 @@ describe('FusionInventory agent 2.6, --no-compression', () => {
     const { devices, registrations } = await deviceAndRegistrations(gw, run.deviceid!);
     expect(devices.map((d) => d.deviceid)).toEqual([run.deviceid]);
     expect(registrations.map((r) => ({ kind: r.kind, outcome: r.outcome, format: r.format, compression: r.compression }))).toEqual([
-      { kind: 'prolog', outcome: 'accepted', format: 'xml', compression: 'none' },
-      { kind: 'inventory', outcome: 'accepted', format: 'xml', compression: 'none' },
+      { kind: 'prolog', outcome: 'quarantined', format: 'xml', compression: 'none' },
+      { kind: 'inventory', outcome: 'quarantined', format: 'xml', compression: 'none' },
     ]);
     const why = logExcerpt(run);
     expect(messages(run, 'debug2').filter((m) => m.startsWith('format: ')), why).toEqual(['format: Plaintext', 'format: Plaintext']);

@@ -74,7 +74,8 @@ describe.each(REPLAYABLE)('%s', (scenario, requests) => {
     const expectedKinds = requests.map((r) => (r.method === 'GET' ? 'getconfig' : r.classified.kind));
     // Replays of one scenario share a deviceid with others only for the FusionInventory captures.
     expect(regs.slice(-requests.length).map((r) => r.kind)).toEqual(expectedKinds);
-    expect(regs.every((r) => r.outcome === 'accepted')).toBe(true);
+    // An unknown device is quarantined (its agent still gets normal answers); getConfig names no device.
+    expect(regs.slice(-requests.length).map((r) => r.outcome)).toEqual(expectedKinds.map((k) => (k === 'getconfig' ? 'accepted' : 'quarantined')));
     const [device] = await ctx.sql<{ deviceid: string; name: string | null; macs: string[]; tag: string | null; agentVersion: string | null; lastInventoryAt: Date | null }[]>`
       select deviceid, name, macs, tag, agent_version as "agentVersion", last_inventory_at as "lastInventoryAt" from devices where deviceid = ${deviceid}`;
     expect(device).toBeDefined();

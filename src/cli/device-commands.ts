@@ -1,0 +1,85 @@
+/**
+ * `agent-gate devices show|approve|reject|undo`: the review workflow from the command line. IDs may be
+ * device ids or deviceids. A --filter decision first reports how many devices match; --yes confirms it.
+ */
+import type { Command } from 'commander';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { type Decision, parseFilter } from '../services/review.js';
+import { cliActor } from './credential-commands.js';
+import { printJson, printTable } from './output.js';
+
+type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
+
+export function deviceCommands(devices: Command, withDeps: WithDeps): void {
+  devices
+    .command('show')
+    .description('everything known about one device: identity, inventory summary, history, sources, conflicts')
+    .argument('<id>', 'device id or deviceid')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, o: { json?: boolean }) => {
+      await withDeps(async (deps) => {
+        const d = await deps.review.show(ref);
+        if (!d) throw new AppError('not_found', `No device "${ref}"`);
+        if (o.json) return printJson(d);
+        const line = (k: string, v: unknown) => process.stdout.write(`${k.padEnd(16)}${v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.join(', ') || '-' : String(v instanceof Date ? v.toISOString() : v)}\n`);
+        line('id', d.id); line('deviceid', d.deviceid); line('state', d.state); line('name', d.name); line('serial', d.serial); line('uuid', d.uuid);
+        line('manufacturer', d.manufacturer); line('model', d.model); line('os', d.os); line('macs', d.macs); line('ips', d.ips); line('tag', d.tag);
+        line('key', d.keyName); line('client', d.clientId); line('agent', d.agentVersion); line('first seen', d.firstSeen); line('last seen', d.lastSeen);
+        line('last address', d.lastRemoteAddr);
+        if (d.inventory) line('inventory', `${d.inventory.softwareCount} software, ${d.inventory.networkCount} network interfaces, ${d.inventory.sections.length} sections`);
+        if (d.state === 'conflict') process.stdout.write(`\nconflict: ${JSON.stringify(d.conflictDetails)}\n`);
+        process.stdout.write('\nhistory:\n');
+        printTable(d.history as never, ['at', 'from', 'to', 'actor', 'reason']);
+        process.stdout.write('\nsubmissions:\n');
+        printTable(d.submissions as never, ['state', 'kind', 'n', 'bytes']);
+      });
+    });
+
+  for (const decision of ['approve', 'reject'] as Decision[]) {
+    devices
+      .command(decision)
+      .description(`${decision} devices: ${decision === 'approve' ? 'their held inventories are released in order' : 'their agents are told to stop sending inventories'}`)
+      .argument('[ids...]', 'device ids or deviceids')
+      .option('--reason <text>', 'why (kept in the device history and the audit log)')
+      .option('--filter <filter>', 'every device matching e.g. tag=paris,state=quarantined (key=, subnet=, q= too)')
+      .option('--yes', 'with --filter: go ahead (without it, only the matching count is shown)')
+      .option('--json', 'print JSON')
+      .action(async (ids: string[], o: { reason?: string; filter?: string; yes?: boolean; json?: boolean }) => {
+        await withDeps(async (deps) => {
+          const actor = cliActor();
+          if (o.filter) {
+            if (ids.length > 0) throw new AppError('bad_request', 'Give either ids or --filter, not both');
+            const filter = parseFilter(o.filter);
+            const preview = await deps.review.decideByFilter(filter, decision, o.reason ?? null, actor);
+            if (!o.yes) {
+              if (o.json) return printJson(preview);
+              printTable(preview.devices as never, ['id', 'deviceid', 'name', 'state']);
+              process.stdout.write(`${preview.count} device(s) match. Re-run with --yes to ${decision} them.\n`);
+              return;
+            }
+            const done = await deps.review.decideByFilter(filter, decision, o.reason ?? null, actor, preview.count);
+            if (o.json) return printJson(done);
+            process.stdout.write(`${decision}d ${done.count} device(s)\n`);
+            return;
+          }
+          const results = await deps.review.decide(ids, decision, o.reason ?? null, actor);
+          if (o.json) return printJson(results);
+          printTable(results as never, ['id', 'deviceid', 'from', 'to', 'changed', 'releasedSubmissions']);
+        });
+      });
+  }
+
+  devices
+    .command('undo')
+    .description('revert the last decision on a device (within 15 minutes)')
+    .argument('<id>', 'device id or deviceid')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, o: { json?: boolean }) => {
+      await withDeps(async (deps) => {
+        const r = await deps.review.undo(ref, cliActor());
+        if (o.json) return printJson(r);
+        process.stdout.write(`device ${r?.deviceid} is ${r?.to} again\n`);
+      });
+    });
+}

@@ -1,0 +1,157 @@
+/**
+ * The security team's decisions: approve or reject one device, a list, or every device matching a filter
+ * (a filter decision is a dry run that reports the count until it is confirmed with that count), and undo
+ * a decision within UNDO_WINDOW. Each decision locks the device, records the transition, settles the
+ * held submissions (released in order on approval, kept then purged on rejection) and writes the audit log.
+ */
+import type { Clock } from '../deps.js';
+import { AppError } from '../errors.js';
+import type { Sql } from '../store/db.js';
+import type { DeviceState } from '../store/agent-store.js';
+import { insertAudit } from '../store/auth-store.js';
+import { type DeviceFilter, listDevices, listRegistrations } from '../store/read-store.js';
+import { deviceHistory, lastTransition, submissionCounts, transitionDevice } from '../store/review-store.js';
+import { lockInventory, loadSubmissionBody, setInventoryView } from '../store/agent-store.js';
+import type { Actor } from './admin.js';
+import { viewFromBody } from './inventory-view.js';
+
+export const UNDO_WINDOW_SECONDS = 15 * 60;
+export const MAX_BULK = 1000;
+
+export type Decision = 'approve' | 'reject';
+
+const TARGET: Record<Decision, DeviceState> = { approve: 'approved', reject: 'rejected' };
+
+/** `tag=paris,state=quarantined,key=site-a,subnet=10.1.0.0/16,q=lab` → a device filter. */
+export function parseFilter(text: string): DeviceFilter {
+  const f: DeviceFilter = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^(tag|state|key|subnet|q|deviceid)=(.+)$/.exec(part);
+    if (!m) throw new AppError('bad_request', `Filter parts look like tag=paris, state=quarantined, key=NAME, subnet=CIDR, q=TEXT, deviceid=ID (not "${part.slice(0, 40)}")`);
+    const [, k, v] = m as unknown as [string, keyof DeviceFilter & string, string];
+    if (k === 'subnet' && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v)) throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
+    (f as Record<string, unknown>)[k] = v;
+  }
+  if (Object.keys(f).length === 0) throw new AppError('bad_request', 'An empty filter would match every device');
+  return f;
+}
+
+export function createReview(deps: { sql: Sql; clock: Clock }) {
+  const { sql, clock } = deps;
+
+  async function resolve(ref: string) {
+    const byId = /^\d{1,15}$/.test(ref) ? await listDevices(sql, { id: Number(ref), limit: 1 }) : [];
+    const rows = byId.length ? byId : await listDevices(sql, { deviceid: ref, limit: 1 });
+    return rows[0] ?? null;
+  }
+
+  async function decideIds(ids: number[], decision: Decision, reason: string | null, actor: Actor) {
+    const at = clock.now();
+    return sql.begin(async (tx) => {
+      const results = [];
+      for (const id of [...ids].sort((a, b) => a - b)) {
+        const r = await transitionDevice(tx, id, TARGET[decision], actor.name, reason, at);
+        if (!r) continue;
+        results.push(r);
+        if (r.changed) await insertAudit(tx, { at, actor: actor.name, action: `device.${decision}`, targetType: 'device', targetId: r.deviceid, remoteAddr: actor.remoteAddr, before: { state: r.from }, after: { state: r.to, releasedSubmissions: r.releasedSubmissions }, reason });
+      }
+      return results;
+    });
+  }
+
+  return {
+    resolve,
+
+    /** Decides devices named by id or deviceid; unknown references are an error before anything changes. */
+    async decide(refs: string[], decision: Decision, reason: string | null, actor: Actor) {
+      if (refs.length === 0) throw new AppError('bad_request', 'Name at least one device');
+      if (refs.length > MAX_BULK) throw new AppError('bad_request', `At most ${MAX_BULK} devices at once`);
+      const devices = await Promise.all(refs.map(async (ref) => [ref, await resolve(ref)] as const));
+      const unknown = devices.filter(([, d]) => !d).map(([ref]) => ref);
+      if (unknown.length > 0) throw new AppError('not_found', `Unknown device(s): ${unknown.slice(0, 10).join(', ')}`);
+      return decideIds(devices.map(([, d]) => d!.id), decision, reason, actor);
+    },
+
+    /** Without `confirmCount` a dry run: the matching devices. With it, decides them if the count still matches. */
+    async decideByFilter(filter: DeviceFilter, decision: Decision, reason: string | null, actor: Actor, confirmCount?: number) {
+      const matching = await listDevices(sql, { ...filter, limit: MAX_BULK + 1 });
+      if (matching.length > MAX_BULK) throw new AppError('bad_request', `More than ${MAX_BULK} devices match: narrow the filter`);
+      if (confirmCount === undefined) return { dryRun: true as const, count: matching.length, devices: matching.map((d) => ({ id: d.id, deviceid: d.deviceid, name: d.name, state: d.state })) };
+      if (confirmCount !== matching.length) throw new AppError('conflict', `The filter now matches ${matching.length} devices, not ${confirmCount}: review again`);
+      return { dryRun: false as const, count: matching.length, results: await decideIds(matching.map((d) => d.id), decision, reason, actor) };
+    },
+
+    /** Reverts the last decision a person made on a device, within UNDO_WINDOW_SECONDS. */
+    async undo(ref: string, actor: Actor) {
+      const device = await resolve(ref);
+      if (!device) throw new AppError('not_found', 'No such device');
+      const last = await lastTransition(sql, device.id);
+      if (!last || last.actor === 'system' || !last.from) throw new AppError('conflict', 'There is no decision to undo');
+      if (clock.now().getTime() - last.at.getTime() > UNDO_WINDOW_SECONDS * 1000) throw new AppError('conflict', `Decisions can be undone for ${UNDO_WINDOW_SECONDS / 60} minutes only`);
+      const at = clock.now();
+      return sql.begin(async (tx) => {
+        const r = await transitionDevice(tx, device.id, last.from!, actor.name, `undo of ${last.to}`, at);
+        await insertAudit(tx, { at, actor: actor.name, action: 'device.undo', targetType: 'device', targetId: device.deviceid, remoteAddr: actor.remoteAddr, before: { state: last.to }, after: { state: last.from }, reason: null });
+        return r;
+      });
+    },
+
+    /** Everything a reviewer needs to decide on one device. */
+    async show(ref: string) {
+      const device = await resolve(ref);
+      if (!device) return null;
+      const [extra] = await sql<{ conflictWith: number | null; conflictDetails: unknown; stateReason: string | null; keyName: string | null; clientId: string | null; assignedTag: string | null }[]>`
+        select d.conflict_with as "conflictWith", d.conflict_details as "conflictDetails", d.state_reason as "stateReason",
+               k.name as "keyName", c.client_id as "clientId", d.assigned_tag as "assignedTag"
+        from devices d left join registration_keys k on k.id = d.registered_key_id left join agent_clients c on c.id = d.registered_client_pk
+        where d.id = ${device.id}`;
+      const sources = await sql<{ remoteAddr: string; requests: number; lastSeen: Date }[]>`
+        select remote_addr as "remoteAddr", count(*)::int as requests, max(received_at) as "lastSeen"
+        from registrations where device_id = ${device.id} and remote_addr is not null group by remote_addr order by max(received_at) desc limit 20`;
+      const conflictWith = extra?.conflictWith ? await resolve(String(extra.conflictWith)) : null;
+      return {
+        ...device,
+        ...extra,
+        conflictWithDevice: conflictWith,
+        inventory: await inventorySummary(device.id),
+        history: await deviceHistory(sql, device.id),
+        submissions: await submissionCounts(sql, device.id),
+        sources,
+        registrations: await listRegistrations(sql, { deviceid: device.deviceid, limit: 20 }),
+      };
+    },
+  };
+
+  /** OS, hardware, software count… from the inventory view (built now from the raw bytes if needed). */
+  async function inventorySummary(deviceId: number) {
+    const view = await sql.begin(async (tx) => {
+      const state = await lockInventory(tx, deviceId);
+      if (!state) return null;
+      if (!state.hasView && state.fullSubmissionId !== null) {
+        const full = await loadSubmissionBody(tx, state.fullSubmissionId);
+        if (full) await setInventoryView(tx, deviceId, viewFromBody(full.body, full.compression, full.format), clock.now());
+      }
+      const [row] = await tx<{ view: Record<string, unknown> | null }[]>`select view from inventories where device_id = ${deviceId}`;
+      return row?.view ?? null;
+    });
+    if (!view) return null;
+    const first = (v: unknown) => (Array.isArray(v) ? v[0] : v) as Record<string, unknown> | undefined;
+    const os = first(view.operatingsystem);
+    const bios = first(view.bios);
+    const hw = first(view.hardware);
+    const count = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
+    return {
+      os: os?.full_name ?? os?.name ?? null,
+      manufacturer: bios?.smanufacturer ?? null,
+      model: bios?.smodel ?? null,
+      serial: bios?.ssn ?? null,
+      uuid: hw?.uuid ?? null,
+      memoryMb: hw?.memory ?? null,
+      softwareCount: count(view.softwares),
+      networkCount: count(view.networks),
+      sections: Object.keys(view).sort(),
+    };
+  }
+}
+
+export type Review = ReturnType<typeof createReview>;
