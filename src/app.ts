@@ -11,6 +11,7 @@ import { openAgentAuth, requiredAgentAuth } from './http/agent-auth.js';
 import { adminApi } from './http/admin-api.js';
 import { healthRoutes } from './http/health.js';
 import { tokenEndpoint } from './http/token-endpoint.js';
+import { createAgentLimits } from './http/limits.js';
 
 export function buildApp(deps: Deps): express.Express {
   const app = express();
@@ -29,9 +30,15 @@ export function buildApp(deps: Deps): express.Express {
   });
   app.use(healthRoutes(deps));
   app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review }));
+  const limits = createAgentLimits({
+    redis: deps.redis, logger: deps.logger, metrics: deps.metrics, prologFreqHours: deps.config.prologFreqHours,
+    ipPerMinute: deps.config.rateLimitIpPerMinute, authFailuresPer15Min: deps.config.rateLimitAuthFailuresPer15Min, redisFailure: deps.config.rateLimitRedisFailure,
+  });
+  deps.onClose(() => limits.shutdown());
   app.use(
     tokenEndpoint({
       credentials: deps.credentials,
+      limits,
       onFailure: (clientId, remoteAddr) => {
         deps.metrics.authFailure('token');
         void deps.credentials.securityEvent('invalid_client', { remoteAddr, deviceid: null, details: { clientId: clientId.slice(0, 64) } }).catch(() => {});
@@ -47,6 +54,7 @@ export function buildApp(deps: Deps): express.Express {
       service: deps.agentService,
       auth: agentAuth,
       clock: deps.clock,
+      limits,
       logger: deps.logger,
       metrics: deps.metrics,
       bodyLimit: deps.config.bodyLimit,

@@ -25,6 +25,9 @@ export interface Config {
   bootstrapAdminToken: string | undefined;
   trustProxy: string | undefined;
   requestTimeoutSeconds: number;
+  rateLimitIpPerMinute: number;
+  rateLimitAuthFailuresPer15Min: number;
+  rateLimitRedisFailure: 'memory' | 'closed';
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   tlsClientCa: string | undefined;
@@ -94,7 +97,7 @@ const realm: Parser<string> = (raw) => {
 };
 
 export const CONFIG_KEYS: Key<keyof Config>[] = [
-  { env: 'PORT', field: 'port', doc: 'TCP port of the agent endpoint, admin API and console', default: '8080', parse: int(0, 65535) },
+  { env: 'PORT', field: 'port', doc: 'TCP port of the agent endpoint and the admin API', default: '8080', parse: int(0, 65535) },
   { env: 'HOST', field: 'host', doc: 'address to listen on', default: '0.0.0.0', parse: text },
   { env: 'DATABASE_URL', field: 'databaseUrl', doc: 'PostgreSQL URL; unset = embedded PGlite under DATA_DIR', default: undefined, parse: optional, secret: true },
   { env: 'REDIS_URL', field: 'redisUrl', doc: 'Redis URL for shared limits; unset = per-process in-memory fallback', default: undefined, parse: optional, secret: true },
@@ -112,6 +115,9 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   { env: 'BOOTSTRAP_ADMIN_TOKEN', field: 'bootstrapAdminToken', doc: 'token of the first admin operator (else one is generated and logged once)', default: undefined, parse: optional, secret: true },
   { env: 'TRUST_PROXY', field: 'trustProxy', doc: 'proxies whose X-Forwarded-For is trusted (express "trust proxy": loopback, a CIDR list or a hop count); unset = none', default: undefined, parse: optional },
   { env: 'REQUEST_TIMEOUT', field: 'requestTimeoutSeconds', doc: 'time a client has to send a whole request (headers and body)', default: '120s', parse: atLeast(1, parseDuration) },
+  { env: 'RATE_LIMIT_IP_PER_MINUTE', field: 'rateLimitIpPerMinute', doc: 'agent requests per source address per minute before 429 (NAT and proxies share one address: keep it generous)', default: '1200', parse: int(1, 10_000_000) },
+  { env: 'RATE_LIMIT_AUTH_FAILURES_PER_15MIN', field: 'rateLimitAuthFailuresPer15Min', doc: 'invalid credentials per source address per 15 minutes before 429 (missing credentials never count)', default: '30', parse: int(1, 1_000_000) },
+  { env: 'RATE_LIMIT_REDIS_FAILURE', field: 'rateLimitRedisFailure', doc: 'when Redis is unreachable: memory = per-process limits until it returns; closed = refuse limited requests (503)', default: 'memory', parse: oneOf('memory', 'closed') },
   { env: 'TLS_CERT', field: 'tlsCert', doc: 'PEM certificate file: serve HTTPS instead of HTTP', default: undefined, parse: optional },
   { env: 'TLS_KEY', field: 'tlsKey', doc: 'PEM private key file for TLS_CERT', default: undefined, parse: optional },
   { env: 'TLS_CLIENT_CA', field: 'tlsClientCa', doc: 'PEM CA file: require agents to present a client certificate signed by it', default: undefined, parse: optional },

@@ -34,6 +34,8 @@ export interface Deps {
   admin: Admin;
   records: Records;
   review: Review;
+  /** Runs `fn` when the deps close (timers of things built on them). */
+  onClose(fn: () => void): void;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     logger.warn('redis: none (no REDIS_URL) — limits and caches are per process, in memory; set REDIS_URL when running several gateways');
   }
   const metrics = createMetrics();
+  const closers: (() => void)[] = [];
   const clock = opts.clock ?? systemClock;
   const credentials = createCredentialService({ sql: db.sql, clock, logger, cacheSeconds: config.secretCacheSeconds, tokenTtlSeconds: config.tokenTtlSeconds });
   const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
@@ -85,7 +88,9 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     admin,
     records: createRecords(db.sql),
     review: createReview({ sql: db.sql, clock }),
+    onClose: (fn) => closers.push(fn),
     async close() {
+      for (const fn of closers) fn();
       await batcher.drain();
       redis?.disconnect();
       await db.close();

@@ -62,7 +62,8 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
   // Slow senders: the whole request (headers and body) must arrive within REQUEST_TIMEOUT.
   server.requestTimeout = config.requestTimeoutSeconds * 1000;
   server.headersTimeout = Math.min(60_000, server.requestTimeout);
-  server.keepAliveTimeout = 5_000;
+  // Longer than the idle timeout of common load balancers (60 s), so they never reuse a connection we closed.
+  server.keepAliveTimeout = 75_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

@@ -60,7 +60,7 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
             }
             const done = await deps.review.decideByFilter(filter, decision, o.reason ?? null, actor, preview.count);
             if (o.json) return printJson(done);
-            process.stdout.write(`${decision}d ${done.count} device(s)\n`);
+            process.stdout.write(`${decision === 'approve' ? 'approved' : 'rejected'} ${done.count} device(s)\n`);
             return;
           }
           const results = await deps.review.decide(ids, decision, o.reason ?? null, actor);

@@ -40,7 +40,7 @@ export function buildCli(): Command {
 
   program
     .command('serve')
-    .description('run the gateway (agent endpoint, admin API, console)')
+    .description('run the gateway (agent endpoint, token endpoint, admin API)')
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });

@@ -14,6 +14,7 @@ import { type AgentAnswer, type AgentRequest, type AgentService, CredentialMisus
 import type { AgentAuth } from './agent-auth.js';
 import type { Metrics } from './metrics.js';
 import type { Clock } from '../deps.js';
+import type { AgentLimits } from './limits.js';
 import { parseBasic } from '../services/credentials.js';
 
 /**
@@ -28,6 +29,7 @@ export interface AgentEndpointDeps {
   logger: Logger;
   clock: Clock;
   metrics: Metrics;
+  limits: AgentLimits;
   bodyLimit: number;
   inflateLimit: number;
   prologFreqHours: number;
@@ -49,7 +51,7 @@ export function formatFromHeaders(req: Request): WireFormat {
   return header(req, 'GLPI-Agent-ID') ? 'json' : 'xml';
 }
 
-function compressionFromLabel(req: Request): Compression {
+export function compressionFromLabel(req: Request): Compression {
   const type = mediaType(req.headers['content-type']);
   if (type === 'application/x-compress-zlib') return 'zlib';
   if (type === 'application/x-compress-gzip') return 'gzip';
@@ -131,6 +133,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     }
     const auth = await deps.auth.authenticate(req, ar);
     if (!auth.ok) {
+      if (auth.reason === 'invalid') res.locals.invalidCredential = true;
       deps.metrics.agentRequest('unknown', formatFromHeaders(req), 'unauthorized');
       return deps.auth.challenge(req, res, auth, ar.compression);
     }
@@ -164,6 +167,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
 
   async function fail(req: Request, res: Response, ar: AgentRequest, err: unknown, msg: AgentMessage | null): Promise<void> {
     if (err instanceof CredentialMisuse) {
+      res.locals.invalidCredential = true;
       deps.metrics.agentRequest(msg?.kind ?? 'unknown', msg?.format ?? 'none', 'unauthorized');
       // Encoded from the headers alone, exactly like the 401 sent before the body was read (no oracle).
       return deps.auth.challenge(req, res, { ok: false, reason: 'invalid' }, compressionFromLabel(req));
@@ -182,12 +186,20 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     if (!res.headersSent) sendAgentAnswer(req, res, answer, ar.compression);
   }
 
-  router.use((req, res, next) => {
-    if (!AGENT_PATH.test(req.path)) return next();
+  function dispatch(req: Request, res: Response, next: NextFunction): void {
     if (req.method === 'GET' || req.method === 'HEAD') return void handleGet(req, res).catch(next);
     if (req.method === 'POST') return void handlePost(req, res, next).catch(next);
     res.setHeader('Allow', 'GET, POST');
     res.status(405).end();
+  }
+
+  router.use((req, res, next) => {
+    if (!AGENT_PATH.test(req.path)) return next();
+    // Abuse limits first: before the credential is checked or a byte of the body is read.
+    deps.limits.perIp(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      deps.limits.authFailures(req, res, (err2?: unknown) => (err2 ? next(err2) : dispatch(req, res, next)));
+    });
   });
   return router;
 }

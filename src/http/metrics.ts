@@ -43,8 +43,21 @@ export function createMetrics() {
     labelNames: ['key', 'version'] as const,
     registers: [registry],
   });
+  const limited = new client.Counter({
+    name: 'agentgate_limiter_hits_total',
+    help: 'Requests refused with 429 by a limiter',
+    labelNames: ['limiter'] as const,
+    registers: [registry],
+  });
+  const limiterRedis = new client.Gauge({
+    name: 'agentgate_limiter_redis_up',
+    help: '1 while rate limits are shared through Redis, 0 while a limiter fell back to process memory',
+    registers: [registry],
+  });
   return {
     registry,
+    limited: (limiter: string) => limited.inc({ limiter }),
+    limiterBackend: (usingRedis: boolean) => limiterRedis.set(usingRedis ? 1 : 0),
     setGraceWarnings: (n: number) => graceWarnings.set(n),
     keyVersionUsed: (key: string, version: number) => keyVersionUse.inc({ key, version: String(version) }),
     agentRequest: (kind: string, format: string, outcome: string) => requests.inc({ kind, format, outcome }),

@@ -7,6 +7,7 @@
 import express, { type Request, type Response } from 'express';
 import { AppError } from '../errors.js';
 import type { CredentialService } from '../services/credentials.js';
+import type { AgentLimits } from './limits.js';
 import { parseBasic } from '../services/credentials.js';
 
 export const TOKEN_PATH = /^(?:\/.*)?\/api\.php\/token$/;
@@ -16,11 +17,11 @@ function oauthError(res: Response, status: number, error: string, description: s
   res.status(status).json({ error, error_description: description });
 }
 
-export function tokenEndpoint(deps: { credentials: CredentialService; onFailure?: (clientId: string, remoteAddr: string | null) => void }): express.Router {
+export function tokenEndpoint(deps: { credentials: CredentialService; limits?: AgentLimits; onFailure?: (clientId: string, remoteAddr: string | null) => void }): express.Router {
   const router = express.Router();
   const parsers = [express.json({ limit: '8kb', type: () => true }), express.urlencoded({ limit: '8kb', extended: false, type: 'application/x-www-form-urlencoded' })];
 
-  router.post(TOKEN_PATH, (req, res, next) => {
+  router.post(TOKEN_PATH, ...(deps.limits ? [deps.limits.perIp, deps.limits.authFailures] : []), (req, res, next) => {
     const isForm = (req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
     const parse = isForm ? parsers[1]! : parsers[0]!;
     parse(req, res, (err?: unknown) => {
@@ -51,6 +52,7 @@ export function tokenEndpoint(deps: { credentials: CredentialService; onFailure?
       res.status(200).send(JSON.stringify({ token_type: 'Bearer', access_token: accessToken, expires_in: expiresIn, scope: 'inventory' }));
     } catch (err) {
       if (err instanceof AppError && err.code === 'unauthorized') {
+        res.locals.invalidCredential = true;
         deps.onFailure?.(clientId, req.ip ?? null);
         return oauthError(res, 401, 'invalid_client', 'Client authentication failed');
       }

@@ -181,7 +181,9 @@ export function createAdmin(deps: AdminDeps) {
     /** The operator a bearer token belongs to (revoked tokens never match). */
     async operatorForToken(token: string): Promise<{ name: string; role: 'reviewer' | 'admin' } | null> {
       const op = await store.findOperatorByHash(sql, hashSecret(token));
-      return op ? { name: op.name, role: op.role } : null;
+      if (!op) return null;
+      await store.touchOperator(sql, op.id, clock.now());
+      return { name: op.name, role: op.role };
     },
 
     listAudit: (f: { limit: number; action?: string }) => store.listAudit(sql, f),

@@ -8,6 +8,11 @@ import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Admin } from './admin.js';
 
+/** Another replica starting at the same moment created it first (our check or the unique index said so). */
+function createdElsewhere(err: unknown): boolean {
+  return (err instanceof AppError && err.code === 'conflict') || (err as { code?: string }).code === '23505';
+}
+
 const SYSTEM = { name: 'system:bootstrap', remoteAddr: null };
 
 export async function bootstrapCredentials(admin: Admin, config: Readonly<Config>, logger: Logger): Promise<void> {
@@ -17,16 +22,16 @@ export async function bootstrapCredentials(admin: Admin, config: Readonly<Config
       if (config.bootstrapSecret) logger.warn('registration key "default" created from BOOTSTRAP_SECRET');
       else logger.warn(`registration key "default" created; give agents --password ${secret} (any --user). Shown once: store it now`);
     } catch (err) {
-      if (!(err instanceof AppError && err.code === 'conflict')) throw err; // another replica made it first
+      if (!createdElsewhere(err)) throw err;
     }
   }
   if ((await admin.countOperators()) === 0) {
     try {
       const { token } = await admin.createOperator({ name: 'admin', role: 'admin', token: config.bootstrapAdminToken }, SYSTEM);
       if (config.bootstrapAdminToken) logger.warn('admin operator "admin" created from BOOTSTRAP_ADMIN_TOKEN');
-      else logger.warn(`admin operator "admin" created; its API/console token is ${token} . Shown once: store it now`);
+      else logger.warn(`admin operator "admin" created; its admin API token is ${token} . Shown once: store it now`);
     } catch (err) {
-      if (!(err instanceof AppError && err.code === 'conflict')) throw err;
+      if (!createdElsewhere(err)) throw err;
     }
   }
 }

@@ -249,6 +249,10 @@ export async function countOperators(sql: Queryable): Promise<number> {
   return r!.n;
 }
 
+export async function touchOperator(sql: Queryable, id: number, at: Date): Promise<void> {
+  await sql`update operators set last_used_at = ${at} where id = ${id}`;
+}
+
 export async function revokeOperator(sql: Queryable, id: number, at: Date): Promise<void> {
   await sql`update operators set revoked_at = coalesce(revoked_at, ${at}) where id = ${id}`;
 }

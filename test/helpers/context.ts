@@ -54,7 +54,9 @@ export async function createSchema(): Promise<{ url: string; drop(): Promise<voi
 export async function createTestContext(env: Record<string, string> = {}): Promise<TestContext> {
   const schema = await createSchema();
   const clock = new TestClock();
-  const config = loadConfig({ DATABASE_URL: schema.url, AGENT_AUTH: 'off', LOG_LEVEL: 'silent', ...env });
+  // Abuse limits are generous here: one test makes more bad requests from 127.0.0.1 than an attacker would
+  // need to trip them. The limit tests set their own.
+  const config = loadConfig({ DATABASE_URL: schema.url, AGENT_AUTH: 'off', LOG_LEVEL: 'silent', RATE_LIMIT_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '1000000', ...env });
   const logger = createLogger({ level: config.logLevel, pretty: false });
   const deps = await createDeps(config, logger, { role: 'server', migrate: true, clock });
   const app = buildApp(deps);

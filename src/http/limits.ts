@@ -1,0 +1,197 @@
+/**
+ * Abuse limits at the agent edge, with express-rate-limit and the rate-limit-redis store (shared by every
+ * replica). Two layers run before any body is read or inflated: requests per source address, and
+ * invalid credentials per source address (brute force). Only these abusive sources get 429 — the agents'
+ * normal unauthenticated first attempts never count, and legitimate load is not shed with errors.
+ *
+ * Redis trouble: the store fails over to a per-process memory store and says so loudly, re-checks Redis
+ * every few seconds and goes back by itself (RATE_LIMIT_REDIS_FAILURE=memory, the default); with
+ * `closed`, limited routes answer 503 while Redis is away.
+ */
+import type { Request, RequestHandler, Response } from 'express';
+import { type ClientRateLimitInfo, type IncrementResponse, MemoryStore, type Options, type Store, rateLimit } from 'express-rate-limit';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { RedisStore } from 'rate-limit-redis';
+import { AppError } from '../errors.js';
+import { errorBody } from '../protocol/answers.js';
+import { formatFromHeaders, sendAgentAnswer, compressionFromLabel } from './agent-endpoint.js';
+import type { Metrics } from './metrics.js';
+
+export type RedisFailureMode = 'memory' | 'closed';
+
+export interface LimitsDeps {
+  redis: Redis | null;
+  logger: Logger;
+  metrics: Metrics;
+  ipPerMinute: number;
+  authFailuresPer15Min: number;
+  redisFailure: RedisFailureMode;
+  prologFreqHours: number;
+}
+
+const RECHECK_MS = 5000;
+
+/** A Store that uses Redis while it answers and a local MemoryStore while it does not. */
+export class FailoverStore implements Store {
+  private memory = new MemoryStore();
+  private redisStore: RedisStore | null = null;
+  private options: Options | null = null;
+  private healthy = true;
+  private recheck: NodeJS.Timeout | null = null;
+  private starting: Promise<void> = Promise.resolve();
+  localKeys = false;
+
+  constructor(
+    private readonly redis: Redis,
+    readonly prefix: string,
+    private readonly mode: RedisFailureMode,
+    private readonly logger: Logger,
+    private readonly onMode: (usingRedis: boolean) => void,
+  ) {}
+
+  private makeRedisStore(): RedisStore {
+    return new RedisStore({ prefix: this.prefix, sendCommand: (command: string, ...args: string[]) => this.redis.call(command, ...args) as never });
+  }
+
+  init(options: Options): Promise<void> {
+    this.options = options;
+    this.memory.init(options);
+    // express-rate-limit does not wait for init: the first requests wait here instead of failing over.
+    this.starting = (async () => {
+      const store = this.makeRedisStore();
+      try {
+        await this.ready();
+        await store.init(options);
+        this.redisStore = store;
+        this.onMode(true);
+      } catch (err) {
+        this.fail(err);
+      }
+    })();
+    return this.starting;
+  }
+
+  /** The connection is still being made at start-up: give it a moment before judging Redis away. */
+  private async ready(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('redis not ready within 3 s')), 3000);
+      this.redis.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private fail(err: unknown): void {
+    if (this.healthy) {
+      this.logger.error({ err: (err as Error).message, limiter: this.prefix }, this.mode === 'memory' ? 'REDIS UNREACHABLE: rate limits fall back to this process only (in memory) until it returns' : 'REDIS UNREACHABLE: limited requests are refused (RATE_LIMIT_REDIS_FAILURE=closed)');
+      this.onMode(false);
+    }
+    this.healthy = false;
+    this.recheck ??= setInterval(() => void this.tryRecover(), RECHECK_MS);
+    this.recheck.unref();
+  }
+
+  private async tryRecover(): Promise<void> {
+    try {
+      await this.redis.ping();
+      const store = this.makeRedisStore();
+      await store.init(this.options!);
+      this.redisStore = store;
+      this.healthy = true;
+      clearInterval(this.recheck!);
+      this.recheck = null;
+      this.logger.warn({ limiter: this.prefix }, 'redis is back: rate limits are shared again');
+      this.onMode(true);
+    } catch {
+      /* still away */
+    }
+  }
+
+  private async run<T>(viaRedis: (s: RedisStore) => Promise<T>, viaMemory: () => Promise<T> | T): Promise<T> {
+    await this.starting;
+    if (this.healthy && this.redisStore) {
+      try {
+        return await viaRedis(this.redisStore);
+      } catch (err) {
+        this.fail(err);
+      }
+    }
+    if (this.mode === 'closed') throw new AppError('unavailable', 'Service temporarily unavailable');
+    return viaMemory();
+  }
+
+  increment(key: string): Promise<IncrementResponse> {
+    return this.run((s) => s.increment(key), () => this.memory.increment(key));
+  }
+
+  decrement(key: string): Promise<void> {
+    return this.run((s) => s.decrement(key), () => this.memory.decrement(key));
+  }
+
+  resetKey(key: string): Promise<void> {
+    return this.run((s) => s.resetKey(key), () => this.memory.resetKey(key));
+  }
+
+  get(key: string): Promise<ClientRateLimitInfo | undefined> {
+    return this.run((s) => s.get(key), () => this.memory.get(key));
+  }
+
+  shutdown(): void {
+    if (this.recheck) clearInterval(this.recheck);
+    this.memory.shutdown();
+  }
+}
+
+function tooMany(kind: string, metrics: Metrics, prologFreqHours: number) {
+  return (req: Request, res: Response, _next: unknown, options: Options) => {
+    metrics.limited(kind);
+    const format = formatFromHeaders(req);
+    const retryAfter = Math.ceil(options.windowMs / 1000);
+    res.setHeader('Retry-After', String(retryAfter));
+    sendAgentAnswer(req, res, { status: 429, format, text: errorBody(format, 'Too many requests', prologFreqHours) }, compressionFromLabel(req));
+  };
+}
+
+export interface AgentLimits {
+  /** Requests per source address. */
+  perIp: RequestHandler;
+  /** Invalid credentials per source address; set res.locals.invalidCredential on such a failure. */
+  authFailures: RequestHandler;
+  shutdown(): void;
+}
+
+export function createAgentLimits(deps: LimitsDeps): AgentLimits {
+  const stores: Store[] = [];
+  const usingRedis = new Map<string, boolean>();
+  const store = (prefix: string): Store | undefined => {
+    if (!deps.redis) return undefined; // express-rate-limit's own MemoryStore
+    const s = new FailoverStore(deps.redis, prefix, deps.redisFailure, deps.logger, (up) => {
+      usingRedis.set(prefix, up);
+      deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
+    });
+    stores.push(s);
+    return s;
+  };
+  const common = { standardHeaders: false as const, legacyHeaders: false, passOnStoreError: false };
+  const perIp = rateLimit({ ...common, windowMs: 60_000, limit: deps.ipPerMinute, store: store('agentgate:ip:'), handler: tooMany('ip', deps.metrics, deps.prologFreqHours) });
+  const authFailures = rateLimit({
+    ...common,
+    windowMs: 15 * 60_000,
+    limit: deps.authFailuresPer15Min,
+    store: store('agentgate:authfail:'),
+    // Every request is counted on arrival and forgiven when it turned out not to be a bad credential.
+    skipSuccessfulRequests: true,
+    requestWasSuccessful: (_req, res) => res.locals.invalidCredential !== true,
+    handler: tooMany('auth_failures', deps.metrics, deps.prologFreqHours),
+  });
+  return {
+    perIp,
+    authFailures,
+    shutdown: () => {
+      for (const s of stores) void s.shutdown?.();
+    },
+  };
+}

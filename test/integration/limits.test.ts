@@ -1,0 +1,148 @@
+/**
+ * Abuse limits through real Redis: a flood from one address is cut off (429, agent format, Retry-After)
+ * while another address is served; invalid credentials trip the brute-force limit while the agents'
+ * normal credential-less first attempts never do; two gateway processes share one limit; and Redis going
+ * away and coming back is survived.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import zlib from 'node:zlib';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Proc, freePort, startGateway } from '../../scripts/lib/processes.js';
+import { type TestContext, createSchema, createTestContext, send } from '../helpers/context.js';
+import { TEST_REDIS_URL } from '../helpers/env.js';
+import { textOf } from '../helpers/fixtures.js';
+
+const prolog = zlib.deflateSync(textOf('fusioninventory-plain', '0001-post-prolog.json'));
+const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
+const badBasic = `Basic ${Buffer.from('inventory:wrong-password-123').toString('base64')}`;
+
+async function flushRedis(url: string): Promise<void> {
+  const r = new Redis(url);
+  await r.flushdb();
+  r.disconnect();
+}
+
+describe('limits in one gateway (real Redis)', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    await flushRedis(TEST_REDIS_URL);
+    ctx = await createTestContext({ AGENT_AUTH: 'required', REDIS_URL: TEST_REDIS_URL, TRUST_PROXY: 'loopback', RATE_LIMIT_IP_PER_MINUTE: '5', RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '3' });
+  });
+  afterAll(async () => {
+    await ctx.close();
+  });
+
+  it('cuts off a flood from one address and keeps serving another', async () => {
+    const from = (ip: string) => send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': ip }, body: prolog });
+    const flood = [];
+    for (let i = 0; i < 7; i++) flood.push((await from('198.51.100.7')).status);
+    expect(flood).toEqual([401, 401, 401, 401, 401, 429, 429]);
+    const cut = await from('198.51.100.7');
+    expect(cut.headers['retry-after']).toBe('60');
+    expect(cut.headers['content-type']).toBe('application/x-compress-zlib');
+    expect(cut.text).toMatch(/<REPLY><ERROR>Too many requests<\/ERROR><\/REPLY>/);
+    expect((await from('198.51.100.8')).status).toBe(401);
+    const keys = await ctx.deps.redis!.keys('agentgate:ip:*');
+    expect(keys.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('trips on invalid credentials, never on the missing ones every agent sends first', async () => {
+    const from = (ip: string, authz?: string) => send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': ip, ...(authz ? { Authorization: authz } : {}) }, body: prolog });
+    const missing = [];
+    for (let i = 0; i < 4; i++) missing.push((await from('203.0.113.1')).status);
+    expect(missing).toEqual([401, 401, 401, 401]);
+    const wrong = [];
+    for (let i = 0; i < 4; i++) wrong.push((await from('203.0.113.2', badBasic)).status);
+    expect(wrong).toEqual([401, 401, 401, 429]);
+    // The same address is now refused even with no credential at all…
+    expect((await from('203.0.113.2')).status).toBe(429);
+    // …while the address that only made normal first attempts is not.
+    expect((await from('203.0.113.1')).status).toBe(401);
+    const metrics = (await send(ctx.app, { method: 'GET', path: '/metrics' })).text;
+    expect(metrics).toMatch(/agentgate_limiter_hits_total\{limiter="auth_failures"\} [1-9]/);
+  });
+});
+
+describe('two gateway processes sharing one Redis', () => {
+  const procs: Proc[] = [];
+  let drop: () => Promise<void> = async () => {};
+  beforeAll(async () => {
+    await flushRedis(TEST_REDIS_URL);
+    const schema = await createSchema();
+    drop = schema.drop;
+    const env = { DATABASE_URL: schema.url, REDIS_URL: TEST_REDIS_URL, AGENT_AUTH: 'off', RATE_LIMIT_IP_PER_MINUTE: '6', BOOTSTRAP_ADMIN_TOKEN: 'ago_shared-test-token-0000000000000000000000000' };
+    procs.push(await startGateway(env));
+    procs.push(await startGateway(env));
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await drop();
+  });
+
+  it('enforce one limit between them', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await fetch(`http://127.0.0.1:${procs[i % 2]!.port}/`, { method: 'POST', headers: zlibXml, body: prolog });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 429, 429]);
+  });
+});
+
+describe('Redis going away and coming back', () => {
+  let redisPort = 0;
+  let redis: ChildProcess | null = null;
+  let ctx: TestContext;
+  const startRedis = async () => {
+    redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    for (let i = 0; i < 50; i++) {
+      const probe = new Redis({ port: redisPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      probe.on('error', () => {});
+      const ok = await probe.connect().then(() => probe.ping()).then(() => true, () => false);
+      probe.disconnect();
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the test redis-server did not start');
+  };
+  const stopRedis = async () => {
+    const r = redis!;
+    const exited = new Promise((resolve) => r.once('exit', resolve));
+    r.kill('SIGKILL');
+    await exited;
+  };
+
+  beforeAll(async () => {
+    redisPort = await freePort();
+    await startRedis();
+    ctx = await createTestContext({ AGENT_AUTH: 'off', REDIS_URL: `redis://127.0.0.1:${redisPort}/0`, RATE_LIMIT_IP_PER_MINUTE: '1000' });
+  }, 30_000);
+  afterAll(async () => {
+    await ctx.close();
+    if (redis && redis.exitCode === null && redis.signalCode === null) await stopRedis();
+  });
+
+  const gauge = async () => /^agentgate_limiter_redis_up (\d)$/m.exec((await send(ctx.app, { method: 'GET', path: '/metrics' })).text)?.[1];
+
+  it('keeps serving on per-process limits while Redis is away, and goes back to Redis by itself', async () => {
+    expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog })).status).toBe(200);
+    await stopRedis();
+    const during = [];
+    for (let i = 0; i < 3; i++) during.push((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog })).status);
+    expect(during).toEqual([200, 200, 200]);
+    expect(await gauge()).toBe('0');
+    await startRedis();
+    const until = Date.now() + 20_000;
+    while (Date.now() < until && (await gauge()) !== '1') {
+      await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(await gauge()).toBe('1');
+    // Counting is back in the restarted Redis.
+    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog });
+    const probe = new Redis({ port: redisPort, host: '127.0.0.1' });
+    expect((await probe.keys('agentgate:ip:*')).length).toBeGreaterThan(0);
+    probe.disconnect();
+  }, 40_000);
+});
