@@ -3,7 +3,7 @@
  * server and goes through the services, never SQL. Errors print one clear line and exit non-zero.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, configTable, loadConfig } from '../config.js';
+import { ConfigError, configEnvFile, configTable, loadConfig } from '../config.js';
 import { AppError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { startServer } from '../server.js';
@@ -72,8 +72,9 @@ export function buildCli(): Command {
   program
     .command('config')
     .description('list every configuration key with its default')
-    .action(() => {
-      process.stdout.write(`${configTable()}\n`);
+    .option('--env', 'print it as an env file (config/example.env)')
+    .action((o: { env?: boolean }) => {
+      process.stdout.write(o.env ? configEnvFile() : `${configTable()}\n`);
     });
 
   const devices = program.command('devices').description('devices known to the gateway');
