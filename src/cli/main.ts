@@ -36,7 +36,7 @@ async function withDeps<T>(fn: (deps: Deps) => Promise<T>): Promise<T> {
 }
 
 export function buildCli(): Command {
-  const program = new Command('agent-gate').description('Registration gateway for FusionInventory and GLPI inventory agents').showHelpAfterError();
+  const program = new Command('agent-gate').description('Registration gateway for FusionInventory and GLPI inventory agents').showHelpAfterError('(add --help for usage)');
 
   program
     .command('serve')

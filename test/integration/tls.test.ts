@@ -1,0 +1,233 @@
+/**
+ * TLS at the gateway's own listener (TLS_CERT/TLS_KEY, and TLS_CLIENT_CA for mutual TLS), with a throw-away
+ * PKI made by the `openssl` command: a CA, a server certificate for 127.0.0.1, and client certificates whose
+ * subject CN is a client id (admin.createClient). Over HTTPS the Basic key flow works as over HTTP; with
+ * TLS_CLIENT_CA a connection without a certificate from that CA is refused during the TLS handshake, and a
+ * verified certificate with no Authorization header authenticates as the client its CN names.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import tls, { type TLSSocket } from 'node:tls';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AuthGateway, BOOTSTRAP_SECRET, startAuthGateway } from '../helpers/fusioninventory-auth.js';
+
+const execFileAsync = promisify(execFile);
+const actor = { name: 'test:tls', remoteAddr: null };
+const CHALLENGE = 'Basic realm="agent-gate"';
+
+let dir: string;
+let caPem: Buffer;
+const file = (name: string) => path.join(dir, name);
+
+async function openssl(args: string[]): Promise<void> {
+  try {
+    await execFileAsync('openssl', args, { cwd: dir, timeout: 20_000, env: { ...process.env, OPENSSL_CONF: file('req.cnf') } });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT') throw new Error('the `openssl` command is not installed: `sudo apt-get install openssl`, then run the tests again');
+    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
+  }
+}
+
+const KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+let serial = 1;
+
+/** A self-signed CA: <name>.crt / <name>.key. */
+async function makeCa(name: string, cn: string): Promise<void> {
+  await openssl(['req', '-x509', '-new', ...KEY, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${cn}`, '-config', 'req.cnf', '-extensions', 'ca']);
+}
+
+/** A leaf certificate signed by `ca`, with the extensions of section `profile` (server or client) of ext.cnf. */
+async function makeLeaf(name: string, cn: string, ca: string, profile: 'server' | 'client'): Promise<{ cert: Buffer; key: Buffer }> {
+  await openssl(['req', '-new', ...KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`, '-config', 'req.cnf']);
+  await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-set_serial', String(serial++), '-days', '2', '-out', `${name}.crt`, '-extfile', 'ext.cnf', '-extensions', profile]);
+  return { cert: fs.readFileSync(file(`${name}.crt`)), key: fs.readFileSync(file(`${name}.key`)) };
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-tls-'));
+  fs.writeFileSync(
+    file('req.cnf'),
+    ['[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', 'CN = unused', '[ca]', 'basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash', ''].join('\n'),
+  );
+  fs.writeFileSync(
+    file('ext.cnf'),
+    [
+      '[server]', 'basicConstraints = critical, CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = serverAuth', 'subjectAltName = IP:127.0.0.1', 'authorityKeyIdentifier = keyid',
+      '[client]', 'basicConstraints = critical, CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = clientAuth', 'authorityKeyIdentifier = keyid', '',
+    ].join('\n'),
+  );
+  await makeCa('ca', 'agent-gate test CA');
+  await makeCa('rogue-ca', 'some other CA');
+  await makeLeaf('server', '127.0.0.1', 'ca', 'server');
+  caPem = fs.readFileSync(file('ca.crt'));
+});
+
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface HttpsAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  peer: { subjectCn: unknown; issuerCn: unknown };
+}
+
+/** One POST over a new TLS connection to 127.0.0.1, trusting only the test CA. */
+function httpsPost(port: number, opts: { body: string; authorization?: string; cert?: Buffer; key?: Buffer }): Promise<HttpsAnswer> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'Content-Type': 'application/xml', 'User-Agent': 'FusionInventory-Agent_v2.6-3', 'Content-Length': String(Buffer.byteLength(opts.body)) };
+    if (opts.authorization) headers.Authorization = opts.authorization;
+    const req = https.request({ host: '127.0.0.1', port, method: 'POST', path: '/', headers, ca: caPem, cert: opts.cert, key: opts.key, agent: false, timeout: 10_000 }, (res) => {
+      const peer = (res.socket as TLSSocket).getPeerCertificate();
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), peer: { subjectCn: peer.subject?.CN, issuerCn: peer.issuer?.CN } }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+function prolog(deviceid: string): string {
+  return `<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY><TOKEN>12345678</TOKEN></REQUEST>\n`;
+}
+
+function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+
+/** Refused during the TLS handshake: the request fails with a TLS alert (or the reset after it), never an HTTP status. */
+async function expectTlsRefusal(attempt: Promise<HttpsAnswer>): Promise<void> {
+  const outcome = await attempt.then(
+    (a) => ({ answered: a.status }),
+    (err: NodeJS.ErrnoException) => ({ error: err.code ?? err.message }),
+  );
+  expect(outcome).toEqual({ error: expect.stringMatching(/^(ERR_SSL_\w*ALERT\w*|ECONNRESET|EPIPE)$/) });
+}
+
+/**
+ * A bare TLS 1.2 handshake, where the server's verdict on the client certificate is part of the handshake
+ * itself (in TLS 1.3 the client finishes first and only learns of the refusal when it reads).
+ */
+function tls12Handshake(port: number, opts: { cert?: Buffer; key?: Buffer }): Promise<{ secure: true } | { error: string }> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: caPem, cert: opts.cert, key: opts.key, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
+    socket.setTimeout(10_000, () => socket.destroy(new Error('handshake timeout')));
+    socket.once('secureConnect', () => {
+      socket.end();
+      resolve({ secure: true });
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+  });
+}
+
+describe('HTTPS with TLS_CERT/TLS_KEY', () => {
+  let gw: AuthGateway;
+  beforeAll(async () => {
+    gw = await startAuthGateway({ TLS_CERT: file('server.crt'), TLS_KEY: file('server.key') });
+  });
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('listens on https://127.0.0.1 with the configured certificate', async () => {
+    expect(gw.server.url).toBe(`https://127.0.0.1:${gw.server.port}`);
+    const a = await httpsPost(gw.server.port, { body: prolog('tls-probe-2024-06-03-08-41-55') });
+    expect(a.peer).toEqual({ subjectCn: '127.0.0.1', issuerCn: 'agent-gate test CA' });
+  });
+
+  it('a PROLOG gets the Basic challenge, then SEND with the registration key; recorded as key "default" v1', async () => {
+    const deviceid = 'tls-basic-2024-06-03-08-41-55';
+    const challenged = await httpsPost(gw.server.port, { body: prolog(deviceid) });
+    expect(challenged.status).toBe(401);
+    expect(challenged.headers['www-authenticate']).toBe(CHALLENGE);
+
+    const a = await httpsPost(gw.server.port, { body: prolog(deviceid), authorization: basic('inventory', BOOTSTRAP_SECRET) });
+    expect(a.status).toBe(200);
+    expect(a.body).toMatch(/<REPLY>[\s\S]*<PROLOG_FREQ>24<\/PROLOG_FREQ>[\s\S]*<RESPONSE>SEND<\/RESPONSE>/);
+    const [reg] = await gw.server.deps.records.registrations({ deviceid });
+    expect(reg).toMatchObject({ kind: 'prolog', status: 200, authType: 'key:basic', authUser: 'inventory', keyName: 'default', keyVersion: 1 });
+  });
+
+  it('asks for no client certificate: one presented is ignored, the Basic challenge still applies', async () => {
+    const stray = await makeLeaf('stray', 'agc_00000000000000000000', 'ca', 'client');
+    const a = await httpsPost(gw.server.port, { body: prolog('tls-stray-2024-06-03-08-41-55'), ...stray });
+    expect(a.status).toBe(401);
+    expect(a.headers['www-authenticate']).toBe(CHALLENGE);
+  });
+});
+
+describe('mutual TLS with TLS_CLIENT_CA', () => {
+  let gw: AuthGateway;
+  let clientId: string;
+  let clientCert: { cert: Buffer; key: Buffer };
+
+  beforeAll(async () => {
+    gw = await startAuthGateway({ TLS_CERT: file('server.crt'), TLS_KEY: file('server.key'), TLS_CLIENT_CA: file('ca.crt') });
+    ({ clientId } = await gw.server.deps.admin.createClient({ name: 'tls-agent' }, actor));
+    clientCert = await makeLeaf('client', clientId, 'ca', 'client');
+  });
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('refuses a connection without a client certificate during the TLS handshake, recording nothing', async () => {
+    const watermark = await gw.lastRegistrationId();
+    await expectTlsRefusal(httpsPost(gw.server.port, { body: prolog('tls-nocert-2024-06-03-08-41-55'), authorization: basic('inventory', BOOTSTRAP_SECRET) }));
+    expect(await tls12Handshake(gw.server.port, {})).toEqual({ error: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' });
+    expect(await tls12Handshake(gw.server.port, clientCert)).toEqual({ secure: true });
+    expect(await gw.registrationsAfter(watermark)).toEqual([]);
+  });
+
+  it('refuses a certificate from another CA during the TLS handshake, even with the client id as CN', async () => {
+    const rogue = await makeLeaf('rogue-client', clientId, 'rogue-ca', 'client');
+    const watermark = await gw.lastRegistrationId();
+    await expectTlsRefusal(httpsPost(gw.server.port, { body: prolog('tls-rogue-2024-06-03-08-41-55'), ...rogue }));
+    // Node refuses it once OpenSSL has checked the chain: the handshake never completes (reset or alert).
+    expect(await tls12Handshake(gw.server.port, rogue)).toEqual({ error: expect.stringMatching(/^(ECONNRESET|ERR_SSL_\w*ALERT\w*)$/) });
+    expect(await gw.registrationsAfter(watermark)).toEqual([]);
+  });
+
+  it('accepts the client certificate with NO Authorization header as that client (auth_type client:certificate)', async () => {
+    const deviceid = 'tls-mtls-2024-06-03-08-41-55';
+    const a = await httpsPost(gw.server.port, { body: prolog(deviceid), ...clientCert });
+    expect(a.status, a.body).toBe(200);
+    expect(a.body).toContain('<RESPONSE>SEND</RESPONSE>');
+    const [reg] = await gw.server.deps.records.registrations({ deviceid });
+    expect(reg).toMatchObject({ kind: 'prolog', status: 200, authType: 'client:certificate', clientId, keyName: null, keyVersion: null });
+    const [device] = await gw.server.deps.records.devices({ deviceid });
+    expect(device?.deviceid).toBe(deviceid);
+  });
+
+  it('a verified certificate whose CN is no client gets the ordinary Basic challenge', async () => {
+    const stranger = await makeLeaf('stranger', 'agc_ffffffffffffffffffff', 'ca', 'client');
+    const watermark = await gw.lastRegistrationId();
+    const a = await httpsPost(gw.server.port, { body: prolog('tls-stranger-2024-06-03-08-41-55'), ...stranger });
+    expect(a.status).toBe(401);
+    expect(a.headers['www-authenticate']).toBe(CHALLENGE);
+    expect((await gw.registrationsAfter(watermark)).filter((r) => r.status < 400)).toEqual([]);
+  });
+
+  it('the registration key still works over mutual TLS (certificate for the channel, Basic for the agent)', async () => {
+    const deviceid = 'tls-mtls-basic-2024-06-03-08-41-55';
+    const a = await httpsPost(gw.server.port, { body: prolog(deviceid), ...clientCert, authorization: basic('inventory', BOOTSTRAP_SECRET) });
+    expect(a.status).toBe(200);
+    const [reg] = await gw.server.deps.records.registrations({ deviceid });
+    expect(reg).toMatchObject({ authType: 'key:basic', keyName: 'default', keyVersion: 1 });
+  });
+
+  it('once the client is revoked, its certificate no longer authenticates', async () => {
+    await gw.server.deps.admin.revokeClient(clientId, actor);
+    const a = await httpsPost(gw.server.port, { body: prolog('tls-revoked-2024-06-03-08-41-55'), ...clientCert });
+    expect(a.status).toBe(401);
+    expect(a.headers['www-authenticate']).toBe(CHALLENGE);
+  });
+});
