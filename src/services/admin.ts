@@ -27,16 +27,8 @@ function checkName(what: string, name: string): void {
   if (!NAME.test(name)) throw new AppError('bad_request', `${what} name must be 1-64 letters, digits, '.', '_' or '-'`);
 }
 
-export interface KeyView {
-  name: string;
-  active: boolean;
-  expiresAt: Date | null;
-  maxDevices: number;
-  devicesUsed: number;
-  tag: string | null;
-  comment: string | null;
-  createdBy: string;
-  createdAt: Date;
+/** A key as people see it: the row without its id, and its versions with secrets masked. */
+export interface KeyView extends Omit<store.KeyRow, 'id'> {
   versions: { version: number; secret: string; createdAt: Date; expiresAt: Date | null; valid: boolean }[];
 }
 

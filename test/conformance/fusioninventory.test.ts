@@ -7,12 +7,10 @@
  * The agent is required, not optional: without it these tests fail with an install hint (CI installs it).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
-import { type RunningServer, startServer } from '../../src/server.js';
+import type { RunningServer } from '../../src/server.js';
 import { createRecords } from '../../src/services/records.js';
 import { viewFromBody } from '../../src/services/inventory-view.js';
-import { createSchema } from '../helpers/context.js';
+import { startTestServer } from '../helpers/context.js';
 import { type AgentInstall, type AgentRun, logExcerpt, removeRunDir, requireAgent, runAgent } from '../helpers/fusioninventory.js';
 
 const RUN_TIMEOUT = 60_000;
@@ -34,17 +32,7 @@ function agent(): Promise<AgentInstall> {
 }
 
 async function startGateway(): Promise<Gateway> {
-  const schema = await createSchema();
-  const config = loadConfig({ DATABASE_URL: schema.url, PORT: '0', HOST: '127.0.0.1', AGENT_AUTH: 'off', LOG_LEVEL: 'silent' });
-  let server: RunningServer;
-  try {
-    server = await startServer(config, createLogger({ level: config.logLevel, pretty: false }));
-  } catch (err) {
-    await schema.drop();
-    throw err;
-  }
-  let closed: Promise<void> | undefined;
-  const close = () => (closed ??= server.close().finally(() => schema.drop()));
+  const { server, close } = await startTestServer({ AGENT_AUTH: 'off' });
   cleanups.push(close);
   return { server, records: createRecords(server.deps.db.sql), close };
 }

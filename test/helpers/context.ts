@@ -11,6 +11,7 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { type Clock, type Deps, createDeps } from '../../src/deps.js';
 import { createLogger } from '../../src/logger.js';
+import { type RunningServer, startServer } from '../../src/server.js';
 import { TEST_DATABASE_URL } from './env.js';
 import { type CapturedRequest, bodyOf, headersOf } from './fixtures.js';
 
@@ -71,6 +72,21 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
       await schema.drop();
     },
   };
+}
+
+/** A real listening gateway (startServer, port 0 on 127.0.0.1) on a schema of its own; close() drops both. */
+export async function startTestServer(env: Record<string, string>): Promise<{ server: RunningServer; close(): Promise<void> }> {
+  const schema = await createSchema();
+  const config = loadConfig({ DATABASE_URL: schema.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
+  let server: RunningServer;
+  try {
+    server = await startServer(config, createLogger({ level: config.logLevel, pretty: false }));
+  } catch (err) {
+    await schema.drop();
+    throw err;
+  }
+  let closed: Promise<void> | undefined;
+  return { server, close: () => (closed ??= server.close().finally(() => schema.drop())) };
 }
 
 /** Collects any response body as raw bytes (supertest would otherwise try to parse it). */

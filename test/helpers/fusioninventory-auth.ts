@@ -4,11 +4,9 @@
  * options, and the registrations a given run left behind (by id watermark, so runs that happen to share a
  * deviceid — it is the host name plus the second of the first run — are still told apart).
  */
-import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
-import { type RunningServer, startServer } from '../../src/server.js';
+import type { RunningServer } from '../../src/server.js';
 import type { RegistrationRecord } from '../../src/store/read-store.js';
-import { createSchema } from './context.js';
+import { startTestServer } from './context.js';
 import type { AgentRun } from './fusioninventory.js';
 
 /** Plaintext of the registration key "default" that the gateway bootstraps at first start. */
@@ -30,26 +28,8 @@ export interface AuthGateway {
 }
 
 export async function startAuthGateway(env: Record<string, string> = {}): Promise<AuthGateway> {
-  const schema = await createSchema();
-  const config = loadConfig({
-    DATABASE_URL: schema.url,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    AGENT_AUTH: 'required',
-    BOOTSTRAP_SECRET,
-    SECRET_CACHE_TTL: '0',
-    LOG_LEVEL: 'silent',
-    ...env,
-  });
-  let server: RunningServer;
-  try {
-    server = await startServer(config, createLogger({ level: config.logLevel, pretty: false }));
-  } catch (err) {
-    await schema.drop();
-    throw err;
-  }
+  const { server, close } = await startTestServer({ AGENT_AUTH: 'required', BOOTSTRAP_SECRET, SECRET_CACHE_TTL: '0', ...env });
   const all = () => server.deps.records.registrations({ limit: 10_000 });
-  let closed: Promise<void> | undefined;
   return {
     server,
     async lastRegistrationId() {
@@ -58,7 +38,7 @@ export async function startAuthGateway(env: Record<string, string> = {}): Promis
     async registrationsAfter(watermark) {
       return (await all()).filter((r) => r.id > watermark).reverse();
     },
-    close: () => (closed ??= server.close().finally(() => schema.drop())),
+    close,
   };
 }
 

@@ -10,6 +10,7 @@ import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestContext, createTestContext, replay, send } from '../helpers/context.js';
 import { type CapturedRequest, bodyOf, loadScenario, textOf } from '../helpers/fixtures.js';
+import { type RawResponse, comparable, rawSend as sendRaw } from '../helpers/raw-http.js';
 
 const actor = { name: 'test:setup', remoteAddr: null };
 const REALM_HEADER = 'Basic realm="agent-gate"';
@@ -31,41 +32,13 @@ afterAll(async () => {
   await ctx.close();
 });
 
-interface RawResponse {
-  status: number;
-  /** Every header line as sent, in order, duplicates kept. */
-  headers: [string, string][];
-  body: Buffer;
-}
-
-/** One request over a real socket (no keep-alive), with the raw header lines of the answer. */
-function rawSend(r: { method?: string; path?: string; headers?: Record<string, string>; body?: Buffer }): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { ...r.headers };
-    if (r.body) headers['Content-Length'] = String(r.body.length);
-    const req = http.request({ host: '127.0.0.1', port, method: r.method ?? 'POST', path: r.path ?? '/', headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const lines: [string, string][] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
-        resolve({ status: res.statusCode!, headers: lines, body: Buffer.concat(chunks) });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(r.body);
-  });
-}
+const rawSend = (r: Parameters<typeof sendRaw>[1]) => sendRaw(port, r);
 
 function headerValues(res: RawResponse, name: string): string[] {
   return res.headers.filter(([k]) => k.toLowerCase() === name.toLowerCase()).map(([, v]) => v);
 }
 
 /** What must be identical between two refusals: status, every header line but Date, body bytes. */
-function comparable(res: RawResponse) {
-  return { status: res.status, headers: res.headers.filter(([k]) => k.toLowerCase() !== 'date'), body: res.body.toString('base64') };
-}
 
 function decode(res: RawResponse): string {
   const type = headerValues(res, 'content-type')[0];

@@ -10,6 +10,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestContext, createTestContext, send } from '../helpers/context.js';
 import { textOf } from '../helpers/fixtures.js';
+import { comparable, rawSend as sendRaw } from '../helpers/raw-http.js';
 
 const actor = { name: 'test:setup', remoteAddr: null };
 const TTL = 900; // TOKEN_TTL=15m
@@ -34,34 +35,8 @@ afterAll(async () => {
   await ctx.close();
 });
 
-interface RawResponse {
-  status: number;
-  headers: [string, string][];
-  body: Buffer;
-}
+const rawSend = (r: Parameters<typeof sendRaw>[1]) => sendRaw(port, r);
 
-function rawSend(r: { method?: string; path?: string; headers?: Record<string, string>; body?: Buffer }): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { ...r.headers };
-    if (r.body) headers['Content-Length'] = String(r.body.length);
-    const req = http.request({ host: '127.0.0.1', port, method: r.method ?? 'POST', path: r.path ?? '/', headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const lines: [string, string][] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
-        resolve({ status: res.statusCode!, headers: lines, body: Buffer.concat(chunks) });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(r.body);
-  });
-}
-
-function comparable(res: RawResponse) {
-  return { status: res.status, headers: res.headers.filter(([k]) => k.toLowerCase() !== 'date'), body: res.body.toString('base64') };
-}
 
 function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
