@@ -12,6 +12,7 @@ import type { Queryable, Sql } from '../store/db.js';
 import type { RecordBatcher } from '../store/batcher.js';
 import {
   type RecordInput,
+  type Recorded,
   type RegistrationInput,
   lockInventory,
   loadSubmissionBody,
@@ -57,6 +58,8 @@ export interface AgentServiceDeps {
   /** Group commit for the hot path (one transaction for many agents). */
   batcher: RecordBatcher;
   prologFreqHours: number;
+  /** Told when a device appears or changes state on its own (new → quarantined, identity clash → conflict). */
+  onDeviceEvent?: (event: { type: 'device.new' | 'device.conflict'; deviceId: number; deviceid: string; state: string; details: Record<string, unknown> }) => void;
   /** Records a security event (e.g. a device-bound credential used for another device). */
   securityEvent?: (kind: string, e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> }) => Promise<void>;
 }
@@ -178,20 +181,26 @@ export function createAgentService(deps: AgentServiceDeps) {
     const partial = msg.kind === 'inventory' && msg.partial;
     const limited = key !== null && key.maxDevices > 0;
     if (key && !limited) record.countForKeyId = key.id;
-    let state: string | null;
+    let rec: Recorded;
     if (!partial && !limited) {
       // The hot path: one statement, committed together with whatever other agents sent meanwhile.
-      state = (await deps.batcher.record(record)).state;
+      rec = await deps.batcher.record(record);
     } else {
-      state = await deps.sql.begin(async (tx) => {
+      rec = await deps.sql.begin(async (tx) => {
         const rec = await recordMessage(tx, record);
         // A key's max_devices counts the devices it registered; the new device row is rolled back when full.
         if (rec.inserted && key && !(await takeKeyDeviceSlot(tx, key.id))) {
           throw new AppError('forbidden', 'Registration key has reached its device limit');
         }
         if (partial && rec.deviceId !== null && rec.state !== 'rejected') await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
-        return rec.state;
+        return rec;
       });
+    }
+    const state = rec.state;
+    if (rec.deviceId !== null && state && deps.onDeviceEvent) {
+      const base = { deviceId: rec.deviceId, deviceid: msg.deviceid, state };
+      if (rec.inserted) deps.onDeviceEvent({ type: 'device.new', ...base, details: { name: msg.identity?.name ?? null, tag: msg.identity?.tag ?? null, remoteAddr: req.remoteAddr, key: req.principal?.name ?? null } });
+      if (state === 'conflict' && rec.previousState !== 'conflict') deps.onDeviceEvent({ type: 'device.conflict', ...base, details: device?.conflict?.details ?? {} });
     }
     if (answer.status < 400 && state !== null && state !== 'approved') {
       answer = { ...(state === 'rejected' ? (rejectedAnswer(msg) ?? answer) : answer), outcome: state };

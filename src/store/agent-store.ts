@@ -149,6 +149,8 @@ export interface RecordInput {
 export interface Recorded {
   deviceId: number | null;
   state: DeviceRow['state'] | null;
+  /** The device's state before this message (null for a new device or none). */
+  previousState: DeviceRow['state'] | null;
   inserted: boolean;
   registrationId: number;
   submissionId: number | null;
@@ -190,6 +192,7 @@ export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
       update registration_keys set devices_used = devices_used + 1
       where id = ${m.countForKeyId} and coalesce((select inserted from d), false))` : tx``}
     select ${deviceId} as "deviceId", ${m.device ? tx`(select state from d)` : tx`null::text`} as state,
+           ${m.device ? tx`(select state from p)` : tx`null::text`} as "previousState",
            ${m.device ? tx`coalesce((select inserted from d), false)` : tx`false`} as inserted,
            (select id from r) as "registrationId", ${s ? tx`(select id from s)` : tx`null::bigint`} as "submissionId"`;
   return row!;
