@@ -29,7 +29,7 @@ export function buildApp(deps: Deps): express.Express {
     next();
   });
   app.use(healthRoutes(deps));
-  app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review }));
+  app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review, policies: deps.policies }));
   const limits = createAgentLimits({
     redis: deps.redis, logger: deps.logger, metrics: deps.metrics, prologFreqHours: deps.config.prologFreqHours,
     ipPerMinute: deps.config.rateLimitIpPerMinute, authFailuresPer15Min: deps.config.rateLimitAuthFailuresPer15Min, redisFailure: deps.config.rateLimitRedisFailure,

@@ -15,6 +15,7 @@ import { type CredentialService, createCredentialService } from './services/cred
 import { type Admin, createAdmin } from './services/admin.js';
 import { type Records, createRecords } from './services/records.js';
 import { type Review, createReview } from './services/review.js';
+import { type Policies, createPolicies } from './services/policies.js';
 
 export interface Clock {
   now(): Date;
@@ -34,6 +35,7 @@ export interface Deps {
   admin: Admin;
   records: Records;
   review: Review;
+  policies: Policies;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -75,7 +77,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   const credentials = createCredentialService({ sql: db.sql, clock, logger, cacheSeconds: config.secretCacheSeconds, tokenTtlSeconds: config.tokenTtlSeconds });
   const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
   const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
-  const agentService = createAgentService({ sql: db.sql, batcher, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent });
+  const policies = createPolicies({ sql: db.sql, clock });
+  const agentService = createAgentService({ sql: db.sql, batcher, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent, policies });
   return {
     config,
     logger,
@@ -88,6 +91,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     admin,
     records: createRecords(db.sql),
     review: createReview({ sql: db.sql, clock }),
+    policies,
     onClose: (fn) => closers.push(fn),
     async close() {
       for (const fn of closers) fn();

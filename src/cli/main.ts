@@ -13,6 +13,7 @@ import { DEVICE_STATES, createRecords } from '../services/records.js';
 import { printJson, printTable } from './output.js';
 import { credentialCommands } from './credential-commands.js';
 import { deviceCommands } from './device-commands.js';
+import { policyCommands } from './policy-commands.js';
 
 function positiveInt(v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
@@ -110,6 +111,7 @@ export function buildCli(): Command {
     });
 
   credentialCommands(program, withDeps);
+  policyCommands(program, withDeps);
   return program;
 }
 

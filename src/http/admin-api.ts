@@ -9,6 +9,7 @@ import { AppError, toAppError } from '../errors.js';
 import type { Actor, Admin } from '../services/admin.js';
 import { DEVICE_STATES, type Records } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
+import { type Policies, checkRule } from '../services/policies.js';
 
 export type Role = 'reviewer' | 'admin';
 
@@ -16,6 +17,7 @@ export interface AdminApiDeps {
   admin: Admin;
   records: Records;
   review: Review;
+  policies: Policies;
 }
 
 type Handler = (req: Request, actor: Actor, deps: AdminApiDeps) => Promise<{ status?: number; body: unknown }>;
@@ -132,6 +134,49 @@ export const ROUTES: Route[] = [
   { method: 'post', path: '/api/v1/keys/:name/revoke', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), false, actor) }) },
   { method: 'post', path: '/api/v1/keys/:name/activate', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), true, actor) }) },
   { method: 'get', path: '/api/v1/keys/:name/usage', role: 'admin', handler: async (req, _a, d) => ({ body: await d.admin.keyUsage(param(req, 'name')) }) },
+  ...(['freeze', 'unfreeze'] as const).map(
+    (what): Route => ({
+      method: 'post', path: `/api/v1/keys/:name/${what}`, role: 'admin',
+      handler: async (req, actor, d) => ({ body: await d.policies.setFrozen(param(req, 'name'), what === 'freeze', str(body(req).reason, 'reason', { optional: true, max: 500 }) ?? null, actor) }),
+    }),
+  ),
+  { method: 'get', path: '/api/v1/policies', role: 'admin', handler: async (_r, _a, d) => ({ body: await d.policies.list() }) },
+  {
+    method: 'post', path: '/api/v1/policies', role: 'admin',
+    handler: async (req, actor, d) => {
+      const b = body(req);
+      const position = b.position === undefined || b.position === null ? null : Number(b.position);
+      if (position !== null && (!Number.isInteger(position) || position < 1)) throw new AppError('bad_request', 'position must be a whole number ≥ 1');
+      return { status: 201, body: await d.policies.add({ ...checkRule(b), position }, actor) };
+    },
+  },
+  {
+    method: 'post', path: '/api/v1/policies/test', role: 'admin',
+    handler: async (req, _a, d) => {
+      const b = body(req);
+      if (b.rules !== undefined && !Array.isArray(b.rules)) throw new AppError('bad_request', 'rules must be an array of {action, match, comment}');
+      const days = b.days === undefined ? 7 : Number(b.days);
+      if (!Number.isInteger(days) || days < 0 || days > 3650) throw new AppError('bad_request', 'days must be a whole number from 0 to 3650');
+      return { body: await d.policies.test(Array.isArray(b.rules) ? b.rules.map(checkRule) : null, days) };
+    },
+  },
+  {
+    method: 'post', path: '/api/v1/policies/:id/remove', role: 'admin',
+    handler: async (req, actor, d) => {
+      const id = Number(param(req, 'id'));
+      if (!Number.isInteger(id)) throw new AppError('bad_request', 'rule id must be a number');
+      return { body: await d.policies.remove(id, actor) };
+    },
+  },
+  {
+    method: 'post', path: '/api/v1/allowlists/:name/:kind', role: 'admin',
+    handler: async (req, actor, d) => {
+      const kind = param(req, 'kind');
+      if (kind !== 'serial' && kind !== 'uuid' && kind !== 'mac') throw new AppError('bad_request', 'kind must be serial, uuid or mac');
+      const csv = str(body(req).csv, 'csv', { max: 10_000_000 })!;
+      return { body: await d.policies.importAllowlist(param(req, 'name'), kind, csv, actor) };
+    },
+  },
   { method: 'get', path: '/api/v1/clients', role: 'admin', handler: async (_r, _a, d) => ({ body: await d.admin.listClients() }) },
   {
     method: 'post', path: '/api/v1/clients', role: 'admin',

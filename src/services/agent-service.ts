@@ -58,6 +58,8 @@ export interface AgentServiceDeps {
   /** Group commit for the hot path (one transaction for many agents). */
   batcher: RecordBatcher;
   prologFreqHours: number;
+  /** Auto-approval rules, evaluated for quarantined devices after each message. */
+  policies?: { evaluate(deviceId: number): Promise<string | null> };
   /** Told when a device appears or changes state on its own (new → quarantined, identity clash → conflict). */
   onDeviceEvent?: (event: { type: 'device.new' | 'device.conflict'; deviceId: number; deviceid: string; state: string; details: Record<string, unknown> }) => void;
   /** Records a security event (e.g. a device-bound credential used for another device). */
@@ -196,7 +198,8 @@ export function createAgentService(deps: AgentServiceDeps) {
         return rec;
       });
     }
-    const state = rec.state;
+    let state = rec.state;
+    if (state === 'quarantined' && rec.deviceId !== null && deps.policies) state = ((await deps.policies.evaluate(rec.deviceId)) as typeof state) ?? state;
     if (rec.deviceId !== null && state && deps.onDeviceEvent) {
       const base = { deviceId: rec.deviceId, deviceid: msg.deviceid, state };
       if (rec.inserted) deps.onDeviceEvent({ type: 'device.new', ...base, details: { name: msg.identity?.name ?? null, tag: msg.identity?.tag ?? null, remoteAddr: req.remoteAddr, key: req.principal?.name ?? null } });

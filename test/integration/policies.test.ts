@@ -1,0 +1,115 @@
+/**
+ * Auto-approval policies through HTTP and real Postgres: first match decides with its rule id recorded as
+ * the reason; conditions on key, tag, source network and allowlists; the dry run reports exactly what
+ * saving the rules then does; a frozen key's devices stay quarantined.
+ */
+import zlib from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestContext, createTestContext, send } from '../helpers/context.js';
+
+let ctx: TestContext;
+let admin: string;
+let keyA = '';
+let keyB = '';
+const actor = { name: 'test', remoteAddr: null };
+
+beforeAll(async () => {
+  ctx = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0', TRUST_PROXY: 'loopback' });
+  admin = (await ctx.deps.admin.createOperator({ name: 'boss', role: 'admin' }, actor)).token;
+  keyA = (await ctx.deps.admin.createKey({ name: 'site-a' }, actor)).secret;
+  keyB = (await ctx.deps.admin.createKey({ name: 'site-b' }, actor)).secret;
+});
+afterAll(async () => {
+  await ctx.close();
+});
+
+const api = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+  const res = await send(ctx.app, { method, path, headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)) });
+  return { status: res.status, json: JSON.parse(res.text || 'null') };
+};
+
+function agent(secret: string, deviceid: string, opts: { ip?: string; content?: string; query?: string } = {}) {
+  const query = opts.query ?? (opts.content ? 'INVENTORY' : 'PROLOG');
+  const xml = `<?xml version="1.0"?><REQUEST>${opts.content ? `<CONTENT>${opts.content}</CONTENT>` : ''}<DEVICEID>${deviceid}</DEVICEID><QUERY>${query}</QUERY></REQUEST>`;
+  return send(ctx.app, {
+    method: 'POST', path: '/',
+    headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: `Basic ${Buffer.from(`inv:${secret}`).toString('base64')}`, 'X-Forwarded-For': opts.ip ?? '192.0.2.10' },
+    body: zlib.deflateSync(xml),
+  });
+}
+
+async function state(deviceid: string) {
+  const [d] = await ctx.sql<{ state: string; reason: string | null; actor: string | null }[]>`
+    select d.state, d.state_reason as reason,
+           (select actor from device_transitions t where t.device_id = d.id order by id desc limit 1) as actor
+    from devices d where deviceid = ${deviceid}`;
+  return d;
+}
+
+describe('rules', () => {
+  it('the first matching rule decides, and its id is the recorded reason', async () => {
+    const reject = await api('POST', '/api/v1/policies', { action: 'reject', match: { key: 'site-a', cidr: '203.0.113.0/24' }, comment: 'site A guest network' });
+    expect(reject.status).toBe(201);
+    const approve = await api('POST', '/api/v1/policies', { action: 'approve', match: { key: 'site-a' }, comment: 'site A' });
+    expect((await agent(keyA, 'a-office', { ip: '192.0.2.10' })).status).toBe(200);
+    expect(await state('a-office')).toEqual({ state: 'approved', reason: `policy rule #${approve.json.rule.id} (site A)`, actor: 'policy' });
+    const guest = await agent(keyA, 'a-guest', { ip: '203.0.113.9' });
+    expect(guest.text).not.toContain('SEND'); // rejected at once: told to skip its inventory
+    expect(await state('a-guest')).toMatchObject({ state: 'rejected', reason: `policy rule #${reject.json.rule.id} (site A guest network)` });
+    await agent(keyB, 'b-1');
+    expect((await state('b-1'))!.state).toBe('quarantined'); // no rule matches: a person decides
+  });
+
+  it('an allowlisted serial is approved when its inventory arrives, and the held inventory released', async () => {
+    const imported = await api('POST', '/api/v1/allowlists/fleet/serial', { csv: 'serial\nCZC4318XKQ\nCZC0000001\n' });
+    expect(imported.json).toEqual({ name: 'fleet', kind: 'serial', entries: 2 });
+    await api('POST', '/api/v1/policies', { action: 'approve', match: { allowlist: 'fleet' } });
+    await agent(keyB, 'b-known');
+    expect((await state('b-known'))!.state).toBe('quarantined');
+    await agent(keyB, 'b-known', { content: '<BIOS><SSN>CZC4318XKQ</SSN></BIOS><HARDWARE><NAME>ws</NAME></HARDWARE>' });
+    expect((await state('b-known'))!.state).toBe('approved');
+    const subs = await ctx.sql<{ state: string }[]>`select s.state from submissions s join devices d on d.id = s.device_id where d.deviceid = 'b-known'`;
+    expect(subs.map((s) => s.state)).toEqual(['released']);
+  });
+});
+
+describe('the dry run', () => {
+  it('reports for the queue exactly what saving the rules then does', async () => {
+    for (const d of ['q-paris-1', 'q-paris-2', 'q-lyon-1']) {
+      const tag = d.includes('paris') ? 'paris' : 'lyon';
+      await agent(keyB, d, { content: `<ACCOUNTINFO><KEYNAME>TAG</KEYNAME><KEYVALUE>${tag}</KEYVALUE></ACCOUNTINFO>` });
+    }
+    const proposed = [{ action: 'approve', match: { tag: 'paris' }, comment: 'paris' }];
+    const dry = await api('POST', '/api/v1/policies/test', { rules: proposed, days: 7 });
+    expect(dry.status).toBe(200);
+    const predicted = dry.json.queue.wouldApprove.map((d: { deviceid: string }) => d.deviceid).sort();
+    expect(predicted).toEqual(['q-paris-1', 'q-paris-2']);
+    expect((await state('q-paris-1'))!.state).toBe('quarantined'); // nothing changed yet
+    const saved = await api('POST', '/api/v1/policies', proposed[0]);
+    expect(saved.json.applied.map((d: { deviceid: string }) => d.deviceid).sort()).toEqual(predicted);
+    expect((await state('q-lyon-1'))!.state).toBe('quarantined');
+  });
+
+  it('refuses malformed rules with a clear message', async () => {
+    const bad = await api('POST', '/api/v1/policies/test', { rules: [{ action: 'approve', match: { cidr: '10.0.0.0/99', colour: 'red' } }] });
+    expect(bad.status).toBe(400);
+    expect(bad.json.message).toMatch(/unknown condition "colour"/);
+    expect(bad.json.message).toMatch(/cidr "10.0.0.0\/99"/);
+  });
+});
+
+describe('a frozen key', () => {
+  it('keeps its new devices quarantined even where a rule would approve; unfreezing lets rules act again', async () => {
+    await api('POST', '/api/v1/policies', { action: 'approve', match: { key: 'site-b', cidr: '198.51.100.0/24' } });
+    expect((await api('POST', '/api/v1/keys/site-b/freeze', { reason: 'spike' })).status).toBe(200);
+    await agent(keyB, 'b-spike-1', { ip: '198.51.100.5' });
+    expect((await state('b-spike-1'))!.state).toBe('quarantined');
+    const dry = await api('POST', '/api/v1/policies/test', {});
+    expect(dry.json.queue.wouldStay).toBeGreaterThan(0);
+    await api('POST', '/api/v1/keys/site-b/unfreeze', {});
+    await agent(keyB, 'b-spike-1', { ip: '198.51.100.5' });
+    expect((await state('b-spike-1'))!.state).toBe('approved');
+    const audit = await ctx.sql<{ action: string }[]>`select action from audit_log where target_id = 'site-b' and action like 'key.%freeze' order by id`;
+    expect(audit.map((a) => a.action)).toEqual(['key.freeze', 'key.unfreeze']);
+  });
+});
