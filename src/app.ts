@@ -9,6 +9,7 @@ import { toAppError } from './errors.js';
 import { agentEndpoint } from './http/agent-endpoint.js';
 import { openAgentAuth, requiredAgentAuth } from './http/agent-auth.js';
 import { adminApi } from './http/admin-api.js';
+import { consoleRoutes } from './http/console.js';
 import { healthRoutes } from './http/health.js';
 import { tokenEndpoint } from './http/token-endpoint.js';
 import { createAgentLimits } from './http/limits.js';
@@ -30,6 +31,7 @@ export function buildApp(deps: Deps): express.Express {
   });
   app.use(healthRoutes(deps));
   app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review, policies: deps.policies }));
+  app.use(consoleRoutes());
   const limits = createAgentLimits({
     redis: deps.redis, logger: deps.logger, metrics: deps.metrics, prologFreqHours: deps.config.prologFreqHours,
     ipPerMinute: deps.config.rateLimitIpPerMinute, authFailuresPer15Min: deps.config.rateLimitAuthFailuresPer15Min, redisFailure: deps.config.rateLimitRedisFailure,

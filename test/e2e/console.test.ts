@@ -1,0 +1,334 @@
+/**
+ * The web console in a real browser (Debian's headless Chromium, driven by playwright-core) against a real
+ * gateway on a fresh schema: a reviewer signs in with an operator token and decides devices, an admin
+ * creates and rotates a key (its secret is shown once), untrusted device names stay text, and the page
+ * never talks to anything but the gateway (every other request is aborted and counted).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONSOLE_HEADERS } from '../../src/http/console.js';
+import { hashSecret } from '../../src/services/secrets.js';
+import { startTestServer } from '../helpers/context.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const actor = { name: 'test:setup', remoteAddr: null };
+const XSS = '<img src=x onerror=alert(1)>';
+
+let gw: Awaited<ReturnType<typeof startTestServer>>;
+let base = '';
+/** A second gateway where agents need a credential: key usage per version is only recorded there. */
+let gwAuth: Awaited<ReturnType<typeof startTestServer>>;
+let baseAuth = '';
+let browser: BrowserContext;
+let profile = '';
+/** Requests the browser tried to make anywhere but the gateway (all aborted). */
+const elsewhere: string[] = [];
+/** Script errors, console errors (CSP violations show up there) and dialogs (alert() = injected script). */
+const problems: string[] = [];
+
+beforeAll(async () => {
+  [gw, gwAuth] = await Promise.all([startTestServer({ AGENT_AUTH: 'off' }), startTestServer({ AGENT_AUTH: 'required' })]);
+  base = gw.server.url;
+  baseAuth = gwAuth.server.url;
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-chromium-'));
+  // launchPersistentContext passes the fresh profile as --user-data-dir (Playwright refuses it in args).
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // Belt and braces: no name resolves, so nothing but 127.0.0.1 can be reached.
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    ],
+    viewport: { width: 1400, height: 900 },
+    timeout: 30_000,
+  });
+  await browser.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith(`${base}/`) || url.startsWith(`${baseAuth}/`)) return route.continue();
+    elsewhere.push(url);
+    return route.abort();
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  await Promise.all([gw?.close(), gwAuth?.close()]);
+});
+
+function xmlMessage(deviceid: string, query: string, content = ''): Buffer {
+  return zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?><REQUEST>${content ? `<CONTENT>${content}</CONTENT>` : ''}<DEVICEID>${deviceid}</DEVICEID><QUERY>${query}</QUERY></REQUEST>`);
+}
+
+async function agent(deviceid: string, query: 'PROLOG' | 'INVENTORY', content = '', to: { url: string; key?: string } = { url: base }): Promise<void> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/x-compress-zlib' };
+  if (to.key) headers.Authorization = `Basic ${Buffer.from(`inventory:${to.key}`).toString('base64')}`;
+  const res = await fetch(`${to.url}/`, { method: 'POST', headers, body: new Uint8Array(xmlMessage(deviceid, query, content)) });
+  expect(res.status).toBe(200);
+  await res.arrayBuffer();
+}
+
+const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** A PROLOG then an inventory, as an agent's first run (without the PROLOG, the inventory creates the device). */
+async function newDevice(deviceid: string, o: { name: string; serial?: string; uuid?: string; tag?: string; os?: string; prolog?: false }): Promise<void> {
+  if (o.prolog !== false) await agent(deviceid, 'PROLOG');
+  const tag = o.tag ? `<ACCOUNTINFO><KEYNAME>TAG</KEYNAME><KEYVALUE>${escapeXml(o.tag)}</KEYVALUE></ACCOUNTINFO>` : '';
+  const osXml = o.os ? `<OPERATINGSYSTEM><FULL_NAME>${escapeXml(o.os)}</FULL_NAME></OPERATINGSYSTEM>` : '';
+  await agent(deviceid, 'INVENTORY', `${tag}<BIOS><SSN>${escapeXml(o.serial ?? '')}</SSN><SMANUFACTURER>Dell Inc.</SMANUFACTURER><SMODEL>OptiPlex 7090</SMODEL></BIOS><HARDWARE><NAME>${escapeXml(o.name)}</NAME>${o.uuid ? `<UUID>${o.uuid}</UUID>` : ''}<MEMORY>16384</MEMORY></HARDWARE>${osXml}`);
+}
+
+async function state(deviceid: string): Promise<string | undefined> {
+  const [row] = await gw.server.deps.db.sql<{ state: string }[]>`select state from devices where deviceid = ${deviceid}`;
+  return row?.state;
+}
+
+async function openPage(): Promise<Page> {
+  const page = await browser.newPage();
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    // The browser logs every 4xx answer as an error: the 401/403 the tests provoke on purpose are not problems.
+    if (msg.type() === 'error' && !/^Failed to load resource: the server responded with a status of 4\d\d/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+  });
+  page.on('dialog', (d) => {
+    problems.push(`dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  return page;
+}
+
+async function signIn(page: Page, token: string, at = base): Promise<void> {
+  await page.goto(`${at}/console`);
+  await page.getByLabel('Operator token').fill(token);
+  await page.getByLabel('Operator token').press('Enter'); // keyboard: Enter submits
+  await page.locator('#sign-out').waitFor();
+}
+
+describe('the console files', () => {
+  it('are served at /console with a strict policy, and nothing else under /console', async () => {
+    for (const [p, type] of [['/console', 'text/html'], ['/console/', 'text/html'], ['/console/app.js', 'text/javascript'], ['/console/style.css', 'text/css']] as const) {
+      const res = await fetch(`${base}${p}`);
+      expect(res.status, p).toBe(200);
+      expect(res.headers.get('content-type')).toContain(type);
+      for (const [k, v] of Object.entries(CONSOLE_HEADERS)) expect(res.headers.get(k), `${p} ${k}`).toBe(v);
+      await res.arrayBuffer();
+    }
+    expect(CONSOLE_HEADERS['Content-Security-Policy']).toBe("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    const other = await fetch(`${base}/console/secret.txt`);
+    expect(other.status).toBe(404);
+    expect(other.headers.get('content-security-policy')).toBe(CONSOLE_HEADERS['Content-Security-Policy']);
+    // The client code never builds markup from strings.
+    const js = fs.readFileSync(path.join('src', 'console', 'app.js'), 'utf8');
+    expect(js).not.toMatch(/\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function/);
+  });
+});
+
+describe('a reviewer', () => {
+  let token = '';
+  beforeAll(async () => {
+    token = (await gw.server.deps.admin.createOperator({ name: 'rita', role: 'reviewer' }, actor)).token;
+    await newDevice('ws-0042-2025-01-06-09-12-44', { name: 'ws-0042', serial: 'SN0042', tag: 'paris', os: 'Debian GNU/Linux 12 (bookworm)', uuid: '4c4c4544-0042-3010-8052-b2c04f4e3432' });
+    await newDevice('lab-printer-7-2025-01-06-09-20-01', { name: 'lab-printer-7', serial: 'SN0007', tag: 'lyon', os: 'Windows 11 Pro' });
+    await newDevice('kiosk-lobby-2025-01-06-10-01-13', { name: 'kiosk-lobby', serial: 'SN0100', os: 'Ubuntu 24.04 LTS' });
+    // Known hardware under a new deviceid: a conflict with both fingerprints.
+    await newDevice('build-01-2025-01-05-08-00-00', { name: 'build-01', serial: 'SN-IMG-1', uuid: 'cccccccc-0000-0000-0000-000000000003', os: 'Debian GNU/Linux 12 (bookworm)' });
+    await newDevice('build-01-2025-01-06-11-30-00', { name: 'build-01-clone', serial: 'SN-IMG-2', uuid: 'cccccccc-0000-0000-0000-000000000003', os: 'Debian GNU/Linux 12 (bookworm)', prolog: false });
+    expect(await state('build-01-2025-01-06-11-30-00')).toBe('conflict');
+  });
+
+  it('signs in, sees the quarantined device in the queue, and approves it with a reason', async () => {
+    const deviceid = 'ws-0042-2025-01-06-09-12-44';
+    expect(await state(deviceid)).toBe('quarantined');
+    const page = await openPage();
+    await signIn(page, token);
+    // Reviewer: no admin pages in the navigation.
+    await expect(page.locator('#nav').innerText()).resolves.toBe('Quarantine queue');
+    await expect(page.locator('#who').innerText()).resolves.toContain('rita');
+    const row = page.locator('tbody tr', { hasText: 'ws-0042' });
+    await row.waitFor();
+    expect(await page.locator('tbody tr').count()).toBe(4); // the conflict is not in the default (quarantined) list
+    await row.locator('input[type=checkbox]').check();
+    await expect(page.locator('.selected-count').innerText()).resolves.toBe('1 selected');
+    await page.screenshot({ path: '/tmp/console-queue.png', fullPage: true });
+
+    await row.getByRole('link', { name: 'ws-0042' }).click();
+    await page.getByRole('heading', { level: 1, name: 'ws-0042' }).waitFor();
+    await page.getByRole('heading', { name: 'History' }).waitFor();
+    await page.screenshot({ path: '/tmp/console-device.png', fullPage: true });
+    await page.locator('#device-reason').fill('known lab VM');
+    await page.locator('#approve').click();
+    await page.locator('.alert-success', { hasText: '1 device approved' }).waitFor();
+    await page.locator('.page-header .badge', { hasText: 'approved' }).waitFor();
+
+    expect(await state(deviceid)).toBe('approved');
+    const transitions = await gw.server.deps.db.sql<{ actor: string; reason: string | null; to: string }[]>`
+      select t.actor, t.reason, t.to_state as "to" from device_transitions t join devices d on d.id = t.device_id where d.deviceid = ${deviceid} order by t.id`;
+    expect(transitions.at(-1)).toEqual({ actor: 'operator:rita', reason: 'known lab VM', to: 'approved' });
+
+    // Undo is offered right after a decision, and works.
+    await page.locator('#undo').click();
+    await page.locator('.alert-success', { hasText: 'Decision undone' }).waitFor();
+    expect(await state(deviceid)).toBe('quarantined');
+    await page.locator('#device-reason').fill('known lab VM');
+    await page.locator('#approve').click();
+    await page.locator('.alert-success', { hasText: '1 device approved' }).waitFor();
+    expect(await state(deviceid)).toBe('approved');
+    await page.close();
+  });
+
+  it('rejects a selection, decides a filter after seeing its count, and sees both fingerprints of a conflict', async () => {
+    const page = await openPage();
+    await signIn(page, token);
+    const printer = page.locator('tbody tr', { hasText: 'lab-printer-7' });
+    await printer.locator('input[type=checkbox]').check();
+    await page.locator('#reason').fill('not ours');
+    await page.getByRole('button', { name: 'Reject selected' }).click();
+    await page.locator('.alert-success', { hasText: '1 device rejected' }).waitFor();
+    expect(await state('lab-printer-7-2025-01-06-09-20-01')).toBe('rejected');
+
+    // Filter action: dry run first (count shown), then the confirmation decides.
+    await page.getByLabel('Search').fill('kiosk');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.locator('.filter-text', { hasText: 'state=quarantined,q=kiosk' }).waitFor();
+    await page.getByRole('button', { name: 'Approve all matching…' }).click();
+    await expect(page.locator('.match-count').innerText()).resolves.toBe('1');
+    await page.screenshot({ path: '/tmp/console-filter-confirm.png', fullPage: true });
+    expect(await state('kiosk-lobby-2025-01-06-10-01-13')).toBe('quarantined');
+    await page.locator('#confirm-filter').click();
+    await page.locator('.alert-success', { hasText: '1 device approved' }).waitFor();
+    expect(await state('kiosk-lobby-2025-01-06-10-01-13')).toBe('approved');
+
+    // A conflict: known vs incoming side by side.
+    await page.getByLabel('State').selectOption('conflict');
+    await page.getByLabel('Search').fill('');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.getByRole('link', { name: 'build-01-clone' }).click();
+    const conflict = page.locator('section.conflict');
+    await conflict.waitFor();
+    await expect(conflict.locator('thead').innerText()).resolves.toMatch(/KNOWN \(DEVICE \d+\)\s+INCOMING/i);
+    const serialRow = conflict.locator('tbody tr', { hasText: 'serial' });
+    await expect(serialRow.innerText()).resolves.toMatch(/SN-IMG-1\s+SN-IMG-2\s+differs/);
+    await page.screenshot({ path: '/tmp/console-conflict.png', fullPage: true });
+
+    // Admin pages: the API's 403 is shown as a message.
+    await page.goto(`${base}/console#/keys`);
+    await page.locator('.alert-error', { hasText: 'This needs the admin role' }).waitFor();
+    await expect(page.locator('.alert-error').innerText()).resolves.toContain('HTTP 403');
+
+    // Signing out forgets the token.
+    await page.locator('#sign-out').click();
+    await page.getByLabel('Operator token').waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.close();
+  });
+
+  it('sees an agent-supplied name as text, never as markup', async () => {
+    await newDevice('evil-2025-01-06-12-00-00', { name: XSS, serial: '"><script>alert(2)</script>', os: '<b>bold</b>' });
+    const page = await openPage();
+    await signIn(page, token);
+    const row = page.locator('tbody tr', { hasText: XSS });
+    await row.waitFor();
+    await expect(row.getByRole('link', { name: XSS }).innerText()).resolves.toBe(XSS);
+    await expect(row.innerText()).resolves.toContain('"><script>alert(2)</script>');
+    await row.getByRole('link', { name: XSS }).click();
+    await expect(page.locator('h1').innerText()).resolves.toBe(XSS);
+    await page.getByRole('heading', { name: 'Identity' }).waitFor();
+    expect(await page.locator('main img, main script, main b').count()).toBe(0);
+    await page.waitForTimeout(200);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('sees a readable message for a bad token', async () => {
+    const page = await openPage();
+    await page.goto(`${base}/console`);
+    await page.getByLabel('Operator token').fill('ago_not-a-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('.alert-error', { hasText: 'This token was not accepted' }).waitFor();
+    await page.close();
+  });
+});
+
+describe('an admin', () => {
+  it('creates a key and sees its secret once, rotates it, follows its usage, creates a client and reads the audit log', async () => {
+    const token = (await gwAuth.server.deps.admin.createOperator({ name: 'ada', role: 'admin' }, actor)).token;
+    const page = await openPage();
+    await signIn(page, token, baseAuth);
+    await expect(page.locator('#nav').innerText()).resolves.toMatch(/Quarantine queue\s+Registration keys\s+Clients\s+Audit log/);
+
+    await page.getByRole('link', { name: 'Registration keys' }).click();
+    await page.getByText('Create a registration key').click();
+    await page.getByLabel('Name').fill('site-paris');
+    await page.getByLabel('Tag').fill('paris');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const box = page.locator('.secret');
+    await box.waitFor();
+    await expect(box.innerText()).resolves.toContain('Shown once');
+    const secret = await box.locator('input[data-secret="Secret"]').inputValue();
+    expect(secret).toMatch(/^agk_[A-Za-z0-9_-]{43}$/);
+    const [stored] = await gwAuth.server.deps.db.sql<{ hash: Buffer }[]>`select v.secret_hash as hash from key_versions v join registration_keys k on k.id = v.key_id where k.name = 'site-paris'`;
+    expect(Buffer.compare(stored!.hash, hashSecret(secret))).toBe(0);
+    const keyRow = page.locator('tbody tr', { hasText: 'site-paris' });
+    await expect(keyRow.innerText()).resolves.toContain(`${secret.slice(0, 10)}…`);
+    await page.screenshot({ path: '/tmp/console-keys.png', fullPage: true });
+
+    // Once: hidden on request, and absent after a reload (the session survives the reload).
+    await box.getByRole('button', { name: /I have stored it/ }).click();
+    expect(await page.content()).not.toContain(secret);
+    await page.reload();
+    await keyRow.waitFor();
+    expect(await page.content()).not.toContain(secret);
+
+    // Two agents register with version 1; after the rotation only one moves to version 2.
+    await agent('pc-a-2025-01-06-08-00-00', 'PROLOG', '', { url: baseAuth, key: secret });
+    await agent('pc-b-2025-01-06-08-00-00', 'PROLOG', '', { url: baseAuth, key: secret });
+
+    await page.locator('[data-action="rotate-site-paris"]').click();
+    await page.getByLabel('Grace period').fill('1h');
+    await page.screenshot({ path: '/tmp/console-rotate-dialog.png' });
+    await page.getByRole('dialog').getByRole('button', { name: 'Rotate' }).click();
+    const rotated = await page.locator('.secret input[data-secret="New secret"]').inputValue();
+    expect(rotated).toMatch(/^agk_/);
+    expect(rotated).not.toBe(secret);
+    await expect(page.locator('.secret').innerText()).resolves.toContain('Older versions stop working at');
+    await agent('pc-a-2025-01-06-08-00-00', 'PROLOG', '', { url: baseAuth, key: rotated });
+
+    await keyRow.getByRole('link', { name: 'Usage' }).click();
+    await page.getByRole('heading', { name: /Version 2/ }).waitFor();
+    await page.getByRole('heading', { name: /Version 1/ }).waitFor();
+    const behind = page.locator('section', { has: page.getByRole('heading', { name: 'Still on an older version' }) });
+    await expect(behind.locator('tbody').innerText()).resolves.toMatch(/^pc-b-2025-01-06-08-00-00\s+127\.0\.0\.1\s+v1/);
+    expect(await behind.locator('tbody tr').count()).toBe(1);
+    await page.screenshot({ path: '/tmp/console-key-usage.png', fullPage: true });
+
+    await page.getByRole('link', { name: 'Clients' }).click();
+    await page.getByText('Create a client credential').click();
+    await page.getByLabel('Name').fill('pc-0042');
+    await page.getByRole('button', { name: 'Create client' }).click();
+    await expect(page.locator('.secret input[data-secret="Client id"]').inputValue()).resolves.toMatch(/^agc_/);
+    await expect(page.locator('.secret input[data-secret="Client secret"]').inputValue()).resolves.toMatch(/^ags_/);
+
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByLabel('Action').fill('key.create');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const audit = page.locator('tbody tr', { hasText: 'site-paris' });
+    await audit.waitFor();
+    await expect(audit.innerText()).resolves.toContain('operator:ada');
+    const actions = await page.locator('tbody tr td:nth-child(3)').allInnerTexts();
+    expect(actions).toEqual(['key.create', 'key.create']); // site-paris, and the bootstrap key "default"
+    await page.screenshot({ path: '/tmp/console-audit.png', fullPage: true });
+    await page.close();
+  });
+});
+
+describe('the browser', () => {
+  it('made no request outside the gateway and hit no script error or CSP violation', () => {
+    expect(elsewhere).toEqual([]);
+    expect(problems).toEqual([]);
+  });
+});
