@@ -12,7 +12,6 @@ import { adminApi } from './http/admin-api.js';
 import { consoleRoutes } from './http/console.js';
 import { healthRoutes } from './http/health.js';
 import { tokenEndpoint } from './http/token-endpoint.js';
-import { createAgentLimits } from './http/limits.js';
 
 export function buildApp(deps: Deps): express.Express {
   const app = express();
@@ -32,11 +31,7 @@ export function buildApp(deps: Deps): express.Express {
   app.use(healthRoutes(deps));
   app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review, policies: deps.policies }));
   app.use(consoleRoutes());
-  const limits = createAgentLimits({
-    redis: deps.redis, logger: deps.logger, metrics: deps.metrics, prologFreqHours: deps.config.prologFreqHours,
-    ipPerMinute: deps.config.rateLimitIpPerMinute, authFailuresPer15Min: deps.config.rateLimitAuthFailuresPer15Min, redisFailure: deps.config.rateLimitRedisFailure,
-  });
-  deps.onClose(() => limits.shutdown());
+  const limits = deps.limits;
   app.use(
     tokenEndpoint({
       credentials: deps.credentials,

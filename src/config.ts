@@ -28,10 +28,24 @@ export interface Config {
   rateLimitIpPerMinute: number;
   rateLimitAuthFailuresPer15Min: number;
   rateLimitRedisFailure: 'memory' | 'closed';
+  rateLimitKeyPerMinute: number;
+  rateLimitDevicePerHour: number;
+  inventoryBudgetPerSecond: number;
+  spikeWindowSeconds: number;
+  spikeNewDevicesPerKey: number;
+  spikeNewDevicesPerSubnet: number;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   tlsClientCa: string | undefined;
+  webhookUrls: string[] | undefined;
+  webhookSecret: string | undefined;
+  webhookEvents: WebhookEventName[];
+  webhookMaxAttempts: number;
 }
+
+/** Events a webhook can be sent for (src/services/notifier.ts). */
+export const WEBHOOK_EVENT_NAMES = ['device.quarantined', 'device.conflict', 'device.approved', 'device.rejected', 'device.undone', 'spike.detected'] as const;
+export type WebhookEventName = (typeof WEBHOOK_EVENT_NAMES)[number];
 
 type Parser<T> = (raw: string) => T;
 
@@ -96,6 +110,30 @@ const realm: Parser<string> = (raw) => {
   return raw;
 };
 
+/** Comma-separated http(s) URLs, each checked; empty = none. */
+const urlList: Parser<string[] | undefined> = (raw) => {
+  const urls = [...new Set(raw.split(',').map((u) => u.trim()).filter(Boolean))];
+  for (const u of urls) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new Error(`"${u.slice(0, 80)}" is not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${url.protocol} URLs are not supported (http or https only)`);
+    // fetch refuses URLs with credentials; receivers authenticate the sender by the signature instead.
+    if (url.username || url.password) throw new Error(`${url.protocol}//${url.host}: user:password in the URL is not supported (the signature authenticates)`);
+  }
+  return urls.length > 0 ? urls : undefined;
+};
+const webhookEvents: Parser<WebhookEventName[]> = (raw) => {
+  const names = [...new Set(raw.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean))];
+  const unknown = names.filter((n) => !(WEBHOOK_EVENT_NAMES as readonly string[]).includes(n));
+  if (unknown.length > 0) throw new Error(`unknown event(s) ${unknown.map((n) => `"${n.slice(0, 40)}"`).join(', ')}: use ${WEBHOOK_EVENT_NAMES.join(', ')}`);
+  if (names.length === 0) throw new Error('name at least one event (or leave WEBHOOK_URLS unset for no webhooks)');
+  return names as WebhookEventName[];
+};
+
 export const CONFIG_KEYS: Key<keyof Config>[] = [
   { env: 'PORT', field: 'port', doc: 'TCP port of the agent endpoint and the admin API', default: '8080', parse: int(0, 65535) },
   { env: 'HOST', field: 'host', doc: 'address to listen on', default: '0.0.0.0', parse: text },
@@ -118,9 +156,19 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   { env: 'RATE_LIMIT_IP_PER_MINUTE', field: 'rateLimitIpPerMinute', doc: 'agent requests per source address per minute before 429 (NAT and proxies share one address: keep it generous)', default: '1200', parse: int(1, 10_000_000) },
   { env: 'RATE_LIMIT_AUTH_FAILURES_PER_15MIN', field: 'rateLimitAuthFailuresPer15Min', doc: 'invalid credentials per source address per 15 minutes before 429 (missing credentials never count)', default: '30', parse: int(1, 1_000_000) },
   { env: 'RATE_LIMIT_REDIS_FAILURE', field: 'rateLimitRedisFailure', doc: 'when Redis is unreachable: memory = per-process limits until it returns; closed = refuse limited requests (503)', default: 'memory', parse: oneOf('memory', 'closed') },
+  { env: 'RATE_LIMIT_KEY_PER_MINUTE', field: 'rateLimitKeyPerMinute', doc: 'PROLOG/CONTACT per registration key or client per minute; past it agents are told to come back later (no error)', default: '6000', parse: int(1, 10_000_000) },
+  { env: 'RATE_LIMIT_DEVICE_PER_HOUR', field: 'rateLimitDevicePerHour', doc: 'PROLOG/CONTACT per device per hour; past it the device is told to come back later (no error)', default: '30', parse: int(1, 1_000_000) },
+  { env: 'INVENTORY_BUDGET_PER_SECOND', field: 'inventoryBudgetPerSecond', doc: 'inventories admitted per second (gateway-wide); past it PROLOG/CONTACT get "not now, come back in 1-4 h" with jitter', default: '100', parse: int(1, 1_000_000) },
+  { env: 'SPIKE_WINDOW', field: 'spikeWindowSeconds', doc: 'window of the new-device spike detector', default: '10m', parse: atLeast(10, parseDuration) },
+  { env: 'SPIKE_NEW_DEVICES_PER_KEY', field: 'spikeNewDevicesPerKey', doc: 'new devices per registration key per SPIKE_WINDOW before the key is frozen for auto-approval', default: '500', parse: int(1, 10_000_000) },
+  { env: 'SPIKE_NEW_DEVICES_PER_SUBNET', field: 'spikeNewDevicesPerSubnet', doc: 'new devices per /24 (IPv4) or /64 (IPv6) per SPIKE_WINDOW before an alert (and a freeze of the keys they used)', default: '200', parse: int(1, 10_000_000) },
   { env: 'TLS_CERT', field: 'tlsCert', doc: 'PEM certificate file: serve HTTPS instead of HTTP', default: undefined, parse: optional },
   { env: 'TLS_KEY', field: 'tlsKey', doc: 'PEM private key file for TLS_CERT', default: undefined, parse: optional },
   { env: 'TLS_CLIENT_CA', field: 'tlsClientCa', doc: 'PEM CA file: require agents to present a client certificate signed by it', default: undefined, parse: optional },
+  { env: 'WEBHOOK_URLS', field: 'webhookUrls', doc: 'comma-separated http(s) URLs that receive a signed JSON POST per event; unset = no webhooks', default: undefined, parse: urlList },
+  { env: 'WEBHOOK_SECRET', field: 'webhookSecret', doc: 'HMAC-SHA256 key of the X-AgentGate-Signature header (required with WEBHOOK_URLS)', default: undefined, parse: optional, secret: true },
+  { env: 'WEBHOOK_EVENTS', field: 'webhookEvents', doc: 'comma-separated events sent to WEBHOOK_URLS', default: WEBHOOK_EVENT_NAMES.join(','), parse: webhookEvents },
+  { env: 'WEBHOOK_MAX_ATTEMPTS', field: 'webhookMaxAttempts', doc: 'attempts per webhook delivery (exponential back-off from 5 s, at most 1 h apart) before it is left undelivered', default: '12', parse: int(1, 100) },
 ] as Key<keyof Config>[];
 
 export class ConfigError extends Error {
@@ -150,6 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     if (cfg.inflateLimit < cfg.bodyLimit) problems.push('INFLATE_LIMIT: must not be smaller than BODY_LIMIT');
     if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) problems.push('TLS_CERT and TLS_KEY: set both or neither');
     if (cfg.tlsClientCa && !cfg.tlsCert) problems.push('TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY');
+    if (cfg.webhookUrls && !cfg.webhookSecret) problems.push('WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(cfg);

@@ -15,6 +15,9 @@ import { type CredentialService, createCredentialService } from './services/cred
 import { type Admin, createAdmin } from './services/admin.js';
 import { type Records, createRecords } from './services/records.js';
 import { type Review, createReview } from './services/review.js';
+import { type Notifier, createNotifier } from './services/notifier.js';
+import { type AgentLimits, createAgentLimits } from './http/limits.js';
+import { createSpikeDetector } from './services/spike.js';
 import { type Policies, createPolicies } from './services/policies.js';
 
 export interface Clock {
@@ -35,6 +38,10 @@ export interface Deps {
   admin: Admin;
   records: Records;
   review: Review;
+  /** Abuse limits and admission (per address, credential, device; inventory budget; spike counts). */
+  limits: AgentLimits;
+  /** Webhook outbox and its delivery worker (started by the server). */
+  notifier: Notifier;
   policies: Policies;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
@@ -78,7 +85,31 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
   const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
   const policies = createPolicies({ sql: db.sql, clock });
-  const agentService = createAgentService({ sql: db.sql, batcher, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent, policies });
+  const notifier = createNotifier({ sql: db.sql, clock, logger, config, metrics });
+  // Device events happen after the agent's transaction committed: recorded on their own, a failure only logged.
+  const limits = createAgentLimits({
+    redis, logger, metrics, prologFreqHours: config.prologFreqHours, ipPerMinute: config.rateLimitIpPerMinute,
+    authFailuresPer15Min: config.rateLimitAuthFailuresPer15Min, redisFailure: config.rateLimitRedisFailure,
+    keyPerMinute: config.rateLimitKeyPerMinute, devicePerHour: config.rateLimitDevicePerHour,
+    inventoryBudgetPerSecond: config.inventoryBudgetPerSecond, spikeWindowSeconds: config.spikeWindowSeconds,
+  });
+  closers.push(() => limits.shutdown());
+  const spike = createSpikeDetector({
+    countNewDevice: limits.countNewDevice, policies, logger, metrics, perKey: config.spikeNewDevicesPerKey,
+    perSubnet: config.spikeNewDevicesPerSubnet, windowSeconds: config.spikeWindowSeconds,
+    emit: (_q, event, data) => notifier.emit(db.sql, event, data),
+  });
+  const onDeviceEvent: Parameters<typeof createAgentService>[0]['onDeviceEvent'] = (e) => {
+    if (e.type === 'device.new') {
+      const d = e.details as { keyName?: string | null; remoteAddr?: string | null };
+      spike.newDevice({ keyName: d.keyName ?? null, remoteAddr: d.remoteAddr ?? null }).catch((err: unknown) => logger.error({ err }, 'spike detector failed'));
+    }
+    const event = e.type === 'device.conflict' ? 'device.conflict' : e.state === 'quarantined' ? 'device.quarantined' : null;
+    if (!event) return;
+    notifier.emit(db.sql, event, { id: e.deviceId, deviceid: e.deviceid, state: e.state, details: e.details })
+      .catch((err: unknown) => logger.error({ err, event, deviceid: e.deviceid }, 'webhook event could not be recorded'));
+  };
+  const agentService = createAgentService({ sql: db.sql, batcher, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent, policies, onDeviceEvent });
   return {
     config,
     logger,
@@ -90,12 +121,15 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     credentials,
     admin,
     records: createRecords(db.sql),
-    review: createReview({ sql: db.sql, clock }),
+    review: createReview({ sql: db.sql, clock, notifier }),
+    notifier,
     policies,
+    limits,
     onClose: (fn) => closers.push(fn),
     async close() {
       for (const fn of closers) fn();
       await batcher.drain();
+      await notifier.stop();
       redis?.disconnect();
       await db.close();
     },

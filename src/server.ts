@@ -73,6 +73,7 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
   const url = `${scheme}://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
   logger.info({ url, host: config.host, port, agentAuth: config.agentAuth }, `agent-gate listening: point agents at ${url}/`);
   if (config.agentAuth === 'off') logger.warn('AGENT_AUTH=off: any agent is accepted without a credential (lab mode)');
+  deps.notifier.start();
 
   let closing: Promise<void> | null = null;
   async function close(): Promise<void> {
@@ -84,6 +85,7 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
         setTimeout(() => server.closeAllConnections(), 10_000).unref();
       });
       clearInterval(graceWatch);
+      await deps.notifier.stop();
       await deps.close();
     })();
     return closing;

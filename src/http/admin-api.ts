@@ -20,7 +20,7 @@ export interface AdminApiDeps {
   policies: Policies;
 }
 
-type Handler = (req: Request, actor: Actor, deps: AdminApiDeps) => Promise<{ status?: number; body: unknown }>;
+type Handler = (req: Request, actor: Actor, deps: AdminApiDeps, role: Role) => Promise<{ status?: number; body: unknown }>;
 
 interface Route {
   method: 'get' | 'post';
@@ -61,7 +61,7 @@ function param(req: Request, name: string): string {
 }
 
 export const ROUTES: Route[] = [
-  { method: 'get', path: '/api/v1/me', role: 'reviewer', handler: async (_req, actor) => ({ body: { name: actor.name } }) },
+  { method: 'get', path: '/api/v1/me', role: 'reviewer', handler: async (_req, actor, _d, role) => ({ body: { name: actor.name, role } }) },
   {
     method: 'get', path: '/api/v1/devices', role: 'reviewer',
     handler: async (req, _a, d) => {
@@ -225,7 +225,7 @@ export function adminApi(deps: AdminApiDeps): express.Router {
       const operator = res.locals.operator as { name: string; role: Role };
       if (ROLE_RANK[operator.role] < ROLE_RANK[route.role]) return void res.status(403).json({ status: 'error', message: `This needs the ${route.role} role` });
       try {
-        const out = await route.handler(req, { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null }, deps);
+        const out = await route.handler(req, { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null }, deps, operator.role);
         res.setHeader('Cache-Control', 'no-store');
         res.status(out.status ?? 200).json(out.body);
       } catch (err) {

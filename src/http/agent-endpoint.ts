@@ -95,6 +95,7 @@ function baseRequest(req: Request, receivedAt: Date): AgentRequest {
     decodedSize: 0,
     principal: null,
     presentedSecrets: presentedSecrets(req),
+    defer: null,
   };
 }
 
@@ -156,6 +157,11 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       const format = sniffFormat(decoded);
       if (format === 'unknown') throw new AppError('bad_request', 'Unsupported content: expected an XML or JSON message');
       msg = format === 'json' ? parseJsonMessage(jsonText(decoded), ar.presentedSecrets) : parseXmlMessage(xmlText(decoded).text, ar.presentedSecrets);
+      if (msg.kind === 'prolog' || msg.kind === 'contact') {
+        res.locals.deviceid = msg.deviceid;
+        res.locals.credential = ar.principal ? `${ar.principal.type}:${ar.principal.id}` : undefined;
+        ar.defer = await deps.limits.admission(req, res);
+      }
       const answer = await deps.service.handle(ar, msg);
       deps.metrics.agentRequest(msg.kind, msg.format, answer.outcome);
       deps.metrics.inflated(ar.decodedSize);

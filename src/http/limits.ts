@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { RedisStore } from 'rate-limit-redis';
 import { AppError } from '../errors.js';
 import { errorBody } from '../protocol/answers.js';
+import type { DeferReason } from '../services/agent-service.js';
 import { formatFromHeaders, sendAgentAnswer, compressionFromLabel } from './agent-endpoint.js';
 import type { Metrics } from './metrics.js';
 
@@ -26,6 +27,10 @@ export interface LimitsDeps {
   metrics: Metrics;
   ipPerMinute: number;
   authFailuresPer15Min: number;
+  keyPerMinute: number;
+  devicePerHour: number;
+  inventoryBudgetPerSecond: number;
+  spikeWindowSeconds: number;
   redisFailure: RedisFailureMode;
   prologFreqHours: number;
 }
@@ -155,11 +160,19 @@ function tooMany(kind: string, metrics: Metrics, prologFreqHours: number) {
   };
 }
 
+
 export interface AgentLimits {
   /** Requests per source address. */
   perIp: RequestHandler;
   /** Invalid credentials per source address; set res.locals.invalidCredential on such a failure. */
   authFailures: RequestHandler;
+  /**
+   * Admission of a PROLOG/CONTACT (res.locals.deviceid and res.locals.credential set): per device, per
+   * credential, then the gateway-wide inventory budget. Never refuses: it says whether to defer.
+   */
+  admission(req: Request, res: Response): Promise<DeferReason | null>;
+  /** Counts a new device for the spike detector; the number of new devices in the window so far. */
+  countNewDevice(scope: string): Promise<number>;
   shutdown(): void;
 }
 
@@ -176,6 +189,28 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     return s;
   };
   const common = { standardHeaders: false as const, legacyHeaders: false, passOnStoreError: false };
+  // Admission limiters never answer: past the limit they mark the request, and the agent is told "later".
+  const deferring = (reason: DeferReason, windowMs: number, limit: number, key: (res: Response) => string | undefined) =>
+    rateLimit({
+      ...common,
+      windowMs,
+      limit,
+      store: store(`agentgate:${reason}:`),
+      skip: (_req, res) => key(res) === undefined,
+      keyGenerator: (_req, res) => key(res)!,
+      handler: (_req, res, next) => {
+        res.locals.deferReason ??= reason;
+        next();
+      },
+    });
+  const admissionChain = [
+    deferring('device', 3600_000, deps.devicePerHour, (res) => res.locals.deviceid as string | undefined),
+    deferring('key', 60_000, deps.keyPerMinute, (res) => res.locals.credential as string | undefined),
+    deferring('budget', 1000, deps.inventoryBudgetPerSecond, (res) => (res.locals.deferReason ? undefined : 'gateway')),
+  ];
+  const spikeStore: Store = store('agentgate:spike:') ?? new MemoryStore();
+  void spikeStore.init?.({ windowMs: deps.spikeWindowSeconds * 1000 } as Options);
+  if (!deps.redis) stores.push(spikeStore);
   const perIp = rateLimit({ ...common, windowMs: 60_000, limit: deps.ipPerMinute, store: store('agentgate:ip:'), handler: tooMany('ip', deps.metrics, deps.prologFreqHours) });
   const authFailures = rateLimit({
     ...common,
@@ -190,6 +225,19 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   return {
     perIp,
     authFailures,
+    async admission(req, res) {
+      for (const limiter of admissionChain) {
+        await new Promise<void>((resolve, reject) => {
+          void limiter(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
+        });
+      }
+      const reason = (res.locals.deferReason as DeferReason | undefined) ?? null;
+      if (reason) deps.metrics.deferred(reason);
+      return reason;
+    },
+    async countNewDevice(scope) {
+      return (await spikeStore.increment(scope)).totalHits;
+    },
     shutdown: () => {
       for (const s of stores) void s.shutdown?.();
     },

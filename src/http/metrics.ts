@@ -54,8 +54,35 @@ export function createMetrics() {
     help: '1 while rate limits are shared through Redis, 0 while a limiter fell back to process memory',
     registers: [registry],
   });
+  const webhookDeliveries = new client.Counter({
+    name: 'agentgate_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by event and outcome (delivered; retry = failed, tried again later; failed = given up)',
+    labelNames: ['event', 'outcome'] as const,
+    registers: [registry],
+  });
+  const webhookPending = new client.Gauge({
+    name: 'agentgate_webhook_pending_deliveries',
+    help: 'Webhook deliveries not yet delivered and still to be tried',
+    registers: [registry],
+  });
+  const deferred = new client.Counter({
+    name: 'agentgate_deferred_total',
+    help: 'PROLOG/CONTACT answered "not now, come back later" instead of an inventory order, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const spikes = new client.Counter({
+    name: 'agentgate_spike_alerts_total',
+    help: 'New-device spikes detected (per key or per subnet)',
+    labelNames: ['scope'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    deferred: (reason: string) => deferred.inc({ reason }),
+    spike: (scope: string) => spikes.inc({ scope }),
+    webhookDelivery: (event: string, outcome: 'delivered' | 'retry' | 'failed') => webhookDeliveries.inc({ event, outcome }),
+    setWebhookPending: (n: number) => webhookPending.set(n),
     limited: (limiter: string) => limited.inc({ limiter }),
     limiterBackend: (usingRedis: boolean) => limiterRedis.set(usingRedis ? 1 : 0),
     setGraceWarnings: (n: number) => graceWarnings.set(n),

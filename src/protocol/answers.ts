@@ -42,12 +42,16 @@ export function jsonOk(expirationHours: number): string {
   return JSON.stringify({ status: 'ok', expiration: expirationHours });
 }
 
+/**
+ * CONTACT answer. tasks.inventory is always there (without it the GLPI Agent sends an extra legacy PROLOG);
+ * to say "not this run", inventory is listed in `disabled` instead, with a later `expiration`.
+ */
 export function jsonContact(expiration: number | string, opts: { inventory: boolean; message?: string }): string {
   const disabled = opts.inventory ? DISABLED_TASKS : ['inventory', ...DISABLED_TASKS];
   return JSON.stringify({
     status: 'ok',
     expiration,
-    tasks: opts.inventory ? { inventory: { server: 'glpi', version: INVENTORY_TASK_VERSION } } : {},
+    tasks: { inventory: { server: 'glpi', version: INVENTORY_TASK_VERSION } },
     disabled,
     ...(opts.message ? { message: opts.message } : {}),
   });

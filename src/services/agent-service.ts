@@ -44,6 +44,8 @@ export interface AgentRequest {
   principal: AgentPrincipal | null;
   /** The secret the agent presented, to blank out of what is stored; never stored or logged itself. */
   presentedSecrets: string[];
+  /** Set when admission limits say "not now" for this PROLOG/CONTACT. */
+  defer: DeferReason | null;
 }
 
 export interface AgentAnswer {
@@ -89,6 +91,12 @@ const STORED_KINDS = new Set<MessageKind>(['inventory', 'netdiscovery', 'netinve
 /** How often (hours) a rejected device's agent is asked to come back. */
 export const REJECTED_FREQ_HOURS = 240;
 
+/** Why an agent was told "not now" instead of being given an inventory order. */
+export type DeferReason = 'device' | 'key' | 'budget';
+
+/** Deferred agents come back between 1 hour and this many hours later. */
+export const DEFER_MAX_HOURS = 4;
+
 export function createAgentService(deps: AgentServiceDeps) {
   const freq = deps.prologFreqHours;
 
@@ -103,7 +111,18 @@ export function createAgentService(deps: AgentServiceDeps) {
     return null;
   }
 
+  /**
+   * "Not now": a successful answer without an inventory order and with a later next contact, spread with
+   * jitter so a herd comes back spread out. The agents honour this and log no error (PROTOCOL §5).
+   */
+  function deferredAnswer(msg: AgentMessage): Omit<AgentAnswer, 'outcome'> {
+    if (msg.kind === 'prolog') return { status: 200, format: 'xml', text: xmlProlog(1 + Math.floor(Math.random() * DEFER_MAX_HOURS), false) };
+    const minutes = 60 + Math.floor(Math.random() * (DEFER_MAX_HOURS - 1) * 60);
+    return { status: 200, format: 'json', text: jsonContact(`${minutes}m`, { inventory: false }) };
+  }
+
   function answerFor(msg: AgentMessage, req: AgentRequest): Omit<AgentAnswer, 'outcome'> {
+    if (req.defer && (msg.kind === 'prolog' || msg.kind === 'contact')) return deferredAnswer(msg);
     switch (msg.kind) {
       case 'prolog':
         // A PROLOG from a GLPI Agent (it sends GLPI-Agent-ID) is answered in JSON: that moves it to the JSON protocol.
@@ -159,6 +178,7 @@ export function createAgentService(deps: AgentServiceDeps) {
   async function handle(req: AgentRequest, msg: AgentMessage): Promise<AgentAnswer> {
     let answer: AgentAnswer = { ...answerFor(msg, req), outcome: 'accepted' };
     if (answer.status >= 400) answer.outcome = 'unsupported';
+    else if (req.defer && (msg.kind === 'prolog' || msg.kind === 'contact')) answer.outcome = `deferred:${req.defer}`;
     // Network-task messages describe other devices: never let them create or change the sender's record.
     const touchesDevice = msg.kind === 'prolog' || msg.kind === 'contact' || msg.kind === 'inventory' || msg.kind === 'get_params';
     const bound = req.principal?.boundDeviceid;
@@ -202,10 +222,10 @@ export function createAgentService(deps: AgentServiceDeps) {
     if (state === 'quarantined' && rec.deviceId !== null && deps.policies) state = ((await deps.policies.evaluate(rec.deviceId)) as typeof state) ?? state;
     if (rec.deviceId !== null && state && deps.onDeviceEvent) {
       const base = { deviceId: rec.deviceId, deviceid: msg.deviceid, state };
-      if (rec.inserted) deps.onDeviceEvent({ type: 'device.new', ...base, details: { name: msg.identity?.name ?? null, tag: msg.identity?.tag ?? null, remoteAddr: req.remoteAddr, key: req.principal?.name ?? null } });
+      if (rec.inserted) deps.onDeviceEvent({ type: 'device.new', ...base, details: { name: msg.identity?.name ?? null, tag: msg.identity?.tag ?? null, remoteAddr: req.remoteAddr, keyName: req.principal?.type === 'key' ? req.principal.name : null, clientId: req.principal?.clientId ?? null } });
       if (state === 'conflict' && rec.previousState !== 'conflict') deps.onDeviceEvent({ type: 'device.conflict', ...base, details: device?.conflict?.details ?? {} });
     }
-    if (answer.status < 400 && state !== null && state !== 'approved') {
+    if (answer.status < 400 && answer.outcome === 'accepted' && state !== null && state !== 'approved') {
       answer = { ...(state === 'rejected' ? (rejectedAnswer(msg) ?? answer) : answer), outcome: state };
     }
     return answer;

@@ -14,6 +14,7 @@ import { deviceHistory, lastTransition, submissionCounts, transitionDevice } fro
 import { lockInventory, loadSubmissionBody, setInventoryView } from '../store/agent-store.js';
 import type { Actor } from './admin.js';
 import { viewFromBody } from './inventory-view.js';
+import type { Notifier } from './notifier.js';
 
 export const UNDO_WINDOW_SECONDS = 15 * 60;
 export const MAX_BULK = 1000;
@@ -36,7 +37,7 @@ export function parseFilter(text: string): DeviceFilter {
   return f;
 }
 
-export function createReview(deps: { sql: Sql; clock: Clock }) {
+export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Notifier, 'emit'> }) {
   const { sql, clock } = deps;
 
   async function resolve(ref: string) {
@@ -54,6 +55,8 @@ export function createReview(deps: { sql: Sql; clock: Clock }) {
         if (!r) continue;
         results.push(r);
         if (r.changed) await insertAudit(tx, { at, actor: actor.name, action: `device.${decision}`, targetType: 'device', targetId: r.deviceid, remoteAddr: actor.remoteAddr, before: { state: r.from }, after: { state: r.to, releasedSubmissions: r.releasedSubmissions }, reason });
+        // In the decision's transaction: the webhook is recorded exactly when the decision is.
+        if (r.changed) await deps.notifier?.emit(tx, decision === 'approve' ? 'device.approved' : 'device.rejected', { id: r.id, deviceid: r.deviceid, from: r.from, to: r.to, actor: actor.name, reason });
       }
       return results;
     });
@@ -92,6 +95,7 @@ export function createReview(deps: { sql: Sql; clock: Clock }) {
       return sql.begin(async (tx) => {
         const r = await transitionDevice(tx, device.id, last.from!, actor.name, `undo of ${last.to}`, at);
         await insertAudit(tx, { at, actor: actor.name, action: 'device.undo', targetType: 'device', targetId: device.deviceid, remoteAddr: actor.remoteAddr, before: { state: last.to }, after: { state: last.from }, reason: null });
+        if (r?.changed) await deps.notifier?.emit(tx, 'device.undone', { id: r.id, deviceid: r.deviceid, from: r.from, to: r.to, actor: actor.name, reason: `undo of ${last.to}` });
         return r;
       });
     },

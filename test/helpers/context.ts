@@ -52,12 +52,15 @@ export async function createSchema(): Promise<{ url: string; drop(): Promise<voi
   };
 }
 
+/** Admission limits no ordinary test comes near (the admission tests set their own). */
+export const GENEROUS_ADMISSION = { RATE_LIMIT_DEVICE_PER_HOUR: '1000000', RATE_LIMIT_KEY_PER_MINUTE: '1000000', INVENTORY_BUDGET_PER_SECOND: '1000000', SPIKE_NEW_DEVICES_PER_KEY: '1000000', SPIKE_NEW_DEVICES_PER_SUBNET: '1000000' };
+
 export async function createTestContext(env: Record<string, string> = {}): Promise<TestContext> {
   const schema = await createSchema();
   const clock = new TestClock();
   // Abuse limits are generous here: one test makes more bad requests from 127.0.0.1 than an attacker would
   // need to trip them. The limit tests set their own.
-  const config = loadConfig({ DATABASE_URL: schema.url, AGENT_AUTH: 'off', LOG_LEVEL: 'silent', RATE_LIMIT_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '1000000', ...env });
+  const config = loadConfig({ DATABASE_URL: schema.url, AGENT_AUTH: 'off', LOG_LEVEL: 'silent', RATE_LIMIT_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '1000000', ...GENEROUS_ADMISSION, ...env });
   const logger = createLogger({ level: config.logLevel, pretty: false });
   const deps = await createDeps(config, logger, { role: 'server', migrate: true, clock });
   const app = buildApp(deps);
@@ -77,7 +80,7 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
 /** A real listening gateway (startServer, port 0 on 127.0.0.1) on a schema of its own; close() drops both. */
 export async function startTestServer(env: Record<string, string>): Promise<{ server: RunningServer; close(): Promise<void> }> {
   const schema = await createSchema();
-  const config = loadConfig({ DATABASE_URL: schema.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
+  const config = loadConfig({ DATABASE_URL: schema.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...GENEROUS_ADMISSION, ...env });
   let server: RunningServer;
   try {
     server = await startServer(config, createLogger({ level: config.logLevel, pretty: false }));

@@ -113,7 +113,7 @@ describe('every route is guarded', () => {
   });
 
   it('GET /api/v1/me names the operator', async () => {
-    expect((await call('get', '/api/v1/me', reviewerToken)).body).toEqual({ name: 'operator:rita' });
+    expect((await call('get', '/api/v1/me', reviewerToken)).body).toEqual({ name: 'operator:rita', role: 'reviewer' });
   });
 });
 
@@ -268,7 +268,7 @@ describe('clients and operators over the API', () => {
     const token = (res.body as { token: string }).token;
     usedSecrets.push(token);
     expect(token).toMatch(/^ago_/);
-    expect((await call('get', '/api/v1/me', token)).body).toEqual({ name: 'operator:newbie' });
+    expect((await call('get', '/api/v1/me', token)).body).toEqual({ name: 'operator:newbie', role: 'reviewer' });
     const list = await call('get', '/api/v1/operators', adminToken);
     expect(list.text).toContain('newbie');
     expect(list.text).not.toContain(token);

@@ -143,7 +143,8 @@ describe('JSON answers', () => {
     expect(a.expiration).toBe('2h');
     expect(a.disabled).toContain('inventory');
     expect(a.disabled).toEqual(['inventory', ...DISABLED_TASKS]);
-    expect(a.tasks).not.toHaveProperty('inventory');
+    // tasks.inventory stays: without it the GLPI Agent would send an extra legacy PROLOG (PROTOCOL §3.3).
+    expect(a.tasks.inventory).toEqual({ server: 'glpi', version: expect.stringMatching(/.+/) });
   });
 
   it('jsonContact passes an optional message', () => {

@@ -1,0 +1,381 @@
+/**
+ * Webhook notifications end to end: events recorded in the transaction of their cause, delivered signed to
+ * a real HTTP receiver on 127.0.0.1, retried with back-off (driven by runOnce() and the test clock, never by
+ * sleeping) when the receiver fails, hangs or is down, given up after WEBHOOK_MAX_ATTEMPTS, filtered by
+ * WEBHOOK_EVENTS, and not written at all without WEBHOOK_URLS.
+ */
+import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import zlib from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { createNotifier, webhookSignature } from '../../src/services/notifier.js';
+import { type TestContext, createTestContext, send, startTestServer } from '../helpers/context.js';
+
+const SECRET = 'webhook-test-secret-0123456789';
+const actor = { name: 'test', remoteAddr: null };
+
+interface Received {
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+type Answer = number | 'hang';
+
+/** A webhook receiver on 127.0.0.1 that records every request and answers as scripted (default 200). */
+class Receiver {
+  readonly requests: Received[] = [];
+  /** Answers for the next requests, in order; then `otherwise`. */
+  script: Answer[] = [];
+  otherwise: Answer = 200;
+  private server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      this.requests.push({ path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      const answer = this.script.shift() ?? this.otherwise;
+      if (answer === 'hang') return; // never answers; cut when the receiver goes down
+      res.writeHead(answer, { 'Content-Type': 'text/plain' }).end(answer >= 400 ? `scripted ${answer}` : 'ok');
+    });
+  });
+  port = 0;
+
+  async up(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  /** Stops listening: connections are refused until up() again (same port). */
+  async down(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  url(path = '/hook'): string {
+    return `http://127.0.0.1:${this.port}${path}`;
+  }
+
+  reset(): void {
+    this.requests.length = 0;
+    this.script = [];
+    this.otherwise = 200;
+  }
+}
+
+const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
+const prolog = (deviceid: string) =>
+  zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`);
+
+function verify(r: Received, secret = SECRET): boolean {
+  const ts = String(r.headers['x-agentgate-timestamp']);
+  const given = String(r.headers['x-agentgate-signature']);
+  const expected = webhookSignature(secret, ts, r.body);
+  return given.length === expected.length && crypto.timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+}
+
+async function rows(ctx: TestContext, event?: string) {
+  return ctx.sql<{ id: number; event: string; url: string; attempts: number; nextAttemptAt: Date | null; deliveredAt: Date | null; lastStatus: number | null; lastError: string | null }[]>`
+    select id, event, url, attempts, next_attempt_at as "nextAttemptAt", delivered_at as "deliveredAt", last_status as "lastStatus", last_error as "lastError"
+    from webhook_deliveries ${event ? ctx.sql`where event = ${event}` : ctx.sql``} order by id`;
+}
+
+/** Device events are recorded just after the agent's answer (fire and forget): wait for the row, briefly. */
+async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 3000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (ok(v) || Date.now() > until) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function newDevice(ctx: TestContext, deviceid: string): Promise<void> {
+  expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(deviceid) })).status).toBe(200);
+}
+
+const receiver = new Receiver();
+let ctx: TestContext;
+
+beforeAll(async () => {
+  await receiver.up();
+  ctx = await createTestContext({ WEBHOOK_URLS: receiver.url(), WEBHOOK_SECRET: SECRET });
+});
+afterAll(async () => {
+  await ctx?.close();
+  await receiver.down();
+});
+
+describe('webhook deliveries', () => {
+  it('a new quarantined device produces one signed device.quarantined delivery', async () => {
+    receiver.reset();
+    await newDevice(ctx, 'wh-new-1');
+    await eventually(() => rows(ctx, 'device.quarantined'), (r) => r.length === 1);
+    expect(await ctx.deps.notifier.runOnce()).toBe(1);
+    expect(receiver.requests).toHaveLength(1);
+    const r = receiver.requests[0]!;
+    expect(r.path).toBe('/hook');
+    expect(r.headers['content-type']).toBe('application/json');
+    expect(r.headers['user-agent']).toBe('agent-gate-webhook');
+    expect(r.headers['x-agentgate-event']).toBe('device.quarantined');
+    expect(r.headers['x-agentgate-timestamp']).toBe(String(Math.floor(ctx.clock.now().getTime() / 1000)));
+    expect(r.headers['x-agentgate-signature']).toMatch(/^sha256=[0-9a-f]{64}$/);
+    expect(verify(r)).toBe(true);
+    expect(verify(r, 'another-secret')).toBe(false);
+    expect(verify({ ...r, body: r.body.replace('wh-new-1', 'wh-new-2') })).toBe(false);
+    const body = JSON.parse(r.body);
+    expect(body).toMatchObject({ id: r.headers['x-agentgate-delivery'], event: 'device.quarantined', data: { deviceid: 'wh-new-1', state: 'quarantined' } });
+    expect(Object.keys(body)).toEqual(['id', 'event', 'createdAt', 'data']);
+    expect(new Date(body.createdAt).toISOString()).toBe(body.createdAt);
+    expect(typeof body.data.id).toBe('number');
+    const [row] = await rows(ctx, 'device.quarantined');
+    expect(row).toMatchObject({ attempts: 1, lastStatus: 200, lastError: null, nextAttemptAt: null });
+    expect(row!.deliveredAt).toBeInstanceOf(Date);
+    expect(await ctx.deps.notifier.runOnce()).toBe(0); // delivered once, not again
+  });
+
+  it('a reviewer approval produces device.approved, recorded in the decision transaction; undo produces device.undone', async () => {
+    receiver.reset();
+    await newDevice(ctx, 'wh-approve-1');
+    await eventually(() => rows(ctx, 'device.quarantined'), (r) => r.length === 2);
+    await ctx.deps.notifier.runOnce();
+    receiver.reset();
+    const [decided] = await ctx.deps.review.decide(['wh-approve-1'], 'approve', 'known laptop', actor);
+    expect(await rows(ctx, 'device.approved')).toHaveLength(1); // committed with the decision, before any send
+    expect(await ctx.deps.notifier.runOnce()).toBe(1);
+    expect(receiver.requests.map((r) => r.headers['x-agentgate-event'])).toEqual(['device.approved']);
+    expect(verify(receiver.requests[0]!)).toBe(true);
+    expect(JSON.parse(receiver.requests[0]!.body).data).toEqual({ id: decided!.id, deviceid: 'wh-approve-1', from: 'quarantined', to: 'approved', actor: 'test', reason: 'known laptop' });
+
+    await ctx.deps.review.undo('wh-approve-1', actor);
+    expect(await ctx.deps.notifier.runOnce()).toBe(1);
+    expect(JSON.parse(receiver.requests[1]!.body)).toMatchObject({ event: 'device.undone', data: { deviceid: 'wh-approve-1', from: 'approved', to: 'quarantined', actor: 'test', reason: 'undo of approved' } });
+  });
+
+  it('an event emitted in a transaction that rolls back is never sent', async () => {
+    const before = (await rows(ctx)).length;
+    await expect(ctx.sql.begin(async (tx) => {
+      await ctx.deps.notifier.emit(tx, 'device.rejected', { id: 0, deviceid: 'never' });
+      throw new Error('rolled back');
+    })).rejects.toThrow('rolled back');
+    expect(await rows(ctx)).toHaveLength(before);
+  });
+
+  it('a receiver answering 500 twice, then 200, gets the same delivery three times, on the back-off schedule', async () => {
+    await newDevice(ctx, 'wh-retry-1');
+    await eventually(() => rows(ctx, 'device.quarantined'), (r) => r.length === 3);
+    await ctx.deps.notifier.runOnce();
+    receiver.reset();
+    receiver.script = [500, 500];
+    await ctx.deps.review.decide(['wh-retry-1'], 'reject', 'not ours', actor);
+
+    expect(await ctx.deps.notifier.runOnce()).toBe(1);
+    let [row] = await rows(ctx, 'device.rejected');
+    expect(row).toMatchObject({ attempts: 1, lastStatus: 500, deliveredAt: null });
+    expect(row!.lastError).toMatch(/^HTTP 500: scripted 500/);
+    // First retry 5 s later (minus up to 20 % jitter).
+    let wait = row!.nextAttemptAt!.getTime() - ctx.clock.now().getTime();
+    expect(wait).toBeGreaterThanOrEqual(4000);
+    expect(wait).toBeLessThanOrEqual(5000);
+    expect(await ctx.deps.notifier.runOnce()).toBe(0); // not due yet
+    ctx.clock.advance(3900);
+    expect(await ctx.deps.notifier.runOnce()).toBe(0);
+    ctx.clock.advance(1100);
+
+    expect(await ctx.deps.notifier.runOnce()).toBe(1);
+    [row] = await rows(ctx, 'device.rejected');
+    expect(row).toMatchObject({ attempts: 2, lastStatus: 500, deliveredAt: null });
+    // Second retry 10 s later.
+    wait = row!.nextAttemptAt!.getTime() - ctx.clock.now().getTime();
+    expect(wait).toBeGreaterThanOrEqual(8000);
+    expect(wait).toBeLessThanOrEqual(10_000);
+    ctx.clock.advance(5000);
+    expect(await ctx.deps.notifier.runOnce()).toBe(0);
+    ctx.clock.advance(5000);
+
+    expect(await ctx.deps.notifier.runOnce()).toBe(1);
+    [row] = await rows(ctx, 'device.rejected');
+    expect(row).toMatchObject({ attempts: 3, lastStatus: 200, lastError: null, nextAttemptAt: null });
+    expect(await ctx.deps.notifier.runOnce()).toBe(0);
+
+    expect(receiver.requests).toHaveLength(3);
+    const ids = receiver.requests.map((r) => r.headers['x-agentgate-delivery']);
+    expect(new Set(ids)).toEqual(new Set([String(row!.id)]));
+    expect(new Set(receiver.requests.map((r) => r.body)).size).toBe(1); // the same bytes every time
+    for (const r of receiver.requests) expect(verify(r)).toBe(true); // each attempt signed with its own timestamp
+    const metrics = await ctx.deps.metrics.registry.metrics();
+    expect(metrics).toMatch(/agentgate_webhook_deliveries_total\{event="device.rejected",outcome="retry"\} 2/);
+    expect(metrics).toMatch(/agentgate_webhook_deliveries_total\{event="device.rejected",outcome="delivered"\} 1/);
+    expect(metrics).toMatch(/agentgate_webhook_pending_deliveries 0/);
+  });
+
+  it('a receiver that is down (connection refused) gets the delivery later, once it is back', async () => {
+    receiver.reset();
+    await receiver.down();
+    try {
+      await ctx.sql.begin((tx) => ctx.deps.notifier.emit(tx, 'device.rejected', { id: 0, deviceid: 'wh-down-1' }));
+      expect(await ctx.deps.notifier.runOnce()).toBe(1);
+    } finally {
+      await receiver.up();
+    }
+    const row = (await rows(ctx, 'device.rejected')).at(-1)!;
+    expect(row).toMatchObject({ attempts: 1, lastStatus: null, deliveredAt: null });
+    expect(row.lastError).toMatch(/ECONNREFUSED/);
+    expect(await ctx.deps.notifier.runOnce()).toBe(0);
+    ctx.clock.advance(5000);
+    expect(await ctx.deps.notifier.runOnce()).toBe(1);
+    expect(receiver.requests).toHaveLength(1);
+    expect(JSON.parse(receiver.requests[0]!.body).data.deviceid).toBe('wh-down-1');
+    expect((await rows(ctx, 'device.rejected')).at(-1)).toMatchObject({ attempts: 2, lastStatus: 200, lastError: null });
+  });
+
+  it('a receiver that hangs is cut at the timeout and retried', async () => {
+    receiver.reset();
+    receiver.script = ['hang'];
+    // The same notifier with a short timeout (10 s in production), so the test does not wait for real.
+    const quick = createNotifier({ sql: ctx.sql, clock: ctx.clock, logger: ctx.deps.logger, config: ctx.deps.config, timeoutMs: 300 });
+    await ctx.sql.begin((tx) => quick.emit(tx, 'device.rejected', { id: 0, deviceid: 'wh-hang-1' }));
+    expect(await quick.runOnce()).toBe(1);
+    const row = (await rows(ctx, 'device.rejected')).at(-1)!;
+    expect(row).toMatchObject({ attempts: 1, lastStatus: null, deliveredAt: null, lastError: 'timeout after 0.3 s' });
+    ctx.clock.advance(5000);
+    expect(await quick.runOnce()).toBe(1);
+    expect(receiver.requests).toHaveLength(2);
+    expect((await rows(ctx, 'device.rejected')).at(-1)).toMatchObject({ attempts: 2, lastStatus: 200 });
+  });
+});
+
+describe('WEBHOOK_EVENTS, several URLs and WEBHOOK_MAX_ATTEMPTS', () => {
+  let ctx2: TestContext;
+  beforeAll(async () => {
+    ctx2 = await createTestContext({ WEBHOOK_URLS: `${receiver.url('/a')}, ${receiver.url('/b')}`, WEBHOOK_SECRET: SECRET, WEBHOOK_EVENTS: 'device.approved,device.rejected', WEBHOOK_MAX_ATTEMPTS: '2' });
+  });
+  afterAll(async () => {
+    await ctx2?.close();
+  });
+
+  it('sends only the configured events, once per URL', async () => {
+    receiver.reset();
+    await newDevice(ctx2, 'wh-ev-1');
+    await ctx2.deps.review.decide(['wh-ev-1'], 'approve', null, actor);
+    await ctx2.deps.review.undo('wh-ev-1', actor);
+    // Give a (wrongly) emitted device.quarantined time to be written before checking nothing was.
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await rows(ctx2)).map((r) => `${r.event} ${new URL(r.url).pathname}`)).toEqual(['device.approved /a', 'device.approved /b']);
+    expect(await ctx2.deps.notifier.runOnce()).toBe(2);
+    expect(receiver.requests.map((r) => `${r.headers['x-agentgate-event']} ${r.path}`).sort()).toEqual(['device.approved /a', 'device.approved /b']);
+    // Same event, one delivery (and id) per receiver.
+    expect(new Set(receiver.requests.map((r) => r.headers['x-agentgate-delivery'])).size).toBe(2);
+  });
+
+  it('gives up after WEBHOOK_MAX_ATTEMPTS, leaving the row undelivered with its error', async () => {
+    receiver.reset();
+    receiver.otherwise = 503;
+    await newDevice(ctx2, 'wh-ev-2');
+    await ctx2.deps.review.decide(['wh-ev-2'], 'reject', null, actor);
+    expect(await ctx2.deps.notifier.runOnce()).toBe(2);
+    ctx2.clock.advance(5000);
+    expect(await ctx2.deps.notifier.runOnce()).toBe(2);
+    ctx2.clock.advance(24 * 3600 * 1000);
+    expect(await ctx2.deps.notifier.runOnce()).toBe(0);
+    expect(receiver.requests).toHaveLength(4);
+    for (const row of await rows(ctx2, 'device.rejected')) {
+      expect(row).toMatchObject({ attempts: 2, lastStatus: 503, deliveredAt: null, nextAttemptAt: null });
+      expect(row.lastError).toMatch(/^HTTP 503/);
+    }
+    expect(await ctx2.deps.metrics.registry.metrics()).toMatch(/agentgate_webhook_deliveries_total\{event="device.rejected",outcome="failed"\} 2/);
+  });
+
+  it('does not retry a 4xx answer (other than 408 and 429)', async () => {
+    receiver.reset();
+    receiver.script = [404, 429];
+    await ctx2.sql.begin((tx) => ctx2.deps.notifier.emit(tx, 'device.approved', { id: 0, deviceid: 'wh-ev-3' }));
+    expect(await ctx2.deps.notifier.runOnce()).toBe(2);
+    const [a, b] = (await rows(ctx2, 'device.approved')).slice(-2);
+    const [gone, retried] = a!.lastStatus === 404 ? [a!, b!] : [b!, a!];
+    expect(gone).toMatchObject({ attempts: 1, lastStatus: 404, nextAttemptAt: null, deliveredAt: null });
+    expect(retried).toMatchObject({ attempts: 1, lastStatus: 429, deliveredAt: null });
+    expect(retried.nextAttemptAt).toBeInstanceOf(Date);
+  });
+});
+
+describe('without WEBHOOK_URLS', () => {
+  it('writes and sends nothing', async () => {
+    const ctx3 = await createTestContext({});
+    try {
+      receiver.reset();
+      await newDevice(ctx3, 'wh-off-1');
+      await ctx3.deps.review.decide(['wh-off-1'], 'approve', null, actor);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await rows(ctx3)).toHaveLength(0);
+      expect(await ctx3.deps.notifier.runOnce()).toBe(0);
+      expect(receiver.requests).toHaveLength(0);
+    } finally {
+      await ctx3.close();
+    }
+  });
+});
+
+describe('the worker of a running gateway', () => {
+  it('delivers on its own after start, and stops with the server', async () => {
+    receiver.reset();
+    const { server, close } = await startTestServer({ AGENT_AUTH: 'off', WEBHOOK_URLS: receiver.url('/live'), WEBHOOK_SECRET: SECRET });
+    try {
+      const res = await fetch(`${server.url}/`, { method: 'POST', headers: zlibXml, body: prolog('wh-live-1') });
+      expect(res.status).toBe(200);
+      const got = await eventually(async () => receiver.requests.length, (n) => n >= 1, 10_000);
+      expect(got).toBe(1);
+      expect(receiver.requests[0]!.path).toBe('/live');
+      expect(verify(receiver.requests[0]!)).toBe(true);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('webhook configuration', () => {
+  const problems = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+    return [];
+  };
+
+  it('is off by default, with every event and 12 attempts', () => {
+    const cfg = loadConfig({});
+    expect(cfg.webhookUrls).toBeUndefined();
+    expect(cfg.webhookEvents).toEqual(['device.quarantined', 'device.conflict', 'device.approved', 'device.rejected', 'device.undone', 'spike.detected']);
+    expect(cfg.webhookMaxAttempts).toBe(12);
+  });
+
+  it('reads a URL list and an event list', () => {
+    const cfg = loadConfig({ WEBHOOK_URLS: ' https://a.example/h , http://b.example:8080/x?t=1,', WEBHOOK_SECRET: 's', WEBHOOK_EVENTS: 'device.approved, DEVICE.REJECTED', WEBHOOK_MAX_ATTEMPTS: '3' });
+    expect(cfg).toMatchObject({ webhookUrls: ['https://a.example/h', 'http://b.example:8080/x?t=1'], webhookEvents: ['device.approved', 'device.rejected'], webhookMaxAttempts: 3 });
+  });
+
+  it.each([
+    [{ WEBHOOK_URLS: 'not a url', WEBHOOK_SECRET: 's' }, /^WEBHOOK_URLS: /],
+    [{ WEBHOOK_URLS: 'ftp://a.example/', WEBHOOK_SECRET: 's' }, /^WEBHOOK_URLS: .*http or https/],
+    [{ WEBHOOK_URLS: 'https://u:p@a.example/', WEBHOOK_SECRET: 's' }, /^WEBHOOK_URLS: /],
+    [{ WEBHOOK_EVENTS: 'device.approved,device.exploded' }, /^WEBHOOK_EVENTS: .*device\.exploded/],
+    [{ WEBHOOK_EVENTS: ' , ' }, /^WEBHOOK_EVENTS: /],
+    [{ WEBHOOK_MAX_ATTEMPTS: '0' }, /^WEBHOOK_MAX_ATTEMPTS: /],
+    [{ WEBHOOK_URLS: 'https://a.example/h' }, /^WEBHOOK_SECRET: required when WEBHOOK_URLS is set$/],
+  ])('refuses %j', (env, problem) => {
+    const p = problems(env);
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(problem);
+  });
+
+  it('never echoes the secret', () => {
+    expect(problems({ WEBHOOK_SECRET: 'hunter2-webhook', WEBHOOK_EVENTS: 'nope' }).join('\n')).not.toContain('hunter2-webhook');
+  });
+});
