@@ -52,14 +52,16 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
   const server = tls
     ? https.createServer(
         {
+          connectionsCheckingInterval: 1000,
           cert: fs.readFileSync(config.tlsCert!),
           key: fs.readFileSync(config.tlsKey!),
           ...(config.tlsClientCa ? { ca: fs.readFileSync(config.tlsClientCa), requestCert: true, rejectUnauthorized: true } : {}),
         },
         app,
       )
-    : http.createServer(app);
-  // Slow senders: the whole request (headers and body) must arrive within REQUEST_TIMEOUT.
+    : http.createServer({ connectionsCheckingInterval: 1000 }, app);
+  // Slow senders: the whole request (headers and body) must arrive within REQUEST_TIMEOUT (checked every
+  // second: connectionsCheckingInterval above, Node's default being 30 s).
   server.requestTimeout = config.requestTimeoutSeconds * 1000;
   server.headersTimeout = Math.min(60_000, server.requestTimeout);
   // Longer than the idle timeout of common load balancers (60 s), so they never reuse a connection we closed.

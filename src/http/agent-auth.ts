@@ -50,6 +50,11 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
   const challengeHeader = `Basic realm="${deps.realm}"`;
   return {
     async authenticate(req, ar) {
+      // Two Authorization headers are ambiguous (a proxy may honour the other one): never a credential.
+      if (req.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization').length > 1) {
+        deps.metrics.authFailure('invalid');
+        return { ok: false, reason: 'invalid' };
+      }
       const authz = req.headers.authorization;
       if (!authz) {
         // A client certificate verified by the TLS listener (TLS_CLIENT_CA) stands for the client named by its CN.

@@ -101,7 +101,6 @@ function baseRequest(req: Request, receivedAt: Date): AgentRequest {
 
 export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   const router = express.Router();
-  const readBody = express.raw({ type: () => true, limit: deps.bodyLimit, inflate: false });
 
   async function handleGet(req: Request, res: Response): Promise<void> {
     const ar = baseRequest(req, deps.clock.now());
@@ -139,14 +138,18 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       return deps.auth.challenge(req, res, auth, ar.compression);
     }
     ar.principal = auth.principal;
-    readBody(req, res, (err?: unknown) => {
-      if (err) return fail(req, res, ar, bodyError(err, deps.bodyLimit), null);
-      processBody(req, res, ar).catch(next);
-    });
+    let body: Buffer;
+    try {
+      body = await readBody(req, deps.bodyLimit);
+    } catch (err) {
+      // Past the limit the answer goes out at once and the connection closes; the rest is not read.
+      if (err instanceof AppError && err.code === 'payload_too_large') res.setHeader('Connection', 'close');
+      return fail(req, res, ar, err, null);
+    }
+    await processBody(req, res, ar, body);
   }
 
-  async function processBody(req: Request, res: Response, ar: AgentRequest): Promise<void> {
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  async function processBody(req: Request, res: Response, ar: AgentRequest, body: Buffer): Promise<void> {
     ar.body = body;
     let msg: AgentMessage | null = null;
     try {
@@ -210,9 +213,45 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   return router;
 }
 
-function bodyError(err: unknown, limit: number): AppError {
-  const type = (err as { type?: string }).type;
-  if (type === 'entity.too.large') return new AppError('payload_too_large', `Body larger than ${limit} bytes`, { cause: err });
-  if (type === 'encoding.unsupported') return new AppError('unsupported_media_type', 'Content-Encoding is not supported; announce compression with Content-Type', { cause: err });
-  return new AppError('bad_request', 'Incomplete request body', { cause: err });
+/**
+ * The request body as sent, at most `limit` bytes: past it (declared or while streaming, chunked included)
+ * the read stops with a 413 at once. Content-Encoding is refused: agents announce compression with
+ * Content-Type only, and a second layer would dodge the inflate cap.
+ */
+export function readBody(req: Request, limit: number): Promise<Buffer> {
+  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (encoding !== 'identity') return Promise.reject(new AppError('unsupported_media_type', 'Content-Encoding is not supported; announce compression with Content-Type'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(new AppError('payload_too_large', `Body larger than ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(new AppError('bad_request', 'Incomplete request body', { cause: err }));
+    };
+    const onAborted = () => onError(new Error('request aborted'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
 }

@@ -39,6 +39,8 @@ const JUNK_MACS = new Set([
 ]);
 const JUNK_MODELS = new Set(['system product name', 'product name', 'system name', 'all series', 'to be filled by o.e.m.', '*', 'default string']);
 const JUNK_VENDORS = new Set(['system manufacturer', 'to be filled by o.e.m.', 'default string']);
+/** At most this many MACs and IPs are kept per device (a switch may list thousands). */
+const MAX_LIST = 64;
 const JUNK_IPS = new Set(['127.0.0.1', '::1', '0.0.0.0', '']);
 
 export function isJunkSerial(raw: string): boolean {
@@ -97,13 +99,14 @@ export function identityFromSections(s: Obj, tag: unknown): Identity {
   const networks = list(s.networks);
   const physical = networks.filter((n) => !truthy(n.virtualdev));
   const virtual = networks.filter((n) => truthy(n.virtualdev));
-  const macs = unique([...physical, ...virtual].map((n) => (typeof n.mac === 'string' ? normalizeMac(n.mac) : null)));
+  const macs = unique([...physical, ...virtual].map((n) => (typeof n.mac === 'string' ? normalizeMac(n.mac) : null))).slice(0, MAX_LIST);
   const ips = unique(
     networks.flatMap((n) => [n.ipaddress, n.ipaddress6].map((ip) => {
       const v = str(ip, 64);
       return v && !JUNK_IPS.has(v) && /^[0-9a-fA-F:.]+$/.test(v) ? v : null;
     })),
   );
+  ips.splice(MAX_LIST);
   const ssn = clean(bios.ssn, isJunkSerial);
   const msn = clean(bios.msn, isJunkSerial);
   const osName = str(osec.full_name) ?? ([str(osec.name), str(osec.version)].filter(Boolean).join(' ') || null);

@@ -123,25 +123,56 @@ export function parseXmlMessage(text: string, secrets: readonly string[] = []): 
 
 const JSON_KINDS: Record<string, MessageKind> = { contact: 'contact', inventory: 'inventory', netinventory: 'netinventory', netdiscovery: 'netdiscovery', get_params: 'get_params' };
 
-const FORBIDDEN_KEY = new AppError('bad_request', 'Invalid JSON: forbidden key "__proto__"');
+export const MAX_JSON_DEPTH = 64;
 
-/** A "__proto__" key has no place in any agent message and is how prototype pollution starts. */
-function refuseProtoKeys(key: string, value: unknown): unknown {
-  if (key === '__proto__') throw FORBIDDEN_KEY;
-  return value;
+type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
+
+function storableString(s: string): string {
+  const clean = s.includes('\u0000') ? s.replace(/\u0000/g, '') : s;
+  return (clean as WellFormed).isWellFormed() ? clean : (clean as WellFormed).toWellFormed();
+}
+
+/**
+ * Makes parsed JSON safe to keep and to merge as jsonb, in place: refuses a "__proto__" key (however it
+ * was escaped: this looks at the parsed keys) and nesting deeper than MAX_JSON_DEPTH; drops NUL characters
+ * and replaces lone surrogates, which PostgreSQL's jsonb cannot hold. The raw bytes kept are untouched.
+ */
+export function sanitizeJson(value: unknown, depth = 0): void {
+  if (typeof value !== 'object' || value === null) return;
+  if (depth >= MAX_JSON_DEPTH) throw new AppError('bad_request', `Invalid JSON: nested deeper than ${MAX_JSON_DEPTH}`);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v === 'string') value[i] = storableString(v);
+      else sanitizeJson(v, depth + 1);
+    }
+    return;
+  }
+  const obj = value as Record<string, unknown>;
+  for (const key of Object.keys(obj)) {
+    if (key === '__proto__') throw new AppError('bad_request', 'Invalid JSON: forbidden key "__proto__"');
+    const v = obj[key];
+    const cleanKey = storableString(key);
+    if (cleanKey !== key) {
+      delete obj[key];
+      obj[cleanKey] = v;
+    }
+    if (typeof v === 'string') obj[cleanKey] = storableString(v);
+    else sanitizeJson(v, depth + 1);
+  }
 }
 
 export function parseJsonMessage(original: string, secrets: readonly string[] = []): AgentMessage {
   const text = redactPresented(original, secrets);
   let msg: unknown;
   try {
-    // The reviver (slow) only runs when the text could spell the key, escaped or not.
-    const suspicious = text.includes('__proto__') || /\\u00[57][fF]/.test(text);
-    msg = suspicious ? JSON.parse(text, refuseProtoKeys) : JSON.parse(text);
+    msg = JSON.parse(text);
   } catch (err) {
-    if (err === FORBIDDEN_KEY) throw err;
     throw new AppError('bad_request', 'Invalid JSON', { cause: err });
   }
+  // The deviceid is judged as sent (a control character in it is refused, not quietly dropped).
+  const rawDeviceid = typeof msg === 'object' && msg !== null ? (msg as { deviceid?: unknown }).deviceid : undefined;
+  sanitizeJson(msg);
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new AppError('bad_request', 'Invalid JSON: an object is expected');
   const m = msg as Record<string, unknown>;
   if (typeof m.action !== 'string' || m.action === '') throw new AppError('bad_request', 'Invalid JSON: missing action');
@@ -159,7 +190,7 @@ export function parseJsonMessage(original: string, secrets: readonly string[] = 
     format: 'json',
     kind,
     action,
-    deviceid: validDeviceid(m.deviceid),
+    deviceid: validDeviceid(typeof rawDeviceid === 'string' ? rawDeviceid : undefined),
     partial: m.partial === true,
     identity,
     json: m,

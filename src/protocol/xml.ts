@@ -26,7 +26,7 @@ const parserOptions = {
   parseTagValue: false, // serials such as "0012" must stay strings
   trimValues: true,
   processEntities: true,
-  htmlEntities: false,
+  htmlEntities: true, // decodes numeric character references (&#233;) too
   ignoreDeclaration: true,
   ignorePiTags: true,
   isArray: (name: string) => LIST_SECTIONS.has(name),
@@ -60,8 +60,13 @@ export function assertNoDoctype(text: string): void {
  * One pass over the document: checks tag nesting and names, and records the direct children of the root and
  * of the root's <CONTENT>. Iterative, depth-capped, so hostile nesting cannot exhaust the stack.
  */
+/** XML 1.0 allows no C0 control character but tab, LF and CR, neither raw nor as a character reference. */
+const CONTROL_CHAR = /[\x00-\x08\x0B\x0C\x0E-\x1F]/;
+const CONTROL_REF = /&#(?:[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));/;
+
 export function scanXml(text: string): XmlScan {
   assertNoDoctype(text);
+  if (CONTROL_CHAR.test(text) || (text.includes('&#') && CONTROL_REF.test(text))) throw badXml('control characters are not allowed');
   // Open elements as positions of their names (no string per tag: inventories have tens of thousands).
   const nameAt: number[] = [];
   const nameLen: number[] = [];
@@ -71,7 +76,9 @@ export function scanXml(text: string): XmlScan {
   let root = '';
   let inContent = false;
   let i = text.indexOf('<');
+  let outside = 0; // where the text outside the root element (only white space is allowed there) resumes
   while (i !== -1) {
+    if (nameAt.length === 0 && text.slice(outside, i).trim() !== '') throw badXml('text outside the root element');
     const next = text.charCodeAt(i + 1);
     if (next === 0x3f /* ? */) {
       i = skipTo(text, '?>', i);
@@ -112,10 +119,12 @@ export function scanXml(text: string): XmlScan {
       }
       i = close + 1;
     }
+    if (nameAt.length === 0) outside = i;
     i = text.indexOf('<', i);
   }
   if (nameAt.length > 0) throw badXml(`<${text.slice(nameAt[nameAt.length - 1]!, nameAt[nameAt.length - 1]! + nameLen[nameLen.length - 1]!)}> is not closed`);
   if (!root) throw badXml('no root element');
+  if (text.slice(outside).trim() !== '') throw badXml('text outside the root element');
   return { root, rootChildren, contentSections };
 
   /** depth = number of elements still open around this one once it is closed */
@@ -159,7 +168,8 @@ function safeParse(text: string): unknown {
   try {
     return parser.parse(text);
   } catch (err) {
-    throw badXml(`unacceptable content (${String((err as Error).message).slice(0, 80)})`);
+    // The parser's own words (internals) stay in the log; the agent gets a plain reason.
+    throw new AppError('bad_request', 'Invalid XML: an element name is not allowed', { cause: err });
   }
 }
 

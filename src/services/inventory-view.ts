@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import { type Compression, jsonText, xmlText } from '../protocol/decode.js';
 import { lowerKeys } from '../protocol/identity.js';
 import { parseXmlDocument } from '../protocol/xml.js';
+import { sanitizeJson } from '../protocol/message.js';
 
 export function decodeStoredBody(body: Buffer, compression: string): Buffer {
   switch (compression as Compression) {
@@ -25,6 +26,7 @@ export function viewFromBody(body: Buffer, compression: string, format: string):
   const decoded = decodeStoredBody(body, compression);
   if (format === 'json') {
     const msg = JSON.parse(jsonText(decoded)) as { content?: Record<string, unknown> };
+    sanitizeJson(msg);
     return msg.content ?? {};
   }
   const doc = parseXmlDocument(xmlText(decoded).text) as { REQUEST?: { CONTENT?: unknown } };
