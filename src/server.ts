@@ -48,6 +48,13 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
   }
   const app = buildApp(deps);
   const graceWatch = watchGraceWindows(deps);
+  const retention = setInterval(() => {
+    deps.review.purgeRejected(config.rejectedRetentionSeconds).then(
+      (r) => r.submissions > 0 && logger.info({ purged: r.submissions }, 'purged the submissions of devices rejected past REJECTED_RETENTION'),
+      (err: unknown) => logger.warn({ err }, 'retention purge failed'),
+    );
+  }, 3600_000);
+  retention.unref();
   const tls = config.tlsCert && config.tlsKey;
   const server = tls
     ? https.createServer(
@@ -87,6 +94,7 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
         setTimeout(() => server.closeAllConnections(), 10_000).unref();
       });
       clearInterval(graceWatch);
+      clearInterval(retention);
       await deps.notifier.stop();
       await deps.close();
     })();

@@ -10,7 +10,7 @@ import type { Sql } from '../store/db.js';
 import type { DeviceState } from '../store/agent-store.js';
 import { insertAudit } from '../store/auth-store.js';
 import { type DeviceFilter, listDevices, listRegistrations } from '../store/read-store.js';
-import { deviceHistory, lastTransition, submissionCounts, transitionDevice } from '../store/review-store.js';
+import { deviceHistory, lastTransition, purgeRejectedSubmissions, submissionCounts, transitionDevice } from '../store/review-store.js';
 import { lockInventory, loadSubmissionBody, setInventoryView } from '../store/agent-store.js';
 import type { Actor } from './admin.js';
 import { viewFromBody } from './inventory-view.js';
@@ -97,6 +97,20 @@ export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Not
         await insertAudit(tx, { at, actor: actor.name, action: 'device.undo', targetType: 'device', targetId: device.deviceid, remoteAddr: actor.remoteAddr, before: { state: last.to }, after: { state: last.from }, reason: null });
         if (r?.changed) await deps.notifier?.emit(tx, 'device.undone', { id: r.id, deviceid: r.deviceid, from: r.from, to: r.to, actor: actor.name, reason: `undo of ${last.to}` });
         return r;
+      });
+    },
+
+    /**
+     * Purges what rejected devices sent once it is older than the retention (counted from the rejection),
+     * with one audit entry per run that purged anything.
+     */
+    async purgeRejected(retentionSeconds: number) {
+      const at = clock.now();
+      return sql.begin(async (tx) => {
+        const purged = await purgeRejectedSubmissions(tx, new Date(at.getTime() - retentionSeconds * 1000));
+        const total = purged.reduce((n, p) => n + p.n, 0);
+        if (total > 0) await insertAudit(tx, { at, actor: 'system:retention', action: 'submissions.purge', targetType: 'submissions', targetId: null, remoteAddr: null, before: null, after: { submissions: total, devices: purged }, reason: `rejected more than ${Math.round(retentionSeconds / 86400)} day(s) ago` });
+        return { submissions: total, devices: purged };
       });
     },
 

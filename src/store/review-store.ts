@@ -57,6 +57,16 @@ export async function transitionDevice(tx: Queryable, deviceId: number, to: Devi
   return { id: cur.id, deviceid: cur.deviceid, from: cur.state, to, changed: true, releasedSubmissions: settled };
 }
 
+/** Deletes submissions rejected with their device before `before`; returns how many, per device. */
+export async function purgeRejectedSubmissions(sql: Queryable, before: Date): Promise<{ deviceid: string; n: number }[]> {
+  return sql<{ deviceid: string; n: number }[]>`
+    with gone as (
+      delete from submissions s using devices d
+      where s.device_id = d.id and s.state = 'rejected' and coalesce(d.state_changed_at, s.received_at) < ${before}
+      returning d.deviceid)
+    select deviceid, count(*)::int as n from gone group by deviceid order by deviceid`;
+}
+
 export async function deviceHistory(sql: Queryable, deviceId: number) {
   return sql<{ at: Date; from: string | null; to: string; actor: string; reason: string | null }[]>`
     select at, from_state as "from", to_state as "to", actor, reason from device_transitions where device_id = ${deviceId} order by id`;

@@ -261,6 +261,24 @@ describe('agent-gate credentials', () => {
       const r = await cli(['devices', 'list', '--state', 'bogus']);
       expectRefused(r, /bogus.*quarantined, approved, rejected, conflict/);
     });
+
+    it('devices show, approve --filter (count first, then --yes), undo and reject work by deviceid', async () => {
+      const shown = await cliJson<{ state: string; inventory: { softwareCount: number } | null; history: { to: string }[] }>(['devices', 'show', DEVICEID]);
+      expect(shown.state).toBe('quarantined');
+      expect(shown.inventory?.softwareCount).toBe(1);
+      const dry = await cli(['devices', 'approve', '--filter', 'tag=paris-dc2,state=quarantined', '--reason', 'paris batch']);
+      expect(dry.code, show(dry)).toBe(0);
+      expect(dry.stdout).toMatch(/1 device\(s\) match\. Re-run with --yes to approve them\./);
+      expect((await cliJson<{ state: string }[]>(['devices', 'list']))[0]!.state).toBe('quarantined');
+      const done = await cliJson<{ dryRun: boolean; count: number }>(['devices', 'approve', '--filter', 'tag=paris-dc2,state=quarantined', '--reason', 'paris batch', '--yes']);
+      expect(done).toMatchObject({ dryRun: false, count: 1 });
+      expect((await cliJson<{ state: string }[]>(['devices', 'list']))[0]!.state).toBe('approved');
+      expect(await cliJson(['devices', 'undo', DEVICEID])).toMatchObject({ to: 'quarantined' });
+      const rejected = await cliJson<{ deviceid: string; to: string }[]>(['devices', 'reject', DEVICEID, '--reason', 'not ours']);
+      expect(rejected).toEqual([expect.objectContaining({ deviceid: DEVICEID, to: 'rejected' })]);
+      const unknown = await cli(['devices', 'approve', 'no-such-device']);
+      expectRefused(unknown, /Unknown device\(s\): no-such-device/);
+    });
   });
 });
 

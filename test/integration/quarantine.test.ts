@@ -170,3 +170,21 @@ describe('bulk decisions by filter', () => {
     expect((await device('lyon-1'))!.state).toBe('quarantined');
   });
 });
+
+describe('retention', () => {
+  it('purges what a rejected device sent once the retention has passed since the rejection, with an audit entry', async () => {
+    const deviceid = 'retained-ws';
+    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: xmlMessage(deviceid, 'INVENTORY', '<HARDWARE><NAME>r</NAME></HARDWARE>') });
+    await api('POST', '/api/v1/devices/reject', { ids: [deviceid], reason: 'unknown hardware' });
+    expect(await submissionStates(deviceid)).toEqual(['rejected']);
+    const retention = 30 * 86400;
+    expect((await ctx.deps.review.purgeRejected(retention)).submissions).toBe(0); // kept during the retention
+    ctx.clock.advance((retention + 60) * 1000);
+    const purged = await ctx.deps.review.purgeRejected(retention);
+    expect(purged.devices).toContainEqual({ deviceid, n: 1 });
+    expect(await submissionStates(deviceid)).toEqual([]);
+    const [a] = await ctx.sql<{ actor: string; after: { submissions: number } }[]>`select actor, after from audit_log where action = 'submissions.purge' order by id desc limit 1`;
+    expect(a!.actor).toBe('system:retention');
+    expect(a!.after.submissions).toBe(purged.submissions);
+  });
+});
