@@ -6,6 +6,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Deps } from './deps.js';
 import { toAppError } from './errors.js';
+import { VERSION } from './version.js';
 import { agentEndpoint } from './http/agent-endpoint.js';
 import { openAgentAuth, requiredAgentAuth } from './http/agent-auth.js';
 import { adminApi } from './http/admin-api.js';
@@ -29,7 +30,7 @@ export function buildApp(deps: Deps): express.Express {
     next();
   });
   app.use(healthRoutes(deps));
-  app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review, policies: deps.policies }));
+  app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review, policies: deps.policies, version: VERSION }));
   app.use(consoleRoutes());
   const limits = deps.limits;
   app.use(

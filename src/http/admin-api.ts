@@ -18,6 +18,7 @@ export interface AdminApiDeps {
   records: Records;
   review: Review;
   policies: Policies;
+  version?: string;
 }
 
 type Handler = (req: Request, actor: Actor, deps: AdminApiDeps, role: Role) => Promise<{ status?: number; body: unknown }>;
@@ -203,8 +204,48 @@ export const ROUTES: Route[] = [
 
 const ROLE_RANK: Record<Role, number> = { reviewer: 1, admin: 2 };
 
+/** The admin API as OpenAPI 3.0, built from ROUTES so it cannot drift from what is served. */
+export function openApiDocument(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of ROUTES) {
+    const path = r.path.replace(/:(\w+)/g, '{$1}');
+    const params = [...r.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    paths[path] ??= {};
+    paths[path]![r.method] = {
+      summary: `${r.method.toUpperCase()} ${path}`,
+      description: `Needs an operator token with the ${r.role} role${r.role === 'reviewer' ? ' (or admin)' : ''}.`,
+      'x-role': r.role,
+      parameters: params,
+      ...(r.method === 'post' ? { requestBody: { required: false, content: { 'application/json': { schema: { type: 'object' } } } } } : {}),
+      responses: {
+        '200': { description: 'OK', content: { 'application/json': { schema: {} } } },
+        '400': { $ref: '#/components/responses/Error' },
+        '401': { $ref: '#/components/responses/Error' },
+        '403': { $ref: '#/components/responses/Error' },
+        '404': { $ref: '#/components/responses/Error' },
+      },
+    };
+  }
+  return {
+    openapi: '3.0.3',
+    info: { title: 'agent-gate admin API', version, description: 'Operators review devices and manage credentials. Authorization: Bearer <operator token>.' },
+    servers: [{ url: '/' }],
+    security: [{ operatorToken: [] }],
+    components: {
+      securitySchemes: { operatorToken: { type: 'http', scheme: 'bearer' } },
+      responses: { Error: { description: 'Error', content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string', enum: ['error'] }, message: { type: 'string' } } } } } } },
+    },
+    paths,
+  };
+}
+
 export function adminApi(deps: AdminApiDeps): express.Router {
   const router = express.Router();
+  const openapi = JSON.stringify(openApiDocument(deps.version ?? '0.0.0'));
+  // The API's description is public (it names routes, no data); everything else under /api needs a token.
+  router.get('/api/openapi.json', (_req, res) => {
+    res.type('application/json').send(openapi);
+  });
 
   // Every /api route: an operator bearer token first. Unknown routes also answer 401 to the anonymous.
   router.use('/api', async (req: Request, res: Response, next: NextFunction) => {

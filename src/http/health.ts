@@ -33,6 +33,8 @@ export function healthRoutes(deps: Deps): express.Router {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
   router.get('/metrics', async (_req, res) => {
+    // The queue size comes from the database at each scrape; without one the gauge keeps its last value.
+    await deps.records.devicesByState().then(deps.metrics.setDeviceCounts, () => {});
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
   return router;

@@ -77,8 +77,17 @@ export function createMetrics() {
     labelNames: ['scope'] as const,
     registers: [registry],
   });
+  const devices = new client.Gauge({
+    name: 'agentgate_devices',
+    help: 'Devices by state (quarantined = the review queue), read at each scrape',
+    labelNames: ['state'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    setDeviceCounts: (counts: { state: string; n: number }[]) => {
+      for (const state of ['quarantined', 'approved', 'rejected', 'conflict']) devices.set({ state }, counts.find((c) => c.state === state)?.n ?? 0);
+    },
     deferred: (reason: string) => deferred.inc({ reason }),
     spike: (scope: string) => spikes.inc({ scope }),
     webhookDelivery: (event: string, outcome: 'delivered' | 'retry' | 'failed') => webhookDeliveries.inc({ event, outcome }),

@@ -2,7 +2,7 @@
  * Read access to devices and registrations for the CLI, the admin API and the console.
  */
 import type { Sql } from '../store/db.js';
-import { type DeviceFilter, listDevices, listRegistrations } from '../store/read-store.js';
+import { type DeviceFilter, countDevicesByState, listDevices, listRegistrations } from '../store/read-store.js';
 
 export const DEVICE_STATES = ['quarantined', 'approved', 'rejected', 'conflict'] as const;
 
@@ -21,6 +21,7 @@ export function createRecords(sql: Sql) {
       return (await device(ref))?.deviceid ?? ref;
     },
     registrations: (f: { deviceid?: string; limit?: number }) => listRegistrations(sql, f),
+    devicesByState: () => countDevicesByState(sql),
   };
 }
 

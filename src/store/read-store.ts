@@ -65,6 +65,11 @@ export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceReco
     limit ${f.limit ?? 1000} offset ${f.offset ?? 0}`;
 }
 
+/** Devices per state, for the quarantine-queue gauge. */
+export async function countDevicesByState(sql: Sql): Promise<{ state: string; n: number }[]> {
+  return sql<{ state: string; n: number }[]>`select state, count(*)::int as n from devices group by state`;
+}
+
 export interface RegistrationRecord {
   id: number;
   deviceid: string | null;
