@@ -62,6 +62,20 @@ describe('limits in one gateway (real Redis)', () => {
     const metrics = (await send(ctx.app, { method: 'GET', path: '/metrics' })).text;
     expect(metrics).toMatch(/agentgate_limiter_hits_total\{limiter="auth_failures"\} [1-9]/);
   });
+
+  it('reset when their window ends: the counters in Redis expire with it', async () => {
+    // The flood and the brute force above tripped these; each counter lives exactly one window.
+    const ipTtl = await ctx.deps.redis!.pttl('agentgate:ip:198.51.100.7');
+    expect(ipTtl).toBeGreaterThan(0);
+    expect(ipTtl).toBeLessThanOrEqual(60_000);
+    const authTtl = await ctx.deps.redis!.pttl('agentgate:authfail:203.0.113.2');
+    expect(authTtl).toBeGreaterThan(60_000);
+    expect(authTtl).toBeLessThanOrEqual(15 * 60_000);
+    // Ending the window (what expiry does) lets the address in again.
+    await ctx.deps.redis!.del('agentgate:ip:198.51.100.7');
+    const again = await send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': '198.51.100.7' }, body: prolog });
+    expect(again.status).toBe(401);
+  });
 });
 
 describe('two gateway processes sharing one Redis', () => {
