@@ -3,12 +3,16 @@
  * the same machine (so the ratios, not the absolute numbers, are what to compare across machines):
  *   XML / JSON inventory ingest  vs  express + zlib inflate of the same bodies
  *   PROLOG / CONTACT             vs  an express no-op
+ *   rejections (AGENT_AUTH=required): an inventory body without Authorization (401) and from an address over
+ *   RATE_LIMIT_IP_PER_MINUTE (429), both answered before the body is read or inflated  vs  the express no-op
+ *   reading the same bodies. Their limits live in process memory unless BENCH_REDIS_URL is set.
  * Loopback only, bounded in time. Uses PostgreSQL at BENCH_DATABASE_URL (default: the local test database,
  * in a schema of its own, dropped afterwards).
  */
 import crypto from 'node:crypto';
 import postgres from 'postgres';
 import { type LoadRequest, type LoadResult, runLoad } from './lib/load-client.js';
+import { RAISED_LIMITS, limitSettings } from './lib/limits.js';
 import { type Proc, startFloor, startGateway } from './lib/processes.js';
 import { type MessageName, variants } from './lib/traffic.js';
 
@@ -16,16 +20,17 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const DEVICES = 500;
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? ''; // empty: in-memory limits
 
 function cycle(reqs: LoadRequest[]): (i: number) => LoadRequest {
   return (i) => reqs[i % reqs.length]!;
 }
 
-async function measure(label: string, proc: Proc, reqs: LoadRequest[]): Promise<LoadResult> {
+async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected = 200): Promise<LoadResult> {
   await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
   const r = await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: SECONDS });
-  const bad = Object.entries(r.statuses).filter(([s]) => s !== '200');
-  process.stdout.write(`  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms${bad.length || r.errors ? `   NON-200: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n`);
+  const bad = Object.entries(r.statuses).filter(([s]) => s !== String(expected));
+  process.stdout.write(`  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms${bad.length || r.errors ? `   NON-${expected}: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n`);
   return r;
 }
 
@@ -48,11 +53,35 @@ async function main(): Promise<void> {
     results.inflateJson = await measure('express + inflate, JSON inventory', proc, msgs['ga-inventory']);
     await proc.stop();
     process.stdout.write('agent-gate (AGENT_AUTH=off, full path: parse, identity, Postgres transaction):\n');
-    proc = await startGateway({ DATABASE_URL: `${DATABASE_URL}${DATABASE_URL.includes('?') ? '&' : '?'}search_path=${schema}`, AGENT_AUTH: 'off' });
+    // One address and 500 devices replayed thousands of times a second: raise the abuse limits, the per-device
+    // limit and the inventory budget, or this measures 429s and "come back later" answers instead of ingest.
+    const raised = limitSettings(RAISED_LIMITS);
+    proc = await startGateway({ DATABASE_URL: `${DATABASE_URL}${DATABASE_URL.includes('?') ? '&' : '?'}search_path=${schema}`, AGENT_AUTH: 'off', ...raised });
     results.prolog = await measure('PROLOG (FusionInventory)', proc, msgs['fi-prolog']);
     results.contact = await measure('CONTACT (GLPI Agent)', proc, msgs['ga-contact']);
     results.xml = await measure('XML inventory, 18 KB zlib / 234 KB', proc, msgs['fi-inventory']);
     results.json = await measure('JSON inventory, 18 KB zlib / 228 KB', proc, msgs['ga-inventory']);
+    await proc.stop();
+    proc = null;
+    const inventories = msgs['fi-inventory'];
+    const kb = inventories.reduce((n, r) => n + r.body!.length, 0) / inventories.length / 1024;
+    process.stdout.write(`rejections (AGENT_AUTH=required, answered before the body is read or inflated; ${kb.toFixed(1)} KB zlib XML inventory bodies; limits ${REDIS_URL ? `in Redis ${REDIS_URL.replace(/:[^:@/]*@/, ':***@')}` : 'in process memory'}):\n`);
+    proc = await startFloor('noop');
+    results.noopInventory = await measure('express no-op, inventory body', proc, inventories);
+    await proc.stop();
+    const required = {
+      DATABASE_URL: `${DATABASE_URL}${DATABASE_URL.includes('?') ? '&' : '?'}search_path=${schema}`,
+      REDIS_URL,
+      AGENT_AUTH: 'required',
+      BOOTSTRAP_SECRET: `agk_${crypto.randomBytes(32).toString('base64url')}`,
+      BOOTSTRAP_ADMIN_TOKEN: `ago_${crypto.randomBytes(32).toString('base64url')}`,
+    };
+    proc = await startGateway({ ...required, ...raised });
+    results.reject401 = await measure('401, no Authorization', proc, inventories, 401);
+    await proc.stop();
+    proc = await startGateway({ ...required, RATE_LIMIT_IP_PER_MINUTE: '1' });
+    await runLoad(proc.port, cycle(inventories), { concurrency: 1, seconds: 5, maxRequests: 1 }); // the minute's one allowed request
+    results.reject429 = await measure('429, over RATE_LIMIT_IP_PER_MINUTE', proc, inventories, 429);
   } finally {
     await proc?.stop();
     await admin.unsafe(`drop schema if exists "${schema}" cascade`);
@@ -64,6 +93,8 @@ async function main(): Promise<void> {
     ['JSON inventory ingest / inflate floor', ratio('json', 'inflateJson'), 0.45],
     ['PROLOG / express no-op', ratio('prolog', 'noopProlog'), 0.6],
     ['CONTACT / express no-op', ratio('contact', 'noopContact'), 0.6],
+    ['401 rejection / express no-op', ratio('reject401', 'noopInventory'), 0.8],
+    ['429 rejection / express no-op', ratio('reject429', 'noopInventory'), 0.8],
   ];
   process.stdout.write('ratios (same run):\n');
   for (const [name, value, target] of rows) process.stdout.write(`  ${name.padEnd(40)} ${value.toFixed(2)}   target ≥ ${target}  ${value >= target ? 'ok' : 'BELOW TARGET'}\n`);

@@ -63,8 +63,14 @@ export async function startGateway(env: Record<string, string>, opts: { logFile?
     const { createWriteStream } = await import('node:fs');
     child.stdout.pipe(createWriteStream(opts.logFile));
   }
-  await waitHttp(port, '/readyz', child);
-  return { port, child, stop: stopper(child) };
+  const stop = stopper(child);
+  try {
+    await waitHttp(port, '/readyz', child);
+  } catch (err) {
+    await stop(); // never leave a gateway that did not come up running
+    throw err;
+  }
+  return { port, child, stop };
 }
 
 export async function startFloor(mode: 'noop' | 'inflate'): Promise<Proc> {

@@ -34,13 +34,16 @@ const SOURCES: Record<MessageName, [string, string]> = {
 
 const SKIP = new Set(['host', 'content-length', 'authorization']);
 
-/** `count` variants of one captured message, each for its own simulated device (compressed like the original). */
-export function variants(name: MessageName, count: number, extraHeaders: Record<string, string> = {}): LoadRequest[] {
+/**
+ * `count` variants of one captured message, each for its own simulated device (compressed like the original).
+ * `tag` makes the deviceids differ from another run's (state kept outside the database, e.g. Redis counters).
+ */
+export function variants(name: MessageName, count: number, extraHeaders: Record<string, string> = {}, tag = ''): LoadRequest[] {
   const [scenario, file] = SOURCES[name];
   const c = load(scenario, file);
   const original = c.classified.deviceid!;
   return Array.from({ length: count }, (_, i) => {
-    const deviceid = `${original}-sim${i}`;
+    const deviceid = `${original}-sim${tag}${i}`;
     const text = c.decoded_text.split(original).join(deviceid);
     const raw = Buffer.from(text, 'utf8');
     const body = c.compression === 'zlib' ? zlib.deflateSync(raw) : raw;

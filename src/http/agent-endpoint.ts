@@ -133,7 +133,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     }
     const auth = await deps.auth.authenticate(req, ar);
     if (!auth.ok) {
-      if (auth.reason === 'invalid') res.locals.invalidCredential = true;
+      if (auth.reason === 'invalid') await deps.limits.recordAuthFailure(req).catch(() => {});
       deps.metrics.agentRequest('unknown', formatFromHeaders(req), 'unauthorized');
       return deps.auth.challenge(req, res, auth, ar.compression);
     }
@@ -176,7 +176,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
 
   async function fail(req: Request, res: Response, ar: AgentRequest, err: unknown, msg: AgentMessage | null): Promise<void> {
     if (err instanceof CredentialMisuse) {
-      res.locals.invalidCredential = true;
+      await deps.limits.recordAuthFailure(req).catch(() => {});
       deps.metrics.agentRequest(msg?.kind ?? 'unknown', msg?.format ?? 'none', 'unauthorized');
       // Encoded from the headers alone, exactly like the 401 sent before the body was read (no oracle).
       return deps.auth.challenge(req, res, { ok: false, reason: 'invalid' }, compressionFromLabel(req));

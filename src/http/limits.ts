@@ -9,7 +9,7 @@
  * `closed`, limited routes answer 503 while Redis is away.
  */
 import type { Request, RequestHandler, Response } from 'express';
-import { type ClientRateLimitInfo, type IncrementResponse, MemoryStore, type Options, type Store, rateLimit } from 'express-rate-limit';
+import { type ClientRateLimitInfo, type IncrementResponse, MemoryStore, type Options, type Store, ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RedisStore } from 'rate-limit-redis';
@@ -164,8 +164,10 @@ function tooMany(kind: string, metrics: Metrics, prologFreqHours: number) {
 export interface AgentLimits {
   /** Requests per source address. */
   perIp: RequestHandler;
-  /** Invalid credentials per source address; set res.locals.invalidCredential on such a failure. */
+  /** Refuses an address past its invalid-credential budget (counted with recordAuthFailure). */
   authFailures: RequestHandler;
+  /** Counts one invalid credential for the request's address; resolves once counted. */
+  recordAuthFailure(req: Request): Promise<void>;
   /**
    * Admission of a PROLOG/CONTACT (res.locals.deviceid and res.locals.credential set): per device, per
    * credential, then the gateway-wide inventory budget. Never refuses: it says whether to defer.
@@ -212,19 +214,29 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   void spikeStore.init?.({ windowMs: deps.spikeWindowSeconds * 1000 } as Options);
   if (!deps.redis) stores.push(spikeStore);
   const perIp = rateLimit({ ...common, windowMs: 60_000, limit: deps.ipPerMinute, store: store('agentgate:ip:'), handler: tooMany('ip', deps.metrics, deps.prologFreqHours) });
-  const authFailures = rateLimit({
-    ...common,
-    windowMs: 15 * 60_000,
-    limit: deps.authFailuresPer15Min,
-    store: store('agentgate:authfail:'),
-    // Every request is counted on arrival and forgiven when it turned out not to be a bad credential.
-    skipSuccessfulRequests: true,
-    requestWasSuccessful: (_req, res) => res.locals.invalidCredential !== true,
-    handler: tooMany('auth_failures', deps.metrics, deps.prologFreqHours),
-  });
+  // Brute force: only invalid credentials count. express-rate-limit's own way (count every request on
+  // arrival, forgive the good ones when answered) refuses a burst of valid agents behind one address while
+  // they are in flight, so this layer reads and counts through the same store, with its windows, directly.
+  const authWindowMs = 15 * 60_000;
+  const authStore: Store = store('agentgate:authfail:') ?? new MemoryStore();
+  if (!deps.redis) stores.push(authStore);
+  void authStore.init?.({ windowMs: authWindowMs } as Options);
+  const refuseBruteForce = tooMany('auth_failures', deps.metrics, deps.prologFreqHours);
+  const authFailures: RequestHandler = (req, res, next) => {
+    const key = ipKeyGenerator(req.ip ?? 'unknown');
+    Promise.resolve(authStore.get?.(key))
+      .then((seen) => {
+        if (seen && seen.totalHits >= deps.authFailuresPer15Min) return refuseBruteForce(req, res, next, { windowMs: authWindowMs } as Options);
+        next();
+      })
+      .catch(next);
+  };
   return {
     perIp,
     authFailures,
+    async recordAuthFailure(req) {
+      await authStore.increment(ipKeyGenerator(req.ip ?? 'unknown'));
+    },
     async admission(req, res) {
       for (const limiter of admissionChain) {
         await new Promise<void>((resolve, reject) => {

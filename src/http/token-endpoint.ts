@@ -52,7 +52,7 @@ export function tokenEndpoint(deps: { credentials: CredentialService; limits?: A
       res.status(200).send(JSON.stringify({ token_type: 'Bearer', access_token: accessToken, expires_in: expiresIn, scope: 'inventory' }));
     } catch (err) {
       if (err instanceof AppError && err.code === 'unauthorized') {
-        res.locals.invalidCredential = true;
+        await deps.limits?.recordAuthFailure(req).catch(() => {});
         deps.onFailure?.(clientId, req.ip ?? null);
         return oauthError(res, 401, 'invalid_client', 'Client authentication failed');
       }

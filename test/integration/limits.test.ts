@@ -160,3 +160,21 @@ describe('Redis going away and coming back', () => {
     probe.disconnect();
   }, 40_000);
 });
+
+describe('a burst of valid agents behind one address', () => {
+  let ctx: TestContext;
+  let key = '';
+  beforeAll(async () => {
+    ctx = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0', RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '3' });
+    key = (await ctx.deps.admin.createKey({ name: 'nat-site' }, { name: 't', remoteAddr: null })).secret;
+  });
+  afterAll(async () => {
+    await ctx.close();
+  });
+
+  it('is never taken for brute force, however many are in flight at once', async () => {
+    const authz = `Basic ${Buffer.from(`u:${key}`).toString('base64')}`;
+    const answers = await Promise.all(Array.from({ length: 40 }, () => send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, Authorization: authz }, body: prolog })));
+    expect(answers.map((a) => a.status)).toEqual(Array(40).fill(200));
+  });
+});
