@@ -43,15 +43,19 @@ export function jsonOk(expirationHours: number): string {
 }
 
 /**
- * CONTACT answer. tasks.inventory is always there (without it the GLPI Agent sends an extra legacy PROLOG);
- * to say "not this run", inventory is listed in `disabled` instead, with a later `expiration`.
+ * CONTACT answer. To say "not this run", inventory is listed in `disabled`, with a later `expiration`.
+ * The GLPI Agent sends an extra legacy PROLOG unless a task it still plans has a `tasks` entry
+ * (lib/GLPI/Agent.pm runTarget keeps entries of planned tasks only): inventory when it runs, else
+ * remoteinventory, which the agent never drops (seen with GLPI Agent 1.12: no extra PROLOG then).
  */
 export function jsonContact(expiration: number | string, opts: { inventory: boolean; message?: string }): string {
   const disabled = opts.inventory ? DISABLED_TASKS : ['inventory', ...DISABLED_TASKS];
   return JSON.stringify({
     status: 'ok',
     expiration,
-    tasks: { inventory: { server: 'glpi', version: INVENTORY_TASK_VERSION } },
+    tasks: opts.inventory
+      ? { inventory: { server: 'glpi', version: INVENTORY_TASK_VERSION } }
+      : { inventory: { server: 'glpi', version: INVENTORY_TASK_VERSION }, remoteinventory: { server: 'glpi', version: INVENTORY_TASK_VERSION } },
     disabled,
     ...(opts.message ? { message: opts.message } : {}),
   });
