@@ -15,6 +15,8 @@ import { type LoadRequest, type LoadResult, runLoad } from './lib/load-client.js
 import { RAISED_LIMITS, limitSettings } from './lib/limits.js';
 import { type Proc, startFloor, startGateway } from './lib/processes.js';
 import { type MessageName, variants } from './lib/traffic.js';
+import { bigInventory, residentMb } from './lib/memory.js';
+import zlib from 'node:zlib';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -42,6 +44,7 @@ async function main(): Promise<void> {
   process.stdout.write(`bench: ${SECONDS} s per case, ${CONCURRENCY} concurrent loopback clients, ${DEVICES} simulated devices, PostgreSQL ${DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}\n`);
   const results: Record<string, LoadResult> = {};
   let proc: Proc | null = null;
+  let memory: Awaited<ReturnType<typeof measureMemory>> | null = null;
   try {
     process.stdout.write('floors:\n');
     proc = await startFloor('noop');
@@ -82,6 +85,8 @@ async function main(): Promise<void> {
     proc = await startGateway({ ...required, RATE_LIMIT_IP_PER_MINUTE: '1' });
     await runLoad(proc.port, cycle(inventories), { concurrency: 1, seconds: 5, maxRequests: 1 }); // the minute's one allowed request
     results.reject429 = await measure('429, over RATE_LIMIT_IP_PER_MINUTE', proc, inventories, 429);
+    await proc.stop();
+    memory = await measureMemory({ DATABASE_URL: required.DATABASE_URL, AGENT_AUTH: 'off', ...raised });
   } finally {
     await proc?.stop();
     await admin.unsafe(`drop schema if exists "${schema}" cascade`);
@@ -98,6 +103,28 @@ async function main(): Promise<void> {
   ];
   process.stdout.write('ratios (same run):\n');
   for (const [name, value, target] of rows) process.stdout.write(`  ${name.padEnd(40)} ${value.toFixed(2)}   target ≥ ${target}  ${value >= target ? 'ok' : 'BELOW TARGET'}\n`);
+  if (memory) process.stdout.write(`memory: ${MEMORY_UPLOADS} concurrent uploads of a ${memory.megabytes.toFixed(1)} MB (decompressed) inventory: ${memory.ok}/${MEMORY_UPLOADS} answered 200; gateway peak RSS ${memory.peak.toFixed(0)} MB (idle ${memory.idle.toFixed(0)} MB)   target ≤ 300 MB  ${memory.peak <= 300 ? 'ok' : 'ABOVE TARGET'}\n`);
+}
+
+const MEMORY_UPLOADS = 50;
+
+/** Peak RSS of a gateway taking MEMORY_UPLOADS concurrent uploads of a ~20 MB inventory. */
+async function measureMemory(env: Record<string, string>): Promise<{ megabytes: number; ok: number; peak: number; idle: number }> {
+  process.stdout.write(`memory (${MEMORY_UPLOADS} concurrent uploads of a ~20 MB inventory):\n`);
+  const bodies = Array.from({ length: 5 }, (_, i) => bigInventory(20, `bench-big-${i}`));
+  const megabytes = zlib.inflateSync(bodies[0]!).length / 1024 / 1024;
+  const proc = await startGateway(env);
+  try {
+    const idle = residentMb(proc.child.pid!).now;
+    const answers = await Promise.all(
+      Array.from({ length: MEMORY_UPLOADS }, (_, i) =>
+        fetch(`http://127.0.0.1:${proc.port}/`, { method: 'POST', headers: { 'Content-Type': 'application/x-compress-zlib' }, body: new Uint8Array(bodies[i % bodies.length]!), signal: AbortSignal.timeout(170_000) }).then((r) => r.status, () => 0),
+      ),
+    );
+    return { megabytes, ok: answers.filter((s) => s === 200).length, peak: residentMb(proc.child.pid!).peak, idle };
+  } finally {
+    await proc.stop();
+  }
 }
 
 main().catch((err: unknown) => {

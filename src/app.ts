@@ -55,6 +55,7 @@ export function buildApp(deps: Deps): express.Express {
       limits,
       logger: deps.logger,
       metrics: deps.metrics,
+      heavyConcurrency: deps.config.heavyConcurrency,
       bodyLimit: deps.config.bodyLimit,
       inflateLimit: deps.config.inflateLimit,
       prologFreqHours: deps.config.prologFreqHours,

@@ -35,6 +35,7 @@ export interface Config {
   spikeNewDevicesPerKey: number;
   spikeNewDevicesPerSubnet: number;
   rejectedRetentionSeconds: number;
+  heavyConcurrency: number;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   tlsClientCa: string | undefined;
@@ -163,6 +164,7 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   { env: 'SPIKE_WINDOW', field: 'spikeWindowSeconds', doc: 'window of the new-device spike detector', default: '10m', parse: atLeast(10, parseDuration) },
   { env: 'SPIKE_NEW_DEVICES_PER_KEY', field: 'spikeNewDevicesPerKey', doc: 'new devices per registration key per SPIKE_WINDOW before the key is frozen for auto-approval', default: '500', parse: int(1, 10_000_000) },
   { env: 'SPIKE_NEW_DEVICES_PER_SUBNET', field: 'spikeNewDevicesPerSubnet', doc: 'new devices per /24 (IPv4) or /64 (IPv6) per SPIKE_WINDOW before an alert (and a freeze of the keys they used)', default: '200', parse: int(1, 10_000_000) },
+  { env: 'HEAVY_CONCURRENCY', field: 'heavyConcurrency', doc: 'large bodies (> 256 KB compressed) decoded at once; the rest wait unread, so memory stays bounded (one 20 MB inventory needs ~60 MB)', default: '1', parse: int(1, 1000) },
   { env: 'REJECTED_RETENTION', field: 'rejectedRetentionSeconds', doc: 'how long the held submissions of a rejected device are kept before they are purged (audited)', default: '30d', parse: atLeast(3600, parseDuration) },
   { env: 'TLS_CERT', field: 'tlsCert', doc: 'PEM certificate file: serve HTTPS instead of HTTP', default: undefined, parse: optional },
   { env: 'TLS_KEY', field: 'tlsKey', doc: 'PEM private key file for TLS_CERT', default: undefined, parse: optional },

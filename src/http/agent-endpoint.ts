@@ -30,6 +30,8 @@ export interface AgentEndpointDeps {
   clock: Clock;
   metrics: Metrics;
   limits: AgentLimits;
+  /** Large bodies processed at once (HEAVY_CONCURRENCY). */
+  heavyConcurrency: number;
   bodyLimit: number;
   inflateLimit: number;
   prologFreqHours: number;
@@ -123,6 +125,8 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     res.status(405).end();
   }
 
+  const heavy = createGate(deps.heavyConcurrency);
+
   async function handlePost(req: Request, res: Response, next: NextFunction): Promise<void> {
     const ar = baseRequest(req, deps.clock.now());
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -138,15 +142,24 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       return deps.auth.challenge(req, res, auth, ar.compression);
     }
     ar.principal = auth.principal;
-    let body: Buffer;
+    // A large body decodes to many times its size: only a few at once. The others wait their turn before
+    // their body is even read (it stays in the socket: TCP holds the sender), so memory stays bounded
+    // however many arrive together; the agents wait 180 s for an answer.
+    let release = declared > HEAVY_BODY_BYTES ? await heavy() : null;
     try {
-      body = await readBody(req, deps.bodyLimit);
-    } catch (err) {
-      // Past the limit the answer goes out at once and the connection closes; the rest is not read.
-      if (err instanceof AppError && err.code === 'payload_too_large') res.setHeader('Connection', 'close');
-      return fail(req, res, ar, err, null);
+      let body: Buffer;
+      try {
+        body = await readBody(req, deps.bodyLimit);
+      } catch (err) {
+        // Past the limit the answer goes out at once and the connection closes; the rest is not read.
+        if (err instanceof AppError && err.code === 'payload_too_large') res.setHeader('Connection', 'close');
+        return await fail(req, res, ar, err, null);
+      }
+      if (!release && body.length > HEAVY_BODY_BYTES) release = await heavy(); // chunked: size known only now
+      await processBody(req, res, ar, body);
+    } finally {
+      release?.();
     }
-    await processBody(req, res, ar, body);
   }
 
   async function processBody(req: Request, res: Response, ar: AgentRequest, body: Buffer): Promise<void> {
@@ -211,6 +224,27 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     });
   });
   return router;
+}
+
+/** Compressed size from which a body counts as large (a 228 KB desktop inventory is ~18 KB compressed). */
+export const HEAVY_BODY_BYTES = 256 * 1024;
+
+/** A counting semaphore: `await gate()` resolves to a release function once a slot is free. */
+export function createGate(slots: number): () => Promise<() => void> {
+  let free = slots;
+  const waiting: (() => void)[] = [];
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else free++;
+  };
+  return () =>
+    new Promise((resolve) => {
+      if (free > 0) {
+        free--;
+        resolve(release);
+      } else waiting.push(() => resolve(release));
+    });
 }
 
 /**
