@@ -30,7 +30,7 @@ export function buildApp(deps: Deps): express.Express {
     next();
   });
   app.use(healthRoutes(deps));
-  app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review, policies: deps.policies, version: VERSION }));
+  app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review, policies: deps.policies, version: VERSION, forwarder: deps.forwarder }));
   app.use(consoleRoutes());
   const limits = deps.limits;
   app.use(

@@ -43,6 +43,13 @@ export interface Config {
   webhookSecret: string | undefined;
   webhookEvents: WebhookEventName[];
   webhookMaxAttempts: number;
+  upstreamUrl: string | undefined;
+  upstreamUser: string | undefined;
+  upstreamPassword: string | undefined;
+  upstreamClientId: string | undefined;
+  upstreamClientSecret: string | undefined;
+  upstreamMaxAttempts: number;
+  upstreamWorkers: number;
 }
 
 /** Events a webhook can be sent for (src/services/notifier.ts). */
@@ -136,6 +143,20 @@ const webhookEvents: Parser<WebhookEventName[]> = (raw) => {
   return names as WebhookEventName[];
 };
 
+/** One http(s) URL without user:password (GLPI credentials have keys of their own); empty = unset. */
+const upstreamUrl: Parser<string | undefined> = (raw) => {
+  if (raw.trim() === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new Error(`"${raw.slice(0, 80)}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${url.protocol} URLs are not supported (http or https only)`);
+  if (url.username || url.password) throw new Error('user:password in the URL is not supported: use UPSTREAM_USER and UPSTREAM_PASSWORD');
+  return url.toString();
+};
+
 export const CONFIG_KEYS: Key<keyof Config>[] = [
   { env: 'PORT', field: 'port', doc: 'TCP port of the agent endpoint and the admin API', default: '8080', parse: int(0, 65535) },
   { env: 'HOST', field: 'host', doc: 'address to listen on', default: '0.0.0.0', parse: text },
@@ -173,6 +194,13 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   { env: 'WEBHOOK_SECRET', field: 'webhookSecret', doc: 'HMAC-SHA256 key of the X-AgentGate-Signature header (required with WEBHOOK_URLS)', default: undefined, parse: optional, secret: true },
   { env: 'WEBHOOK_EVENTS', field: 'webhookEvents', doc: 'comma-separated events sent to WEBHOOK_URLS', default: WEBHOOK_EVENT_NAMES.join(','), parse: webhookEvents },
   { env: 'WEBHOOK_MAX_ATTEMPTS', field: 'webhookMaxAttempts', doc: 'attempts per webhook delivery (exponential back-off from 5 s, at most 1 h apart) before it is left undelivered', default: '12', parse: int(1, 100) },
+  { env: 'UPSTREAM_URL', field: 'upstreamUrl', doc: 'GLPI inventory URL (e.g. https://glpi.example/front/inventory.php) that accepted inventories are forwarded to; unset = no forwarding', default: undefined, parse: upstreamUrl },
+  { env: 'UPSTREAM_USER', field: 'upstreamUser', doc: 'Basic auth user for UPSTREAM_URL', default: undefined, parse: optional },
+  { env: 'UPSTREAM_PASSWORD', field: 'upstreamPassword', doc: 'Basic auth password for UPSTREAM_URL', default: undefined, parse: optional, secret: true },
+  { env: 'UPSTREAM_CLIENT_ID', field: 'upstreamClientId', doc: 'OAuth2 client id (GLPI 11 client credentials, token from <base>/api.php/token, cached until it expires)', default: undefined, parse: optional },
+  { env: 'UPSTREAM_CLIENT_SECRET', field: 'upstreamClientSecret', doc: 'OAuth2 client secret for UPSTREAM_CLIENT_ID', default: undefined, parse: optional, secret: true },
+  { env: 'UPSTREAM_MAX_ATTEMPTS', field: 'upstreamMaxAttempts', doc: 'attempts after which an inventory GLPI refuses (4xx other than 429) becomes a dead letter; 5xx, 429 and network errors retry without limit', default: '5', parse: int(1, 100) },
+  { env: 'UPSTREAM_WORKERS', field: 'upstreamWorkers', doc: 'inventories forwarded at once by this process; 0 = none here (run `agent-gate forward` elsewhere)', default: '2', parse: int(0, 64) },
 ] as Key<keyof Config>[];
 
 export class ConfigError extends Error {
@@ -203,6 +231,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) problems.push('TLS_CERT and TLS_KEY: set both or neither');
     if (cfg.tlsClientCa && !cfg.tlsCert) problems.push('TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY');
     if (cfg.webhookUrls && !cfg.webhookSecret) problems.push('WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
+    if (Boolean(cfg.upstreamUser) !== Boolean(cfg.upstreamPassword)) problems.push('UPSTREAM_USER and UPSTREAM_PASSWORD: set both or neither');
+    if (Boolean(cfg.upstreamClientId) !== Boolean(cfg.upstreamClientSecret)) problems.push('UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET: set both or neither');
+    if (cfg.upstreamUser && cfg.upstreamClientId) problems.push('UPSTREAM_USER and UPSTREAM_CLIENT_ID: choose Basic or OAuth2, not both');
+    if (!cfg.upstreamUrl && (cfg.upstreamUser || cfg.upstreamClientId)) problems.push('UPSTREAM_USER / UPSTREAM_CLIENT_ID: need UPSTREAM_URL');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(cfg);

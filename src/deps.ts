@@ -16,6 +16,7 @@ import { type Admin, createAdmin } from './services/admin.js';
 import { type Records, createRecords } from './services/records.js';
 import { type Review, createReview } from './services/review.js';
 import { type Notifier, createNotifier } from './services/notifier.js';
+import { type Forwarder, createForwarder } from './services/forwarder.js';
 import { type AgentLimits, createAgentLimits } from './http/limits.js';
 import { createSpikeDetector } from './services/spike.js';
 import { type Policies, createPolicies } from './services/policies.js';
@@ -42,6 +43,8 @@ export interface Deps {
   limits: AgentLimits;
   /** Webhook outbox and its delivery worker (started by the server). */
   notifier: Notifier;
+  /** GLPI outbox and its forwarding worker (started by the server and by `agent-gate forward`). */
+  forwarder: Forwarder;
   policies: Policies;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
@@ -84,7 +87,11 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   const credentials = createCredentialService({ sql: db.sql, clock, logger, cacheSeconds: config.secretCacheSeconds, tokenTtlSeconds: config.tokenTtlSeconds });
   const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
   const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
-  const policies = createPolicies({ sql: db.sql, clock });
+  // UPSTREAM_URL set: accepted and released inventories are also written to the GLPI outbox.
+  const forward = Boolean(config.upstreamUrl);
+  const forwarder = createForwarder({ sql: db.sql, clock, logger, config, metrics });
+  metrics.outboxSource(forwarder.stats);
+  const policies = createPolicies({ sql: db.sql, clock, forward });
   const notifier = createNotifier({ sql: db.sql, clock, logger, config, metrics });
   // Device events happen after the agent's transaction committed: recorded on their own, a failure only logged.
   const limits = createAgentLimits({
@@ -109,7 +116,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     notifier.emit(db.sql, event, { id: e.deviceId, deviceid: e.deviceid, state: e.state, details: e.details })
       .catch((err: unknown) => logger.error({ err, event, deviceid: e.deviceid }, 'webhook event could not be recorded'));
   };
-  const agentService = createAgentService({ sql: db.sql, batcher, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent, policies, onDeviceEvent });
+  const agentService = createAgentService({ sql: db.sql, batcher, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent, policies, onDeviceEvent, forward });
   return {
     config,
     logger,
@@ -121,7 +128,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     credentials,
     admin,
     records: createRecords(db.sql),
-    review: createReview({ sql: db.sql, clock, notifier }),
+    review: createReview({ sql: db.sql, clock, notifier, forward }),
+    forwarder,
     notifier,
     policies,
     limits,
@@ -130,6 +138,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
       for (const fn of closers) fn();
       await batcher.drain();
       await notifier.stop();
+      await forwarder.stop();
       redis?.disconnect();
       await db.close();
     },

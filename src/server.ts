@@ -83,6 +83,7 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
   logger.info({ url, host: config.host, port, agentAuth: config.agentAuth }, `agent-gate listening: point agents at ${url}/`);
   if (config.agentAuth === 'off') logger.warn('AGENT_AUTH=off: any agent is accepted without a credential (lab mode)');
   deps.notifier.start();
+  deps.forwarder.start();
 
   let closing: Promise<void> | null = null;
   async function close(): Promise<void> {
@@ -96,6 +97,7 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
       clearInterval(graceWatch);
       clearInterval(retention);
       await deps.notifier.stop();
+      await deps.forwarder.stop();
       await deps.close();
     })();
     return closing;

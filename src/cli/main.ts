@@ -14,6 +14,7 @@ import { printJson, printTable } from './output.js';
 import { credentialCommands } from './credential-commands.js';
 import { deviceCommands } from './device-commands.js';
 import { policyCommands } from './policy-commands.js';
+import { outboxCommands } from './outbox-commands.js';
 
 function positiveInt(v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
@@ -112,6 +113,7 @@ export function buildCli(): Command {
 
   credentialCommands(program, withDeps);
   policyCommands(program, withDeps);
+  outboxCommands(program, withDeps);
   return program;
 }
 

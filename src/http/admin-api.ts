@@ -10,6 +10,7 @@ import type { Actor, Admin } from '../services/admin.js';
 import { DEVICE_STATES, type Records } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
+import type { Forwarder } from '../services/forwarder.js';
 
 export type Role = 'reviewer' | 'admin';
 
@@ -19,6 +20,8 @@ export interface AdminApiDeps {
   review: Review;
   policies: Policies;
   version?: string;
+  /** The GLPI outbox (forwarding). */
+  forwarder?: Pick<Forwarder, 'list' | 'retry' | 'drop'>;
 }
 
 type Handler = (req: Request, actor: Actor, deps: AdminApiDeps, role: Role) => Promise<{ status?: number; body: unknown }>;
@@ -200,7 +203,28 @@ export const ROUTES: Route[] = [
   { method: 'post', path: '/api/v1/operators/:name/revoke', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.revokeOperator(param(req, 'name'), actor) }) },
   { method: 'get', path: '/api/v1/audit', role: 'admin', handler: async (req, _a, d) => ({ body: await d.admin.listAudit({ limit: limit(req.query.limit, 100), action: str(req.query.action, 'action', { optional: true }) }) }) },
   { method: 'get', path: '/api/v1/security-events', role: 'admin', handler: async (req, _a, d) => ({ body: await d.admin.listSecurityEvents(limit(req.query.limit, 100)) }) },
+  // GLPI forwarding: the outbox, its dead letters, and what an admin may do about them (audited).
+  {
+    method: 'get', path: '/api/v1/outbox', role: 'admin',
+    handler: async (req, _a, d) => ({ body: await outbox(d).list({ state: str(req.query.state, 'state', { optional: true }), deviceid: str(req.query.deviceid, 'deviceid', { optional: true }), limit: limit(req.query.limit, 100) }) }),
+  },
+  ...(['retry', 'drop'] as const).map(
+    (what): Route => ({
+      method: 'post', path: `/api/v1/outbox/:id/${what}`, role: 'admin',
+      handler: async (req, actor, d) => ({ body: await outbox(d)[what](outboxId(param(req, 'id')), actor) }),
+    }),
+  ),
 ];
+
+function outbox(d: AdminApiDeps): NonNullable<AdminApiDeps['forwarder']> {
+  if (!d.forwarder) throw new AppError('not_found', 'Forwarding is not available');
+  return d.forwarder;
+}
+
+function outboxId(v: string): number {
+  if (!/^\d{1,15}$/.test(v)) throw new AppError('bad_request', 'outbox id must be a number');
+  return Number(v);
+}
 
 const ROLE_RANK: Record<Role, number> = { reviewer: 1, admin: 2 };
 

@@ -83,8 +83,39 @@ export function createMetrics() {
     labelNames: ['state'] as const,
     registers: [registry],
   });
+  // GLPI forwarding (src/services/forwarder.ts): the outbox is read from the database at each scrape, so any
+  // gateway shows it, whichever process forwards; attempts are counted by the process that made them.
+  let outboxSource: (() => Promise<{ byState: Record<string, number>; oldestPendingSeconds: number }>) | null = null;
+  const outboxReading = () => (outboxSource ? outboxSource().catch(() => null) : Promise.resolve(null));
+  new client.Gauge({
+    name: 'agentgate_outbox_items',
+    help: 'GLPI outbox rows by state (pending, in_flight, dead = dead letters), read at each scrape',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      const s = await outboxReading();
+      if (s) for (const state of ['pending', 'in_flight', 'dead']) this.set({ state }, s.byState[state] ?? 0);
+    },
+  });
+  new client.Gauge({
+    name: 'agentgate_outbox_oldest_pending_age_seconds',
+    help: 'Age of the oldest inventory not yet delivered to GLPI (0 = none waiting)',
+    registers: [registry],
+    async collect() {
+      const s = await outboxReading();
+      if (s) this.set(s.oldestPendingSeconds);
+    },
+  });
+  const outboxAttempts = new client.Counter({
+    name: 'agentgate_outbox_attempts_total',
+    help: 'Attempts to deliver an inventory to GLPI by outcome (delivered; retry = failed, tried again later; dead = dead letter)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    outboxSource: (fn: typeof outboxSource) => void (outboxSource = fn),
+    outboxAttempt: (outcome: 'delivered' | 'retry' | 'dead') => outboxAttempts.inc({ outcome }),
     setDeviceCounts: (counts: { state: string; n: number }[]) => {
       for (const state of ['quarantined', 'approved', 'rejected', 'conflict']) devices.set({ state }, counts.find((c) => c.state === state)?.n ?? 0);
     },

@@ -66,6 +66,8 @@ export interface AgentServiceDeps {
   onDeviceEvent?: (event: { type: 'device.new' | 'device.conflict'; deviceId: number; deviceid: string; state: string; details: Record<string, unknown> }) => void;
   /** Records a security event (e.g. a device-bound credential used for another device). */
   securityEvent?: (kind: string, e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> }) => Promise<void>;
+  /** UPSTREAM_URL is set: an approved device's inventories also go to the GLPI outbox, in the transaction that records them. */
+  forward?: boolean;
 }
 
 /** Thrown when a credential is used outside what it allows: answered exactly like a bad credential. */
@@ -198,6 +200,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         partial: msg.partial, decodedSize: req.decodedSize, body: stored.body,
       },
       fullInventory: msg.kind === 'inventory' && !msg.partial,
+      forward: deps.forward === true && msg.kind === 'inventory',
     };
     const key = req.principal?.type === 'key' ? req.principal : null;
     const partial = msg.kind === 'inventory' && msg.partial;

@@ -38,7 +38,7 @@ function reasonOf(d: PolicyDecision, rules: readonly PolicyRule[]): string {
   return d.frozen ? `${text} would approve, but the key is frozen for auto-approval` : text;
 }
 
-export function createPolicies(deps: { sql: Sql; clock: Clock }) {
+export function createPolicies(deps: { sql: Sql; clock: Clock; /** UPSTREAM_URL set: approvals enqueue what they release for GLPI. */ forward?: boolean }) {
   const { sql, clock } = deps;
   let cache: { at: number; rules: PolicyRule[]; lists: Allowlists } | null = null;
 
@@ -62,7 +62,7 @@ export function createPolicies(deps: { sql: Sql; clock: Clock }) {
       if (s.state !== 'quarantined') continue; // conflicts and decided devices are for people
       const d = decide(rules, s, lists);
       if (!d || d.action === 'quarantine') continue;
-      const r = await transitionDevice(q, s.id, TARGET[d.action], 'policy', reasonOf(d, rules), at);
+      const r = await transitionDevice(q, s.id, TARGET[d.action], 'policy', reasonOf(d, rules), at, { forward: deps.forward });
       if (r?.changed) changes.push({ id: s.id, deviceid: s.deviceid, to: r.to, ruleId: d.ruleId });
     }
     return changes;

@@ -37,7 +37,7 @@ export function parseFilter(text: string): DeviceFilter {
   return f;
 }
 
-export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Notifier, 'emit'> }) {
+export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Notifier, 'emit'>; /** UPSTREAM_URL set: approvals enqueue what they release for GLPI. */ forward?: boolean }) {
   const { sql, clock } = deps;
 
   async function resolve(ref: string) {
@@ -51,7 +51,7 @@ export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Not
     return sql.begin(async (tx) => {
       const results = [];
       for (const id of [...ids].sort((a, b) => a - b)) {
-        const r = await transitionDevice(tx, id, TARGET[decision], actor.name, reason, at);
+        const r = await transitionDevice(tx, id, TARGET[decision], actor.name, reason, at, { forward: deps.forward });
         if (!r) continue;
         results.push(r);
         if (r.changed) await insertAudit(tx, { at, actor: actor.name, action: `device.${decision}`, targetType: 'device', targetId: r.deviceid, remoteAddr: actor.remoteAddr, before: { state: r.from }, after: { state: r.to, releasedSubmissions: r.releasedSubmissions }, reason });
@@ -93,7 +93,7 @@ export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Not
       if (clock.now().getTime() - last.at.getTime() > UNDO_WINDOW_SECONDS * 1000) throw new AppError('conflict', `Decisions can be undone for ${UNDO_WINDOW_SECONDS / 60} minutes only`);
       const at = clock.now();
       return sql.begin(async (tx) => {
-        const r = await transitionDevice(tx, device.id, last.from!, actor.name, `undo of ${last.to}`, at);
+        const r = await transitionDevice(tx, device.id, last.from!, actor.name, `undo of ${last.to}`, at, { forward: deps.forward });
         await insertAudit(tx, { at, actor: actor.name, action: 'device.undo', targetType: 'device', targetId: device.deviceid, remoteAddr: actor.remoteAddr, before: { state: last.to }, after: { state: last.from }, reason: null });
         if (r?.changed) await deps.notifier?.emit(tx, 'device.undone', { id: r.id, deviceid: r.deviceid, from: r.from, to: r.to, actor: actor.name, reason: `undo of ${last.to}` });
         return r;

@@ -144,6 +144,8 @@ export interface RecordInput {
   fullInventory: boolean;
   /** Registration key whose devices_used counts this device if the statement creates it (unlimited keys). */
   countForKeyId?: number | null;
+  /** Forwarding to GLPI is on and this is an inventory: an approved device's submission is also put in the outbox. */
+  forward?: boolean;
 }
 
 export interface Recorded {
@@ -188,6 +190,10 @@ export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
       on conflict (device_id) do update set
         full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
         partials_merged = 0, updated_at = excluded.updated_at)` : tx``}
+    ${s && m.device && m.forward ? tx`, o as (
+      insert into outbox (submission_id, device_id, deviceid, next_attempt_at, created_at)
+      select s.id, (select id from d), ${m.device.deviceid}, ${s.receivedAt}, ${s.receivedAt} from s
+      where (select state from d) = 'approved')` : tx``}
     ${m.device && m.countForKeyId ? tx`, k as (
       update registration_keys set devices_used = devices_used + 1
       where id = ${m.countForKeyId} and coalesce((select inserted from d), false))` : tx``}

@@ -4,6 +4,7 @@
  */
 import type { Queryable } from './db.js';
 import type { DeviceState } from './agent-store.js';
+import { enqueueReleased, settleOutboxOnLeave } from './outbox-store.js';
 
 export interface IdentityMatch {
   id: number;
@@ -35,8 +36,11 @@ export interface TransitionResult {
   releasedSubmissions: number;
 }
 
-/** Moves one device to a state (locking it), records the transition and settles its held submissions. */
-export async function transitionDevice(tx: Queryable, deviceId: number, to: DeviceState, actor: string, reason: string | null, at: Date): Promise<TransitionResult | null> {
+/**
+ * Moves one device to a state (locking it), records the transition and settles its held submissions. With
+ * `forward` (UPSTREAM_URL set), what an approval releases is put in the GLPI outbox in the same transaction.
+ */
+export async function transitionDevice(tx: Queryable, deviceId: number, to: DeviceState, actor: string, reason: string | null, at: Date, opts: { forward?: boolean } = {}): Promise<TransitionResult | null> {
   const [cur] = await tx<{ id: number; deviceid: string; state: DeviceState }[]>`select id, deviceid, state from devices where id = ${deviceId} for update`;
   if (!cur) return null;
   if (cur.state === to) return { id: cur.id, deviceid: cur.deviceid, from: cur.state, to, changed: false, releasedSubmissions: 0 };
@@ -47,12 +51,15 @@ export async function transitionDevice(tx: Queryable, deviceId: number, to: Devi
   await tx`insert into device_transitions (device_id, at, from_state, to_state, actor, reason) values (${deviceId}, ${at}, ${cur.state}, ${to}, ${actor}, ${reason})`;
   let settled = 0;
   if (to === 'approved' || to === 'rejected') {
-    const rows = await tx`update submissions set state = ${to === 'approved' ? 'released' : 'rejected'} where device_id = ${deviceId} and state = 'held' returning id`;
+    const rows = await tx<{ id: number }[]>`update submissions set state = ${to === 'approved' ? 'released' : 'rejected'} where device_id = ${deviceId} and state = 'held' returning id`;
     settled = rows.length;
+    if (to === 'approved' && opts.forward) await enqueueReleased(tx, deviceId, cur.deviceid, rows.map((r) => r.id), at);
+    if (cur.state === 'approved') await settleOutboxOnLeave(tx, deviceId, to, [], at);
   } else if (cur.state === 'rejected' || cur.state === 'approved') {
     // Undo of a decision: what it released or rejected is held again.
-    const rows = await tx`update submissions set state = 'held' where device_id = ${deviceId} and state in ('released', 'rejected') returning id`;
+    const rows = await tx<{ id: number }[]>`update submissions set state = 'held' where device_id = ${deviceId} and state in ('released', 'rejected') returning id`;
     settled = rows.length;
+    if (cur.state === 'approved') await settleOutboxOnLeave(tx, deviceId, to, rows.map((r) => r.id), at);
   }
   return { id: cur.id, deviceid: cur.deviceid, from: cur.state, to, changed: true, releasedSubmissions: settled };
 }
