@@ -75,7 +75,9 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   }
   let redis: Redis | null = null;
   if (config.redisUrl) {
-    redis = new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    // A Redis that stops answering must not hold agents: commands give up after a second (limits then fall
+    // back to this process), and nothing queues while it is away.
+    redis = new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 1000 });
     redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection problem'));
     if (opts.role === 'server') logger.info('redis: shared limits and caches through REDIS_URL');
   } else if (opts.role === 'server') {

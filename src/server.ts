@@ -86,6 +86,10 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
   deps.forwarder.start();
 
   let closing: Promise<void> | null = null;
+  // While draining, answers say Connection: close, so keep-alive clients let the process exit at once.
+  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (closing) res.setHeader('Connection', 'close');
+  });
   async function close(): Promise<void> {
     closing ??= (async () => {
       await new Promise<void>((resolve) => {

@@ -37,6 +37,22 @@ async function withDeps<T>(fn: (deps: Deps) => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * postgres.js 3.4 can throw from a socket callback, or drop a rejected promise, when the server kills its
+ * connections (porsager/postgres#1154, #1192): the pool recovers, the process need not die. Anything else
+ * uncaught is a bug: logged, and the process exits for its supervisor to restart it.
+ */
+function guardAgainstDriverFaults(logger: ReturnType<typeof createLogger>): void {
+  const fromDriver = (err: unknown) => /[\\/]node_modules[\\/]postgres[\\/]/.test((err as Error)?.stack ?? '') || ['57P01', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED'].includes((err as { code?: string })?.code ?? '');
+  const handle = (kind: string) => (err: unknown) => {
+    if (fromDriver(err)) return logger.error({ err }, `${kind} from the PostgreSQL driver after a lost connection: continuing`);
+    logger.fatal({ err }, `${kind}: exiting`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', handle('uncaught exception'));
+  process.on('unhandledRejection', handle('unhandled rejection'));
+}
+
 export function buildCli(): Command {
   const program = new Command('agent-gate').description('Registration gateway for FusionInventory and GLPI inventory agents').showHelpAfterError('(add --help for usage)');
 
@@ -46,6 +62,7 @@ export function buildCli(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });
+      guardAgainstDriverFaults(logger);
       const server = await startServer(config, logger);
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down: draining in-flight requests');

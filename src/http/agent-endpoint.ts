@@ -135,7 +135,12 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       res.setHeader('Connection', 'close');
       return fail(req, res, ar, new AppError('payload_too_large', `Body larger than ${deps.bodyLimit} bytes`), null);
     }
-    const auth = await deps.auth.authenticate(req, ar);
+    let auth: Awaited<ReturnType<AgentAuth['authenticate']>>;
+    try {
+      auth = await withDeadline(deps.auth.authenticate(req, ar));
+    } catch (err) {
+      return fail(req, res, ar, err, null); // the database is away: still an answer in the agent's format
+    }
     if (!auth.ok) {
       if (auth.reason === 'invalid') await deps.limits.recordAuthFailure(req).catch(() => {});
       deps.metrics.agentRequest('unknown', formatFromHeaders(req), 'unauthorized');
@@ -178,7 +183,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
         res.locals.credential = ar.principal ? `${ar.principal.type}:${ar.principal.id}` : undefined;
         ar.defer = await deps.limits.admission(req, res);
       }
-      const answer = await deps.service.handle(ar, msg);
+      const answer = await withDeadline(deps.service.handle(ar, msg), msg.kind === 'prolog' || msg.kind === 'contact' ? DB_DEADLINE_MS : INVENTORY_DB_DEADLINE_MS);
       deps.metrics.agentRequest(msg.kind, msg.format, answer.outcome);
       deps.metrics.inflated(ar.decodedSize);
       sendAgentAnswer(req, res, answer, ar.compression);
@@ -195,6 +200,14 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       return deps.auth.challenge(req, res, { ok: false, reason: 'invalid' }, compressionFromLabel(req));
     }
     const appErr = toAppError(err);
+    if (appErr.code === 'unavailable' && msg && (msg.kind === 'prolog' || msg.kind === 'contact')) {
+      // Backing store away: a PROLOG/CONTACT is told "not now, come back later" (an error would bring the
+      // agent back in 60 s, doubling); nothing was recorded, so the deferral is only counted.
+      deps.logger.warn({ err: appErr.cause ?? appErr, deviceid: msg.deviceid }, 'database unavailable: agent deferred');
+      deps.metrics.deferred('unavailable');
+      deps.metrics.agentRequest(msg.kind, msg.format, 'deferred:unavailable');
+      return sendAgentAnswer(req, res, { ...deps.service.deferredAnswer(msg) }, ar.compression);
+    }
     const format = msg?.format ?? formatFromHeaders(req);
     const log = appErr.status >= 500 ? deps.logger.error.bind(deps.logger) : deps.logger.info.bind(deps.logger);
     log({ err: appErr.status >= 500 ? (appErr.cause ?? appErr) : undefined, code: appErr.code, status: appErr.status, path: ar.path, remote: ar.remoteAddr, deviceid: msg?.deviceid }, `agent request refused: ${appErr.publicMessage}`);
@@ -224,6 +237,23 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     });
   });
   return router;
+}
+
+/**
+ * Longest an agent request waits for the database before it is answered "unavailable" (agents wait 180 s).
+ * A PROLOG/CONTACT is then simply told to come back later, so it need not wait long; an inventory may be
+ * committing on a busy database, so it waits longer before its answer says it was not taken.
+ */
+export const DB_DEADLINE_MS = 10_000;
+export const INVENTORY_DB_DEADLINE_MS = 60_000;
+
+/** Rejects with `unavailable` when the database does not answer in time (a silent network, a stuck pool). */
+function withDeadline<T>(p: Promise<T>, ms = DB_DEADLINE_MS): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AppError('unavailable', 'Service temporarily unavailable')), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** Compressed size from which a body counts as large (a 228 KB desktop inventory is ~18 KB compressed). */

@@ -271,7 +271,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     });
   }
 
-  return { handle, getConfig, recordRefusal };
+  return { handle, getConfig, recordRefusal, deferredAnswer };
 }
 
 export type AgentService = ReturnType<typeof createAgentService>;

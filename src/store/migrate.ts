@@ -51,6 +51,10 @@ export async function migrate(sql: Sql, dir = MIGRATIONS_DIR): Promise<number[]>
 /** Pending count, for /readyz: 0 means the schema is what this build expects. */
 export async function pendingMigrations(sql: Sql): Promise<number> {
   const total = listMigrations().length;
-  const rows = await sql<{ n: number }[]>`select count(*)::int as n from schema_migrations`.catch(() => [{ n: 0 }]);
+  // An unreachable database throws (reported as such); only a missing table means "nothing applied".
+  const rows = await sql<{ n: number }[]>`select count(*)::int as n from schema_migrations`.catch((err: { code?: string }) => {
+    if (err.code === '42P01') return [{ n: 0 }];
+    throw err;
+  });
   return total - (rows[0]?.n ?? 0);
 }
