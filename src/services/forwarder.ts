@@ -52,6 +52,7 @@ import {
   requeueOutboxItem,
 } from '../store/outbox-store.js';
 import type { Actor } from './admin.js';
+import { createPoller } from './poller.js';
 
 export const UPSTREAM_TIMEOUT_MS = 60_000;
 const BACKOFF_BASE_SECONDS = 5;
@@ -154,9 +155,7 @@ export function createForwarder(deps: ForwarderDeps) {
   const tokenUrl = url && auth === 'oauth2' ? upstreamTokenUrl(url) : null;
 
   let workers = config.upstreamWorkers;
-  let stopped = true;
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<unknown> | null = null;
+  const poller = createPoller({ name: 'forwarder', logger, pollMs, batchSize: () => workers, runOnce: () => runOnce() });
   let abort = new AbortController();
   let token: { value: string; expiresAt: number } | null = null;
   let tokenRequest: Promise<string> | null = null;
@@ -282,27 +281,6 @@ export function createForwarder(deps: ForwarderDeps) {
     return rows.length;
   }
 
-  function schedule(ms: number): void {
-    if (stopped) return;
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(tick, ms);
-    timer.unref();
-  }
-
-  function tick(): void {
-    timer = null;
-    running = runOnce()
-      .catch((err: unknown) => {
-        logger.warn({ err }, 'forwarder: poll failed');
-        return 0;
-      })
-      .then((n) => {
-        running = null;
-        // A full batch means more may be due.
-        schedule(n >= workers ? 0 : pollMs);
-      });
-  }
-
   async function audit(tx: Queryable, action: string, before: OutboxItem, after: unknown, actor: Actor) {
     await insertAudit(tx, {
       at: clock.now(), actor: actor.name, action, targetType: 'outbox', targetId: String(before.id), remoteAddr: actor.remoteAddr,
@@ -327,20 +305,16 @@ export function createForwarder(deps: ForwarderDeps) {
     /** Starts the worker (no-op without UPSTREAM_URL or with no workers); `n` overrides UPSTREAM_WORKERS. */
     start(n?: number): void {
       if (n !== undefined) workers = n;
-      if (!url || workers < 1 || !stopped) return;
-      stopped = false;
+      if (!url || workers < 1 || !poller.stopped) return;
       abort = new AbortController();
       logger.info({ upstream: hostOf(url), auth, workers, maxAttempts }, 'forwarding accepted inventories to GLPI');
-      schedule(0);
+      poller.start();
     },
 
     /** Stops the worker: sends in flight are cut (and sent again after their lease, by whichever worker runs next). */
     async stop(): Promise<void> {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = null;
       abort.abort();
-      await Promise.allSettled([running]);
+      await poller.stop();
     },
 
     runOnce,

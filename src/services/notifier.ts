@@ -32,6 +32,7 @@ import type { Clock } from '../deps.js';
 import type { Metrics } from '../http/metrics.js';
 import type { Queryable, Sql } from '../store/db.js';
 import { type DeliveryRow, claimDueDeliveries, countPendingDeliveries, insertDeliveries, markDelivered, markFailed } from '../store/webhook-store.js';
+import { createPoller } from './poller.js';
 
 export const WEBHOOK_TIMEOUT_MS = 10_000;
 const BACKOFF_BASE_SECONDS = 5;
@@ -90,10 +91,7 @@ export function createNotifier(deps: NotifierDeps) {
   const pollMs = deps.pollMs ?? 2000;
   const batchSize = deps.batchSize ?? 20;
 
-  let stopped = true;
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<void> | null = null;
-  let kicked = false;
+  const poller = createPoller({ name: 'webhook worker', logger, pollMs, batchSize: () => batchSize, runOnce: () => runOnce() });
   let abort = new AbortController();
   /** emit() calls in flight, so stop() can let them finish before the pool closes. */
   const emitting = new Set<Promise<unknown>>();
@@ -168,35 +166,6 @@ export function createNotifier(deps: NotifierDeps) {
     return rows.length;
   }
 
-  function schedule(ms: number): void {
-    if (stopped) return;
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(tick, ms);
-    timer.unref();
-  }
-
-  function tick(): void {
-    timer = null;
-    kicked = false;
-    running = runOnce()
-      .catch((err: unknown) => {
-        logger.warn({ err }, 'webhook worker: poll failed');
-        return 0;
-      })
-      .then((n) => {
-        running = null;
-        // A full batch means more may be due; an emit() meanwhile may have made one due.
-        schedule(n >= batchSize ? 0 : kicked ? 100 : pollMs);
-      });
-  }
-
-  /** Someone emitted: look soon rather than at the next poll (the row is visible once its transaction commits). */
-  function kick(): void {
-    if (stopped) return;
-    if (running) kicked = true;
-    else schedule(250);
-  }
-
   return {
     /**
      * Records `event` for every configured URL (nothing if webhooks are off or the event is not in
@@ -212,25 +181,21 @@ export function createNotifier(deps: NotifierDeps) {
       } finally {
         emitting.delete(p);
       }
-      kick();
+      poller.kick();
     },
 
     /** Starts the delivery worker (no-op without WEBHOOK_URLS). */
     start(): void {
-      if (urls.length === 0 || !stopped) return;
-      stopped = false;
+      if (urls.length === 0 || !poller.stopped) return;
       abort = new AbortController();
       logger.info({ receivers: urls.map(hostOf), events: [...events], maxAttempts }, 'webhooks: delivering events');
-      schedule(0);
+      poller.start();
     },
 
     /** Stops the worker: attempts in flight are cut (and retried later, by whichever gateway runs next). */
     async stop(): Promise<void> {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = null;
       abort.abort();
-      await Promise.allSettled([running, ...emitting]);
+      await Promise.allSettled([poller.stop(), ...emitting]);
     },
 
     runOnce,
