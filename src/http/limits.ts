@@ -89,6 +89,14 @@ export class FailoverStore implements Store {
     });
   }
 
+  /** Another limiter on the same Redis found it away: stop waiting on it here too (no extra log line). */
+  markDown(): void {
+    if (!this.healthy) return;
+    this.healthy = false;
+    this.recheck ??= setInterval(() => void this.tryRecover(), RECHECK_MS);
+    this.recheck.unref();
+  }
+
   private fail(err: unknown): void {
     if (this.healthy) {
       this.logger.error({ err: (err as Error).message, limiter: this.prefix }, this.mode === 'memory' ? 'REDIS UNREACHABLE: rate limits fall back to this process only (in memory) until it returns' : 'REDIS UNREACHABLE: limited requests are refused (RATE_LIMIT_REDIS_FAILURE=closed)');
@@ -183,9 +191,11 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   const usingRedis = new Map<string, boolean>();
   const store = (prefix: string): Store | undefined => {
     if (!deps.redis) return undefined; // express-rate-limit's own MemoryStore
-    const s = new FailoverStore(deps.redis, prefix, deps.redisFailure, deps.logger, (up) => {
+    const s: FailoverStore = new FailoverStore(deps.redis, prefix, deps.redisFailure, deps.logger, (up) => {
       usingRedis.set(prefix, up);
       deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
+      // One request must not wait out a timeout per limiter: the first to see Redis away tells the others.
+      if (!up) for (const other of stores) if (other !== s && other instanceof FailoverStore) other.markDown();
     });
     stores.push(s);
     return s;
