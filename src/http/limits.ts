@@ -200,7 +200,8 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     stores.push(s);
     return s;
   };
-  const common = { standardHeaders: false as const, legacyHeaders: false, passOnStoreError: false };
+  // validate: false — the configuration is fixed here and checked by tests; the per-request checks cost time.
+  const common = { standardHeaders: false as const, legacyHeaders: false, passOnStoreError: false, validate: false };
   // Admission limiters never answer: past the limit they mark the request, and the agent is told "later".
   const deferring = (reason: DeferReason, windowMs: number, limit: number, key: (res: Response) => string | undefined) =>
     rateLimit({

@@ -74,8 +74,25 @@ export function errorBody(format: WireFormat, message: string, expirationHours: 
   return format === 'json' ? jsonError(message, expirationHours) : xmlError(message);
 }
 
-/** Encodes an answer like the request: zlib (default level) or gzip, else plain with its media type. */
+const encoded = new Map<string, EncodedAnswer>();
+
+/**
+ * Encodes an answer like the request: zlib (default level) or gzip, else plain with its media type. Answers
+ * are a handful of small fixed texts, so their encodings are kept (no deflate per 401 or PROLOG).
+ */
 export function encodeAnswer(text: string, format: WireFormat, compression: Compression): EncodedAnswer {
+  if (text.length > 1024) return encodeNow(text, format, compression);
+  const key = `${format}|${compression}|${text}`;
+  let hit = encoded.get(key);
+  if (!hit) {
+    if (encoded.size >= 512) encoded.clear();
+    hit = encodeNow(text, format, compression);
+    encoded.set(key, hit);
+  }
+  return hit;
+}
+
+function encodeNow(text: string, format: WireFormat, compression: Compression): EncodedAnswer {
   const raw = Buffer.from(text, 'utf8');
   if (compression === 'zlib' || compression === 'deflate') return { body: zlib.deflateSync(raw), contentType: 'application/x-compress-zlib' };
   if (compression === 'gzip') return { body: zlib.gzipSync(raw), contentType: 'application/x-compress-gzip' };

@@ -159,6 +159,7 @@ export type XmlObject = Record<string, unknown>;
 
 /** Parses a fragment made of complete elements into an object keyed by element name. */
 function parseFragment(fragment: string): XmlObject {
+  if (fragment === '') return {}; // a PROLOG has no identity sections: no parser to build
   const parsed = safeParse(`<X>${fragment}</X>`) as { X?: XmlObject | string };
   return typeof parsed.X === 'object' && parsed.X !== null ? parsed.X : {};
 }
