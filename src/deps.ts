@@ -93,8 +93,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   const forward = Boolean(config.upstreamUrl);
   const forwarder = createForwarder({ sql: db.sql, clock, logger, config, metrics });
   metrics.outboxSource(forwarder.stats);
-  const policies = createPolicies({ sql: db.sql, clock, forward });
   const notifier = createNotifier({ sql: db.sql, clock, logger, config, metrics });
+  const policies = createPolicies({ sql: db.sql, clock, forward, notifier });
   // Device events happen after the agent's transaction committed: recorded on their own, a failure only logged.
   const limits = createAgentLimits({
     redis, logger, metrics, prologFreqHours: config.prologFreqHours, ipPerMinute: config.rateLimitIpPerMinute,

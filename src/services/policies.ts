@@ -11,6 +11,7 @@ import { insertAudit } from '../store/auth-store.js';
 import * as store from '../store/policy-store.js';
 import { transitionDevice } from '../store/review-store.js';
 import type { Actor } from './admin.js';
+import type { Notifier } from './notifier.js';
 import { type Allowlists, type PolicyAction, type PolicyDecision, type PolicyRule, decide, validateMatch } from './policy-engine.js';
 
 const CACHE_MS = 5000;
@@ -38,7 +39,14 @@ function reasonOf(d: PolicyDecision, rules: readonly PolicyRule[]): string {
   return d.frozen ? `${text} would approve, but the key is frozen for auto-approval` : text;
 }
 
-export function createPolicies(deps: { sql: Sql; clock: Clock; /** UPSTREAM_URL set: approvals enqueue what they release for GLPI. */ forward?: boolean }) {
+export function createPolicies(deps: {
+  sql: Sql;
+  clock: Clock;
+  /** UPSTREAM_URL set: approvals enqueue what they release for GLPI. */
+  forward?: boolean;
+  /** A policy's decisions are announced like people's (device.approved / device.rejected), in their transaction. */
+  notifier?: Pick<Notifier, 'emit'>;
+}) {
   const { sql, clock } = deps;
   let cache: { at: number; rules: PolicyRule[]; lists: Allowlists } | null = null;
 
@@ -62,8 +70,11 @@ export function createPolicies(deps: { sql: Sql; clock: Clock; /** UPSTREAM_URL 
       if (s.state !== 'quarantined') continue; // conflicts and decided devices are for people
       const d = decide(rules, s, lists);
       if (!d || d.action === 'quarantine') continue;
-      const r = await transitionDevice(q, s.id, TARGET[d.action], 'policy', reasonOf(d, rules), at, { forward: deps.forward });
-      if (r?.changed) changes.push({ id: s.id, deviceid: s.deviceid, to: r.to, ruleId: d.ruleId });
+      const reason = reasonOf(d, rules);
+      const r = await transitionDevice(q, s.id, TARGET[d.action], 'policy', reason, at, { forward: deps.forward });
+      if (!r?.changed) continue;
+      changes.push({ id: s.id, deviceid: s.deviceid, to: r.to, ruleId: d.ruleId });
+      await deps.notifier?.emit(q, r.to === 'approved' ? 'device.approved' : 'device.rejected', { id: r.id, deviceid: r.deviceid, from: r.from, to: r.to, actor: 'policy', reason });
     }
     return changes;
   }

@@ -158,6 +158,22 @@ describe('webhook deliveries', () => {
     expect(JSON.parse(receiver.requests[1]!.body)).toMatchObject({ event: 'device.undone', data: { deviceid: 'wh-approve-1', from: 'approved', to: 'quarantined', actor: 'test', reason: 'undo of approved' } });
   });
 
+  it('a policy approval is announced like one by a person, with actor policy and the rule as reason', async () => {
+    await ctx.deps.policies.importAllowlist('wh-fleet', 'serial', 'WH-SERIAL-1\n', actor);
+    const { rule } = await ctx.deps.policies.add({ action: 'approve', match: { allowlist: 'wh-fleet' }, comment: 'fleet' }, actor);
+    try {
+      await ctx.deps.notifier.runOnce();
+      receiver.reset();
+      const inv = `<?xml version="1.0"?><REQUEST><CONTENT><BIOS><SSN>WH-SERIAL-1</SSN></BIOS><HARDWARE><NAME>p</NAME></HARDWARE></CONTENT><DEVICEID>wh-policy-1</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>`;
+      expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: zlib.deflateSync(inv) })).status).toBe(200);
+      await ctx.deps.notifier.runOnce();
+      const approved = receiver.requests.filter((r) => r.headers['x-agentgate-event'] === 'device.approved').map((r) => JSON.parse(r.body).data);
+      expect(approved).toEqual([expect.objectContaining({ deviceid: 'wh-policy-1', from: 'quarantined', to: 'approved', actor: 'policy', reason: `policy rule #${rule.id} (fleet)` })]);
+    } finally {
+      await ctx.deps.policies.remove(rule.id, actor);
+    }
+  });
+
   it('an event emitted in a transaction that rolls back is never sent', async () => {
     const before = (await rows(ctx)).length;
     await expect(ctx.sql.begin(async (tx) => {
