@@ -12,8 +12,11 @@ import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { type Clock, type Deps, createDeps } from './deps.js';
 import { bootstrapCredentials } from './services/bootstrap.js';
+import { purgeDelivered } from './store/housekeeping-store.js';
 
 const GRACE_WARNING_HORIZON_SECONDS = 24 * 3600;
+/** Delivered webhook and outbox rows are kept this long, then deleted. */
+export const DELIVERED_RETENTION_MS = 30 * 86400_000;
 
 /** Warns (log + metric) while a rotated key version closes within a day and devices still use only it. */
 function watchGraceWindows(deps: Deps): NodeJS.Timeout {
@@ -52,6 +55,10 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
     deps.review.purgeRejected(config.rejectedRetentionSeconds).then(
       (r) => r.submissions > 0 && logger.info({ purged: r.submissions }, 'purged the submissions of devices rejected past REJECTED_RETENTION'),
       (err: unknown) => logger.warn({ err }, 'retention purge failed'),
+    );
+    purgeDelivered(deps.db.sql, new Date(deps.clock.now().getTime() - DELIVERED_RETENTION_MS)).then(
+      (r) => (r.webhooks > 0 || r.outbox > 0) && logger.info(r, 'purged webhook and outbox rows delivered more than 30 days ago'),
+      (err: unknown) => logger.warn({ err }, 'delivered-rows purge failed'),
     );
   }, 3600_000);
   retention.unref();
