@@ -4,6 +4,7 @@
  * A key frozen for auto-approval never lets a rule approve its devices: they stay quarantined.
  */
 import net from 'node:net';
+import type { SubjectRow } from '../store/policy-store.js';
 
 export type PolicyAction = 'approve' | 'quarantine' | 'reject';
 
@@ -28,19 +29,8 @@ export interface PolicyRule {
   comment: string | null;
 }
 
-export interface PolicySubject {
-  key: string | null;
-  keyFrozen: boolean;
-  tag: string | null;
-  assignedTag: string | null;
-  remoteAddr: string | null;
-  serial: string | null;
-  uuid: string | null;
-  macs: string[];
-  manufacturer: string | null;
-  model: string | null;
-  agentVersion: string | null;
-}
+/** What rules look at: a device's attributes as the store reads them. */
+export type PolicySubject = Omit<SubjectRow, 'id' | 'deviceid' | 'name' | 'state' | 'firstSeen'>;
 
 /** allowlist name → its values by kind (lower-case) */
 export type Allowlists = Map<string, { serial: Set<string>; uuid: Set<string>; mac: Set<string> }>;
