@@ -14,8 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server.js';
 import type { RegistrationRecord } from '../../src/store/read-store.js';
 import { startTestServer } from '../helpers/context.js';
-import { type AgentInstall, type AgentRun, logExcerpt, removeRunDir, requireAgent, runAgent } from '../helpers/fusioninventory.js';
-import { agentDirOf, createAgentDir, runAgentIn } from '../helpers/fusioninventory-rerun.js';
+import { type AgentInstall, type AgentRun, agentDirOf, createAgentDir, logExcerpt, removeRunDir, requireAgent, runAgent, runAgentIn } from '../helpers/fusioninventory.js';
 
 const RUN_TIMEOUT = 60_000;
 const DEVICEID = /^.+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$/;

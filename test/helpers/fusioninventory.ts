@@ -125,10 +125,26 @@ export interface RunAgentOptions {
 }
 
 export async function runAgent(agent: AgentInstall, opts: RunAgentOptions): Promise<AgentRun> {
+  return runAgentIn(agent, createAgentDir(agent), { ...opts, force: true });
+}
+
+/** A storage directory in runAgent's layout: a fresh one, or the one an earlier run used. */
+export interface AgentDir {
+  dir: string;
+  vardir: string;
+  libdir: string;
+}
+
+/** The directory an earlier runAgent / runAgentIn run used. */
+export function agentDirOf(run: AgentRun): AgentDir {
+  return { dir: run.dir, vardir: run.vardir, libdir: path.join(run.dir, 'lib') };
+}
+
+/** A fresh directory: empty vardir, and the setup module that points the agent at it. */
+export function createAgentDir(install: AgentInstall): AgentDir {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fi-agent-'));
   const vardir = path.join(dir, 'var');
   const libdir = path.join(dir, 'lib');
-  const logfile = path.join(dir, 'agent.log');
   fs.mkdirSync(vardir);
   fs.mkdirSync(libdir);
   const q = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
@@ -140,31 +156,55 @@ export async function runAgent(agent: AgentInstall, opts: RunAgentOptions): Prom
       'use warnings;',
       'use parent qw(Exporter);',
       "our @EXPORT = ('%setup');",
-      `our %setup = (datadir => ${q(agent.datadir)}, libdir => ${q(agent.libdir)}, vardir => ${q(vardir)});`,
+      `our %setup = (datadir => ${q(install.datadir)}, libdir => ${q(install.libdir)}, vardir => ${q(vardir)});`,
       '1;',
       '',
     ].join('\n'),
   );
+  return { dir, vardir, libdir };
+}
 
+
+export interface RunAgentInOptions {
+  /** Base URL of the gateway; the agent is pointed at `<url>/`. */
+  serverUrl: string;
+  /** Pass `--force` (runAgent always does). Default false: the agent obeys the PROLOG answer. */
+  force?: boolean;
+  args?: string[];
+  /** The agent is killed after this long (it exits 0 even on failures: judge by the log). */
+  timeoutMs?: number;
+}
+
+/**
+ * One foreground run in `where` — a fresh directory, or one an earlier run left behind (its deviceid and saved
+ * server state survive, as on a real machine) — optionally WITHOUT `--force`: with it the agent sends its
+ * inventory even when the PROLOG answer has no RESPONSE=SEND, so a "not now" can only be observed without.
+ */
+export async function runAgentIn(install: AgentInstall, where: AgentDir, opts: RunAgentInOptions): Promise<AgentRun> {
+  const logfile = path.join(where.dir, 'agent.log');
+  if (fs.existsSync(logfile)) {
+    let n = 1;
+    while (fs.existsSync(path.join(where.dir, `agent.${n}.log`))) n++;
+    fs.renameSync(logfile, path.join(where.dir, `agent.${n}.log`));
+  }
   const agentArgs = [
     `--server=${opts.serverUrl.replace(/\/*$/, '/')}`,
     '--config=none',
     '--no-task=deploy,esx,collect,wakeonlan,netdiscovery,netinventory',
-    '--force',
+    ...(opts.force ? ['--force'] : []),
     '--logger=File',
     `--logfile=${logfile}`,
-    // Twice = debug2: the log then shows each message sent and each answer received.
     '--debug',
     '--debug',
     '--timeout=30',
     ...(opts.args ?? []),
   ];
-  const argv = [agent.perl, '-I', libdir, '-Msetup', agent.script, ...agentArgs];
+  const argv = [install.perl, '-I', where.libdir, '-Msetup', install.script, ...agentArgs];
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!PROXY_VARS.test(k) && k !== 'PERL5OPT') env[k] = v;
 
   const started = Date.now();
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: where.dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -173,7 +213,7 @@ export async function runAgent(agent: AgentInstall, opts: RunAgentOptions): Prom
   const timer = setTimeout(() => {
     timedOut = true;
     try {
-      process.kill(-child.pid!, 'SIGKILL'); // the agent and the commands it forked
+      process.kill(-child.pid!, 'SIGKILL');
     } catch {
       child.kill('SIGKILL');
     }
@@ -185,10 +225,10 @@ export async function runAgent(agent: AgentInstall, opts: RunAgentOptions): Prom
   const durationMs = Date.now() - started;
 
   const log = fs.existsSync(logfile) ? fs.readFileSync(logfile, 'utf8') : '';
-  const state = await readStorable(agent.perl, path.join(vardir, 'FusionInventory-Agent.dump'));
-  const targetName = fs.readdirSync(vardir).find((f) => /^https?:/.test(f) && fs.statSync(path.join(vardir, f)).isDirectory());
-  const targetDir = targetName ? path.join(vardir, targetName) : null;
-  const target = targetDir ? ((await readStorable(agent.perl, path.join(targetDir, 'target.dump'))) as AgentRun['target']) : null;
+  const state = await readStorable(install.perl, path.join(where.vardir, 'FusionInventory-Agent.dump'));
+  const targetName = fs.readdirSync(where.vardir).find((f) => /^https?:/.test(f) && fs.statSync(path.join(where.vardir, f)).isDirectory());
+  const targetDir = targetName ? path.join(where.vardir, targetName) : null;
+  const target = targetDir ? ((await readStorable(install.perl, path.join(targetDir, 'target.dump'))) as AgentRun['target']) : null;
   return {
     argv,
     exitCode,
@@ -197,8 +237,8 @@ export async function runAgent(agent: AgentInstall, opts: RunAgentOptions): Prom
     durationMs,
     stdout,
     stderr,
-    dir,
-    vardir,
+    dir: where.dir,
+    vardir: where.vardir,
     log,
     entries: parseLog(log),
     deviceid: typeof state?.deviceid === 'string' ? state.deviceid : null,
