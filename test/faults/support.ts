@@ -16,6 +16,7 @@ import { type Proc, startGateway } from '../../scripts/lib/processes.js';
 import { GENEROUS_ADMISSION, createSchema } from '../helpers/context.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../helpers/env.js';
 import { loadScenario } from '../helpers/fixtures.js';
+import { listenLoopback } from '../helpers/raw-http.js';
 
 export const SECRET = 'fault-test-registration-key-0123456789';
 const ADMIN_TOKEN = 'ago_fault-test-token-00000000000000000000000000';
@@ -49,11 +50,7 @@ export class TcpProxy {
   }
 
   async start(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.port = (this.server.address() as net.AddressInfo).port;
+    this.port = await listenLoopback(this.server);
     return this.port;
   }
 

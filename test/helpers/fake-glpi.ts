@@ -7,8 +7,8 @@
  * (`…/api.php/token`, PROTOCOL §3.9), and it notes when two requests for one item or device overlap.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import zlib from 'node:zlib';
+import { closeNow, listenLoopback } from './raw-http.js';
 
 export interface GlpiRequest {
   path: string;
@@ -64,21 +64,14 @@ export class FakeGlpi {
   }
 
   async up(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenLoopback(this.server, this.port);
   }
 
   /** Stops listening: connections are refused until up() (same port); answers in progress are cut. */
   async down(): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await closeNow(this.server);
     this.active = [];
     this.server = http.createServer((req, res) => this.handle(req, res));
   }

@@ -3,6 +3,7 @@
  * of the answer in order, duplicates kept: for tests that compare answers byte for byte.
  */
 import http from 'node:http';
+import type net from 'node:net';
 
 export interface RawResponse {
   status: number;
@@ -33,4 +34,20 @@ export function rawSend(port: number, r: { method?: string; path?: string; heade
 /** Status, headers (minus Date) and body: what must be identical between two answers that may not differ. */
 export function comparable(res: RawResponse) {
   return { status: res.status, headers: res.headers.filter(([k]) => k.toLowerCase() !== 'date'), body: res.body.toString('base64') };
+}
+
+/** Starts a test server on 127.0.0.1 (port 0 = any free one; a port again after closeNow()); resolves to its port. */
+export function listenLoopback(server: net.Server, port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+  });
+}
+
+/** Stops a test server at once: new connections refused, open ones (and answers in progress) cut. */
+export function closeNow(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -5,12 +5,11 @@
  * credential is checked before the body is read; a key's device limit refuses new devices only.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestContext, createTestContext, replay, send } from '../helpers/context.js';
 import { type CapturedRequest, bodyOf, loadScenario, textOf } from '../helpers/fixtures.js';
-import { type RawResponse, comparable, rawSend as sendRaw } from '../helpers/raw-http.js';
+import { type RawResponse, comparable, listenLoopback, rawSend as sendRaw } from '../helpers/raw-http.js';
 
 const actor = { name: 'test:setup', remoteAddr: null };
 const REALM_HEADER = 'Basic realm="agent-gate"';
@@ -24,8 +23,7 @@ beforeAll(async () => {
   ctx = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0' });
   await ctx.deps.admin.createKey({ name: 'site-a', secret: 'acceptance-pw' }, actor);
   server = http.createServer(ctx.app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  port = await listenLoopback(server);
 });
 afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));

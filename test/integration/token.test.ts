@@ -4,13 +4,12 @@
  * credentials over Basic, and clients bound to one device.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import zlib from 'node:zlib';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestContext, createTestContext, send } from '../helpers/context.js';
 import { textOf } from '../helpers/fixtures.js';
-import { comparable, rawSend as sendRaw } from '../helpers/raw-http.js';
+import { comparable, listenLoopback, rawSend as sendRaw } from '../helpers/raw-http.js';
 
 const actor = { name: 'test:setup', remoteAddr: null };
 const TTL = 900; // TOKEN_TTL=15m
@@ -27,8 +26,7 @@ beforeAll(async () => {
   client = await ctx.deps.admin.createClient({ name: 'oauth-1' }, actor);
   usedSecrets.push(client.clientSecret);
   server = http.createServer(ctx.app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  port = await listenLoopback(server);
 });
 afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));

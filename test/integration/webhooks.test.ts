@@ -6,12 +6,12 @@
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { createNotifier, webhookSignature } from '../../src/services/notifier.js';
 import { type TestContext, createTestContext, send, startTestServer } from '../helpers/context.js';
+import { closeNow, listenLoopback } from '../helpers/raw-http.js';
 
 const SECRET = 'webhook-test-secret-0123456789';
 const actor = { name: 'test', remoteAddr: null };
@@ -43,19 +43,12 @@ class Receiver {
   port = 0;
 
   async up(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenLoopback(this.server, this.port);
   }
 
   /** Stops listening: connections are refused until up() again (same port). */
   async down(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await closeNow(this.server);
   }
 
   url(path = '/hook'): string {
