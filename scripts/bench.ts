@@ -32,7 +32,9 @@ async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected 
   await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
   const r = await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: SECONDS });
   const bad = Object.entries(r.statuses).filter(([s]) => s !== String(expected));
-  process.stdout.write(`  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms${bad.length || r.errors ? `   NON-${expected}: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n`);
+  process.stdout.write(
+    `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms${bad.length || r.errors ? `   NON-${expected}: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n`,
+  );
   return r;
 }
 
@@ -40,8 +42,15 @@ async function main(): Promise<void> {
   const schema = `agbench_${Math.floor(Date.now() / 1000)}_${crypto.randomBytes(3).toString('hex')}`;
   const admin = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
   await admin.unsafe(`create schema "${schema}"`);
-  const msgs = Object.fromEntries((['fi-prolog', 'fi-inventory', 'ga-contact', 'ga-inventory'] as MessageName[]).map((m) => [m, variants(m, DEVICES)])) as Record<MessageName, LoadRequest[]>;
-  process.stdout.write(`bench: ${SECONDS} s per case, ${CONCURRENCY} concurrent loopback clients, ${DEVICES} simulated devices, PostgreSQL ${DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}\n`);
+  const msgs = Object.fromEntries(
+    (['fi-prolog', 'fi-inventory', 'ga-contact', 'ga-inventory'] as MessageName[]).map((m) => [
+      m,
+      variants(m, DEVICES),
+    ]),
+  ) as Record<MessageName, LoadRequest[]>;
+  process.stdout.write(
+    `bench: ${SECONDS} s per case, ${CONCURRENCY} concurrent loopback clients, ${DEVICES} simulated devices, PostgreSQL ${DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}\n`,
+  );
   const results: Record<string, LoadResult> = {};
   let proc: Proc | null = null;
   let memory: Awaited<ReturnType<typeof measureMemory>> | null = null;
@@ -59,7 +68,11 @@ async function main(): Promise<void> {
     // One address and 500 devices replayed thousands of times a second: raise the abuse limits, the per-device
     // limit and the inventory budget, or this measures 429s and "come back later" answers instead of ingest.
     const raised = limitSettings(RAISED_LIMITS);
-    proc = await startGateway({ DATABASE_URL: `${DATABASE_URL}${DATABASE_URL.includes('?') ? '&' : '?'}search_path=${schema}`, AGENT_AUTH: 'off', ...raised });
+    proc = await startGateway({
+      DATABASE_URL: `${DATABASE_URL}${DATABASE_URL.includes('?') ? '&' : '?'}search_path=${schema}`,
+      AGENT_AUTH: 'off',
+      ...raised,
+    });
     results.prolog = await measure('PROLOG (FusionInventory)', proc, msgs['fi-prolog']);
     results.contact = await measure('CONTACT (GLPI Agent)', proc, msgs['ga-contact']);
     results.xml = await measure('XML inventory, 18 KB zlib / 234 KB', proc, msgs['fi-inventory']);
@@ -68,7 +81,9 @@ async function main(): Promise<void> {
     proc = null;
     const inventories = msgs['fi-inventory'];
     const kb = inventories.reduce((n, r) => n + r.body!.length, 0) / inventories.length / 1024;
-    process.stdout.write(`rejections (AGENT_AUTH=required, answered before the body is read or inflated; ${kb.toFixed(1)} KB zlib XML inventory bodies; limits ${REDIS_URL ? `in Redis ${REDIS_URL.replace(/:[^:@/]*@/, ':***@')}` : 'in process memory'}):\n`);
+    process.stdout.write(
+      `rejections (AGENT_AUTH=required, answered before the body is read or inflated; ${kb.toFixed(1)} KB zlib XML inventory bodies; limits ${REDIS_URL ? `in Redis ${REDIS_URL.replace(/:[^:@/]*@/, ':***@')}` : 'in process memory'}):\n`,
+    );
     proc = await startFloor('noop');
     results.noopInventory = await measure('express no-op, inventory body', proc, inventories);
     await proc.stop();
@@ -102,14 +117,22 @@ async function main(): Promise<void> {
     ['429 rejection / express no-op', ratio('reject429', 'noopInventory'), 0.8],
   ];
   process.stdout.write('ratios (same run):\n');
-  for (const [name, value, target] of rows) process.stdout.write(`  ${name.padEnd(40)} ${value.toFixed(2)}   target ≥ ${target}  ${value >= target ? 'ok' : 'BELOW TARGET'}\n`);
-  if (memory) process.stdout.write(`memory: ${MEMORY_UPLOADS} concurrent uploads of a ${memory.megabytes.toFixed(1)} MB (decompressed) inventory: ${memory.ok}/${MEMORY_UPLOADS} answered 200; gateway peak RSS ${memory.peak.toFixed(0)} MB (idle ${memory.idle.toFixed(0)} MB)   target ≤ 300 MB  ${memory.peak <= 300 ? 'ok' : 'ABOVE TARGET'}\n`);
+  for (const [name, value, target] of rows)
+    process.stdout.write(
+      `  ${name.padEnd(40)} ${value.toFixed(2)}   target ≥ ${target}  ${value >= target ? 'ok' : 'BELOW TARGET'}\n`,
+    );
+  if (memory)
+    process.stdout.write(
+      `memory: ${MEMORY_UPLOADS} concurrent uploads of a ${memory.megabytes.toFixed(1)} MB (decompressed) inventory: ${memory.ok}/${MEMORY_UPLOADS} answered 200; gateway peak RSS ${memory.peak.toFixed(0)} MB (idle ${memory.idle.toFixed(0)} MB)   target ≤ 300 MB  ${memory.peak <= 300 ? 'ok' : 'ABOVE TARGET'}\n`,
+    );
 }
 
 const MEMORY_UPLOADS = 50;
 
 /** Peak RSS of a gateway taking MEMORY_UPLOADS concurrent uploads of a ~20 MB inventory. */
-async function measureMemory(env: Record<string, string>): Promise<{ megabytes: number; ok: number; peak: number; idle: number }> {
+async function measureMemory(
+  env: Record<string, string>,
+): Promise<{ megabytes: number; ok: number; peak: number; idle: number }> {
   process.stdout.write(`memory (${MEMORY_UPLOADS} concurrent uploads of a ~20 MB inventory):\n`);
   const bodies = Array.from({ length: 5 }, (_, i) => bigInventory(20, `bench-big-${i}`));
   const megabytes = zlib.inflateSync(bodies[0]!).length / 1024 / 1024;
@@ -118,7 +141,15 @@ async function measureMemory(env: Record<string, string>): Promise<{ megabytes: 
     const idle = residentMb(proc.child.pid!).now;
     const answers = await Promise.all(
       Array.from({ length: MEMORY_UPLOADS }, (_, i) =>
-        fetch(`http://127.0.0.1:${proc.port}/`, { method: 'POST', headers: { 'Content-Type': 'application/x-compress-zlib' }, body: new Uint8Array(bodies[i % bodies.length]!), signal: AbortSignal.timeout(170_000) }).then((r) => r.status, () => 0),
+        fetch(`http://127.0.0.1:${proc.port}/`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-compress-zlib' },
+          body: new Uint8Array(bodies[i % bodies.length]!),
+          signal: AbortSignal.timeout(170_000),
+        }).then(
+          (r) => r.status,
+          () => 0,
+        ),
       ),
     );
     return { megabytes, ok: answers.filter((s) => s === 200).length, peak: residentMb(proc.child.pid!).peak, idle };

@@ -30,7 +30,15 @@ import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { type Kind, KIND_LABELS, type SimAgent, type SimContext, Stats, buildAgents, runAgent } from './lib/agent-sim.js';
+import {
+  type Kind,
+  KIND_LABELS,
+  type SimAgent,
+  type SimContext,
+  Stats,
+  buildAgents,
+  runAgent,
+} from './lib/agent-sim.js';
 import { RAISED_LIMITS, hasConfigKey, limitSettings } from './lib/limits.js';
 import { type Proc, ROOT, startGateway } from './lib/processes.js';
 
@@ -66,17 +74,23 @@ const withSearchPath = (url: string, schema: string) => `${url}${url.includes('?
  * limit and sets the budget to LOAD_INVENTORY_BUDGET (when the gateway has one).
  */
 function loadLimits(budgetLow: boolean): Record<string, string> {
-  const wanted = SCENARIO === 'steady' ? [...RAISED_LIMITS] : RAISED_LIMITS.filter(([k]) => k === 'RATE_LIMIT_IP_PER_MINUTE');
+  const wanted =
+    SCENARIO === 'steady' ? [...RAISED_LIMITS] : RAISED_LIMITS.filter(([k]) => k === 'RATE_LIMIT_IP_PER_MINUTE');
   if (budgetLow) wanted.push(['INVENTORY_BUDGET_PER_SECOND', String(BUDGET)]);
   // Optional: to look at one mechanism alone (e.g. the budget without the invalid-credential limiter).
-  if (process.env.LOAD_AUTH_FAILURES_LIMIT) wanted.push(['RATE_LIMIT_AUTH_FAILURES_PER_15MIN', process.env.LOAD_AUTH_FAILURES_LIMIT]);
+  if (process.env.LOAD_AUTH_FAILURES_LIMIT)
+    wanted.push(['RATE_LIMIT_AUTH_FAILURES_PER_15MIN', process.env.LOAD_AUTH_FAILURES_LIMIT]);
   return limitSettings(wanted);
 }
 
 /** `node bin/agent-gate.js …` as an operator would run it; stdout, or an error with stderr. */
 function cli(args: string[], env: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -90,11 +104,21 @@ function cli(args: string[], env: Record<string, string>): Promise<string> {
   });
 }
 
-async function createClients(count: number, databaseUrl: string): Promise<{ clientId: string; clientSecret: string }[]> {
+async function createClients(
+  count: number,
+  databaseUrl: string,
+): Promise<{ clientId: string; clientSecret: string }[]> {
   const made: { clientId: string; clientSecret: string }[] = [];
   for (let i = 0; i < count; i += 2) {
     const batch = [i, i + 1].filter((k) => k < count);
-    const outs = await Promise.all(batch.map((k) => cli(['clients', 'create', '--name', `load-client-${k}`, '--comment', 'npm run load', '--json'], { DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' })));
+    const outs = await Promise.all(
+      batch.map((k) =>
+        cli(['clients', 'create', '--name', `load-client-${k}`, '--comment', 'npm run load', '--json'], {
+          DATABASE_URL: databaseUrl,
+          LOG_LEVEL: 'warn',
+        }),
+      ),
+    );
     for (const o of outs) {
       const c = JSON.parse(o) as { clientId: string; clientSecret: string };
       made.push({ clientId: c.clientId, clientSecret: c.clientSecret });
@@ -116,25 +140,47 @@ function human(seconds: number): string {
 
 function report(stats: Stats, elapsed: number): void {
   const runs = Object.values(stats.runs).reduce((a, b) => a + b, 0);
-  out(`throughput: ${stats.requests} requests in ${elapsed.toFixed(1)} s = ${(stats.requests / elapsed).toFixed(1)} req/s; ${runs} agent runs = ${(runs / elapsed).toFixed(1)} runs/s`);
-  out(`  runs: ${Object.entries(stats.runs).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  out(
+    `throughput: ${stats.requests} requests in ${elapsed.toFixed(1)} s = ${(stats.requests / elapsed).toFixed(1)} req/s; ${runs} agent runs = ${(runs / elapsed).toFixed(1)} runs/s`,
+  );
+  out(
+    `  runs: ${Object.entries(stats.runs)
+      .sort()
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   out('latency per message kind (ms; final answer, then the 401 challenges before it):');
-  out(`  ${'kind'.padEnd(36)} ${'n'.padStart(6)} ${'p50'.padStart(7)} ${'p99'.padStart(7)}   ${'401s'.padStart(6)} ${'p50'.padStart(7)} ${'p99'.padStart(7)}   final statuses`);
+  out(
+    `  ${'kind'.padEnd(36)} ${'n'.padStart(6)} ${'p50'.padStart(7)} ${'p99'.padStart(7)}   ${'401s'.padStart(6)} ${'p50'.padStart(7)} ${'p99'.padStart(7)}   final statuses`,
+  );
   for (const kind of Object.keys(KIND_LABELS) as Kind[]) {
     const f = stats.latency(kind);
     const c = stats.latency(kind, true);
     if (f.n === 0 && c.n === 0) continue;
-    out(`  ${KIND_LABELS[kind].padEnd(36)} ${String(f.n).padStart(6)} ${ms(f.p50).padStart(7)} ${ms(f.p99).padStart(7)}   ${String(c.n).padStart(6)} ${(c.n ? ms(c.p50) : '-').padStart(7)} ${(c.n ? ms(c.p99) : '-').padStart(7)}   ${JSON.stringify(stats.finalStatuses.get(kind) ?? {})}`);
+    out(
+      `  ${KIND_LABELS[kind].padEnd(36)} ${String(f.n).padStart(6)} ${ms(f.p50).padStart(7)} ${ms(f.p99).padStart(7)}   ${String(c.n).padStart(6)} ${(c.n ? ms(c.p50) : '-').padStart(7)} ${(c.n ? ms(c.p99) : '-').padStart(7)}   ${JSON.stringify(stats.finalStatuses.get(kind) ?? {})}`,
+    );
   }
-  out(`status counts (every request): ${Object.entries(stats.statuses).map(([s, n]) => `${s}: ${n}`).join(', ')}`);
-  out(`errors: network ${stats.networkErrors}, unexpected final status ${stats.unexpectedStatus}, answers an agent would not accept ${stats.badAnswers}`);
+  out(
+    `status counts (every request): ${Object.entries(stats.statuses)
+      .map(([s, n]) => `${s}: ${n}`)
+      .join(', ')}`,
+  );
+  out(
+    `errors: network ${stats.networkErrors}, unexpected final status ${stats.unexpectedStatus}, answers an agent would not accept ${stats.badAnswers}`,
+  );
   for (const s of stats.samples) out(`  e.g. ${s}`);
 }
 
 function reportAnswers(stats: Stats, budgetSet: boolean): void {
   out('what the agents were told at PROLOG/CONTACT (form: count, next contact min–max):');
   for (const [kind, m] of stats.told) {
-    const forms = [...m].sort((a, b) => b[1].n - a[1].n).map(([form, t]) => `${form}: ${t.n}${Number.isFinite(t.min) ? ` (${t.min === t.max ? human(t.min) : `${human(t.min)}–${human(t.max)}`})` : ''}`);
+    const forms = [...m]
+      .sort((a, b) => b[1].n - a[1].n)
+      .map(
+        ([form, t]) =>
+          `${form}: ${t.n}${Number.isFinite(t.min) ? ` (${t.min === t.max ? human(t.min) : `${human(t.min)}–${human(t.max)}`})` : ''}`,
+      );
     out(`  ${KIND_LABELS[kind].padEnd(36)} ${forms.join('; ')}`);
   }
   out(`  inventories deferred by the answer (no SEND / inventory disabled): ${stats.inventoriesDeferred}`);
@@ -143,8 +189,15 @@ function reportAnswers(stats: Stats, budgetSet: boolean): void {
     const hours = new Map<number, number>();
     for (const v of s) hours.set(Math.floor(v / 3600), (hours.get(Math.floor(v / 3600)) ?? 0) + 1);
     const q = (p: number) => s[Math.min(s.length - 1, Math.floor(s.length * p))] ?? 0;
-    out(`next-contact distribution (${s.length} answers): min ${human(s[0] ?? 0)}, p50 ${human(q(0.5))}, p90 ${human(q(0.9))}, max ${human(s[s.length - 1] ?? 0)}`);
-    out(`  by hour [h, h+1): ${[...hours].sort((a, b) => a[0] - b[0]).map(([h, n]) => `${h} h: ${n}`).join(', ')}`);
+    out(
+      `next-contact distribution (${s.length} answers): min ${human(s[0] ?? 0)}, p50 ${human(q(0.5))}, p90 ${human(q(0.9))}, max ${human(s[s.length - 1] ?? 0)}`,
+    );
+    out(
+      `  by hour [h, h+1): ${[...hours]
+        .sort((a, b) => a[0] - b[0])
+        .map(([h, n]) => `${h} h: ${n}`)
+        .join(', ')}`,
+    );
   }
 }
 
@@ -153,8 +206,12 @@ async function gatewayCounters(port: number): Promise<string> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
-    const lines = text.split('\n').filter((l) => /^agentgate_(limiter_hits_total|deferred_total|spike_alerts_total)[{ ]/.test(l));
-    return lines.length ? lines.map((l) => l.replace(/^agentgate_/, '')).join(', ') : 'no 429, deferral or spike counted';
+    const lines = text
+      .split('\n')
+      .filter((l) => /^agentgate_(limiter_hits_total|deferred_total|spike_alerts_total)[{ ]/.test(l));
+    return lines.length
+      ? lines.map((l) => l.replace(/^agentgate_/, '')).join(', ')
+      : 'no 429, deferral or spike counted';
   } catch (err) {
     return `unavailable (${(err as Error).message})`;
   }
@@ -217,7 +274,9 @@ async function spike(ctx: SimContext, agents: SimAgent[]): Promise<void> {
         ctx.stats.runs[label] = (ctx.stats.runs[label] ?? 0) + 1;
       }),
     );
-    out(`  wave ${w + 1}: ${agents.length} agents at once, ${ctx.stats.requests - before} requests, done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    out(
+      `  wave ${w + 1}: ${agents.length} agents at once, ${ctx.stats.requests - before} requests, done in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
   }
 }
 
@@ -245,12 +304,27 @@ async function main(): Promise<number> {
     Object.assign(env, limits);
     proc = await startGateway(env, { logFile });
     const clients = await createClients(CLIENTS, databaseUrl);
-    const agents = buildAgents(AGENTS, { keySecret: env.BOOTSTRAP_SECRET!, clients }, CHALLENGED_SHARE, `${schema.slice(-6)}-`);
+    const agents = buildAgents(
+      AGENTS,
+      { keySecret: env.BOOTSTRAP_SECRET!, clients },
+      CHALLENGED_SHARE,
+      `${schema.slice(-6)}-`,
+    );
     const count = (f: (a: SimAgent) => boolean) => agents.filter(f).length;
-    out(`load: scenario ${SCENARIO}, ${AGENTS} agents (${count((a) => a.type === 'fi')} FusionInventory, ${count((a) => a.type === 'ga-new')} GLPI Agent from its first run, ${count((a) => a.type === 'ga-known')} GLPI Agent on CONTACT), ${SCENARIO === 'spike' ? `all at once × ${SPIKE_WAVES}` : `${CONCURRENCY} at once, ${SECONDS} s`}`);
-    out(`  auth (AGENT_AUTH=required): registration key over Basic ${count((a) => a.auth === 'basic-challenged')} with 401,401,200 + ${count((a) => a.auth === 'basic-upfront')} up front; ${clients.length} CLI clients shared by ${count((a) => a.auth === 'oauth')} OAuth GLPI Agents + ${count((a) => a.auth === 'basic-client')} Basic FusionInventory`);
+    out(
+      `load: scenario ${SCENARIO}, ${AGENTS} agents (${count((a) => a.type === 'fi')} FusionInventory, ${count((a) => a.type === 'ga-new')} GLPI Agent from its first run, ${count((a) => a.type === 'ga-known')} GLPI Agent on CONTACT), ${SCENARIO === 'spike' ? `all at once × ${SPIKE_WAVES}` : `${CONCURRENCY} at once, ${SECONDS} s`}`,
+    );
+    out(
+      `  auth (AGENT_AUTH=required): registration key over Basic ${count((a) => a.auth === 'basic-challenged')} with 401,401,200 + ${count((a) => a.auth === 'basic-upfront')} up front; ${clients.length} CLI clients shared by ${count((a) => a.auth === 'oauth')} OAuth GLPI Agents + ${count((a) => a.auth === 'basic-client')} Basic FusionInventory`,
+    );
     out(`  PostgreSQL ${redact(DATABASE_URL)} schema ${schema}, Redis ${redact(REDIS_URL)}`);
-    out(`  limits: ${Object.entries(limits).map(([k, v]) => `${k}=${v}`).join(', ')}${SCENARIO === 'spike' && !budgetSet ? ' (no INVENTORY_BUDGET_PER_SECOND in src/config.ts)' : ''}; others at their defaults`);
+    out(
+      `  limits: ${Object.entries(limits)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(
+          ', ',
+        )}${SCENARIO === 'spike' && !budgetSet ? ' (no INVENTORY_BUDGET_PER_SECOND in src/config.ts)' : ''}; others at their defaults`,
+    );
     const stats = new Stats();
     const ctx: SimContext = { port: proc.port, stats, timeoutMs: REQUEST_TIMEOUT_MS, open: new Set<http.Agent>() };
     const t0 = process.hrtime.bigint();
@@ -274,7 +348,9 @@ async function main(): Promise<number> {
       }
     });
     const errors = levels.filter((l) => (l.level ?? 0) >= 50);
-    out(`gateway log (LOG_LEVEL=warn): ${lines.length - errors.length} warn, ${errors.length} error lines${lines.length ? ` in ${logFile}` : ''}${errors[0] ? `; first error: ${String(errors[0].msg).slice(0, 160)}` : ''}`);
+    out(
+      `gateway log (LOG_LEVEL=warn): ${lines.length - errors.length} warn, ${errors.length} error lines${lines.length ? ` in ${logFile}` : ''}${errors[0] ? `; first error: ${String(errors[0].msg).slice(0, 160)}` : ''}`,
+    );
     out(`gateway metrics: ${await gatewayCounters(proc.port)}`);
     ok = await finalCheck(sql, stats.acked);
   } finally {

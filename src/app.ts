@@ -30,7 +30,16 @@ export function buildApp(deps: Deps): express.Express {
     next();
   });
   app.use(healthRoutes(deps));
-  app.use(adminApi({ admin: deps.admin, records: deps.records, review: deps.review, policies: deps.policies, version: VERSION, forwarder: deps.forwarder }));
+  app.use(
+    adminApi({
+      admin: deps.admin,
+      records: deps.records,
+      review: deps.review,
+      policies: deps.policies,
+      version: VERSION,
+      forwarder: deps.forwarder,
+    }),
+  );
   app.use(consoleRoutes());
   const limits = deps.limits;
   app.use(
@@ -39,14 +48,21 @@ export function buildApp(deps: Deps): express.Express {
       limits,
       onFailure: (clientId, remoteAddr) => {
         deps.metrics.authFailure('token');
-        void deps.credentials.securityEvent('invalid_client', { remoteAddr, deviceid: null, details: { clientId: clientId.slice(0, 64) } }).catch(() => {});
+        void deps.credentials
+          .securityEvent('invalid_client', { remoteAddr, deviceid: null, details: { clientId: clientId.slice(0, 64) } })
+          .catch(() => {});
       },
     }),
   );
   const agentAuth =
     deps.config.agentAuth === 'off'
       ? openAgentAuth()
-      : requiredAgentAuth({ credentials: deps.credentials, realm: deps.config.authRealm, prologFreqHours: deps.config.prologFreqHours, metrics: deps.metrics });
+      : requiredAgentAuth({
+          credentials: deps.credentials,
+          realm: deps.config.authRealm,
+          prologFreqHours: deps.config.prologFreqHours,
+          metrics: deps.metrics,
+        });
   app.use(
     agentEndpoint({
       service: deps.agentService,
@@ -77,5 +93,8 @@ export function buildApp(deps: Deps): express.Express {
 export function trustProxy(value: string | undefined): boolean | number | string[] {
   if (!value) return false;
   if (/^\d+$/.test(value)) return Number(value);
-  return value.split(',').map((s) => s.trim()).filter(Boolean);
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

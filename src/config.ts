@@ -53,7 +53,14 @@ export interface Config {
 }
 
 /** Events a webhook can be sent for (src/services/notifier.ts). */
-export const WEBHOOK_EVENT_NAMES = ['device.quarantined', 'device.conflict', 'device.approved', 'device.rejected', 'device.undone', 'spike.detected'] as const;
+export const WEBHOOK_EVENT_NAMES = [
+  'device.quarantined',
+  'device.conflict',
+  'device.approved',
+  'device.rejected',
+  'device.undone',
+  'spike.detected',
+] as const;
 export type WebhookEventName = (typeof WEBHOOK_EVENT_NAMES)[number];
 
 type Parser<T> = (raw: string) => T;
@@ -67,7 +74,16 @@ interface Key<K extends keyof Config> {
   secret?: boolean;
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, k: 1024, mb: 1024 ** 2, m: 1024 ** 2, gb: 1024 ** 3, g: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1024,
+  k: 1024,
+  mb: 1024 ** 2,
+  m: 1024 ** 2,
+  gb: 1024 ** 3,
+  g: 1024 ** 3,
+};
 
 export function parseSize(raw: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*$/i.exec(raw);
@@ -108,20 +124,30 @@ const bool: Parser<boolean> = (raw) => {
   if (/^(0|false|no|off|)$/i.test(raw)) return false;
   throw new Error(`"${raw}" is not a boolean (true/false)`);
 };
-const atLeast = (min: number, p: Parser<number>): Parser<number> => (raw) => {
-  const n = p(raw);
-  if (n < min) throw new Error(`${raw} is below the minimum ${min}`);
-  return n;
-};
+const atLeast =
+  (min: number, p: Parser<number>): Parser<number> =>
+  (raw) => {
+    const n = p(raw);
+    if (n < min) throw new Error(`${raw} is below the minimum ${min}`);
+    return n;
+  };
 const realm: Parser<string> = (raw) => {
   // The agents match ^Basic realm="(.*)": quotes, commas or backslashes in the realm break them.
-  if (!/^[A-Za-z0-9 ._:/-]{1,64}$/.test(raw)) throw new Error('realm may hold only letters, digits, space and ._:/- (max 64)');
+  if (!/^[A-Za-z0-9 ._:/-]{1,64}$/.test(raw))
+    throw new Error('realm may hold only letters, digits, space and ._:/- (max 64)');
   return raw;
 };
 
 /** Comma-separated http(s) URLs, each checked; empty = none. */
 const urlList: Parser<string[] | undefined> = (raw) => {
-  const urls = [...new Set(raw.split(',').map((u) => u.trim()).filter(Boolean))];
+  const urls = [
+    ...new Set(
+      raw
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean),
+    ),
+  ];
   for (const u of urls) {
     let url: URL;
     try {
@@ -129,16 +155,30 @@ const urlList: Parser<string[] | undefined> = (raw) => {
     } catch {
       throw new Error(`"${u.slice(0, 80)}" is not a URL`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${url.protocol} URLs are not supported (http or https only)`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new Error(`${url.protocol} URLs are not supported (http or https only)`);
     // fetch refuses URLs with credentials; receivers authenticate the sender by the signature instead.
-    if (url.username || url.password) throw new Error(`${url.protocol}//${url.host}: user:password in the URL is not supported (the signature authenticates)`);
+    if (url.username || url.password)
+      throw new Error(
+        `${url.protocol}//${url.host}: user:password in the URL is not supported (the signature authenticates)`,
+      );
   }
   return urls.length > 0 ? urls : undefined;
 };
 const webhookEvents: Parser<WebhookEventName[]> = (raw) => {
-  const names = [...new Set(raw.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean))];
+  const names = [
+    ...new Set(
+      raw
+        .split(',')
+        .map((e) => e.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  ];
   const unknown = names.filter((n) => !(WEBHOOK_EVENT_NAMES as readonly string[]).includes(n));
-  if (unknown.length > 0) throw new Error(`unknown event(s) ${unknown.map((n) => `"${n.slice(0, 40)}"`).join(', ')}: use ${WEBHOOK_EVENT_NAMES.join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown event(s) ${unknown.map((n) => `"${n.slice(0, 40)}"`).join(', ')}: use ${WEBHOOK_EVENT_NAMES.join(', ')}`,
+    );
   if (names.length === 0) throw new Error('name at least one event (or leave WEBHOOK_URLS unset for no webhooks)');
   return names as WebhookEventName[];
 };
@@ -152,55 +192,310 @@ const upstreamUrl: Parser<string | undefined> = (raw) => {
   } catch {
     throw new Error(`"${raw.slice(0, 80)}" is not a URL`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${url.protocol} URLs are not supported (http or https only)`);
-  if (url.username || url.password) throw new Error('user:password in the URL is not supported: use UPSTREAM_USER and UPSTREAM_PASSWORD');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new Error(`${url.protocol} URLs are not supported (http or https only)`);
+  if (url.username || url.password)
+    throw new Error('user:password in the URL is not supported: use UPSTREAM_USER and UPSTREAM_PASSWORD');
   return url.toString();
 };
 
 export const CONFIG_KEYS: Key<keyof Config>[] = [
-  { env: 'PORT', field: 'port', doc: 'TCP port of the agent endpoint and the admin API', default: '8080', parse: int(0, 65535) },
+  {
+    env: 'PORT',
+    field: 'port',
+    doc: 'TCP port of the agent endpoint and the admin API',
+    default: '8080',
+    parse: int(0, 65535),
+  },
   { env: 'HOST', field: 'host', doc: 'address to listen on', default: '0.0.0.0', parse: text },
-  { env: 'DATABASE_URL', field: 'databaseUrl', doc: 'PostgreSQL URL; unset = embedded PGlite under DATA_DIR', default: undefined, parse: optional, secret: true },
-  { env: 'REDIS_URL', field: 'redisUrl', doc: 'Redis URL for shared limits; unset = per-process in-memory fallback', default: undefined, parse: optional, secret: true },
-  { env: 'DATA_DIR', field: 'dataDir', doc: 'directory of the embedded database (used only without DATABASE_URL)', default: './data', parse: text },
-  { env: 'LOG_LEVEL', field: 'logLevel', doc: 'pino level: fatal, error, warn, info, debug, trace, silent', default: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
-  { env: 'LOG_PRETTY', field: 'logPretty', doc: 'human-readable coloured logs instead of JSON lines', default: 'false', parse: bool },
-  { env: 'BODY_LIMIT', field: 'bodyLimit', doc: 'largest request body accepted as sent (compressed); larger gets 413 before it is read', default: '16mb', parse: atLeast(1024, parseSize) },
-  { env: 'INFLATE_LIMIT', field: 'inflateLimit', doc: 'largest decompressed body; network-device inventories reach 20 MB', default: '64mb', parse: atLeast(1024, parseSize) },
-  { env: 'PROLOG_FREQ_HOURS', field: 'prologFreqHours', doc: 'hours until an agent contacts again (PROLOG_FREQ / expiration)', default: '24', parse: int(1, 240) },
-  { env: 'AGENT_AUTH', field: 'agentAuth', doc: 'required = agents need a registration key or client credential; off = open lab mode', default: 'required', parse: oneOf('required', 'off') },
-  { env: 'AUTH_REALM', field: 'authRealm', doc: 'realm of the Basic challenge sent to agents', default: 'agent-gate', parse: realm },
-  { env: 'TOKEN_TTL', field: 'tokenTtlSeconds', doc: 'lifetime of OAuth2 bearer tokens issued to agents', default: '1h', parse: atLeast(10, parseDuration) },
-  { env: 'SECRET_CACHE_TTL', field: 'secretCacheSeconds', doc: 'how long a verified credential is cached in memory (revocation takes effect within this)', default: '5s', parse: parseDuration },
-  { env: 'BOOTSTRAP_SECRET', field: 'bootstrapSecret', doc: 'plaintext of the first registration key "default" (else one is generated and logged once)', default: undefined, parse: optional, secret: true },
-  { env: 'BOOTSTRAP_ADMIN_TOKEN', field: 'bootstrapAdminToken', doc: 'token of the first admin operator (else one is generated and logged once)', default: undefined, parse: optional, secret: true },
-  { env: 'TRUST_PROXY', field: 'trustProxy', doc: 'proxies whose X-Forwarded-For is trusted (express "trust proxy": loopback, a CIDR list or a hop count); unset = none', default: undefined, parse: optional },
-  { env: 'REQUEST_TIMEOUT', field: 'requestTimeoutSeconds', doc: 'time a client has to send a whole request (headers and body)', default: '120s', parse: atLeast(1, parseDuration) },
-  { env: 'RATE_LIMIT_IP_PER_MINUTE', field: 'rateLimitIpPerMinute', doc: 'agent requests per source address per minute before 429 (NAT and proxies share one address: keep it generous)', default: '6000', parse: int(1, 10_000_000) },
-  { env: 'RATE_LIMIT_AUTH_FAILURES_PER_15MIN', field: 'rateLimitAuthFailuresPer15Min', doc: 'invalid credentials per source address per 15 minutes before 429 (missing credentials never count)', default: '30', parse: int(1, 1_000_000) },
-  { env: 'RATE_LIMIT_REDIS_FAILURE', field: 'rateLimitRedisFailure', doc: 'when Redis is unreachable: memory = per-process limits until it returns; closed = refuse limited requests (503)', default: 'memory', parse: oneOf('memory', 'closed') },
-  { env: 'RATE_LIMIT_KEY_PER_MINUTE', field: 'rateLimitKeyPerMinute', doc: 'PROLOG/CONTACT per registration key or client per minute; past it agents are told to come back later (no error)', default: '6000', parse: int(1, 10_000_000) },
-  { env: 'RATE_LIMIT_DEVICE_PER_HOUR', field: 'rateLimitDevicePerHour', doc: 'PROLOG/CONTACT per device per hour; past it the device is told to come back later (no error)', default: '30', parse: int(1, 1_000_000) },
-  { env: 'INVENTORY_BUDGET_PER_SECOND', field: 'inventoryBudgetPerSecond', doc: 'inventories admitted per second (gateway-wide); past it PROLOG/CONTACT get "not now, come back in 1-4 h" with jitter', default: '100', parse: int(1, 1_000_000) },
-  { env: 'SPIKE_WINDOW', field: 'spikeWindowSeconds', doc: 'window of the new-device spike detector', default: '10m', parse: atLeast(10, parseDuration) },
-  { env: 'SPIKE_NEW_DEVICES_PER_KEY', field: 'spikeNewDevicesPerKey', doc: 'new devices per registration key per SPIKE_WINDOW before the key is frozen for auto-approval', default: '500', parse: int(1, 10_000_000) },
-  { env: 'SPIKE_NEW_DEVICES_PER_SUBNET', field: 'spikeNewDevicesPerSubnet', doc: 'new devices per /24 (IPv4) or /64 (IPv6) per SPIKE_WINDOW before an alert (and a freeze of the keys they used)', default: '200', parse: int(1, 10_000_000) },
-  { env: 'HEAVY_CONCURRENCY', field: 'heavyConcurrency', doc: 'large bodies (> 256 KB compressed) decoded at once; the rest wait unread, so memory stays bounded (one 20 MB inventory needs ~60 MB)', default: '1', parse: int(1, 1000) },
-  { env: 'REJECTED_RETENTION', field: 'rejectedRetentionSeconds', doc: 'how long the held submissions of a rejected device are kept before they are purged (audited)', default: '30d', parse: atLeast(3600, parseDuration) },
-  { env: 'TLS_CERT', field: 'tlsCert', doc: 'PEM certificate file: serve HTTPS instead of HTTP', default: undefined, parse: optional },
+  {
+    env: 'DATABASE_URL',
+    field: 'databaseUrl',
+    doc: 'PostgreSQL URL; unset = embedded PGlite under DATA_DIR',
+    default: undefined,
+    parse: optional,
+    secret: true,
+  },
+  {
+    env: 'REDIS_URL',
+    field: 'redisUrl',
+    doc: 'Redis URL for shared limits; unset = per-process in-memory fallback',
+    default: undefined,
+    parse: optional,
+    secret: true,
+  },
+  {
+    env: 'DATA_DIR',
+    field: 'dataDir',
+    doc: 'directory of the embedded database (used only without DATABASE_URL)',
+    default: './data',
+    parse: text,
+  },
+  {
+    env: 'LOG_LEVEL',
+    field: 'logLevel',
+    doc: 'pino level: fatal, error, warn, info, debug, trace, silent',
+    default: 'info',
+    parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  },
+  {
+    env: 'LOG_PRETTY',
+    field: 'logPretty',
+    doc: 'human-readable coloured logs instead of JSON lines',
+    default: 'false',
+    parse: bool,
+  },
+  {
+    env: 'BODY_LIMIT',
+    field: 'bodyLimit',
+    doc: 'largest request body accepted as sent (compressed); larger gets 413 before it is read',
+    default: '16mb',
+    parse: atLeast(1024, parseSize),
+  },
+  {
+    env: 'INFLATE_LIMIT',
+    field: 'inflateLimit',
+    doc: 'largest decompressed body; network-device inventories reach 20 MB',
+    default: '64mb',
+    parse: atLeast(1024, parseSize),
+  },
+  {
+    env: 'PROLOG_FREQ_HOURS',
+    field: 'prologFreqHours',
+    doc: 'hours until an agent contacts again (PROLOG_FREQ / expiration)',
+    default: '24',
+    parse: int(1, 240),
+  },
+  {
+    env: 'AGENT_AUTH',
+    field: 'agentAuth',
+    doc: 'required = agents need a registration key or client credential; off = open lab mode',
+    default: 'required',
+    parse: oneOf('required', 'off'),
+  },
+  {
+    env: 'AUTH_REALM',
+    field: 'authRealm',
+    doc: 'realm of the Basic challenge sent to agents',
+    default: 'agent-gate',
+    parse: realm,
+  },
+  {
+    env: 'TOKEN_TTL',
+    field: 'tokenTtlSeconds',
+    doc: 'lifetime of OAuth2 bearer tokens issued to agents',
+    default: '1h',
+    parse: atLeast(10, parseDuration),
+  },
+  {
+    env: 'SECRET_CACHE_TTL',
+    field: 'secretCacheSeconds',
+    doc: 'how long a verified credential is cached in memory (revocation takes effect within this)',
+    default: '5s',
+    parse: parseDuration,
+  },
+  {
+    env: 'BOOTSTRAP_SECRET',
+    field: 'bootstrapSecret',
+    doc: 'plaintext of the first registration key "default" (else one is generated and logged once)',
+    default: undefined,
+    parse: optional,
+    secret: true,
+  },
+  {
+    env: 'BOOTSTRAP_ADMIN_TOKEN',
+    field: 'bootstrapAdminToken',
+    doc: 'token of the first admin operator (else one is generated and logged once)',
+    default: undefined,
+    parse: optional,
+    secret: true,
+  },
+  {
+    env: 'TRUST_PROXY',
+    field: 'trustProxy',
+    doc: 'proxies whose X-Forwarded-For is trusted (express "trust proxy": loopback, a CIDR list or a hop count); unset = none',
+    default: undefined,
+    parse: optional,
+  },
+  {
+    env: 'REQUEST_TIMEOUT',
+    field: 'requestTimeoutSeconds',
+    doc: 'time a client has to send a whole request (headers and body)',
+    default: '120s',
+    parse: atLeast(1, parseDuration),
+  },
+  {
+    env: 'RATE_LIMIT_IP_PER_MINUTE',
+    field: 'rateLimitIpPerMinute',
+    doc: 'agent requests per source address per minute before 429 (NAT and proxies share one address: keep it generous)',
+    default: '6000',
+    parse: int(1, 10_000_000),
+  },
+  {
+    env: 'RATE_LIMIT_AUTH_FAILURES_PER_15MIN',
+    field: 'rateLimitAuthFailuresPer15Min',
+    doc: 'invalid credentials per source address per 15 minutes before 429 (missing credentials never count)',
+    default: '30',
+    parse: int(1, 1_000_000),
+  },
+  {
+    env: 'RATE_LIMIT_REDIS_FAILURE',
+    field: 'rateLimitRedisFailure',
+    doc: 'when Redis is unreachable: memory = per-process limits until it returns; closed = refuse limited requests (503)',
+    default: 'memory',
+    parse: oneOf('memory', 'closed'),
+  },
+  {
+    env: 'RATE_LIMIT_KEY_PER_MINUTE',
+    field: 'rateLimitKeyPerMinute',
+    doc: 'PROLOG/CONTACT per registration key or client per minute; past it agents are told to come back later (no error)',
+    default: '6000',
+    parse: int(1, 10_000_000),
+  },
+  {
+    env: 'RATE_LIMIT_DEVICE_PER_HOUR',
+    field: 'rateLimitDevicePerHour',
+    doc: 'PROLOG/CONTACT per device per hour; past it the device is told to come back later (no error)',
+    default: '30',
+    parse: int(1, 1_000_000),
+  },
+  {
+    env: 'INVENTORY_BUDGET_PER_SECOND',
+    field: 'inventoryBudgetPerSecond',
+    doc: 'inventories admitted per second (gateway-wide); past it PROLOG/CONTACT get "not now, come back in 1-4 h" with jitter',
+    default: '100',
+    parse: int(1, 1_000_000),
+  },
+  {
+    env: 'SPIKE_WINDOW',
+    field: 'spikeWindowSeconds',
+    doc: 'window of the new-device spike detector',
+    default: '10m',
+    parse: atLeast(10, parseDuration),
+  },
+  {
+    env: 'SPIKE_NEW_DEVICES_PER_KEY',
+    field: 'spikeNewDevicesPerKey',
+    doc: 'new devices per registration key per SPIKE_WINDOW before the key is frozen for auto-approval',
+    default: '500',
+    parse: int(1, 10_000_000),
+  },
+  {
+    env: 'SPIKE_NEW_DEVICES_PER_SUBNET',
+    field: 'spikeNewDevicesPerSubnet',
+    doc: 'new devices per /24 (IPv4) or /64 (IPv6) per SPIKE_WINDOW before an alert (and a freeze of the keys they used)',
+    default: '200',
+    parse: int(1, 10_000_000),
+  },
+  {
+    env: 'HEAVY_CONCURRENCY',
+    field: 'heavyConcurrency',
+    doc: 'large bodies (> 256 KB compressed) decoded at once; the rest wait unread, so memory stays bounded (one 20 MB inventory needs ~60 MB)',
+    default: '1',
+    parse: int(1, 1000),
+  },
+  {
+    env: 'REJECTED_RETENTION',
+    field: 'rejectedRetentionSeconds',
+    doc: 'how long the held submissions of a rejected device are kept before they are purged (audited)',
+    default: '30d',
+    parse: atLeast(3600, parseDuration),
+  },
+  {
+    env: 'TLS_CERT',
+    field: 'tlsCert',
+    doc: 'PEM certificate file: serve HTTPS instead of HTTP',
+    default: undefined,
+    parse: optional,
+  },
   { env: 'TLS_KEY', field: 'tlsKey', doc: 'PEM private key file for TLS_CERT', default: undefined, parse: optional },
-  { env: 'TLS_CLIENT_CA', field: 'tlsClientCa', doc: 'PEM CA file: require agents to present a client certificate signed by it', default: undefined, parse: optional },
-  { env: 'WEBHOOK_URLS', field: 'webhookUrls', doc: 'comma-separated http(s) URLs that receive a signed JSON POST per event; unset = no webhooks', default: undefined, parse: urlList },
-  { env: 'WEBHOOK_SECRET', field: 'webhookSecret', doc: 'HMAC-SHA256 key of the X-AgentGate-Signature header (required with WEBHOOK_URLS)', default: undefined, parse: optional, secret: true },
-  { env: 'WEBHOOK_EVENTS', field: 'webhookEvents', doc: 'comma-separated events sent to WEBHOOK_URLS', default: WEBHOOK_EVENT_NAMES.join(','), parse: webhookEvents },
-  { env: 'WEBHOOK_MAX_ATTEMPTS', field: 'webhookMaxAttempts', doc: 'attempts per webhook delivery (exponential back-off from 5 s, at most 1 h apart) before it is left undelivered', default: '12', parse: int(1, 100) },
-  { env: 'UPSTREAM_URL', field: 'upstreamUrl', doc: 'GLPI inventory URL (e.g. https://glpi.example/front/inventory.php) that accepted inventories are forwarded to; unset = no forwarding', default: undefined, parse: upstreamUrl },
-  { env: 'UPSTREAM_USER', field: 'upstreamUser', doc: 'Basic auth user for UPSTREAM_URL', default: undefined, parse: optional },
-  { env: 'UPSTREAM_PASSWORD', field: 'upstreamPassword', doc: 'Basic auth password for UPSTREAM_URL', default: undefined, parse: optional, secret: true },
-  { env: 'UPSTREAM_CLIENT_ID', field: 'upstreamClientId', doc: 'OAuth2 client id (GLPI 11 client credentials, token from <base>/api.php/token, cached until it expires)', default: undefined, parse: optional },
-  { env: 'UPSTREAM_CLIENT_SECRET', field: 'upstreamClientSecret', doc: 'OAuth2 client secret for UPSTREAM_CLIENT_ID', default: undefined, parse: optional, secret: true },
-  { env: 'UPSTREAM_MAX_ATTEMPTS', field: 'upstreamMaxAttempts', doc: 'attempts after which an inventory GLPI refuses (4xx other than 429) becomes a dead letter; 5xx, 429 and network errors retry without limit', default: '5', parse: int(1, 100) },
-  { env: 'UPSTREAM_WORKERS', field: 'upstreamWorkers', doc: 'inventories forwarded at once by this process; 0 = none here (run `agent-gate forward` elsewhere)', default: '2', parse: int(0, 64) },
+  {
+    env: 'TLS_CLIENT_CA',
+    field: 'tlsClientCa',
+    doc: 'PEM CA file: require agents to present a client certificate signed by it',
+    default: undefined,
+    parse: optional,
+  },
+  {
+    env: 'WEBHOOK_URLS',
+    field: 'webhookUrls',
+    doc: 'comma-separated http(s) URLs that receive a signed JSON POST per event; unset = no webhooks',
+    default: undefined,
+    parse: urlList,
+  },
+  {
+    env: 'WEBHOOK_SECRET',
+    field: 'webhookSecret',
+    doc: 'HMAC-SHA256 key of the X-AgentGate-Signature header (required with WEBHOOK_URLS)',
+    default: undefined,
+    parse: optional,
+    secret: true,
+  },
+  {
+    env: 'WEBHOOK_EVENTS',
+    field: 'webhookEvents',
+    doc: 'comma-separated events sent to WEBHOOK_URLS',
+    default: WEBHOOK_EVENT_NAMES.join(','),
+    parse: webhookEvents,
+  },
+  {
+    env: 'WEBHOOK_MAX_ATTEMPTS',
+    field: 'webhookMaxAttempts',
+    doc: 'attempts per webhook delivery (exponential back-off from 5 s, at most 1 h apart) before it is left undelivered',
+    default: '12',
+    parse: int(1, 100),
+  },
+  {
+    env: 'UPSTREAM_URL',
+    field: 'upstreamUrl',
+    doc: 'GLPI inventory URL (e.g. https://glpi.example/front/inventory.php) that accepted inventories are forwarded to; unset = no forwarding',
+    default: undefined,
+    parse: upstreamUrl,
+  },
+  {
+    env: 'UPSTREAM_USER',
+    field: 'upstreamUser',
+    doc: 'Basic auth user for UPSTREAM_URL',
+    default: undefined,
+    parse: optional,
+  },
+  {
+    env: 'UPSTREAM_PASSWORD',
+    field: 'upstreamPassword',
+    doc: 'Basic auth password for UPSTREAM_URL',
+    default: undefined,
+    parse: optional,
+    secret: true,
+  },
+  {
+    env: 'UPSTREAM_CLIENT_ID',
+    field: 'upstreamClientId',
+    doc: 'OAuth2 client id (GLPI 11 client credentials, token from <base>/api.php/token, cached until it expires)',
+    default: undefined,
+    parse: optional,
+  },
+  {
+    env: 'UPSTREAM_CLIENT_SECRET',
+    field: 'upstreamClientSecret',
+    doc: 'OAuth2 client secret for UPSTREAM_CLIENT_ID',
+    default: undefined,
+    parse: optional,
+    secret: true,
+  },
+  {
+    env: 'UPSTREAM_MAX_ATTEMPTS',
+    field: 'upstreamMaxAttempts',
+    doc: 'attempts after which an inventory GLPI refuses (4xx other than 429) becomes a dead letter; 5xx, 429 and network errors retry without limit',
+    default: '5',
+    parse: int(1, 100),
+  },
+  {
+    env: 'UPSTREAM_WORKERS',
+    field: 'upstreamWorkers',
+    doc: 'inventories forwarded at once by this process; 0 = none here (run `agent-gate forward` elsewhere)',
+    default: '2',
+    parse: int(0, 64),
+  },
 ] as Key<keyof Config>[];
 
 export class ConfigError extends Error {
@@ -231,10 +526,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) problems.push('TLS_CERT and TLS_KEY: set both or neither');
     if (cfg.tlsClientCa && !cfg.tlsCert) problems.push('TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY');
     if (cfg.webhookUrls && !cfg.webhookSecret) problems.push('WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
-    if (Boolean(cfg.upstreamUser) !== Boolean(cfg.upstreamPassword)) problems.push('UPSTREAM_USER and UPSTREAM_PASSWORD: set both or neither');
-    if (Boolean(cfg.upstreamClientId) !== Boolean(cfg.upstreamClientSecret)) problems.push('UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET: set both or neither');
-    if (cfg.upstreamUser && cfg.upstreamClientId) problems.push('UPSTREAM_USER and UPSTREAM_CLIENT_ID: choose Basic or OAuth2, not both');
-    if (!cfg.upstreamUrl && (cfg.upstreamUser || cfg.upstreamClientId)) problems.push('UPSTREAM_USER / UPSTREAM_CLIENT_ID: need UPSTREAM_URL');
+    if (Boolean(cfg.upstreamUser) !== Boolean(cfg.upstreamPassword))
+      problems.push('UPSTREAM_USER and UPSTREAM_PASSWORD: set both or neither');
+    if (Boolean(cfg.upstreamClientId) !== Boolean(cfg.upstreamClientSecret))
+      problems.push('UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET: set both or neither');
+    if (cfg.upstreamUser && cfg.upstreamClientId)
+      problems.push('UPSTREAM_USER and UPSTREAM_CLIENT_ID: choose Basic or OAuth2, not both');
+    if (!cfg.upstreamUrl && (cfg.upstreamUser || cfg.upstreamClientId))
+      problems.push('UPSTREAM_USER / UPSTREAM_CLIENT_ID: need UPSTREAM_URL');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(cfg);
@@ -248,12 +547,16 @@ export function configEnvFile(): string {
     '# Secrets are left empty on purpose: never commit real values. An invalid value makes every command exit',
     '# non-zero, listing every problem.',
   ];
-  const keys = CONFIG_KEYS.map((k) => `# ${k.doc}${k.secret ? ' [secret]' : ''}\n${k.env}=${k.secret ? '' : (k.default ?? '')}`);
+  const keys = CONFIG_KEYS.map(
+    (k) => `# ${k.doc}${k.secret ? ' [secret]' : ''}\n${k.env}=${k.secret ? '' : (k.default ?? '')}`,
+  );
   return `${[...head, '', keys.join('\n\n')].join('\n')}\n`;
 }
 
 /** Markdown table of every key, for the README and `agent-gate config`. */
 export function configTable(): string {
-  const rows = CONFIG_KEYS.map((k) => `| \`${k.env}\` | ${k.default === undefined ? '(unset)' : `\`${k.default}\``} | ${k.doc} |`);
+  const rows = CONFIG_KEYS.map(
+    (k) => `| \`${k.env}\` | ${k.default === undefined ? '(unset)' : `\`${k.default}\``} | ${k.doc} |`,
+  );
   return ['| key | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }

@@ -62,7 +62,11 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, role: opts.role });
   if (opts.role === 'server') {
     if (db.mode === 'postgres') logger.info({ database: db.describe }, 'database: PostgreSQL');
-    else logger.warn({ database: db.describe }, 'database: embedded PGlite (no DATABASE_URL) — fine for a lab or one small site; set DATABASE_URL for production');
+    else
+      logger.warn(
+        { database: db.describe },
+        'database: embedded PGlite (no DATABASE_URL) — fine for a lab or one small site; set DATABASE_URL for production',
+      );
   }
   try {
     if (opts.migrate) {
@@ -77,16 +81,29 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   if (config.redisUrl) {
     // A Redis that stops answering must not hold agents: commands give up after a second (limits then fall
     // back to this process), and nothing queues while it is away.
-    redis = new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 1000 });
+    redis = new Redis(config.redisUrl, {
+      lazyConnect: false,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      commandTimeout: 1000,
+    });
     redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection problem'));
     if (opts.role === 'server') logger.info('redis: shared limits and caches through REDIS_URL');
   } else if (opts.role === 'server') {
-    logger.warn('redis: none (no REDIS_URL) — limits and caches are per process, in memory; set REDIS_URL when running several gateways');
+    logger.warn(
+      'redis: none (no REDIS_URL) — limits and caches are per process, in memory; set REDIS_URL when running several gateways',
+    );
   }
   const metrics = createMetrics();
   const closers: (() => void)[] = [];
   const clock = opts.clock ?? systemClock;
-  const credentials = createCredentialService({ sql: db.sql, clock, logger, cacheSeconds: config.secretCacheSeconds, tokenTtlSeconds: config.tokenTtlSeconds });
+  const credentials = createCredentialService({
+    sql: db.sql,
+    clock,
+    logger,
+    cacheSeconds: config.secretCacheSeconds,
+    tokenTtlSeconds: config.tokenTtlSeconds,
+  });
   const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
   const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
   // UPSTREAM_URL set: accepted and released inventories are also written to the GLPI outbox.
@@ -97,28 +114,54 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   const policies = createPolicies({ sql: db.sql, clock, forward, notifier });
   // Device events happen after the agent's transaction committed: recorded on their own, a failure only logged.
   const limits = createAgentLimits({
-    redis, logger, metrics, prologFreqHours: config.prologFreqHours, ipPerMinute: config.rateLimitIpPerMinute,
-    authFailuresPer15Min: config.rateLimitAuthFailuresPer15Min, redisFailure: config.rateLimitRedisFailure,
-    keyPerMinute: config.rateLimitKeyPerMinute, devicePerHour: config.rateLimitDevicePerHour,
-    inventoryBudgetPerSecond: config.inventoryBudgetPerSecond, spikeWindowSeconds: config.spikeWindowSeconds,
+    redis,
+    logger,
+    metrics,
+    prologFreqHours: config.prologFreqHours,
+    ipPerMinute: config.rateLimitIpPerMinute,
+    authFailuresPer15Min: config.rateLimitAuthFailuresPer15Min,
+    redisFailure: config.rateLimitRedisFailure,
+    keyPerMinute: config.rateLimitKeyPerMinute,
+    devicePerHour: config.rateLimitDevicePerHour,
+    inventoryBudgetPerSecond: config.inventoryBudgetPerSecond,
+    spikeWindowSeconds: config.spikeWindowSeconds,
   });
   closers.push(() => limits.shutdown());
   const spike = createSpikeDetector({
-    countNewDevice: limits.countNewDevice, policies, logger, metrics, perKey: config.spikeNewDevicesPerKey,
-    perSubnet: config.spikeNewDevicesPerSubnet, windowSeconds: config.spikeWindowSeconds,
+    countNewDevice: limits.countNewDevice,
+    policies,
+    logger,
+    metrics,
+    perKey: config.spikeNewDevicesPerKey,
+    perSubnet: config.spikeNewDevicesPerSubnet,
+    windowSeconds: config.spikeWindowSeconds,
     emit: (_q, event, data) => notifier.emit(db.sql, event, data),
   });
   const onDeviceEvent: Parameters<typeof createAgentService>[0]['onDeviceEvent'] = (e) => {
     if (e.type === 'device.new') {
       const d = e.details as { keyName?: string | null; remoteAddr?: string | null };
-      spike.newDevice({ keyName: d.keyName ?? null, remoteAddr: d.remoteAddr ?? null }).catch((err: unknown) => logger.error({ err }, 'spike detector failed'));
+      spike
+        .newDevice({ keyName: d.keyName ?? null, remoteAddr: d.remoteAddr ?? null })
+        .catch((err: unknown) => logger.error({ err }, 'spike detector failed'));
     }
-    const event = e.type === 'device.conflict' ? 'device.conflict' : e.state === 'quarantined' ? 'device.quarantined' : null;
+    const event =
+      e.type === 'device.conflict' ? 'device.conflict' : e.state === 'quarantined' ? 'device.quarantined' : null;
     if (!event) return;
-    notifier.emit(db.sql, event, { id: e.deviceId, deviceid: e.deviceid, state: e.state, details: e.details })
-      .catch((err: unknown) => logger.error({ err, event, deviceid: e.deviceid }, 'webhook event could not be recorded'));
+    notifier
+      .emit(db.sql, event, { id: e.deviceId, deviceid: e.deviceid, state: e.state, details: e.details })
+      .catch((err: unknown) =>
+        logger.error({ err, event, deviceid: e.deviceid }, 'webhook event could not be recorded'),
+      );
   };
-  const agentService = createAgentService({ sql: db.sql, batcher, prologFreqHours: config.prologFreqHours, securityEvent: credentials.securityEvent, policies, onDeviceEvent, forward });
+  const agentService = createAgentService({
+    sql: db.sql,
+    batcher,
+    prologFreqHours: config.prologFreqHours,
+    securityEvent: credentials.securityEvent,
+    policies,
+    onDeviceEvent,
+    forward,
+  });
   return {
     config,
     logger,

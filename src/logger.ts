@@ -25,7 +25,18 @@ export const REDACT_PATHS = [
 ];
 
 export function createLogger(opts: { level: string; pretty: boolean }): Logger {
-  const base = { level: opts.level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' }, base: { service: 'agent-gate' } };
-  if (opts.pretty) return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
+  const base = {
+    level: opts.level,
+    redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+    base: { service: 'agent-gate' },
+  };
+  if (opts.pretty)
+    return pino({
+      ...base,
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' },
+      },
+    });
   return pino(base);
 }

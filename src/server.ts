@@ -24,7 +24,10 @@ function watchGraceWindows(deps: Deps): NodeJS.Timeout {
     const closing = await deps.admin.expiringVersionsInUse(GRACE_WARNING_HORIZON_SECONDS);
     deps.metrics.setGraceWarnings(closing.reduce((n, v) => n + v.devices, 0));
     for (const v of closing) {
-      deps.logger.warn({ key: v.keyName, version: v.version, expiresAt: v.expiresAt, devices: v.devices }, `registration key "${v.keyName}" version ${v.version} closes soon and ${v.devices} device(s) still use it: see agent-gate secrets usage --name ${v.keyName}`);
+      deps.logger.warn(
+        { key: v.keyName, version: v.version, expiresAt: v.expiresAt, devices: v.devices },
+        `registration key "${v.keyName}" version ${v.version} closes soon and ${v.devices} device(s) still use it: see agent-gate secrets usage --name ${v.keyName}`,
+      );
     }
   };
   const run = () => void check().catch((err: unknown) => deps.logger.warn({ err }, 'grace window check failed'));
@@ -41,7 +44,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Readonly<Config>, logger: Logger, opts: { clock?: Clock } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: Readonly<Config>,
+  logger: Logger,
+  opts: { clock?: Clock } = {},
+): Promise<RunningServer> {
   const deps = await createDeps(config, logger, { role: 'server', migrate: true, clock: opts.clock });
   try {
     await bootstrapCredentials(deps.admin, config, logger);
@@ -53,11 +60,15 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
   const graceWatch = watchGraceWindows(deps);
   const retention = setInterval(() => {
     deps.review.purgeRejected(config.rejectedRetentionSeconds).then(
-      (r) => r.submissions > 0 && logger.info({ purged: r.submissions }, 'purged the submissions of devices rejected past REJECTED_RETENTION'),
+      (r) =>
+        r.submissions > 0 &&
+        logger.info({ purged: r.submissions }, 'purged the submissions of devices rejected past REJECTED_RETENTION'),
       (err: unknown) => logger.warn({ err }, 'retention purge failed'),
     );
     purgeDelivered(deps.db.sql, new Date(deps.clock.now().getTime() - DELIVERED_RETENTION_MS)).then(
-      (r) => (r.webhooks > 0 || r.outbox > 0) && logger.info(r, 'purged webhook and outbox rows delivered more than 30 days ago'),
+      (r) =>
+        (r.webhooks > 0 || r.outbox > 0) &&
+        logger.info(r, 'purged webhook and outbox rows delivered more than 30 days ago'),
       (err: unknown) => logger.warn({ err }, 'delivered-rows purge failed'),
     );
   }, 3600_000);
@@ -69,7 +80,9 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
           connectionsCheckingInterval: 1000,
           cert: fs.readFileSync(config.tlsCert!),
           key: fs.readFileSync(config.tlsKey!),
-          ...(config.tlsClientCa ? { ca: fs.readFileSync(config.tlsClientCa), requestCert: true, rejectUnauthorized: true } : {}),
+          ...(config.tlsClientCa
+            ? { ca: fs.readFileSync(config.tlsClientCa), requestCert: true, rejectUnauthorized: true }
+            : {}),
         },
         app,
       )
@@ -87,7 +100,10 @@ export async function startServer(config: Readonly<Config>, logger: Logger, opts
   const port = (server.address() as AddressInfo).port;
   const scheme = tls ? 'https' : 'http';
   const url = `${scheme}://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-  logger.info({ url, host: config.host, port, agentAuth: config.agentAuth }, `agent-gate listening: point agents at ${url}/`);
+  logger.info(
+    { url, host: config.host, port, agentAuth: config.agentAuth },
+    `agent-gate listening: point agents at ${url}/`,
+  );
   if (config.agentAuth === 'off') logger.warn('AGENT_AUTH=off: any agent is accepted without a credential (lab mode)');
   deps.notifier.start();
   deps.forwarder.start();

@@ -16,7 +16,8 @@ import { deviceidOf, variants } from './traffic.js';
 export type AgentType = 'fi' | 'ga-new' | 'ga-known';
 /** basic-challenged: the agents' real 401, 401, then Basic; basic-upfront: Basic on the first attempt. */
 export type AuthMode = 'basic-challenged' | 'basic-upfront' | 'basic-client' | 'oauth';
-export type Kind = 'fi-prolog' | 'fi-inventory' | 'ga-prolog' | 'ga-inventory' | 'ga-contact' | 'ga-partial' | 'getconfig' | 'token';
+export type Kind =
+  'fi-prolog' | 'fi-inventory' | 'ga-prolog' | 'ga-inventory' | 'ga-contact' | 'ga-partial' | 'getconfig' | 'token';
 
 export const KIND_LABELS: Record<Kind, string> = {
   'fi-prolog': 'PROLOG (FusionInventory)',
@@ -62,7 +63,9 @@ function getConfigs(deviceid: string): LoadRequest[] {
   return ['0002-get-empty.json', '0004-get-empty.json', '0005-get-empty.json'].map((f) => {
     const c = readFixture('glpi-second-run', f);
     const query = c.query.replace(/machineid=[^&]*/, `machineid=${encodeURIComponent(deviceid)}`);
-    const headers = Object.fromEntries(c.headers.filter(([k]) => !['host', 'content-length', 'authorization'].includes(k.toLowerCase())));
+    const headers = Object.fromEntries(
+      c.headers.filter(([k]) => !['host', 'content-length', 'authorization'].includes(k.toLowerCase())),
+    );
     return { method: 'GET' as const, path: `${c.path}?${query}`, headers };
   });
 }
@@ -87,16 +90,27 @@ export function buildAgents(count: number, creds: Credentials, challengedShare: 
     let client: SimAgent['client'] = null;
     if (i % 2 === 0) {
       const j = i / 2;
-      auth = Math.floor((j + 1) * challengedShare) > Math.floor(j * challengedShare) ? 'basic-challenged' : 'basic-upfront';
+      auth =
+        Math.floor((j + 1) * challengedShare) > Math.floor(j * challengedShare) ? 'basic-challenged' : 'basic-upfront';
     } else {
       client = creds.clients[odd++ % creds.clients.length]!;
       auth = type === 'fi' ? 'basic-client' : 'oauth';
     }
-    const basic = auth === 'basic-client' ? `${client!.clientId}:${client!.clientSecret}` : auth.startsWith('basic') ? `load-agent-${i}:${creds.keySecret}` : null;
+    const basic =
+      auth === 'basic-client'
+        ? `${client!.clientId}:${client!.clientSecret}`
+        : auth.startsWith('basic')
+          ? `load-agent-${i}:${creds.keySecret}`
+          : null;
     const prolog = type === 'fi' ? fiProlog[i]! : gaProlog[i]!;
     const deviceid = deviceidOf(prolog);
     return {
-      index: i, type, auth, deviceid, client, token: null,
+      index: i,
+      type,
+      auth,
+      deviceid,
+      client,
+      token: null,
       basic: basic && `Basic ${Buffer.from(basic).toString('base64')}`,
       jsonProtocol: type === 'ga-known',
       prolog,
@@ -199,21 +213,24 @@ function send(ctx: SimContext, conn: http.Agent, r: LoadRequest, extra: Record<s
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const headers = { ...r.headers, ...extra, ...(r.body ? { 'Content-Length': String(r.body.length) } : {}) };
-    const req = http.request({ host: '127.0.0.1', port: ctx.port, method: r.method, path: r.path, agent: conn, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-        let text: string;
-        try {
-          text = decodeAnswer(res.headers, Buffer.concat(chunks));
-        } catch {
-          text = '\u0000undecodable';
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, ms });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: ctx.port, method: r.method, path: r.path, agent: conn, headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+          let text: string;
+          try {
+            text = decodeAnswer(res.headers, Buffer.concat(chunks));
+          } catch {
+            text = '\u0000undecodable';
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, ms });
+        });
+        res.on('error', reject);
+      },
+    );
     req.setTimeout(ctx.timeoutMs, () => req.destroy(new Error(`no answer within ${ctx.timeoutMs} ms`)));
     req.on('error', reject);
     req.end(r.body);
@@ -233,13 +250,15 @@ async function exchange(ctx: SimContext, agent: SimAgent, kind: Kind, r: LoadReq
   const attempt = (extra: Record<string, string>, req: LoadRequest = r): Promise<Answer> => send(ctx, conn, req, extra);
   const finish = (a: Answer): Answer => {
     stats.answered(kind, a.status, a.ms, false);
-    if (a.status < 200 || a.status >= 300) stats.problem('status', `${kind} ${agent.deviceid}: ${a.status} ${a.text.slice(0, 120)}`);
+    if (a.status < 200 || a.status >= 300)
+      stats.problem('status', `${kind} ${agent.deviceid}: ${a.status} ${a.text.slice(0, 120)}`);
     return a;
   };
   const challenged = (a: Answer): void => {
     stats.answered(kind, a.status, a.ms, true);
     const h = a.headers['www-authenticate'];
-    if (agent.auth !== 'oauth' && (typeof h !== 'string' || !CHALLENGE.test(h))) stats.problem('answer', `${kind}: 401 with WWW-Authenticate ${JSON.stringify(h)}`);
+    if (agent.auth !== 'oauth' && (typeof h !== 'string' || !CHALLENGE.test(h)))
+      stats.problem('answer', `${kind}: 401 with WWW-Authenticate ${JSON.stringify(h)}`);
   };
   try {
     if (agent.auth === 'basic-upfront') return finish(await attempt({ Authorization: agent.basic! }));
@@ -252,7 +271,14 @@ async function exchange(ctx: SimContext, agent: SimAgent, kind: Kind, r: LoadReq
         method: 'POST',
         path: '/api.php/token', // the agent URL is `/`: PROTOCOL §3.9
         headers: { 'User-Agent': r.headers['User-Agent'] ?? 'GLPI-Agent_v1.12', 'Content-Type': 'application/json' },
-        body: Buffer.from(JSON.stringify({ grant_type: 'client_credentials', client_id: agent.client!.clientId, client_secret: agent.client!.clientSecret, scope: 'inventory' })),
+        body: Buffer.from(
+          JSON.stringify({
+            grant_type: 'client_credentials',
+            client_id: agent.client!.clientId,
+            client_secret: agent.client!.clientSecret,
+            scope: 'inventory',
+          }),
+        ),
       };
       const t = await attempt({}, tokenReq);
       stats.answered('token', t.status, t.ms, false);
@@ -264,7 +290,10 @@ async function exchange(ctx: SimContext, agent: SimAgent, kind: Kind, r: LoadReq
         /* below */
       }
       if (typeof token !== 'string' || token === '') {
-        stats.problem(t.status >= 200 && t.status < 300 ? 'answer' : 'status', `token for ${agent.deviceid}: ${t.status} ${t.text.slice(0, 120)}`);
+        stats.problem(
+          t.status >= 200 && t.status < 300 ? 'answer' : 'status',
+          `token for ${agent.deviceid}: ${t.status} ${t.text.slice(0, 120)}`,
+        );
         return null;
       }
       agent.token = token;
@@ -309,7 +338,11 @@ async function sendInventory(ctx: SimContext, agent: SimAgent, kind: Kind, r: Lo
   const a = await exchange(ctx, agent, kind, r);
   if (!ok2xx(a)) return;
   const accepted = kind === 'fi-inventory' ? /<REPLY[\s>/]/.test(a.text) : parseJson(a.text)?.status === 'ok';
-  if (!accepted) return ctx.stats.problem('answer', `${kind} ${agent.deviceid}: 2xx the agent would not accept: ${a.text.slice(0, 120)}`);
+  if (!accepted)
+    return ctx.stats.problem(
+      'answer',
+      `${kind} ${agent.deviceid}: 2xx the agent would not accept: ${a.text.slice(0, 120)}`,
+    );
   ctx.stats.acked.set(agent.deviceid, (ctx.stats.acked.get(agent.deviceid) ?? 0) + 1);
 }
 
@@ -323,7 +356,11 @@ export async function runAgent(ctx: SimContext, agent: SimAgent): Promise<string
     const freq = /<PROLOG_FREQ>\s*(\d+)\s*<\/PROLOG_FREQ>/.exec(a.text)?.[1];
     const sendIt = /<RESPONSE>SEND<\/RESPONSE>/.test(a.text);
     if (!/<REPLY[\s>/]/.test(a.text)) stats.problem('answer', `fi-prolog ${agent.deviceid}: ${a.text.slice(0, 120)}`);
-    stats.tell('fi-prolog', `PROLOG_FREQ=${freq ?? 'none'}${sendIt ? ' SEND' : ' (no SEND)'}`, freq ? Number(freq) * 3600 : null);
+    stats.tell(
+      'fi-prolog',
+      `PROLOG_FREQ=${freq ?? 'none'}${sendIt ? ' SEND' : ' (no SEND)'}`,
+      freq ? Number(freq) * 3600 : null,
+    );
     if (!sendIt) {
       stats.inventoriesDeferred++;
       return 'fi (inventory deferred)';
@@ -338,9 +375,16 @@ export async function runAgent(ctx: SimContext, agent: SimAgent): Promise<string
       // An XML answer keeps the GA on the XML protocol (PROTOCOL §3.2); without SEND it skips this inventory.
       const freq = /<PROLOG_FREQ>\s*(\d+)\s*<\/PROLOG_FREQ>/.exec(a.text)?.[1];
       const sendIt = /<RESPONSE>SEND<\/RESPONSE>/.test(a.text);
-      stats.tell('ga-prolog', `XML PROLOG_FREQ=${freq ?? 'none'}${sendIt ? ' SEND' : ' (no SEND)'}`, freq ? Number(freq) * 3600 : null);
+      stats.tell(
+        'ga-prolog',
+        `XML PROLOG_FREQ=${freq ?? 'none'}${sendIt ? ' SEND' : ' (no SEND)'}`,
+        freq ? Number(freq) * 3600 : null,
+      );
       if (sendIt) {
-        stats.problem('answer', `ga-prolog ${agent.deviceid}: XML SEND keeps the GA on XML (not simulated): ${a.text.slice(0, 120)}`);
+        stats.problem(
+          'answer',
+          `ga-prolog ${agent.deviceid}: XML SEND keeps the GA on XML (not simulated): ${a.text.slice(0, 120)}`,
+        );
         return 'ga first run (XML SEND)';
       }
       stats.inventoriesDeferred++;
@@ -348,9 +392,17 @@ export async function runAgent(ctx: SimContext, agent: SimAgent): Promise<string
     }
     const j = parseJson(a.text);
     const exp = expirationSeconds(j?.expiration);
-    if (!j || typeof j.status !== 'string' || j.status === '' || (j.status !== 'pending' && !(exp !== null && exp > 0))) {
+    if (
+      !j ||
+      typeof j.status !== 'string' ||
+      j.status === '' ||
+      (j.status !== 'pending' && !(exp !== null && exp > 0))
+    ) {
       // Answered in XML (or not a GLPI CONTACT message): the agent would stay on / fall back to XML.
-      stats.problem('answer', `ga-prolog ${agent.deviceid}: not the JSON first-contact answer: ${a.text.slice(0, 120)}`);
+      stats.problem(
+        'answer',
+        `ga-prolog ${agent.deviceid}: not the JSON first-contact answer: ${a.text.slice(0, 120)}`,
+      );
       return 'ga first run (unusable PROLOG answer)';
     }
     stats.tell('ga-prolog', `status=${j.status} expiration=${JSON.stringify(j.expiration)}`, exp);
@@ -369,9 +421,17 @@ export async function runAgent(ctx: SimContext, agent: SimAgent): Promise<string
     return 'ga later run (CONTACT not ok)';
   }
   const inv = (j.tasks as Record<string, { server?: unknown; version?: unknown }> | undefined)?.inventory;
-  const disabled = Array.isArray(j.disabled) ? (j.disabled as unknown[]) : typeof j.disabled === 'string' ? [j.disabled] : [];
+  const disabled = Array.isArray(j.disabled)
+    ? (j.disabled as unknown[])
+    : typeof j.disabled === 'string'
+      ? [j.disabled]
+      : [];
   const runInventory = Boolean(inv?.server && inv.version) && !disabled.includes('inventory');
-  stats.tell('ga-contact', `expiration=${JSON.stringify(j.expiration)}${runInventory ? ' inventory' : ' inventory disabled'}`, expirationSeconds(j.expiration));
+  stats.tell(
+    'ga-contact',
+    `expiration=${JSON.stringify(j.expiration)}${runInventory ? ' inventory' : ' inventory disabled'}`,
+    expirationSeconds(j.expiration),
+  );
   if (!runInventory) {
     stats.inventoriesDeferred++;
     return 'ga later run (inventory deferred)';

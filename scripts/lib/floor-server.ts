@@ -12,8 +12,11 @@ const mode = process.argv[2] ?? 'noop';
 const app = express();
 app.use(express.raw({ type: () => true, limit: '64mb' }));
 app.all('/{*any}', async (req, res) => {
-  if (mode === 'inflate' && Buffer.isBuffer(req.body) && req.body.length > 0) await inflate(req.body, { maxOutputLength: 64 * 1024 * 1024 });
-  res.type('application/xml').send('<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><RESPONSE>SEND</RESPONSE></REPLY>\n');
+  if (mode === 'inflate' && Buffer.isBuffer(req.body) && req.body.length > 0)
+    await inflate(req.body, { maxOutputLength: 64 * 1024 * 1024 });
+  res
+    .type('application/xml')
+    .send('<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><RESPONSE>SEND</RESPONSE></REPLY>\n');
 });
 const server = app.listen(0, '127.0.0.1', () => {
   const addr = server.address();

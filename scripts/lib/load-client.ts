@@ -21,7 +21,11 @@ export interface LoadResult {
   p99ms: number;
 }
 
-export async function runLoad(port: number, next: (i: number) => LoadRequest, opts: { concurrency: number; seconds: number; maxRequests?: number }): Promise<LoadResult> {
+export async function runLoad(
+  port: number,
+  next: (i: number) => LoadRequest,
+  opts: { concurrency: number; seconds: number; maxRequests?: number },
+): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
   const latencies: number[] = [];
   const statuses: Record<number, number> = {};
@@ -34,14 +38,24 @@ export async function runLoad(port: number, next: (i: number) => LoadRequest, op
   function one(r: LoadRequest): Promise<void> {
     return new Promise((resolve) => {
       const t0 = process.hrtime.bigint();
-      const req = http.request({ host: '127.0.0.1', port, method: r.method, path: r.path, agent, headers: { ...r.headers, ...(r.body ? { 'Content-Length': String(r.body.length) } : {}) } }, (res) => {
-        res.on('data', () => {});
-        res.on('end', () => {
-          statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
-          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-          resolve();
-        });
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: r.method,
+          path: r.path,
+          agent,
+          headers: { ...r.headers, ...(r.body ? { 'Content-Length': String(r.body.length) } : {}) },
+        },
+        (res) => {
+          res.on('data', () => {});
+          res.on('end', () => {
+            statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
+            latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            resolve();
+          });
+        },
+      );
       req.on('error', () => {
         errors++;
         resolve();
@@ -61,5 +75,13 @@ export async function runLoad(port: number, next: (i: number) => LoadRequest, op
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
-  return { requests: latencies.length, seconds, rps: latencies.length / seconds, statuses, errors, p50ms: pct(0.5), p99ms: pct(0.99) };
+  return {
+    requests: latencies.length,
+    seconds,
+    rps: latencies.length / seconds,
+    statuses,
+    errors,
+    p50ms: pct(0.5),
+    p99ms: pct(0.99),
+  };
 }

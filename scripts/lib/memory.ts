@@ -9,7 +9,9 @@ import { ROOT } from './processes.js';
 
 /** A real FusionInventory inventory grown to about `megabytes` MB by repeating its software list. */
 export function bigInventory(megabytes: number, deviceid: string): Buffer {
-  const fixture = JSON.parse(fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'fusioninventory-plain', '0002-post-inventory.json'), 'utf8')) as { decoded_text: string; classified: { deviceid: string } };
+  const fixture = JSON.parse(
+    fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'fusioninventory-plain', '0002-post-inventory.json'), 'utf8'),
+  ) as { decoded_text: string; classified: { deviceid: string } };
   const text = fixture.decoded_text.split(fixture.classified.deviceid).join(deviceid);
   const softwares = text.match(/<SOFTWARES>[\s\S]*?<\/SOFTWARES>\s*/g)!.join('');
   const copies = Math.max(1, Math.ceil((megabytes * 1024 * 1024) / softwares.length));

@@ -38,7 +38,12 @@ const SKIP = new Set(['host', 'content-length', 'authorization']);
  * `count` variants of one captured message, each for its own simulated device (compressed like the original).
  * `tag` makes the deviceids differ from another run's (state kept outside the database, e.g. Redis counters).
  */
-export function variants(name: MessageName, count: number, extraHeaders: Record<string, string> = {}, tag = ''): LoadRequest[] {
+export function variants(
+  name: MessageName,
+  count: number,
+  extraHeaders: Record<string, string> = {},
+  tag = '',
+): LoadRequest[] {
   const [scenario, file] = SOURCES[name];
   const c = load(scenario, file);
   const original = c.classified.deviceid!;
@@ -48,12 +53,16 @@ export function variants(name: MessageName, count: number, extraHeaders: Record<
     const raw = Buffer.from(text, 'utf8');
     const body = c.compression === 'zlib' ? zlib.deflateSync(raw) : raw;
     const headers: Record<string, string> = {};
-    for (const [k, v] of c.headers) if (!SKIP.has(k.toLowerCase())) headers[k] = k === 'GLPI-Agent-ID' ? `${v.slice(0, 24)}${String(i).padStart(12, '0')}` : v;
+    for (const [k, v] of c.headers)
+      if (!SKIP.has(k.toLowerCase()))
+        headers[k] = k === 'GLPI-Agent-ID' ? `${v.slice(0, 24)}${String(i).padStart(12, '0')}` : v;
     return { method: 'POST', path: c.path, headers: { ...headers, ...extraHeaders }, body };
   });
 }
 
 export function deviceidOf(r: LoadRequest): string {
-  const text = (r.headers['Content-Type'] ?? '').includes('zlib') ? zlib.inflateSync(r.body!).toString('utf8') : r.body!.toString('utf8');
+  const text = (r.headers['Content-Type'] ?? '').includes('zlib')
+    ? zlib.inflateSync(r.body!).toString('utf8')
+    : r.body!.toString('utf8');
   return /<DEVICEID>([^<]+)<\/DEVICEID>|"deviceid"\s*:\s*"([^"]+)"/.exec(text)!.slice(1).find(Boolean)!;
 }

@@ -30,14 +30,17 @@ function wholeNumber(v: string): number {
 
 function isoDate(v: string): Date {
   const d = new Date(v);
-  if (Number.isNaN(d.getTime())) throw new InvalidArgumentError('must be a date such as 2027-01-31 or 2027-01-31T12:00:00Z');
+  if (Number.isNaN(d.getTime()))
+    throw new InvalidArgumentError('must be a date such as 2027-01-31 or 2027-01-31T12:00:00Z');
   return d;
 }
 
 const when = (d: Date | null) => (d ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : 'never');
 
 export function credentialCommands(program: Command, withDeps: WithDeps): void {
-  const secrets = program.command('secrets').description('registration keys: the shared secrets agents present as their Basic password');
+  const secrets = program
+    .command('secrets')
+    .description('registration keys: the shared secrets agents present as their Basic password');
 
   secrets
     .command('create')
@@ -48,13 +51,33 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
     .option('--expires <date>', 'date after which the key stops working', isoDate)
     .option('--comment <text>', 'free text')
     .option('--json', 'print JSON')
-    .action(async (o: { name: string; tag?: string; maxDevices: number; expires?: Date; comment?: string; json?: boolean }) => {
-      await withDeps(async (deps) => {
-        const { key, secret } = await deps.admin.createKey({ name: o.name, tag: o.tag ?? null, maxDevices: o.maxDevices, expiresAt: o.expires ?? null, comment: o.comment ?? null }, cliActor());
-        if (o.json) return printJson({ name: key.name, version: 1, secret, key });
-        process.stdout.write(`registration key "${key.name}" created.\nsecret (shown once, store it now): ${secret}\nagents: --user <anything> --password ${secret}\n`);
-      });
-    });
+    .action(
+      async (o: {
+        name: string;
+        tag?: string;
+        maxDevices: number;
+        expires?: Date;
+        comment?: string;
+        json?: boolean;
+      }) => {
+        await withDeps(async (deps) => {
+          const { key, secret } = await deps.admin.createKey(
+            {
+              name: o.name,
+              tag: o.tag ?? null,
+              maxDevices: o.maxDevices,
+              expiresAt: o.expires ?? null,
+              comment: o.comment ?? null,
+            },
+            cliActor(),
+          );
+          if (o.json) return printJson({ name: key.name, version: 1, secret, key });
+          process.stdout.write(
+            `registration key "${key.name}" created.\nsecret (shown once, store it now): ${secret}\nagents: --user <anything> --password ${secret}\n`,
+          );
+        });
+      },
+    );
 
   secrets
     .command('list')
@@ -65,7 +88,16 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
         const keys = await deps.admin.listKeys();
         if (o.json) return printJson(keys);
         printTable(
-          keys.map((k) => ({ ...k, versions: k.versions.map((v) => `v${v.version} ${v.secret}${v.expiresAt ? ` until ${when(v.expiresAt)}` : ''}${v.valid ? '' : ' (closed)'}`).join('; '), devices: `${k.devicesUsed}/${k.maxDevices || '∞'}` })),
+          keys.map((k) => ({
+            ...k,
+            versions: k.versions
+              .map(
+                (v) =>
+                  `v${v.version} ${v.secret}${v.expiresAt ? ` until ${when(v.expiresAt)}` : ''}${v.valid ? '' : ' (closed)'}`,
+              )
+              .join('; '),
+            devices: `${k.devicesUsed}/${k.maxDevices || '∞'}`,
+          })),
           ['name', 'active', 'tag', 'devices', 'expiresAt', 'versions'],
         );
       });
@@ -73,15 +105,31 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
 
   secrets
     .command('rotate')
-    .description('make a new version of a key (printed once); older versions keep working until the grace window closes')
+    .description(
+      'make a new version of a key (printed once); older versions keep working until the grace window closes',
+    )
     .requiredOption('--name <name>', 'key name')
-    .option('--grace <duration>', 'how long older versions stay valid: 7d, 12h, 0 (cut off now, for a leaked key)', duration, 7 * 86400)
+    .option(
+      '--grace <duration>',
+      'how long older versions stay valid: 7d, 12h, 0 (cut off now, for a leaked key)',
+      duration,
+      7 * 86400,
+    )
     .option('--json', 'print JSON')
     .action(async (o: { name: string; grace: number; json?: boolean }) => {
       await withDeps(async (deps) => {
         const r = await deps.admin.rotateKey(o.name, o.grace, cliActor());
-        if (o.json) return printJson({ name: r.key.name, version: r.version, secret: r.secret, previousVersionsExpireAt: r.previousExpiresAt, key: r.key });
-        process.stdout.write(`registration key "${o.name}" rotated to version ${r.version}.\nnew secret (shown once, store it now): ${r.secret}\nolder versions stop working at ${when(r.previousExpiresAt)}\nwho still uses them: agent-gate secrets usage --name ${o.name}\n`);
+        if (o.json)
+          return printJson({
+            name: r.key.name,
+            version: r.version,
+            secret: r.secret,
+            previousVersionsExpireAt: r.previousExpiresAt,
+            key: r.key,
+          });
+        process.stdout.write(
+          `registration key "${o.name}" rotated to version ${r.version}.\nnew secret (shown once, store it now): ${r.secret}\nolder versions stop working at ${when(r.previousExpiresAt)}\nwho still uses them: agent-gate secrets usage --name ${o.name}\n`,
+        );
       });
     });
 
@@ -94,11 +142,22 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const { key, usage } = await deps.admin.keyUsage(o.name);
         if (o.json) return printJson({ key, usage });
-        printTable(usage as never, ['version', 'prefix', 'expiresAt', 'deviceid', 'remoteAddr', 'requests', 'lastUsed']);
+        printTable(usage as never, [
+          'version',
+          'prefix',
+          'expiresAt',
+          'deviceid',
+          'remoteAddr',
+          'requests',
+          'lastUsed',
+        ]);
       });
     });
 
-  for (const [name, active, what] of [['revoke', false, 'stop a key at once (every version)'], ['activate', true, 'make a revoked key work again']] as const) {
+  for (const [name, active, what] of [
+    ['revoke', false, 'stop a key at once (every version)'],
+    ['activate', true, 'make a revoked key work again'],
+  ] as const) {
     secrets
       .command(name)
       .description(what)
@@ -113,7 +172,9 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       });
   }
 
-  const clients = program.command('clients').description('per-agent credentials (OAuth2 client credentials, or Basic with the client id as user)');
+  const clients = program
+    .command('clients')
+    .description('per-agent credentials (OAuth2 client credentials, or Basic with the client id as user)');
   clients
     .command('create')
     .description('create a client credential and print its secret once')
@@ -126,7 +187,9 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
         const deviceid = o.device ? await deps.records.resolveDeviceid(o.device) : null;
         const c = await deps.admin.createClient({ name: o.name, deviceid, comment: o.comment ?? null }, cliActor());
         if (o.json) return printJson(c);
-        process.stdout.write(`client "${c.name}" created.\nclientId: ${c.clientId}\nclientSecret (shown once, store it now): ${c.clientSecret}\nGLPI Agent ≥ 1.10: --oauth-client-id ${c.clientId} --oauth-client-secret <secret>\nothers: --user ${c.clientId} --password <secret>\n`);
+        process.stdout.write(
+          `client "${c.name}" created.\nclientId: ${c.clientId}\nclientSecret (shown once, store it now): ${c.clientSecret}\nGLPI Agent ≥ 1.10: --oauth-client-id ${c.clientId} --oauth-client-secret <secret>\nothers: --user ${c.clientId} --password <secret>\n`,
+        );
       });
     });
   clients
@@ -166,7 +229,9 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const op = await deps.admin.createOperator({ name: o.name, role: o.role }, cliActor());
         if (o.json) return printJson(op);
-        process.stdout.write(`operator "${op.name}" (${op.role}) created.\ntoken (shown once, store it now): ${op.token}\n`);
+        process.stdout.write(
+          `operator "${op.name}" (${op.role}) created.\ntoken (shown once, store it now): ${op.token}\n`,
+        );
       });
     });
   operators

@@ -22,12 +22,33 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
         const d = await deps.review.show(ref);
         if (!d) throw new AppError('not_found', `No device "${ref}"`);
         if (o.json) return printJson(d);
-        const line = (k: string, v: unknown) => process.stdout.write(`${k.padEnd(16)}${v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.join(', ') || '-' : String(v instanceof Date ? v.toISOString() : v)}\n`);
-        line('id', d.id); line('deviceid', d.deviceid); line('state', d.state); line('name', d.name); line('serial', d.serial); line('uuid', d.uuid);
-        line('manufacturer', d.manufacturer); line('model', d.model); line('os', d.os); line('macs', d.macs); line('ips', d.ips); line('tag', d.tag);
-        line('key', d.keyName); line('client', d.clientId); line('agent', d.agentVersion); line('first seen', d.firstSeen); line('last seen', d.lastSeen);
+        const line = (k: string, v: unknown) =>
+          process.stdout.write(
+            `${k.padEnd(16)}${v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.join(', ') || '-' : String(v instanceof Date ? v.toISOString() : v)}\n`,
+          );
+        line('id', d.id);
+        line('deviceid', d.deviceid);
+        line('state', d.state);
+        line('name', d.name);
+        line('serial', d.serial);
+        line('uuid', d.uuid);
+        line('manufacturer', d.manufacturer);
+        line('model', d.model);
+        line('os', d.os);
+        line('macs', d.macs);
+        line('ips', d.ips);
+        line('tag', d.tag);
+        line('key', d.keyName);
+        line('client', d.clientId);
+        line('agent', d.agentVersion);
+        line('first seen', d.firstSeen);
+        line('last seen', d.lastSeen);
         line('last address', d.lastRemoteAddr);
-        if (d.inventory) line('inventory', `${d.inventory.softwareCount} software, ${d.inventory.networkCount} network interfaces, ${d.inventory.sections.length} sections`);
+        if (d.inventory)
+          line(
+            'inventory',
+            `${d.inventory.softwareCount} software, ${d.inventory.networkCount} network interfaces, ${d.inventory.sections.length} sections`,
+          );
         if (d.state === 'conflict') process.stdout.write(`\nconflict: ${JSON.stringify(d.conflictDetails)}\n`);
         process.stdout.write('\nhistory:\n');
         printTable(d.history as never, ['at', 'from', 'to', 'actor', 'reason']);
@@ -39,7 +60,9 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
   for (const decision of ['approve', 'reject'] as Decision[]) {
     devices
       .command(decision)
-      .description(`${decision} devices: ${decision === 'approve' ? 'their held inventories are released in order' : 'their agents are told to stop sending inventories'}`)
+      .description(
+        `${decision} devices: ${decision === 'approve' ? 'their held inventories are released in order' : 'their agents are told to stop sending inventories'}`,
+      )
       .argument('[ids...]', 'device ids or deviceids')
       .option('--reason <text>', 'why (kept in the device history and the audit log)')
       .option('--filter <filter>', 'every device matching e.g. tag=paris,state=quarantined (key=, subnet=, q= too)')

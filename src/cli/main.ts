@@ -22,7 +22,8 @@ function positiveInt(v: string): number {
 }
 
 function state(v: string): string {
-  if (!(DEVICE_STATES as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${DEVICE_STATES.join(', ')}`);
+  if (!(DEVICE_STATES as readonly string[]).includes(v))
+    throw new InvalidArgumentError(`must be one of ${DEVICE_STATES.join(', ')}`);
   return v;
 }
 
@@ -43,9 +44,14 @@ async function withDeps<T>(fn: (deps: Deps) => Promise<T>): Promise<T> {
  * uncaught is a bug: logged, and the process exits for its supervisor to restart it.
  */
 function guardAgainstDriverFaults(logger: ReturnType<typeof createLogger>): void {
-  const fromDriver = (err: unknown) => /[\\/]node_modules[\\/]postgres[\\/]/.test((err as Error)?.stack ?? '') || ['57P01', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED'].includes((err as { code?: string })?.code ?? '');
+  const fromDriver = (err: unknown) =>
+    /[\\/]node_modules[\\/]postgres[\\/]/.test((err as Error)?.stack ?? '') ||
+    ['57P01', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED'].includes(
+      (err as { code?: string })?.code ?? '',
+    );
   const handle = (kind: string) => (err: unknown) => {
-    if (fromDriver(err)) return logger.error({ err }, `${kind} from the PostgreSQL driver after a lost connection: continuing`);
+    if (fromDriver(err))
+      return logger.error({ err }, `${kind} from the PostgreSQL driver after a lost connection: continuing`);
     logger.fatal({ err }, `${kind}: exiting`);
     process.exit(1);
   };
@@ -54,7 +60,9 @@ function guardAgainstDriverFaults(logger: ReturnType<typeof createLogger>): void
 }
 
 export function buildCli(): Command {
-  const program = new Command('agent-gate').description('Registration gateway for FusionInventory and GLPI inventory agents').showHelpAfterError('(add --help for usage)');
+  const program = new Command('agent-gate')
+    .description('Registration gateway for FusionInventory and GLPI inventory agents')
+    .showHelpAfterError('(add --help for usage)');
 
   program
     .command('serve')
@@ -84,7 +92,9 @@ export function buildCli(): Command {
     .action(async () => {
       await withDeps(async (deps) => {
         const applied = await migrate(deps.db.sql);
-        process.stdout.write(applied.length ? `applied migrations: ${applied.join(', ')}\n` : 'database is up to date\n');
+        process.stdout.write(
+          applied.length ? `applied migrations: ${applied.join(', ')}\n` : 'database is up to date\n',
+        );
       });
     });
 
@@ -124,7 +134,17 @@ export function buildCli(): Command {
       await withDeps(async (deps) => {
         const rows = await createRecords(deps.db.sql).registrations({ deviceid: opts.deviceid, limit: opts.limit });
         if (opts.json) printJson(rows);
-        else printTable(rows as never, ['id', 'receivedAt', 'deviceid', 'kind', 'format', 'outcome', 'status', 'remoteAddr']);
+        else
+          printTable(rows as never, [
+            'id',
+            'receivedAt',
+            'deviceid',
+            'kind',
+            'format',
+            'outcome',
+            'status',
+            'remoteAddr',
+          ]);
       });
     });
 

@@ -23,7 +23,8 @@ function whole(min: number) {
 }
 
 function outboxState(v: string): string {
-  if (!(OUTBOX_STATES as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${OUTBOX_STATES.join(', ')}`);
+  if (!(OUTBOX_STATES as readonly string[]).includes(v))
+    throw new InvalidArgumentError(`must be one of ${OUTBOX_STATES.join(', ')}`);
   return v;
 }
 
@@ -34,11 +35,16 @@ export function outboxCommands(program: Command, withDeps: WithDeps): void {
     .option('--workers <n>', 'inventories sent at once (default: UPSTREAM_WORKERS, or 2 when that is 0)', whole(1))
     .action(async (o: { workers?: number }) => {
       const config = loadConfig();
-      if (!config.upstreamUrl) throw new AppError('bad_request', 'UPSTREAM_URL is not set: there is nothing to forward to');
+      if (!config.upstreamUrl)
+        throw new AppError('bad_request', 'UPSTREAM_URL is not set: there is nothing to forward to');
       const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });
       const deps = await createDeps(config, logger, { role: 'cli' });
       try {
-        if ((await pendingMigrations(deps.db.sql)) > 0) throw new AppError('conflict', 'The database schema is not up to date: run `agent-gate migrate` (or start the gateway) first');
+        if ((await pendingMigrations(deps.db.sql)) > 0)
+          throw new AppError(
+            'conflict',
+            'The database schema is not up to date: run `agent-gate migrate` (or start the gateway) first',
+          );
         deps.forwarder.start(o.workers ?? (config.upstreamWorkers || 2));
         await new Promise<void>((resolve) => {
           process.once('SIGTERM', () => resolve());
@@ -54,22 +60,45 @@ export function outboxCommands(program: Command, withDeps: WithDeps): void {
   outbox
     .command('list')
     .description('list outbox items, newest first')
-    .option('--state <state>', `only items in this state (${OUTBOX_STATES.join(', ')}; dead = dead letters)`, outboxState)
+    .option(
+      '--state <state>',
+      `only items in this state (${OUTBOX_STATES.join(', ')}; dead = dead letters)`,
+      outboxState,
+    )
     .option('--deviceid <deviceid>', 'only this device')
     .option('--limit <n>', 'at most this many', whole(1), 100)
     .option('--json', 'print a JSON array')
     .action(async (o: { state?: string; deviceid?: string; limit: number; json?: boolean }) => {
       await withDeps(async (deps) => {
-        const rows = await deps.forwarder.list({ state: o.state, deviceid: o.deviceid, limit: Math.min(o.limit, 1000) });
+        const rows = await deps.forwarder.list({
+          state: o.state,
+          deviceid: o.deviceid,
+          limit: Math.min(o.limit, 1000),
+        });
         if (o.json) return printJson(rows);
-        printTable(rows as never, ['id', 'deviceid', 'kind', 'partial', 'state', 'attempts', 'lastStatus', 'lastError', 'createdAt', 'nextAttemptAt']);
+        printTable(rows as never, [
+          'id',
+          'deviceid',
+          'kind',
+          'partial',
+          'state',
+          'attempts',
+          'lastStatus',
+          'lastError',
+          'createdAt',
+          'nextAttemptAt',
+        ]);
       });
     });
 
   for (const what of ['retry', 'drop'] as const) {
     outbox
       .command(what)
-      .description(what === 'retry' ? 'send a dead (or waiting) item again now, with fresh attempts' : 'remove a dead (or waiting) item: it is never sent')
+      .description(
+        what === 'retry'
+          ? 'send a dead (or waiting) item again now, with fresh attempts'
+          : 'remove a dead (or waiting) item: it is never sent',
+      )
       .argument('<id>', 'outbox item id', whole(1))
       .option('--json', 'print JSON')
       .action(async (id: number, o: { json?: boolean }) => {

@@ -20,7 +20,8 @@ function readRules(file: string): ProposedRule[] {
   } catch (err) {
     throw new AppError('bad_request', `Cannot read rules from ${file}: ${(err as Error).message}`);
   }
-  if (!Array.isArray(parsed)) throw new AppError('bad_request', `${file} must hold a JSON array of {"action", "match", "comment"}`);
+  if (!Array.isArray(parsed))
+    throw new AppError('bad_request', `${file} must hold a JSON array of {"action", "match", "comment"}`);
   return parsed.map(checkRule);
 }
 
@@ -30,7 +31,9 @@ const whole = (v: string) => {
 };
 
 export function policyCommands(program: Command, withDeps: WithDeps): void {
-  const policies = program.command('policies').description('auto-approval rules: tried in order, the first match decides');
+  const policies = program
+    .command('policies')
+    .description('auto-approval rules: tried in order, the first match decides');
 
   policies
     .command('list')
@@ -39,7 +42,16 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const { rules, allowlists } = await deps.policies.list();
         if (o.json) return printJson({ rules, allowlists });
-        printTable(rules.map((r) => ({ ...r, match: Object.entries(r.match).map(([k, v]) => `${k}=${v}`).join(' ') || '(any device)' })) as never, ['id', 'position', 'action', 'match', 'comment']);
+        printTable(
+          rules.map((r) => ({
+            ...r,
+            match:
+              Object.entries(r.match)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(' ') || '(any device)',
+          })) as never,
+          ['id', 'position', 'action', 'match', 'comment'],
+        );
         if (allowlists.length) {
           process.stdout.write('\nallowlists:\n');
           printTable(allowlists as never, ['name', 'kind', 'entries']);
@@ -54,13 +66,29 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
     .option('--position <n>', 'where in the order (default: last)', whole)
     .option('--comment <text>', 'why (recorded as the reason of its decisions)')
     .option('--json', 'print JSON');
-  for (const key of MATCH_KEYS) add.option(`--${key} <value>`, `condition: ${key === 'cidr' ? 'source network, e.g. 10.1.0.0/16' : key === 'allowlist' ? 'on this allowlist (serial, UUID or MAC)' : key === 'agent' ? 'fusioninventory or glpi-agent' : key === 'key' ? 'registered with this registration key' : `device ${key}`}`);
+  for (const key of MATCH_KEYS)
+    add.option(
+      `--${key} <value>`,
+      `condition: ${key === 'cidr' ? 'source network, e.g. 10.1.0.0/16' : key === 'allowlist' ? 'on this allowlist (serial, UUID or MAC)' : key === 'agent' ? 'fusioninventory or glpi-agent' : key === 'key' ? 'registered with this registration key' : `device ${key}`}`,
+    );
   add.action(async (o: Record<string, string | number | boolean | undefined>) => {
     await withDeps(async (deps) => {
-      const match = Object.fromEntries(MATCH_KEYS.filter((k) => typeof o[k] === 'string').map((k) => [k, o[k] as string]));
-      const r = await deps.policies.add({ action: o.action as ProposedRule['action'], match, comment: (o.comment as string | undefined) ?? null, position: (o.position as number | undefined) ?? null }, cliActor());
+      const match = Object.fromEntries(
+        MATCH_KEYS.filter((k) => typeof o[k] === 'string').map((k) => [k, o[k] as string]),
+      );
+      const r = await deps.policies.add(
+        {
+          action: o.action as ProposedRule['action'],
+          match,
+          comment: (o.comment as string | undefined) ?? null,
+          position: (o.position as number | undefined) ?? null,
+        },
+        cliActor(),
+      );
       if (o.json) return printJson(r);
-      process.stdout.write(`rule #${r.rule.id} added at position ${r.rule.position}; ${r.applied.length} quarantined device(s) decided by the rules now\n`);
+      process.stdout.write(
+        `rule #${r.rule.id} added at position ${r.rule.position}; ${r.applied.length} quarantined device(s) decided by the rules now\n`,
+      );
       if (r.applied.length) printTable(r.applied as never, ['id', 'deviceid', 'to', 'ruleId']);
     });
   });
@@ -87,9 +115,20 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const r = await deps.policies.test(o.file ? readRules(o.file) : null, o.days);
         if (o.json) return printJson(r);
-        process.stdout.write(`${r.rules} rule(s). Quarantine queue: ${r.queue.devices} device(s): ${r.queue.wouldApprove.length} would be approved, ${r.queue.wouldReject.length} rejected, ${r.queue.wouldStay} stay.\n`);
-        printTable([...r.queue.wouldApprove, ...r.queue.wouldReject] as never, ['id', 'deviceid', 'name', 'decision', 'ruleId', 'frozen']);
-        process.stdout.write(`\nDevices first seen in the last ${r.recent.days} day(s) whose state the rules would not have given: ${r.recent.decisions.length} of ${r.recent.devices}\n`);
+        process.stdout.write(
+          `${r.rules} rule(s). Quarantine queue: ${r.queue.devices} device(s): ${r.queue.wouldApprove.length} would be approved, ${r.queue.wouldReject.length} rejected, ${r.queue.wouldStay} stay.\n`,
+        );
+        printTable([...r.queue.wouldApprove, ...r.queue.wouldReject] as never, [
+          'id',
+          'deviceid',
+          'name',
+          'decision',
+          'ruleId',
+          'frozen',
+        ]);
+        process.stdout.write(
+          `\nDevices first seen in the last ${r.recent.days} day(s) whose state the rules would not have given: ${r.recent.decisions.length} of ${r.recent.devices}\n`,
+        );
         printTable(r.recent.decisions as never, ['id', 'deviceid', 'name', 'state', 'decision', 'ruleId']);
       });
     });
@@ -104,9 +143,15 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
     .option('--json', 'print JSON')
     .action(async (action: string, o: { name: string; kind: string; file: string; json?: boolean }) => {
       if (action !== 'import') throw new AppError('bad_request', 'The only allowlist action is import');
-      if (o.kind !== 'serial' && o.kind !== 'uuid' && o.kind !== 'mac') throw new AppError('bad_request', '--kind must be serial, uuid or mac');
+      if (o.kind !== 'serial' && o.kind !== 'uuid' && o.kind !== 'mac')
+        throw new AppError('bad_request', '--kind must be serial, uuid or mac');
       await withDeps(async (deps) => {
-        const r = await deps.policies.importAllowlist(o.name, o.kind as 'serial', fs.readFileSync(o.file, 'utf8'), cliActor());
+        const r = await deps.policies.importAllowlist(
+          o.name,
+          o.kind as 'serial',
+          fs.readFileSync(o.file, 'utf8'),
+          cliActor(),
+        );
         if (o.json) return printJson(r);
         process.stdout.write(`allowlist ${r.name} (${r.kind}): ${r.entries} entries\n`);
       });
@@ -114,10 +159,17 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
 
   const secrets = program.commands.find((c) => c.name() === 'secrets');
   if (!secrets) throw new Error('the secrets command must be registered first');
-  for (const [name, frozen] of [['freeze', true], ['unfreeze', false]] as const) {
+  for (const [name, frozen] of [
+    ['freeze', true],
+    ['unfreeze', false],
+  ] as const) {
     secrets
       .command(name)
-      .description(frozen ? "freeze a key for auto-approval: its new devices stay quarantined whatever the rules say" : 'let policies approve the devices of a frozen key again')
+      .description(
+        frozen
+          ? 'freeze a key for auto-approval: its new devices stay quarantined whatever the rules say'
+          : 'let policies approve the devices of a frozen key again',
+      )
       .requiredOption('--name <name>', 'key name')
       .option('--reason <text>', 'why')
       .option('--json', 'print JSON')
@@ -125,7 +177,9 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
         await withDeps(async (deps) => {
           const r = await deps.policies.setFrozen(o.name, frozen, o.reason ?? null, cliActor());
           if (o.json) return printJson(r);
-          process.stdout.write(`registration key "${r.name}" is ${r.frozen ? 'frozen for auto-approval' : 'no longer frozen'}\n`);
+          process.stdout.write(
+            `registration key "${r.name}" is ${r.frozen ? 'frozen for auto-approval' : 'no longer frozen'}\n`,
+          );
         });
       });
   }

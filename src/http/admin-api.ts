@@ -24,7 +24,12 @@ export interface AdminApiDeps {
   forwarder?: Pick<Forwarder, 'list' | 'retry' | 'drop'>;
 }
 
-type Handler = (req: Request, actor: Actor, deps: AdminApiDeps, role: Role) => Promise<{ status?: number; body: unknown }>;
+type Handler = (
+  req: Request,
+  actor: Actor,
+  deps: AdminApiDeps,
+  role: Role,
+) => Promise<{ status?: number; body: unknown }>;
 
 interface Route {
   method: 'get' | 'post';
@@ -38,14 +43,16 @@ function str(v: unknown, what: string, opts: { optional?: boolean; max?: number 
     if (opts.optional) return undefined;
     throw new AppError('bad_request', `${what} is required`);
   }
-  if (typeof v !== 'string' || v.length > (opts.max ?? 256)) throw new AppError('bad_request', `${what} must be a string of at most ${opts.max ?? 256} characters`);
+  if (typeof v !== 'string' || v.length > (opts.max ?? 256))
+    throw new AppError('bad_request', `${what} must be a string of at most ${opts.max ?? 256} characters`);
   return v;
 }
 
 function limit(v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new AppError('bad_request', 'limit must be a whole number from 1 to 1000');
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw new AppError('bad_request', 'limit must be a whole number from 1 to 1000');
   return n;
 }
 
@@ -57,7 +64,9 @@ function date(v: unknown, what: string): Date | null {
 }
 
 function body(req: Request): Record<string, unknown> {
-  return typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
+  return typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body)
+    ? (req.body as Record<string, unknown>)
+    : {};
 }
 
 function param(req: Request, name: string): string {
@@ -65,65 +74,115 @@ function param(req: Request, name: string): string {
 }
 
 export const ROUTES: Route[] = [
-  { method: 'get', path: '/api/v1/me', role: 'reviewer', handler: async (_req, actor, _d, role) => ({ body: { name: actor.name, role } }) },
   {
-    method: 'get', path: '/api/v1/devices', role: 'reviewer',
+    method: 'get',
+    path: '/api/v1/me',
+    role: 'reviewer',
+    handler: async (_req, actor, _d, role) => ({ body: { name: actor.name, role } }),
+  },
+  {
+    method: 'get',
+    path: '/api/v1/devices',
+    role: 'reviewer',
     handler: async (req, _a, d) => {
       const state = str(req.query.state, 'state', { optional: true });
-      if (state && !(DEVICE_STATES as readonly string[]).includes(state)) throw new AppError('bad_request', `state must be one of ${DEVICE_STATES.join(', ')}`);
+      if (state && !(DEVICE_STATES as readonly string[]).includes(state))
+        throw new AppError('bad_request', `state must be one of ${DEVICE_STATES.join(', ')}`);
       const subnet = str(req.query.subnet, 'subnet', { optional: true });
-      if (subnet && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(subnet)) throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
+      if (subnet && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(subnet))
+        throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
       const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
-      if (!Number.isInteger(offset) || offset < 0) throw new AppError('bad_request', 'offset must be a whole number ≥ 0');
+      if (!Number.isInteger(offset) || offset < 0)
+        throw new AppError('bad_request', 'offset must be a whole number ≥ 0');
       const filter = {
-        state, subnet, offset, limit: limit(req.query.limit, 100),
-        tag: str(req.query.tag, 'tag', { optional: true }), key: str(req.query.key, 'key', { optional: true }), q: str(req.query.q, 'q', { optional: true }),
-        firstSeenFrom: date(req.query.firstSeenFrom, 'firstSeenFrom') ?? undefined, firstSeenTo: date(req.query.firstSeenTo, 'firstSeenTo') ?? undefined,
+        state,
+        subnet,
+        offset,
+        limit: limit(req.query.limit, 100),
+        tag: str(req.query.tag, 'tag', { optional: true }),
+        key: str(req.query.key, 'key', { optional: true }),
+        q: str(req.query.q, 'q', { optional: true }),
+        firstSeenFrom: date(req.query.firstSeenFrom, 'firstSeenFrom') ?? undefined,
+        firstSeenTo: date(req.query.firstSeenTo, 'firstSeenTo') ?? undefined,
       };
       return { body: await d.records.devices(filter) };
     },
   },
   {
-    method: 'get', path: '/api/v1/devices/:id', role: 'reviewer',
+    method: 'get',
+    path: '/api/v1/devices/:id',
+    role: 'reviewer',
     handler: async (req, _a, d) => {
       const device = await d.review.show(param(req, 'id'));
       if (!device) throw new AppError('not_found', 'No such device');
       return { body: device };
     },
   },
-  ...(['approve', 'reject'] as Decision[]).map(
-    (decision): Route => ({
-      method: 'post', path: `/api/v1/devices/${decision}`, role: 'reviewer',
-      handler: async (req, actor, d) => {
-        const b = body(req);
-        const reason = str(b.reason, 'reason', { optional: true, max: 1000 }) ?? null;
-        if (typeof b.filter === 'string') {
-          const confirm = b.confirmCount === undefined ? undefined : Number(b.confirmCount);
-          if (confirm !== undefined && (!Number.isInteger(confirm) || confirm < 0)) throw new AppError('bad_request', 'confirmCount must be a whole number');
-          return { body: await d.review.decideByFilter(parseFilter(b.filter), decision, reason, actor, confirm) };
-        }
-        if (!Array.isArray(b.ids) || !b.ids.every((x) => typeof x === 'string' || typeof x === 'number')) throw new AppError('bad_request', 'Give ids (device ids or deviceids) or a filter');
-        return { body: { results: await d.review.decide(b.ids.map(String), decision, reason, actor) } };
-      },
-    }),
-  ),
-  { method: 'post', path: '/api/v1/devices/:id/undo', role: 'reviewer', handler: async (req, actor, d) => ({ body: await d.review.undo(param(req, 'id'), actor) }) },
+  ...(['approve', 'reject'] as Decision[]).map((decision): Route => ({
+    method: 'post',
+    path: `/api/v1/devices/${decision}`,
+    role: 'reviewer',
+    handler: async (req, actor, d) => {
+      const b = body(req);
+      const reason = str(b.reason, 'reason', { optional: true, max: 1000 }) ?? null;
+      if (typeof b.filter === 'string') {
+        const confirm = b.confirmCount === undefined ? undefined : Number(b.confirmCount);
+        if (confirm !== undefined && (!Number.isInteger(confirm) || confirm < 0))
+          throw new AppError('bad_request', 'confirmCount must be a whole number');
+        return { body: await d.review.decideByFilter(parseFilter(b.filter), decision, reason, actor, confirm) };
+      }
+      if (!Array.isArray(b.ids) || !b.ids.every((x) => typeof x === 'string' || typeof x === 'number'))
+        throw new AppError('bad_request', 'Give ids (device ids or deviceids) or a filter');
+      return { body: { results: await d.review.decide(b.ids.map(String), decision, reason, actor) } };
+    },
+  })),
   {
-    method: 'get', path: '/api/v1/registrations', role: 'reviewer',
-    handler: async (req, _a, d) => ({ body: await d.records.registrations({ deviceid: str(req.query.deviceid, 'deviceid', { optional: true }), limit: limit(req.query.limit, 50) }) }),
+    method: 'post',
+    path: '/api/v1/devices/:id/undo',
+    role: 'reviewer',
+    handler: async (req, actor, d) => ({ body: await d.review.undo(param(req, 'id'), actor) }),
   },
-  { method: 'get', path: '/api/v1/keys', role: 'admin', handler: async (_r, _a, d) => ({ body: await d.admin.listKeys() }) },
   {
-    method: 'post', path: '/api/v1/keys', role: 'admin',
+    method: 'get',
+    path: '/api/v1/registrations',
+    role: 'reviewer',
+    handler: async (req, _a, d) => ({
+      body: await d.records.registrations({
+        deviceid: str(req.query.deviceid, 'deviceid', { optional: true }),
+        limit: limit(req.query.limit, 50),
+      }),
+    }),
+  },
+  {
+    method: 'get',
+    path: '/api/v1/keys',
+    role: 'admin',
+    handler: async (_r, _a, d) => ({ body: await d.admin.listKeys() }),
+  },
+  {
+    method: 'post',
+    path: '/api/v1/keys',
+    role: 'admin',
     handler: async (req, actor, d) => {
       const b = body(req);
       const maxDevices = b.maxDevices === undefined ? 0 : Number(b.maxDevices);
-      const created = await d.admin.createKey({ name: str(b.name, 'name')!, tag: str(b.tag, 'tag', { optional: true }) ?? null, maxDevices, expiresAt: date(b.expiresAt, 'expiresAt'), comment: str(b.comment, 'comment', { optional: true, max: 1000 }) ?? null }, actor);
+      const created = await d.admin.createKey(
+        {
+          name: str(b.name, 'name')!,
+          tag: str(b.tag, 'tag', { optional: true }) ?? null,
+          maxDevices,
+          expiresAt: date(b.expiresAt, 'expiresAt'),
+          comment: str(b.comment, 'comment', { optional: true, max: 1000 }) ?? null,
+        },
+        actor,
+      );
       return { status: 201, body: created };
     },
   },
   {
-    method: 'post', path: '/api/v1/keys/:name/rotate', role: 'admin',
+    method: 'post',
+    path: '/api/v1/keys/:name/rotate',
+    role: 'admin',
     handler: async (req, actor, d) => {
       const graceText = str(body(req).grace, 'grace', { optional: true }) ?? '7d';
       let grace: number;
@@ -135,37 +194,73 @@ export const ROUTES: Route[] = [
       return { body: await d.admin.rotateKey(param(req, 'name'), grace, actor) };
     },
   },
-  { method: 'post', path: '/api/v1/keys/:name/revoke', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), false, actor) }) },
-  { method: 'post', path: '/api/v1/keys/:name/activate', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), true, actor) }) },
-  { method: 'get', path: '/api/v1/keys/:name/usage', role: 'admin', handler: async (req, _a, d) => ({ body: await d.admin.keyUsage(param(req, 'name')) }) },
-  ...(['freeze', 'unfreeze'] as const).map(
-    (what): Route => ({
-      method: 'post', path: `/api/v1/keys/:name/${what}`, role: 'admin',
-      handler: async (req, actor, d) => ({ body: await d.policies.setFrozen(param(req, 'name'), what === 'freeze', str(body(req).reason, 'reason', { optional: true, max: 500 }) ?? null, actor) }),
-    }),
-  ),
-  { method: 'get', path: '/api/v1/policies', role: 'admin', handler: async (_r, _a, d) => ({ body: await d.policies.list() }) },
   {
-    method: 'post', path: '/api/v1/policies', role: 'admin',
+    method: 'post',
+    path: '/api/v1/keys/:name/revoke',
+    role: 'admin',
+    handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), false, actor) }),
+  },
+  {
+    method: 'post',
+    path: '/api/v1/keys/:name/activate',
+    role: 'admin',
+    handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), true, actor) }),
+  },
+  {
+    method: 'get',
+    path: '/api/v1/keys/:name/usage',
+    role: 'admin',
+    handler: async (req, _a, d) => ({ body: await d.admin.keyUsage(param(req, 'name')) }),
+  },
+  ...(['freeze', 'unfreeze'] as const).map((what): Route => ({
+    method: 'post',
+    path: `/api/v1/keys/:name/${what}`,
+    role: 'admin',
+    handler: async (req, actor, d) => ({
+      body: await d.policies.setFrozen(
+        param(req, 'name'),
+        what === 'freeze',
+        str(body(req).reason, 'reason', { optional: true, max: 500 }) ?? null,
+        actor,
+      ),
+    }),
+  })),
+  {
+    method: 'get',
+    path: '/api/v1/policies',
+    role: 'admin',
+    handler: async (_r, _a, d) => ({ body: await d.policies.list() }),
+  },
+  {
+    method: 'post',
+    path: '/api/v1/policies',
+    role: 'admin',
     handler: async (req, actor, d) => {
       const b = body(req);
       const position = b.position === undefined || b.position === null ? null : Number(b.position);
-      if (position !== null && (!Number.isInteger(position) || position < 1)) throw new AppError('bad_request', 'position must be a whole number ≥ 1');
+      if (position !== null && (!Number.isInteger(position) || position < 1))
+        throw new AppError('bad_request', 'position must be a whole number ≥ 1');
       return { status: 201, body: await d.policies.add({ ...checkRule(b), position }, actor) };
     },
   },
   {
-    method: 'post', path: '/api/v1/policies/test', role: 'admin',
+    method: 'post',
+    path: '/api/v1/policies/test',
+    role: 'admin',
     handler: async (req, _a, d) => {
       const b = body(req);
-      if (b.rules !== undefined && !Array.isArray(b.rules)) throw new AppError('bad_request', 'rules must be an array of {action, match, comment}');
+      if (b.rules !== undefined && !Array.isArray(b.rules))
+        throw new AppError('bad_request', 'rules must be an array of {action, match, comment}');
       const days = b.days === undefined ? 7 : Number(b.days);
-      if (!Number.isInteger(days) || days < 0 || days > 3650) throw new AppError('bad_request', 'days must be a whole number from 0 to 3650');
+      if (!Number.isInteger(days) || days < 0 || days > 3650)
+        throw new AppError('bad_request', 'days must be a whole number from 0 to 3650');
       return { body: await d.policies.test(Array.isArray(b.rules) ? b.rules.map(checkRule) : null, days) };
     },
   },
   {
-    method: 'post', path: '/api/v1/policies/:id/remove', role: 'admin',
+    method: 'post',
+    path: '/api/v1/policies/:id/remove',
+    role: 'admin',
     handler: async (req, actor, d) => {
       const id = Number(param(req, 'id'));
       if (!Number.isInteger(id)) throw new AppError('bad_request', 'rule id must be a number');
@@ -173,47 +268,110 @@ export const ROUTES: Route[] = [
     },
   },
   {
-    method: 'post', path: '/api/v1/allowlists/:name/:kind', role: 'admin',
+    method: 'post',
+    path: '/api/v1/allowlists/:name/:kind',
+    role: 'admin',
     handler: async (req, actor, d) => {
       const kind = param(req, 'kind');
-      if (kind !== 'serial' && kind !== 'uuid' && kind !== 'mac') throw new AppError('bad_request', 'kind must be serial, uuid or mac');
+      if (kind !== 'serial' && kind !== 'uuid' && kind !== 'mac')
+        throw new AppError('bad_request', 'kind must be serial, uuid or mac');
       const csv = str(body(req).csv, 'csv', { max: 10_000_000 })!;
       return { body: await d.policies.importAllowlist(param(req, 'name'), kind, csv, actor) };
     },
   },
-  { method: 'get', path: '/api/v1/clients', role: 'admin', handler: async (_r, _a, d) => ({ body: await d.admin.listClients() }) },
   {
-    method: 'post', path: '/api/v1/clients', role: 'admin',
+    method: 'get',
+    path: '/api/v1/clients',
+    role: 'admin',
+    handler: async (_r, _a, d) => ({ body: await d.admin.listClients() }),
+  },
+  {
+    method: 'post',
+    path: '/api/v1/clients',
+    role: 'admin',
     handler: async (req, actor, d) => {
       const b = body(req);
       const device = str(b.device, 'device', { optional: true });
       const deviceid = device ? await d.records.resolveDeviceid(device) : null;
-      return { status: 201, body: await d.admin.createClient({ name: str(b.name, 'name')!, deviceid, comment: str(b.comment, 'comment', { optional: true, max: 1000 }) ?? null }, actor) };
+      return {
+        status: 201,
+        body: await d.admin.createClient(
+          {
+            name: str(b.name, 'name')!,
+            deviceid,
+            comment: str(b.comment, 'comment', { optional: true, max: 1000 }) ?? null,
+          },
+          actor,
+        ),
+      };
     },
   },
-  { method: 'post', path: '/api/v1/clients/:clientId/revoke', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.revokeClient(param(req, 'clientId'), actor) }) },
-  { method: 'get', path: '/api/v1/operators', role: 'admin', handler: async (_r, _a, d) => ({ body: await d.admin.listOperators() }) },
   {
-    method: 'post', path: '/api/v1/operators', role: 'admin',
+    method: 'post',
+    path: '/api/v1/clients/:clientId/revoke',
+    role: 'admin',
+    handler: async (req, actor, d) => ({ body: await d.admin.revokeClient(param(req, 'clientId'), actor) }),
+  },
+  {
+    method: 'get',
+    path: '/api/v1/operators',
+    role: 'admin',
+    handler: async (_r, _a, d) => ({ body: await d.admin.listOperators() }),
+  },
+  {
+    method: 'post',
+    path: '/api/v1/operators',
+    role: 'admin',
     handler: async (req, actor, d) => {
       const b = body(req);
-      return { status: 201, body: await d.admin.createOperator({ name: str(b.name, 'name')!, role: str(b.role, 'role') as Role }, actor) };
+      return {
+        status: 201,
+        body: await d.admin.createOperator({ name: str(b.name, 'name')!, role: str(b.role, 'role') as Role }, actor),
+      };
     },
   },
-  { method: 'post', path: '/api/v1/operators/:name/revoke', role: 'admin', handler: async (req, actor, d) => ({ body: await d.admin.revokeOperator(param(req, 'name'), actor) }) },
-  { method: 'get', path: '/api/v1/audit', role: 'admin', handler: async (req, _a, d) => ({ body: await d.admin.listAudit({ limit: limit(req.query.limit, 100), action: str(req.query.action, 'action', { optional: true }) }) }) },
-  { method: 'get', path: '/api/v1/security-events', role: 'admin', handler: async (req, _a, d) => ({ body: await d.admin.listSecurityEvents(limit(req.query.limit, 100)) }) },
+  {
+    method: 'post',
+    path: '/api/v1/operators/:name/revoke',
+    role: 'admin',
+    handler: async (req, actor, d) => ({ body: await d.admin.revokeOperator(param(req, 'name'), actor) }),
+  },
+  {
+    method: 'get',
+    path: '/api/v1/audit',
+    role: 'admin',
+    handler: async (req, _a, d) => ({
+      body: await d.admin.listAudit({
+        limit: limit(req.query.limit, 100),
+        action: str(req.query.action, 'action', { optional: true }),
+      }),
+    }),
+  },
+  {
+    method: 'get',
+    path: '/api/v1/security-events',
+    role: 'admin',
+    handler: async (req, _a, d) => ({ body: await d.admin.listSecurityEvents(limit(req.query.limit, 100)) }),
+  },
   // GLPI forwarding: the outbox, its dead letters, and what an admin may do about them (audited).
   {
-    method: 'get', path: '/api/v1/outbox', role: 'admin',
-    handler: async (req, _a, d) => ({ body: await outbox(d).list({ state: str(req.query.state, 'state', { optional: true }), deviceid: str(req.query.deviceid, 'deviceid', { optional: true }), limit: limit(req.query.limit, 100) }) }),
-  },
-  ...(['retry', 'drop'] as const).map(
-    (what): Route => ({
-      method: 'post', path: `/api/v1/outbox/:id/${what}`, role: 'admin',
-      handler: async (req, actor, d) => ({ body: await outbox(d)[what](outboxId(param(req, 'id')), actor) }),
+    method: 'get',
+    path: '/api/v1/outbox',
+    role: 'admin',
+    handler: async (req, _a, d) => ({
+      body: await outbox(d).list({
+        state: str(req.query.state, 'state', { optional: true }),
+        deviceid: str(req.query.deviceid, 'deviceid', { optional: true }),
+        limit: limit(req.query.limit, 100),
+      }),
     }),
-  ),
+  },
+  ...(['retry', 'drop'] as const).map((what): Route => ({
+    method: 'post',
+    path: `/api/v1/outbox/:id/${what}`,
+    role: 'admin',
+    handler: async (req, actor, d) => ({ body: await outbox(d)[what](outboxId(param(req, 'id')), actor) }),
+  })),
 ];
 
 function outbox(d: AdminApiDeps): NonNullable<AdminApiDeps['forwarder']> {
@@ -233,14 +391,21 @@ export function openApiDocument(version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTES) {
     const path = r.path.replace(/:(\w+)/g, '{$1}');
-    const params = [...r.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const params = [...r.path.matchAll(/:(\w+)/g)].map((m) => ({
+      name: m[1],
+      in: 'path',
+      required: true,
+      schema: { type: 'string' },
+    }));
     paths[path] ??= {};
     paths[path]![r.method] = {
       summary: `${r.method.toUpperCase()} ${path}`,
       description: `Needs an operator token with the ${r.role} role${r.role === 'reviewer' ? ' (or admin)' : ''}.`,
       'x-role': r.role,
       parameters: params,
-      ...(r.method === 'post' ? { requestBody: { required: false, content: { 'application/json': { schema: { type: 'object' } } } } } : {}),
+      ...(r.method === 'post'
+        ? { requestBody: { required: false, content: { 'application/json': { schema: { type: 'object' } } } } }
+        : {}),
       responses: {
         '200': { description: 'OK', content: { 'application/json': { schema: {} } } },
         '400': { $ref: '#/components/responses/Error' },
@@ -252,12 +417,28 @@ export function openApiDocument(version: string): Record<string, unknown> {
   }
   return {
     openapi: '3.0.3',
-    info: { title: 'agent-gate admin API', version, description: 'Operators review devices and manage credentials. Authorization: Bearer <operator token>.' },
+    info: {
+      title: 'agent-gate admin API',
+      version,
+      description: 'Operators review devices and manage credentials. Authorization: Bearer <operator token>.',
+    },
     servers: [{ url: '/' }],
     security: [{ operatorToken: [] }],
     components: {
       securitySchemes: { operatorToken: { type: 'http', scheme: 'bearer' } },
-      responses: { Error: { description: 'Error', content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string', enum: ['error'] }, message: { type: 'string' } } } } } } },
+      responses: {
+        Error: {
+          description: 'Error',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: { status: { type: 'string', enum: ['error'] }, message: { type: 'string' } },
+              },
+            },
+          },
+        },
+      },
     },
     paths,
   };
@@ -288,9 +469,15 @@ export function adminApi(deps: AdminApiDeps): express.Router {
   for (const route of ROUTES) {
     router[route.method](route.path, async (req: Request, res: Response) => {
       const operator = res.locals.operator as { name: string; role: Role };
-      if (ROLE_RANK[operator.role] < ROLE_RANK[route.role]) return void res.status(403).json({ status: 'error', message: `This needs the ${route.role} role` });
+      if (ROLE_RANK[operator.role] < ROLE_RANK[route.role])
+        return void res.status(403).json({ status: 'error', message: `This needs the ${route.role} role` });
       try {
-        const out = await route.handler(req, { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null }, deps, operator.role);
+        const out = await route.handler(
+          req,
+          { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null },
+          deps,
+          operator.role,
+        );
         res.setHeader('Cache-Control', 'no-store');
         res.status(out.status ?? 200).json(out.body);
       } catch (err) {
@@ -304,8 +491,13 @@ export function adminApi(deps: AdminApiDeps): express.Router {
     res.status(404).json({ status: 'error', message: 'No such API route' });
   });
   router.use('/api', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const parserStatus = (err as { type?: string; status?: number }).type ? (err as { status?: number }).status : undefined;
-    const e = parserStatus && parserStatus < 500 ? new AppError('bad_request', 'Request body must be valid JSON') : toAppError(err);
+    const parserStatus = (err as { type?: string; status?: number }).type
+      ? (err as { status?: number }).status
+      : undefined;
+    const e =
+      parserStatus && parserStatus < 500
+        ? new AppError('bad_request', 'Request body must be valid JSON')
+        : toAppError(err);
     if (e.status >= 500) return next(err);
     if (!res.headersSent) res.status(e.status).json({ status: 'error', message: e.publicMessage });
   });

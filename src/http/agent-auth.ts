@@ -62,13 +62,24 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
         const principal = cn ? await deps.credentials.verifyCertificate(cn) : null;
         return principal ? { ok: true, principal } : { ok: false, reason: 'missing' };
       }
-      const principal = await deps.credentials.verifyAuthorization(authz, { remoteAddr: ar.remoteAddr, at: ar.receivedAt });
+      const principal = await deps.credentials.verifyAuthorization(authz, {
+        remoteAddr: ar.remoteAddr,
+        at: ar.receivedAt,
+      });
       if (!principal) {
         deps.metrics.authFailure('invalid');
         // Recorded without slowing the answer; the 401 itself is the same as for a missing credential.
         const basic = parseBasic(authz);
         void deps.credentials
-          .securityEvent('invalid_credential', { remoteAddr: ar.remoteAddr, deviceid: null, details: { scheme: basic ? 'basic' : authz.split(' ', 1)[0]!.slice(0, 16), user: basic?.user.slice(0, 64) ?? null, path: ar.path } })
+          .securityEvent('invalid_credential', {
+            remoteAddr: ar.remoteAddr,
+            deviceid: null,
+            details: {
+              scheme: basic ? 'basic' : authz.split(' ', 1)[0]!.slice(0, 16),
+              user: basic?.user.slice(0, 64) ?? null,
+              path: ar.path,
+            },
+          })
           .catch(() => {});
         return { ok: false, reason: 'invalid' };
       }
@@ -79,7 +90,12 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
       // Same status, header and body for a missing, unknown, expired or revoked credential.
       const format = formatFromHeaders(req);
       res.setHeader('WWW-Authenticate', challengeHeader);
-      sendAgentAnswer(req, res, { status: 401, format, text: errorBody(format, AUTH_REQUIRED_MESSAGE, deps.prologFreqHours) }, compression);
+      sendAgentAnswer(
+        req,
+        res,
+        { status: 401, format, text: errorBody(format, AUTH_REQUIRED_MESSAGE, deps.prologFreqHours) },
+        compression,
+      );
     },
   };
 }

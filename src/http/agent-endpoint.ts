@@ -7,7 +7,15 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError, toAppError } from '../errors.js';
-import { type Compression, detectCompression, inflateBody, mediaType, sniffFormat, jsonText, xmlText } from '../protocol/decode.js';
+import {
+  type Compression,
+  detectCompression,
+  inflateBody,
+  mediaType,
+  sniffFormat,
+  jsonText,
+  xmlText,
+} from '../protocol/decode.js';
 import { encodeAnswer, errorBody } from '../protocol/answers.js';
 import { type AgentMessage, type WireFormat, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
 import { type AgentAnswer, type AgentRequest, type AgentService, CredentialMisuse } from '../services/agent-service.js';
@@ -21,7 +29,8 @@ import { parseBasic } from '../services/credentials.js';
  * `/` (or one folder such as `/glpi/`), `/Inventory`, and `/front/inventory.php`, `/plugins/fusioninventory/…`,
  * `/plugins/glpiinventory/…`, `/marketplace/glpiinventory/…` under any prefix.
  */
-export const AGENT_PATH = /^(?:(?:\/[A-Za-z0-9._-]+)?\/|\/Inventory|(?:\/[^/]+)*?(?:\/front\/inventory\.php|\/(?:plugins\/(?:fusioninventory|glpiinventory)|marketplace\/glpiinventory)(?:\/.*)?))$/;
+export const AGENT_PATH =
+  /^(?:(?:\/[A-Za-z0-9._-]+)?\/|\/Inventory|(?:\/[^/]+)*?(?:\/front\/inventory\.php|\/(?:plugins\/(?:fusioninventory|glpiinventory)|marketplace\/glpiinventory)(?:\/.*)?))$/;
 
 export interface AgentEndpointDeps {
   service: AgentService;
@@ -60,7 +69,12 @@ export function compressionFromLabel(req: Request): Compression {
   return 'none';
 }
 
-export function sendAgentAnswer(req: Request, res: Response, answer: { status: number; format: WireFormat; text: string }, compression: Compression): void {
+export function sendAgentAnswer(
+  req: Request,
+  res: Response,
+  answer: { status: number; format: WireFormat; text: string },
+  compression: Compression,
+): void {
   const encoded = encodeAnswer(answer.text, answer.format, compression);
   for (const name of ECHOED_HEADERS) {
     const v = header(req, name);
@@ -110,7 +124,10 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     if (action?.toLowerCase() === 'getconfig') {
       const machineid = typeof req.query.machineid === 'string' ? req.query.machineid.slice(0, 255) : null;
       const task = req.query.task;
-      const tasks = typeof task === 'object' && task !== null && !Array.isArray(task) ? Object.fromEntries(Object.entries(task).map(([k, v]) => [k, String(v)])) : {};
+      const tasks =
+        typeof task === 'object' && task !== null && !Array.isArray(task)
+          ? Object.fromEntries(Object.entries(task).map(([k, v]) => [k, String(v)]))
+          : {};
       const answer = await deps.service.getConfig(ar, machineid, tasks);
       deps.metrics.agentRequest('getconfig', 'none', answer.outcome);
       sendAgentAnswer(req, res, answer, 'none'); // always plain: agents do not decode a compressed getConfig answer
@@ -118,7 +135,12 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     }
     if (Object.keys(req.query).length === 0 && header(req, 'GLPI-Request-ID')) {
       // A pending poll: this gateway never answers "pending", so there is nothing to collect.
-      sendAgentAnswer(req, res, { status: 404, format: 'json', text: errorBody('json', 'Unknown request', deps.prologFreqHours) }, 'none');
+      sendAgentAnswer(
+        req,
+        res,
+        { status: 404, format: 'json', text: errorBody('json', 'Unknown request', deps.prologFreqHours) },
+        'none',
+      );
       return;
     }
     res.setHeader('Allow', 'GET, POST');
@@ -176,14 +198,21 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       const decoded = await inflateBody(body, ar.compression, deps.inflateLimit);
       ar.decodedSize = decoded.length;
       const format = sniffFormat(decoded);
-      if (format === 'unknown') throw new AppError('bad_request', 'Unsupported content: expected an XML or JSON message');
-      msg = format === 'json' ? parseJsonMessage(jsonText(decoded), ar.presentedSecrets) : parseXmlMessage(xmlText(decoded).text, ar.presentedSecrets);
+      if (format === 'unknown')
+        throw new AppError('bad_request', 'Unsupported content: expected an XML or JSON message');
+      msg =
+        format === 'json'
+          ? parseJsonMessage(jsonText(decoded), ar.presentedSecrets)
+          : parseXmlMessage(xmlText(decoded).text, ar.presentedSecrets);
       if (msg.kind === 'prolog' || msg.kind === 'contact') {
         res.locals.deviceid = msg.deviceid;
         res.locals.credential = ar.principal ? `${ar.principal.type}:${ar.principal.id}` : undefined;
         ar.defer = await deps.limits.admission(req, res);
       }
-      const answer = await withDeadline(deps.service.handle(ar, msg), msg.kind === 'prolog' || msg.kind === 'contact' ? DB_DEADLINE_MS : INVENTORY_DB_DEADLINE_MS);
+      const answer = await withDeadline(
+        deps.service.handle(ar, msg),
+        msg.kind === 'prolog' || msg.kind === 'contact' ? DB_DEADLINE_MS : INVENTORY_DB_DEADLINE_MS,
+      );
       deps.metrics.agentRequest(msg.kind, msg.format, answer.outcome);
       deps.metrics.inflated(ar.decodedSize);
       sendAgentAnswer(req, res, answer, ar.compression);
@@ -192,7 +221,13 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     }
   }
 
-  async function fail(req: Request, res: Response, ar: AgentRequest, err: unknown, msg: AgentMessage | null): Promise<void> {
+  async function fail(
+    req: Request,
+    res: Response,
+    ar: AgentRequest,
+    err: unknown,
+    msg: AgentMessage | null,
+  ): Promise<void> {
     if (err instanceof CredentialMisuse) {
       await deps.limits.recordAuthFailure(req).catch(() => {});
       deps.metrics.agentRequest(msg?.kind ?? 'unknown', msg?.format ?? 'none', 'unauthorized');
@@ -210,12 +245,34 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     }
     const format = msg?.format ?? formatFromHeaders(req);
     const log = appErr.status >= 500 ? deps.logger.error.bind(deps.logger) : deps.logger.info.bind(deps.logger);
-    log({ err: appErr.status >= 500 ? (appErr.cause ?? appErr) : undefined, code: appErr.code, status: appErr.status, path: ar.path, remote: ar.remoteAddr, deviceid: msg?.deviceid }, `agent request refused: ${appErr.publicMessage}`);
-    const answer: AgentAnswer = { status: appErr.status, format, text: errorBody(format, appErr.publicMessage, deps.prologFreqHours), outcome: appErr.status >= 500 ? 'failed' : 'refused' };
+    log(
+      {
+        err: appErr.status >= 500 ? (appErr.cause ?? appErr) : undefined,
+        code: appErr.code,
+        status: appErr.status,
+        path: ar.path,
+        remote: ar.remoteAddr,
+        deviceid: msg?.deviceid,
+      },
+      `agent request refused: ${appErr.publicMessage}`,
+    );
+    const answer: AgentAnswer = {
+      status: appErr.status,
+      format,
+      text: errorBody(format, appErr.publicMessage, deps.prologFreqHours),
+      outcome: appErr.status >= 500 ? 'failed' : 'refused',
+    };
     deps.metrics.agentRequest(msg?.kind ?? 'unknown', format, answer.outcome);
     if (appErr.code !== 'unavailable') {
       await deps.service
-        .recordRefusal(ar, { format: msg?.format ?? 'none', kind: msg?.kind, deviceid: msg?.deviceid, status: appErr.status, outcome: answer.outcome, message: appErr.publicMessage })
+        .recordRefusal(ar, {
+          format: msg?.format ?? 'none',
+          kind: msg?.kind,
+          deviceid: msg?.deviceid,
+          status: appErr.status,
+          outcome: answer.outcome,
+          message: appErr.publicMessage,
+        })
         .catch((e: unknown) => deps.logger.warn({ err: e }, 'could not record a refused agent request'));
     }
     if (!res.headersSent) sendAgentAnswer(req, res, answer, ar.compression);
@@ -284,7 +341,13 @@ export function createGate(slots: number): () => Promise<() => void> {
  */
 export function readBody(req: Request, limit: number): Promise<Buffer> {
   const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
-  if (encoding !== 'identity') return Promise.reject(new AppError('unsupported_media_type', 'Content-Encoding is not supported; announce compression with Content-Type'));
+  if (encoding !== 'identity')
+    return Promise.reject(
+      new AppError(
+        'unsupported_media_type',
+        'Content-Encoding is not supported; announce compression with Content-Type',
+      ),
+    );
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -31,7 +31,9 @@ const TYPES: Record<string, string> = {
 export function consoleRoutes(): express.Router {
   const router = express.Router();
   // Read once: the files are part of the release, and a missing one should stop the start, not a request.
-  const files = new Map(Object.entries(TYPES).map(([name, type]) => [name, { type, body: fs.readFileSync(path.join(CONSOLE_DIR, name)) }]));
+  const files = new Map(
+    Object.entries(TYPES).map(([name, type]) => [name, { type, body: fs.readFileSync(path.join(CONSOLE_DIR, name)) }]),
+  );
 
   const serve = (name: string) => (_req: Request, res: Response) => {
     const file = files.get(name)!;

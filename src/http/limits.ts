@@ -9,7 +9,15 @@
  * `closed`, limited routes answer 503 while Redis is away.
  */
 import type { Request, RequestHandler, Response } from 'express';
-import { type ClientRateLimitInfo, type IncrementResponse, MemoryStore, type Options, type Store, ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import {
+  type ClientRateLimitInfo,
+  type IncrementResponse,
+  MemoryStore,
+  type Options,
+  type Store,
+  ipKeyGenerator,
+  rateLimit,
+} from 'express-rate-limit';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RedisStore } from 'rate-limit-redis';
@@ -56,7 +64,10 @@ export class FailoverStore implements Store {
   ) {}
 
   private makeRedisStore(): RedisStore {
-    return new RedisStore({ prefix: this.prefix, sendCommand: (command: string, ...args: string[]) => this.redis.call(command, ...args) as never });
+    return new RedisStore({
+      prefix: this.prefix,
+      sendCommand: (command: string, ...args: string[]) => this.redis.call(command, ...args) as never,
+    });
   }
 
   init(options: Options): Promise<void> {
@@ -99,7 +110,12 @@ export class FailoverStore implements Store {
 
   private fail(err: unknown): void {
     if (this.healthy) {
-      this.logger.error({ err: (err as Error).message, limiter: this.prefix }, this.mode === 'memory' ? 'REDIS UNREACHABLE: rate limits fall back to this process only (in memory) until it returns' : 'REDIS UNREACHABLE: limited requests are refused (RATE_LIMIT_REDIS_FAILURE=closed)');
+      this.logger.error(
+        { err: (err as Error).message, limiter: this.prefix },
+        this.mode === 'memory'
+          ? 'REDIS UNREACHABLE: rate limits fall back to this process only (in memory) until it returns'
+          : 'REDIS UNREACHABLE: limited requests are refused (RATE_LIMIT_REDIS_FAILURE=closed)',
+      );
       this.onMode(false);
     }
     this.healthy = false;
@@ -137,19 +153,31 @@ export class FailoverStore implements Store {
   }
 
   increment(key: string): Promise<IncrementResponse> {
-    return this.run((s) => s.increment(key), () => this.memory.increment(key));
+    return this.run(
+      (s) => s.increment(key),
+      () => this.memory.increment(key),
+    );
   }
 
   decrement(key: string): Promise<void> {
-    return this.run((s) => s.decrement(key), () => this.memory.decrement(key));
+    return this.run(
+      (s) => s.decrement(key),
+      () => this.memory.decrement(key),
+    );
   }
 
   resetKey(key: string): Promise<void> {
-    return this.run((s) => s.resetKey(key), () => this.memory.resetKey(key));
+    return this.run(
+      (s) => s.resetKey(key),
+      () => this.memory.resetKey(key),
+    );
   }
 
   get(key: string): Promise<ClientRateLimitInfo | undefined> {
-    return this.run((s) => s.get(key), () => this.memory.get(key));
+    return this.run(
+      (s) => s.get(key),
+      () => this.memory.get(key),
+    );
   }
 
   shutdown(): void {
@@ -164,10 +192,14 @@ function tooMany(kind: string, metrics: Metrics, prologFreqHours: number) {
     const format = formatFromHeaders(req);
     const retryAfter = Math.ceil(options.windowMs / 1000);
     res.setHeader('Retry-After', String(retryAfter));
-    sendAgentAnswer(req, res, { status: 429, format, text: errorBody(format, 'Too many requests', prologFreqHours) }, compressionFromLabel(req));
+    sendAgentAnswer(
+      req,
+      res,
+      { status: 429, format, text: errorBody(format, 'Too many requests', prologFreqHours) },
+      compressionFromLabel(req),
+    );
   };
 }
-
 
 export interface AgentLimits {
   /** Requests per source address. */
@@ -203,7 +235,12 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   // validate: false — the configuration is fixed here and checked by tests; the per-request checks cost time.
   const common = { standardHeaders: false as const, legacyHeaders: false, passOnStoreError: false, validate: false };
   // Admission limiters never answer: past the limit they mark the request, and the agent is told "later".
-  const deferring = (reason: DeferReason, windowMs: number, limit: number, key: (res: Response) => string | undefined) =>
+  const deferring = (
+    reason: DeferReason,
+    windowMs: number,
+    limit: number,
+    key: (res: Response) => string | undefined,
+  ) =>
     rateLimit({
       ...common,
       windowMs,
@@ -224,7 +261,13 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   const spikeStore: Store = store('agentgate:spike:') ?? new MemoryStore();
   void spikeStore.init?.({ windowMs: deps.spikeWindowSeconds * 1000 } as Options);
   if (!deps.redis) stores.push(spikeStore);
-  const perIp = rateLimit({ ...common, windowMs: 60_000, limit: deps.ipPerMinute, store: store('agentgate:ip:'), handler: tooMany('ip', deps.metrics, deps.prologFreqHours) });
+  const perIp = rateLimit({
+    ...common,
+    windowMs: 60_000,
+    limit: deps.ipPerMinute,
+    store: store('agentgate:ip:'),
+    handler: tooMany('ip', deps.metrics, deps.prologFreqHours),
+  });
   // Brute force: only invalid credentials count. express-rate-limit's own way (count every request on
   // arrival, forgive the good ones when answered) refuses a burst of valid agents behind one address while
   // they are in flight, so this layer reads and counts through the same store, with its windows, directly.
@@ -237,7 +280,8 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     const key = ipKeyGenerator(req.ip ?? 'unknown');
     Promise.resolve(authStore.get?.(key))
       .then((seen) => {
-        if (seen && seen.totalHits >= deps.authFailuresPer15Min) return refuseBruteForce(req, res, next, { windowMs: authWindowMs } as Options);
+        if (seen && seen.totalHits >= deps.authFailuresPer15Min)
+          return refuseBruteForce(req, res, next, { windowMs: authWindowMs } as Options);
         next();
       })
       .catch(next);

@@ -117,11 +117,13 @@ export function createMetrics() {
     outboxSource: (fn: typeof outboxSource) => void (outboxSource = fn),
     outboxAttempt: (outcome: 'delivered' | 'retry' | 'dead') => outboxAttempts.inc({ outcome }),
     setDeviceCounts: (counts: { state: string; n: number }[]) => {
-      for (const state of ['quarantined', 'approved', 'rejected', 'conflict']) devices.set({ state }, counts.find((c) => c.state === state)?.n ?? 0);
+      for (const state of ['quarantined', 'approved', 'rejected', 'conflict'])
+        devices.set({ state }, counts.find((c) => c.state === state)?.n ?? 0);
     },
     deferred: (reason: string) => deferred.inc({ reason }),
     spike: (scope: string) => spikes.inc({ scope }),
-    webhookDelivery: (event: string, outcome: 'delivered' | 'retry' | 'failed') => webhookDeliveries.inc({ event, outcome }),
+    webhookDelivery: (event: string, outcome: 'delivered' | 'retry' | 'failed') =>
+      webhookDeliveries.inc({ event, outcome }),
     setWebhookPending: (n: number) => webhookPending.set(n),
     limited: (limiter: string) => limited.inc({ limiter }),
     limiterBackend: (usingRedis: boolean) => limiterRedis.set(usingRedis ? 1 : 0),
@@ -129,7 +131,8 @@ export function createMetrics() {
     keyVersionUsed: (key: string, version: number) => keyVersionUse.inc({ key, version: String(version) }),
     agentRequest: (kind: string, format: string, outcome: string) => requests.inc({ kind, format, outcome }),
     inflated: (bytes: number) => inflatedBytes.observe(bytes),
-    httpDone: (route: string, status: number, seconds: number) => httpDuration.observe({ route, status: `${Math.floor(status / 100)}xx` }, seconds),
+    httpDone: (route: string, status: number, seconds: number) =>
+      httpDuration.observe({ route, status: `${Math.floor(status / 100)}xx` }, seconds),
     authFailure: (reason: string) => authFailures.inc({ reason }),
   };
 }

@@ -17,9 +17,16 @@ function oauthError(res: Response, status: number, error: string, description: s
   res.status(status).json({ error, error_description: description });
 }
 
-export function tokenEndpoint(deps: { credentials: CredentialService; limits?: AgentLimits; onFailure?: (clientId: string, remoteAddr: string | null) => void }): express.Router {
+export function tokenEndpoint(deps: {
+  credentials: CredentialService;
+  limits?: AgentLimits;
+  onFailure?: (clientId: string, remoteAddr: string | null) => void;
+}): express.Router {
   const router = express.Router();
-  const parsers = [express.json({ limit: '8kb', type: () => true }), express.urlencoded({ limit: '8kb', extended: false, type: 'application/x-www-form-urlencoded' })];
+  const parsers = [
+    express.json({ limit: '8kb', type: () => true }),
+    express.urlencoded({ limit: '8kb', extended: false, type: 'application/x-www-form-urlencoded' }),
+  ];
 
   router.post(TOKEN_PATH, ...(deps.limits ? [deps.limits.perIp, deps.limits.authFailures] : []), (req, res, next) => {
     const isForm = (req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
@@ -36,9 +43,11 @@ export function tokenEndpoint(deps: { credentials: CredentialService; limits?: A
 
   async function issue(req: Request, res: Response): Promise<void> {
     const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as Record<string, unknown>;
-    if (body.grant_type !== 'client_credentials') return oauthError(res, 400, 'unsupported_grant_type', 'Only client_credentials is supported');
+    if (body.grant_type !== 'client_credentials')
+      return oauthError(res, 400, 'unsupported_grant_type', 'Only client_credentials is supported');
     const scope = typeof body.scope === 'string' ? body.scope : 'inventory';
-    if (!scope.split(/\s+/).includes('inventory')) return oauthError(res, 400, 'invalid_scope', 'Scope must include inventory');
+    if (!scope.split(/\s+/).includes('inventory'))
+      return oauthError(res, 400, 'invalid_scope', 'Scope must include inventory');
     // Client authentication: in the body (what the GLPI Agent does) or as HTTP Basic (RFC 6749 §2.3.1).
     const basic = req.headers.authorization ? parseBasic(req.headers.authorization) : null;
     const clientId = typeof body.client_id === 'string' ? body.client_id : basic?.user;
@@ -49,7 +58,16 @@ export function tokenEndpoint(deps: { credentials: CredentialService; limits?: A
       res.setHeader('Cache-Control', 'no-store');
       res.setHeader('Pragma', 'no-cache');
       res.setHeader('Content-Type', 'application/json');
-      res.status(200).send(JSON.stringify({ token_type: 'Bearer', access_token: accessToken, expires_in: expiresIn, scope: 'inventory' }));
+      res
+        .status(200)
+        .send(
+          JSON.stringify({
+            token_type: 'Bearer',
+            access_token: accessToken,
+            expires_in: expiresIn,
+            scope: 'inventory',
+          }),
+        );
     } catch (err) {
       if (err instanceof AppError && err.code === 'unauthorized') {
         await deps.limits?.recordAuthFailure(req).catch(() => {});

@@ -15,7 +15,15 @@ export interface EncodedAnswer {
 export const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n';
 
 /** Tasks the gateway does not serve; listing them in CONTACT answers stops the agents' getConfig GETs. */
-export const DISABLED_TASKS = ['collect', 'deploy', 'esx', 'netdiscovery', 'netinventory', 'remoteinventory', 'wakeonlan'];
+export const DISABLED_TASKS = [
+  'collect',
+  'deploy',
+  'esx',
+  'netdiscovery',
+  'netinventory',
+  'remoteinventory',
+  'wakeonlan',
+];
 
 /** `tasks.inventory.version` must be non-empty or the GLPI Agent falls back to an extra PROLOG. */
 export const INVENTORY_TASK_VERSION = '1.0';
@@ -55,7 +63,10 @@ export function jsonContact(expiration: number | string, opts: { inventory: bool
     expiration,
     tasks: opts.inventory
       ? { inventory: { server: 'glpi', version: INVENTORY_TASK_VERSION } }
-      : { inventory: { server: 'glpi', version: INVENTORY_TASK_VERSION }, remoteinventory: { server: 'glpi', version: INVENTORY_TASK_VERSION } },
+      : {
+          inventory: { server: 'glpi', version: INVENTORY_TASK_VERSION },
+          remoteinventory: { server: 'glpi', version: INVENTORY_TASK_VERSION },
+        },
     disabled,
     ...(opts.message ? { message: opts.message } : {}),
   });
@@ -94,7 +105,8 @@ export function encodeAnswer(text: string, format: WireFormat, compression: Comp
 
 function encodeNow(text: string, format: WireFormat, compression: Compression): EncodedAnswer {
   const raw = Buffer.from(text, 'utf8');
-  if (compression === 'zlib' || compression === 'deflate') return { body: zlib.deflateSync(raw), contentType: 'application/x-compress-zlib' };
+  if (compression === 'zlib' || compression === 'deflate')
+    return { body: zlib.deflateSync(raw), contentType: 'application/x-compress-zlib' };
   if (compression === 'gzip') return { body: zlib.gzipSync(raw), contentType: 'application/x-compress-gzip' };
   return { body: raw, contentType: format === 'json' ? 'application/json' : 'application/xml' };
 }

@@ -67,7 +67,11 @@ function tooLarge(limit: number, cause?: unknown): AppError {
 /** JSON or XML by the first meaningful byte (after a UTF-8 BOM and white space). */
 export function sniffFormat(decoded: Buffer): BodyFormat {
   let i = decoded.length >= 3 && decoded[0] === 0xef && decoded[1] === 0xbb && decoded[2] === 0xbf ? 3 : 0;
-  while (i < decoded.length && (decoded[i] === 0x20 || decoded[i] === 0x0a || decoded[i] === 0x0d || decoded[i] === 0x09)) i++;
+  while (
+    i < decoded.length &&
+    (decoded[i] === 0x20 || decoded[i] === 0x0a || decoded[i] === 0x0d || decoded[i] === 0x09)
+  )
+    i++;
   if (decoded[i] === 0x7b) return 'json';
   if (decoded[i] === 0x3c) return 'xml';
   return 'unknown';

@@ -21,23 +21,70 @@ export interface Identity {
 
 type Obj = Record<string, unknown>;
 
-const JUNK_SERIALS = new Set(
-  [
-    '', 'n/a', 'na', 'none', 'empty', 'invalid', 'not specified', 'not available', 'to be filled by o.e.m.', 'system serial number',
-    'systemserialnumb', 'oem_serial', 'unknow', 'unknown', 'eval', 'iatpass', '(null string)', 'tulip computers',
-    'serial number xxxxxx', 'xxxxxxxxxxx', 'nnnnnnn', '0123456789', '123456789000', '12345678901234567',
-    'sys-1234567890', 'sys-9876543210', 'sn-12345', 'sn-1234567890', 'mb-1234567890', 'default string', 'chassis serial number',
-  ],
-);
+const JUNK_SERIALS = new Set([
+  '',
+  'n/a',
+  'na',
+  'none',
+  'empty',
+  'invalid',
+  'not specified',
+  'not available',
+  'to be filled by o.e.m.',
+  'system serial number',
+  'systemserialnumb',
+  'oem_serial',
+  'unknow',
+  'unknown',
+  'eval',
+  'iatpass',
+  '(null string)',
+  'tulip computers',
+  'serial number xxxxxx',
+  'xxxxxxxxxxx',
+  'nnnnnnn',
+  '0123456789',
+  '123456789000',
+  '12345678901234567',
+  'sys-1234567890',
+  'sys-9876543210',
+  'sn-12345',
+  'sn-1234567890',
+  'mb-1234567890',
+  'default string',
+  'chassis serial number',
+]);
 const JUNK_UUIDS = new Set([
-  'ffffffff-ffff-ffff-ffff-ffffffffffff', '03000200-0400-0500-0006-000700080009', '6ab5b300-538d-1014-9fb5-b0684d007b53',
-  '01010101-0101-0101-0101-010101010101', '00000000-0000-0000-0000-000000000000', '2',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff',
+  '03000200-0400-0500-0006-000700080009',
+  '6ab5b300-538d-1014-9fb5-b0684d007b53',
+  '01010101-0101-0101-0101-010101010101',
+  '00000000-0000-0000-0000-000000000000',
+  '2',
 ]);
 const JUNK_MACS = new Set([
-  '00:00:00:00:00:00', 'fe:ff:ff:ff:ff:ff', '0a:00:27:00:00:00', '02:00:4e:43:50:49', '20:41:53:59:4e:ff', '33:50:6f:45:30:30',
-  '50:50:54:50:30:30', '24:b6:20:52:41:53', '00:a0:c6:00:00:00', '02:80:37:ec:02:00', '00:0b:ca:fe:00:00', 'ff:ff:ff:ff:ff:ff',
+  '00:00:00:00:00:00',
+  'fe:ff:ff:ff:ff:ff',
+  '0a:00:27:00:00:00',
+  '02:00:4e:43:50:49',
+  '20:41:53:59:4e:ff',
+  '33:50:6f:45:30:30',
+  '50:50:54:50:30:30',
+  '24:b6:20:52:41:53',
+  '00:a0:c6:00:00:00',
+  '02:80:37:ec:02:00',
+  '00:0b:ca:fe:00:00',
+  'ff:ff:ff:ff:ff:ff',
 ]);
-const JUNK_MODELS = new Set(['system product name', 'product name', 'system name', 'all series', 'to be filled by o.e.m.', '*', 'default string']);
+const JUNK_MODELS = new Set([
+  'system product name',
+  'product name',
+  'system name',
+  'all series',
+  'to be filled by o.e.m.',
+  '*',
+  'default string',
+]);
 const JUNK_VENDORS = new Set(['system manufacturer', 'to be filled by o.e.m.', 'default string']);
 /** At most this many MACs and IPs are kept per device (a switch may list thousands). */
 const MAX_LIST = 64;
@@ -57,7 +104,10 @@ export function isJunkUuid(raw: string): boolean {
 }
 
 export function normalizeMac(raw: string): string | null {
-  const hex = raw.trim().toLowerCase().replace(/[^0-9a-f]/g, '');
+  const hex = raw
+    .trim()
+    .toLowerCase()
+    .replace(/[^0-9a-f]/g, '');
   if (hex.length !== 12) return null;
   const mac = hex.match(/../g)!.join(':');
   if (JUNK_MACS.has(mac) || mac.startsWith('00:50:56:c0:')) return null; // VMware host-only adapters
@@ -99,12 +149,16 @@ export function identityFromSections(s: Obj, tag: unknown): Identity {
   const networks = list(s.networks);
   const physical = networks.filter((n) => !truthy(n.virtualdev));
   const virtual = networks.filter((n) => truthy(n.virtualdev));
-  const macs = unique([...physical, ...virtual].map((n) => (typeof n.mac === 'string' ? normalizeMac(n.mac) : null))).slice(0, MAX_LIST);
+  const macs = unique(
+    [...physical, ...virtual].map((n) => (typeof n.mac === 'string' ? normalizeMac(n.mac) : null)),
+  ).slice(0, MAX_LIST);
   const ips = unique(
-    networks.flatMap((n) => [n.ipaddress, n.ipaddress6].map((ip) => {
-      const v = str(ip, 64);
-      return v && !JUNK_IPS.has(v) && /^[0-9a-fA-F:.]+$/.test(v) ? v : null;
-    })),
+    networks.flatMap((n) =>
+      [n.ipaddress, n.ipaddress6].map((ip) => {
+        const v = str(ip, 64);
+        return v && !JUNK_IPS.has(v) && /^[0-9a-fA-F:.]+$/.test(v) ? v : null;
+      }),
+    ),
   );
   ips.splice(MAX_LIST);
   const ssn = clean(bios.ssn, isJunkSerial);

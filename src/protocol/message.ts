@@ -8,7 +8,8 @@ import { AppError } from '../errors.js';
 import { type Identity, identityFromSections, xmlSectionsToJsonShape } from './identity.js';
 import { readXmlRequest, scalar } from './xml.js';
 
-export type MessageKind = 'prolog' | 'contact' | 'inventory' | 'getconfig' | 'get_params' | 'netdiscovery' | 'netinventory' | 'other';
+export type MessageKind =
+  'prolog' | 'contact' | 'inventory' | 'getconfig' | 'get_params' | 'netdiscovery' | 'netinventory' | 'other';
 export type WireFormat = 'xml' | 'json';
 
 export interface AgentMessage {
@@ -39,13 +40,19 @@ export function validDeviceid(raw: unknown): string {
   return v;
 }
 
-const XML_KINDS: Record<string, MessageKind> = { PROLOG: 'prolog', INVENTORY: 'inventory', NETDISCOVERY: 'netdiscovery', SNMPQUERY: 'netinventory' };
+const XML_KINDS: Record<string, MessageKind> = {
+  PROLOG: 'prolog',
+  INVENTORY: 'inventory',
+  NETDISCOVERY: 'netdiscovery',
+  SNMPQUERY: 'netinventory',
+};
 
 /**
  * The agents' command line is copied into the inventory (versionprovider perl_args) when run with --debug,
  * --password included. Blank out the values of secret options inside that one field only.
  */
-const SECRET_ARG = /(--(?:password|oauth-client-secret|oauth-client-id|user|ssl-key-password)(?:=|\s+)|\s-p\s+)([^\s"<]+)/g;
+const SECRET_ARG =
+  /(--(?:password|oauth-client-secret|oauth-client-id|user|ssl-key-password)(?:=|\s+)|\s-p\s+)([^\s"<]+)/g;
 
 /** Blanks the values of secret options in one command line. */
 export function redactArgs(args: string): string {
@@ -109,7 +116,8 @@ export function redactPresented(text: string, secrets: readonly string[]): strin
 export function parseXmlMessage(text: string, secrets: readonly string[] = []): AgentMessage {
   const cleanText = redactPerlArgs(redactPresented(text, secrets));
   const req = readXmlRequest(cleanText);
-  if (req.root !== 'REQUEST') throw new AppError('bad_request', `Invalid XML: root element must be REQUEST, not ${req.root}`);
+  if (req.root !== 'REQUEST')
+    throw new AppError('bad_request', `Invalid XML: root element must be REQUEST, not ${req.root}`);
   // GLPI treats a missing QUERY as INVENTORY.
   const action = (req.query ?? 'INVENTORY').trim().toUpperCase();
   const kind = XML_KINDS[action] ?? 'other';
@@ -118,10 +126,26 @@ export function parseXmlMessage(text: string, secrets: readonly string[] = []): 
     const { sections, tag } = xmlSectionsToJsonShape(req.identity);
     identity = identityFromSections(sections, tag);
   }
-  return { format: 'xml', kind, action, deviceid: validDeviceid(req.deviceid), partial: false, identity, json: null, text: cleanText, redacted: cleanText !== text };
+  return {
+    format: 'xml',
+    kind,
+    action,
+    deviceid: validDeviceid(req.deviceid),
+    partial: false,
+    identity,
+    json: null,
+    text: cleanText,
+    redacted: cleanText !== text,
+  };
 }
 
-const JSON_KINDS: Record<string, MessageKind> = { contact: 'contact', inventory: 'inventory', netinventory: 'netinventory', netdiscovery: 'netdiscovery', get_params: 'get_params' };
+const JSON_KINDS: Record<string, MessageKind> = {
+  contact: 'contact',
+  inventory: 'inventory',
+  netinventory: 'netinventory',
+  netdiscovery: 'netdiscovery',
+  get_params: 'get_params',
+};
 
 export const MAX_JSON_DEPTH = 64;
 
@@ -173,14 +197,17 @@ export function parseJsonMessage(original: string, secrets: readonly string[] = 
   // The deviceid is judged as sent (a control character in it is refused, not quietly dropped).
   const rawDeviceid = typeof msg === 'object' && msg !== null ? (msg as { deviceid?: unknown }).deviceid : undefined;
   sanitizeJson(msg);
-  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new AppError('bad_request', 'Invalid JSON: an object is expected');
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg))
+    throw new AppError('bad_request', 'Invalid JSON: an object is expected');
   const m = msg as Record<string, unknown>;
-  if (typeof m.action !== 'string' || m.action === '') throw new AppError('bad_request', 'Invalid JSON: missing action');
+  if (typeof m.action !== 'string' || m.action === '')
+    throw new AppError('bad_request', 'Invalid JSON: missing action');
   const action = m.action;
   const kind = JSON_KINDS[action.toLowerCase()] ?? 'other';
   let identity: Identity | null = null;
   if (kind === 'inventory') {
-    if (typeof m.content !== 'object' || m.content === null || Array.isArray(m.content)) throw new AppError('bad_request', 'Invalid JSON: inventory without content');
+    if (typeof m.content !== 'object' || m.content === null || Array.isArray(m.content))
+      throw new AppError('bad_request', 'Invalid JSON: inventory without content');
     identity = identityFromSections(m.content as Record<string, unknown>, m.tag);
   }
   const pluginsRedacted = kind === 'contact' && redactHttpdPlugins(m);

@@ -11,11 +11,51 @@ export const MAX_XML_DEPTH = 64;
 
 /** Sections an XML inventory may repeat; the parser must always give arrays for them. */
 const LIST_SECTIONS = new Set([
-  'ACCOUNTINFO', 'ANTIVIRUS', 'BATTERIES', 'CONTROLLERS', 'CPUS', 'DATABASES_SERVICES', 'DRIVES', 'ENVS', 'FIREWALL',
-  'INPUTS', 'LICENSEINFOS', 'LOCAL_GROUPS', 'LOCAL_USERS', 'LOGICAL_VOLUMES', 'MEMORIES', 'MODEMS', 'MONITORS', 'NETWORKS',
-  'PHYSICAL_VOLUMES', 'PORTS', 'POWERSUPPLIES', 'PRINTERS', 'PROCESSES', 'REMOTE_MGMT', 'RUDDER', 'SENSORS', 'SIMCARDS',
-  'SLOTS', 'SOFTWARES', 'SOUNDS', 'STORAGES', 'USBDEVICES', 'USERS', 'VIDEOS', 'VIRTUALMACHINES', 'VOLUME_GROUPS',
-  'CAMERAS', 'POWERSUPPLY', 'DEVICE', 'COMPONENT', 'PORT', 'IP', 'CONNECTION', 'MAC', 'VLAN',
+  'ACCOUNTINFO',
+  'ANTIVIRUS',
+  'BATTERIES',
+  'CONTROLLERS',
+  'CPUS',
+  'DATABASES_SERVICES',
+  'DRIVES',
+  'ENVS',
+  'FIREWALL',
+  'INPUTS',
+  'LICENSEINFOS',
+  'LOCAL_GROUPS',
+  'LOCAL_USERS',
+  'LOGICAL_VOLUMES',
+  'MEMORIES',
+  'MODEMS',
+  'MONITORS',
+  'NETWORKS',
+  'PHYSICAL_VOLUMES',
+  'PORTS',
+  'POWERSUPPLIES',
+  'PRINTERS',
+  'PROCESSES',
+  'REMOTE_MGMT',
+  'RUDDER',
+  'SENSORS',
+  'SIMCARDS',
+  'SLOTS',
+  'SOFTWARES',
+  'SOUNDS',
+  'STORAGES',
+  'USBDEVICES',
+  'USERS',
+  'VIDEOS',
+  'VIRTUALMACHINES',
+  'VOLUME_GROUPS',
+  'CAMERAS',
+  'POWERSUPPLY',
+  'DEVICE',
+  'COMPONENT',
+  'PORT',
+  'IP',
+  'CONNECTION',
+  'MAC',
+  'VLAN',
 ]);
 
 /** The small sections the gateway reads on the hot path. */
@@ -53,7 +93,8 @@ function badXml(message: string): AppError {
 
 /** Refuses what no agent sends and what would make a parser expand or fetch anything. */
 export function assertNoDoctype(text: string): void {
-  if (/<!(DOCTYPE|ENTITY|ELEMENT|ATTLIST)/i.test(text)) throw badXml('DOCTYPE and entity declarations are not accepted');
+  if (/<!(DOCTYPE|ENTITY|ELEMENT|ATTLIST)/i.test(text))
+    throw badXml('DOCTYPE and entity declarations are not accepted');
 }
 
 /**
@@ -66,7 +107,8 @@ const CONTROL_REF = /&#(?:[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-
 
 export function scanXml(text: string): XmlScan {
   assertNoDoctype(text);
-  if (CONTROL_CHAR.test(text) || (text.includes('&#') && CONTROL_REF.test(text))) throw badXml('control characters are not allowed');
+  if (CONTROL_CHAR.test(text) || (text.includes('&#') && CONTROL_REF.test(text)))
+    throw badXml('control characters are not allowed');
   // Open elements as positions of their names (no string per tag: inventories have tens of thousands).
   const nameAt: number[] = [];
   const nameLen: number[] = [];
@@ -98,7 +140,9 @@ export function scanXml(text: string): XmlScan {
         if (depth === 0) throw badXml(`unexpected </${text.slice(from, from + len)}>`);
         const openAt = nameAt[depth - 1]!;
         if (nameLen[depth - 1] !== len || !sameChars(text, openAt, from, len)) {
-          throw badXml(`</${text.slice(from, from + len)}> closes <${text.slice(openAt, openAt + nameLen[depth - 1]!)}>`);
+          throw badXml(
+            `</${text.slice(from, from + len)}> closes <${text.slice(openAt, openAt + nameLen[depth - 1]!)}>`,
+          );
         }
         nameAt.pop();
         nameLen.pop();
@@ -122,7 +166,10 @@ export function scanXml(text: string): XmlScan {
     if (nameAt.length === 0) outside = i;
     i = text.indexOf('<', i);
   }
-  if (nameAt.length > 0) throw badXml(`<${text.slice(nameAt[nameAt.length - 1]!, nameAt[nameAt.length - 1]! + nameLen[nameLen.length - 1]!)}> is not closed`);
+  if (nameAt.length > 0)
+    throw badXml(
+      `<${text.slice(nameAt[nameAt.length - 1]!, nameAt[nameAt.length - 1]! + nameLen[nameLen.length - 1]!)}> is not closed`,
+    );
   if (!root) throw badXml('no root element');
   if (text.slice(outside).trim() !== '') throw badXml('text outside the root element');
   return { root, rootChildren, contentSections };
@@ -151,7 +198,10 @@ function nameLength(text: string, from: number, to: number): number {
 
 function skipTo(text: string, terminator: string, from: number): number {
   const end = text.indexOf(terminator, from);
-  if (end === -1) throw badXml(`unterminated ${terminator === '-->' ? 'comment' : terminator === ']]>' ? 'CDATA section' : 'processing instruction'}`);
+  if (end === -1)
+    throw badXml(
+      `unterminated ${terminator === '-->' ? 'comment' : terminator === ']]>' ? 'CDATA section' : 'processing instruction'}`,
+    );
   return end + terminator.length;
 }
 
@@ -186,7 +236,12 @@ export interface XmlRequest {
 /** What the gateway needs from an XML message, without parsing the heavy sections. */
 export function readXmlRequest(text: string): XmlRequest {
   const scan = scanXml(text);
-  const head = parseFragment(scan.rootChildren.filter((s) => s.name !== 'CONTENT').map((s) => text.slice(s.start, s.end)).join(''));
+  const head = parseFragment(
+    scan.rootChildren
+      .filter((s) => s.name !== 'CONTENT')
+      .map((s) => text.slice(s.start, s.end))
+      .join(''),
+  );
   const wanted = scan.contentSections.filter((s) => IDENTITY_SECTIONS.has(s.name));
   const identity = parseFragment(wanted.map((s) => text.slice(s.start, s.end)).join(''));
   return {

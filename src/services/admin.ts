@@ -36,17 +36,49 @@ export function createAdmin(deps: AdminDeps) {
   const { sql, clock } = deps;
   const changed = () => deps.onCredentialsChanged?.();
 
-  async function audit(tx: Queryable, actor: Actor, action: string, targetType: string, targetId: string | null, before: unknown, after: unknown, reason: string | null = null) {
-    await store.insertAudit(tx, { at: clock.now(), actor: actor.name, action, targetType, targetId, remoteAddr: actor.remoteAddr, before, after, reason });
+  async function audit(
+    tx: Queryable,
+    actor: Actor,
+    action: string,
+    targetType: string,
+    targetId: string | null,
+    before: unknown,
+    after: unknown,
+    reason: string | null = null,
+  ) {
+    await store.insertAudit(tx, {
+      at: clock.now(),
+      actor: actor.name,
+      action,
+      targetType,
+      targetId,
+      remoteAddr: actor.remoteAddr,
+      before,
+      after,
+      reason,
+    });
   }
 
   async function keyView(tx: Queryable, key: store.KeyRow): Promise<KeyView> {
     const now = clock.now();
     const versions = await store.listKeyVersions(tx, key.id);
     return {
-      name: key.name, active: key.active, expiresAt: key.expiresAt, maxDevices: key.maxDevices, devicesUsed: key.devicesUsed, tag: key.tag,
-      comment: key.comment, createdBy: key.createdBy, createdAt: key.createdAt,
-      versions: versions.map((v) => ({ version: v.version, secret: masked(v.prefix), createdAt: v.createdAt, expiresAt: v.expiresAt, valid: v.expiresAt === null || v.expiresAt > now })),
+      name: key.name,
+      active: key.active,
+      expiresAt: key.expiresAt,
+      maxDevices: key.maxDevices,
+      devicesUsed: key.devicesUsed,
+      tag: key.tag,
+      comment: key.comment,
+      createdBy: key.createdBy,
+      createdAt: key.createdAt,
+      versions: versions.map((v) => ({
+        version: v.version,
+        secret: masked(v.prefix),
+        createdAt: v.createdAt,
+        expiresAt: v.expiresAt,
+        valid: v.expiresAt === null || v.expiresAt > now,
+      })),
     };
   }
 
@@ -57,14 +89,40 @@ export function createAdmin(deps: AdminDeps) {
   }
 
   return {
-    async createKey(input: { name: string; tag?: string | null; maxDevices?: number; expiresAt?: Date | null; comment?: string | null; secret?: string }, actor: Actor): Promise<{ key: KeyView; secret: string }> {
+    async createKey(
+      input: {
+        name: string;
+        tag?: string | null;
+        maxDevices?: number;
+        expiresAt?: Date | null;
+        comment?: string | null;
+        secret?: string;
+      },
+      actor: Actor,
+    ): Promise<{ key: KeyView; secret: string }> {
       checkName('key', input.name);
-      if (input.maxDevices !== undefined && (!Number.isInteger(input.maxDevices) || input.maxDevices < 0)) throw new AppError('bad_request', 'maxDevices must be a whole number ≥ 0 (0 = unlimited)');
+      if (input.maxDevices !== undefined && (!Number.isInteger(input.maxDevices) || input.maxDevices < 0))
+        throw new AppError('bad_request', 'maxDevices must be a whole number ≥ 0 (0 = unlimited)');
       const secret = input.secret ?? generateSecret('agk');
       return sql.begin(async (tx) => {
-        if (await store.findKeyByName(tx, input.name)) throw new AppError('conflict', `A registration key named "${input.name}" exists already`);
-        const key = await store.insertKey(tx, { name: input.name, expiresAt: input.expiresAt ?? null, maxDevices: input.maxDevices ?? 0, tag: input.tag ?? null, comment: input.comment ?? null, createdBy: actor.name, at: clock.now() });
-        await store.insertKeyVersion(tx, { keyId: key.id, version: 1, prefix: visiblePrefix(secret), hash: hashSecret(secret), at: clock.now() });
+        if (await store.findKeyByName(tx, input.name))
+          throw new AppError('conflict', `A registration key named "${input.name}" exists already`);
+        const key = await store.insertKey(tx, {
+          name: input.name,
+          expiresAt: input.expiresAt ?? null,
+          maxDevices: input.maxDevices ?? 0,
+          tag: input.tag ?? null,
+          comment: input.comment ?? null,
+          createdBy: actor.name,
+          at: clock.now(),
+        });
+        await store.insertKeyVersion(tx, {
+          keyId: key.id,
+          version: 1,
+          prefix: visiblePrefix(secret),
+          hash: hashSecret(secret),
+          at: clock.now(),
+        });
         const view = await keyView(tx, key);
         await audit(tx, actor, 'key.create', 'registration_key', key.name, null, view);
         return { key: view, secret };
@@ -72,7 +130,11 @@ export function createAdmin(deps: AdminDeps) {
     },
 
     /** New version now; every older version stays valid until now + grace (0 = cut off at once). */
-    async rotateKey(name: string, graceSeconds: number, actor: Actor): Promise<{ key: KeyView; secret: string; version: number; previousExpiresAt: Date }> {
+    async rotateKey(
+      name: string,
+      graceSeconds: number,
+      actor: Actor,
+    ): Promise<{ key: KeyView; secret: string; version: number; previousExpiresAt: Date }> {
       const secret = generateSecret('agk');
       const result = await sql.begin(async (tx) => {
         const key = await requireKey(tx, name, true);
@@ -81,7 +143,13 @@ export function createAdmin(deps: AdminDeps) {
         const previousExpiresAt = new Date(now.getTime() + graceSeconds * 1000);
         await store.expireOpenVersions(tx, key.id, previousExpiresAt);
         const version = Math.max(0, ...before.versions.map((v) => v.version)) + 1;
-        await store.insertKeyVersion(tx, { keyId: key.id, version, prefix: visiblePrefix(secret), hash: hashSecret(secret), at: now });
+        await store.insertKeyVersion(tx, {
+          keyId: key.id,
+          version,
+          prefix: visiblePrefix(secret),
+          hash: hashSecret(secret),
+          at: now,
+        });
         const after = await keyView(tx, key);
         await audit(tx, actor, 'key.rotate', 'registration_key', key.name, before, after, `grace ${graceSeconds}s`);
         return { key: after, secret, version, previousExpiresAt };
@@ -113,12 +181,24 @@ export function createAdmin(deps: AdminDeps) {
       return { key: await keyView(sql, key), usage: await store.keyUsage(sql, key.id) };
     },
 
-    async createClient(input: { name: string; deviceid?: string | null; comment?: string | null }, actor: Actor): Promise<{ clientId: string; clientSecret: string; name: string; deviceid: string | null }> {
+    async createClient(
+      input: { name: string; deviceid?: string | null; comment?: string | null },
+      actor: Actor,
+    ): Promise<{ clientId: string; clientSecret: string; name: string; deviceid: string | null }> {
       checkName('client', input.name);
       const clientSecret = generateSecret('ags');
       const clientId = generateClientId();
       return sql.begin(async (tx) => {
-        const row = await store.insertClient(tx, { clientId, name: input.name, hash: hashSecret(clientSecret), prefix: visiblePrefix(clientSecret), deviceid: input.deviceid ?? null, comment: input.comment ?? null, createdBy: actor.name, at: clock.now() });
+        const row = await store.insertClient(tx, {
+          clientId,
+          name: input.name,
+          hash: hashSecret(clientSecret),
+          prefix: visiblePrefix(clientSecret),
+          deviceid: input.deviceid ?? null,
+          comment: input.comment ?? null,
+          createdBy: actor.name,
+          at: clock.now(),
+        });
         await audit(tx, actor, 'client.create', 'agent_client', clientId, null, publicClient(row));
         return { clientId, clientSecret, name: row.name, deviceid: row.deviceid };
       });
@@ -141,13 +221,25 @@ export function createAdmin(deps: AdminDeps) {
       return result;
     },
 
-    async createOperator(input: { name: string; role: 'reviewer' | 'admin'; token?: string }, actor: Actor): Promise<{ name: string; role: string; token: string }> {
+    async createOperator(
+      input: { name: string; role: 'reviewer' | 'admin'; token?: string },
+      actor: Actor,
+    ): Promise<{ name: string; role: string; token: string }> {
       checkName('operator', input.name);
-      if (input.role !== 'reviewer' && input.role !== 'admin') throw new AppError('bad_request', 'role must be reviewer or admin');
+      if (input.role !== 'reviewer' && input.role !== 'admin')
+        throw new AppError('bad_request', 'role must be reviewer or admin');
       const token = input.token ?? generateSecret('ago');
       return sql.begin(async (tx) => {
-        if (await store.findOperatorByName(tx, input.name)) throw new AppError('conflict', `An operator named "${input.name}" exists already`);
-        const row = await store.insertOperator(tx, { name: input.name, role: input.role, hash: hashSecret(token), prefix: visiblePrefix(token), createdBy: actor.name, at: clock.now() });
+        if (await store.findOperatorByName(tx, input.name))
+          throw new AppError('conflict', `An operator named "${input.name}" exists already`);
+        const row = await store.insertOperator(tx, {
+          name: input.name,
+          role: input.role,
+          hash: hashSecret(token),
+          prefix: visiblePrefix(token),
+          createdBy: actor.name,
+          at: clock.now(),
+        });
         await audit(tx, actor, 'operator.create', 'operator', row.name, null, publicOperator(row));
         return { name: row.name, role: row.role, token };
       });
@@ -192,9 +284,27 @@ export function createAdmin(deps: AdminDeps) {
 export type Admin = ReturnType<typeof createAdmin>;
 
 function publicClient(c: store.ClientRow) {
-  return { clientId: c.clientId, name: c.name, secret: masked(c.secretPrefix), deviceid: c.deviceid, comment: c.comment, createdBy: c.createdBy, createdAt: c.createdAt, revokedAt: c.revokedAt, lastUsedAt: c.lastUsedAt };
+  return {
+    clientId: c.clientId,
+    name: c.name,
+    secret: masked(c.secretPrefix),
+    deviceid: c.deviceid,
+    comment: c.comment,
+    createdBy: c.createdBy,
+    createdAt: c.createdAt,
+    revokedAt: c.revokedAt,
+    lastUsedAt: c.lastUsedAt,
+  };
 }
 
 function publicOperator(o: store.OperatorRow) {
-  return { name: o.name, role: o.role, token: masked(o.tokenPrefix), createdBy: o.createdBy, createdAt: o.createdAt, revokedAt: o.revokedAt, lastUsedAt: o.lastUsedAt };
+  return {
+    name: o.name,
+    role: o.role,
+    token: masked(o.tokenPrefix),
+    createdBy: o.createdBy,
+    createdAt: o.createdAt,
+    revokedAt: o.revokedAt,
+    lastUsedAt: o.lastUsedAt,
+  };
 }

@@ -6,7 +6,16 @@
  * Outcomes are return values; an exception means the request could not be recorded and must not be acked.
  */
 import type { Compression } from '../protocol/decode.js';
-import { encodeAnswer, getConfigAnswer, jsonContact, jsonError, jsonOk, xmlAck, xmlError, xmlProlog } from '../protocol/answers.js';
+import {
+  encodeAnswer,
+  getConfigAnswer,
+  jsonContact,
+  jsonError,
+  jsonOk,
+  xmlAck,
+  xmlError,
+  xmlProlog,
+} from '../protocol/answers.js';
 import type { AgentMessage, MessageKind, WireFormat } from '../protocol/message.js';
 import type { Queryable, Sql } from '../store/db.js';
 import type { RecordBatcher } from '../store/batcher.js';
@@ -63,9 +72,18 @@ export interface AgentServiceDeps {
   /** Auto-approval rules, evaluated for quarantined devices after each message. */
   policies?: { evaluate(deviceId: number): Promise<string | null> };
   /** Told when a device appears or changes state on its own (new → quarantined, identity clash → conflict). */
-  onDeviceEvent?: (event: { type: 'device.new' | 'device.conflict'; deviceId: number; deviceid: string; state: string; details: Record<string, unknown> }) => void;
+  onDeviceEvent?: (event: {
+    type: 'device.new' | 'device.conflict';
+    deviceId: number;
+    deviceid: string;
+    state: string;
+    details: Record<string, unknown>;
+  }) => void;
   /** Records a security event (e.g. a device-bound credential used for another device). */
-  securityEvent?: (kind: string, e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> }) => Promise<void>;
+  securityEvent?: (
+    kind: string,
+    e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> },
+  ) => Promise<void>;
   /** UPSTREAM_URL is set: an approved device's inventories also go to the GLPI outbox, in the transaction that records them. */
   forward?: boolean;
 }
@@ -109,7 +127,8 @@ export function createAgentService(deps: AgentServiceDeps) {
    */
   function rejectedAnswer(msg: AgentMessage): Omit<AgentAnswer, 'outcome'> | null {
     if (msg.kind === 'prolog') return { status: 200, format: 'xml', text: xmlProlog(REJECTED_FREQ_HOURS, false) };
-    if (msg.kind === 'contact') return { status: 200, format: 'json', text: jsonContact(REJECTED_FREQ_HOURS, { inventory: false }) };
+    if (msg.kind === 'contact')
+      return { status: 200, format: 'json', text: jsonContact(REJECTED_FREQ_HOURS, { inventory: false }) };
     return null;
   }
 
@@ -118,7 +137,8 @@ export function createAgentService(deps: AgentServiceDeps) {
    * jitter so a herd comes back spread out. The agents honour this and log no error (PROTOCOL §5).
    */
   function deferredAnswer(msg: AgentMessage): Omit<AgentAnswer, 'outcome'> {
-    if (msg.kind === 'prolog') return { status: 200, format: 'xml', text: xmlProlog(1 + Math.floor(Math.random() * DEFER_MAX_HOURS), false) };
+    if (msg.kind === 'prolog')
+      return { status: 200, format: 'xml', text: xmlProlog(1 + Math.floor(Math.random() * DEFER_MAX_HOURS), false) };
     const minutes = 60 + Math.floor(Math.random() * (DEFER_MAX_HOURS - 1) * 60);
     return { status: 200, format: 'json', text: jsonContact(`${minutes}m`, { inventory: false }) };
   }
@@ -128,23 +148,39 @@ export function createAgentService(deps: AgentServiceDeps) {
     switch (msg.kind) {
       case 'prolog':
         // A PROLOG from a GLPI Agent (it sends GLPI-Agent-ID) is answered in JSON: that moves it to the JSON protocol.
-        return req.agentId ? { status: 200, format: 'json', text: jsonOk(freq) } : { status: 200, format: 'xml', text: xmlProlog(freq, true) };
+        return req.agentId
+          ? { status: 200, format: 'json', text: jsonOk(freq) }
+          : { status: 200, format: 'xml', text: xmlProlog(freq, true) };
       case 'contact':
         return { status: 200, format: 'json', text: jsonContact(freq, { inventory: true }) };
       case 'inventory':
       case 'netdiscovery':
       case 'netinventory':
-        return msg.format === 'json' ? { status: 200, format: 'json', text: jsonOk(freq) } : { status: 200, format: 'xml', text: xmlAck() };
+        return msg.format === 'json'
+          ? { status: 200, format: 'json', text: jsonOk(freq) }
+          : { status: 200, format: 'xml', text: xmlAck() };
       case 'get_params':
         return { status: 200, format: 'json', text: jsonOk(freq) };
       default: {
-        const message = msg.format === 'json' ? `Action '${msg.action}' is not supported.` : `Query '${msg.action}' is not supported.`;
-        return { status: 501, format: msg.format, text: msg.format === 'json' ? jsonError(message, freq) : xmlError(message) };
+        const message =
+          msg.format === 'json'
+            ? `Action '${msg.action}' is not supported.`
+            : `Query '${msg.action}' is not supported.`;
+        return {
+          status: 501,
+          format: msg.format,
+          text: msg.format === 'json' ? jsonError(message, freq) : xmlError(message),
+        };
       }
     }
   }
 
-  function registrationOf(req: AgentRequest, msg: AgentMessage, deviceId: number | null, answer: AgentAnswer): RegistrationInput {
+  function registrationOf(
+    req: AgentRequest,
+    msg: AgentMessage,
+    deviceId: number | null,
+    answer: AgentAnswer,
+  ): RegistrationInput {
     return {
       receivedAt: req.receivedAt,
       deviceId,
@@ -182,11 +218,16 @@ export function createAgentService(deps: AgentServiceDeps) {
     if (answer.status >= 400) answer.outcome = 'unsupported';
     else if (req.defer && (msg.kind === 'prolog' || msg.kind === 'contact')) answer.outcome = `deferred:${req.defer}`;
     // Network-task messages describe other devices: never let them create or change the sender's record.
-    const touchesDevice = msg.kind === 'prolog' || msg.kind === 'contact' || msg.kind === 'inventory' || msg.kind === 'get_params';
+    const touchesDevice =
+      msg.kind === 'prolog' || msg.kind === 'contact' || msg.kind === 'inventory' || msg.kind === 'get_params';
     const bound = req.principal?.boundDeviceid;
     if (bound && touchesDevice && bound !== msg.deviceid) {
       // A per-device credential presented with another device's identity: refused like a bad credential.
-      await deps.securityEvent?.('client_device_mismatch', { remoteAddr: req.remoteAddr, deviceid: msg.deviceid, details: { clientId: req.principal!.clientId, boundDeviceid: bound, kind: msg.kind } });
+      await deps.securityEvent?.('client_device_mismatch', {
+        remoteAddr: req.remoteAddr,
+        deviceid: msg.deviceid,
+        details: { clientId: req.principal!.clientId, boundDeviceid: bound, kind: msg.kind },
+      });
       throw new CredentialMisuse(`client bound to ${bound} used for ${msg.deviceid}`);
     }
     const stored = STORED_KINDS.has(msg.kind) ? storedBody(req, msg) : null;
@@ -196,8 +237,14 @@ export function createAgentService(deps: AgentServiceDeps) {
       device,
       registration: registrationOf(req, msg, null, answer),
       submission: stored && {
-        receivedAt: req.receivedAt, kind: msg.kind, format: msg.format, compression: stored.compression, contentType: req.contentType,
-        partial: msg.partial, decodedSize: req.decodedSize, body: stored.body,
+        receivedAt: req.receivedAt,
+        kind: msg.kind,
+        format: msg.format,
+        compression: stored.compression,
+        contentType: req.contentType,
+        partial: msg.partial,
+        decodedSize: req.decodedSize,
+        body: stored.body,
       },
       fullInventory: msg.kind === 'inventory' && !msg.partial,
       forward: deps.forward === true && msg.kind === 'inventory',
@@ -217,16 +264,30 @@ export function createAgentService(deps: AgentServiceDeps) {
         if (rec.inserted && key && !(await takeKeyDeviceSlot(tx, key.id))) {
           throw new AppError('forbidden', 'Registration key has reached its device limit');
         }
-        if (partial && rec.deviceId !== null && rec.state !== 'rejected') await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
+        if (partial && rec.deviceId !== null && rec.state !== 'rejected')
+          await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
         return rec;
       });
     }
     let state = rec.state;
-    if (state === 'quarantined' && rec.deviceId !== null && deps.policies) state = ((await deps.policies.evaluate(rec.deviceId)) as typeof state) ?? state;
+    if (state === 'quarantined' && rec.deviceId !== null && deps.policies)
+      state = ((await deps.policies.evaluate(rec.deviceId)) as typeof state) ?? state;
     if (rec.deviceId !== null && state && deps.onDeviceEvent) {
       const base = { deviceId: rec.deviceId, deviceid: msg.deviceid, state };
-      if (rec.inserted) deps.onDeviceEvent({ type: 'device.new', ...base, details: { name: msg.identity?.name ?? null, tag: msg.identity?.tag ?? null, remoteAddr: req.remoteAddr, keyName: req.principal?.type === 'key' ? req.principal.name : null, clientId: req.principal?.clientId ?? null } });
-      if (state === 'conflict' && rec.previousState !== 'conflict') deps.onDeviceEvent({ type: 'device.conflict', ...base, details: device?.conflict?.details ?? {} });
+      if (rec.inserted)
+        deps.onDeviceEvent({
+          type: 'device.new',
+          ...base,
+          details: {
+            name: msg.identity?.name ?? null,
+            tag: msg.identity?.tag ?? null,
+            remoteAddr: req.remoteAddr,
+            keyName: req.principal?.type === 'key' ? req.principal.name : null,
+            clientId: req.principal?.clientId ?? null,
+          },
+        });
+      if (state === 'conflict' && rec.previousState !== 'conflict')
+        deps.onDeviceEvent({ type: 'device.conflict', ...base, details: device?.conflict?.details ?? {} });
     }
     if (answer.status < 400 && answer.outcome === 'accepted' && state !== null && state !== 'approved') {
       answer = { ...(state === 'rejected' ? (rejectedAnswer(msg) ?? answer) : answer), outcome: state };
@@ -249,24 +310,71 @@ export function createAgentService(deps: AgentServiceDeps) {
   }
 
   /** getConfig GETs (Deploy, ESX, Collect): the quiet "no job" answer, recorded; needs no credential. */
-  async function getConfig(req: AgentRequest, machineid: string | null, tasks: Record<string, string>): Promise<AgentAnswer> {
+  async function getConfig(
+    req: AgentRequest,
+    machineid: string | null,
+    tasks: Record<string, string>,
+  ): Promise<AgentAnswer> {
     const answer: AgentAnswer = { status: 200, format: 'json', text: getConfigAnswer(), outcome: 'accepted' };
     await recordRegistration({
-      receivedAt: req.receivedAt, deviceId: null, deviceid: machineid, method: req.method, path: req.path, kind: 'getconfig',
-      format: 'none', compression: 'none', bodySize: 0, decodedSize: 0, partial: false, remoteAddr: req.remoteAddr,
-      userAgent: req.userAgent, agentId: req.agentId, proxyId: req.proxyId, requestId: req.requestId, outcome: answer.outcome,
-      status: answer.status, message: null, details: { tasks }, ...authColumns(req.principal),
+      receivedAt: req.receivedAt,
+      deviceId: null,
+      deviceid: machineid,
+      method: req.method,
+      path: req.path,
+      kind: 'getconfig',
+      format: 'none',
+      compression: 'none',
+      bodySize: 0,
+      decodedSize: 0,
+      partial: false,
+      remoteAddr: req.remoteAddr,
+      userAgent: req.userAgent,
+      agentId: req.agentId,
+      proxyId: req.proxyId,
+      requestId: req.requestId,
+      outcome: answer.outcome,
+      status: answer.status,
+      message: null,
+      details: { tasks },
+      ...authColumns(req.principal),
     });
     return answer;
   }
 
   /** Records a request refused before (or while) it could be understood: the refusal is the only row written. */
-  async function recordRefusal(req: AgentRequest, info: { format: WireFormat | 'none'; kind?: MessageKind; deviceid?: string | null; status: number; outcome: string; message: string }): Promise<void> {
+  async function recordRefusal(
+    req: AgentRequest,
+    info: {
+      format: WireFormat | 'none';
+      kind?: MessageKind;
+      deviceid?: string | null;
+      status: number;
+      outcome: string;
+      message: string;
+    },
+  ): Promise<void> {
     await recordRegistration({
-      receivedAt: req.receivedAt, deviceId: null, deviceid: info.deviceid ?? null, method: req.method, path: req.path,
-      kind: info.kind ?? 'other', format: info.format, compression: req.compression, bodySize: req.body.length,
-      decodedSize: req.decodedSize, partial: false, remoteAddr: req.remoteAddr, userAgent: req.userAgent, agentId: req.agentId,
-      proxyId: req.proxyId, requestId: req.requestId, outcome: info.outcome, status: info.status, message: info.message, details: null,
+      receivedAt: req.receivedAt,
+      deviceId: null,
+      deviceid: info.deviceid ?? null,
+      method: req.method,
+      path: req.path,
+      kind: info.kind ?? 'other',
+      format: info.format,
+      compression: req.compression,
+      bodySize: req.body.length,
+      decodedSize: req.decodedSize,
+      partial: false,
+      remoteAddr: req.remoteAddr,
+      userAgent: req.userAgent,
+      agentId: req.agentId,
+      proxyId: req.proxyId,
+      requestId: req.requestId,
+      outcome: info.outcome,
+      status: info.status,
+      message: info.message,
+      details: null,
       ...authColumns(req.principal),
     });
   }

@@ -78,23 +78,54 @@ export function createCredentialService(deps: CredentialServiceDeps) {
   }
 
   function clientPrincipal(c: store.ClientRow, via: AgentPrincipal['via'], username: string | null): AgentPrincipal {
-    return { type: 'client', id: c.id, name: c.name, keyVersionId: null, keyVersion: null, clientId: c.clientId, username, boundDeviceid: c.deviceid, tag: null, maxDevices: 0, via };
+    return {
+      type: 'client',
+      id: c.id,
+      name: c.name,
+      keyVersionId: null,
+      keyVersion: null,
+      clientId: c.clientId,
+      username,
+      boundDeviceid: c.deviceid,
+      tag: null,
+      maxDevices: 0,
+      via,
+    };
   }
 
-  async function verifyBasic(user: string, password: string, now: Date): Promise<{ principal: AgentPrincipal; validUntil: Date | null } | null> {
+  async function verifyBasic(
+    user: string,
+    password: string,
+    now: Date,
+  ): Promise<{ principal: AgentPrincipal; validUntil: Date | null } | null> {
     if (user.startsWith('agc_')) {
       const client = await verifyClientSecret(user, password, now);
       return client ? { principal: clientPrincipal(client, 'basic', user), validUntil: null } : null;
     }
     const match = await store.findValidKeyVersion(deps.sql, hashSecret(password), now);
     if (!match) return null;
-    return { validUntil: match.validUntil, principal: {
-      type: 'key', id: match.keyId, name: match.keyName, keyVersionId: match.versionId, keyVersion: match.version, clientId: null,
-      username: user.slice(0, 128) || null, boundDeviceid: null, tag: match.tag, maxDevices: match.maxDevices, via: 'basic',
-    } };
+    return {
+      validUntil: match.validUntil,
+      principal: {
+        type: 'key',
+        id: match.keyId,
+        name: match.keyName,
+        keyVersionId: match.versionId,
+        keyVersion: match.version,
+        clientId: null,
+        username: user.slice(0, 128) || null,
+        boundDeviceid: null,
+        tag: match.tag,
+        maxDevices: match.maxDevices,
+        via: 'basic',
+      },
+    };
   }
 
-  async function verifyBearer(token: string, now: Date): Promise<{ principal: AgentPrincipal; expiresAt: Date } | null> {
+  async function verifyBearer(
+    token: string,
+    now: Date,
+  ): Promise<{ principal: AgentPrincipal; expiresAt: Date } | null> {
     const found = await store.findValidToken(deps.sql, hashSecret(token), now);
     if (!found) return null;
     const client = await store.findClientByPk(deps.sql, found.clientPk);
@@ -104,7 +135,10 @@ export function createCredentialService(deps: CredentialServiceDeps) {
 
   return {
     /** The principal an Authorization header proves, or null for anything unknown, expired or revoked. */
-    async verifyAuthorization(header: string, _ctx: { remoteAddr: string | null; at: Date }): Promise<AgentPrincipal | null> {
+    async verifyAuthorization(
+      header: string,
+      _ctx: { remoteAddr: string | null; at: Date },
+    ): Promise<AgentPrincipal | null> {
       const now = deps.clock.now();
       const cacheKey = hashSecret(header).toString('base64');
       const hit = cached(cacheKey, now.getTime());
@@ -140,7 +174,10 @@ export function createCredentialService(deps: CredentialServiceDeps) {
       return { accessToken, expiresIn: deps.tokenTtlSeconds };
     },
 
-    async securityEvent(kind: string, e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> }): Promise<void> {
+    async securityEvent(
+      kind: string,
+      e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> },
+    ): Promise<void> {
       deps.logger.warn({ kind, remote: e.remoteAddr, deviceid: e.deviceid, ...e.details }, `security event: ${kind}`);
       await store.insertSecurityEvent(deps.sql, { at: deps.clock.now(), kind, ...e });
     },

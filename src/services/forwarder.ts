@@ -62,7 +62,16 @@ const RESPONSE_KEEP = 2000;
 /** A token is renewed this long before GLPI says it expires. */
 const TOKEN_MARGIN_MS = 30_000;
 
-export type ForwarderConfig = Pick<Config, 'upstreamUrl' | 'upstreamUser' | 'upstreamPassword' | 'upstreamClientId' | 'upstreamClientSecret' | 'upstreamMaxAttempts' | 'upstreamWorkers'>;
+export type ForwarderConfig = Pick<
+  Config,
+  | 'upstreamUrl'
+  | 'upstreamUser'
+  | 'upstreamPassword'
+  | 'upstreamClientId'
+  | 'upstreamClientSecret'
+  | 'upstreamMaxAttempts'
+  | 'upstreamWorkers'
+>;
 
 export interface ForwarderDeps {
   sql: Sql;
@@ -78,7 +87,8 @@ export interface ForwarderDeps {
 
 /** Delay before the next attempt after `attempts` failed ones: 5 s × 2^(attempts-1), capped, minus up to 20 % jitter. */
 export function forwardBackoffMs(attempts: number, random = Math.random()): number {
-  const base = Math.min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** Math.max(0, Math.min(attempts - 1, 20))) * 1000;
+  const base =
+    Math.min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** Math.max(0, Math.min(attempts - 1, 20))) * 1000;
   return Math.round(base * (1 - 0.2 * random));
 }
 
@@ -101,7 +111,8 @@ export function upstreamTokenUrl(upstreamUrl: string): string {
 /** The Content-Type to send: the agent's, unless a redaction re-encoded a raw-deflate body as zlib (or none was sent). */
 export function forwardContentType(row: Pick<ClaimedRow, 'contentType' | 'compression' | 'format'>): string {
   const media = (row.contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  if (row.contentType && !(row.compression === 'zlib' && media === 'application/x-compress-deflate')) return row.contentType;
+  if (row.contentType && !(row.compression === 'zlib' && media === 'application/x-compress-deflate'))
+    return row.contentType;
   if (row.compression === 'zlib') return 'application/x-compress-zlib';
   if (row.compression === 'gzip') return 'application/x-compress-gzip';
   return row.format === 'json' ? 'application/json' : 'application/xml';
@@ -115,7 +126,12 @@ interface AttemptResult {
 }
 
 class UpstreamError extends Error {
-  constructor(message: string, readonly status: number | null, readonly retry: boolean, readonly response: string | null = null) {
+  constructor(
+    message: string,
+    readonly status: number | null,
+    readonly retry: boolean,
+    readonly response: string | null = null,
+  ) {
     super(message);
   }
 }
@@ -126,9 +142,11 @@ async function answerText(res: Response): Promise<string> {
   const type = (res.headers.get('content-type') ?? '').toLowerCase();
   let text: string;
   try {
-    text = type.startsWith('application/x-compress-zlib') ? zlib.inflateSync(raw, { maxOutputLength: 1 << 20 }).toString('utf8')
-      : type.startsWith('application/x-compress-gzip') ? zlib.gunzipSync(raw, { maxOutputLength: 1 << 20 }).toString('utf8')
-      : raw.toString('utf8');
+    text = type.startsWith('application/x-compress-zlib')
+      ? zlib.inflateSync(raw, { maxOutputLength: 1 << 20 }).toString('utf8')
+      : type.startsWith('application/x-compress-gzip')
+        ? zlib.gunzipSync(raw, { maxOutputLength: 1 << 20 }).toString('utf8')
+        : raw.toString('utf8');
   } catch {
     text = raw.subarray(0, RESPONSE_KEEP).toString('utf8');
   }
@@ -155,7 +173,13 @@ export function createForwarder(deps: ForwarderDeps) {
   const tokenUrl = url && auth === 'oauth2' ? upstreamTokenUrl(url) : null;
 
   let workers = config.upstreamWorkers;
-  const poller = createPoller({ name: 'forwarder', logger, pollMs, batchSize: () => workers, runOnce: () => runOnce() });
+  const poller = createPoller({
+    name: 'forwarder',
+    logger,
+    pollMs,
+    batchSize: () => workers,
+    runOnce: () => runOnce(),
+  });
   let abort = new AbortController();
   let token: { value: string; expiresAt: number } | null = null;
   let tokenRequest: Promise<string> | null = null;
@@ -169,14 +193,25 @@ export function createForwarder(deps: ForwarderDeps) {
         method: 'POST',
         redirect: 'manual',
         headers: { 'Content-Type': 'application/json', 'User-Agent': 'agent-gate' },
-        body: JSON.stringify({ grant_type: 'client_credentials', client_id: config.upstreamClientId, client_secret: config.upstreamClientSecret, scope: 'inventory' }),
+        body: JSON.stringify({
+          grant_type: 'client_credentials',
+          client_id: config.upstreamClientId,
+          client_secret: config.upstreamClientSecret,
+          scope: 'inventory',
+        }),
         signal: signal(),
       });
     } catch (err) {
       throw new UpstreamError(`token request failed: ${networkError(err)}`, null, true);
     }
     const text = await answerText(res);
-    if (!res.ok) throw new UpstreamError(`token endpoint answered HTTP ${res.status}`, res.status, res.status >= 500 || res.status === 429, text);
+    if (!res.ok)
+      throw new UpstreamError(
+        `token endpoint answered HTTP ${res.status}`,
+        res.status,
+        res.status >= 500 || res.status === 429,
+        text,
+      );
     let body: { token_type?: unknown; access_token?: unknown; expires_in?: unknown } = {};
     try {
       body = JSON.parse(text) as typeof body;
@@ -215,7 +250,13 @@ export function createForwarder(deps: ForwarderDeps) {
     if (row.remoteAddr) headers['X-Forwarded-For'] = row.remoteAddr;
     if (authorization) headers.Authorization = authorization;
     try {
-      return await fetch(url!, { method: 'POST', redirect: 'manual', headers, body: row.body as Uint8Array<ArrayBuffer>, signal: signal() });
+      return await fetch(url!, {
+        method: 'POST',
+        redirect: 'manual',
+        headers,
+        body: row.body as Uint8Array<ArrayBuffer>,
+        signal: signal(),
+      });
     } catch (err) {
       throw new UpstreamError(networkError(err), null, true);
     }
@@ -234,7 +275,12 @@ export function createForwarder(deps: ForwarderDeps) {
           res = await post(row, `Bearer ${(await bearer()).value}`);
         }
       } else {
-        res = await post(row, auth === 'basic' ? `Basic ${Buffer.from(`${config.upstreamUser}:${config.upstreamPassword}`).toString('base64')}` : null);
+        res = await post(
+          row,
+          auth === 'basic'
+            ? `Basic ${Buffer.from(`${config.upstreamUser}:${config.upstreamPassword}`).toString('base64')}`
+            : null,
+        );
       }
       const response = await answerText(res);
       if (res.ok) return { outcome: 'delivered', status: res.status, error: null, response };
@@ -243,7 +289,13 @@ export function createForwarder(deps: ForwarderDeps) {
       const error = `HTTP ${res.status}${location ? ` (redirect to ${location.slice(0, 200)}: set UPSTREAM_URL to it)` : ''}`;
       return { outcome: retry ? 'retry' : 'refused', status: res.status, error, response };
     } catch (err) {
-      if (err instanceof UpstreamError) return { outcome: err.retry ? 'retry' : 'refused', status: err.status, error: err.message, response: err.response };
+      if (err instanceof UpstreamError)
+        return {
+          outcome: err.retry ? 'retry' : 'refused',
+          status: err.status,
+          error: err.message,
+          response: err.response,
+        };
       return { outcome: 'retry', status: null, error: networkError(err), response: null };
     }
   }
@@ -260,11 +312,17 @@ export function createForwarder(deps: ForwarderDeps) {
       const next = new Date(at.getTime() + forwardBackoffMs(row.attempts));
       await markRetry(sql, row, r, next);
       metrics?.outboxAttempt('retry');
-      logger.warn({ ...log, status: r.status, error: r.error, nextAttemptAt: next }, 'forwarding to GLPI failed; will retry');
+      logger.warn(
+        { ...log, status: r.status, error: r.error, nextAttemptAt: next },
+        'forwarding to GLPI failed; will retry',
+      );
     } else {
       await markDead(sql, row, r);
       metrics?.outboxAttempt('dead');
-      logger.error({ ...log, status: r.status, error: r.error, response: r.response?.slice(0, 200) }, 'GLPI refused an inventory: dead letter (agent-gate outbox list --state dead)');
+      logger.error(
+        { ...log, status: r.status, error: r.error, response: r.response?.slice(0, 200) },
+        'GLPI refused an inventory: dead letter (agent-gate outbox list --state dead)',
+      );
     }
   }
 
@@ -283,9 +341,22 @@ export function createForwarder(deps: ForwarderDeps) {
 
   async function audit(tx: Queryable, action: string, before: OutboxItem, after: unknown, actor: Actor) {
     await insertAudit(tx, {
-      at: clock.now(), actor: actor.name, action, targetType: 'outbox', targetId: String(before.id), remoteAddr: actor.remoteAddr,
-      before: { state: before.state, attempts: before.attempts, deviceid: before.deviceid, submissionId: before.submissionId, lastStatus: before.lastStatus, lastError: before.lastError },
-      after, reason: null,
+      at: clock.now(),
+      actor: actor.name,
+      action,
+      targetType: 'outbox',
+      targetId: String(before.id),
+      remoteAddr: actor.remoteAddr,
+      before: {
+        state: before.state,
+        attempts: before.attempts,
+        deviceid: before.deviceid,
+        submissionId: before.submissionId,
+        lastStatus: before.lastStatus,
+        lastError: before.lastError,
+      },
+      after,
+      reason: null,
     });
   }
 
@@ -293,7 +364,8 @@ export function createForwarder(deps: ForwarderDeps) {
   async function lockForChange(tx: Queryable, id: number, what: string): Promise<OutboxItem> {
     const item = await lockOutboxItem(tx, id);
     if (!item) throw new AppError('not_found', `No outbox item ${id}`);
-    if (item.state === 'in_flight') throw new AppError('conflict', `Outbox item ${id} is being sent right now: ${what} it later`);
+    if (item.state === 'in_flight')
+      throw new AppError('conflict', `Outbox item ${id} is being sent right now: ${what} it later`);
     if (item.state === 'delivered') throw new AppError('conflict', `Outbox item ${id} was already delivered`);
     return item;
   }
@@ -322,8 +394,13 @@ export function createForwarder(deps: ForwarderDeps) {
     stats: () => outboxStats(sql, clock.now()),
 
     async list(f: { state?: string; deviceid?: string; limit?: number }): Promise<OutboxItem[]> {
-      if (f.state !== undefined && !(OUTBOX_STATES as readonly string[]).includes(f.state)) throw new AppError('bad_request', `state must be one of ${OUTBOX_STATES.join(', ')}`);
-      return listOutbox(sql, { state: f.state as OutboxState | undefined, deviceid: f.deviceid, limit: f.limit ?? 100 });
+      if (f.state !== undefined && !(OUTBOX_STATES as readonly string[]).includes(f.state))
+        throw new AppError('bad_request', `state must be one of ${OUTBOX_STATES.join(', ')}`);
+      return listOutbox(sql, {
+        state: f.state as OutboxState | undefined,
+        deviceid: f.deviceid,
+        limit: f.limit ?? 100,
+      });
     },
 
     /** A dead (or waiting) row is due again now, with UPSTREAM_MAX_ATTEMPTS fresh attempts. Audited. */

@@ -31,5 +31,7 @@ export function viewFromBody(body: Buffer, compression: string, format: string):
   }
   const doc = parseXmlDocument(xmlText(decoded).text) as { REQUEST?: { CONTENT?: unknown } };
   const content = lowerKeys(doc.REQUEST?.CONTENT ?? {});
-  return typeof content === 'object' && content !== null && !Array.isArray(content) ? (content as Record<string, unknown>) : {};
+  return typeof content === 'object' && content !== null && !Array.isArray(content)
+    ? (content as Record<string, unknown>)
+    : {};
 }

@@ -31,7 +31,14 @@ import type { Config, WebhookEventName } from '../config.js';
 import type { Clock } from '../deps.js';
 import type { Metrics } from '../http/metrics.js';
 import type { Queryable, Sql } from '../store/db.js';
-import { type DeliveryRow, claimDueDeliveries, countPendingDeliveries, insertDeliveries, markDelivered, markFailed } from '../store/webhook-store.js';
+import {
+  type DeliveryRow,
+  claimDueDeliveries,
+  countPendingDeliveries,
+  insertDeliveries,
+  markDelivered,
+  markFailed,
+} from '../store/webhook-store.js';
 import { createPoller } from './poller.js';
 
 export const WEBHOOK_TIMEOUT_MS = 10_000;
@@ -91,13 +98,24 @@ export function createNotifier(deps: NotifierDeps) {
   const pollMs = deps.pollMs ?? 2000;
   const batchSize = deps.batchSize ?? 20;
 
-  const poller = createPoller({ name: 'webhook worker', logger, pollMs, batchSize: () => batchSize, runOnce: () => runOnce() });
+  const poller = createPoller({
+    name: 'webhook worker',
+    logger,
+    pollMs,
+    batchSize: () => batchSize,
+    runOnce: () => runOnce(),
+  });
   let abort = new AbortController();
   /** emit() calls in flight, so stop() can let them finish before the pool closes. */
   const emitting = new Set<Promise<unknown>>();
 
   async function attempt(row: DeliveryRow): Promise<AttemptResult> {
-    const body = JSON.stringify({ id: String(row.id), event: row.event, createdAt: row.createdAt.toISOString(), data: row.payload });
+    const body = JSON.stringify({
+      id: String(row.id),
+      event: row.event,
+      createdAt: row.createdAt.toISOString(),
+      data: row.payload,
+    });
     const timestamp = String(Math.floor(clock.now().getTime() / 1000));
     try {
       const res = await fetch(row.url, {
@@ -121,13 +139,20 @@ export function createNotifier(deps: NotifierDeps) {
       // The answer's body only matters for the error message: the start of it (read within the same timeout).
       const text = (await res.text().catch(() => '')).slice(0, 200);
       const retry = res.status >= 500 || res.status === 429 || res.status === 408;
-      return { ok: false, retry, status: res.status, error: `HTTP ${res.status}${text ? `: ${text.replace(/\s+/g, ' ')}` : ''}` };
+      return {
+        ok: false,
+        retry,
+        status: res.status,
+        error: `HTTP ${res.status}${text ? `: ${text.replace(/\s+/g, ' ')}` : ''}`,
+      };
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       const error =
-        e.name === 'TimeoutError' ? `timeout after ${timeoutMs / 1000} s`
-        : abort.signal.aborted ? 'aborted: gateway shutting down'
-        : `${e.message}${e.cause ? `: ${e.cause.code ?? e.cause.message}` : ''}`;
+        e.name === 'TimeoutError'
+          ? `timeout after ${timeoutMs / 1000} s`
+          : abort.signal.aborted
+            ? 'aborted: gateway shutting down'
+            : `${e.message}${e.cause ? `: ${e.cause.code ?? e.cause.message}` : ''}`;
       return { ok: false, retry: true, status: null, error };
     }
   }
@@ -156,7 +181,13 @@ export function createNotifier(deps: NotifierDeps) {
   async function runOnce(): Promise<number> {
     if (urls.length === 0) return 0;
     const now = clock.now();
-    const rows = await claimDueDeliveries(sql, { now, leaseUntil: new Date(now.getTime() + LEASE_MS), limit: batchSize, urls, maxAttempts });
+    const rows = await claimDueDeliveries(sql, {
+      now,
+      leaseUntil: new Date(now.getTime() + LEASE_MS),
+      limit: batchSize,
+      urls,
+      maxAttempts,
+    });
     const results = await Promise.allSettled(rows.map(deliver));
     for (const r of results) {
       // The row stays claimed until its lease ends, then it is sent again: at least once holds.
@@ -174,7 +205,10 @@ export function createNotifier(deps: NotifierDeps) {
     async emit(q: Queryable, event: WebhookEventName, data: Record<string, unknown>): Promise<void> {
       if (urls.length === 0 || !events.has(event)) return;
       const at = clock.now();
-      const p = insertDeliveries(q, urls.map((url) => ({ event, payload: data, url, at })));
+      const p = insertDeliveries(
+        q,
+        urls.map((url) => ({ event, payload: data, url, at })),
+      );
       emitting.add(p);
       try {
         await p;

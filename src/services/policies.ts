@@ -12,7 +12,14 @@ import * as store from '../store/policy-store.js';
 import { transitionDevice } from '../store/review-store.js';
 import type { Actor } from './admin.js';
 import type { Notifier } from './notifier.js';
-import { type Allowlists, type PolicyAction, type PolicyDecision, type PolicyRule, decide, validateMatch } from './policy-engine.js';
+import {
+  type Allowlists,
+  type PolicyAction,
+  type PolicyDecision,
+  type PolicyRule,
+  decide,
+  validateMatch,
+} from './policy-engine.js';
 
 const CACHE_MS = 5000;
 const TARGET = { approve: 'approved', reject: 'rejected', quarantine: 'quarantined' } as const;
@@ -25,12 +32,21 @@ export interface ProposedRule {
 
 export function checkRule(r: unknown): ProposedRule {
   const o = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
-  if (o.action !== 'approve' && o.action !== 'quarantine' && o.action !== 'reject') throw new AppError('bad_request', 'action must be approve, quarantine or reject');
-  const match = (typeof o.match === 'object' && o.match !== null && !Array.isArray(o.match) ? o.match : {}) as Record<string, unknown>;
+  if (o.action !== 'approve' && o.action !== 'quarantine' && o.action !== 'reject')
+    throw new AppError('bad_request', 'action must be approve, quarantine or reject');
+  const match = (typeof o.match === 'object' && o.match !== null && !Array.isArray(o.match) ? o.match : {}) as Record<
+    string,
+    unknown
+  >;
   const problems = validateMatch(match);
   if (problems.length > 0) throw new AppError('bad_request', `Invalid rule: ${problems.join('; ')}`);
-  if (o.comment !== undefined && o.comment !== null && (typeof o.comment !== 'string' || o.comment.length > 500)) throw new AppError('bad_request', 'comment must be a string of at most 500 characters');
-  return { action: o.action, match: match as Record<string, string>, comment: (o.comment as string | undefined) ?? null };
+  if (o.comment !== undefined && o.comment !== null && (typeof o.comment !== 'string' || o.comment.length > 500))
+    throw new AppError('bad_request', 'comment must be a string of at most 500 characters');
+  return {
+    action: o.action,
+    match: match as Record<string, string>,
+    comment: (o.comment as string | undefined) ?? null,
+  };
 }
 
 function reasonOf(d: PolicyDecision, rules: readonly PolicyRule[]): string {
@@ -52,7 +68,13 @@ export function createPolicies(deps: {
 
   async function load(): Promise<{ rules: PolicyRule[]; lists: Allowlists }> {
     if (cache && Date.now() - cache.at < CACHE_MS) return cache;
-    const rules = (await store.listRules(sql)).map((r) => ({ id: r.id, position: r.position, action: r.action, match: r.match, comment: r.comment }));
+    const rules = (await store.listRules(sql)).map((r) => ({
+      id: r.id,
+      position: r.position,
+      action: r.action,
+      match: r.match,
+      comment: r.comment,
+    }));
     const lists: Allowlists = new Map();
     for (const e of await store.loadAllowlists(sql)) {
       if (!lists.has(e.name)) lists.set(e.name, { serial: new Set(), uuid: new Set(), mac: new Set() });
@@ -74,7 +96,14 @@ export function createPolicies(deps: {
       const r = await transitionDevice(q, s.id, TARGET[d.action], 'policy', reason, at, { forward: deps.forward });
       if (!r?.changed) continue;
       changes.push({ id: s.id, deviceid: s.deviceid, to: r.to, ruleId: d.ruleId });
-      await deps.notifier?.emit(q, r.to === 'approved' ? 'device.approved' : 'device.rejected', { id: r.id, deviceid: r.deviceid, from: r.from, to: r.to, actor: 'policy', reason });
+      await deps.notifier?.emit(q, r.to === 'approved' ? 'device.approved' : 'device.rejected', {
+        id: r.id,
+        deviceid: r.deviceid,
+        from: r.from,
+        to: r.to,
+        actor: 'policy',
+        reason,
+      });
     }
     return changes;
   }
@@ -106,18 +135,46 @@ export function createPolicies(deps: {
      */
     async test(proposed: ProposedRule[] | null, days: number) {
       const { rules: current, lists } = await load();
-      const rules: PolicyRule[] = proposed ? proposed.map((p, i) => ({ id: -(i + 1), position: i + 1, action: p.action, match: p.match, comment: p.comment ?? null })) : current;
+      const rules: PolicyRule[] = proposed
+        ? proposed.map((p, i) => ({
+            id: -(i + 1),
+            position: i + 1,
+            action: p.action,
+            match: p.match,
+            comment: p.comment ?? null,
+          }))
+        : current;
       const since = new Date(clock.now().getTime() - days * 86400_000);
-      const [queue, recent] = await Promise.all([store.loadSubjects(sql, { state: 'quarantined' }), store.loadSubjects(sql, { firstSeenSince: since })]);
+      const [queue, recent] = await Promise.all([
+        store.loadSubjects(sql, { state: 'quarantined' }),
+        store.loadSubjects(sql, { firstSeenSince: since }),
+      ]);
       const judge = (s: store.SubjectRow) => {
         const d = decide(rules, s, lists);
-        return { id: s.id, deviceid: s.deviceid, name: s.name, state: s.state, decision: d?.action ?? 'quarantine', ruleId: d?.ruleId ?? null, frozen: d?.frozen ?? false };
+        return {
+          id: s.id,
+          deviceid: s.deviceid,
+          name: s.name,
+          state: s.state,
+          decision: d?.action ?? 'quarantine',
+          ruleId: d?.ruleId ?? null,
+          frozen: d?.frozen ?? false,
+        };
       };
       const queueResults = queue.map(judge);
       return {
         rules: rules.length,
-        queue: { devices: queueResults.length, wouldApprove: queueResults.filter((r) => r.decision === 'approve'), wouldReject: queueResults.filter((r) => r.decision === 'reject'), wouldStay: queueResults.filter((r) => r.decision === 'quarantine').length },
-        recent: { days, devices: recent.length, decisions: recent.map(judge).filter((r) => TARGET[r.decision] !== r.state) },
+        queue: {
+          devices: queueResults.length,
+          wouldApprove: queueResults.filter((r) => r.decision === 'approve'),
+          wouldReject: queueResults.filter((r) => r.decision === 'reject'),
+          wouldStay: queueResults.filter((r) => r.decision === 'quarantine').length,
+        },
+        recent: {
+          days,
+          devices: recent.length,
+          decisions: recent.map(judge).filter((r) => TARGET[r.decision] !== r.state),
+        },
       };
     },
 
@@ -125,8 +182,25 @@ export function createPolicies(deps: {
     async add(input: ProposedRule & { position?: number | null }, actor: Actor) {
       const rule = checkRule(input);
       const result = await sql.begin(async (tx) => {
-        const row = await store.insertRule(tx, { position: input.position ?? null, action: rule.action, match: rule.match, comment: rule.comment ?? null, createdBy: actor.name, at: clock.now() });
-        await insertAudit(tx, { at: clock.now(), actor: actor.name, action: 'policy.add', targetType: 'policy_rule', targetId: String(row.id), remoteAddr: actor.remoteAddr, before: null, after: row, reason: rule.comment ?? null });
+        const row = await store.insertRule(tx, {
+          position: input.position ?? null,
+          action: rule.action,
+          match: rule.match,
+          comment: rule.comment ?? null,
+          createdBy: actor.name,
+          at: clock.now(),
+        });
+        await insertAudit(tx, {
+          at: clock.now(),
+          actor: actor.name,
+          action: 'policy.add',
+          targetType: 'policy_rule',
+          targetId: String(row.id),
+          remoteAddr: actor.remoteAddr,
+          before: null,
+          after: row,
+          reason: rule.comment ?? null,
+        });
         return row;
       });
       invalidate();
@@ -140,7 +214,17 @@ export function createPolicies(deps: {
       const row = await sql.begin(async (tx) => {
         const deleted = await store.deleteRule(tx, id);
         if (!deleted) throw new AppError('not_found', `No policy rule #${id}`);
-        await insertAudit(tx, { at: clock.now(), actor: actor.name, action: 'policy.remove', targetType: 'policy_rule', targetId: String(id), remoteAddr: actor.remoteAddr, before: deleted, after: null, reason: null });
+        await insertAudit(tx, {
+          at: clock.now(),
+          actor: actor.name,
+          action: 'policy.remove',
+          targetType: 'policy_rule',
+          targetId: String(id),
+          remoteAddr: actor.remoteAddr,
+          before: deleted,
+          after: null,
+          reason: null,
+        });
         return deleted;
       });
       invalidate();
@@ -149,7 +233,8 @@ export function createPolicies(deps: {
 
     /** Replaces one allowlist's values of one kind, from CSV text (first column; header and blanks skipped). */
     async importAllowlist(name: string, kind: 'serial' | 'uuid' | 'mac', csv: string, actor: Actor) {
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new AppError('bad_request', 'allowlist name must be 1-64 letters, digits, . _ -');
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name))
+        throw new AppError('bad_request', 'allowlist name must be 1-64 letters, digits, . _ -');
       const values = csv
         .split(/\r?\n/)
         .map((line) => line.split(/[,;]/)[0]!.trim().replace(/^"|"$/g, ''))
@@ -157,7 +242,17 @@ export function createPolicies(deps: {
         .map((v) => (kind === 'mac' ? v.toLowerCase().replace(/-/g, ':') : v));
       const count = await sql.begin(async (tx) => {
         const n = await store.replaceAllowlist(tx, name, kind, values);
-        await insertAudit(tx, { at: clock.now(), actor: actor.name, action: 'allowlist.import', targetType: 'allowlist', targetId: `${name}/${kind}`, remoteAddr: actor.remoteAddr, before: null, after: { entries: n }, reason: null });
+        await insertAudit(tx, {
+          at: clock.now(),
+          actor: actor.name,
+          action: 'allowlist.import',
+          targetType: 'allowlist',
+          targetId: `${name}/${kind}`,
+          remoteAddr: actor.remoteAddr,
+          before: null,
+          after: { entries: n },
+          reason: null,
+        });
         return n;
       });
       invalidate();
@@ -168,7 +263,18 @@ export function createPolicies(deps: {
     async setFrozen(keyName: string, frozen: boolean, reason: string | null, actor: Actor) {
       const ok = await sql.begin(async (tx) => {
         const changed = await store.setKeyFrozen(tx, keyName, frozen, reason, clock.now());
-        if (changed) await insertAudit(tx, { at: clock.now(), actor: actor.name, action: frozen ? 'key.freeze' : 'key.unfreeze', targetType: 'registration_key', targetId: keyName, remoteAddr: actor.remoteAddr, before: null, after: { frozen }, reason });
+        if (changed)
+          await insertAudit(tx, {
+            at: clock.now(),
+            actor: actor.name,
+            action: frozen ? 'key.freeze' : 'key.unfreeze',
+            targetType: 'registration_key',
+            targetId: keyName,
+            remoteAddr: actor.remoteAddr,
+            before: null,
+            after: { frozen },
+            reason,
+          });
         return changed;
       });
       if (!ok) throw new AppError('not_found', `No registration key named "${keyName}"`);

@@ -41,11 +41,14 @@ export const MATCH_KEYS = ['key', 'tag', 'cidr', 'allowlist', 'manufacturer', 'm
 export function validateMatch(m: Record<string, unknown>): string[] {
   const problems: string[] = [];
   for (const [k, v] of Object.entries(m)) {
-    if (!(MATCH_KEYS as readonly string[]).includes(k)) problems.push(`unknown condition "${k}" (use ${MATCH_KEYS.join(', ')})`);
+    if (!(MATCH_KEYS as readonly string[]).includes(k))
+      problems.push(`unknown condition "${k}" (use ${MATCH_KEYS.join(', ')})`);
     else if (typeof v !== 'string' || v === '' || v.length > 256) problems.push(`${k} must be a non-empty string`);
   }
-  if (typeof m.cidr === 'string' && !parseCidr(m.cidr)) problems.push(`cidr "${m.cidr}" is not a network such as 10.1.0.0/16`);
-  if (m.agent !== undefined && m.agent !== 'fusioninventory' && m.agent !== 'glpi-agent') problems.push('agent must be fusioninventory or glpi-agent');
+  if (typeof m.cidr === 'string' && !parseCidr(m.cidr))
+    problems.push(`cidr "${m.cidr}" is not a network such as 10.1.0.0/16`);
+  if (m.agent !== undefined && m.agent !== 'fusioninventory' && m.agent !== 'glpi-agent')
+    problems.push('agent must be fusioninventory or glpi-agent');
   return problems;
 }
 

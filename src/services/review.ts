@@ -10,7 +10,13 @@ import type { Sql } from '../store/db.js';
 import type { DeviceState } from '../store/agent-store.js';
 import { insertAudit } from '../store/auth-store.js';
 import { type DeviceFilter, listDevices, listRegistrations } from '../store/read-store.js';
-import { deviceHistory, lastTransition, purgeRejectedSubmissions, submissionCounts, transitionDevice } from '../store/review-store.js';
+import {
+  deviceHistory,
+  lastTransition,
+  purgeRejectedSubmissions,
+  submissionCounts,
+  transitionDevice,
+} from '../store/review-store.js';
 import { lockInventory, loadSubmissionBody, setInventoryView } from '../store/agent-store.js';
 import type { Actor } from './admin.js';
 import { viewFromBody } from './inventory-view.js';
@@ -26,18 +32,31 @@ const TARGET: Record<Decision, DeviceState> = { approve: 'approved', reject: 're
 /** `tag=paris,state=quarantined,key=site-a,subnet=10.1.0.0/16,q=lab` → a device filter. */
 export function parseFilter(text: string): DeviceFilter {
   const f: DeviceFilter = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^(tag|state|key|subnet|q|deviceid)=(.+)$/.exec(part);
-    if (!m) throw new AppError('bad_request', `Filter parts look like tag=paris, state=quarantined, key=NAME, subnet=CIDR, q=TEXT, deviceid=ID (not "${part.slice(0, 40)}")`);
+    if (!m)
+      throw new AppError(
+        'bad_request',
+        `Filter parts look like tag=paris, state=quarantined, key=NAME, subnet=CIDR, q=TEXT, deviceid=ID (not "${part.slice(0, 40)}")`,
+      );
     const [, k, v] = m as unknown as [string, keyof DeviceFilter & string, string];
-    if (k === 'subnet' && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v)) throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
+    if (k === 'subnet' && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v))
+      throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
     (f as Record<string, unknown>)[k] = v;
   }
   if (Object.keys(f).length === 0) throw new AppError('bad_request', 'An empty filter would match every device');
   return f;
 }
 
-export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Notifier, 'emit'>; /** UPSTREAM_URL set: approvals enqueue what they release for GLPI. */ forward?: boolean }) {
+export function createReview(deps: {
+  sql: Sql;
+  clock: Clock;
+  notifier?: Pick<Notifier, 'emit'>;
+  /** UPSTREAM_URL set: approvals enqueue what they release for GLPI. */ forward?: boolean;
+}) {
   const { sql, clock } = deps;
 
   async function resolve(ref: string) {
@@ -54,9 +73,28 @@ export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Not
         const r = await transitionDevice(tx, id, TARGET[decision], actor.name, reason, at, { forward: deps.forward });
         if (!r) continue;
         results.push(r);
-        if (r.changed) await insertAudit(tx, { at, actor: actor.name, action: `device.${decision}`, targetType: 'device', targetId: r.deviceid, remoteAddr: actor.remoteAddr, before: { state: r.from }, after: { state: r.to, releasedSubmissions: r.releasedSubmissions }, reason });
+        if (r.changed)
+          await insertAudit(tx, {
+            at,
+            actor: actor.name,
+            action: `device.${decision}`,
+            targetType: 'device',
+            targetId: r.deviceid,
+            remoteAddr: actor.remoteAddr,
+            before: { state: r.from },
+            after: { state: r.to, releasedSubmissions: r.releasedSubmissions },
+            reason,
+          });
         // In the decision's transaction: the webhook is recorded exactly when the decision is.
-        if (r.changed) await deps.notifier?.emit(tx, decision === 'approve' ? 'device.approved' : 'device.rejected', { id: r.id, deviceid: r.deviceid, from: r.from, to: r.to, actor: actor.name, reason });
+        if (r.changed)
+          await deps.notifier?.emit(tx, decision === 'approve' ? 'device.approved' : 'device.rejected', {
+            id: r.id,
+            deviceid: r.deviceid,
+            from: r.from,
+            to: r.to,
+            actor: actor.name,
+            reason,
+          });
       }
       return results;
     });
@@ -72,16 +110,46 @@ export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Not
       const devices = await Promise.all(refs.map(async (ref) => [ref, await resolve(ref)] as const));
       const unknown = devices.filter(([, d]) => !d).map(([ref]) => ref);
       if (unknown.length > 0) throw new AppError('not_found', `Unknown device(s): ${unknown.slice(0, 10).join(', ')}`);
-      return decideIds(devices.map(([, d]) => d!.id), decision, reason, actor);
+      return decideIds(
+        devices.map(([, d]) => d!.id),
+        decision,
+        reason,
+        actor,
+      );
     },
 
     /** Without `confirmCount` a dry run: the matching devices. With it, decides them if the count still matches. */
-    async decideByFilter(filter: DeviceFilter, decision: Decision, reason: string | null, actor: Actor, confirmCount?: number) {
+    async decideByFilter(
+      filter: DeviceFilter,
+      decision: Decision,
+      reason: string | null,
+      actor: Actor,
+      confirmCount?: number,
+    ) {
       const matching = await listDevices(sql, { ...filter, limit: MAX_BULK + 1 });
-      if (matching.length > MAX_BULK) throw new AppError('bad_request', `More than ${MAX_BULK} devices match: narrow the filter`);
-      if (confirmCount === undefined) return { dryRun: true as const, count: matching.length, devices: matching.map((d) => ({ id: d.id, deviceid: d.deviceid, name: d.name, state: d.state })) };
-      if (confirmCount !== matching.length) throw new AppError('conflict', `The filter now matches ${matching.length} devices, not ${confirmCount}: review again`);
-      return { dryRun: false as const, count: matching.length, results: await decideIds(matching.map((d) => d.id), decision, reason, actor) };
+      if (matching.length > MAX_BULK)
+        throw new AppError('bad_request', `More than ${MAX_BULK} devices match: narrow the filter`);
+      if (confirmCount === undefined)
+        return {
+          dryRun: true as const,
+          count: matching.length,
+          devices: matching.map((d) => ({ id: d.id, deviceid: d.deviceid, name: d.name, state: d.state })),
+        };
+      if (confirmCount !== matching.length)
+        throw new AppError(
+          'conflict',
+          `The filter now matches ${matching.length} devices, not ${confirmCount}: review again`,
+        );
+      return {
+        dryRun: false as const,
+        count: matching.length,
+        results: await decideIds(
+          matching.map((d) => d.id),
+          decision,
+          reason,
+          actor,
+        ),
+      };
     },
 
     /** Reverts the last decision a person made on a device, within UNDO_WINDOW_SECONDS. */
@@ -89,13 +157,35 @@ export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Not
       const device = await resolve(ref);
       if (!device) throw new AppError('not_found', 'No such device');
       const last = await lastTransition(sql, device.id);
-      if (!last || last.actor === 'system' || !last.from) throw new AppError('conflict', 'There is no decision to undo');
-      if (clock.now().getTime() - last.at.getTime() > UNDO_WINDOW_SECONDS * 1000) throw new AppError('conflict', `Decisions can be undone for ${UNDO_WINDOW_SECONDS / 60} minutes only`);
+      if (!last || last.actor === 'system' || !last.from)
+        throw new AppError('conflict', 'There is no decision to undo');
+      if (clock.now().getTime() - last.at.getTime() > UNDO_WINDOW_SECONDS * 1000)
+        throw new AppError('conflict', `Decisions can be undone for ${UNDO_WINDOW_SECONDS / 60} minutes only`);
       const at = clock.now();
       return sql.begin(async (tx) => {
-        const r = await transitionDevice(tx, device.id, last.from!, actor.name, `undo of ${last.to}`, at, { forward: deps.forward });
-        await insertAudit(tx, { at, actor: actor.name, action: 'device.undo', targetType: 'device', targetId: device.deviceid, remoteAddr: actor.remoteAddr, before: { state: last.to }, after: { state: last.from }, reason: null });
-        if (r?.changed) await deps.notifier?.emit(tx, 'device.undone', { id: r.id, deviceid: r.deviceid, from: r.from, to: r.to, actor: actor.name, reason: `undo of ${last.to}` });
+        const r = await transitionDevice(tx, device.id, last.from!, actor.name, `undo of ${last.to}`, at, {
+          forward: deps.forward,
+        });
+        await insertAudit(tx, {
+          at,
+          actor: actor.name,
+          action: 'device.undo',
+          targetType: 'device',
+          targetId: device.deviceid,
+          remoteAddr: actor.remoteAddr,
+          before: { state: last.to },
+          after: { state: last.from },
+          reason: null,
+        });
+        if (r?.changed)
+          await deps.notifier?.emit(tx, 'device.undone', {
+            id: r.id,
+            deviceid: r.deviceid,
+            from: r.from,
+            to: r.to,
+            actor: actor.name,
+            reason: `undo of ${last.to}`,
+          });
         return r;
       });
     },
@@ -109,7 +199,18 @@ export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Not
       return sql.begin(async (tx) => {
         const purged = await purgeRejectedSubmissions(tx, new Date(at.getTime() - retentionSeconds * 1000));
         const total = purged.reduce((n, p) => n + p.n, 0);
-        if (total > 0) await insertAudit(tx, { at, actor: 'system:retention', action: 'submissions.purge', targetType: 'submissions', targetId: null, remoteAddr: null, before: null, after: { submissions: total, devices: purged }, reason: `rejected more than ${Math.round(retentionSeconds / 86400)} day(s) ago` });
+        if (total > 0)
+          await insertAudit(tx, {
+            at,
+            actor: 'system:retention',
+            action: 'submissions.purge',
+            targetType: 'submissions',
+            targetId: null,
+            remoteAddr: null,
+            before: null,
+            after: { submissions: total, devices: purged },
+            reason: `rejected more than ${Math.round(retentionSeconds / 86400)} day(s) ago`,
+          });
         return { submissions: total, devices: purged };
       });
     },
@@ -118,7 +219,16 @@ export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Not
     async show(ref: string) {
       const device = await resolve(ref);
       if (!device) return null;
-      const [extra] = await sql<{ conflictWith: number | null; conflictDetails: unknown; stateReason: string | null; keyName: string | null; clientId: string | null; assignedTag: string | null }[]>`
+      const [extra] = await sql<
+        {
+          conflictWith: number | null;
+          conflictDetails: unknown;
+          stateReason: string | null;
+          keyName: string | null;
+          clientId: string | null;
+          assignedTag: string | null;
+        }[]
+      >`
         select d.conflict_with as "conflictWith", d.conflict_details as "conflictDetails", d.state_reason as "stateReason",
                k.name as "keyName", c.client_id as "clientId", d.assigned_tag as "assignedTag"
         from devices d left join registration_keys k on k.id = d.registered_key_id left join agent_clients c on c.id = d.registered_client_pk
@@ -147,9 +257,12 @@ export function createReview(deps: { sql: Sql; clock: Clock; notifier?: Pick<Not
       if (!state) return null;
       if (!state.hasView && state.fullSubmissionId !== null) {
         const full = await loadSubmissionBody(tx, state.fullSubmissionId);
-        if (full) await setInventoryView(tx, deviceId, viewFromBody(full.body, full.compression, full.format), clock.now());
+        if (full)
+          await setInventoryView(tx, deviceId, viewFromBody(full.body, full.compression, full.format), clock.now());
       }
-      const [row] = await tx<{ view: Record<string, unknown> | null }[]>`select view from inventories where device_id = ${deviceId}`;
+      const [row] = await tx<
+        { view: Record<string, unknown> | null }[]
+      >`select view from inventories where device_id = ${deviceId}`;
       return row?.view ?? null;
     });
     if (!view) return null;

@@ -37,9 +37,25 @@ export function createSpikeDetector(deps: SpikeDeps) {
   async function alert(scope: 'key' | 'subnet', subject: string, count: number, keyName: string | null): Promise<void> {
     deps.metrics.spike(scope);
     const threshold = scope === 'key' ? deps.perKey : deps.perSubnet;
-    deps.logger.error({ scope, subject, newDevices: count, threshold, windowSeconds: deps.windowSeconds, key: keyName }, `SPIKE: ${count} new devices from ${scope} ${subject} within ${deps.windowSeconds}s${keyName ? `; registration key "${keyName}" frozen for auto-approval` : ''}`);
-    if (keyName) await deps.policies.setFrozen(keyName, true, `spike: ${count} new devices from ${scope} ${subject} within ${deps.windowSeconds}s`, { name: 'system:spike-detector', remoteAddr: null });
-    await deps.emit?.(null, 'spike.detected', { scope, subject, newDevices: count, threshold, windowSeconds: deps.windowSeconds, frozenKey: keyName });
+    deps.logger.error(
+      { scope, subject, newDevices: count, threshold, windowSeconds: deps.windowSeconds, key: keyName },
+      `SPIKE: ${count} new devices from ${scope} ${subject} within ${deps.windowSeconds}s${keyName ? `; registration key "${keyName}" frozen for auto-approval` : ''}`,
+    );
+    if (keyName)
+      await deps.policies.setFrozen(
+        keyName,
+        true,
+        `spike: ${count} new devices from ${scope} ${subject} within ${deps.windowSeconds}s`,
+        { name: 'system:spike-detector', remoteAddr: null },
+      );
+    await deps.emit?.(null, 'spike.detected', {
+      scope,
+      subject,
+      newDevices: count,
+      threshold,
+      windowSeconds: deps.windowSeconds,
+      frozenKey: keyName,
+    });
   }
 
   return {

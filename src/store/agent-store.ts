@@ -70,10 +70,14 @@ function deviceUpsert(tx: Tx, d: DeviceFacts) {
       agent_id = coalesce(excluded.agent_id, devices.agent_id),
       agent_version = coalesce(excluded.agent_version, devices.agent_version),
       last_inventory_at = coalesce(excluded.last_inventory_at, devices.last_inventory_at)
-      ${d.conflict ? tx`,
+      ${
+        d.conflict
+          ? tx`,
       state = case when devices.state in ('rejected', 'conflict') then devices.state else 'conflict' end,
       state_changed_at = case when devices.state in ('rejected', 'conflict') then devices.state_changed_at else excluded.last_seen end,
-      conflict_with = excluded.conflict_with, conflict_details = excluded.conflict_details` : tx``}
+      conflict_with = excluded.conflict_with, conflict_details = excluded.conflict_details`
+          : tx``
+      }
     returning id, state, (xmax = 0) as inserted`;
 }
 
@@ -105,7 +109,12 @@ export interface RegistrationInput {
   clientPk?: number | null;
 }
 
-function registrationInsert(tx: Tx, r: RegistrationInput, deviceId: postgres.Fragment, outcome: postgres.Fragment = tx`${r.outcome}`) {
+function registrationInsert(
+  tx: Tx,
+  r: RegistrationInput,
+  deviceId: postgres.Fragment,
+  outcome: postgres.Fragment = tx`${r.outcome}`,
+) {
   return tx`
     insert into registrations (received_at, device_id, deviceid, method, path, kind, format, compression, body_size,
                                decoded_size, partial, remote_addr, user_agent, agent_id, proxy_id, request_id, outcome,
@@ -167,36 +176,59 @@ export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
   const deviceId = m.device ? tx`(select id from d)` : tx`${null}::bigint`;
   const state = m.device ? tx`(select state from d)` : tx`${'approved'}::text`;
   // An accepted message's outcome is what the device's state makes of it: accepted, quarantined, conflict, rejected.
-  const outcome = m.registration.outcome === 'accepted' ? tx`case ${state} when 'approved' then 'accepted' else ${state} end` : tx`${m.registration.outcome}`;
+  const outcome =
+    m.registration.outcome === 'accepted'
+      ? tx`case ${state} when 'approved' then 'accepted' else ${state} end`
+      : tx`${m.registration.outcome}`;
   const [row] = await tx<Recorded[]>`
-    with ${m.device ? tx`p as (select state from devices where deviceid = ${m.device.deviceid}),
+    with ${
+      m.device
+        ? tx`p as (select state from devices where deviceid = ${m.device.deviceid}),
     d as (${deviceUpsert(tx, m.device)}),
     t as (
       insert into device_transitions (device_id, at, from_state, to_state, actor, reason)
       select d.id, ${m.device.seenAt}, (select state from p), d.state, 'system',
              case when d.inserted then 'first contact' else 'identity conflict' end
-      from d where d.inserted or d.state is distinct from (select state from p)),` : tx``}
+      from d where d.inserted or d.state is distinct from (select state from p)),`
+        : tx``
+    }
     r as (${registrationInsert(tx, m.registration, deviceId, outcome)})
-    ${s ? tx`, s as (
+    ${
+      s
+        ? tx`, s as (
       insert into submissions (device_id, registration_id, received_at, kind, format, compression, content_type, partial, decoded_size,
                                body, state)
       select ${deviceId}, (select id from r), ${s.receivedAt}, ${s.kind}, ${s.format}, ${s.compression}, ${s.contentType}, ${s.partial},
              ${s.decodedSize}, ${s.body}, case ${state} when 'approved' then 'stored' else 'held' end
       where ${state} <> 'rejected'
-      returning id)` : tx``}
-    ${s && m.fullInventory && m.device ? tx`, i as (
+      returning id)`
+        : tx``
+    }
+    ${
+      s && m.fullInventory && m.device
+        ? tx`, i as (
       insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
       select (select id from d), s.id, ${s.format}, null, 0, ${s.receivedAt} from s
       on conflict (device_id) do update set
         full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
-        partials_merged = 0, updated_at = excluded.updated_at)` : tx``}
-    ${s && m.device && m.forward ? tx`, o as (
+        partials_merged = 0, updated_at = excluded.updated_at)`
+        : tx``
+    }
+    ${
+      s && m.device && m.forward
+        ? tx`, o as (
       insert into outbox (submission_id, device_id, deviceid, next_attempt_at, created_at)
       select s.id, (select id from d), ${m.device.deviceid}, ${s.receivedAt}, ${s.receivedAt} from s
-      where (select state from d) = 'approved')` : tx``}
-    ${m.device && m.countForKeyId ? tx`, k as (
+      where (select state from d) = 'approved')`
+        : tx``
+    }
+    ${
+      m.device && m.countForKeyId
+        ? tx`, k as (
       update registration_keys set devices_used = devices_used + 1
-      where id = ${m.countForKeyId} and coalesce((select inserted from d), false))` : tx``}
+      where id = ${m.countForKeyId} and coalesce((select inserted from d), false))`
+        : tx``
+    }
     select ${deviceId} as "deviceId", ${m.device ? tx`(select state from d)` : tx`null::text`} as state,
            ${m.device ? tx`(select state from p)` : tx`null::text`} as "previousState",
            ${m.device ? tx`coalesce((select inserted from d), false)` : tx`false`} as inserted,
@@ -217,13 +249,21 @@ export async function lockInventory(tx: Tx, deviceId: number): Promise<Inventory
   return row ?? null;
 }
 
-export async function loadSubmissionBody(tx: Tx, submissionId: number): Promise<{ body: Buffer; compression: string; format: string } | null> {
+export async function loadSubmissionBody(
+  tx: Tx,
+  submissionId: number,
+): Promise<{ body: Buffer; compression: string; format: string } | null> {
   const [row] = await tx<{ body: Buffer; compression: string; format: string }[]>`
     select body, compression, format from submissions where id = ${submissionId}`;
   return row ?? null;
 }
 
-export async function setInventoryView(tx: Tx, deviceId: number, view: Record<string, unknown>, at: Date): Promise<void> {
+export async function setInventoryView(
+  tx: Tx,
+  deviceId: number,
+  view: Record<string, unknown>,
+  at: Date,
+): Promise<void> {
   await tx`update inventories set view = ${tx.json(view as never)}, updated_at = ${at} where device_id = ${deviceId}`;
 }
 
@@ -232,7 +272,13 @@ export async function setInventoryView(tx: Tx, deviceId: number, view: Record<st
  * section means "unchanged". hardware.lastloggeduser/datelastloggeduser survive a hardware section that
  * arrives without them (the agent drops them together with the users section).
  */
-export async function mergePartialInventory(tx: Tx, deviceId: number, content: Record<string, unknown>, format: string, at: Date): Promise<void> {
+export async function mergePartialInventory(
+  tx: Tx,
+  deviceId: number,
+  content: Record<string, unknown>,
+  format: string,
+  at: Date,
+): Promise<void> {
   const partial = tx.json(content as never);
   await tx`
     insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)

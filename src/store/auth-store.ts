@@ -58,7 +58,18 @@ export async function countKeys(sql: Queryable): Promise<number> {
   return r!.n;
 }
 
-export async function insertKey(sql: Queryable, k: { name: string; expiresAt: Date | null; maxDevices: number; tag: string | null; comment: string | null; createdBy: string; at: Date }): Promise<KeyRow> {
+export async function insertKey(
+  sql: Queryable,
+  k: {
+    name: string;
+    expiresAt: Date | null;
+    maxDevices: number;
+    tag: string | null;
+    comment: string | null;
+    createdBy: string;
+    at: Date;
+  },
+): Promise<KeyRow> {
   const [row] = await sql<KeyRow[]>`
     insert into registration_keys (name, expires_at, max_devices, tag, comment, created_by, created_at)
     values (${k.name}, ${k.expiresAt}, ${k.maxDevices}, ${k.tag}, ${k.comment}, ${k.createdBy}, ${k.at})
@@ -66,7 +77,10 @@ export async function insertKey(sql: Queryable, k: { name: string; expiresAt: Da
   return row!;
 }
 
-export async function insertKeyVersion(sql: Queryable, v: { keyId: number; version: number; prefix: string; hash: Buffer; at: Date }): Promise<KeyVersionRow> {
+export async function insertKeyVersion(
+  sql: Queryable,
+  v: { keyId: number; version: number; prefix: string; hash: Buffer; at: Date },
+): Promise<KeyVersionRow> {
   const [row] = await sql<KeyVersionRow[]>`
     insert into key_versions (key_id, version, prefix, secret_hash, created_at)
     values (${v.keyId}, ${v.version}, ${v.prefix}, ${v.hash}, ${v.at})
@@ -74,8 +88,14 @@ export async function insertKeyVersion(sql: Queryable, v: { keyId: number; versi
   return row!;
 }
 
-export async function findKeyByName(sql: Queryable, name: string, opts: { forUpdate?: boolean } = {}): Promise<KeyRow | null> {
-  const [row] = await sql<KeyRow[]>`select ${KEY_COLUMNS(sql)} from registration_keys where name = ${name} ${opts.forUpdate ? sql`for update` : sql``}`;
+export async function findKeyByName(
+  sql: Queryable,
+  name: string,
+  opts: { forUpdate?: boolean } = {},
+): Promise<KeyRow | null> {
+  const [row] = await sql<
+    KeyRow[]
+  >`select ${KEY_COLUMNS(sql)} from registration_keys where name = ${name} ${opts.forUpdate ? sql`for update` : sql``}`;
   return row ?? null;
 }
 
@@ -131,7 +151,11 @@ export async function keyUsage(sql: Queryable, keyId: number): Promise<VersionUs
 }
 
 /** Versions closing within `horizon` that devices used recently without having used a newer version since. */
-export async function expiringVersionsInUse(sql: Queryable, now: Date, horizon: Date): Promise<{ keyName: string; version: number; expiresAt: Date; devices: number }[]> {
+export async function expiringVersionsInUse(
+  sql: Queryable,
+  now: Date,
+  horizon: Date,
+): Promise<{ keyName: string; version: number; expiresAt: Date; devices: number }[]> {
   return sql<{ keyName: string; version: number; expiresAt: Date; devices: number }[]>`
     select k.name as "keyName", v.version, v.expires_at as "expiresAt", count(distinct r.deviceid)::int as devices
     from key_versions v
@@ -162,7 +186,19 @@ const CLIENT_COLUMNS = (sql: Queryable) => sql`
   id, client_id as "clientId", name, secret_hash as "secretHash", secret_prefix as "secretPrefix", deviceid, comment,
   created_by as "createdBy", created_at as "createdAt", revoked_at as "revokedAt", last_used_at as "lastUsedAt"`;
 
-export async function insertClient(sql: Queryable, c: { clientId: string; name: string; hash: Buffer; prefix: string; deviceid: string | null; comment: string | null; createdBy: string; at: Date }): Promise<ClientRow> {
+export async function insertClient(
+  sql: Queryable,
+  c: {
+    clientId: string;
+    name: string;
+    hash: Buffer;
+    prefix: string;
+    deviceid: string | null;
+    comment: string | null;
+    createdBy: string;
+    at: Date;
+  },
+): Promise<ClientRow> {
   const [row] = await sql<ClientRow[]>`
     insert into agent_clients (client_id, name, secret_hash, secret_prefix, deviceid, comment, created_by, created_at)
     values (${c.clientId}, ${c.name}, ${c.hash}, ${c.prefix}, ${c.deviceid}, ${c.comment}, ${c.createdBy}, ${c.at})
@@ -193,13 +229,20 @@ export async function touchClient(sql: Queryable, pk: number, at: Date): Promise
   await sql`update agent_clients set last_used_at = ${at} where id = ${pk}`;
 }
 
-export async function insertToken(sql: Queryable, t: { hash: Buffer; clientPk: number; at: Date; expiresAt: Date }): Promise<void> {
+export async function insertToken(
+  sql: Queryable,
+  t: { hash: Buffer; clientPk: number; at: Date; expiresAt: Date },
+): Promise<void> {
   await sql`delete from agent_tokens where expires_at < ${t.at}`;
   await sql`insert into agent_tokens (token_hash, client_pk, created_at, expires_at) values (${t.hash}, ${t.clientPk}, ${t.at}, ${t.expiresAt})`;
 }
 
 /** A bearer token that is unexpired and whose client is not revoked. */
-export async function findValidToken(sql: Queryable, hash: Buffer, now: Date): Promise<{ clientPk: number; expiresAt: Date } | null> {
+export async function findValidToken(
+  sql: Queryable,
+  hash: Buffer,
+  now: Date,
+): Promise<{ clientPk: number; expiresAt: Date } | null> {
   const [row] = await sql<{ clientPk: number; expiresAt: Date }[]>`
     select t.client_pk as "clientPk", t.expires_at as "expiresAt"
     from agent_tokens t join agent_clients c on c.id = t.client_pk
@@ -222,7 +265,10 @@ const OPERATOR_COLUMNS = (sql: Queryable) => sql`
   id, name, role, token_prefix as "tokenPrefix", created_by as "createdBy", created_at as "createdAt",
   revoked_at as "revokedAt", last_used_at as "lastUsedAt"`;
 
-export async function insertOperator(sql: Queryable, o: { name: string; role: string; hash: Buffer; prefix: string; createdBy: string; at: Date }): Promise<OperatorRow> {
+export async function insertOperator(
+  sql: Queryable,
+  o: { name: string; role: string; hash: Buffer; prefix: string; createdBy: string; at: Date },
+): Promise<OperatorRow> {
   const [row] = await sql<OperatorRow[]>`
     insert into operators (name, role, token_hash, token_prefix, created_by, created_at)
     values (${o.name}, ${o.role}, ${o.hash}, ${o.prefix}, ${o.createdBy}, ${o.at})
@@ -231,7 +277,9 @@ export async function insertOperator(sql: Queryable, o: { name: string; role: st
 }
 
 export async function findOperatorByHash(sql: Queryable, hash: Buffer): Promise<OperatorRow | null> {
-  const [row] = await sql<OperatorRow[]>`select ${OPERATOR_COLUMNS(sql)} from operators where token_hash = ${hash} and revoked_at is null`;
+  const [row] = await sql<
+    OperatorRow[]
+  >`select ${OPERATOR_COLUMNS(sql)} from operators where token_hash = ${hash} and revoked_at is null`;
   return row ?? null;
 }
 
@@ -276,19 +324,30 @@ export async function insertAudit(sql: Queryable, e: AuditEntry): Promise<void> 
             ${e.before == null ? null : sql.json(e.before as never)}, ${e.after == null ? null : sql.json(e.after as never)}, ${e.reason})`;
 }
 
-export async function listAudit(sql: Queryable, f: { limit: number; action?: string }): Promise<(AuditEntry & { id: number })[]> {
+export async function listAudit(
+  sql: Queryable,
+  f: { limit: number; action?: string },
+): Promise<(AuditEntry & { id: number })[]> {
   return sql<(AuditEntry & { id: number })[]>`
     select id, at, actor, action, target_type as "targetType", target_id as "targetId", remote_addr as "remoteAddr", before, after, reason
     from audit_log where true ${f.action ? sql`and action = ${f.action}` : sql``}
     order by id desc limit ${f.limit}`;
 }
 
-export async function insertSecurityEvent(sql: Queryable, e: { at: Date; kind: string; remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> }): Promise<void> {
+export async function insertSecurityEvent(
+  sql: Queryable,
+  e: { at: Date; kind: string; remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> },
+): Promise<void> {
   await sql`
     insert into security_events (at, kind, remote_addr, deviceid, details)
     values (${e.at}, ${e.kind}, ${e.remoteAddr}, ${e.deviceid}, ${sql.json(e.details as never)})`;
 }
 
-export async function listSecurityEvents(sql: Queryable, limit: number): Promise<{ id: number; at: Date; kind: string; remoteAddr: string | null; deviceid: string | null; details: unknown }[]> {
+export async function listSecurityEvents(
+  sql: Queryable,
+  limit: number,
+): Promise<
+  { id: number; at: Date; kind: string; remoteAddr: string | null; deviceid: string | null; details: unknown }[]
+> {
   return sql`select id, at, kind, remote_addr as "remoteAddr", deviceid, details from security_events order by id desc limit ${limit}` as never;
 }

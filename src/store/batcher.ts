@@ -35,7 +35,9 @@ export function createRecordBatcher(sql: Sql, opts: BatcherOptions) {
     }
     try {
       // Same device order in every batch makes lock waits between concurrent batches deadlock-free in practice.
-      const ordered = [...batch].sort((a, b) => (a.input.device?.deviceid ?? '').localeCompare(b.input.device?.deviceid ?? ''));
+      const ordered = [...batch].sort((a, b) =>
+        (a.input.device?.deviceid ?? '').localeCompare(b.input.device?.deviceid ?? ''),
+      );
       const results = await sql.begin((tx) => ordered.map((p) => recordMessage(tx, p.input)));
       ordered.forEach((p, i) => p.resolve(results[i]!));
     } catch {

@@ -96,10 +96,17 @@ async function openEmbedded(opts: OpenOptions): Promise<Database> {
   const running = readInfo(infoFile);
   if (running && running.pid !== process.pid && alive(running.pid) && (await canConnect(running.host, running.port))) {
     if (opts.role === 'server') {
-      throw new Error(`the embedded database in ${dataDir} is in use by process ${running.pid}; set DATABASE_URL to run several gateways`);
+      throw new Error(
+        `the embedded database in ${dataDir} is in use by process ${running.pid}; set DATABASE_URL to run several gateways`,
+      );
     }
     const sql = connectEmbedded(running.host, running.port);
-    return { sql, mode: 'embedded-shared', describe: `embedded PGlite of process ${running.pid} (${dataDir})`, close: () => sql.end({ timeout: 5 }) };
+    return {
+      sql,
+      mode: 'embedded-shared',
+      describe: `embedded PGlite of process ${running.pid} (${dataDir})`,
+      close: () => sql.end({ timeout: 5 }),
+    };
   }
   fs.mkdirSync(dataDir, { recursive: true });
   const { PGlite } = await import('@electric-sql/pglite');

@@ -16,7 +16,13 @@ export type OutboxState = (typeof OUTBOX_STATES)[number];
  * inventory goes, in order. Network-task messages (netdiscovery/netinventory) are never forwarded.
  * A submission that already has an outbox row (sent before an undo) is not enqueued twice.
  */
-export async function enqueueReleased(tx: Queryable, deviceId: number, deviceid: string, submissionIds: number[], at: Date): Promise<number> {
+export async function enqueueReleased(
+  tx: Queryable,
+  deviceId: number,
+  deviceid: string,
+  submissionIds: number[],
+  at: Date,
+): Promise<number> {
   if (submissionIds.length === 0) return 0;
   const rows = await tx`
     with r as (select id, partial from submissions where id in ${tx(submissionIds)} and device_id = ${deviceId} and kind = 'inventory'),
@@ -35,7 +41,13 @@ export async function enqueueReleased(tx: Queryable, deviceId: number, deviceid:
  * dead letters (visible, retryable once it is approved again). Rows of a device back in quarantine or
  * conflict wait: the worker only claims rows of approved devices.
  */
-export async function settleOutboxOnLeave(tx: Queryable, deviceId: number, to: string, heldAgain: number[], at: Date): Promise<void> {
+export async function settleOutboxOnLeave(
+  tx: Queryable,
+  deviceId: number,
+  to: string,
+  heldAgain: number[],
+  at: Date,
+): Promise<void> {
   if (heldAgain.length > 0) await tx`delete from outbox where submission_id in ${tx(heldAgain)} and state = 'pending'`;
   if (to === 'rejected') {
     await tx`update outbox set state = 'dead', next_attempt_at = null, last_error = ${`device rejected before delivery (${at.toISOString()})`}
@@ -95,22 +107,39 @@ export interface AttemptRecord {
 }
 
 /** Marks apply only while the row is still this claim's (same attempt, still in flight). */
-export async function markDelivered(sql: Queryable, row: Pick<ClaimedRow, 'id' | 'attempts'>, r: AttemptRecord, at: Date): Promise<boolean> {
-  const done = await sql`update outbox set state = 'delivered', delivered_at = ${at}, next_attempt_at = null, last_status = ${r.status},
+export async function markDelivered(
+  sql: Queryable,
+  row: Pick<ClaimedRow, 'id' | 'attempts'>,
+  r: AttemptRecord,
+  at: Date,
+): Promise<boolean> {
+  const done =
+    await sql`update outbox set state = 'delivered', delivered_at = ${at}, next_attempt_at = null, last_status = ${r.status},
                            last_error = null, last_response = ${r.response}
                          where id = ${row.id} and state = 'in_flight' and attempts = ${row.attempts}`;
   return done.count > 0;
 }
 
-export async function markRetry(sql: Queryable, row: Pick<ClaimedRow, 'id' | 'attempts'>, r: AttemptRecord, next: Date): Promise<boolean> {
-  const done = await sql`update outbox set state = 'pending', next_attempt_at = ${next}, last_status = ${r.status}, last_error = ${r.error},
+export async function markRetry(
+  sql: Queryable,
+  row: Pick<ClaimedRow, 'id' | 'attempts'>,
+  r: AttemptRecord,
+  next: Date,
+): Promise<boolean> {
+  const done =
+    await sql`update outbox set state = 'pending', next_attempt_at = ${next}, last_status = ${r.status}, last_error = ${r.error},
                            last_response = ${r.response}
                          where id = ${row.id} and state = 'in_flight' and attempts = ${row.attempts}`;
   return done.count > 0;
 }
 
-export async function markDead(sql: Queryable, row: Pick<ClaimedRow, 'id' | 'attempts'>, r: AttemptRecord): Promise<boolean> {
-  const done = await sql`update outbox set state = 'dead', next_attempt_at = null, last_status = ${r.status}, last_error = ${r.error},
+export async function markDead(
+  sql: Queryable,
+  row: Pick<ClaimedRow, 'id' | 'attempts'>,
+  r: AttemptRecord,
+): Promise<boolean> {
+  const done =
+    await sql`update outbox set state = 'dead', next_attempt_at = null, last_status = ${r.status}, last_error = ${r.error},
                            last_response = ${r.response}
                          where id = ${row.id} and state = 'in_flight' and attempts = ${row.attempts}`;
   return done.count > 0;
@@ -140,7 +169,10 @@ const ITEM_COLUMNS = (q: Queryable) => q`
   o.last_response as "lastResponse", o.created_at as "createdAt", o.delivered_at as "deliveredAt"`;
 
 /** Newest first. */
-export async function listOutbox(sql: Queryable, f: { state?: OutboxState; deviceid?: string; limit: number }): Promise<OutboxItem[]> {
+export async function listOutbox(
+  sql: Queryable,
+  f: { state?: OutboxState; deviceid?: string; limit: number },
+): Promise<OutboxItem[]> {
   return sql<OutboxItem[]>`
     select ${ITEM_COLUMNS(sql)} from outbox o join submissions s on s.id = o.submission_id
     where true ${f.state ? sql`and o.state = ${f.state}` : sql``} ${f.deviceid ? sql`and o.deviceid = ${f.deviceid}` : sql``}

@@ -21,7 +21,17 @@ export async function listRules(sql: Queryable): Promise<RuleRow[]> {
     from policy_rules order by position, id`;
 }
 
-export async function insertRule(sql: Queryable, r: { position: number | null; action: string; match: Record<string, string>; comment: string | null; createdBy: string; at: Date }): Promise<RuleRow> {
+export async function insertRule(
+  sql: Queryable,
+  r: {
+    position: number | null;
+    action: string;
+    match: Record<string, string>;
+    comment: string | null;
+    createdBy: string;
+    at: Date;
+  },
+): Promise<RuleRow> {
   // Without a position the rule goes last; with one, it goes there and later rules move down.
   if (r.position !== null) await sql`update policy_rules set position = position + 1 where position >= ${r.position}`;
   const [row] = await sql<RuleRow[]>`
@@ -42,12 +52,17 @@ export async function replaceAllowlist(sql: Queryable, name: string, kind: strin
   await sql`delete from policy_allowlists where name = ${name} and kind = ${kind}`;
   if (values.length === 0) return 0;
   const rows = values.map((value) => ({ name, kind, value }));
-  for (let i = 0; i < rows.length; i += 1000) await sql`insert into policy_allowlists ${sql(rows.slice(i, i + 1000))} on conflict do nothing`;
-  const [c] = await sql<{ n: number }[]>`select count(*)::int as n from policy_allowlists where name = ${name} and kind = ${kind}`;
+  for (let i = 0; i < rows.length; i += 1000)
+    await sql`insert into policy_allowlists ${sql(rows.slice(i, i + 1000))} on conflict do nothing`;
+  const [c] = await sql<
+    { n: number }[]
+  >`select count(*)::int as n from policy_allowlists where name = ${name} and kind = ${kind}`;
   return c!.n;
 }
 
-export async function loadAllowlists(sql: Queryable): Promise<{ name: string; kind: 'serial' | 'uuid' | 'mac'; value: string }[]> {
+export async function loadAllowlists(
+  sql: Queryable,
+): Promise<{ name: string; kind: 'serial' | 'uuid' | 'mac'; value: string }[]> {
   return sql`select name, kind, value from policy_allowlists` as never;
 }
 
@@ -75,7 +90,10 @@ export interface SubjectRow {
 }
 
 /** Devices with what rules look at: by id, the quarantine queue, or everything first seen since a date. */
-export async function loadSubjects(sql: Queryable, f: { id?: number; state?: DeviceState; firstSeenSince?: Date }): Promise<SubjectRow[]> {
+export async function loadSubjects(
+  sql: Queryable,
+  f: { id?: number; state?: DeviceState; firstSeenSince?: Date },
+): Promise<SubjectRow[]> {
   return sql<SubjectRow[]>`
     select d.id, d.deviceid, d.name, d.state, d.first_seen as "firstSeen", k.name as key, (k.frozen_at is not null) as "keyFrozen",
            d.tag, d.assigned_tag as "assignedTag", d.last_remote_addr as "remoteAddr", d.serial, d.uuid, d.macs,
@@ -89,7 +107,13 @@ export async function loadSubjects(sql: Queryable, f: { id?: number; state?: Dev
     limit 20000`;
 }
 
-export async function setKeyFrozen(sql: Queryable, keyName: string, frozen: boolean, reason: string | null, at: Date): Promise<boolean> {
+export async function setKeyFrozen(
+  sql: Queryable,
+  keyName: string,
+  frozen: boolean,
+  reason: string | null,
+  at: Date,
+): Promise<boolean> {
   const rows = frozen
     ? await sql`update registration_keys set frozen_at = coalesce(frozen_at, ${at}), frozen_reason = ${reason} where name = ${keyName} returning id`
     : await sql`update registration_keys set frozen_at = null, frozen_reason = null where name = ${keyName} returning id`;

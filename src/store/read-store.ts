@@ -96,7 +96,10 @@ export interface RegistrationRecord {
   clientId: string | null;
 }
 
-export async function listRegistrations(sql: Sql, f: { deviceid?: string; limit?: number }): Promise<RegistrationRecord[]> {
+export async function listRegistrations(
+  sql: Sql,
+  f: { deviceid?: string; limit?: number },
+): Promise<RegistrationRecord[]> {
   return sql<RegistrationRecord[]>`
     select r.id, r.deviceid, r.device_id as "deviceId", r.kind, r.format, r.compression, r.partial, r.outcome, r.status, r.method,
            r.path, r.body_size as "bodySize", r.decoded_size as "decodedSize", r.remote_addr as "remoteAddr",

@@ -17,7 +17,12 @@ export interface IdentityMatch {
 }
 
 /** The device with this deviceid, and devices elsewhere with the same UUID or serial. */
-export async function findIdentityMatches(sql: Queryable, deviceid: string, uuid: string | null, serial: string | null): Promise<IdentityMatch[]> {
+export async function findIdentityMatches(
+  sql: Queryable,
+  deviceid: string,
+  uuid: string | null,
+  serial: string | null,
+): Promise<IdentityMatch[]> {
   return sql<IdentityMatch[]>`
     select id, deviceid, uuid, serial, name, macs, state from devices
     where deviceid = ${deviceid}
@@ -40,10 +45,21 @@ export interface TransitionResult {
  * Moves one device to a state (locking it), records the transition and settles its held submissions. With
  * `forward` (UPSTREAM_URL set), what an approval releases is put in the GLPI outbox in the same transaction.
  */
-export async function transitionDevice(tx: Queryable, deviceId: number, to: DeviceState, actor: string, reason: string | null, at: Date, opts: { forward?: boolean } = {}): Promise<TransitionResult | null> {
-  const [cur] = await tx<{ id: number; deviceid: string; state: DeviceState }[]>`select id, deviceid, state from devices where id = ${deviceId} for update`;
+export async function transitionDevice(
+  tx: Queryable,
+  deviceId: number,
+  to: DeviceState,
+  actor: string,
+  reason: string | null,
+  at: Date,
+  opts: { forward?: boolean } = {},
+): Promise<TransitionResult | null> {
+  const [cur] = await tx<
+    { id: number; deviceid: string; state: DeviceState }[]
+  >`select id, deviceid, state from devices where id = ${deviceId} for update`;
   if (!cur) return null;
-  if (cur.state === to) return { id: cur.id, deviceid: cur.deviceid, from: cur.state, to, changed: false, releasedSubmissions: 0 };
+  if (cur.state === to)
+    return { id: cur.id, deviceid: cur.deviceid, from: cur.state, to, changed: false, releasedSubmissions: 0 };
   await tx`update devices set state = ${to}, state_changed_at = ${at}, state_reason = ${reason},
              conflict_with = case when ${to} = 'conflict' then conflict_with else null end,
              conflict_details = case when ${to} = 'conflict' then conflict_details else null end
@@ -51,21 +67,42 @@ export async function transitionDevice(tx: Queryable, deviceId: number, to: Devi
   await tx`insert into device_transitions (device_id, at, from_state, to_state, actor, reason) values (${deviceId}, ${at}, ${cur.state}, ${to}, ${actor}, ${reason})`;
   let settled = 0;
   if (to === 'approved' || to === 'rejected') {
-    const rows = await tx<{ id: number }[]>`update submissions set state = ${to === 'approved' ? 'released' : 'rejected'} where device_id = ${deviceId} and state = 'held' returning id`;
+    const rows = await tx<
+      { id: number }[]
+    >`update submissions set state = ${to === 'approved' ? 'released' : 'rejected'} where device_id = ${deviceId} and state = 'held' returning id`;
     settled = rows.length;
-    if (to === 'approved' && opts.forward) await enqueueReleased(tx, deviceId, cur.deviceid, rows.map((r) => r.id), at);
+    if (to === 'approved' && opts.forward)
+      await enqueueReleased(
+        tx,
+        deviceId,
+        cur.deviceid,
+        rows.map((r) => r.id),
+        at,
+      );
     if (cur.state === 'approved') await settleOutboxOnLeave(tx, deviceId, to, [], at);
   } else if (cur.state === 'rejected' || cur.state === 'approved') {
     // Undo of a decision: what it released or rejected is held again.
-    const rows = await tx<{ id: number }[]>`update submissions set state = 'held' where device_id = ${deviceId} and state in ('released', 'rejected') returning id`;
+    const rows = await tx<
+      { id: number }[]
+    >`update submissions set state = 'held' where device_id = ${deviceId} and state in ('released', 'rejected') returning id`;
     settled = rows.length;
-    if (cur.state === 'approved') await settleOutboxOnLeave(tx, deviceId, to, rows.map((r) => r.id), at);
+    if (cur.state === 'approved')
+      await settleOutboxOnLeave(
+        tx,
+        deviceId,
+        to,
+        rows.map((r) => r.id),
+        at,
+      );
   }
   return { id: cur.id, deviceid: cur.deviceid, from: cur.state, to, changed: true, releasedSubmissions: settled };
 }
 
 /** Deletes submissions rejected with their device before `before`; returns how many, per device. */
-export async function purgeRejectedSubmissions(sql: Queryable, before: Date): Promise<{ deviceid: string; n: number }[]> {
+export async function purgeRejectedSubmissions(
+  sql: Queryable,
+  before: Date,
+): Promise<{ deviceid: string; n: number }[]> {
   return sql<{ deviceid: string; n: number }[]>`
     with gone as (
       delete from submissions s using devices d

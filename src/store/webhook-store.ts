@@ -35,7 +35,10 @@ export async function insertDeliveries(q: Queryable, rows: NewDelivery[]): Promi
  * another replica holds), counts the attempt and pushes next_attempt_at to `leaseUntil`, so nobody else
  * takes them while they are being sent. A worker that dies mid-send leaves them due again at `leaseUntil`.
  */
-export async function claimDueDeliveries(sql: Sql, o: { now: Date; leaseUntil: Date; limit: number; urls: string[]; maxAttempts: number }): Promise<DeliveryRow[]> {
+export async function claimDueDeliveries(
+  sql: Sql,
+  o: { now: Date; leaseUntil: Date; limit: number; urls: string[]; maxAttempts: number },
+): Promise<DeliveryRow[]> {
   if (o.urls.length === 0) return [];
   const claimed = await sql.begin(async (tx) => {
     const due = await tx<{ id: number }[]>`
@@ -59,13 +62,19 @@ export async function markDelivered(sql: Queryable, id: number, status: number, 
 }
 
 /** Records a failed attempt; `nextAttemptAt` null = no more attempts (the row stays, undelivered, with its error). */
-export async function markFailed(sql: Queryable, id: number, f: { status: number | null; error: string; nextAttemptAt: Date | null }): Promise<void> {
+export async function markFailed(
+  sql: Queryable,
+  id: number,
+  f: { status: number | null; error: string; nextAttemptAt: Date | null },
+): Promise<void> {
   await sql`update webhook_deliveries set last_status = ${f.status}, last_error = ${f.error}, next_attempt_at = ${f.nextAttemptAt}
             where id = ${id} and delivered_at is null`;
 }
 
 /** Undelivered rows still to be tried (including those being sent right now). */
 export async function countPendingDeliveries(sql: Queryable): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from webhook_deliveries where delivered_at is null and next_attempt_at is not null`;
+  const [row] = await sql<
+    { n: number }[]
+  >`select count(*)::int as n from webhook_deliveries where delivered_at is null and next_attempt_at is not null`;
   return row?.n ?? 0;
 }

@@ -10,8 +10,22 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RegistrationRecord } from '../../src/store/read-store.js';
-import { type AgentInstall, type AgentRun, logExcerpt, removeRunDir, requireAgent, runAgent } from '../helpers/fusioninventory.js';
-import { type AuthGateway, BOOTSTRAP_SECRET, WRONG_CREDENTIALS_ERROR, basicAuthArgs, logMessages, startAuthGateway } from '../helpers/fusioninventory-auth.js';
+import {
+  type AgentInstall,
+  type AgentRun,
+  logExcerpt,
+  removeRunDir,
+  requireAgent,
+  runAgent,
+} from '../helpers/fusioninventory.js';
+import {
+  type AuthGateway,
+  BOOTSTRAP_SECRET,
+  WRONG_CREDENTIALS_ERROR,
+  basicAuthArgs,
+  logMessages,
+  startAuthGateway,
+} from '../helpers/fusioninventory-auth.js';
 
 const RUN_TIMEOUT = 60_000;
 const DEVICEID = /^.+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$/;
@@ -44,9 +58,15 @@ interface Step {
 /** One foreground agent run with the given password; the registrations it left are those above the watermark. */
 async function agentRun(name: string, password: string): Promise<Step> {
   const watermark = await gw.lastRegistrationId();
-  const run = await runAgent(install, { serverUrl: gw.server.url, args: basicAuthArgs(USER, password), timeoutMs: 45_000 });
+  const run = await runAgent(install, {
+    serverUrl: gw.server.url,
+    args: basicAuthArgs(USER, password),
+    timeoutMs: 45_000,
+  });
   runs.push(run);
-  console.info(`fusioninventory-agent auth scenario "${name}": ${(run.durationMs / 1000).toFixed(1)} s (exit ${run.exitCode}${run.timedOut ? ', killed after timeout' : ''})`);
+  console.info(
+    `fusioninventory-agent auth scenario "${name}": ${(run.durationMs / 1000).toFixed(1)} s (exit ${run.exitCode}${run.timedOut ? ', killed after timeout' : ''})`,
+  );
   return { run, registrations: await gw.registrationsAfter(watermark) };
 }
 
@@ -60,7 +80,10 @@ function expectNormalExit(run: AgentRun): void {
   expect(run.durationMs, why).toBeLessThan(30_000);
   expect(run.log).toContain(`Storage directory: ${run.vardir}\n`);
   // A Perl die inside the agent shows up as an [error] "... at /usr/share/... line N".
-  expect(logMessages(run, 'error').filter((m) => / line \d+\.?$/.test(m)), why).toEqual([]);
+  expect(
+    logMessages(run, 'error').filter((m) => / line \d+\.?$/.test(m)),
+    why,
+  ).toEqual([]);
 }
 
 /** A run that sent its PROLOG and inventory with the credentials and had both understood. */
@@ -70,10 +93,16 @@ function expectCompletedRun(run: AgentRun): void {
   expect(logMessages(run, 'error'), why).toEqual([]);
   expect(logMessages(run, 'warning'), why).toEqual([]);
   // The 401 challenge was answered with the configured credentials, for each message.
-  expect(logMessages(run, 'debug').filter((m) => m === '[http client] authentication required, submitting credentials'), why).toHaveLength(2);
+  expect(
+    logMessages(run, 'debug').filter((m) => m === '[http client] authentication required, submitting credentials'),
+    why,
+  ).toHaveLength(2);
   expect(logMessages(run, 'info'), why).toContain(`New inventory from ${run.deviceid} for server0`);
   expect(run.deviceid, why).toMatch(DEVICEID);
-  expect(run.lastStateSaved, `the agent did not save its state: it did not understand the inventory answer\n${why}`).toBe(true);
+  expect(
+    run.lastStateSaved,
+    `the agent did not save its state: it did not understand the inventory answer\n${why}`,
+  ).toBe(true);
 }
 
 /** The device the run registered, and its registrations: prolog then inventory, as that key version. */
@@ -86,9 +115,27 @@ async function expectRecordedAs(step: Step, keyVersion: number): Promise<void> {
   // A message the gateway took is "accepted" for an approved device, else labelled with the device's state.
   const taken = device!.state === 'approved' ? 'accepted' : device!.state;
   expect(
-    registrations.map((r) => ({ kind: r.kind, status: r.status, outcome: r.outcome, deviceid: r.deviceid, authType: r.authType, authUser: r.authUser, keyName: r.keyName, keyVersion: r.keyVersion })),
+    registrations.map((r) => ({
+      kind: r.kind,
+      status: r.status,
+      outcome: r.outcome,
+      deviceid: r.deviceid,
+      authType: r.authType,
+      authUser: r.authUser,
+      keyName: r.keyName,
+      keyVersion: r.keyVersion,
+    })),
   ).toEqual(
-    ['prolog', 'inventory'].map((kind) => ({ kind, status: 200, outcome: taken, deviceid: run.deviceid, authType: 'key:basic', authUser: USER, keyName: 'default', keyVersion })),
+    ['prolog', 'inventory'].map((kind) => ({
+      kind,
+      status: 200,
+      outcome: taken,
+      deviceid: run.deviceid,
+      authType: 'key:basic',
+      authUser: USER,
+      keyName: 'default',
+      keyVersion,
+    })),
   );
 }
 

@@ -14,7 +14,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server.js';
 import type { RegistrationRecord } from '../../src/store/read-store.js';
 import { startTestServer } from '../helpers/context.js';
-import { type AgentInstall, type AgentRun, agentDirOf, createAgentDir, logExcerpt, removeRunDir, requireAgent, runAgent, runAgentIn } from '../helpers/fusioninventory.js';
+import {
+  type AgentInstall,
+  type AgentRun,
+  agentDirOf,
+  createAgentDir,
+  logExcerpt,
+  removeRunDir,
+  requireAgent,
+  runAgent,
+  runAgentIn,
+} from '../helpers/fusioninventory.js';
 
 const RUN_TIMEOUT = 60_000;
 const DEVICEID = /^.+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$/;
@@ -63,7 +73,9 @@ async function startGateway(env: Record<string, string> = {}): Promise<Gateway> 
 
 function keep(run: AgentRun, name: string): AgentRun {
   cleanups.push(async () => removeRunDir(run));
-  console.info(`fusioninventory-agent deferral scenario "${name}": ${(run.durationMs / 1000).toFixed(1)} s (exit ${run.exitCode}${run.timedOut ? ', killed after timeout' : ''})`);
+  console.info(
+    `fusioninventory-agent deferral scenario "${name}": ${(run.durationMs / 1000).toFixed(1)} s (exit ${run.exitCode}${run.timedOut ? ', killed after timeout' : ''})`,
+  );
   return run;
 }
 
@@ -75,7 +87,8 @@ const sentQueries = (run: AgentRun) =>
   messages(run, 'debug2')
     .filter((m) => m.startsWith('[http client] sending message:'))
     .map((m) => /<QUERY>(\w+)<\/QUERY>/.exec(m)?.[1]);
-const receivedAnswers = (run: AgentRun) => messages(run, 'debug2').filter((m) => m.startsWith('[http client] receiving message:'));
+const receivedAnswers = (run: AgentRun) =>
+  messages(run, 'debug2').filter((m) => m.startsWith('[http client] receiving message:'));
 
 /** The agent ran in our storage directory, exited on its own with 0, and logged no [error] or [warning]. */
 function expectCleanRun(run: AgentRun): void {
@@ -103,7 +116,10 @@ function expectInventorySkipped(run: AgentRun, prologFreq: (freq: number) => voi
   // FusionInventory's own words for "the server did not ask for an inventory" (Task/Inventory.pm isEnabled).
   expect(messages(run, 'debug'), why).toContain('Inventory task execution not requested');
   expect(messages(run, 'info'), why).not.toContain('running task Inventory');
-  expect(messages(run, 'info').filter((m) => m.startsWith('New inventory from')), why).toEqual([]);
+  expect(
+    messages(run, 'info').filter((m) => m.startsWith('New inventory from')),
+    why,
+  ).toEqual([]);
 }
 
 afterAll(async () => {
@@ -131,7 +147,10 @@ describe('FusionInventory agent 2.6, device rejected after its first run', () =>
     submissionsBefore = await gw.submissionsOf(first.deviceid!);
     const watermark = await gw.lastRegistrationId();
     // Second run in the same storage directory (same deviceid, its saved server state), without --force.
-    second = keep(await runAgentIn(install, agentDirOf(first), { serverUrl: gw.server.url, timeoutMs: 45_000 }), 'rejected');
+    second = keep(
+      await runAgentIn(install, agentDirOf(first), { serverUrl: gw.server.url, timeoutMs: 45_000 }),
+      'rejected',
+    );
     registrations = await gw.registrationsAfter(watermark);
     submissionsAfter = await gw.submissionsOf(first.deviceid!);
   }, RUN_TIMEOUT * 2);
@@ -147,9 +166,9 @@ describe('FusionInventory agent 2.6, device rejected after its first run', () =>
   });
 
   it('sends only its PROLOG, recorded as rejected: no inventory registration, no new submission', async () => {
-    expect(registrations.map((r) => ({ kind: r.kind, outcome: r.outcome, status: r.status, deviceid: r.deviceid }))).toEqual([
-      { kind: 'prolog', outcome: 'rejected', status: 200, deviceid: first.deviceid },
-    ]);
+    expect(
+      registrations.map((r) => ({ kind: r.kind, outcome: r.outcome, status: r.status, deviceid: r.deviceid })),
+    ).toEqual([{ kind: 'prolog', outcome: 'rejected', status: 200, deviceid: first.deviceid }]);
     expect(submissionsAfter).toBe(submissionsBefore);
     const [device] = await gw.server.deps.records.devices({ deviceid: first.deviceid! });
     expect(device?.state).toBe('rejected');
@@ -177,9 +196,16 @@ function budgetFiller(url: string) {
   const deadline = Date.now() + MAX_MS;
 
   async function one(n: number): Promise<void> {
-    const body = zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST><DEVICEID>${FILLER_PREFIX}${n % 4}</DEVICEID><QUERY>PROLOG</QUERY><TOKEN>12345678</TOKEN></REQUEST>\n`);
+    const body = zlib.deflateSync(
+      `<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST><DEVICEID>${FILLER_PREFIX}${n % 4}</DEVICEID><QUERY>PROLOG</QUERY><TOKEN>12345678</TOKEN></REQUEST>\n`,
+    );
     try {
-      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/x-compress-zlib' }, body, signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-compress-zlib' },
+        body,
+        signal: AbortSignal.timeout(10_000),
+      });
       const text = zlib.inflateSync(Buffer.from(await res.arrayBuffer())).toString('utf8');
       if (res.status !== 200) stats.failed++;
       else if (text.includes('<RESPONSE>SEND</RESPONSE>')) stats.admitted++;
@@ -207,7 +233,15 @@ function budgetFiller(url: string) {
     stats,
     /** Resolves once a filler PROLOG was itself deferred: the budget is spent. */
     spent: (timeoutMs: number) =>
-      Promise.race([firstDeferred, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`budget not spent within ${timeoutMs} ms: ${JSON.stringify(stats)}`)), timeoutMs).unref())]),
+      Promise.race([
+        firstDeferred,
+        new Promise<never>((_, reject) =>
+          setTimeout(
+            () => reject(new Error(`budget not spent within ${timeoutMs} ms: ${JSON.stringify(stats)}`)),
+            timeoutMs,
+          ).unref(),
+        ),
+      ]),
     async stop() {
       stopped = true;
       await loop;
@@ -236,7 +270,10 @@ describe('FusionInventory agent 2.6, first run while the inventory budget is spe
       try {
         await filler.spent(10_000);
         const watermark = await gw.lastRegistrationId();
-        run = keep(await runAgentIn(install, createAgentDir(install), { serverUrl: gw.server.url, timeoutMs: 45_000 }), `budget spent (attempt ${attempt})`);
+        run = keep(
+          await runAgentIn(install, createAgentDir(install), { serverUrl: gw.server.url, timeoutMs: 45_000 }),
+          `budget spent (attempt ${attempt})`,
+        );
         stats = await filler.stop();
         registrations = await gw.registrationsAfter(watermark);
       } finally {
@@ -245,7 +282,9 @@ describe('FusionInventory agent 2.6, first run while the inventory budget is spe
       console.info(`budget fillers during attempt ${attempt}: ${JSON.stringify(stats)}`);
       const prolog = registrations.find((r) => r.kind === 'prolog' && r.deviceid === run.deviceid);
       if (prolog?.outcome !== 'quarantined' || attempt === MAX_ATTEMPTS) break;
-      console.info(`attempt ${attempt}: the agent's PROLOG opened a fresh budget window and was admitted; trying again`);
+      console.info(
+        `attempt ${attempt}: the agent's PROLOG opened a fresh budget window and was admitted; trying again`,
+      );
       await new Promise((r) => setTimeout(r, 1100)); // the next agent's deviceid (host + second of first start) differs
     }
     submissions = run.deviceid ? await gw.submissionsOf(run.deviceid) : -1;
@@ -256,9 +295,9 @@ describe('FusionInventory agent 2.6, first run while the inventory budget is spe
   });
 
   it('sends only its PROLOG, recorded as deferred:budget: no inventory registration, no submission', () => {
-    expect(registrations.map((r) => ({ kind: r.kind, outcome: r.outcome, status: r.status, deviceid: r.deviceid }))).toEqual([
-      { kind: 'prolog', outcome: 'deferred:budget', status: 200, deviceid: run.deviceid },
-    ]);
+    expect(
+      registrations.map((r) => ({ kind: r.kind, outcome: r.outcome, status: r.status, deviceid: r.deviceid })),
+    ).toEqual([{ kind: 'prolog', outcome: 'deferred:budget', status: 200, deviceid: run.deviceid }]);
     expect(submissions).toBe(0);
   });
 

@@ -11,7 +11,14 @@ import type { RunningServer } from '../../src/server.js';
 import { createRecords } from '../../src/services/records.js';
 import { viewFromBody } from '../../src/services/inventory-view.js';
 import { startTestServer } from '../helpers/context.js';
-import { type AgentInstall, type AgentRun, logExcerpt, removeRunDir, requireAgent, runAgent } from '../helpers/fusioninventory.js';
+import {
+  type AgentInstall,
+  type AgentRun,
+  logExcerpt,
+  removeRunDir,
+  requireAgent,
+  runAgent,
+} from '../helpers/fusioninventory.js';
 
 const RUN_TIMEOUT = 60_000;
 const DEVICEID = /^.+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$/;
@@ -43,7 +50,9 @@ async function scenario(name: string, args: string[] = []): Promise<{ gw: Gatewa
   const gw = await startGateway();
   const run = await runAgent(install, { serverUrl: gw.server.url, args, timeoutMs: 45_000 });
   cleanups.push(async () => removeRunDir(run));
-  console.info(`fusioninventory-agent scenario "${name}": ${(run.durationMs / 1000).toFixed(1)} s (exit ${run.exitCode}${run.timedOut ? ', killed after timeout' : ''})`);
+  console.info(
+    `fusioninventory-agent scenario "${name}": ${(run.durationMs / 1000).toFixed(1)} s (exit ${run.exitCode}${run.timedOut ? ', killed after timeout' : ''})`,
+  );
   return { gw, run };
 }
 
@@ -90,14 +99,47 @@ describe('FusionInventory agent 2.6, default run (zlib)', () => {
   it('leaves one quarantined device with the agent’s deviceid and a prolog then a held XML inventory', async () => {
     const { devices, registrations, device } = await deviceAndRegistrations(gw, run.deviceid!);
     expect(devices.map((d) => d.deviceid)).toEqual([run.deviceid]);
-    expect(device).toMatchObject({ state: 'quarantined', tag: null, lastRemoteAddr: expect.stringMatching(/127\.0\.0\.1$/) });
+    expect(device).toMatchObject({
+      state: 'quarantined',
+      tag: null,
+      lastRemoteAddr: expect.stringMatching(/127\.0\.0\.1$/),
+    });
     expect(device!.agentVersion).toMatch(/^FusionInventory-Agent_v2\./);
     expect(device!.name).toBeTruthy();
     expect(device!.lastInventoryAt).not.toBeNull();
 
-    expect(registrations.map((r) => ({ kind: r.kind, outcome: r.outcome, format: r.format, compression: r.compression, status: r.status, method: r.method, path: r.path, deviceid: r.deviceid }))).toEqual([
-      { kind: 'prolog', outcome: 'quarantined', format: 'xml', compression: 'zlib', status: 200, method: 'POST', path: '/', deviceid: run.deviceid },
-      { kind: 'inventory', outcome: 'quarantined', format: 'xml', compression: 'zlib', status: 200, method: 'POST', path: '/', deviceid: run.deviceid },
+    expect(
+      registrations.map((r) => ({
+        kind: r.kind,
+        outcome: r.outcome,
+        format: r.format,
+        compression: r.compression,
+        status: r.status,
+        method: r.method,
+        path: r.path,
+        deviceid: r.deviceid,
+      })),
+    ).toEqual([
+      {
+        kind: 'prolog',
+        outcome: 'quarantined',
+        format: 'xml',
+        compression: 'zlib',
+        status: 200,
+        method: 'POST',
+        path: '/',
+        deviceid: run.deviceid,
+      },
+      {
+        kind: 'inventory',
+        outcome: 'quarantined',
+        format: 'xml',
+        compression: 'zlib',
+        status: 200,
+        method: 'POST',
+        path: '/',
+        deviceid: run.deviceid,
+      },
     ]);
     for (const r of registrations) {
       expect(r.userAgent).toBe(device!.agentVersion);
@@ -110,7 +152,10 @@ describe('FusionInventory agent 2.6, default run (zlib)', () => {
     const rows = await sql<{ body: Buffer; compression: string; format: string; kind: string }[]>`
       select s.body, s.compression, s.format, s.kind from submissions s join devices d on d.id = s.device_id where d.deviceid = ${run.deviceid!}`;
     expect(rows.map((r) => [r.kind, r.format, r.compression])).toEqual([['inventory', 'xml', 'zlib']]);
-    const view = viewFromBody(rows[0]!.body, rows[0]!.compression, rows[0]!.format) as { hardware?: { name?: string }; versionclient?: string };
+    const view = viewFromBody(rows[0]!.body, rows[0]!.compression, rows[0]!.format) as {
+      hardware?: { name?: string };
+      versionclient?: string;
+    };
     const [device] = await gw.records.devices({ deviceid: run.deviceid! });
     expect(view.hardware?.name).toBe(device!.name);
     expect(view.versionclient).toBe(device!.agentVersion);
@@ -126,14 +171,23 @@ describe('FusionInventory agent 2.6, default run (zlib)', () => {
     const debug2 = messages(run, 'debug2');
     const sent = debug2.filter((m) => m.startsWith('[http client] sending message:'));
     const received = debug2.filter((m) => m.startsWith('[http client] receiving message:'));
-    expect(sent.map((m) => /<QUERY>(\w+)<\/QUERY>/.exec(m)?.[1]), why).toEqual(['PROLOG', 'INVENTORY']);
-    expect(sent.every((m) => m.includes(`<DEVICEID>${run.deviceid}</DEVICEID>`)), why).toBe(true);
+    expect(
+      sent.map((m) => /<QUERY>(\w+)<\/QUERY>/.exec(m)?.[1]),
+      why,
+    ).toEqual(['PROLOG', 'INVENTORY']);
+    expect(
+      sent.every((m) => m.includes(`<DEVICEID>${run.deviceid}</DEVICEID>`)),
+      why,
+    ).toBe(true);
     expect(received, why).toHaveLength(2);
     expect(received[0]).toMatch(/<REPLY>[\s\S]*<PROLOG_FREQ>24<\/PROLOG_FREQ>[\s\S]*<\/REPLY>/);
     expect(received[0]).toContain('<RESPONSE>SEND</RESPONSE>');
     expect(received[1]).toContain('<REPLY>');
     // FusionInventory recognises a zlib answer only by the 78 9C header: it must have seen zlib both times.
-    expect(debug2.filter((m) => m.startsWith('format: ')), why).toEqual(['format: Zlib', 'format: Zlib']);
+    expect(
+      debug2.filter((m) => m.startsWith('format: ')),
+      why,
+    ).toEqual(['format: Zlib', 'format: Zlib']);
 
     // Only a parsed inventory answer makes the agent save its section checksums…
     expect(run.lastStateSaved, `no last_state in ${run.targetDir}\n${why}`).toBe(true);
@@ -158,7 +212,9 @@ describe('FusionInventory agent 2.6, --tag acceptance-ci', () => {
     expect(devices).toHaveLength(1);
     expect(device?.tag).toBe('acceptance-ci');
     expect(registrations.map((r) => `${r.kind}:${r.outcome}`)).toEqual(['prolog:quarantined', 'inventory:quarantined']);
-    const inventory = messages(run, 'debug2').find((m) => m.startsWith('[http client] sending message:') && m.includes('<QUERY>INVENTORY</QUERY>'));
+    const inventory = messages(run, 'debug2').find(
+      (m) => m.startsWith('[http client] sending message:') && m.includes('<QUERY>INVENTORY</QUERY>'),
+    );
     expect(inventory).toMatch(/<KEYNAME>TAG<\/KEYNAME>\s*<KEYVALUE>acceptance-ci<\/KEYVALUE>/);
   });
 });
@@ -178,13 +234,21 @@ describe('FusionInventory agent 2.6, --no-compression', () => {
   it('sends plain XML, recorded with compression none, and understands the plain answers', async () => {
     const { devices, registrations } = await deviceAndRegistrations(gw, run.deviceid!);
     expect(devices.map((d) => d.deviceid)).toEqual([run.deviceid]);
-    expect(registrations.map((r) => ({ kind: r.kind, outcome: r.outcome, format: r.format, compression: r.compression }))).toEqual([
+    expect(
+      registrations.map((r) => ({ kind: r.kind, outcome: r.outcome, format: r.format, compression: r.compression })),
+    ).toEqual([
       { kind: 'prolog', outcome: 'quarantined', format: 'xml', compression: 'none' },
       { kind: 'inventory', outcome: 'quarantined', format: 'xml', compression: 'none' },
     ]);
     const why = logExcerpt(run);
-    expect(messages(run, 'debug2').filter((m) => m.startsWith('format: ')), why).toEqual(['format: Plaintext', 'format: Plaintext']);
-    expect(messages(run, 'debug2').filter((m) => m.startsWith('[http client] receiving message:')), why).toHaveLength(2);
+    expect(
+      messages(run, 'debug2').filter((m) => m.startsWith('format: ')),
+      why,
+    ).toEqual(['format: Plaintext', 'format: Plaintext']);
+    expect(
+      messages(run, 'debug2').filter((m) => m.startsWith('[http client] receiving message:')),
+      why,
+    ).toHaveLength(2);
     expect(run.lastStateSaved, why).toBe(true);
   });
 });

@@ -31,7 +31,10 @@ const elsewhere: string[] = [];
 const problems: string[] = [];
 
 beforeAll(async () => {
-  [gw, gwAuth] = await Promise.all([startTestServer({ AGENT_AUTH: 'off' }), startTestServer({ AGENT_AUTH: 'required' })]);
+  [gw, gwAuth] = await Promise.all([
+    startTestServer({ AGENT_AUTH: 'off' }),
+    startTestServer({ AGENT_AUTH: 'required' }),
+  ]);
   base = gw.server.url;
   baseAuth = gwAuth.server.url;
   profile = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-chromium-'));
@@ -40,7 +43,14 @@ beforeAll(async () => {
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
       // Belt and braces: no name resolves, so nothing but 127.0.0.1 can be reached.
       '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
     ],
@@ -62,13 +72,24 @@ afterAll(async () => {
 });
 
 function xmlMessage(deviceid: string, query: string, content = ''): Buffer {
-  return zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?><REQUEST>${content ? `<CONTENT>${content}</CONTENT>` : ''}<DEVICEID>${deviceid}</DEVICEID><QUERY>${query}</QUERY></REQUEST>`);
+  return zlib.deflateSync(
+    `<?xml version="1.0" encoding="UTF-8" ?><REQUEST>${content ? `<CONTENT>${content}</CONTENT>` : ''}<DEVICEID>${deviceid}</DEVICEID><QUERY>${query}</QUERY></REQUEST>`,
+  );
 }
 
-async function agent(deviceid: string, query: 'PROLOG' | 'INVENTORY', content = '', to: { url: string; key?: string } = { url: base }): Promise<void> {
+async function agent(
+  deviceid: string,
+  query: 'PROLOG' | 'INVENTORY',
+  content = '',
+  to: { url: string; key?: string } = { url: base },
+): Promise<void> {
   const headers: Record<string, string> = { 'Content-Type': 'application/x-compress-zlib' };
   if (to.key) headers.Authorization = `Basic ${Buffer.from(`inventory:${to.key}`).toString('base64')}`;
-  const res = await fetch(`${to.url}/`, { method: 'POST', headers, body: new Uint8Array(xmlMessage(deviceid, query, content)) });
+  const res = await fetch(`${to.url}/`, {
+    method: 'POST',
+    headers,
+    body: new Uint8Array(xmlMessage(deviceid, query, content)),
+  });
   expect(res.status).toBe(200);
   await res.arrayBuffer();
 }
@@ -76,15 +97,24 @@ async function agent(deviceid: string, query: 'PROLOG' | 'INVENTORY', content = 
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** A PROLOG then an inventory, as an agent's first run (without the PROLOG, the inventory creates the device). */
-async function newDevice(deviceid: string, o: { name: string; serial?: string; uuid?: string; tag?: string; os?: string; prolog?: false }): Promise<void> {
+async function newDevice(
+  deviceid: string,
+  o: { name: string; serial?: string; uuid?: string; tag?: string; os?: string; prolog?: false },
+): Promise<void> {
   if (o.prolog !== false) await agent(deviceid, 'PROLOG');
   const tag = o.tag ? `<ACCOUNTINFO><KEYNAME>TAG</KEYNAME><KEYVALUE>${escapeXml(o.tag)}</KEYVALUE></ACCOUNTINFO>` : '';
   const osXml = o.os ? `<OPERATINGSYSTEM><FULL_NAME>${escapeXml(o.os)}</FULL_NAME></OPERATINGSYSTEM>` : '';
-  await agent(deviceid, 'INVENTORY', `${tag}<BIOS><SSN>${escapeXml(o.serial ?? '')}</SSN><SMANUFACTURER>Dell Inc.</SMANUFACTURER><SMODEL>OptiPlex 7090</SMODEL></BIOS><HARDWARE><NAME>${escapeXml(o.name)}</NAME>${o.uuid ? `<UUID>${o.uuid}</UUID>` : ''}<MEMORY>16384</MEMORY></HARDWARE>${osXml}`);
+  await agent(
+    deviceid,
+    'INVENTORY',
+    `${tag}<BIOS><SSN>${escapeXml(o.serial ?? '')}</SSN><SMANUFACTURER>Dell Inc.</SMANUFACTURER><SMODEL>OptiPlex 7090</SMODEL></BIOS><HARDWARE><NAME>${escapeXml(o.name)}</NAME>${o.uuid ? `<UUID>${o.uuid}</UUID>` : ''}<MEMORY>16384</MEMORY></HARDWARE>${osXml}`,
+  );
 }
 
 async function state(deviceid: string): Promise<string | undefined> {
-  const [row] = await gw.server.deps.db.sql<{ state: string }[]>`select state from devices where deviceid = ${deviceid}`;
+  const [row] = await gw.server.deps.db.sql<
+    { state: string }[]
+  >`select state from devices where deviceid = ${deviceid}`;
   return row?.state;
 }
 
@@ -93,7 +123,11 @@ async function openPage(): Promise<Page> {
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
     // The browser logs every 4xx answer as an error: the 401/403 the tests provoke on purpose are not problems.
-    if (msg.type() === 'error' && !/^Failed to load resource: the server responded with a status of 4\d\d/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+    if (
+      msg.type() === 'error' &&
+      !/^Failed to load resource: the server responded with a status of 4\d\d/.test(msg.text())
+    )
+      problems.push(`console: ${msg.text()}`);
   });
   page.on('dialog', (d) => {
     problems.push(`dialog: ${d.message()}`);
@@ -111,14 +145,21 @@ async function signIn(page: Page, token: string, at = base): Promise<void> {
 
 describe('the console files', () => {
   it('are served at /console with a strict policy, and nothing else under /console', async () => {
-    for (const [p, type] of [['/console', 'text/html'], ['/console/', 'text/html'], ['/console/app.js', 'text/javascript'], ['/console/style.css', 'text/css']] as const) {
+    for (const [p, type] of [
+      ['/console', 'text/html'],
+      ['/console/', 'text/html'],
+      ['/console/app.js', 'text/javascript'],
+      ['/console/style.css', 'text/css'],
+    ] as const) {
       const res = await fetch(`${base}${p}`);
       expect(res.status, p).toBe(200);
       expect(res.headers.get('content-type')).toContain(type);
       for (const [k, v] of Object.entries(CONSOLE_HEADERS)) expect(res.headers.get(k), `${p} ${k}`).toBe(v);
       await res.arrayBuffer();
     }
-    expect(CONSOLE_HEADERS['Content-Security-Policy']).toBe("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    expect(CONSOLE_HEADERS['Content-Security-Policy']).toBe(
+      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    );
     const other = await fetch(`${base}/console/secret.txt`);
     expect(other.status).toBe(404);
     expect(other.headers.get('content-security-policy')).toBe(CONSOLE_HEADERS['Content-Security-Policy']);
@@ -132,12 +173,38 @@ describe('a reviewer', () => {
   let token = '';
   beforeAll(async () => {
     token = (await gw.server.deps.admin.createOperator({ name: 'rita', role: 'reviewer' }, actor)).token;
-    await newDevice('ws-0042-2025-01-06-09-12-44', { name: 'ws-0042', serial: 'SN0042', tag: 'paris', os: 'Debian GNU/Linux 12 (bookworm)', uuid: '4c4c4544-0042-3010-8052-b2c04f4e3432' });
-    await newDevice('lab-printer-7-2025-01-06-09-20-01', { name: 'lab-printer-7', serial: 'SN0007', tag: 'lyon', os: 'Windows 11 Pro' });
-    await newDevice('kiosk-lobby-2025-01-06-10-01-13', { name: 'kiosk-lobby', serial: 'SN0100', os: 'Ubuntu 24.04 LTS' });
+    await newDevice('ws-0042-2025-01-06-09-12-44', {
+      name: 'ws-0042',
+      serial: 'SN0042',
+      tag: 'paris',
+      os: 'Debian GNU/Linux 12 (bookworm)',
+      uuid: '4c4c4544-0042-3010-8052-b2c04f4e3432',
+    });
+    await newDevice('lab-printer-7-2025-01-06-09-20-01', {
+      name: 'lab-printer-7',
+      serial: 'SN0007',
+      tag: 'lyon',
+      os: 'Windows 11 Pro',
+    });
+    await newDevice('kiosk-lobby-2025-01-06-10-01-13', {
+      name: 'kiosk-lobby',
+      serial: 'SN0100',
+      os: 'Ubuntu 24.04 LTS',
+    });
     // Known hardware under a new deviceid: a conflict with both fingerprints.
-    await newDevice('build-01-2025-01-05-08-00-00', { name: 'build-01', serial: 'SN-IMG-1', uuid: 'cccccccc-0000-0000-0000-000000000003', os: 'Debian GNU/Linux 12 (bookworm)' });
-    await newDevice('build-01-2025-01-06-11-30-00', { name: 'build-01-clone', serial: 'SN-IMG-2', uuid: 'cccccccc-0000-0000-0000-000000000003', os: 'Debian GNU/Linux 12 (bookworm)', prolog: false });
+    await newDevice('build-01-2025-01-05-08-00-00', {
+      name: 'build-01',
+      serial: 'SN-IMG-1',
+      uuid: 'cccccccc-0000-0000-0000-000000000003',
+      os: 'Debian GNU/Linux 12 (bookworm)',
+    });
+    await newDevice('build-01-2025-01-06-11-30-00', {
+      name: 'build-01-clone',
+      serial: 'SN-IMG-2',
+      uuid: 'cccccccc-0000-0000-0000-000000000003',
+      os: 'Debian GNU/Linux 12 (bookworm)',
+      prolog: false,
+    });
     expect(await state('build-01-2025-01-06-11-30-00')).toBe('conflict');
   });
 
@@ -228,7 +295,11 @@ describe('a reviewer', () => {
   });
 
   it('sees an agent-supplied name as text, never as markup', async () => {
-    await newDevice('evil-2025-01-06-12-00-00', { name: XSS, serial: '"><script>alert(2)</script>', os: '<b>bold</b>' });
+    await newDevice('evil-2025-01-06-12-00-00', {
+      name: XSS,
+      serial: '"><script>alert(2)</script>',
+      os: '<b>bold</b>',
+    });
     const page = await openPage();
     await signIn(page, token);
     const row = page.locator('tbody tr', { hasText: XSS });
@@ -259,7 +330,9 @@ describe('an admin', () => {
     const token = (await gwAuth.server.deps.admin.createOperator({ name: 'ada', role: 'admin' }, actor)).token;
     const page = await openPage();
     await signIn(page, token, baseAuth);
-    await expect(page.locator('#nav').innerText()).resolves.toMatch(/Quarantine queue\s+Registration keys\s+Clients\s+Audit log/);
+    await expect(page.locator('#nav').innerText()).resolves.toMatch(
+      /Quarantine queue\s+Registration keys\s+Clients\s+Audit log/,
+    );
 
     await page.getByRole('link', { name: 'Registration keys' }).click();
     await page.getByText('Create a registration key').click();
@@ -271,7 +344,9 @@ describe('an admin', () => {
     await expect(box.innerText()).resolves.toContain('Shown once');
     const secret = await box.locator('input[data-secret="Secret"]').inputValue();
     expect(secret).toMatch(/^agk_[A-Za-z0-9_-]{43}$/);
-    const [stored] = await gwAuth.server.deps.db.sql<{ hash: Buffer }[]>`select v.secret_hash as hash from key_versions v join registration_keys k on k.id = v.key_id where k.name = 'site-paris'`;
+    const [stored] = await gwAuth.server.deps.db.sql<
+      { hash: Buffer }[]
+    >`select v.secret_hash as hash from key_versions v join registration_keys k on k.id = v.key_id where k.name = 'site-paris'`;
     expect(Buffer.compare(stored!.hash, hashSecret(secret))).toBe(0);
     const keyRow = page.locator('tbody tr', { hasText: 'site-paris' });
     await expect(keyRow.innerText()).resolves.toContain(`${secret.slice(0, 10)}…`);

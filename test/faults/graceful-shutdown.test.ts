@@ -8,7 +8,17 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FaultGateway, type Outcome, judge, makeAgents, message, missingRows, post, sleep, startFaultGateway } from './support.js';
+import {
+  type FaultGateway,
+  type Outcome,
+  judge,
+  makeAgents,
+  message,
+  missingRows,
+  post,
+  sleep,
+  startFaultGateway,
+} from './support.js';
 
 const UPLOADS = 10;
 const UPLOAD_MS = 2500;
@@ -26,7 +36,9 @@ function probe(port: number): Promise<string> {
       s.destroy();
       resolve('accepted');
     });
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED' ? 'refused' : (e.code ?? e.message)));
+    s.once('error', (e: NodeJS.ErrnoException) =>
+      resolve(e.code === 'ECONNREFUSED' ? 'refused' : (e.code ?? e.message)),
+    );
   });
 }
 
@@ -51,7 +63,9 @@ describe('SIGTERM while uploads are in flight', () => {
     let allStarted!: () => void;
     const whenAllStarted = new Promise<void>((resolve) => (allStarted = resolve));
     const onStarted = () => ++started === messages.length && allStarted();
-    const uploads: Promise<Outcome>[] = messages.map((m) => post(gw.port, m, { timeoutMs: 30_000, chunks: 20, overMs: UPLOAD_MS, onStarted }));
+    const uploads: Promise<Outcome>[] = messages.map((m) =>
+      post(gw.port, m, { timeoutMs: 30_000, chunks: 20, overMs: UPLOAD_MS, onStarted }),
+    );
     await whenAllStarted;
     await sleep(800); // the gateway has accepted them (even on a busy machine) and is reading the bodies
 
@@ -75,9 +89,24 @@ describe('SIGTERM while uploads are in flight', () => {
     const exit = await Promise.race([exited, sleep(DRAIN_BOUND_MS + 5000).then(() => null)]);
 
     const verdicts = messages.map((m, i) => judge(m, outcomes[i]!));
-    const acked = messages.filter((_, i) => verdicts[i] === 'ok').map((m) => ({ deviceid: m.agent.deviceid, marker: m.marker! }));
+    const acked = messages
+      .filter((_, i) => verdicts[i] === 'ok')
+      .map((m) => ({ deviceid: m.agent.deviceid, marker: m.marker! }));
     const missing = await missingRows(gw.admin, gw.schema, acked);
-    console.log(JSON.stringify({ uploadMs: outcomes.map((o) => o.ms), verdicts, firstRefusedAfterMs: probes[firstRefused]?.at ?? null, probes: probes.length, acceptedAfterRefusal: probes.slice(firstRefused + 1).filter((p) => p.result !== 'refused').length, exit }, null, 1));
+    console.log(
+      JSON.stringify(
+        {
+          uploadMs: outcomes.map((o) => o.ms),
+          verdicts,
+          firstRefusedAfterMs: probes[firstRefused]?.at ?? null,
+          probes: probes.length,
+          acceptedAfterRefusal: probes.slice(firstRefused + 1).filter((p) => p.result !== 'refused').length,
+          exit,
+        },
+        null,
+        1,
+      ),
+    );
 
     expect(missing, 'acknowledged inventories without their submission row').toEqual([]);
     expect(verdicts, 'every upload in flight at SIGTERM completes with 200').toEqual(messages.map(() => 'ok'));
@@ -104,17 +133,41 @@ describe('SIGTERM while uploads are in flight', () => {
       let allStarted!: () => void;
       const whenAllStarted = new Promise<void>((resolve) => (allStarted = resolve));
       const onStarted = () => ++started === messages.length && allStarted();
-      const uploads = messages.map((m, i) => post(g.port, m, { timeoutMs: 30_000, chunks: 10, overMs: 2000, onStarted, agent: i === 0 ? keepAlive : undefined }));
+      const uploads = messages.map((m, i) =>
+        post(g.port, m, {
+          timeoutMs: 30_000,
+          chunks: 10,
+          overMs: 2000,
+          onStarted,
+          agent: i === 0 ? keepAlive : undefined,
+        }),
+      );
       await whenAllStarted;
       await sleep(800);
       const signalledAt = Date.now();
-      const exited = new Promise<{ code: number | null; ms: number }>((resolve) => g.proc.child.once('exit', (code) => resolve({ code, ms: Date.now() - signalledAt })));
+      const exited = new Promise<{ code: number | null; ms: number }>((resolve) =>
+        g.proc.child.once('exit', (code) => resolve({ code, ms: Date.now() - signalledAt })),
+      );
       g.proc.child.kill('SIGTERM');
       const outcomes = await Promise.all(uploads);
       const exit = await Promise.race([exited, sleep(DRAIN_BOUND_MS + 5000).then(() => null)]);
       const verdicts = messages.map((m, i) => judge(m, outcomes[i]!));
-      const missing = await missingRows(g.admin, g.schema, messages.filter((_, i) => verdicts[i] === 'ok').map((m) => ({ deviceid: m.agent.deviceid, marker: m.marker! })));
-      console.log(JSON.stringify({ keepAliveAnswerConnection: 'headers' in outcomes[0]! ? outcomes[0].headers.connection : null, verdicts, exit }, null, 1));
+      const missing = await missingRows(
+        g.admin,
+        g.schema,
+        messages.filter((_, i) => verdicts[i] === 'ok').map((m) => ({ deviceid: m.agent.deviceid, marker: m.marker! })),
+      );
+      console.log(
+        JSON.stringify(
+          {
+            keepAliveAnswerConnection: 'headers' in outcomes[0]! ? outcomes[0].headers.connection : null,
+            verdicts,
+            exit,
+          },
+          null,
+          1,
+        ),
+      );
       expect(missing).toEqual([]);
       expect(verdicts).toEqual(messages.map(() => 'ok'));
       expect(exit, `the process exits within ${DRAIN_BOUND_MS} ms of SIGTERM`).not.toBeNull();

@@ -11,7 +11,24 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASE_URL } from '../helpers/env.js';
-import { type Acked, type FaultGateway, type Message, RUN, type SimAgent, TcpProxy, get, hostPort, judge, makeAgents, message, missingRows, post, sleep, startFaultGateway, waitReady } from './support.js';
+import {
+  type Acked,
+  type FaultGateway,
+  type Message,
+  RUN,
+  type SimAgent,
+  TcpProxy,
+  get,
+  hostPort,
+  judge,
+  makeAgents,
+  message,
+  missingRows,
+  post,
+  sleep,
+  startFaultGateway,
+  waitReady,
+} from './support.js';
 
 describe('PostgreSQL away and back (through a pausable proxy)', () => {
   let proxy: TcpProxy;
@@ -75,7 +92,23 @@ describe('PostgreSQL away and back (through a pausable proxy)', () => {
     if (readyAgain) for (const agent of agents) after.push(await fullRun(agent));
     const missing = await missingRows(gw.admin, gw.schema, acked);
 
-    console.log(JSON.stringify({ answers: seen, slowestMs: slowest, readyAfterMs, readyz: readyAway, healthz: healthAway, problems: problems.slice(0, 8), problemCount: problems.length, acked: acked.length, missing: missing.length }, null, 1));
+    console.log(
+      JSON.stringify(
+        {
+          answers: seen,
+          slowestMs: slowest,
+          readyAfterMs,
+          readyz: readyAway,
+          healthz: healthAway,
+          problems: problems.slice(0, 8),
+          problemCount: problems.length,
+          acked: acked.length,
+          missing: missing.length,
+        },
+        null,
+        1,
+      ),
+    );
 
     expect(missing, 'acknowledged inventories without their submission row').toEqual([]);
     expect(stillRunning, 'the gateway process died while the database was away (its stderr is above)').toBe(true);
@@ -84,7 +117,10 @@ describe('PostgreSQL away and back (through a pausable proxy)', () => {
     expect(awayVerdicts.filter((v) => v === 'ok')).toEqual([]);
     expect(readyAway).toMatchObject({ status: 503 });
     // (The check reads "N migrations pending" rather than "unreachable": pendingMigrations swallows the error.)
-    expect(JSON.parse((readyAway as { text: string }).text)).toMatchObject({ status: 'not ready', checks: { database: expect.not.stringMatching(/^ok$/) } });
+    expect(JSON.parse((readyAway as { text: string }).text)).toMatchObject({
+      status: 'not ready',
+      checks: { database: expect.not.stringMatching(/^ok$/) },
+    });
     expect(healthAway).toMatchObject({ status: 200 });
     expect(readyAgain, '/readyz ready again after the database came back').toBe(true);
     expect(after).toEqual(agents.map((a) => RUN[a.kind].map(() => 'ok')));
@@ -94,30 +130,71 @@ describe('PostgreSQL away and back (through a pausable proxy)', () => {
     const SILENT_MS = 15_000;
     const agents: SimAgent[] = makeAgents(4, crypto.randomBytes(3).toString('hex'));
     // Warm: the agents side by side, so that the pool holds a few open connections (as under any load).
-    const warm = await Promise.all(agents.map(async (agent) => { const v = []; for (const step of RUN[agent.kind]) { const m = message(agent, step); v.push(judge(m, await post(gw.port, m))); } return v; }));
+    const warm = await Promise.all(
+      agents.map(async (agent) => {
+        const v = [];
+        for (const step of RUN[agent.kind]) {
+          const m = message(agent, step);
+          v.push(judge(m, await post(gw.port, m)));
+        }
+        return v;
+      }),
+    );
     expect(warm).toEqual(agents.map((a) => RUN[a.kind].map(() => 'ok')));
 
     proxy.pause('blackhole');
     const resumeTimer = setTimeout(() => proxy.resume(), SILENT_MS);
     try {
       const messages = agents.flatMap((agent) => RUN[agent.kind].map((step) => message(agent, step)));
-      const [outcomes, readyz] = await Promise.all([Promise.all(messages.map((m) => post(gw.port, m, { timeoutMs: SILENT_MS + 30_000 }))), get(gw.port, '/readyz', SILENT_MS + 30_000)]);
-      const rows = messages.map((m, i) => ({ what: `${m.agent.kind} ${m.step}`, verdict: judge(m, outcomes[i]!), ms: outcomes[i]!.ms }));
-      const acked = messages.filter((m, i) => m.step === 'inventory' && rows[i]!.verdict === 'ok').map((m) => ({ deviceid: m.agent.deviceid, marker: m.marker! }));
-      const errors = [...new Set(gw.errorLogs().map((l) => `${String(l.msg)}: ${(l.err as { code?: string } | undefined)?.code ?? ''}`))];
-      console.log(JSON.stringify({ silentMs: SILENT_MS, answers: rows, readyz: 'status' in readyz ? { status: readyz.status, ms: readyz.ms } : readyz.error, errors }, null, 1));
+      const [outcomes, readyz] = await Promise.all([
+        Promise.all(messages.map((m) => post(gw.port, m, { timeoutMs: SILENT_MS + 30_000 }))),
+        get(gw.port, '/readyz', SILENT_MS + 30_000),
+      ]);
+      const rows = messages.map((m, i) => ({
+        what: `${m.agent.kind} ${m.step}`,
+        verdict: judge(m, outcomes[i]!),
+        ms: outcomes[i]!.ms,
+      }));
+      const acked = messages
+        .filter((m, i) => m.step === 'inventory' && rows[i]!.verdict === 'ok')
+        .map((m) => ({ deviceid: m.agent.deviceid, marker: m.marker! }));
+      const errors = [
+        ...new Set(
+          gw.errorLogs().map((l) => `${String(l.msg)}: ${(l.err as { code?: string } | undefined)?.code ?? ''}`),
+        ),
+      ];
+      console.log(
+        JSON.stringify(
+          {
+            silentMs: SILENT_MS,
+            answers: rows,
+            readyz: 'status' in readyz ? { status: readyz.status, ms: readyz.ms } : readyz.error,
+            errors,
+          },
+          null,
+          1,
+        ),
+      );
       await waitReady(gw.port, 30_000);
-      expect(await missingRows(gw.admin, gw.schema, acked), 'acknowledged inventories without their submission row').toEqual([]);
+      expect(
+        await missingRows(gw.admin, gw.schema, acked),
+        'acknowledged inventories without their submission row',
+      ).toEqual([]);
       expect(gw.proc.child.exitCode).toBeNull();
       // Every PROLOG/CONTACT is answered while the database is still silent — refused (503) or deferred —
       // rather than held until it comes back (agents give up after 180 s and count it as a failure anyway).
       const gate = rows.filter((r) => !r.what.endsWith('inventory'));
-      expect(gate.filter((r) => !(r.ms < SILENT_MS && (r.verdict === 'unavailable' || r.verdict === 'deferred'))), 'PROLOG/CONTACT not answered while the database was silent').toEqual([]);
+      expect(
+        gate.filter((r) => !(r.ms < SILENT_MS && (r.verdict === 'unavailable' || r.verdict === 'deferred'))),
+        'PROLOG/CONTACT not answered while the database was silent',
+      ).toEqual([]);
     } finally {
       clearTimeout(resumeTimer);
       proxy.resume();
     }
     expect(await waitReady(gw.port, 30_000)).toBe(true);
-    for (const agent of agents) for (const step of RUN[agent.kind]) expect(judge(message(agent, step), await post(gw.port, message(agent, step)))).toBe('ok');
+    for (const agent of agents)
+      for (const step of RUN[agent.kind])
+        expect(judge(message(agent, step), await post(gw.port, message(agent, step)))).toBe('ok');
   }, 120_000);
 });

@@ -8,7 +8,23 @@
  */
 import crypto from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Acked, type FaultGateway, type Message, RUN, type SimAgent, isAnswer, judge, makeAgents, message, missingRows, post, sleep, startFaultGateway, storedMarkers, waitReady } from './support.js';
+import {
+  type Acked,
+  type FaultGateway,
+  type Message,
+  RUN,
+  type SimAgent,
+  isAnswer,
+  judge,
+  makeAgents,
+  message,
+  missingRows,
+  post,
+  sleep,
+  startFaultGateway,
+  storedMarkers,
+  waitReady,
+} from './support.js';
 
 const AGENTS = 20;
 const TRAFFIC_MS = 12_000;
@@ -56,7 +72,9 @@ async function underKills(gw: FaultGateway): Promise<Summary> {
   let kills = 0;
   const killer = (async () => {
     while (killing) {
-      const r = await gw.admin<{ t: boolean }[]>`select pg_terminate_backend(pid) as t from pg_stat_activity where application_name = ${gw.appName} and pid <> pg_backend_pid()`;
+      const r = await gw.admin<
+        { t: boolean }[]
+      >`select pg_terminate_backend(pid) as t from pg_stat_activity where application_name = ${gw.appName} and pid <> pg_backend_pid()`;
       kills += r.filter((x) => x.t).length;
       await sleep(150 + Math.random() * 250);
     }
@@ -80,7 +98,16 @@ async function underKills(gw: FaultGateway): Promise<Summary> {
   }
   const missing = await missingRows(gw.admin, gw.schema, acked);
   const stored = await storedMarkers(gw.admin, gw.schema);
-  const errorLogs = [...new Set(gw.errorLogs().map((l) => `${String(l.msg)}: ${JSON.stringify((l.err as { code?: string; message?: string } | undefined)?.code ?? (l.err as { message?: string } | undefined)?.message ?? '')}`))];
+  const errorLogs = [
+    ...new Set(
+      gw
+        .errorLogs()
+        .map(
+          (l) =>
+            `${String(l.msg)}: ${JSON.stringify((l.err as { code?: string; message?: string } | undefined)?.code ?? (l.err as { message?: string } | undefined)?.message ?? '')}`,
+        ),
+    ),
+  ];
   const summary = { kills, answers, problems, acked, missing, exitCode: gw.proc.child.exitCode, recovered };
   const ackedMarkers = new Set(acked.map((a) => a.marker));
   const twice = [...stored.entries()].filter(([, n]) => n > 1).map(([m]) => m);
@@ -90,7 +117,21 @@ async function underKills(gw: FaultGateway): Promise<Summary> {
     const k = p.replace(/fault-[0-9a-f]+-(fi|ga)-\d+-[\d-]+/, '<device>').slice(0, 220);
     kinds[k] = (kinds[k] ?? 0) + 1;
   }
-  console.log(JSON.stringify({ ...summary, problems: kinds, acked: acked.length, missing: missing.length, storedInventories: stored.size, storedTwice: { total: twice.length, acked: twice.filter((m) => ackedMarkers.has(m)).length }, errorLogs: errorLogs.slice(0, 10) }, null, 1));
+  console.log(
+    JSON.stringify(
+      {
+        ...summary,
+        problems: kinds,
+        acked: acked.length,
+        missing: missing.length,
+        storedInventories: stored.size,
+        storedTwice: { total: twice.length, acked: twice.filter((m) => ackedMarkers.has(m)).length },
+        errorLogs: errorLogs.slice(0, 10),
+      },
+      null,
+      1,
+    ),
+  );
   return summary;
 }
 

@@ -7,7 +7,25 @@
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Acked, FAULTS_REDIS_URL, type FaultGateway, type PauseMode, RUN, type SimAgent, TcpProxy, get, hostPort, judge, makeAgents, message, metric, missingRows, post, sleep, startFaultGateway } from './support.js';
+import {
+  type Acked,
+  FAULTS_REDIS_URL,
+  type FaultGateway,
+  type PauseMode,
+  RUN,
+  type SimAgent,
+  TcpProxy,
+  get,
+  hostPort,
+  judge,
+  makeAgents,
+  message,
+  metric,
+  missingRows,
+  post,
+  sleep,
+  startFaultGateway,
+} from './support.js';
 
 const GAUGE = 'agentgate_limiter_redis_up';
 
@@ -19,7 +37,9 @@ describe('Redis away under load (through a pausable proxy)', () => {
     proxy = new TcpProxy(redis.host, redis.port);
     await proxy.start();
     const db = new URL(FAULTS_REDIS_URL).pathname;
-    gw = await startFaultGateway({ env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}${db}`, RATE_LIMIT_REDIS_FAILURE: 'memory' } });
+    gw = await startFaultGateway({
+      env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}${db}`, RATE_LIMIT_REDIS_FAILURE: 'memory' },
+    });
   }, 90_000);
   afterAll(async () => {
     proxy?.resume();
@@ -93,12 +113,34 @@ describe('Redis away under load (through a pausable proxy)', () => {
     await traffic;
 
     const missing = await missingRows(gw.admin, gw.schema, acked);
-    console.log(JSON.stringify({ mode, answers, slowestAwayMs, gaugeWhileAway: [...gaugeWhileAway], gaugeBackAfterMs: backAfterMs, readyzAway: readyAway && ('status' in readyAway ? { status: readyAway.status, text: readyAway.text, ms: readyAway.ms } : readyAway), problems: problems.slice(0, 6), problemCount: problems.length, acked: acked.length, missing: missing.length }, null, 1));
+    console.log(
+      JSON.stringify(
+        {
+          mode,
+          answers,
+          slowestAwayMs,
+          gaugeWhileAway: [...gaugeWhileAway],
+          gaugeBackAfterMs: backAfterMs,
+          readyzAway:
+            readyAway &&
+            ('status' in readyAway ? { status: readyAway.status, text: readyAway.text, ms: readyAway.ms } : readyAway),
+          problems: problems.slice(0, 6),
+          problemCount: problems.length,
+          acked: acked.length,
+          missing: missing.length,
+        },
+        null,
+        1,
+      ),
+    );
 
     expect(missing, 'acknowledged inventories without their submission row').toEqual([]);
     expect(gw.proc.child.exitCode, 'the gateway process died while Redis was away').toBeNull();
     expect(problems.slice(0, 10), 'every message is served (200) before, while and after Redis is away').toEqual([]);
-    expect(Object.keys(answers).filter((k) => k.startsWith('away ')).length, 'traffic while Redis was away').toBeGreaterThan(0);
+    expect(
+      Object.keys(answers).filter((k) => k.startsWith('away ')).length,
+      'traffic while Redis was away',
+    ).toBeGreaterThan(0);
     expect(slowestAwayMs, 'longest wait of a request sent while Redis was away (ms)').toBeLessThan(5000);
     expect([...gaugeWhileAway], `${GAUGE} while Redis is away`).toContain('0');
     expect(backAfterMs, `${GAUGE} back to 1 after Redis returned`).not.toBeNull();

@@ -155,7 +155,9 @@ export interface FaultGateway {
  * `agent-gate serve` with AGENT_AUTH=required (the bootstrap key, Basic), generous limits, on a fresh schema.
  * `viaPort`: connect to PostgreSQL through that port (a proxy) instead of directly.
  */
-export async function startFaultGateway(opts: { viaPort?: number; env?: Record<string, string> } = {}): Promise<FaultGateway> {
+export async function startFaultGateway(
+  opts: { viaPort?: number; env?: Record<string, string> } = {},
+): Promise<FaultGateway> {
   const schema = await createSchema();
   const schemaName = /search_path=([^&]+)/.exec(schema.url)![1]!;
   const appName = `agentgate_fault_${crypto.randomBytes(4).toString('hex')}`;
@@ -233,12 +235,24 @@ const SKIP_HEADERS = new Set(['host', 'content-length', 'authorization']);
 
 function template(scenario: string, file: string): Template {
   const r = loadScenario(scenario).find((x) => x.file === file)!;
-  return { path: r.path, headers: Object.fromEntries(r.headers.filter(([k]) => !SKIP_HEADERS.has(k.toLowerCase()))), text: r.decoded_text, deviceid: r.classified.deviceid! };
+  return {
+    path: r.path,
+    headers: Object.fromEntries(r.headers.filter(([k]) => !SKIP_HEADERS.has(k.toLowerCase()))),
+    text: r.decoded_text,
+    deviceid: r.classified.deviceid!,
+  };
 }
 
 const TEMPLATES: Record<AgentKind, Partial<Record<Step, Template>>> = {
-  fi: { prolog: template('fusioninventory-plain', '0001-post-prolog.json'), inventory: template('fusioninventory-plain', '0002-post-inventory.json') },
-  ga: { prolog: template('glpi-second-run', '0001-post-prolog.json'), contact: template('glpi-second-run', '0006-post-contact.json'), inventory: template('glpi-second-run', '0003-post-inventory.json') },
+  fi: {
+    prolog: template('fusioninventory-plain', '0001-post-prolog.json'),
+    inventory: template('fusioninventory-plain', '0002-post-inventory.json'),
+  },
+  ga: {
+    prolog: template('glpi-second-run', '0001-post-prolog.json'),
+    contact: template('glpi-second-run', '0006-post-contact.json'),
+    inventory: template('glpi-second-run', '0003-post-inventory.json'),
+  },
 };
 
 /** The steps of one run, as the real agents do them (PROTOCOL §3.1, §3.3). */
@@ -282,7 +296,10 @@ export function message(agent: SimAgent, step: Step): Message {
   let marker: string | null = null;
   if (step === 'inventory') {
     marker = `mark-${process.pid}-${++seq}-${crypto.randomBytes(4).toString('hex')}`;
-    text = agent.kind === 'fi' ? text.replace(/<LOGDATE>[^<]*<\/LOGDATE>/, `<LOGDATE>${marker}</LOGDATE>`) : text.replace(/"logdate": "[^"]*"/, `"logdate": "${marker}"`);
+    text =
+      agent.kind === 'fi'
+        ? text.replace(/<LOGDATE>[^<]*<\/LOGDATE>/, `<LOGDATE>${marker}</LOGDATE>`)
+        : text.replace(/"logdate": "[^"]*"/, `"logdate": "${marker}"`);
     if (!text.includes(marker)) throw new Error('fixture has no LOGDATE to carry the marker');
   }
   const headers: Record<string, string> = { ...t.headers, Authorization: agent.authorization };
@@ -292,7 +309,12 @@ export function message(agent: SimAgent, step: Step): Message {
 
 /** The marker of a stored body (as the gateway stored it: zlib, gzip or plain). */
 export function markerOf(body: Buffer, compression: string): string | null {
-  const raw = compression === 'zlib' || compression === 'deflate' ? zlib.inflateSync(body) : compression === 'gzip' ? zlib.gunzipSync(body) : body;
+  const raw =
+    compression === 'zlib' || compression === 'deflate'
+      ? zlib.inflateSync(body)
+      : compression === 'gzip'
+        ? zlib.gunzipSync(body)
+        : body;
   const text = raw.toString('utf8');
   return /<LOGDATE>(mark-[^<]+)<\/LOGDATE>|"logdate"\s*:\s*"(mark-[^"]+)"/.exec(text)?.slice(1).find(Boolean) ?? null;
 }
@@ -318,7 +340,11 @@ export function isAnswer(o: Outcome): o is Answer {
  * the body is written in that many pieces spread over that time (a slow agent link); `onStarted` is called
  * once the connection is open and the body is on its way.
  */
-export function post(port: number, m: { path: string; headers: Record<string, string>; body: Buffer }, opts: { timeoutMs?: number; chunks?: number; overMs?: number; onStarted?: () => void; agent?: http.Agent } = {}): Promise<Outcome> {
+export function post(
+  port: number,
+  m: { path: string; headers: Record<string, string>; body: Buffer },
+  opts: { timeoutMs?: number; chunks?: number; overMs?: number; onStarted?: () => void; agent?: http.Agent } = {},
+): Promise<Outcome> {
   const t0 = Date.now();
   return new Promise((resolve) => {
     let done = false;
@@ -328,12 +354,26 @@ export function post(port: number, m: { path: string; headers: Record<string, st
       clearTimeout(timer);
       resolve(o);
     };
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: m.path, agent: opts.agent ?? false, headers: { ...m.headers, 'Content-Length': String(m.body.length) } }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => finish({ status: res.statusCode ?? 0, headers: res.headers, raw: Buffer.concat(parts), ms: Date.now() - t0 }));
-      res.on('error', (e) => finish({ error: `response: ${(e as NodeJS.ErrnoException).code ?? e.message}`, ms: Date.now() - t0 }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: m.path,
+        agent: opts.agent ?? false,
+        headers: { ...m.headers, 'Content-Length': String(m.body.length) },
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () =>
+          finish({ status: res.statusCode ?? 0, headers: res.headers, raw: Buffer.concat(parts), ms: Date.now() - t0 }),
+        );
+        res.on('error', (e) =>
+          finish({ error: `response: ${(e as NodeJS.ErrnoException).code ?? e.message}`, ms: Date.now() - t0 }),
+        );
+      },
+    );
     const timer = setTimeout(() => {
       finish({ error: 'timeout', ms: Date.now() - t0 });
       req.destroy();
@@ -370,7 +410,11 @@ export function post(port: number, m: { path: string; headers: Record<string, st
   });
 }
 
-export async function get(port: number, pathName: string, timeoutMs = 10_000): Promise<{ status: number; text: string; ms: number } | { error: string }> {
+export async function get(
+  port: number,
+  pathName: string,
+  timeoutMs = 10_000,
+): Promise<{ status: number; text: string; ms: number } | { error: string }> {
   const t0 = Date.now();
   try {
     const res = await fetch(`http://127.0.0.1:${port}${pathName}`, { signal: AbortSignal.timeout(timeoutMs) });
@@ -438,12 +482,22 @@ export function judge(m: Message, o: Outcome): Verdict | string {
     }
   }
   if (o.status === 503) {
-    if (xml) return /^<\?xml[^>]*\?>\s*<REPLY><ERROR>[^<]+<\/ERROR><\/REPLY>\s*$/.test(text) ? 'unavailable' : `${brief} — not an XML error reply`;
-    return json!.status === 'error' && typeof json!.message === 'string' ? 'unavailable' : `${brief} — not a JSON error`;
+    if (xml)
+      return /^<\?xml[^>]*\?>\s*<REPLY><ERROR>[^<]+<\/ERROR><\/REPLY>\s*$/.test(text)
+        ? 'unavailable'
+        : `${brief} — not an XML error reply`;
+    return json!.status === 'error' && typeof json!.message === 'string'
+      ? 'unavailable'
+      : `${brief} — not a JSON error`;
   }
   if (o.status !== 200) return `${brief} — neither 200 nor 503`;
   if (m.step === 'prolog') {
-    if (xml) return /<RESPONSE>SEND<\/RESPONSE>/.test(text) ? 'ok' : /<PROLOG_FREQ>\d+<\/PROLOG_FREQ>/.test(text) ? 'deferred' : `${brief} — unusable PROLOG reply`;
+    if (xml)
+      return /<RESPONSE>SEND<\/RESPONSE>/.test(text)
+        ? 'ok'
+        : /<PROLOG_FREQ>\d+<\/PROLOG_FREQ>/.test(text)
+          ? 'deferred'
+          : `${brief} — unusable PROLOG reply`;
     return json!.status === 'ok' ? 'ok' : `${brief} — unusable PROLOG reply`;
   }
   if (m.step === 'contact') {
@@ -476,7 +530,9 @@ export async function missingRows(admin: postgres.Sql, schema: string, acked: Ac
 
 /** How many stored inventories carry each marker (a marker stored twice is a duplicate, not a loss). */
 export async function storedMarkers(admin: postgres.Sql, schema: string): Promise<Map<string, number>> {
-  const rows = await admin.unsafe<{ compression: string; body: Buffer }[]>(`select s.compression, s.body from "${schema}".submissions s where s.kind = 'inventory'`);
+  const rows = await admin.unsafe<{ compression: string; body: Buffer }[]>(
+    `select s.compression, s.body from "${schema}".submissions s where s.kind = 'inventory'`,
+  );
   const out = new Map<string, number>();
   for (const r of rows) {
     const m = markerOf(r.body, r.compression);

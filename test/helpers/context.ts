@@ -53,14 +53,28 @@ export async function createSchema(): Promise<{ url: string; drop(): Promise<voi
 }
 
 /** Admission limits no ordinary test comes near (the admission tests set their own). */
-export const GENEROUS_ADMISSION = { RATE_LIMIT_DEVICE_PER_HOUR: '1000000', RATE_LIMIT_KEY_PER_MINUTE: '1000000', INVENTORY_BUDGET_PER_SECOND: '1000000', SPIKE_NEW_DEVICES_PER_KEY: '1000000', SPIKE_NEW_DEVICES_PER_SUBNET: '1000000' };
+export const GENEROUS_ADMISSION = {
+  RATE_LIMIT_DEVICE_PER_HOUR: '1000000',
+  RATE_LIMIT_KEY_PER_MINUTE: '1000000',
+  INVENTORY_BUDGET_PER_SECOND: '1000000',
+  SPIKE_NEW_DEVICES_PER_KEY: '1000000',
+  SPIKE_NEW_DEVICES_PER_SUBNET: '1000000',
+};
 
 export async function createTestContext(env: Record<string, string> = {}): Promise<TestContext> {
   const schema = await createSchema();
   const clock = new TestClock();
   // Abuse limits are generous here: one test makes more bad requests from 127.0.0.1 than an attacker would
   // need to trip them. The limit tests set their own.
-  const config = loadConfig({ DATABASE_URL: schema.url, AGENT_AUTH: 'off', LOG_LEVEL: 'silent', RATE_LIMIT_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '1000000', ...GENEROUS_ADMISSION, ...env });
+  const config = loadConfig({
+    DATABASE_URL: schema.url,
+    AGENT_AUTH: 'off',
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT_IP_PER_MINUTE: '1000000',
+    RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '1000000',
+    ...GENEROUS_ADMISSION,
+    ...env,
+  });
   const logger = createLogger({ level: config.logLevel, pretty: false });
   const deps = await createDeps(config, logger, { role: 'server', migrate: true, clock });
   const app = buildApp(deps);
@@ -78,9 +92,18 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
 }
 
 /** A real listening gateway (startServer, port 0 on 127.0.0.1) on a schema of its own; close() drops both. */
-export async function startTestServer(env: Record<string, string>): Promise<{ server: RunningServer; close(): Promise<void> }> {
+export async function startTestServer(
+  env: Record<string, string>,
+): Promise<{ server: RunningServer; close(): Promise<void> }> {
   const schema = await createSchema();
-  const config = loadConfig({ DATABASE_URL: schema.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...GENEROUS_ADMISSION, ...env });
+  const config = loadConfig({
+    DATABASE_URL: schema.url,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    ...GENEROUS_ADMISSION,
+    ...env,
+  });
   let server: RunningServer;
   try {
     server = await startServer(config, createLogger({ level: config.logLevel, pretty: false }));
@@ -115,9 +138,17 @@ export function decodeAnswer(contentType: string | undefined, raw: Buffer): stri
 }
 
 /** Sends one request as an agent would (method, path, query, headers, exact body bytes). */
-export async function send(app: Express, r: { method: string; path: string; query?: string; headers?: Record<string, string>; body?: Buffer }): Promise<AgentResponse> {
+export async function send(
+  app: Express,
+  r: { method: string; path: string; query?: string; headers?: Record<string, string>; body?: Buffer },
+): Promise<AgentResponse> {
   const url = r.query ? `${r.path}?${r.query}` : r.path;
-  let req = r.method === 'GET' ? request(app).get(url) : r.method === 'POST' ? request(app).post(url) : request(app)[r.method.toLowerCase() as 'put'](url);
+  let req =
+    r.method === 'GET'
+      ? request(app).get(url)
+      : r.method === 'POST'
+        ? request(app).post(url)
+        : request(app)[r.method.toLowerCase() as 'put'](url);
   for (const [k, v] of Object.entries(r.headers ?? {})) req = req.set(k, v);
   // serialize(identity): superagent would JSON-encode a Buffer sent as application/json.
   if (r.body && r.body.length > 0) req = req.serialize((b: unknown) => b as string).send(r.body);
@@ -128,6 +159,16 @@ export async function send(app: Express, r: { method: string; path: string; quer
 }
 
 /** Replays a captured agent request. */
-export function replay(app: Express, r: CapturedRequest, opts: { headers?: Record<string, string>; keepAuthorization?: boolean } = {}): Promise<AgentResponse> {
-  return send(app, { method: r.method, path: r.path, query: r.query, headers: { ...headersOf(r, opts), ...opts.headers }, body: bodyOf(r) });
+export function replay(
+  app: Express,
+  r: CapturedRequest,
+  opts: { headers?: Record<string, string>; keepAuthorization?: boolean } = {},
+): Promise<AgentResponse> {
+  return send(app, {
+    method: r.method,
+    path: r.path,
+    query: r.query,
+    headers: { ...headersOf(r, opts), ...opts.headers },
+    body: bodyOf(r),
+  });
 }

@@ -100,14 +100,24 @@ export class FakeGlpi {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      if (req.method === 'POST' && (req.url ?? '').split('?')[0]!.endsWith('/api.php/token')) return this.token(req, body, res);
+      if (req.method === 'POST' && (req.url ?? '').split('?')[0]!.endsWith('/api.php/token'))
+        return this.token(req, body, res);
       if (req.method !== 'POST') return void res.writeHead(405).end();
       const text = decodeGlpiBody(req.headers['content-type'], body);
-      const r: GlpiRequest = { path: req.url ?? '', headers: req.headers, body, text, deviceid: deviceidOf(text), status: 0 };
+      const r: GlpiRequest = {
+        path: req.url ?? '',
+        headers: req.headers,
+        body,
+        text,
+        deviceid: deviceidOf(text),
+        status: 0,
+      };
       this.requests.push(r);
       if (!this.authorized(req.headers.authorization)) {
         r.status = 401;
-        return void res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"status":"error","message":"Authorization required"}');
+        return void res
+          .writeHead(401, { 'Content-Type': 'application/json' })
+          .end('{"status":"error","message":"Authorization required"}');
       }
       for (const a of this.active) {
         if (a.body.equals(body)) this.overlaps.sameItem++;
@@ -139,7 +149,8 @@ export class FakeGlpi {
   }
 
   private authorized(header: string | undefined): boolean {
-    if (this.basic) return header === `Basic ${Buffer.from(`${this.basic.user}:${this.basic.password}`).toString('base64')}`;
+    if (this.basic)
+      return header === `Basic ${Buffer.from(`${this.basic.user}:${this.basic.password}`).toString('base64')}`;
     if (this.oauth) return Boolean(header?.startsWith('Bearer ') && this.tokens.has(header.slice(7)));
     return true;
   }
@@ -148,11 +159,18 @@ export class FakeGlpi {
   private reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, received: string): void {
     const type = req.headers['content-type'] ?? 'application/xml';
     const json = received.trimStart().startsWith('{');
-    const text = status < 300
-      ? json ? '{"expiration":24,"status":"ok"}' : '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY/>\n'
-      : json ? `{"status":"error","message":"scripted ${status}","expiration":24}` : `<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><ERROR>scripted ${status}</ERROR></REPLY>\n`;
+    const text =
+      status < 300
+        ? json
+          ? '{"expiration":24,"status":"ok"}'
+          : '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY/>\n'
+        : json
+          ? `{"status":"error","message":"scripted ${status}","expiration":24}`
+          : `<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><ERROR>scripted ${status}</ERROR></REPLY>\n`;
     const zlibbed = /x-compress-zlib/i.test(type);
-    res.writeHead(status, { 'Content-Type': zlibbed ? 'application/x-compress-zlib' : json ? 'application/json' : 'application/xml' });
+    res.writeHead(status, {
+      'Content-Type': zlibbed ? 'application/x-compress-zlib' : json ? 'application/json' : 'application/xml',
+    });
     res.end(zlibbed ? zlib.deflateSync(text) : text);
   }
 
@@ -165,11 +183,18 @@ export class FakeGlpi {
     }
     this.tokenRequests.push({ body: parsed, headers: req.headers });
     const o = this.oauth;
-    if (!o || parsed.grant_type !== 'client_credentials' || parsed.client_id !== o.clientId || parsed.client_secret !== o.clientSecret) {
+    if (
+      !o ||
+      parsed.grant_type !== 'client_credentials' ||
+      parsed.client_id !== o.clientId ||
+      parsed.client_secret !== o.clientSecret
+    ) {
       return void res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":"invalid_client"}');
     }
     const token = `tok-${++this.tokenSeq}`;
     this.tokens.add(token);
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token_type: 'Bearer', access_token: token, expires_in: o.expiresIn }));
+    res
+      .writeHead(200, { 'Content-Type': 'application/json' })
+      .end(JSON.stringify({ token_type: 'Bearer', access_token: token, expires_in: o.expiresIn }));
   }
 }

@@ -24,7 +24,10 @@ export interface CapturedRequest {
   response: { status: number; headers: [string, string][]; decoded_text: string; fault?: string };
 }
 
-export const SCENARIOS = fs.readdirSync(FIXTURES_DIR).filter((d) => fs.statSync(path.join(FIXTURES_DIR, d)).isDirectory()).sort();
+export const SCENARIOS = fs
+  .readdirSync(FIXTURES_DIR)
+  .filter((d) => fs.statSync(path.join(FIXTURES_DIR, d)).isDirectory())
+  .sort();
 
 export function loadScenario(name: string): CapturedRequest[] {
   const dir = path.join(FIXTURES_DIR, name);
@@ -32,7 +35,10 @@ export function loadScenario(name: string): CapturedRequest[] {
     .readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()
-    .map((f) => ({ file: f, ...(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Omit<CapturedRequest, 'file'>) }));
+    .map((f) => ({
+      file: f,
+      ...(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Omit<CapturedRequest, 'file'>),
+    }));
 }
 
 export function bodyOf(r: CapturedRequest): Buffer {

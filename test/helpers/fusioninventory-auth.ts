@@ -28,7 +28,12 @@ export interface AuthGateway {
 }
 
 export async function startAuthGateway(env: Record<string, string> = {}): Promise<AuthGateway> {
-  const { server, close } = await startTestServer({ AGENT_AUTH: 'required', BOOTSTRAP_SECRET, SECRET_CACHE_TTL: '0', ...env });
+  const { server, close } = await startTestServer({
+    AGENT_AUTH: 'required',
+    BOOTSTRAP_SECRET,
+    SECRET_CACHE_TTL: '0',
+    ...env,
+  });
   const all = () => server.deps.records.registrations({ limit: 10_000 });
   return {
     server,

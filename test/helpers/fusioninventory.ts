@@ -51,7 +51,8 @@ export async function requireAgent(): Promise<AgentInstall> {
   const real = fs.realpathSync(script);
   const shebang = /^#!\s*(\S+)/.exec(fs.readFileSync(real, 'utf8').split('\n', 1)[0] ?? '');
   const perl = shebang?.[1];
-  if (!perl || !/perl/.test(perl)) throw new Error(`${real} is not the Perl script of the Debian package (shebang: ${shebang?.[0] ?? 'none'})`);
+  if (!perl || !/perl/.test(perl))
+    throw new Error(`${real} is not the Perl script of the Debian package (shebang: ${shebang?.[0] ?? 'none'})`);
   const setup = Object.fromEntries(
     (await execFileAsync(real, ['--setup'], { timeout: 20_000 })).stdout
       .split('\n')
@@ -108,7 +109,8 @@ export function parseLog(text: string): LogEntry[] {
 /** Reads one Storable file written by the agent, as JSON, with the agent's own perl. */
 async function readStorable(perl: string, file: string): Promise<Record<string, unknown> | null> {
   if (!fs.existsSync(file)) return null;
-  const code = 'use Storable; use JSON::PP; print JSON::PP->new->canonical->allow_blessed->encode(Storable::retrieve($ARGV[0]))';
+  const code =
+    'use Storable; use JSON::PP; print JSON::PP->new->canonical->allow_blessed->encode(Storable::retrieve($ARGV[0]))';
   const { stdout } = await execFileAsync(perl, ['-e', code, file], { timeout: 20_000 });
   return JSON.parse(stdout) as Record<string, unknown>;
 }
@@ -164,7 +166,6 @@ export function createAgentDir(install: AgentInstall): AgentDir {
   return { dir, vardir, libdir };
 }
 
-
 export interface RunAgentInOptions {
   /** Base URL of the gateway; the agent is pointed at `<url>/`. */
   serverUrl: string;
@@ -204,7 +205,12 @@ export async function runAgentIn(install: AgentInstall, where: AgentDir, opts: R
   for (const [k, v] of Object.entries(process.env)) if (!PROXY_VARS.test(k) && k !== 'PERL5OPT') env[k] = v;
 
   const started = Date.now();
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: where.dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(argv[0]!, argv.slice(1), {
+    cwd: where.dir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -226,9 +232,13 @@ export async function runAgentIn(install: AgentInstall, where: AgentDir, opts: R
 
   const log = fs.existsSync(logfile) ? fs.readFileSync(logfile, 'utf8') : '';
   const state = await readStorable(install.perl, path.join(where.vardir, 'FusionInventory-Agent.dump'));
-  const targetName = fs.readdirSync(where.vardir).find((f) => /^https?:/.test(f) && fs.statSync(path.join(where.vardir, f)).isDirectory());
+  const targetName = fs
+    .readdirSync(where.vardir)
+    .find((f) => /^https?:/.test(f) && fs.statSync(path.join(where.vardir, f)).isDirectory());
   const targetDir = targetName ? path.join(where.vardir, targetName) : null;
-  const target = targetDir ? ((await readStorable(install.perl, path.join(targetDir, 'target.dump'))) as AgentRun['target']) : null;
+  const target = targetDir
+    ? ((await readStorable(install.perl, path.join(targetDir, 'target.dump'))) as AgentRun['target'])
+    : null;
   return {
     argv,
     exitCode,
@@ -250,8 +260,16 @@ export async function runAgentIn(install: AgentInstall, where: AgentDir, opts: R
 
 /** The last lines of the log (long debug2 messages cut), for assertion messages. */
 export function logExcerpt(run: AgentRun, lines = 40): string {
-  const shown = run.entries.slice(-lines).map((e) => `[${e.level}] ${e.message.length > 300 ? `${e.message.slice(0, 300)}…` : e.message}`);
-  return [`agent log ${path.join(run.dir, 'agent.log')} (last ${shown.length} entries):`, ...shown, run.stderr && `stderr: ${run.stderr}`].filter(Boolean).join('\n');
+  const shown = run.entries
+    .slice(-lines)
+    .map((e) => `[${e.level}] ${e.message.length > 300 ? `${e.message.slice(0, 300)}…` : e.message}`);
+  return [
+    `agent log ${path.join(run.dir, 'agent.log')} (last ${shown.length} entries):`,
+    ...shown,
+    run.stderr && `stderr: ${run.stderr}`,
+  ]
+    .filter(Boolean)
+    .join('\n');
 }
 
 export function removeRunDir(run: AgentRun): void {

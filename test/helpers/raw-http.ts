@@ -12,20 +12,26 @@ export interface RawResponse {
   body: Buffer;
 }
 
-export function rawSend(port: number, r: { method?: string; path?: string; headers?: Record<string, string>; body?: Buffer }): Promise<RawResponse> {
+export function rawSend(
+  port: number,
+  r: { method?: string; path?: string; headers?: Record<string, string>; body?: Buffer },
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...r.headers };
     if (r.body) headers['Content-Length'] = String(r.body.length);
-    const req = http.request({ host: '127.0.0.1', port, method: r.method ?? 'POST', path: r.path ?? '/', headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const lines: [string, string][] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
-        resolve({ status: res.statusCode!, headers: lines, body: Buffer.concat(chunks) });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method: r.method ?? 'POST', path: r.path ?? '/', headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const lines: [string, string][] = [];
+          for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+          resolve({ status: res.statusCode!, headers: lines, body: Buffer.concat(chunks) });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(r.body);
   });
@@ -33,7 +39,11 @@ export function rawSend(port: number, r: { method?: string; path?: string; heade
 
 /** Status, headers (minus Date) and body: what must be identical between two answers that may not differ. */
 export function comparable(res: RawResponse) {
-  return { status: res.status, headers: res.headers.filter(([k]) => k.toLowerCase() !== 'date'), body: res.body.toString('base64') };
+  return {
+    status: res.status,
+    headers: res.headers.filter(([k]) => k.toLowerCase() !== 'date'),
+    body: res.body.toString('base64'),
+  };
 }
 
 /** Starts a test server on 127.0.0.1 (port 0 = any free one; a port again after closeNow()); resolves to its port. */

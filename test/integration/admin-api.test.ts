@@ -52,7 +52,18 @@ function agentProlog(deviceid: string, password: string) {
 }
 
 async function auditRows(action: string) {
-  return ctx.sql<{ actor: string; action: string; targetType: string; targetId: string; remoteAddr: string | null; before: Record<string, unknown> | null; after: Record<string, unknown> | null; reason: string | null }[]>`
+  return ctx.sql<
+    {
+      actor: string;
+      action: string;
+      targetType: string;
+      targetId: string;
+      remoteAddr: string | null;
+      before: Record<string, unknown> | null;
+      after: Record<string, unknown> | null;
+      reason: string | null;
+    }[]
+  >`
     select actor, action, target_type as "targetType", target_id as "targetId", remote_addr as "remoteAddr", before, after, reason
     from audit_log where action = ${action} and actor like 'operator:%' order by id`;
 }
@@ -75,29 +86,39 @@ describe('every route is guarded', () => {
   });
 
   it.each(routeCases)('%s with a wrong scheme or an agent secret → 401', async (_n, route) => {
-    expect((await call(route.method, concrete(route.path)).set('Authorization', basic('boss', adminToken))).status).toBe(401);
+    expect(
+      (await call(route.method, concrete(route.path)).set('Authorization', basic('boss', adminToken))).status,
+    ).toBe(401);
     expect((await call(route.method, concrete(route.path), 'agk_not-an-operator-token')).status).toBe(401);
   });
 
   it('POST routes without a token and with a malformed JSON body → 401 (the token is checked first)', async () => {
     const statuses: Record<string, number> = {};
     for (const [name, route] of routeCases.filter(([, r]) => r.method === 'post')) {
-      statuses[name] = (await call('post', concrete(route.path)).set('Content-Type', 'application/json').send('{"name":')).status;
+      statuses[name] = (
+        await call('post', concrete(route.path)).set('Content-Type', 'application/json').send('{"name":')
+      ).status;
     }
     expect(statuses).toEqual(Object.fromEntries(Object.keys(statuses).map((k) => [k, 401])));
   });
 
   it.each(routeCases.filter(([, r]) => r.role === 'admin'))('%s with a reviewer token → 403', async (_n, route) => {
-    const res = await call(route.method, concrete(route.path), reviewerToken).send({ name: 'from-reviewer', role: 'admin' });
+    const res = await call(route.method, concrete(route.path), reviewerToken).send({
+      name: 'from-reviewer',
+      role: 'admin',
+    });
     expect(res.status).toBe(403);
     expect(res.body).toEqual({ status: 'error', message: 'This needs the admin role' });
   });
 
-  it.each(routeCases.filter(([, r]) => r.role === 'reviewer'))('%s with a reviewer token → served', async (_n, route) => {
-    const res = await call(route.method, concrete(route.path), reviewerToken);
-    expect([401, 403]).not.toContain(res.status);
-    expect(res.status).toBeLessThan(500);
-  });
+  it.each(routeCases.filter(([, r]) => r.role === 'reviewer'))(
+    '%s with a reviewer token → served',
+    async (_n, route) => {
+      const res = await call(route.method, concrete(route.path), reviewerToken);
+      expect([401, 403]).not.toContain(res.status);
+      expect(res.status).toBeLessThan(500);
+    },
+  );
 
   it('a reviewer changed nothing', async () => {
     const [n] = await ctx.sql<{ n: number }[]>`select count(*)::int as n from audit_log where actor = 'operator:rita'`;
@@ -122,12 +143,24 @@ describe('registration keys over the API', () => {
   let rotated = '';
 
   it('POST /api/v1/keys returns the plaintext secret once; it works for agents; GET never shows it', async () => {
-    const res = await call('post', '/api/v1/keys', adminToken).send({ name: 'api-key', maxDevices: 5, tag: 'paris-dc2', comment: 'made over the API' });
+    const res = await call('post', '/api/v1/keys', adminToken).send({
+      name: 'api-key',
+      maxDevices: 5,
+      tag: 'paris-dc2',
+      comment: 'made over the API',
+    });
     expect(res.status).toBe(201);
     secret = (res.body as { secret: string }).secret;
     usedSecrets.push(secret);
     expect(secret).toMatch(/^agk_[A-Za-z0-9_-]{40,}$/);
-    expect(res.body.key).toMatchObject({ name: 'api-key', active: true, maxDevices: 5, devicesUsed: 0, tag: 'paris-dc2', createdBy: 'operator:boss' });
+    expect(res.body.key).toMatchObject({
+      name: 'api-key',
+      active: true,
+      maxDevices: 5,
+      devicesUsed: 0,
+      tag: 'paris-dc2',
+      createdBy: 'operator:boss',
+    });
     expect(JSON.stringify(res.body.key)).not.toContain(secret);
 
     expect((await agentProlog('api-dev-1', secret)).status).toBe(200);
@@ -137,13 +170,21 @@ describe('registration keys over the API', () => {
     expect(list.headers['cache-control']).toBe('no-store');
     expect(list.text).not.toContain(secret);
     expect(list.text).not.toContain(secret.slice(4, 20));
-    const key = (list.body as { name: string; devicesUsed: number; versions: { version: number; secret: string }[] }[]).find((k) => k.name === 'api-key')!;
+    const key = (
+      list.body as { name: string; devicesUsed: number; versions: { version: number; secret: string }[] }[]
+    ).find((k) => k.name === 'api-key')!;
     expect(key.devicesUsed).toBe(1);
     expect(key.versions).toHaveLength(1);
     expect(key.versions[0]!.secret).toBe(`${secret.slice(0, 10)}…`);
 
     const [audit] = await auditRows('key.create');
-    expect(audit).toMatchObject({ actor: 'operator:boss', action: 'key.create', targetType: 'registration_key', targetId: 'api-key', before: null });
+    expect(audit).toMatchObject({
+      actor: 'operator:boss',
+      action: 'key.create',
+      targetType: 'registration_key',
+      targetId: 'api-key',
+      before: null,
+    });
     expect(audit!.after).toMatchObject({ name: 'api-key', maxDevices: 5, tag: 'paris-dc2' });
     expect(audit!.remoteAddr).not.toBeNull();
   });
@@ -152,14 +193,22 @@ describe('registration keys over the API', () => {
     const now = ctx.clock.now().getTime();
     const res = await call('post', '/api/v1/keys/api-key/rotate', adminToken).send({ grace: '1h' });
     expect(res.status).toBe(200);
-    const body = res.body as { secret: string; version: number; previousExpiresAt: string; key: { versions: { version: number; expiresAt: string | null; valid: boolean }[] } };
+    const body = res.body as {
+      secret: string;
+      version: number;
+      previousExpiresAt: string;
+      key: { versions: { version: number; expiresAt: string | null; valid: boolean }[] };
+    };
     rotated = body.secret;
     usedSecrets.push(rotated);
     expect(rotated).toMatch(/^agk_/);
     expect(rotated).not.toBe(secret);
     expect(body.version).toBe(2);
     expect(new Date(body.previousExpiresAt).getTime()).toBe(now + 3600_000);
-    expect(body.key.versions.map((v) => [v.version, v.valid])).toEqual([[1, true], [2, true]]);
+    expect(body.key.versions.map((v) => [v.version, v.valid])).toEqual([
+      [1, true],
+      [2, true],
+    ]);
     expect(body.key.versions[1]!.expiresAt).toBeNull();
 
     const list = await call('get', '/api/v1/keys', adminToken);
@@ -193,17 +242,37 @@ describe('registration keys over the API', () => {
     expect((await call('post', '/api/v1/keys/api-key/activate', adminToken)).status).toBe(200);
     expect((await agentProlog('api-dev-1', rotated)).status).toBe(200);
     const [revoke] = await auditRows('key.revoke');
-    expect(revoke).toMatchObject({ actor: 'operator:boss', targetId: 'api-key', before: { active: true }, after: { active: false } });
+    expect(revoke).toMatchObject({
+      actor: 'operator:boss',
+      targetId: 'api-key',
+      before: { active: true },
+      after: { active: false },
+    });
     const [activate] = await auditRows('key.activate');
-    expect(activate).toMatchObject({ actor: 'operator:boss', targetId: 'api-key', before: { active: false }, after: { active: true } });
+    expect(activate).toMatchObject({
+      actor: 'operator:boss',
+      targetId: 'api-key',
+      before: { active: false },
+      after: { active: true },
+    });
   });
 
   it('GET /api/v1/keys/:name/usage lists devices per version', async () => {
     const res = await call('get', '/api/v1/keys/api-key/usage', adminToken);
     expect(res.status).toBe(200);
     const usage = (res.body as { usage: { version: number; deviceid: string }[] }).usage;
-    expect(usage.filter((u) => u.version === 1).map((u) => u.deviceid).sort()).toEqual(['api-dev-1']);
-    expect(usage.filter((u) => u.version === 2).map((u) => u.deviceid).sort()).toEqual(['api-dev-1', 'api-dev-2']);
+    expect(
+      usage
+        .filter((u) => u.version === 1)
+        .map((u) => u.deviceid)
+        .sort(),
+    ).toEqual(['api-dev-1']);
+    expect(
+      usage
+        .filter((u) => u.version === 2)
+        .map((u) => u.deviceid)
+        .sort(),
+    ).toEqual(['api-dev-1', 'api-dev-2']);
     expect(res.text).not.toContain(secret);
     expect(res.text).not.toContain(rotated);
   });
@@ -241,7 +310,11 @@ describe('clients and operators over the API', () => {
   it('POST /api/v1/clients returns the secret once; GET never shows it; revoke is audited', async () => {
     const res = await call('post', '/api/v1/clients', adminToken).send({ name: 'ws17', device: 'lab-ws17' });
     expect(res.status).toBe(201);
-    const { clientId, clientSecret, deviceid } = res.body as { clientId: string; clientSecret: string; deviceid: string };
+    const { clientId, clientSecret, deviceid } = res.body as {
+      clientId: string;
+      clientSecret: string;
+      deviceid: string;
+    };
     usedSecrets.push(clientSecret);
     expect(clientId).toMatch(/^agc_/);
     expect(clientSecret).toMatch(/^ags_/);
@@ -255,7 +328,13 @@ describe('clients and operators over the API', () => {
     expect(revoke.status).toBe(200);
     expect(revoke.body.revokedAt).not.toBeNull();
     const [created] = await auditRows('client.create');
-    expect(created).toMatchObject({ actor: 'operator:boss', targetType: 'agent_client', targetId: clientId, before: null, after: { name: 'ws17', deviceid: 'lab-ws17' } });
+    expect(created).toMatchObject({
+      actor: 'operator:boss',
+      targetType: 'agent_client',
+      targetId: clientId,
+      before: null,
+      after: { name: 'ws17', deviceid: 'lab-ws17' },
+    });
     const [revoked] = await auditRows('client.revoke');
     expect(revoked).toMatchObject({ actor: 'operator:boss', targetId: clientId, before: { revokedAt: null } });
     expect(revoked!.after!.revokedAt).not.toBeNull();
@@ -277,7 +356,13 @@ describe('clients and operators over the API', () => {
     expect((await call('post', '/api/v1/operators/newbie/revoke', adminToken)).status).toBe(200);
     expect((await call('get', '/api/v1/me', token)).status).toBe(401);
     const [created] = await auditRows('operator.create');
-    expect(created).toMatchObject({ actor: 'operator:boss', targetType: 'operator', targetId: 'newbie', before: null, after: { name: 'newbie', role: 'reviewer' } });
+    expect(created).toMatchObject({
+      actor: 'operator:boss',
+      targetType: 'operator',
+      targetId: 'newbie',
+      before: null,
+      after: { name: 'newbie', role: 'reviewer' },
+    });
     const [revoked] = await auditRows('operator.revoke');
     expect(revoked).toMatchObject({ actor: 'operator:boss', targetId: 'newbie', before: { revokedAt: null } });
   });
@@ -285,8 +370,21 @@ describe('clients and operators over the API', () => {
   it('GET /api/v1/audit lists the actions, without secrets', async () => {
     const res = await call('get', '/api/v1/audit?limit=100', adminToken);
     expect(res.status).toBe(200);
-    const actions = (res.body as { action: string; actor: string }[]).filter((e) => e.actor === 'operator:boss').map((e) => e.action);
-    expect(new Set(actions)).toEqual(new Set(['key.create', 'key.rotate', 'key.revoke', 'key.activate', 'client.create', 'client.revoke', 'operator.create', 'operator.revoke']));
+    const actions = (res.body as { action: string; actor: string }[])
+      .filter((e) => e.actor === 'operator:boss')
+      .map((e) => e.action);
+    expect(new Set(actions)).toEqual(
+      new Set([
+        'key.create',
+        'key.rotate',
+        'key.revoke',
+        'key.activate',
+        'client.create',
+        'client.revoke',
+        'operator.create',
+        'operator.revoke',
+      ]),
+    );
     for (const s of usedSecrets) expect(res.text).not.toContain(s);
     const filtered = await call('get', '/api/v1/audit?action=key.rotate', adminToken);
     expect((filtered.body as { action: string }[]).every((e) => e.action === 'key.rotate')).toBe(true);

@@ -11,12 +11,17 @@ import { type TestContext, createTestContext, send } from '../helpers/context.js
 import { TEST_REDIS_URL } from '../helpers/env.js';
 
 const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
-const prolog = (deviceid: string) => zlib.deflateSync(`<?xml version="1.0"?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY><TOKEN>12345678</TOKEN></REQUEST>`);
+const prolog = (deviceid: string) =>
+  zlib.deflateSync(
+    `<?xml version="1.0"?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY><TOKEN>12345678</TOKEN></REQUEST>`,
+  );
 const freqOf = (text: string) => Number(/<PROLOG_FREQ>(\d+)<\/PROLOG_FREQ>/.exec(text)?.[1]);
 const actor = { name: 'test', remoteAddr: null };
 
 async function outcomes(ctx: TestContext, like: string) {
-  const rows = await ctx.sql<{ outcome: string }[]>`select outcome from registrations where deviceid like ${like} order by id`;
+  const rows = await ctx.sql<
+    { outcome: string }[]
+  >`select outcome from registrations where deviceid like ${like} order by id`;
   return rows.map((r) => r.outcome);
 }
 
@@ -37,7 +42,11 @@ describe('the inventory budget (shared through Redis)', () => {
 
   it('past the budget, PROLOG gets "not now, come back in 1-4 h", never an error', async () => {
     const started = Date.now();
-    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(`herd-${i}`) })));
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(`herd-${i}`) }),
+      ),
+    );
     const windows = Math.ceil((Date.now() - started) / 1000) + 1; // fixed one-second windows the herd spanned
     expect(answers.every((a) => a.status === 200)).toBe(true);
     const admitted = answers.filter((a) => a.text.includes('<RESPONSE>SEND</RESPONSE>'));
@@ -46,7 +55,8 @@ describe('the inventory budget (shared through Redis)', () => {
     expect(admitted.length).toBeLessThanOrEqual(5 * windows);
     expect(deferred.length).toBeGreaterThan(0);
     expect(deferred.length).toBe(30 - admitted.length);
-    for (const d of deferred) expect(freqOf(d.text)).toBeGreaterThanOrEqual(1), expect(freqOf(d.text)).toBeLessThanOrEqual(4);
+    for (const d of deferred)
+      (expect(freqOf(d.text)).toBeGreaterThanOrEqual(1), expect(freqOf(d.text)).toBeLessThanOrEqual(4));
     const recorded = await outcomes(ctx, 'herd-%');
     expect(recorded.filter((o) => o === 'deferred:budget').length).toBe(deferred.length);
     const metrics = (await send(ctx.app, { method: 'GET', path: '/metrics' })).text;
@@ -55,7 +65,11 @@ describe('the inventory budget (shared through Redis)', () => {
   });
 
   it('the budget resets with its one-second window', async () => {
-    const herd = await Promise.all(Array.from({ length: 20 }, (_, i) => send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(`reset-a-${i}`) })));
+    const herd = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(`reset-a-${i}`) }),
+      ),
+    );
     expect(herd.some((a) => !a.text.includes('SEND'))).toBe(true);
     await new Promise((r) => setTimeout(r, 1100));
     const next = await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog('reset-b') });
@@ -65,8 +79,24 @@ describe('the inventory budget (shared through Redis)', () => {
   it('a GLPI Agent CONTACT is deferred with the inventory task disabled and a later expiration', async () => {
     const contacts = [];
     for (let i = 0; i < 20; i++) {
-      const body = Buffer.from(JSON.stringify({ action: 'contact', deviceid: `ga-herd-${i}`, name: 'GLPI-Agent', version: '1.12' }));
-      contacts.push(JSON.parse((await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/json', 'GLPI-Agent-ID': `00000000-0000-0000-0000-${String(i).padStart(12, '0')}` }, body })).text));
+      const body = Buffer.from(
+        JSON.stringify({ action: 'contact', deviceid: `ga-herd-${i}`, name: 'GLPI-Agent', version: '1.12' }),
+      );
+      contacts.push(
+        JSON.parse(
+          (
+            await send(ctx.app, {
+              method: 'POST',
+              path: '/',
+              headers: {
+                'Content-Type': 'application/json',
+                'GLPI-Agent-ID': `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`,
+              },
+              body,
+            })
+          ).text,
+        ),
+      );
     }
     const deferred = contacts.filter((c) => c.disabled.includes('inventory'));
     expect(deferred.length).toBeGreaterThan(0);
@@ -81,11 +111,16 @@ describe('the inventory budget (shared through Redis)', () => {
   });
 
   it('an inventory that arrives anyway is stored, never refused for load', async () => {
-    for (let i = 0; i < 10; i++) await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(`drain-${i}`) });
-    const inv = zlib.deflateSync('<?xml version="1.0"?><REQUEST><CONTENT><HARDWARE><NAME>late</NAME></HARDWARE></CONTENT><DEVICEID>herd-29</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>');
+    for (let i = 0; i < 10; i++)
+      await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(`drain-${i}`) });
+    const inv = zlib.deflateSync(
+      '<?xml version="1.0"?><REQUEST><CONTENT><HARDWARE><NAME>late</NAME></HARDWARE></CONTENT><DEVICEID>herd-29</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>',
+    );
     const res = await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inv });
     expect(res.status).toBe(200);
-    const [s] = await ctx.sql<{ n: number }[]>`select count(*)::int as n from submissions s join devices d on d.id = s.device_id where d.deviceid = 'herd-29'`;
+    const [s] = await ctx.sql<
+      { n: number }[]
+    >`select count(*)::int as n from submissions s join devices d on d.id = s.device_id where d.deviceid = 'herd-29'`;
     expect(s!.n).toBe(1);
   });
 });
@@ -94,13 +129,25 @@ describe('per device and per key', () => {
   let ctx: TestContext;
   let key = '';
   beforeAll(async () => {
-    ctx = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0', RATE_LIMIT_DEVICE_PER_HOUR: '2', RATE_LIMIT_KEY_PER_MINUTE: '5', SPIKE_NEW_DEVICES_PER_KEY: '3' });
+    ctx = await createTestContext({
+      AGENT_AUTH: 'required',
+      SECRET_CACHE_TTL: '0',
+      RATE_LIMIT_DEVICE_PER_HOUR: '2',
+      RATE_LIMIT_KEY_PER_MINUTE: '5',
+      SPIKE_NEW_DEVICES_PER_KEY: '3',
+    });
     key = (await ctx.deps.admin.createKey({ name: 'site-k' }, actor)).secret;
   });
   afterAll(async () => {
     await ctx.close();
   });
-  const withKey = (deviceid: string) => send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, Authorization: `Basic ${Buffer.from(`u:${key}`).toString('base64')}` }, body: prolog(deviceid) });
+  const withKey = (deviceid: string) =>
+    send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { ...zlibXml, Authorization: `Basic ${Buffer.from(`u:${key}`).toString('base64')}` },
+      body: prolog(deviceid),
+    });
 
   it('a device looping on PROLOG is told to come back later from its third contact in the hour', async () => {
     const answers = [await withKey('loop-1'), await withKey('loop-1'), await withKey('loop-1')];
@@ -120,11 +167,17 @@ describe('per device and per key', () => {
   it('a spike of new devices from one key freezes it for auto-approval and says so', async () => {
     // loop-1, kk-1, kk-2, kk-3 are four new devices of site-k: one past SPIKE_NEW_DEVICES_PER_KEY=3.
     await new Promise((r) => setTimeout(r, 100)); // the detector runs just after the answer
-    const [k] = await ctx.sql<{ frozenAt: Date | null; frozenReason: string | null }[]>`select frozen_at as "frozenAt", frozen_reason as "frozenReason" from registration_keys where name = 'site-k'`;
+    const [k] = await ctx.sql<
+      { frozenAt: Date | null; frozenReason: string | null }[]
+    >`select frozen_at as "frozenAt", frozen_reason as "frozenReason" from registration_keys where name = 'site-k'`;
     expect(k!.frozenAt).not.toBeNull();
     expect(k!.frozenReason).toMatch(/spike: 4 new devices from key site-k/);
-    const [a] = await ctx.sql<{ actor: string }[]>`select actor from audit_log where action = 'key.freeze' and target_id = 'site-k'`;
+    const [a] = await ctx.sql<
+      { actor: string }[]
+    >`select actor from audit_log where action = 'key.freeze' and target_id = 'site-k'`;
     expect(a!.actor).toBe('system:spike-detector');
-    expect((await send(ctx.app, { method: 'GET', path: '/metrics' })).text).toContain('agentgate_spike_alerts_total{scope="key"} 1');
+    expect((await send(ctx.app, { method: 'GET', path: '/metrics' })).text).toContain(
+      'agentgate_spike_alerts_total{scope="key"} 1',
+    );
   });
 });

@@ -60,7 +60,14 @@ function xmlProlog(deviceid: string): string {
   return prologText.replace(/<DEVICEID>[^<]*<\/DEVICEID>/, `<DEVICEID>${deviceid}</DEVICEID>`);
 }
 function jsonContact(deviceid: string): string {
-  return JSON.stringify({ action: 'contact', deviceid, 'enabled-tasks': ['inventory'], 'installed-tasks': ['inventory'], name: 'GLPI-Agent', version: '1.12' });
+  return JSON.stringify({
+    action: 'contact',
+    deviceid,
+    'enabled-tasks': ['inventory'],
+    'installed-tasks': ['inventory'],
+    name: 'GLPI-Agent',
+    version: '1.12',
+  });
 }
 
 const FI = loadScenario('fusioninventory-basic-auth');
@@ -69,12 +76,40 @@ const fiProlog = FI.find((r) => r.file === '0001-post-prolog.json')!;
 const gaInventory = GA.find((r) => r.file === '0007-post-inventory.json')!;
 
 /** Request shapes an agent (or a prober) may send; each must get the same 401 whatever credential fails. */
-const SHAPES: Record<string, { headers: Record<string, string>; body: Buffer; format: 'xml' | 'json'; contentType: string }> = {
-  'FusionInventory zlib PROLOG': { headers: agentHeaders(fiProlog), body: bodyOf(fiProlog), format: 'xml', contentType: 'application/x-compress-zlib' },
-  'GLPI Agent zlib JSON inventory': { headers: agentHeaders(gaInventory), body: bodyOf(gaInventory), format: 'json', contentType: 'application/x-compress-zlib' },
-  'plain XML PROLOG': { headers: { 'Content-Type': 'application/xml', 'User-Agent': 'FusionInventory-Agent_v2.6-3' }, body: Buffer.from(xmlProlog('plain-1')), format: 'xml', contentType: 'application/xml' },
-  'plain JSON CONTACT with GLPI-Agent-ID': { headers: { 'Content-Type': 'application/json', 'GLPI-Agent-ID': 'f3a1c1a2-0000-4000-8000-000000000001' }, body: Buffer.from(jsonContact('plain-2')), format: 'json', contentType: 'application/json' },
-  'gzip PROLOG': { headers: { 'Content-Type': 'application/x-compress-gzip' }, body: zlib.gzipSync(xmlProlog('gzip-1')), format: 'xml', contentType: 'application/x-compress-gzip' },
+const SHAPES: Record<
+  string,
+  { headers: Record<string, string>; body: Buffer; format: 'xml' | 'json'; contentType: string }
+> = {
+  'FusionInventory zlib PROLOG': {
+    headers: agentHeaders(fiProlog),
+    body: bodyOf(fiProlog),
+    format: 'xml',
+    contentType: 'application/x-compress-zlib',
+  },
+  'GLPI Agent zlib JSON inventory': {
+    headers: agentHeaders(gaInventory),
+    body: bodyOf(gaInventory),
+    format: 'json',
+    contentType: 'application/x-compress-zlib',
+  },
+  'plain XML PROLOG': {
+    headers: { 'Content-Type': 'application/xml', 'User-Agent': 'FusionInventory-Agent_v2.6-3' },
+    body: Buffer.from(xmlProlog('plain-1')),
+    format: 'xml',
+    contentType: 'application/xml',
+  },
+  'plain JSON CONTACT with GLPI-Agent-ID': {
+    headers: { 'Content-Type': 'application/json', 'GLPI-Agent-ID': 'f3a1c1a2-0000-4000-8000-000000000001' },
+    body: Buffer.from(jsonContact('plain-2')),
+    format: 'json',
+    contentType: 'application/json',
+  },
+  'gzip PROLOG': {
+    headers: { 'Content-Type': 'application/x-compress-gzip' },
+    body: zlib.gzipSync(xmlProlog('gzip-1')),
+    format: 'xml',
+    contentType: 'application/x-compress-gzip',
+  },
 };
 
 async function counts() {
@@ -85,24 +120,33 @@ async function counts() {
 }
 
 describe('no credentials', () => {
-  it.each(Object.entries(SHAPES))('%s: 401, one quoted Basic challenge, agent-format body, compressed like the request', async (_name, shape) => {
-    const before = await counts();
-    const res = await rawSend({ headers: shape.headers, body: shape.body });
-    expect(res.status).toBe(401);
-    expect(headerValues(res, 'www-authenticate')).toEqual([REALM_HEADER]);
-    expect(headerValues(res, 'content-type')).toEqual([shape.contentType]);
-    expect(headerValues(res, 'cache-control')).toEqual(['no-cache, no-store']);
-    if (shape.contentType === 'application/x-compress-zlib') expect(res.body.subarray(0, 2).toString('hex')).toBe('789c');
-    if (shape.contentType === 'application/x-compress-gzip') expect(res.body.subarray(0, 2).toString('hex')).toBe('1f8b');
-    const text = decode(res);
-    if (shape.format === 'json') expect(JSON.parse(text)).toEqual({ status: 'error', message: 'Authorization required', expiration: 24 });
-    else expect(text).toBe('<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><ERROR>Authorization required</ERROR></REPLY>\n');
-    for (const name of ['GLPI-Agent-ID', 'GLPI-Request-ID']) {
-      if (shape.headers[name]) expect(headerValues(res, name)).toEqual([shape.headers[name]]);
-    }
-    // A challenge is normal traffic: it writes nothing.
-    expect(await counts()).toEqual(before);
-  });
+  it.each(Object.entries(SHAPES))(
+    '%s: 401, one quoted Basic challenge, agent-format body, compressed like the request',
+    async (_name, shape) => {
+      const before = await counts();
+      const res = await rawSend({ headers: shape.headers, body: shape.body });
+      expect(res.status).toBe(401);
+      expect(headerValues(res, 'www-authenticate')).toEqual([REALM_HEADER]);
+      expect(headerValues(res, 'content-type')).toEqual([shape.contentType]);
+      expect(headerValues(res, 'cache-control')).toEqual(['no-cache, no-store']);
+      if (shape.contentType === 'application/x-compress-zlib')
+        expect(res.body.subarray(0, 2).toString('hex')).toBe('789c');
+      if (shape.contentType === 'application/x-compress-gzip')
+        expect(res.body.subarray(0, 2).toString('hex')).toBe('1f8b');
+      const text = decode(res);
+      if (shape.format === 'json')
+        expect(JSON.parse(text)).toEqual({ status: 'error', message: 'Authorization required', expiration: 24 });
+      else
+        expect(text).toBe(
+          '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><ERROR>Authorization required</ERROR></REPLY>\n',
+        );
+      for (const name of ['GLPI-Agent-ID', 'GLPI-Request-ID']) {
+        if (shape.headers[name]) expect(headerValues(res, name)).toEqual([shape.headers[name]]);
+      }
+      // A challenge is normal traffic: it writes nothing.
+      expect(await counts()).toEqual(before);
+    },
+  );
 
   it('the realm is the same on every 401 (LWP keys credentials by realm)', async () => {
     const answers = await Promise.all(Object.values(SHAPES).map((s) => rawSend({ headers: s.headers, body: s.body })));
@@ -140,11 +184,22 @@ describe('the captured 401, 401, 200 runs replay to a recorded device', () => {
     expect(device).toBeDefined();
     expect(Number(device!.registeredKeyId)).toBe(Number(key!.id));
     expect(device!.lastInventoryAt).not.toBeNull();
-    const regs = await ctx.sql<{ kind: string; status: number; authType: string | null; authUser: string | null; keyId: number | null; keyVersionId: number | null }[]>`
+    const regs = await ctx.sql<
+      {
+        kind: string;
+        status: number;
+        authType: string | null;
+        authUser: string | null;
+        keyId: number | null;
+        keyVersionId: number | null;
+      }[]
+    >`
       select kind, status, auth_type as "authType", auth_user as "authUser", key_id as "keyId", key_version_id as "keyVersionId"
       from registrations where deviceid = ${deviceid} and kind <> 'getconfig' order by id`;
     // Only the authorized POSTs were recorded (the 401s are not rows), each with the key version it used.
-    const authorizedPosts = requests.filter((r) => r.method === 'POST' && r.headers.some(([k]) => k === 'Authorization'));
+    const authorizedPosts = requests.filter(
+      (r) => r.method === 'POST' && r.headers.some(([k]) => k === 'Authorization'),
+    );
     expect(regs.map((r) => r.kind)).toEqual(authorizedPosts.map((r) => r.classified.kind));
     for (const r of regs) {
       expect(r).toMatchObject({ status: 200, authType: 'key:basic', authUser: 'inventory' });
@@ -174,7 +229,10 @@ describe('every failing credential gets the no-credential 401, byte for byte', (
 
   beforeAll(async () => {
     const admin = ctx.deps.admin;
-    await admin.createKey({ name: 'expired', secret: 'expired-pw', expiresAt: new Date(ctx.clock.now().getTime() - 1000) }, actor);
+    await admin.createKey(
+      { name: 'expired', secret: 'expired-pw', expiresAt: new Date(ctx.clock.now().getTime() - 1000) },
+      actor,
+    );
     await admin.createKey({ name: 'revoked', secret: 'revoked-pw' }, actor);
     await admin.setKeyActive('revoked', false, actor);
     const client = await admin.createClient({ name: 'to-revoke' }, actor);
@@ -214,19 +272,38 @@ describe('the credential is checked before the body is read', () => {
   it('a wrong credential with a corrupt body gets 401, not 400, and writes no row', async () => {
     const before = await counts();
     const corrupt = Buffer.concat([Buffer.from([0x78, 0x9c]), Buffer.from('definitely not deflate data')]);
-    const res = await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic('inventory', 'wrong-password') }, body: corrupt });
+    const res = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic('inventory', 'wrong-password') },
+      body: corrupt,
+    });
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toBe(REALM_HEADER);
     expect(zlib.inflateSync(res.raw).toString('utf8')).toContain('<ERROR>Authorization required</ERROR>');
     expect(await counts()).toEqual(before);
     // Control: the same corrupt body with the right credential is read, refused with 400 and recorded.
-    const ok = await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic('inventory', 'acceptance-pw') }, body: corrupt });
+    const ok = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic('inventory', 'acceptance-pw') },
+      body: corrupt,
+    });
     expect(ok.status).toBe(400);
     expect((await counts()).registrations).toBe(before.registrations + 1);
   });
 
   it('a wrong credential with JSON garbage gets the JSON 401', async () => {
-    const res = await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/json', 'GLPI-Agent-ID': 'x-1', Authorization: basic('inventory', 'nope') }, body: Buffer.from('{"action":') });
+    const res = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: {
+        'Content-Type': 'application/json',
+        'GLPI-Agent-ID': 'x-1',
+        Authorization: basic('inventory', 'nope'),
+      },
+      body: Buffer.from('{"action":'),
+    });
     expect(res.status).toBe(401);
     expect(JSON.parse(res.text)).toEqual({ status: 'error', message: 'Authorization required', expiration: 24 });
   });
@@ -235,7 +312,18 @@ describe('the credential is checked before the body is read', () => {
     const body = zlib.deflateSync(xmlProlog('half-sent'));
     const res = await new Promise<{ status: number; auth: string | undefined }>((resolve, reject) => {
       const req = http.request(
-        { host: '127.0.0.1', port, method: 'POST', path: '/', agent: false, headers: { 'Content-Type': 'application/x-compress-zlib', 'Content-Length': String(body.length + 1000), Authorization: basic('inventory', 'wrong-password') } },
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/',
+          agent: false,
+          headers: {
+            'Content-Type': 'application/x-compress-zlib',
+            'Content-Length': String(body.length + 1000),
+            Authorization: basic('inventory', 'wrong-password'),
+          },
+        },
         (r) => {
           r.resume();
           resolve({ status: r.statusCode!, auth: r.headers['www-authenticate'] });
@@ -259,27 +347,57 @@ describe('a key with max devices', () => {
   const auth = () => basic('inventory', 'one-device-pw');
 
   it('accepts the first device, refuses a second with 403 in the agent format, and keeps serving the first', async () => {
-    const first = await send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, Authorization: auth() }, body: zlib.deflateSync(xmlProlog('limit-dev-1')) });
+    const first = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { ...zlibXml, Authorization: auth() },
+      body: zlib.deflateSync(xmlProlog('limit-dev-1')),
+    });
     expect(first.status).toBe(200);
     expect(first.text).toContain('<RESPONSE>SEND</RESPONSE>');
 
-    const second = await send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, Authorization: auth() }, body: zlib.deflateSync(xmlProlog('limit-dev-2')) });
+    const second = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { ...zlibXml, Authorization: auth() },
+      body: zlib.deflateSync(xmlProlog('limit-dev-2')),
+    });
     expect(second.status).toBe(403);
     expect(second.headers['content-type']).toBe('application/x-compress-zlib');
     expect(second.headers['www-authenticate']).toBeUndefined();
-    expect(second.text).toBe('<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><ERROR>Registration key has reached its device limit</ERROR></REPLY>\n');
+    expect(second.text).toBe(
+      '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><ERROR>Registration key has reached its device limit</ERROR></REPLY>\n',
+    );
 
-    const third = await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/json', 'GLPI-Agent-ID': 'limit-agent-3', Authorization: auth() }, body: Buffer.from(jsonContact('limit-dev-3')) });
+    const third = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { 'Content-Type': 'application/json', 'GLPI-Agent-ID': 'limit-agent-3', Authorization: auth() },
+      body: Buffer.from(jsonContact('limit-dev-3')),
+    });
     expect(third.status).toBe(403);
     expect(third.headers['content-type']).toBe('application/json');
-    expect(JSON.parse(third.text)).toEqual({ status: 'error', message: 'Registration key has reached its device limit', expiration: 24 });
+    expect(JSON.parse(third.text)).toEqual({
+      status: 'error',
+      message: 'Registration key has reached its device limit',
+      expiration: 24,
+    });
 
-    const again = await send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, Authorization: auth() }, body: zlib.deflateSync(xmlProlog('limit-dev-1')) });
+    const again = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { ...zlibXml, Authorization: auth() },
+      body: zlib.deflateSync(xmlProlog('limit-dev-1')),
+    });
     expect(again.status).toBe(200);
 
-    const devices = await ctx.sql<{ deviceid: string }[]>`select deviceid from devices where deviceid like 'limit-dev-%' order by deviceid`;
+    const devices = await ctx.sql<
+      { deviceid: string }[]
+    >`select deviceid from devices where deviceid like 'limit-dev-%' order by deviceid`;
     expect(devices.map((d) => d.deviceid)).toEqual(['limit-dev-1']);
-    const [key] = await ctx.sql<{ devicesUsed: number }[]>`select devices_used as "devicesUsed" from registration_keys where name = 'one-device'`;
+    const [key] = await ctx.sql<
+      { devicesUsed: number }[]
+    >`select devices_used as "devicesUsed" from registration_keys where name = 'one-device'`;
     expect(key!.devicesUsed).toBe(1);
     const refused = await ctx.sql<{ deviceid: string; status: number; outcome: string; deviceId: number | null }[]>`
       select deviceid, status, outcome, device_id as "deviceId" from registrations where deviceid in ('limit-dev-2', 'limit-dev-3') order by id`;
@@ -295,12 +413,21 @@ describe('a key with max devices', () => {
     await ctx.deps.admin.createKey({ name: 'race-key', secret: 'race-key-pw', maxDevices: 1 }, actor);
     usedSecrets.push('race-key-pw');
     const answers = await Promise.all(
-      Array.from({ length: 6 }, (_, i) => send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, Authorization: basic('x', 'race-key-pw') }, body: zlib.deflateSync(xmlProlog(`race-dev-${i}`)) })),
+      Array.from({ length: 6 }, (_, i) =>
+        send(ctx.app, {
+          method: 'POST',
+          path: '/',
+          headers: { ...zlibXml, Authorization: basic('x', 'race-key-pw') },
+          body: zlib.deflateSync(xmlProlog(`race-dev-${i}`)),
+        }),
+      ),
     );
     expect(answers.map((a) => a.status).sort()).toEqual([200, 403, 403, 403, 403, 403]);
     const [n] = await ctx.sql<{ n: number }[]>`select count(*)::int as n from devices where deviceid like 'race-dev-%'`;
     expect(n!.n).toBe(1);
-    const [key] = await ctx.sql<{ devicesUsed: number }[]>`select devices_used as "devicesUsed" from registration_keys where name = 'race-key'`;
+    const [key] = await ctx.sql<
+      { devicesUsed: number }[]
+    >`select devices_used as "devicesUsed" from registration_keys where name = 'race-key'`;
     expect(key!.devicesUsed).toBe(1);
   });
 });
@@ -313,7 +440,15 @@ describe('secrets never reach the stored rows', () => {
       texts.push(...rows.map((r) => r.j));
     }
     const subs = await ctx.sql<{ body: Buffer; compression: string }[]>`select body, compression from submissions`;
-    for (const s of subs) texts.push((s.compression === 'zlib' ? zlib.inflateSync(s.body) : s.compression === 'gzip' ? zlib.gunzipSync(s.body) : s.body).toString('utf8'));
+    for (const s of subs)
+      texts.push(
+        (s.compression === 'zlib'
+          ? zlib.inflateSync(s.body)
+          : s.compression === 'gzip'
+            ? zlib.gunzipSync(s.body)
+            : s.body
+        ).toString('utf8'),
+      );
     expect(texts.length).toBeGreaterThan(10);
     const all = texts.join('\n');
     for (const secret of usedSecrets) expect(all, secret).not.toContain(secret);

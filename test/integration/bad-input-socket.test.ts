@@ -19,15 +19,29 @@ const SECRET = 'socket-secret-0001';
 let open: { server: RunningServer; close(): Promise<void> };
 let authed: { server: RunningServer; close(): Promise<void> };
 beforeAll(async () => {
-  open = await startTestServer({ AGENT_AUTH: 'off', REQUEST_TIMEOUT: `${REQUEST_TIMEOUT_S}s`, BODY_LIMIT: '64kb', INFLATE_LIMIT: '1mb', RATE_LIMIT_IP_PER_MINUTE: '1000000' });
-  authed = await startTestServer({ AGENT_AUTH: 'required', BOOTSTRAP_SECRET: SECRET, SECRET_CACHE_TTL: '0', RATE_LIMIT_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '1000000' });
+  open = await startTestServer({
+    AGENT_AUTH: 'off',
+    REQUEST_TIMEOUT: `${REQUEST_TIMEOUT_S}s`,
+    BODY_LIMIT: '64kb',
+    INFLATE_LIMIT: '1mb',
+    RATE_LIMIT_IP_PER_MINUTE: '1000000',
+  });
+  authed = await startTestServer({
+    AGENT_AUTH: 'required',
+    BOOTSTRAP_SECRET: SECRET,
+    SECRET_CACHE_TTL: '0',
+    RATE_LIMIT_IP_PER_MINUTE: '1000000',
+    RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '1000000',
+  });
 });
 afterAll(async () => {
   await Promise.all([open?.close(), authed?.close()]);
 });
 
 function prolog(deviceid: string): Buffer {
-  return zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST>\n  <DEVICEID>${deviceid}</DEVICEID>\n  <QUERY>PROLOG</QUERY>\n  <TOKEN>12345678</TOKEN>\n</REQUEST>\n`);
+  return zlib.deflateSync(
+    `<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST>\n  <DEVICEID>${deviceid}</DEVICEID>\n  <QUERY>PROLOG</QUERY>\n  <TOKEN>12345678</TOKEN>\n</REQUEST>\n`,
+  );
 }
 
 const basic = (password: string) => `Basic ${Buffer.from(`inventory:${password}`).toString('base64')}`;
@@ -49,7 +63,11 @@ interface Exchange {
  * Opens a connection, writes `parts` (a function is called until it returns null, every `everyMs`, while the
  * server has not answered yet), and waits for the server to close, at most `deadlineMs`.
  */
-function exchange(port: number, parts: (Buffer | string)[] | (() => Buffer | string | null), opts: { everyMs?: number; deadlineMs?: number } = {}): Promise<Exchange> {
+function exchange(
+  port: number,
+  parts: (Buffer | string)[] | (() => Buffer | string | null),
+  opts: { everyMs?: number; deadlineMs?: number } = {},
+): Promise<Exchange> {
   return new Promise((resolve) => {
     const started = Date.now();
     const socket = net.connect(port, '127.0.0.1');
@@ -106,7 +124,9 @@ function parse(raw: Buffer): ParsedResponse {
   expect(end, `no complete response in ${JSON.stringify(raw.toString('latin1').slice(0, 200))}`).toBeGreaterThan(0);
   const [statusLine, ...lines] = raw.subarray(0, end).toString('latin1').split('\r\n');
   const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine!)?.[1]);
-  const headers = lines.map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as [string, string]);
+  const headers = lines.map(
+    (l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as [string, string],
+  );
   const length = Number(headers.find(([k]) => k.toLowerCase() === 'content-length')?.[1] ?? 0);
   return { status, headers, body: raw.subarray(end + 4, end + 4 + length) };
 }
@@ -139,10 +159,22 @@ async function rows(server: RunningServer): Promise<Rows> {
 }
 
 /** devices, submissions and inventories untouched; new registrations only refusals (at most `refusals`). */
-async function expectNothingStored(server: RunningServer, before: Rows, refusals: { max: number; status?: number }): Promise<void> {
+async function expectNothingStored(
+  server: RunningServer,
+  before: Rows,
+  refusals: { max: number; status?: number },
+): Promise<void> {
   const after = await rows(server);
-  expect({ devices: after.devices, submissions: after.submissions, inventories: after.inventories, hash: after.hash }).toEqual({
-    devices: before.devices, submissions: before.submissions, inventories: before.inventories, hash: before.hash,
+  expect({
+    devices: after.devices,
+    submissions: after.submissions,
+    inventories: after.inventories,
+    hash: after.hash,
+  }).toEqual({
+    devices: before.devices,
+    submissions: before.submissions,
+    inventories: before.inventories,
+    hash: before.hash,
   });
   expect(after.registrations - before.registrations).toBeLessThanOrEqual(refusals.max);
   if (after.registrations > before.registrations) {
@@ -160,7 +192,19 @@ const XML_ERROR = /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<REPLY><ERROR>([^
 describe('bodies too large: refused before they are read', () => {
   it('Content-Length of 10 GiB and no body sent: 413 at once, agent format, connection closed', async () => {
     const before = await rows(open.server);
-    const ex = await exchange(open.server.port, [head(['POST / HTTP/1.1', 'Host: 127.0.0.1', `Content-Type: ${ZLIB}`, `User-Agent: ${FI_UA}`, 'Content-Length: 10737418240'])], { deadlineMs: 5_000 });
+    const ex = await exchange(
+      open.server.port,
+      [
+        head([
+          'POST / HTTP/1.1',
+          'Host: 127.0.0.1',
+          `Content-Type: ${ZLIB}`,
+          `User-Agent: ${FI_UA}`,
+          'Content-Length: 10737418240',
+        ]),
+      ],
+      { deadlineMs: 5_000 },
+    );
     expect(ex.firstByteMs).not.toBeNull();
     expect(ex.firstByteMs!).toBeLessThan(2_000);
     expect(ex.closedMs).not.toBeNull();
@@ -176,7 +220,21 @@ describe('bodies too large: refused before they are read', () => {
   it('a chunked upload (no Content-Length) that ends: 413 in agent format', async () => {
     const before = await rows(open.server);
     const chunk = `1000\r\n${'<'.repeat(4096)}\r\n`;
-    const ex = await exchange(open.server.port, [head(['POST / HTTP/1.1', 'Host: 127.0.0.1', 'Content-Type: application/xml', 'Transfer-Encoding: chunked', 'Connection: close']), chunk.repeat(32), '0\r\n\r\n'], { deadlineMs: 8_000 });
+    const ex = await exchange(
+      open.server.port,
+      [
+        head([
+          'POST / HTTP/1.1',
+          'Host: 127.0.0.1',
+          'Content-Type: application/xml',
+          'Transfer-Encoding: chunked',
+          'Connection: close',
+        ]),
+        chunk.repeat(32),
+        '0\r\n\r\n',
+      ],
+      { deadlineMs: 8_000 },
+    );
     const res = parse(ex.raw);
     expect(res.status).toBe(413);
     expect(values(res, 'content-type')).toEqual(['application/xml']);
@@ -191,7 +249,17 @@ describe('bodies too large: refused before they are read', () => {
     // 4 KB every 10 ms for up to 8 s (~3 MB, 50× the limit), stopping as soon as anything comes back.
     const ex = await exchange(
       open.server.port,
-      () => (sent++ === 0 ? head(['POST / HTTP/1.1', 'Host: 127.0.0.1', 'Content-Type: application/xml', 'Transfer-Encoding: chunked']) + chunk : sent < 800 ? chunk : null),
+      () =>
+        sent++ === 0
+          ? head([
+              'POST / HTTP/1.1',
+              'Host: 127.0.0.1',
+              'Content-Type: application/xml',
+              'Transfer-Encoding: chunked',
+            ]) + chunk
+          : sent < 800
+            ? chunk
+            : null,
       { everyMs: 10, deadlineMs: 10_000 },
     );
     expect(ex.firstByteMs, 'no answer while the oversized upload went on').not.toBeNull();
@@ -205,7 +273,14 @@ describe(`slow senders (REQUEST_TIMEOUT=${REQUEST_TIMEOUT_S}s)`, () => {
   it('a body that never completes: the connection is closed within a few seconds', async () => {
     const before = await rows(open.server);
     const body = prolog('slow-body-1');
-    const ex = await exchange(open.server.port, [head(['POST / HTTP/1.1', 'Host: 127.0.0.1', `Content-Type: ${ZLIB}`, `Content-Length: ${body.length + 1000}`]), body], { deadlineMs: 9_000 });
+    const ex = await exchange(
+      open.server.port,
+      [
+        head(['POST / HTTP/1.1', 'Host: 127.0.0.1', `Content-Type: ${ZLIB}`, `Content-Length: ${body.length + 1000}`]),
+        body,
+      ],
+      { deadlineMs: 9_000 },
+    );
     expect(ex.closedMs, 'still open 9 s after a 2 s REQUEST_TIMEOUT').not.toBeNull();
     expect(ex.closedMs!).toBeLessThan((REQUEST_TIMEOUT_S + 4) * 1000);
     if (ex.raw.length > 0) expect([400, 408]).toContain(parse(ex.raw).status);
@@ -214,7 +289,9 @@ describe(`slow senders (REQUEST_TIMEOUT=${REQUEST_TIMEOUT_S}s)`, () => {
 
   it('headers that never complete: the connection is closed within a few seconds', async () => {
     const before = await rows(open.server);
-    const ex = await exchange(open.server.port, ['POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: applic'], { deadlineMs: 9_000 });
+    const ex = await exchange(open.server.port, ['POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: applic'], {
+      deadlineMs: 9_000,
+    });
     expect(ex.closedMs, 'still open 9 s after a 2 s REQUEST_TIMEOUT').not.toBeNull();
     expect(ex.closedMs!).toBeLessThan((REQUEST_TIMEOUT_S + 4) * 1000);
     if (ex.raw.length > 0) expect(parse(ex.raw).status).toBe(408);
@@ -226,14 +303,39 @@ describe('HTTP framing and duplicated headers', () => {
   it('Transfer-Encoding together with Content-Length: 400 from Node, connection closed, the server keeps serving', async () => {
     const before = await rows(open.server);
     const body = prolog('te-cl-1');
-    const ex = await exchange(open.server.port, [
-      head(['POST / HTTP/1.1', 'Host: 127.0.0.1', `Content-Type: ${ZLIB}`, `Content-Length: ${body.length}`, 'Transfer-Encoding: chunked']),
-      `${body.length.toString(16)}\r\n`, body, '\r\n0\r\n\r\n',
-    ], { deadlineMs: 5_000 });
+    const ex = await exchange(
+      open.server.port,
+      [
+        head([
+          'POST / HTTP/1.1',
+          'Host: 127.0.0.1',
+          `Content-Type: ${ZLIB}`,
+          `Content-Length: ${body.length}`,
+          'Transfer-Encoding: chunked',
+        ]),
+        `${body.length.toString(16)}\r\n`,
+        body,
+        '\r\n0\r\n\r\n',
+      ],
+      { deadlineMs: 5_000 },
+    );
     expect(parse(ex.raw).status).toBe(400);
     expect(ex.closedMs).not.toBeNull();
     await expectNothingStored(open.server, before, { max: 0 });
-    const next = parse((await exchange(open.server.port, [head(['POST / HTTP/1.1', 'Host: 127.0.0.1', `Content-Type: ${ZLIB}`, `Content-Length: ${prolog('te-cl-2').length}`, 'Connection: close']), prolog('te-cl-2')])).raw);
+    const next = parse(
+      (
+        await exchange(open.server.port, [
+          head([
+            'POST / HTTP/1.1',
+            'Host: 127.0.0.1',
+            `Content-Type: ${ZLIB}`,
+            `Content-Length: ${prolog('te-cl-2').length}`,
+            'Connection: close',
+          ]),
+          prolog('te-cl-2'),
+        ])
+      ).raw,
+    );
     expect(next.status).toBe(200);
   });
 
@@ -242,7 +344,14 @@ describe('HTTP framing and duplicated headers', () => {
     ['application/xml first, zlib second', ['Content-Type: application/xml', `Content-Type: ${ZLIB}`]],
   ])('two Content-Type headers (%s) on a zlib body: sniffed, 200 in zlib', async (_name, types) => {
     const body = prolog(`dup-ct-${types[0]!.length}`);
-    const res = parse((await exchange(open.server.port, [head(['POST / HTTP/1.1', 'Host: 127.0.0.1', ...types, `Content-Length: ${body.length}`, 'Connection: close']), body])).raw);
+    const res = parse(
+      (
+        await exchange(open.server.port, [
+          head(['POST / HTTP/1.1', 'Host: 127.0.0.1', ...types, `Content-Length: ${body.length}`, 'Connection: close']),
+          body,
+        ])
+      ).raw,
+    );
     expect(res.status).toBe(200);
     expect(values(res, 'content-type')).toEqual([ZLIB]);
     expect(agentText(res)).toContain('<RESPONSE>SEND</RESPONSE>');
@@ -256,7 +365,17 @@ describe('HTTP framing and duplicated headers', () => {
   ])('two Authorization headers (%s): the standard 401, nothing stored', async (_name, credentials) => {
     const before = await rows(authed.server);
     const body = prolog('dup-auth-1');
-    const ex = await exchange(authed.server.port, [head(['POST / HTTP/1.1', 'Host: 127.0.0.1', `Content-Type: ${ZLIB}`, ...credentials.map((c) => `Authorization: ${c}`), `Content-Length: ${body.length}`, 'Connection: close']), body]);
+    const ex = await exchange(authed.server.port, [
+      head([
+        'POST / HTTP/1.1',
+        'Host: 127.0.0.1',
+        `Content-Type: ${ZLIB}`,
+        ...credentials.map((c) => `Authorization: ${c}`),
+        `Content-Length: ${body.length}`,
+        'Connection: close',
+      ]),
+      body,
+    ]);
     const res = parse(ex.raw);
     expect(res.status).toBe(401);
     expect(values(res, 'www-authenticate')).toEqual(['Basic realm="agent-gate"']);
@@ -268,10 +387,39 @@ describe('HTTP framing and duplicated headers', () => {
 describe('after the whole corpus', () => {
   it('both servers still answer a valid PROLOG with 200', async () => {
     const body = prolog('still-alive-2');
-    const plain = parse((await exchange(open.server.port, [head(['POST / HTTP/1.1', 'Host: 127.0.0.1', `Content-Type: ${ZLIB}`, `Content-Length: ${body.length}`, 'Connection: close']), body])).raw);
+    const plain = parse(
+      (
+        await exchange(open.server.port, [
+          head([
+            'POST / HTTP/1.1',
+            'Host: 127.0.0.1',
+            `Content-Type: ${ZLIB}`,
+            `Content-Length: ${body.length}`,
+            'Connection: close',
+          ]),
+          body,
+        ])
+      ).raw,
+    );
     expect(plain.status).toBe(200);
-    expect(agentText(plain)).toBe('<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><PROLOG_FREQ>24</PROLOG_FREQ><RESPONSE>SEND</RESPONSE></REPLY>\n');
-    const withKey = parse((await exchange(authed.server.port, [head(['POST / HTTP/1.1', 'Host: 127.0.0.1', `Content-Type: ${ZLIB}`, `Authorization: ${basic(SECRET)}`, `Content-Length: ${body.length}`, 'Connection: close']), body])).raw);
+    expect(agentText(plain)).toBe(
+      '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><PROLOG_FREQ>24</PROLOG_FREQ><RESPONSE>SEND</RESPONSE></REPLY>\n',
+    );
+    const withKey = parse(
+      (
+        await exchange(authed.server.port, [
+          head([
+            'POST / HTTP/1.1',
+            'Host: 127.0.0.1',
+            `Content-Type: ${ZLIB}`,
+            `Authorization: ${basic(SECRET)}`,
+            `Content-Length: ${body.length}`,
+            'Connection: close',
+          ]),
+          body,
+        ])
+      ).raw,
+    );
     expect(withKey.status).toBe(200);
   });
 });

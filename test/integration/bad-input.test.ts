@@ -47,8 +47,18 @@ function xmlProlog(deviceid: string): string {
 function xmlInventory(deviceid: string, content = ''): string {
   return `<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST><CONTENT>${content}<VERSIONCLIENT>${FI_UA}</VERSIONCLIENT></CONTENT><DEVICEID>${deviceid}</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>\n`;
 }
-function jsonInventory(deviceid: string, content: Record<string, unknown>, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ action: 'inventory', content: { versionclient: GA_UA, ...content }, deviceid, itemtype: 'Computer', ...extra });
+function jsonInventory(
+  deviceid: string,
+  content: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): string {
+  return JSON.stringify({
+    action: 'inventory',
+    content: { versionclient: GA_UA, ...content },
+    deviceid,
+    itemtype: 'Computer',
+    ...extra,
+  });
 }
 /** A JSON inventory whose text is assembled by hand (escapes and structures JSON.stringify would not write). */
 function jsonInventoryText(deviceid: string, contentBody: string, partial = true): string {
@@ -65,7 +75,8 @@ async function bomb(kind: 'zlib' | 'gzip', mib: number, head: string): Promise<B
   const done = new Promise((resolve) => stream.on('end', resolve));
   const filler = Buffer.alloc(1 << 20, 0x20);
   stream.write(head);
-  for (let i = 0; i < mib; i++) if (!stream.write(filler)) await new Promise((resolve) => stream.once('drain', resolve));
+  for (let i = 0; i < mib; i++)
+    if (!stream.write(filler)) await new Promise((resolve) => stream.once('drain', resolve));
   stream.end();
   await done;
   return Buffer.concat(out);
@@ -96,7 +107,8 @@ interface Req {
 }
 
 /** Anything that would tell an outsider how the gateway is built. */
-const INTERNAL_DETAIL = /\n\s+at |\bat \S+ \(|:\d+:\d+\)|\.(?:ts|js|mjs|cjs)\b|node_modules|[A-Z][a-z]+Error\b|\[SECURITY\]|JavaScript|reserved|postgres|\bSELECT\b|\binsert into\b|ECONN|errno|stack/;
+const INTERNAL_DETAIL =
+  /\n\s+at |\bat \S+ \(|:\d+:\d+\)|\.(?:ts|js|mjs|cjs)\b|node_modules|[A-Z][a-z]+Error\b|\[SECURITY\]|JavaScript|reserved|postgres|\bSELECT\b|\binsert into\b|ECONN|errno|stack/;
 
 interface Snapshot {
   devices: number;
@@ -166,21 +178,42 @@ function expectAgentError(res: AgentResponse, r: Refusal): void {
 /** Sends, then checks the answer and that nothing but the refusal row was written. */
 async function expectRefused(req: Req, r: Refusal, c: TestContext = ctx): Promise<AgentResponse> {
   const before = await snapshot(c.sql);
-  const res = await send(c.app, { method: req.method ?? 'POST', path: req.path ?? '/', headers: req.headers, body: req.body });
+  const res = await send(c.app, {
+    method: req.method ?? 'POST',
+    path: req.path ?? '/',
+    headers: req.headers,
+    body: req.body,
+  });
   expectAgentError(res, r);
   await expectOnlyRefusalWritten(c, before, r.recorded === false ? null : r.status);
   return res;
 }
 
-async function expectOnlyRefusalWritten(c: TestContext, before: Snapshot, recordedStatus: number | null): Promise<void> {
+async function expectOnlyRefusalWritten(
+  c: TestContext,
+  before: Snapshot,
+  recordedStatus: number | null,
+): Promise<void> {
   const after = await snapshot(c.sql, before.maxRegistration);
-  const tables = (s: Snapshot) => ({ devices: s.devices, submissions: s.submissions, inventories: s.inventories, devicesHash: s.devicesHash, submissionsHash: s.submissionsHash, inventoriesHash: s.inventoriesHash, registrationsHash: s.registrationsHash });
+  const tables = (s: Snapshot) => ({
+    devices: s.devices,
+    submissions: s.submissions,
+    inventories: s.inventories,
+    devicesHash: s.devicesHash,
+    submissionsHash: s.submissionsHash,
+    inventoriesHash: s.inventoriesHash,
+    registrationsHash: s.registrationsHash,
+  });
   expect(tables(after)).toEqual(tables(before));
   expect(after.registrations).toBe(before.registrations + (recordedStatus === null ? 0 : 1));
   if (recordedStatus !== null) {
     const [reg] = await c.sql<{ status: number; outcome: string; deviceId: number | null }[]>`
       select status, outcome, device_id as "deviceId" from registrations order by id desc limit 1`;
-    expect(reg).toEqual({ status: recordedStatus, outcome: recordedStatus >= 500 ? 'failed' : 'refused', deviceId: null });
+    expect(reg).toEqual({
+      status: recordedStatus,
+      outcome: recordedStatus >= 500 ? 'failed' : 'refused',
+      deviceId: null,
+    });
   }
 }
 
@@ -189,14 +222,33 @@ const jsonZ = (status: number, message: RegExp): Refusal => ({ status, format: '
 const jsonP = (status: number, message: RegExp): Refusal => ({ status, format: 'json', compression: 'none', message });
 
 async function accepted(req: Req): Promise<AgentResponse> {
-  const res = await send(ctx.app, { method: req.method ?? 'POST', path: req.path ?? '/', headers: req.headers, body: req.body });
+  const res = await send(ctx.app, {
+    method: req.method ?? 'POST',
+    path: req.path ?? '/',
+    headers: req.headers,
+    body: req.body,
+  });
   expect(res.status, res.text.slice(0, 200)).toBe(200);
   expect(res.text).not.toMatch(/<ERROR>|"status":"error"/);
   return res;
 }
 
 async function device(deviceid: string) {
-  const [d] = await ctx.sql<{ id: number; name: string | null; uuid: string | null; serial: string | null; msn: string | null; assetTag: string | null; manufacturer: string | null; model: string | null; tag: string | null; macs: string[]; agentVersion: string | null }[]>`
+  const [d] = await ctx.sql<
+    {
+      id: number;
+      name: string | null;
+      uuid: string | null;
+      serial: string | null;
+      msn: string | null;
+      assetTag: string | null;
+      manufacturer: string | null;
+      model: string | null;
+      tag: string | null;
+      macs: string[];
+      agentVersion: string | null;
+    }[]
+  >`
     select id, name, uuid, serial, msn, asset_tag as "assetTag", manufacturer, model, tag, macs, agent_version as "agentVersion"
     from devices where deviceid = ${deviceid}`;
   return d;
@@ -206,34 +258,137 @@ async function device(deviceid: string) {
 
 describe('XML: refused', () => {
   const deep = `<REQUEST><DEVICEID>deep-1</DEVICEID><QUERY>INVENTORY</QUERY><CONTENT>${'<A>'.repeat(10_000)}x${'</A>'.repeat(10_000)}</CONTENT></REQUEST>`;
-  const laughs = ['<!ENTITY l0 "ha">', ...Array.from({ length: 9 }, (_, i) => `<!ENTITY l${i + 1} "${`&l${i};`.repeat(10)}">`)].join('');
+  const laughs = [
+    '<!ENTITY l0 "ha">',
+    ...Array.from({ length: 9 }, (_, i) => `<!ENTITY l${i + 1} "${`&l${i};`.repeat(10)}">`),
+  ].join('');
   const nul = (s: string) => Buffer.from(s.replace('@NUL@', '\u0000'), 'utf8');
   const table: [string, Buffer, Refusal][] = [
-    ['internal entity used in an INVENTORY', z(`<?xml version="1.0"?><!DOCTYPE REQUEST [<!ENTITY n "injected">]>${xmlInventory('xe-1', '<HARDWARE><NAME>&n;</NAME></HARDWARE>').replace(/^<\?xml[^>]*>/, '')}`), xmlZ(400, /^Invalid XML: DOCTYPE and entity declarations are not accepted$/)],
-    ['external entity SYSTEM "file:///etc/passwd"', z(`<?xml version="1.0"?><!DOCTYPE REQUEST [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><REQUEST><DEVICEID>&xxe;</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`), xmlZ(400, /DOCTYPE and entity declarations are not accepted/)],
-    ['billion laughs (10^9 expansion)', z(`<?xml version="1.0"?><!DOCTYPE REQUEST [${laughs}]><REQUEST><DEVICEID>&l9;</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`), xmlZ(400, /DOCTYPE and entity declarations are not accepted/)],
-    ['parameter entities pulling an external DTD', z(`<?xml version="1.0"?><!DOCTYPE REQUEST [<!ENTITY % ext SYSTEM "http://127.0.0.1:9/evil.dtd"> %ext;]><REQUEST><DEVICEID>pe-1</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`), xmlZ(400, /DOCTYPE and entity declarations are not accepted/)],
-    ['an external DTD subset only', z(`<?xml version="1.0"?><!DOCTYPE REQUEST SYSTEM "file:///etc/passwd"><REQUEST><DEVICEID>dtd-1</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`), xmlZ(400, /DOCTYPE and entity declarations are not accepted/)],
-    ['a lower-case <!doctype> with <!entity>', z(`<!doctype request [<!entity x "y">]><REQUEST><DEVICEID>dtd-2</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`), xmlZ(400, /DOCTYPE and entity declarations are not accepted/)],
+    [
+      'internal entity used in an INVENTORY',
+      z(
+        `<?xml version="1.0"?><!DOCTYPE REQUEST [<!ENTITY n "injected">]>${xmlInventory('xe-1', '<HARDWARE><NAME>&n;</NAME></HARDWARE>').replace(/^<\?xml[^>]*>/, '')}`,
+      ),
+      xmlZ(400, /^Invalid XML: DOCTYPE and entity declarations are not accepted$/),
+    ],
+    [
+      'external entity SYSTEM "file:///etc/passwd"',
+      z(
+        `<?xml version="1.0"?><!DOCTYPE REQUEST [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><REQUEST><DEVICEID>&xxe;</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`,
+      ),
+      xmlZ(400, /DOCTYPE and entity declarations are not accepted/),
+    ],
+    [
+      'billion laughs (10^9 expansion)',
+      z(
+        `<?xml version="1.0"?><!DOCTYPE REQUEST [${laughs}]><REQUEST><DEVICEID>&l9;</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`,
+      ),
+      xmlZ(400, /DOCTYPE and entity declarations are not accepted/),
+    ],
+    [
+      'parameter entities pulling an external DTD',
+      z(
+        `<?xml version="1.0"?><!DOCTYPE REQUEST [<!ENTITY % ext SYSTEM "http://127.0.0.1:9/evil.dtd"> %ext;]><REQUEST><DEVICEID>pe-1</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`,
+      ),
+      xmlZ(400, /DOCTYPE and entity declarations are not accepted/),
+    ],
+    [
+      'an external DTD subset only',
+      z(
+        `<?xml version="1.0"?><!DOCTYPE REQUEST SYSTEM "file:///etc/passwd"><REQUEST><DEVICEID>dtd-1</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`,
+      ),
+      xmlZ(400, /DOCTYPE and entity declarations are not accepted/),
+    ],
+    [
+      'a lower-case <!doctype> with <!entity>',
+      z(`<!doctype request [<!entity x "y">]><REQUEST><DEVICEID>dtd-2</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`),
+      xmlZ(400, /DOCTYPE and entity declarations are not accepted/),
+    ],
     ['10 000 nested elements', z(deep), xmlZ(400, /^Invalid XML: nesting deeper than 64$/)],
-    ['an unterminated tag at the end', z('<REQUEST><DEVICEID>ut-1</DEVICEID><QUERY>PROLOG</QUERY'), xmlZ(400, /^Invalid XML: unterminated tag$/)],
-    ['an unterminated comment', z('<REQUEST><DEVICEID>ut-2</DEVICEID><QUERY>PROLOG</QUERY><!-- </REQUEST>'), xmlZ(400, /^Invalid XML: unterminated comment$/)],
-    ['an unterminated CDATA section', z('<REQUEST><DEVICEID><![CDATA[ut-3</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>'), xmlZ(400, /^Invalid XML: unterminated CDATA section$/)],
-    ['tags closed in another case', z('<REQUEST><DEVICEID>case-1</deviceid><QUERY>PROLOG</QUERY></REQUEST>'), xmlZ(400, /^Invalid XML: <\/deviceid> closes <DEVICEID>$/)],
-    ['a second root element', z(`${xmlProlog('root-1')}<REQUEST><DEVICEID>root-2</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`), xmlZ(400, /^Invalid XML: more than one root element$/)],
+    [
+      'an unterminated tag at the end',
+      z('<REQUEST><DEVICEID>ut-1</DEVICEID><QUERY>PROLOG</QUERY'),
+      xmlZ(400, /^Invalid XML: unterminated tag$/),
+    ],
+    [
+      'an unterminated comment',
+      z('<REQUEST><DEVICEID>ut-2</DEVICEID><QUERY>PROLOG</QUERY><!-- </REQUEST>'),
+      xmlZ(400, /^Invalid XML: unterminated comment$/),
+    ],
+    [
+      'an unterminated CDATA section',
+      z('<REQUEST><DEVICEID><![CDATA[ut-3</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>'),
+      xmlZ(400, /^Invalid XML: unterminated CDATA section$/),
+    ],
+    [
+      'tags closed in another case',
+      z('<REQUEST><DEVICEID>case-1</deviceid><QUERY>PROLOG</QUERY></REQUEST>'),
+      xmlZ(400, /^Invalid XML: <\/deviceid> closes <DEVICEID>$/),
+    ],
+    [
+      'a second root element',
+      z(`${xmlProlog('root-1')}<REQUEST><DEVICEID>root-2</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`),
+      xmlZ(400, /^Invalid XML: more than one root element$/),
+    ],
     // Not well-formed XML (text outside the root): must be refused, not stored.
-    ['text after the root element', z(`${xmlInventory('tail-1', '<HARDWARE><NAME>t</NAME></HARDWARE>')}trailing garbage`), xmlZ(400, /^Invalid XML/)],
-    ['text between the declaration and the root', z(`<?xml version="1.0"?>junk${xmlInventory('lead-1').replace(/^<\?xml[^>]*>/, '')}`), xmlZ(400, /^Invalid XML/)],
+    [
+      'text after the root element',
+      z(`${xmlInventory('tail-1', '<HARDWARE><NAME>t</NAME></HARDWARE>')}trailing garbage`),
+      xmlZ(400, /^Invalid XML/),
+    ],
+    [
+      'text between the declaration and the root',
+      z(`<?xml version="1.0"?>junk${xmlInventory('lead-1').replace(/^<\?xml[^>]*>/, '')}`),
+      xmlZ(400, /^Invalid XML/),
+    ],
     // NUL is refused with the document (XML 1.0 §2.2), before the deviceid is even read.
-    ['a NUL byte in DEVICEID', z(nul(xmlProlog('nul@NUL@id'))), xmlZ(400, /^Invalid XML: control characters are not allowed$/)],
+    [
+      'a NUL byte in DEVICEID',
+      z(nul(xmlProlog('nul@NUL@id'))),
+      xmlZ(400, /^Invalid XML: control characters are not allowed$/),
+    ],
     // NUL is not allowed anywhere in an XML document (XML 1.0 §2.2).
-    ['a NUL byte in HARDWARE/NAME', z(nul(xmlInventory('nul-2', '<HARDWARE><NAME>a@NUL@b</NAME></HARDWARE>'))), xmlZ(400, /^Invalid XML/)],
+    [
+      'a NUL byte in HARDWARE/NAME',
+      z(nul(xmlInventory('nul-2', '<HARDWARE><NAME>a@NUL@b</NAME></HARDWARE>'))),
+      xmlZ(400, /^Invalid XML/),
+    ],
     // &#1; is not a legal character reference in XML 1.0; the parser silently drops it (deviceid "cr1x").
-    ['a character reference to U+0001 in DEVICEID', z(xmlProlog('cr1&#1;x')), xmlZ(400, /Invalid XML|control characters/)],
-    ['an element named __proto__ in HARDWARE', z(xmlInventory('proto-1', '<HARDWARE><__proto__><polluted>yes</polluted></__proto__><NAME>p</NAME></HARDWARE>')), xmlZ(400, /^Invalid XML/)],
-    ['an element named constructor in HARDWARE', z(xmlInventory('proto-2', '<HARDWARE><constructor><prototype><polluted>yes</polluted></prototype></constructor><NAME>c</NAME></HARDWARE>')), xmlZ(400, /^Invalid XML/)],
-    ['an element named __proto__ under REQUEST', z('<REQUEST><DEVICEID>proto-3</DEVICEID><__proto__><QUERY>x</QUERY></__proto__><QUERY>PROLOG</QUERY></REQUEST>'), xmlZ(400, /^Invalid XML/)],
-    ['a real UTF-16LE body (BOM FF FE)', z(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(xmlProlog('utf16-1').replace('UTF-8', 'UTF-16'), 'utf16le')])), xmlZ(400, /^Unsupported content: expected an XML or JSON message$/)],
+    [
+      'a character reference to U+0001 in DEVICEID',
+      z(xmlProlog('cr1&#1;x')),
+      xmlZ(400, /Invalid XML|control characters/),
+    ],
+    [
+      'an element named __proto__ in HARDWARE',
+      z(xmlInventory('proto-1', '<HARDWARE><__proto__><polluted>yes</polluted></__proto__><NAME>p</NAME></HARDWARE>')),
+      xmlZ(400, /^Invalid XML/),
+    ],
+    [
+      'an element named constructor in HARDWARE',
+      z(
+        xmlInventory(
+          'proto-2',
+          '<HARDWARE><constructor><prototype><polluted>yes</polluted></prototype></constructor><NAME>c</NAME></HARDWARE>',
+        ),
+      ),
+      xmlZ(400, /^Invalid XML/),
+    ],
+    [
+      'an element named __proto__ under REQUEST',
+      z('<REQUEST><DEVICEID>proto-3</DEVICEID><__proto__><QUERY>x</QUERY></__proto__><QUERY>PROLOG</QUERY></REQUEST>'),
+      xmlZ(400, /^Invalid XML/),
+    ],
+    [
+      'a real UTF-16LE body (BOM FF FE)',
+      z(
+        Buffer.concat([
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from(xmlProlog('utf16-1').replace('UTF-8', 'UTF-16'), 'utf16le'),
+        ]),
+      ),
+      xmlZ(400, /^Unsupported content: expected an XML or JSON message$/),
+    ],
   ];
   it.each(table)('%s', async (_name, body, r) => {
     await expectRefused({ headers: FI_ZLIB, body }, r);
@@ -243,36 +398,56 @@ describe('XML: refused', () => {
 
 describe('XML: accepted (valid, odd)', () => {
   it('comments before, inside and after the root, and CDATA holding markup, are read as XML says', async () => {
-    const doc = '<?xml version="1.0"?><!-- <REQUEST> --><REQUEST><!-- x --><DEVICEID>cdata-<!-- y -->1</DEVICEID><QUERY>INVENTORY</QUERY>' +
+    const doc =
+      '<?xml version="1.0"?><!-- <REQUEST> --><REQUEST><!-- x --><DEVICEID>cdata-<!-- y -->1</DEVICEID><QUERY>INVENTORY</QUERY>' +
       `<CONTENT><!-- z --><HARDWARE><NAME><![CDATA[a<b>&c</NAME>]]></NAME><!-- </HARDWARE> --></HARDWARE><VERSIONCLIENT>${FI_UA}</VERSIONCLIENT></CONTENT></REQUEST><!-- end -->\n`;
     await accepted({ headers: FI_ZLIB, body: z(doc) });
     expect((await device('cdata-1'))?.name).toBe('a<b>&c</NAME>');
   });
 
   it('an encoding declaration is not trusted: UTF-8 bytes declared UTF-16 are read as UTF-8', async () => {
-    await accepted({ headers: FI_ZLIB, body: z(xmlInventory('enc-1', '<HARDWARE><NAME>café-€</NAME></HARDWARE>').replace('UTF-8', 'UTF-16')) });
+    await accepted({
+      headers: FI_ZLIB,
+      body: z(xmlInventory('enc-1', '<HARDWARE><NAME>café-€</NAME></HARDWARE>').replace('UTF-8', 'UTF-16')),
+    });
     expect((await device('enc-1'))?.name).toBe('café-€');
   });
 
   it('bytes that are neither UTF-8 nor sensible ISO-8859-1 are read as ISO-8859-1 and kept byte for byte', async () => {
     const junk = Buffer.from([0xc3, 0x28, 0x81, 0x8d, 0x9d, 0xff]); // invalid UTF-8; C1 controls in latin1
-    const [head, tail] = xmlInventory('latin-junk', '<HARDWARE><NAME>@</NAME></HARDWARE>').split('@') as [string, string];
+    const [head, tail] = xmlInventory('latin-junk', '<HARDWARE><NAME>@</NAME></HARDWARE>').split('@') as [
+      string,
+      string,
+    ];
     const body = Buffer.concat([Buffer.from(head), junk, Buffer.from(tail)]);
     await accepted({ headers: FI_ZLIB, body: z(body) });
     const d = await device('latin-junk');
     expect(d?.name).toBe(junk.toString('latin1')); // 'Ã(\x81\x8d\x9dÿ'
-    const [s] = await ctx.sql<{ body: Buffer; compression: string }[]>`select body, compression from submissions where device_id = ${d!.id}`;
+    const [s] = await ctx.sql<
+      { body: Buffer; compression: string }[]
+    >`select body, compression from submissions where device_id = ${d!.id}`;
     expect(s!.compression).toBe('zlib');
     expect(zlib.inflateSync(s!.body).equals(body)).toBe(true);
   });
 
   it('numeric character references are decoded like any XML parser does (&#233; &#xE9; → é)', async () => {
-    await accepted({ headers: FI_ZLIB, body: z(xmlInventory('charref-1', '<HARDWARE><NAME>caf&#233;-caf&#xE9;</NAME></HARDWARE>')) });
+    await accepted({
+      headers: FI_ZLIB,
+      body: z(xmlInventory('charref-1', '<HARDWARE><NAME>caf&#233;-caf&#xE9;</NAME></HARDWARE>')),
+    });
     expect((await device('charref-1'))?.name).toBe('café-café');
   });
 
   it('an element named __proto__ in a section the gateway does not read is kept as data, polluting nothing', async () => {
-    await accepted({ headers: FI_ZLIB, body: z(xmlInventory('proto-4', '<__proto__><polluted>yes</polluted></__proto__><SOFTWARES><constructor>x</constructor></SOFTWARES>')) });
+    await accepted({
+      headers: FI_ZLIB,
+      body: z(
+        xmlInventory(
+          'proto-4',
+          '<__proto__><polluted>yes</polluted></__proto__><SOFTWARES><constructor>x</constructor></SOFTWARES>',
+        ),
+      ),
+    });
     expect(await device('proto-4')).toBeDefined();
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
@@ -281,7 +456,9 @@ describe('XML: accepted (valid, odd)', () => {
     const started = Date.now();
     await accepted({ headers: FI_ZLIB, body: z(xmlInventory('many-1', '<A/>'.repeat(200_000))) });
     expect(Date.now() - started).toBeLessThan(10_000);
-    const [s] = await ctx.sql<{ decodedSize: number }[]>`select s.decoded_size as "decodedSize" from submissions s join devices d on d.id = s.device_id where d.deviceid = 'many-1'`;
+    const [s] = await ctx.sql<
+      { decodedSize: number }[]
+    >`select s.decoded_size as "decodedSize" from submissions s join devices d on d.id = s.device_id where d.deviceid = 'many-1'`;
     expect(s!.decodedSize).toBeGreaterThan(800_000);
   });
 
@@ -298,30 +475,135 @@ describe('XML: accepted (valid, odd)', () => {
 describe('JSON: refused', () => {
   const nested = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
   const table: [string, Record<string, string>, Buffer, Refusal][] = [
-    ['100 000 unclosed [ inside content', GA_JSON, Buffer.from(`{"action":"inventory","deviceid":"deep-j1","content":{"x":${'['.repeat(100_000)}`), jsonP(400, /^Invalid JSON$/)],
-    ['100 000 [ as the whole body (a top-level array)', GA_JSON, Buffer.from('['.repeat(100_000)), jsonP(400, /^Unsupported content: expected an XML or JSON message$/)],
+    [
+      '100 000 unclosed [ inside content',
+      GA_JSON,
+      Buffer.from(`{"action":"inventory","deviceid":"deep-j1","content":{"x":${'['.repeat(100_000)}`),
+      jsonP(400, /^Invalid JSON$/),
+    ],
+    [
+      '100 000 [ as the whole body (a top-level array)',
+      GA_JSON,
+      Buffer.from('['.repeat(100_000)),
+      jsonP(400, /^Unsupported content: expected an XML or JSON message$/),
+    ],
     // V8 parses it; PostgreSQL's jsonb cannot hold it (depth): a 500 today.
-    ['100 000 nested arrays, balanced, in a partial inventory', GA_ZLIB, z(jsonInventoryText('deep-j2', `"x":${nested(100_000)}`)), jsonZ(400, /./)],
-    ['a __proto__ key nested in content', GA_JSON, Buffer.from(jsonInventoryText('proto-j1', '"bios":{"__proto__":{"polluted":"yes"}}')), jsonP(400, /^Invalid JSON: forbidden key "__proto__"$/)],
-    ['a __proto__ key spelled with \\u005f escapes', GA_JSON, Buffer.from(jsonInventoryText('proto-j2', '"\\u005f\\u005fproto\\u005f\\u005f":{"polluted":"yes"}')), jsonP(400, /forbidden key "__proto__"/)],
-    ['a __proto__ key spelled with \\u005F (upper-case hex)', GA_JSON, Buffer.from(jsonInventoryText('proto-j3', '"\\u005F_proto__":{"polluted":"yes"}')), jsonP(400, /forbidden key "__proto__"/)],
+    [
+      '100 000 nested arrays, balanced, in a partial inventory',
+      GA_ZLIB,
+      z(jsonInventoryText('deep-j2', `"x":${nested(100_000)}`)),
+      jsonZ(400, /./),
+    ],
+    [
+      'a __proto__ key nested in content',
+      GA_JSON,
+      Buffer.from(jsonInventoryText('proto-j1', '"bios":{"__proto__":{"polluted":"yes"}}')),
+      jsonP(400, /^Invalid JSON: forbidden key "__proto__"$/),
+    ],
+    [
+      'a __proto__ key spelled with \\u005f escapes',
+      GA_JSON,
+      Buffer.from(jsonInventoryText('proto-j2', '"\\u005f\\u005fproto\\u005f\\u005f":{"polluted":"yes"}')),
+      jsonP(400, /forbidden key "__proto__"/),
+    ],
+    [
+      'a __proto__ key spelled with \\u005F (upper-case hex)',
+      GA_JSON,
+      Buffer.from(jsonInventoryText('proto-j3', '"\\u005F_proto__":{"polluted":"yes"}')),
+      jsonP(400, /forbidden key "__proto__"/),
+    ],
     // Any other escaped letter spells the same key and slips past the \u005f/\u007f pre-check.
-    ['a __proto__ key spelled __pro\\u0074o__', GA_JSON, Buffer.from(jsonInventoryText('proto-j4', '"__pro\\u0074o__":{"polluted":"yes"}')), jsonP(400, /forbidden key "__proto__"/)],
-    ['a __proto__ key spelled \\u005f_\\u0070roto__ in CONTACT', GA_JSON, Buffer.from('{"action":"contact","deviceid":"proto-j5","\\u005f_\\u0070roto__":{"polluted":"yes"}}'), jsonP(400, /forbidden key "__proto__"/)],
-    ['a top-level array holding a message', GA_JSON, Buffer.from(`[${jsonInventory('arr-1', {})}]`), jsonP(400, /^Unsupported content: expected an XML or JSON message$/)],
-    ['a top-level string', GA_JSON, Buffer.from('"inventory"'), jsonP(400, /^Unsupported content: expected an XML or JSON message$/)],
-    ['an inventory whose content is a string', GA_JSON, Buffer.from('{"action":"inventory","deviceid":"c-1","content":"x"}'), jsonP(400, /^Invalid JSON: inventory without content$/)],
-    ['an inventory whose content is an array', GA_JSON, Buffer.from('{"action":"inventory","deviceid":"c-2","content":[{"hardware":{}}]}'), jsonP(400, /^Invalid JSON: inventory without content$/)],
-    ['an inventory whose content is null', GA_JSON, Buffer.from('{"action":"inventory","deviceid":"c-3","content":null}'), jsonP(400, /^Invalid JSON: inventory without content$/)],
-    ['an inventory without deviceid', GA_ZLIB, z(JSON.stringify({ action: 'inventory', content: { hardware: { name: 'x' }, versionclient: GA_UA } })), jsonZ(400, /^Missing deviceid$/)],
-    ['an empty deviceid', GA_JSON, Buffer.from(jsonInventory('', { hardware: { name: 'x' } })), jsonP(400, /^Missing deviceid$/)],
-    ['a deviceid of white space only', GA_JSON, Buffer.from(jsonInventory('   ', { hardware: { name: 'x' } })), jsonP(400, /^Missing deviceid$/)],
-    ['a 10 KB deviceid', GA_JSON, Buffer.from(jsonInventory('d'.repeat(10_240), { hardware: { name: 'x' } })), jsonP(400, /^deviceid longer than 255 characters$/)],
-    ['a deviceid with a TAB', GA_JSON, Buffer.from(jsonInventory('ctl\t1', {})), jsonP(400, /^deviceid contains control characters$/)],
-    ['a deviceid with ESC and DEL', GA_JSON, Buffer.from(jsonInventory('ctl\u001b[2J\u007f', {})), jsonP(400, /^deviceid contains control characters$/)],
-    ['a deviceid that is an object', GA_JSON, Buffer.from('{"action":"contact","deviceid":{"toString":"x"}}'), jsonP(400, /^Missing deviceid$/)],
+    [
+      'a __proto__ key spelled __pro\\u0074o__',
+      GA_JSON,
+      Buffer.from(jsonInventoryText('proto-j4', '"__pro\\u0074o__":{"polluted":"yes"}')),
+      jsonP(400, /forbidden key "__proto__"/),
+    ],
+    [
+      'a __proto__ key spelled \\u005f_\\u0070roto__ in CONTACT',
+      GA_JSON,
+      Buffer.from('{"action":"contact","deviceid":"proto-j5","\\u005f_\\u0070roto__":{"polluted":"yes"}}'),
+      jsonP(400, /forbidden key "__proto__"/),
+    ],
+    [
+      'a top-level array holding a message',
+      GA_JSON,
+      Buffer.from(`[${jsonInventory('arr-1', {})}]`),
+      jsonP(400, /^Unsupported content: expected an XML or JSON message$/),
+    ],
+    [
+      'a top-level string',
+      GA_JSON,
+      Buffer.from('"inventory"'),
+      jsonP(400, /^Unsupported content: expected an XML or JSON message$/),
+    ],
+    [
+      'an inventory whose content is a string',
+      GA_JSON,
+      Buffer.from('{"action":"inventory","deviceid":"c-1","content":"x"}'),
+      jsonP(400, /^Invalid JSON: inventory without content$/),
+    ],
+    [
+      'an inventory whose content is an array',
+      GA_JSON,
+      Buffer.from('{"action":"inventory","deviceid":"c-2","content":[{"hardware":{}}]}'),
+      jsonP(400, /^Invalid JSON: inventory without content$/),
+    ],
+    [
+      'an inventory whose content is null',
+      GA_JSON,
+      Buffer.from('{"action":"inventory","deviceid":"c-3","content":null}'),
+      jsonP(400, /^Invalid JSON: inventory without content$/),
+    ],
+    [
+      'an inventory without deviceid',
+      GA_ZLIB,
+      z(JSON.stringify({ action: 'inventory', content: { hardware: { name: 'x' }, versionclient: GA_UA } })),
+      jsonZ(400, /^Missing deviceid$/),
+    ],
+    [
+      'an empty deviceid',
+      GA_JSON,
+      Buffer.from(jsonInventory('', { hardware: { name: 'x' } })),
+      jsonP(400, /^Missing deviceid$/),
+    ],
+    [
+      'a deviceid of white space only',
+      GA_JSON,
+      Buffer.from(jsonInventory('   ', { hardware: { name: 'x' } })),
+      jsonP(400, /^Missing deviceid$/),
+    ],
+    [
+      'a 10 KB deviceid',
+      GA_JSON,
+      Buffer.from(jsonInventory('d'.repeat(10_240), { hardware: { name: 'x' } })),
+      jsonP(400, /^deviceid longer than 255 characters$/),
+    ],
+    [
+      'a deviceid with a TAB',
+      GA_JSON,
+      Buffer.from(jsonInventory('ctl\t1', {})),
+      jsonP(400, /^deviceid contains control characters$/),
+    ],
+    [
+      'a deviceid with ESC and DEL',
+      GA_JSON,
+      Buffer.from(jsonInventory('ctl\u001b[2J\u007f', {})),
+      jsonP(400, /^deviceid contains control characters$/),
+    ],
+    [
+      'a deviceid that is an object',
+      GA_JSON,
+      Buffer.from('{"action":"contact","deviceid":{"toString":"x"}}'),
+      jsonP(400, /^Missing deviceid$/),
+    ],
     // 1e29 cannot be kept exactly (stored today as "1.2345678901234568e+29"): a deviceid must be a string.
-    ['a deviceid that is a huge number', GA_JSON, Buffer.from('{"action":"contact","deviceid":123456789012345678901234567890}'), jsonP(400, /deviceid/)],
+    [
+      'a deviceid that is a huge number',
+      GA_JSON,
+      Buffer.from('{"action":"contact","deviceid":123456789012345678901234567890}'),
+      jsonP(400, /deviceid/),
+    ],
   ];
   it.each(table)('%s', async (_name, headers, body, r) => {
     await expectRefused({ headers, body }, r);
@@ -331,26 +613,50 @@ describe('JSON: refused', () => {
 
 describe('JSON: accepted, stored as data', () => {
   it('duplicate keys: the last one wins, as in PHP json_decode and JSON.parse', async () => {
-    await accepted({ headers: GA_JSON, body: Buffer.from('{"action":"contact","deviceid":"dup-a","deviceid":"dup-b","name":"GLPI-Agent","version":"1.12"}') });
+    await accepted({
+      headers: GA_JSON,
+      body: Buffer.from(
+        '{"action":"contact","deviceid":"dup-a","deviceid":"dup-b","name":"GLPI-Agent","version":"1.12"}',
+      ),
+    });
     expect(await device('dup-a')).toBeUndefined();
     expect(await device('dup-b')).toBeDefined();
   });
 
   it('constructor / prototype keys are plain data (no prototype touched)', async () => {
-    await accepted({ headers: GA_JSON, body: Buffer.from(jsonInventoryText('ctor-1', '"constructor":{"prototype":{"polluted":"yes"}},"bios":{"prototype":"p"}')) });
-    const [inv] = await ctx.sql<{ view: Record<string, unknown> }[]>`select view from inventories i join devices d on d.id = i.device_id where d.deviceid = 'ctor-1'`;
+    await accepted({
+      headers: GA_JSON,
+      body: Buffer.from(
+        jsonInventoryText('ctor-1', '"constructor":{"prototype":{"polluted":"yes"}},"bios":{"prototype":"p"}'),
+      ),
+    });
+    const [inv] = await ctx.sql<
+      { view: Record<string, unknown> }[]
+    >`select view from inventories i join devices d on d.id = i.device_id where d.deviceid = 'ctor-1'`;
     expect(inv!.view.constructor).toEqual({ prototype: { polluted: 'yes' } });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((Object.prototype as unknown as Record<string, unknown>).polluted).toBeUndefined();
   });
 
   it('huge numbers in content are accepted (the raw body is what is kept)', async () => {
-    await accepted({ headers: GA_JSON, body: Buffer.from(jsonInventoryText('num-1', '"memories":[{"capacity":1e400,"serialnumber":123456789012345678901234567890}]', false)) });
+    await accepted({
+      headers: GA_JSON,
+      body: Buffer.from(
+        jsonInventoryText(
+          'num-1',
+          '"memories":[{"capacity":1e400,"serialnumber":123456789012345678901234567890}]',
+          false,
+        ),
+      ),
+    });
     expect(await device('num-1')).toBeDefined();
   });
 
   it('"partial": "yes" is not true: the inventory is taken as a full one', async () => {
-    await accepted({ headers: GA_JSON, body: Buffer.from(jsonInventory('partial-yes', { hardware: { name: 'py' } }, { partial: 'yes' })) });
+    await accepted({
+      headers: GA_JSON,
+      body: Buffer.from(jsonInventory('partial-yes', { hardware: { name: 'py' } }, { partial: 'yes' })),
+    });
     const [s] = await ctx.sql<{ partial: boolean; full: boolean }[]>`
       select s.partial, i.full_submission_id = s.id as full from submissions s join devices d on d.id = s.device_id
       join inventories i on i.device_id = d.id where d.deviceid = 'partial-yes'`;
@@ -365,17 +671,32 @@ describe('JSON: accepted, stored as data', () => {
   });
 
   /** Where each identity field goes in a JSON inventory, and how the gateway stores it (255-character cap). */
-  const FIELDS: [string, (v: string) => Record<string, unknown>, (d: NonNullable<Awaited<ReturnType<typeof device>>>) => unknown, (v: string) => unknown][] = [
+  const FIELDS: [
+    string,
+    (v: string) => Record<string, unknown>,
+    (d: NonNullable<Awaited<ReturnType<typeof device>>>) => unknown,
+    (v: string) => unknown,
+  ][] = [
     ['name', (v) => ({ content: { hardware: { name: v } } }), (d) => d.name, (v) => v.slice(0, 255)],
     ['uuid', (v) => ({ content: { hardware: { uuid: v } } }), (d) => d.uuid, (v) => v.slice(0, 255).toLowerCase()],
     ['serial', (v) => ({ content: { bios: { ssn: v } } }), (d) => d.serial, (v) => v.slice(0, 255)],
     ['msn', (v) => ({ content: { bios: { msn: v } } }), (d) => d.msn, (v) => v.slice(0, 255)],
     ['asset tag', (v) => ({ content: { bios: { assettag: v } } }), (d) => d.assetTag, (v) => v.slice(0, 255)],
-    ['manufacturer', (v) => ({ content: { bios: { smanufacturer: v } } }), (d) => d.manufacturer, (v) => v.slice(0, 255)],
+    [
+      'manufacturer',
+      (v) => ({ content: { bios: { smanufacturer: v } } }),
+      (d) => d.manufacturer,
+      (v) => v.slice(0, 255),
+    ],
     ['model', (v) => ({ content: { bios: { smodel: v } } }), (d) => d.model, (v) => v.slice(0, 255)],
     ['tag', (v) => ({ tag: v }), (d) => d.tag, (v) => v.slice(0, 255)],
     // MACs are normalised to aa:bb:cc:dd:ee:ff; anything else is not a MAC and is not kept.
-    ['macs', (v) => ({ content: { networks: [{ description: 'eth0', mac: v, virtualdev: false }] } }), (d) => d.macs, () => []],
+    [
+      'macs',
+      (v) => ({ content: { networks: [{ description: 'eth0', mac: v, virtualdev: false }] } }),
+      (d) => d.macs,
+      () => [],
+    ],
     ['versionclient', (v) => ({ content: { versionclient: v } }), (d) => d.agentVersion, (v) => v.slice(0, 255)],
   ];
   const cases = FIELDS.flatMap(([field, place, read, stored]) => [
@@ -385,7 +706,11 @@ describe('JSON: accepted, stored as data', () => {
   it.each(cases)('%s is stored as data', async (_name, field, place, read, stored, value) => {
     const deviceid = `field-${field.replace(' ', '-')}-${value.length}`;
     const msg = place(value) as { content?: Record<string, unknown>; tag?: string };
-    const body = jsonInventory(deviceid, { hardware: { name: 'h' }, ...msg.content }, msg.tag === undefined ? {} : { tag: msg.tag });
+    const body = jsonInventory(
+      deviceid,
+      { hardware: { name: 'h' }, ...msg.content },
+      msg.tag === undefined ? {} : { tag: msg.tag },
+    );
     await accepted({ headers: GA_ZLIB, body: z(body) });
     const d = await device(deviceid);
     expect(d).toBeDefined();
@@ -410,9 +735,18 @@ describe('JSON: odd content must never make a 5xx', () => {
 
   it.each([
     // A Windows registry value can carry NUL; PostgreSQL text and jsonb cannot.
-    ['a partial inventory with \\u0000 in a software name', z(jsonInventoryText('nul-j1', '"softwares":[{"name":"bad\\u0000name","version":"1"}]'))],
-    ['a CONTACT whose agent name holds \\u0000', z('{"action":"contact","deviceid":"nul-j2","name":"GLPI\\u0000Agent","version":"1.12"}')],
-    ['a partial inventory with a lone surrogate \\ud800', z(jsonInventoryText('sur-j1', '"softwares":[{"name":"\\ud800"}]'))],
+    [
+      'a partial inventory with \\u0000 in a software name',
+      z(jsonInventoryText('nul-j1', '"softwares":[{"name":"bad\\u0000name","version":"1"}]')),
+    ],
+    [
+      'a CONTACT whose agent name holds \\u0000',
+      z('{"action":"contact","deviceid":"nul-j2","name":"GLPI\\u0000Agent","version":"1.12"}'),
+    ],
+    [
+      'a partial inventory with a lone surrogate \\ud800',
+      z(jsonInventoryText('sur-j1', '"softwares":[{"name":"\\ud800"}]')),
+    ],
   ])('%s', async (_name, body) => {
     await expectHandled({ headers: GA_ZLIB, body });
   });
@@ -423,7 +757,12 @@ describe('JSON: odd content must never make a 5xx', () => {
     ['\\u0000 in a software name', '"softwares":[{"name":"bad\\u0000name"}]', 200],
   ])('a normal partial after a full inventory holding %s is still taken', async (name, poison, fullStatus) => {
     const deviceid = `poisoned-${name.length}`;
-    const full = await send(ctx.app, { method: 'POST', path: '/', headers: GA_ZLIB, body: z(jsonInventoryText(deviceid, poison, false)) });
+    const full = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: GA_ZLIB,
+      body: z(jsonInventoryText(deviceid, poison, false)),
+    });
     expect(full.status).toBe(fullStatus);
     const partial = gaPartial.replace(/"deviceid"\s*:\s*"[^"]*"/, `"deviceid": "${deviceid}"`);
     const res = await send(ctx.app, { method: 'POST', path: '/', headers: GA_ZLIB, body: z(partial) });
@@ -436,41 +775,142 @@ describe('JSON: odd content must never make a 5xx', () => {
 describe('compression: refused', () => {
   const prolog = xmlProlog('comp-1');
   const table: [string, () => Promise<Req> | Req, Refusal][] = [
-    ['a zlib bomb: 512 MiB of spaces in ~0.5 MB', async () => ({ headers: FI_ZLIB, body: await bomb('zlib', 512, '<REQUEST><DEVICEID>bomb-1</DEVICEID><CONTENT><X>') }), xmlZ(413, new RegExp(`^Decompressed body exceeds ${INFLATE_LIMIT} bytes$`))],
-    ['a gzip bomb: 512 MiB of spaces in ~0.5 MB', async () => ({ headers: { 'Content-Type': GZIP, 'User-Agent': FI_UA }, body: await bomb('gzip', 512, '<REQUEST><DEVICEID>bomb-2</DEVICEID><CONTENT><X>') }), { status: 413, format: 'xml', compression: 'gzip', message: /^Decompressed body exceeds \d+ bytes$/ }],
-    ['a high-ratio gzip bomb (32 MiB in ~32 KB)', async () => ({ headers: { 'Content-Type': GZIP }, body: await bomb('gzip', 32, '<REQUEST>') }), { status: 413, format: 'xml', compression: 'gzip', message: /^Decompressed body exceeds/ }],
-    ['a zlib bomb in JSON from a GLPI Agent', async () => ({ headers: GA_ZLIB, body: await bomb('zlib', 32, '{"action":"inventory","deviceid":"bomb-3","content":{"x":"') }), jsonZ(413, /^Decompressed body exceeds/)],
-    ['a zlib bomb labelled application/xml (sniffed, still capped)', async () => ({ headers: FI_XML, body: await bomb('zlib', 32, '<REQUEST>') }), xmlZ(413, /^Decompressed body exceeds/)],
-    ['a truncated gzip body', () => ({ headers: { 'Content-Type': GZIP }, body: gz(prolog).subarray(0, 30) }), { status: 400, format: 'xml', compression: 'gzip', message: /^Invalid gzip body: cannot decompress$/ }],
-    ['a truncated zlib body over 4 KB (the thread-pool path)', () => {
-      const big = z(fiInventory.replace(/<DEVICEID>[^<]*/, '<DEVICEID>trunc-2'));
-      expect(big.length).toBeGreaterThan(4096);
-      return { headers: FI_ZLIB, body: big.subarray(0, big.length - 64) };
-    }, xmlZ(400, /^Invalid zlib body: cannot decompress$/)],
-    ['a zlib body with a wrong Adler-32', () => {
-      const b = z(prolog);
-      b[b.length - 1] = b[b.length - 1]! ^ 0xff;
-      return { headers: FI_ZLIB, body: b };
-    }, xmlZ(400, /^Invalid zlib body: cannot decompress$/)],
-    ['a gzip body with a wrong CRC-32', () => {
-      const b = gz(prolog);
-      b[b.length - 6] = b[b.length - 6]! ^ 0xff;
-      return { headers: { 'Content-Type': GZIP }, body: b };
-    }, { status: 400, format: 'xml', compression: 'gzip', message: /^Invalid gzip body: cannot decompress$/ }],
-    ['garbage after a zlib header (78 9C)', () => ({ headers: FI_ZLIB, body: Buffer.concat([Buffer.from([0x78, 0x9c]), Buffer.from('garbage, not deflate')]) }), xmlZ(400, /^Invalid zlib body: cannot decompress$/)],
-    ['garbage after a gzip header (1F 8B)', () => ({ headers: { 'Content-Type': GZIP }, body: Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.from('garbage, not gzip')]) }), { status: 400, format: 'xml', compression: 'gzip', message: /^Invalid gzip body: cannot decompress$/ }],
+    [
+      'a zlib bomb: 512 MiB of spaces in ~0.5 MB',
+      async () => ({
+        headers: FI_ZLIB,
+        body: await bomb('zlib', 512, '<REQUEST><DEVICEID>bomb-1</DEVICEID><CONTENT><X>'),
+      }),
+      xmlZ(413, new RegExp(`^Decompressed body exceeds ${INFLATE_LIMIT} bytes$`)),
+    ],
+    [
+      'a gzip bomb: 512 MiB of spaces in ~0.5 MB',
+      async () => ({
+        headers: { 'Content-Type': GZIP, 'User-Agent': FI_UA },
+        body: await bomb('gzip', 512, '<REQUEST><DEVICEID>bomb-2</DEVICEID><CONTENT><X>'),
+      }),
+      { status: 413, format: 'xml', compression: 'gzip', message: /^Decompressed body exceeds \d+ bytes$/ },
+    ],
+    [
+      'a high-ratio gzip bomb (32 MiB in ~32 KB)',
+      async () => ({ headers: { 'Content-Type': GZIP }, body: await bomb('gzip', 32, '<REQUEST>') }),
+      { status: 413, format: 'xml', compression: 'gzip', message: /^Decompressed body exceeds/ },
+    ],
+    [
+      'a zlib bomb in JSON from a GLPI Agent',
+      async () => ({
+        headers: GA_ZLIB,
+        body: await bomb('zlib', 32, '{"action":"inventory","deviceid":"bomb-3","content":{"x":"'),
+      }),
+      jsonZ(413, /^Decompressed body exceeds/),
+    ],
+    [
+      'a zlib bomb labelled application/xml (sniffed, still capped)',
+      async () => ({ headers: FI_XML, body: await bomb('zlib', 32, '<REQUEST>') }),
+      xmlZ(413, /^Decompressed body exceeds/),
+    ],
+    [
+      'a truncated gzip body',
+      () => ({ headers: { 'Content-Type': GZIP }, body: gz(prolog).subarray(0, 30) }),
+      { status: 400, format: 'xml', compression: 'gzip', message: /^Invalid gzip body: cannot decompress$/ },
+    ],
+    [
+      'a truncated zlib body over 4 KB (the thread-pool path)',
+      () => {
+        const big = z(fiInventory.replace(/<DEVICEID>[^<]*/, '<DEVICEID>trunc-2'));
+        expect(big.length).toBeGreaterThan(4096);
+        return { headers: FI_ZLIB, body: big.subarray(0, big.length - 64) };
+      },
+      xmlZ(400, /^Invalid zlib body: cannot decompress$/),
+    ],
+    [
+      'a zlib body with a wrong Adler-32',
+      () => {
+        const b = z(prolog);
+        b[b.length - 1] = b[b.length - 1]! ^ 0xff;
+        return { headers: FI_ZLIB, body: b };
+      },
+      xmlZ(400, /^Invalid zlib body: cannot decompress$/),
+    ],
+    [
+      'a gzip body with a wrong CRC-32',
+      () => {
+        const b = gz(prolog);
+        b[b.length - 6] = b[b.length - 6]! ^ 0xff;
+        return { headers: { 'Content-Type': GZIP }, body: b };
+      },
+      { status: 400, format: 'xml', compression: 'gzip', message: /^Invalid gzip body: cannot decompress$/ },
+    ],
+    [
+      'garbage after a zlib header (78 9C)',
+      () => ({
+        headers: FI_ZLIB,
+        body: Buffer.concat([Buffer.from([0x78, 0x9c]), Buffer.from('garbage, not deflate')]),
+      }),
+      xmlZ(400, /^Invalid zlib body: cannot decompress$/),
+    ],
+    [
+      'garbage after a gzip header (1F 8B)',
+      () => ({
+        headers: { 'Content-Type': GZIP },
+        body: Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.from('garbage, not gzip')]),
+      }),
+      { status: 400, format: 'xml', compression: 'gzip', message: /^Invalid gzip body: cannot decompress$/ },
+    ],
     // Not zlib by its header, so not decoded; a plain answer is what a plain body gets (agents accept it, §2).
-    ['raw deflate labelled zlib', () => ({ headers: FI_ZLIB, body: zlib.deflateRawSync(prolog) }), { status: 400, format: 'xml', compression: 'none', message: /^Unsupported content: expected an XML or JSON message$/ }],
-    ['plain garbage labelled zlib', () => ({ headers: FI_ZLIB, body: Buffer.from('\x01\x02 definitely not compressed') }), { status: 400, format: 'xml', compression: 'none', message: /^Unsupported content: expected an XML or JSON message$/ }],
+    [
+      'raw deflate labelled zlib',
+      () => ({ headers: FI_ZLIB, body: zlib.deflateRawSync(prolog) }),
+      {
+        status: 400,
+        format: 'xml',
+        compression: 'none',
+        message: /^Unsupported content: expected an XML or JSON message$/,
+      },
+    ],
+    [
+      'plain garbage labelled zlib',
+      () => ({ headers: FI_ZLIB, body: Buffer.from('\x01\x02 definitely not compressed') }),
+      {
+        status: 400,
+        format: 'xml',
+        compression: 'none',
+        message: /^Unsupported content: expected an XML or JSON message$/,
+      },
+    ],
     ['an empty body labelled zlib', () => ({ headers: FI_ZLIB }), xmlZ(400, /^Empty body$/)],
     ['an empty body labelled zlib from a GLPI Agent', () => ({ headers: GA_ZLIB }), jsonZ(400, /^Empty body$/)],
-    ['an empty body labelled gzip', () => ({ headers: { 'Content-Type': GZIP } }), { status: 400, format: 'xml', compression: 'gzip', message: /^Empty body$/ }],
-    ['an empty body labelled application/xml', () => ({ headers: FI_XML }), { status: 400, format: 'xml', compression: 'none', message: /^Empty body$/ }],
+    [
+      'an empty body labelled gzip',
+      () => ({ headers: { 'Content-Type': GZIP } }),
+      { status: 400, format: 'xml', compression: 'gzip', message: /^Empty body$/ },
+    ],
+    [
+      'an empty body labelled application/xml',
+      () => ({ headers: FI_XML }),
+      { status: 400, format: 'xml', compression: 'none', message: /^Empty body$/ },
+    ],
     ['an empty body labelled application/json', () => ({ headers: GA_JSON }), jsonP(400, /^Empty body$/)],
-    ['an empty body without Content-Type', () => ({ headers: { 'User-Agent': FI_UA } }), { status: 400, format: 'xml', compression: 'none', message: /^Empty body$/ }],
-    ['Content-Encoding: gzip', () => ({ headers: { ...FI_ZLIB, 'Content-Encoding': 'gzip' }, body: gz(prolog) }), xmlZ(415, /^Content-Encoding is not supported; announce compression with Content-Type$/)],
-    ['Content-Encoding: deflate', () => ({ headers: { ...FI_ZLIB, 'Content-Encoding': 'deflate' }, body: z(prolog) }), xmlZ(415, /^Content-Encoding is not supported/)],
-    ['Content-Encoding: br on a JSON message', () => ({ headers: { ...GA_JSON, 'Content-Encoding': 'br' }, body: Buffer.from('{}') }), jsonP(415, /^Content-Encoding is not supported/)],
+    [
+      'an empty body without Content-Type',
+      () => ({ headers: { 'User-Agent': FI_UA } }),
+      { status: 400, format: 'xml', compression: 'none', message: /^Empty body$/ },
+    ],
+    [
+      'Content-Encoding: gzip',
+      () => ({ headers: { ...FI_ZLIB, 'Content-Encoding': 'gzip' }, body: gz(prolog) }),
+      xmlZ(415, /^Content-Encoding is not supported; announce compression with Content-Type$/),
+    ],
+    [
+      'Content-Encoding: deflate',
+      () => ({ headers: { ...FI_ZLIB, 'Content-Encoding': 'deflate' }, body: z(prolog) }),
+      xmlZ(415, /^Content-Encoding is not supported/),
+    ],
+    [
+      'Content-Encoding: br on a JSON message',
+      () => ({ headers: { ...GA_JSON, 'Content-Encoding': 'br' }, body: Buffer.from('{}') }),
+      jsonP(415, /^Content-Encoding is not supported/),
+    ],
   ];
   it.each(table)('%s', async (_name, make, r) => {
     const started = Date.now();
@@ -515,7 +955,12 @@ describe('HTTP', () => {
     ['OPTIONS', '/marketplace/glpiinventory/'],
   ])('%s %s → 405 with Allow, empty body, nothing written', async (method, path) => {
     const before = await snapshot(ctx.sql);
-    const res = await send(ctx.app, { method, path, headers: FI_ZLIB, body: method === 'OPTIONS' ? undefined : z(xmlProlog('m-1')) });
+    const res = await send(ctx.app, {
+      method,
+      path,
+      headers: FI_ZLIB,
+      body: method === 'OPTIONS' ? undefined : z(xmlProlog('m-1')),
+    });
     expect(res.status).toBe(405);
     expect(res.headers.allow).toBe('GET, POST');
     expect(res.raw.length).toBe(0);
@@ -539,7 +984,9 @@ describe('HTTP', () => {
 
   it('20 concurrent copies of one inventory: all 200, one device, one inventory, 20 registrations and 20 submissions', async () => {
     const body = z(fiInventory.replace(/<DEVICEID>[^<]*/, '<DEVICEID>dup-inventory-1'));
-    const answers = await Promise.all(Array.from({ length: 20 }, () => send(ctx.app, { method: 'POST', path: '/', headers: FI_ZLIB, body })));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => send(ctx.app, { method: 'POST', path: '/', headers: FI_ZLIB, body })),
+    );
     expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
     const [c] = await ctx.sql<{ devices: number; registrations: number; submissions: number; inventories: number }[]>`
       select (select count(*)::int from devices where deviceid = 'dup-inventory-1') as devices,
@@ -565,12 +1012,21 @@ describe('auth (AGENT_AUTH=required): malformed Authorization headers get the st
   const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
   it('control: the key itself works', async () => {
-    const res = await send(auth.app, { method: 'POST', path: '/', headers: { ...FI_ZLIB, Authorization: `Basic ${b64(`inventory:${SECRET}`)}` }, body: z(xmlProlog('auth-ok')) });
+    const res = await send(auth.app, {
+      method: 'POST',
+      path: '/',
+      headers: { ...FI_ZLIB, Authorization: `Basic ${b64(`inventory:${SECRET}`)}` },
+      body: z(xmlProlog('auth-ok')),
+    });
     expect(res.status).toBe(200);
   });
 
   const XML_SHAPE = { headers: FI_ZLIB, body: z(xmlProlog('auth-1')), refusal: xmlZ(401, /^Authorization required$/) };
-  const JSON_SHAPE = { headers: GA_JSON, body: Buffer.from('{"action":"contact","deviceid":"auth-2","name":"GLPI-Agent","version":"1.12"}'), refusal: jsonP(401, /^Authorization required$/) };
+  const JSON_SHAPE = {
+    headers: GA_JSON,
+    body: Buffer.from('{"action":"contact","deviceid":"auth-2","name":"GLPI-Agent","version":"1.12"}'),
+    refusal: jsonP(401, /^Authorization required$/),
+  };
   it.each([
     ['Basic with no value', () => 'Basic', XML_SHAPE],
     ['Basic with invalid base64', () => 'Basic %%%not*base64%%%', JSON_SHAPE],
@@ -583,12 +1039,20 @@ describe('auth (AGENT_AUTH=required): malformed Authorization headers get the st
     ['an unknown scheme (Digest)', () => 'Digest username="inventory", realm="agent-gate"', XML_SHAPE],
     ['an empty Authorization header', () => '', XML_SHAPE],
   ])('%s', async (_name, header, shape) => {
-    const res = await expectRefused({ headers: { ...shape.headers, Authorization: header() }, body: shape.body }, { ...shape.refusal, recorded: false }, auth);
+    const res = await expectRefused(
+      { headers: { ...shape.headers, Authorization: header() }, body: shape.body },
+      { ...shape.refusal, recorded: false },
+      auth,
+    );
     expect(res.headers['www-authenticate']).toBe('Basic realm="agent-gate"');
   });
 
   it('a malformed credential with a zip bomb: 401 before anything is inflated', async () => {
-    const res = await expectRefused({ headers: { ...FI_ZLIB, Authorization: 'Basic' }, body: await bomb('zlib', 32, '<REQUEST>') }, { ...xmlZ(401, /^Authorization required$/), recorded: false }, auth);
+    const res = await expectRefused(
+      { headers: { ...FI_ZLIB, Authorization: 'Basic' }, body: await bomb('zlib', 32, '<REQUEST>') },
+      { ...xmlZ(401, /^Authorization required$/), recorded: false },
+      auth,
+    );
     expect(res.headers['www-authenticate']).toBe('Basic realm="agent-gate"');
   });
 });
@@ -596,7 +1060,9 @@ describe('auth (AGENT_AUTH=required): malformed Authorization headers get the st
 describe('after the whole corpus', () => {
   it('the gateway still answers a valid PROLOG with 200', async () => {
     const res = await accepted({ headers: FI_ZLIB, body: z(xmlProlog('still-alive-1')) });
-    expect(res.text).toBe('<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><PROLOG_FREQ>24</PROLOG_FREQ><RESPONSE>SEND</RESPONSE></REPLY>\n');
+    expect(res.text).toBe(
+      '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><PROLOG_FREQ>24</PROLOG_FREQ><RESPONSE>SEND</RESPONSE></REPLY>\n',
+    );
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

@@ -20,9 +20,26 @@ function prolog(deviceid: string, kind = 'prolog'): RecordInput {
   return {
     device: { deviceid, initialState: 'approved', remoteAddr: '127.0.0.1', seenAt: at },
     registration: {
-      receivedAt: at, deviceId: null, deviceid, method: 'POST', path: '/', kind, format: 'xml', compression: 'zlib', bodySize: 1,
-      decodedSize: 1, partial: false, remoteAddr: '127.0.0.1', userAgent: null, agentId: null, proxyId: null, requestId: null,
-      outcome: 'accepted', status: 200, message: null, details: null,
+      receivedAt: at,
+      deviceId: null,
+      deviceid,
+      method: 'POST',
+      path: '/',
+      kind,
+      format: 'xml',
+      compression: 'zlib',
+      bodySize: 1,
+      decodedSize: 1,
+      partial: false,
+      remoteAddr: '127.0.0.1',
+      userAgent: null,
+      agentId: null,
+      proxyId: null,
+      requestId: null,
+      outcome: 'accepted',
+      status: 200,
+      message: null,
+      details: null,
     },
     submission: null,
     fullInventory: false,
@@ -50,7 +67,9 @@ it('a record the database refuses fails alone; its batch-mates are written', asy
     batcher.record(prolog('mate-4')),
   ]);
   expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
-  const rows = await ctx.sql<{ deviceid: string }[]>`select deviceid from registrations where deviceid like 'mate-%' order by deviceid`;
+  const rows = await ctx.sql<
+    { deviceid: string }[]
+  >`select deviceid from registrations where deviceid like 'mate-%' order by deviceid`;
   expect(rows.map((r) => r.deviceid)).toEqual(['mate-1', 'mate-2', 'mate-4']);
   await batcher.drain();
 });

@@ -45,7 +45,11 @@ function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: cliEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -119,7 +123,12 @@ describe('agent-gate credentials', () => {
   let rotatedSecret: string;
 
   it('secrets create --json prints one JSON document with the secret', async () => {
-    const created = await cliJson<{ name: string; version: number; secret: string }>(['secrets', 'create', '--name', 'site-a']);
+    const created = await cliJson<{ name: string; version: number; secret: string }>([
+      'secrets',
+      'create',
+      '--name',
+      'site-a',
+    ]);
     expect(created).toMatchObject({ name: 'site-a', version: 1, secret: expect.any(String) });
     expect(created.secret.length).toBeGreaterThanOrEqual(20);
     secret = created.secret;
@@ -137,7 +146,14 @@ describe('agent-gate credentials', () => {
 
   it('secrets rotate --grace 7d --json makes version 2; older versions expire in about 7 days', async () => {
     const before = Date.now();
-    const rotated = await cliJson<{ name: string; version: number; secret: string; previousVersionsExpireAt: string }>(['secrets', 'rotate', '--name', 'site-a', '--grace', '7d']);
+    const rotated = await cliJson<{ name: string; version: number; secret: string; previousVersionsExpireAt: string }>([
+      'secrets',
+      'rotate',
+      '--name',
+      'site-a',
+      '--grace',
+      '7d',
+    ]);
     const after = Date.now();
     expect(rotated).toMatchObject({ name: 'site-a', version: 2, secret: expect.any(String) });
     expect(rotated.secret).not.toBe(secret);
@@ -162,13 +178,29 @@ describe('agent-gate credentials', () => {
   });
 
   it('clients create --json prints a clientId and a clientSecret', async () => {
-    const c = await cliJson<{ clientId: string; clientSecret: string; name: string }>(['clients', 'create', '--name', 'c1']);
-    expect(c).toMatchObject({ name: 'c1', clientId: expect.stringMatching(/^agc_\w+$/), clientSecret: expect.any(String) });
+    const c = await cliJson<{ clientId: string; clientSecret: string; name: string }>([
+      'clients',
+      'create',
+      '--name',
+      'c1',
+    ]);
+    expect(c).toMatchObject({
+      name: 'c1',
+      clientId: expect.stringMatching(/^agc_\w+$/),
+      clientSecret: expect.any(String),
+    });
     expect(c.clientSecret.length).toBeGreaterThanOrEqual(20);
   });
 
   it('operators create --role reviewer --json prints a token', async () => {
-    const op = await cliJson<{ name: string; role: string; token: string }>(['operators', 'create', '--name', 'rev', '--role', 'reviewer']);
+    const op = await cliJson<{ name: string; role: string; token: string }>([
+      'operators',
+      'create',
+      '--name',
+      'rev',
+      '--role',
+      'reviewer',
+    ]);
     expect(op).toMatchObject({ name: 'rev', role: 'reviewer', token: expect.any(String) });
     expect(op.token.length).toBeGreaterThanOrEqual(20);
   });
@@ -181,14 +213,27 @@ describe('agent-gate credentials', () => {
   });
 
   it('audit list --json records each action with the cli: actor', async () => {
-    const entries = await cliJson<{ id: number; actor: string; action: string; targetId: string | null }[]>(['audit', 'list']);
-    for (const [action, targetId] of [['key.create', 'site-a'], ['key.rotate', 'site-a'], ['client.create', expect.stringMatching(/^agc_/)], ['operator.create', 'rev']] as const) {
+    const entries = await cliJson<{ id: number; actor: string; action: string; targetId: string | null }[]>([
+      'audit',
+      'list',
+    ]);
+    for (const [action, targetId] of [
+      ['key.create', 'site-a'],
+      ['key.rotate', 'site-a'],
+      ['client.create', expect.stringMatching(/^agc_/)],
+      ['operator.create', 'rev'],
+    ] as const) {
       const mine = entries.filter((e) => e.action === action);
       expect(mine, `${action} in ${JSON.stringify(entries.map((e) => e.action))}`).toHaveLength(1);
       expect(mine[0]).toMatchObject({ actor: expect.stringMatching(/^cli:.+/), targetId });
     }
     // Nothing of the refused commands got in.
-    expect(entries.map((e) => e.action).sort()).toEqual(['client.create', 'key.create', 'key.rotate', 'operator.create']);
+    expect(entries.map((e) => e.action).sort()).toEqual([
+      'client.create',
+      'key.create',
+      'key.rotate',
+      'operator.create',
+    ]);
     // Audit entries show masked secrets only.
     expect(JSON.stringify(entries)).not.toContain(secret);
     expect(JSON.stringify(entries)).not.toContain(rotatedSecret);
@@ -201,12 +246,29 @@ describe('agent-gate credentials', () => {
 
     beforeAll(async () => {
       // The production start (no migration left to do, no bootstrap: keys and operators exist already).
-      const config = loadConfig({ DATABASE_URL: schema.url, PORT: '0', HOST: '127.0.0.1', AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0', LOG_LEVEL: 'silent' });
+      const config = loadConfig({
+        DATABASE_URL: schema.url,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        AGENT_AUTH: 'required',
+        SECRET_CACHE_TTL: '0',
+        LOG_LEVEL: 'silent',
+      });
       server = await startServer(config, createLogger({ level: 'silent', pretty: false }));
       const authorization = `Basic ${Buffer.from(`site-a-agent:${rotatedSecret}`).toString('base64')}`;
       const post = (xml: string) =>
-        fetch(`${server.url}/`, { method: 'POST', headers: { 'Content-Type': 'application/xml', 'User-Agent': 'FusionInventory-Agent_v2.6-3', Authorization: authorization }, body: xml });
-      const prolog = await post(`<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST><DEVICEID>${DEVICEID}</DEVICEID><QUERY>PROLOG</QUERY><TOKEN>12345678</TOKEN></REQUEST>\n`);
+        fetch(`${server.url}/`, {
+          method: 'POST',
+          headers: {
+            'Content-Type': 'application/xml',
+            'User-Agent': 'FusionInventory-Agent_v2.6-3',
+            Authorization: authorization,
+          },
+          body: xml,
+        });
+      const prolog = await post(
+        `<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST><DEVICEID>${DEVICEID}</DEVICEID><QUERY>PROLOG</QUERY><TOKEN>12345678</TOKEN></REQUEST>\n`,
+      );
       expect(prolog.status).toBe(200);
       expect(await prolog.text()).toContain('<RESPONSE>SEND</RESPONSE>');
       const inventory = await post(
@@ -232,8 +294,15 @@ describe('agent-gate credentials', () => {
       expect(Array.isArray(devices)).toBe(true);
       expect(devices).toHaveLength(1);
       const d = devices[0]!;
-      for (const field of ['id', 'deviceid', 'name', 'serial', 'uuid', 'macs', 'tag', 'state', 'firstSeen', 'lastSeen']) expect(d, field).toHaveProperty(field);
-      expect(d).toMatchObject({ id: expect.any(Number), deviceid: DEVICEID, name: 'cli-ws17', serial: 'CZC4318XKQ', tag: 'paris-dc2' });
+      for (const field of ['id', 'deviceid', 'name', 'serial', 'uuid', 'macs', 'tag', 'state', 'firstSeen', 'lastSeen'])
+        expect(d, field).toHaveProperty(field);
+      expect(d).toMatchObject({
+        id: expect.any(Number),
+        deviceid: DEVICEID,
+        name: 'cli-ws17',
+        serial: 'CZC4318XKQ',
+        tag: 'paris-dc2',
+      });
       expect(String(d.uuid).toLowerCase()).toBe('7d1e4c2a-0f3b-4a55-9c1e-2b8d6f0a9e11');
       expect(d.macs).toEqual([MAC]);
       expect(DEVICE_STATES).toContain(d.state);
@@ -246,8 +315,14 @@ describe('agent-gate credentials', () => {
       const regs = await cliJson<Record<string, unknown>[]>(['registrations', 'list', '--deviceid', DEVICEID]);
       expect(regs.map((r) => r.kind)).toEqual(['inventory', 'prolog']);
       for (const r of regs) {
-        for (const field of ['id', 'deviceid', 'kind', 'format', 'outcome', 'receivedAt']) expect(r, field).toHaveProperty(field);
-        expect(r).toMatchObject({ id: expect.any(Number), deviceid: DEVICEID, format: 'xml', outcome: expect.any(String) });
+        for (const field of ['id', 'deviceid', 'kind', 'format', 'outcome', 'receivedAt'])
+          expect(r, field).toHaveProperty(field);
+        expect(r).toMatchObject({
+          id: expect.any(Number),
+          deviceid: DEVICEID,
+          format: 'xml',
+          outcome: expect.any(String),
+        });
         expect(KINDS).toContain(r.kind);
         expect(FORMATS).toContain(r.format);
         expect(r.receivedAt).toMatch(ISO);
@@ -263,18 +338,43 @@ describe('agent-gate credentials', () => {
     });
 
     it('devices show, approve --filter (count first, then --yes), undo and reject work by deviceid', async () => {
-      const shown = await cliJson<{ state: string; inventory: { softwareCount: number } | null; history: { to: string }[] }>(['devices', 'show', DEVICEID]);
+      const shown = await cliJson<{
+        state: string;
+        inventory: { softwareCount: number } | null;
+        history: { to: string }[];
+      }>(['devices', 'show', DEVICEID]);
       expect(shown.state).toBe('quarantined');
       expect(shown.inventory?.softwareCount).toBe(1);
-      const dry = await cli(['devices', 'approve', '--filter', 'tag=paris-dc2,state=quarantined', '--reason', 'paris batch']);
+      const dry = await cli([
+        'devices',
+        'approve',
+        '--filter',
+        'tag=paris-dc2,state=quarantined',
+        '--reason',
+        'paris batch',
+      ]);
       expect(dry.code, show(dry)).toBe(0);
       expect(dry.stdout).toMatch(/1 device\(s\) match\. Re-run with --yes to approve them\./);
       expect((await cliJson<{ state: string }[]>(['devices', 'list']))[0]!.state).toBe('quarantined');
-      const done = await cliJson<{ dryRun: boolean; count: number }>(['devices', 'approve', '--filter', 'tag=paris-dc2,state=quarantined', '--reason', 'paris batch', '--yes']);
+      const done = await cliJson<{ dryRun: boolean; count: number }>([
+        'devices',
+        'approve',
+        '--filter',
+        'tag=paris-dc2,state=quarantined',
+        '--reason',
+        'paris batch',
+        '--yes',
+      ]);
       expect(done).toMatchObject({ dryRun: false, count: 1 });
       expect((await cliJson<{ state: string }[]>(['devices', 'list']))[0]!.state).toBe('approved');
       expect(await cliJson(['devices', 'undo', DEVICEID])).toMatchObject({ to: 'quarantined' });
-      const rejected = await cliJson<{ deviceid: string; to: string }[]>(['devices', 'reject', DEVICEID, '--reason', 'not ours']);
+      const rejected = await cliJson<{ deviceid: string; to: string }[]>([
+        'devices',
+        'reject',
+        DEVICEID,
+        '--reason',
+        'not ours',
+      ]);
       expect(rejected).toEqual([expect.objectContaining({ deviceid: DEVICEID, to: 'rejected' })]);
       const unknown = await cli(['devices', 'approve', 'no-such-device']);
       expectRefused(unknown, /Unknown device\(s\): no-such-device/);
@@ -290,7 +390,13 @@ describe('agent-gate with an invalid configuration', () => {
     expect(r.stderr.match(/^agent-gate:/gm), show(r)).toHaveLength(1);
     const problems = lines.slice(1);
     expect(problems, show(r)).toHaveLength(2);
-    expect(problems.some((l) => /PORT.*99999/.test(l)), show(r)).toBe(true);
-    expect(problems.some((l) => /LOG_LEVEL.*loud/.test(l)), show(r)).toBe(true);
+    expect(
+      problems.some((l) => /PORT.*99999/.test(l)),
+      show(r),
+    ).toBe(true);
+    expect(
+      problems.some((l) => /LOG_LEVEL.*loud/.test(l)),
+      show(r),
+    ).toBe(true);
   });
 });

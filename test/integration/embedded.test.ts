@@ -12,14 +12,25 @@ import { ROOT, freePort } from '../../scripts/lib/processes.js';
 import { textOf } from '../helpers/fixtures.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-embedded-'));
-const env = { ...process.env, DATA_DIR: dataDir, DATABASE_URL: '', REDIS_URL: '', AGENT_AUTH: 'off', LOG_LEVEL: 'info', HOST: '127.0.0.1' };
+const env = {
+  ...process.env,
+  DATA_DIR: dataDir,
+  DATABASE_URL: '',
+  REDIS_URL: '',
+  AGENT_AUTH: 'off',
+  LOG_LEVEL: 'info',
+  HOST: '127.0.0.1',
+};
 let port = 0;
 let log = '';
 let server: ReturnType<typeof spawn>;
 
 beforeAll(async () => {
   port = await freePort();
-  server = spawn(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), 'serve'], { cwd: ROOT, env: { ...env, PORT: String(port) } });
+  server = spawn(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), 'serve'], {
+    cwd: ROOT,
+    env: { ...env, PORT: String(port) },
+  });
   server.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   server.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const until = Date.now() + 60_000;
@@ -42,18 +53,34 @@ it('starts with no services and says so clearly', () => {
 });
 
 it('records an agent, and the CLI beside it reads the same database', async () => {
-  const prolog = textOf('fusioninventory-plain', '0001-post-prolog.json').replace(/<DEVICEID>[^<]+/, '<DEVICEID>embedded-ws-1');
-  const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { 'Content-Type': 'application/x-compress-zlib' }, body: zlib.deflateSync(prolog) });
+  const prolog = textOf('fusioninventory-plain', '0001-post-prolog.json').replace(
+    /<DEVICEID>[^<]+/,
+    '<DEVICEID>embedded-ws-1',
+  );
+  const res = await fetch(`http://127.0.0.1:${port}/`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-compress-zlib' },
+    body: zlib.deflateSync(prolog),
+  });
   expect(res.status).toBe(200);
   expect(zlib.inflateSync(Buffer.from(await res.arrayBuffer())).toString()).toContain('<RESPONSE>SEND</RESPONSE>');
-  const cli = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), 'devices', 'list', '--json'], { cwd: ROOT, env, encoding: 'utf8' });
+  const cli = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), 'devices', 'list', '--json'], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+  });
   expect(cli.status, cli.stderr).toBe(0);
   const devices = JSON.parse(cli.stdout) as { deviceid: string; state: string }[];
   expect(devices).toEqual([expect.objectContaining({ deviceid: 'embedded-ws-1', state: 'quarantined' })]);
 });
 
 it('refuses a second gateway on the same embedded database', () => {
-  const second = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), 'serve'], { cwd: ROOT, env: { ...env, PORT: '0' }, encoding: 'utf8', timeout: 60_000 });
+  const second = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), 'serve'], {
+    cwd: ROOT,
+    env: { ...env, PORT: '0' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   expect(second.status).not.toBe(0);
   expect(second.stderr).toMatch(/in use by process \d+; set DATABASE_URL to run several gateways/);
 });

@@ -38,16 +38,28 @@ afterAll(async () => {
 beforeEach(() => glpi.reset());
 
 const zlibType = { 'Content-Type': 'application/x-compress-zlib' };
-const prologBody = (deviceid: string) => zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`);
+const prologBody = (deviceid: string) =>
+  zlib.deflateSync(
+    `<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`,
+  );
 const inventoryBody = (deviceid: string, marker: string) =>
-  zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?><REQUEST><CONTENT><HARDWARE><NAME>${deviceid}</NAME><DESCRIPTION>${marker}</DESCRIPTION></HARDWARE></CONTENT><DEVICEID>${deviceid}</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>`);
+  zlib.deflateSync(
+    `<?xml version="1.0" encoding="UTF-8" ?><REQUEST><CONTENT><HARDWARE><NAME>${deviceid}</NAME><DESCRIPTION>${marker}</DESCRIPTION></HARDWARE></CONTENT><DEVICEID>${deviceid}</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>`,
+  );
 
 /** An approved device with one inventory in the outbox. */
 async function approvedInventory(deviceid: string, marker = deviceid): Promise<number> {
-  expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body: prologBody(deviceid) })).status).toBe(200);
+  expect(
+    (await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body: prologBody(deviceid) })).status,
+  ).toBe(200);
   await ctx.deps.review.decide([deviceid], 'approve', null, actor);
-  expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body: inventoryBody(deviceid, marker) })).status).toBe(200);
-  const [row] = await ctx.sql<{ id: number }[]>`select id from outbox where deviceid = ${deviceid} order by id desc limit 1`;
+  expect(
+    (await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body: inventoryBody(deviceid, marker) }))
+      .status,
+  ).toBe(200);
+  const [row] = await ctx.sql<
+    { id: number }[]
+  >`select id from outbox where deviceid = ${deviceid} order by id desc limit 1`;
   return row!.id;
 }
 
@@ -60,7 +72,8 @@ async function deadLetter(deviceid: string): Promise<number> {
   return id;
 }
 
-const api = (method: 'get' | 'post', url: string, token = adminToken) => request(ctx.app)[method](url).set('Authorization', `Bearer ${token}`);
+const api = (method: 'get' | 'post', url: string, token = adminToken) =>
+  request(ctx.app)[method](url).set('Authorization', `Bearer ${token}`);
 
 describe('admin API', () => {
   it('GET /api/v1/outbox lists items (admin only), filtered by state', async () => {
@@ -68,7 +81,16 @@ describe('admin API', () => {
     const res = await api('get', '/api/v1/outbox?state=dead');
     expect(res.status).toBe(200);
     expect(res.body).toHaveLength(1);
-    expect(res.body[0]).toMatchObject({ id, deviceid: 'ops-api-1', kind: 'inventory', partial: false, state: 'dead', attempts: 1, lastStatus: 422, lastError: 'HTTP 422' });
+    expect(res.body[0]).toMatchObject({
+      id,
+      deviceid: 'ops-api-1',
+      kind: 'inventory',
+      partial: false,
+      state: 'dead',
+      attempts: 1,
+      lastStatus: 422,
+      lastError: 'HTTP 422',
+    });
     expect(res.body[0].lastResponse).toContain('scripted 422');
     expect((await api('get', '/api/v1/outbox?state=pending')).body).toEqual([]);
     expect((await api('get', '/api/v1/outbox?state=lost')).status).toBe(400);
@@ -98,7 +120,9 @@ describe('admin API', () => {
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ id, dropped: true });
     expect((await api('get', '/api/v1/outbox?state=dead')).body).toEqual([]);
-    const [audit] = await ctx.sql<{ actor: string; before: { state: string; deviceid: string } }[]>`select actor, before from audit_log where action = 'outbox.drop' and target_id = ${String(id)}`;
+    const [audit] = await ctx.sql<
+      { actor: string; before: { state: string; deviceid: string } }[]
+    >`select actor, before from audit_log where action = 'outbox.drop' and target_id = ${String(id)}`;
     expect(audit).toMatchObject({ actor: 'operator:boss', before: { state: 'dead', deviceid: 'ops-api-2' } });
     expect((await api('post', `/api/v1/outbox/${id}/drop`)).status).toBe(404);
     expect((await api('post', '/api/v1/outbox/abc/retry')).status).toBe(400);
@@ -118,7 +142,11 @@ describe('agent-gate outbox', () => {
   }
   function cli(args: string[]): Promise<CliResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, ...args], {
+        cwd: ROOT,
+        env: cliEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -134,7 +162,10 @@ describe('agent-gate outbox', () => {
     const listed = await cli(['outbox', 'list', '--state', 'dead', '--json']);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stderr).toBe('');
-    expect((JSON.parse(listed.stdout) as { id: number; state: string }[]).map((r) => [r.id, r.state])).toEqual([[b, 'dead'], [a, 'dead']]);
+    expect((JSON.parse(listed.stdout) as { id: number; state: string }[]).map((r) => [r.id, r.state])).toEqual([
+      [b, 'dead'],
+      [a, 'dead'],
+    ]);
     const table = await cli(['outbox', 'list', '--state', 'dead']);
     expect(table.stdout).toMatch(/^ID\s+DEVICEID\s+KIND\s+PARTIAL\s+STATE\s+ATTEMPTS\s+LASTSTATUS\s+LASTERROR/);
     expect(table.stdout).toContain('HTTP 422');
@@ -145,7 +176,9 @@ describe('agent-gate outbox', () => {
     const dropped = await cli(['outbox', 'drop', String(b)]);
     expect(dropped.code, dropped.stderr).toBe(0);
     expect(dropped.stdout).toBe(`outbox item ${b} dropped\n`);
-    const actions = await ctx.sql<{ action: string; actor: string }[]>`select action, actor from audit_log where target_type = 'outbox' and target_id in ${ctx.sql([String(a), String(b)])} order by id`;
+    const actions = await ctx.sql<
+      { action: string; actor: string }[]
+    >`select action, actor from audit_log where target_type = 'outbox' and target_id in ${ctx.sql([String(a), String(b)])} order by id`;
     expect(actions.map((x) => x.action)).toEqual(['outbox.retry', 'outbox.drop']);
     expect(actions.every((x) => x.actor.startsWith('cli:'))).toBe(true);
     ctx.clock.set(new Date(Date.now() + 1000)); // the CLI made it due on the real clock
@@ -172,7 +205,12 @@ describe('upstream authentication', () => {
   it('Basic: UPSTREAM_USER / UPSTREAM_PASSWORD', async () => {
     glpi.basic = { user: 'gate', password: 'glpi-pw' };
     await approvedInventory('ops-basic-1');
-    const f = createForwarder({ sql: ctx.sql, clock: ctx.clock, logger: ctx.deps.logger, config: { ...ctx.deps.config, upstreamUser: 'gate', upstreamPassword: 'glpi-pw' } });
+    const f = createForwarder({
+      sql: ctx.sql,
+      clock: ctx.clock,
+      logger: ctx.deps.logger,
+      config: { ...ctx.deps.config, upstreamUser: 'gate', upstreamPassword: 'glpi-pw' },
+    });
     expect(await f.runOnce()).toBe(1);
     expect(glpi.requests.map((r) => r.status)).toEqual([200]);
     expect(glpi.requests[0]!.headers.authorization).toBe(`Basic ${Buffer.from('gate:glpi-pw').toString('base64')}`);
@@ -181,14 +219,27 @@ describe('upstream authentication', () => {
 
   it('OAuth2 client credentials: one token from <base>/api.php/token, reused until it expires, renewed when refused', async () => {
     glpi.oauth = { clientId: 'gate-client', clientSecret: 'gate-secret', expiresIn: 3600 };
-    const f = createForwarder({ sql: ctx.sql, clock: ctx.clock, logger: ctx.deps.logger, config: { ...ctx.deps.config, upstreamClientId: 'gate-client', upstreamClientSecret: 'gate-secret' } });
+    const f = createForwarder({
+      sql: ctx.sql,
+      clock: ctx.clock,
+      logger: ctx.deps.logger,
+      config: { ...ctx.deps.config, upstreamClientId: 'gate-client', upstreamClientSecret: 'gate-secret' },
+    });
     await approvedInventory('ops-oauth-1', 'o1');
     await approvedInventory('ops-oauth-2', 'o2');
     expect(await f.runOnce()).toBe(2); // two sends at once share one token request
     expect(glpi.tokenRequests).toHaveLength(1);
-    expect(glpi.tokenRequests[0]!.body).toEqual({ grant_type: 'client_credentials', client_id: 'gate-client', client_secret: 'gate-secret', scope: 'inventory' });
+    expect(glpi.tokenRequests[0]!.body).toEqual({
+      grant_type: 'client_credentials',
+      client_id: 'gate-client',
+      client_secret: 'gate-secret',
+      scope: 'inventory',
+    });
     expect(glpi.tokenRequests[0]!.headers['content-type']).toBe('application/json');
-    expect(glpi.requests.map((r) => [r.status, r.headers.authorization])).toEqual([[200, 'Bearer tok-1'], [200, 'Bearer tok-1']]);
+    expect(glpi.requests.map((r) => [r.status, r.headers.authorization])).toEqual([
+      [200, 'Bearer tok-1'],
+      [200, 'Bearer tok-1'],
+    ]);
 
     await approvedInventory('ops-oauth-3', 'o3');
     expect(await f.runOnce()).toBe(1);
@@ -202,17 +253,30 @@ describe('upstream authentication', () => {
     glpi.revokeTokens(); // GLPI restarted: the cached token is refused once, a new one is fetched, the send repeated
     await approvedInventory('ops-oauth-5', 'o5');
     expect(await f.runOnce()).toBe(1);
-    expect(glpi.requests.slice(-2).map((r) => [r.status, r.headers.authorization])).toEqual([[401, 'Bearer tok-2'], [200, 'Bearer tok-3']]);
+    expect(glpi.requests.slice(-2).map((r) => [r.status, r.headers.authorization])).toEqual([
+      [401, 'Bearer tok-2'],
+      [200, 'Bearer tok-3'],
+    ]);
     const [row] = await ctx.sql<{ state: string }[]>`select state from outbox where deviceid = 'ops-oauth-5'`;
     expect(row!.state).toBe('delivered');
 
     // A wrong client secret: the token endpoint's 401 counts like GLPI refusing the inventory.
-    const wrong = createForwarder({ sql: ctx.sql, clock: ctx.clock, logger: ctx.deps.logger, config: { ...ctx.deps.config, upstreamClientId: 'gate-client', upstreamClientSecret: 'nope' } });
+    const wrong = createForwarder({
+      sql: ctx.sql,
+      clock: ctx.clock,
+      logger: ctx.deps.logger,
+      config: { ...ctx.deps.config, upstreamClientId: 'gate-client', upstreamClientSecret: 'nope' },
+    });
     await approvedInventory('ops-oauth-6', 'o6');
     expect(await wrong.runOnce()).toBe(1);
     const [refused] = await ctx.sql<{ state: string; lastStatus: number; lastError: string; lastResponse: string }[]>`
       select state, last_status as "lastStatus", last_error as "lastError", last_response as "lastResponse" from outbox where deviceid = 'ops-oauth-6'`;
-    expect(refused).toMatchObject({ state: 'dead', lastStatus: 401, lastError: 'token endpoint answered HTTP 401', lastResponse: '{"error":"invalid_client"}' });
+    expect(refused).toMatchObject({
+      state: 'dead',
+      lastStatus: 401,
+      lastError: 'token endpoint answered HTTP 401',
+      lastResponse: '{"error":"invalid_client"}',
+    });
   });
 });
 
@@ -229,7 +293,8 @@ describe('the worker in a running gateway and in `agent-gate forward`', () => {
     const t = await startTestServer({ AGENT_AUTH: 'off', UPSTREAM_URL: glpi.url });
     try {
       const { server } = t;
-      const post = (body: Buffer) => fetch(`${server.url}/`, { method: 'POST', headers: zlibType, body: body as Uint8Array<ArrayBuffer> });
+      const post = (body: Buffer) =>
+        fetch(`${server.url}/`, { method: 'POST', headers: zlibType, body: body as Uint8Array<ArrayBuffer> });
       expect((await post(prologBody('ops-server-1'))).status).toBe(200);
       await server.deps.review.decide(['ops-server-1'], 'approve', null, actor);
       expect((await post(inventoryBody('ops-server-1', 's1'))).status).toBe(200);
@@ -247,7 +312,9 @@ describe('the worker in a running gateway and in `agent-gate forward`', () => {
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const key of CONFIG_KEYS) delete env[key.env];
     let child: ChildProcess | null = spawn(process.execPath, [BIN, 'forward', '--workers', '1'], {
-      cwd: ROOT, env: { ...env, DATABASE_URL: ctx.databaseUrl, UPSTREAM_URL: glpi.url, UPSTREAM_WORKERS: '0', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: ROOT,
+      env: { ...env, DATABASE_URL: ctx.databaseUrl, UPSTREAM_URL: glpi.url, UPSTREAM_WORKERS: '0', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));

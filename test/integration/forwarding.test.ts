@@ -22,7 +22,12 @@ let ctx: TestContext;
 
 beforeAll(async () => {
   await glpi.up();
-  ctx = await createTestContext({ AGENT_AUTH: 'off', UPSTREAM_URL: glpi.url, UPSTREAM_MAX_ATTEMPTS: String(MAX_ATTEMPTS), UPSTREAM_WORKERS: '4' });
+  ctx = await createTestContext({
+    AGENT_AUTH: 'off',
+    UPSTREAM_URL: glpi.url,
+    UPSTREAM_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
+    UPSTREAM_WORKERS: '4',
+  });
 });
 afterAll(async () => {
   await ctx?.close();
@@ -33,7 +38,9 @@ beforeEach(() => glpi.reset());
 const zlibType = { 'Content-Type': 'application/x-compress-zlib' };
 
 async function prolog(deviceid: string): Promise<void> {
-  const body = zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY><TOKEN>12345678</TOKEN></REQUEST>`);
+  const body = zlib.deflateSync(
+    `<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY><TOKEN>12345678</TOKEN></REQUEST>`,
+  );
   expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body })).status).toBe(200);
 }
 
@@ -44,16 +51,35 @@ async function approve(...deviceids: string[]) {
 /** A FusionInventory XML inventory; `marker` tells the sends apart upstream. */
 async function xmlInventory(deviceid: string, marker: string): Promise<void> {
   const text = `<?xml version="1.0" encoding="UTF-8" ?><REQUEST><CONTENT><HARDWARE><NAME>${deviceid}</NAME><DESCRIPTION>${marker}</DESCRIPTION></HARDWARE><VERSIONCLIENT>FusionInventory-Agent_v2.6-3</VERSIONCLIENT></CONTENT><DEVICEID>${deviceid}</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>`;
-  const res = await send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibType, 'User-Agent': 'FusionInventory-Agent_v2.6-3' }, body: zlib.deflateSync(text) });
+  const res = await send(ctx.app, {
+    method: 'POST',
+    path: '/',
+    headers: { ...zlibType, 'User-Agent': 'FusionInventory-Agent_v2.6-3' },
+    body: zlib.deflateSync(text),
+  });
   expect(res.status).toBe(200);
 }
 
 /** A GLPI Agent JSON inventory, full or partial. */
 async function jsonInventory(deviceid: string, marker: string, partial: boolean): Promise<void> {
-  const doc = { action: 'inventory', content: { hardware: { description: marker, name: deviceid }, versionclient: 'GLPI-Agent_v1.12' }, deviceid, itemtype: 'Computer', ...(partial ? { partial: true } : {}) };
+  const doc = {
+    action: 'inventory',
+    content: { hardware: { description: marker, name: deviceid }, versionclient: 'GLPI-Agent_v1.12' },
+    deviceid,
+    itemtype: 'Computer',
+    ...(partial ? { partial: true } : {}),
+  };
   const res = await send(ctx.app, {
-    method: 'POST', path: '/',
-    headers: { ...zlibType, 'User-Agent': 'GLPI-Agent_v1.12', 'GLPI-Agent-ID': `00000000-0000-4000-8000-${deviceid.replace(/[^0-9a-f]/g, '').padStart(12, '0').slice(-12)}` },
+    method: 'POST',
+    path: '/',
+    headers: {
+      ...zlibType,
+      'User-Agent': 'GLPI-Agent_v1.12',
+      'GLPI-Agent-ID': `00000000-0000-4000-8000-${deviceid
+        .replace(/[^0-9a-f]/g, '')
+        .padStart(12, '0')
+        .slice(-12)}`,
+    },
     body: zlib.deflateSync(JSON.stringify(doc, null, 3)),
   });
   expect(res.status).toBe(200);
@@ -64,13 +90,26 @@ function markerOf(r: GlpiRequest): string | null {
 }
 
 async function outbox(deviceid?: string) {
-  return ctx.sql<{ id: number; submissionId: number; state: string; attempts: number; nextAttemptAt: Date | null; lastStatus: number | null; lastError: string | null; lastResponse: string | null }[]>`
+  return ctx.sql<
+    {
+      id: number;
+      submissionId: number;
+      state: string;
+      attempts: number;
+      nextAttemptAt: Date | null;
+      lastStatus: number | null;
+      lastError: string | null;
+      lastResponse: string | null;
+    }[]
+  >`
     select id, submission_id as "submissionId", state, attempts, next_attempt_at as "nextAttemptAt", last_status as "lastStatus", last_error as "lastError", last_response as "lastResponse"
     from outbox ${deviceid ? ctx.sql`where deviceid = ${deviceid}` : ctx.sql``} order by id`;
 }
 
 async function unsent(): Promise<number> {
-  const [row] = await ctx.sql<{ n: number }[]>`select count(*)::int as n from outbox where state in ('pending', 'in_flight')`;
+  const [row] = await ctx.sql<
+    { n: number }[]
+  >`select count(*)::int as n from outbox where state in ('pending', 'in_flight')`;
   return row!.n;
 }
 
@@ -114,7 +153,13 @@ describe('an approved device', () => {
     expect(got.headers['content-length']).toBe(String(bodyOf(inventory).length));
     expect(got.headers.authorization).toBeUndefined();
     const [done] = await outbox(deviceid);
-    expect(done).toMatchObject({ state: 'delivered', attempts: 1, lastStatus: 200, lastError: null, nextAttemptAt: null });
+    expect(done).toMatchObject({
+      state: 'delivered',
+      attempts: 1,
+      lastStatus: 200,
+      lastError: null,
+      nextAttemptAt: null,
+    });
     expect(done!.lastResponse).toBe('{"expiration":24,"status":"ok"}'); // GLPI's zlib answer, kept decoded
     expect(await ctx.deps.forwarder.runOnce()).toBe(0); // once, not again
   });
@@ -137,8 +182,12 @@ describe('an approved device', () => {
 
   it('network-task messages and non-inventory messages are not forwarded', async () => {
     const before = (await outbox()).length;
-    const netdiscovery = '<?xml version="1.0"?><REQUEST><CONTENT><DEVICE><IP>192.0.2.7</IP></DEVICE><MODULEVERSION>6.1</MODULEVERSION><PROCESSNUMBER>7</PROCESSNUMBER></CONTENT><DEVICEID>foo</DEVICEID><QUERY>NETDISCOVERY</QUERY></REQUEST>';
-    expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body: zlib.deflateSync(netdiscovery) })).status).toBe(200);
+    const netdiscovery =
+      '<?xml version="1.0"?><REQUEST><CONTENT><DEVICE><IP>192.0.2.7</IP></DEVICE><MODULEVERSION>6.1</MODULEVERSION><PROCESSNUMBER>7</PROCESSNUMBER></CONTENT><DEVICEID>foo</DEVICEID><QUERY>NETDISCOVERY</QUERY></REQUEST>';
+    expect(
+      (await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body: zlib.deflateSync(netdiscovery) }))
+        .status,
+    ).toBe(200);
     await prolog('fw-prolog-only');
     await approve('fw-prolog-only');
     await prolog('fw-prolog-only');
@@ -171,11 +220,16 @@ describe('a quarantined device', () => {
   });
 
   it('auto-approved by a policy as its first inventory arrives: that inventory is forwarded', async () => {
-    const rule = await ctx.deps.policies.add({ action: 'approve', match: { manufacturer: 'FwAutoVendor' }, comment: 'forwarding test' }, actor);
+    const rule = await ctx.deps.policies.add(
+      { action: 'approve', match: { manufacturer: 'FwAutoVendor' }, comment: 'forwarding test' },
+      actor,
+    );
     try {
       const id = 'fw-auto-1';
       const text = `<?xml version="1.0" encoding="UTF-8" ?><REQUEST><CONTENT><BIOS><SMANUFACTURER>FwAutoVendor</SMANUFACTURER></BIOS><HARDWARE><NAME>${id}</NAME><DESCRIPTION>AUTO1</DESCRIPTION></HARDWARE></CONTENT><DEVICEID>${id}</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>`;
-      expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body: zlib.deflateSync(text) })).status).toBe(200);
+      expect(
+        (await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body: zlib.deflateSync(text) })).status,
+      ).toBe(200);
       const [d] = await ctx.sql<{ state: string }[]>`select state from devices where deviceid = ${id}`;
       expect(d!.state).toBe('approved');
       expect((await outbox(id)).map((o) => o.state)).toEqual(['pending']);
@@ -228,7 +282,11 @@ describe('GLPI down, failing or slow', () => {
     expect(await ctx.deps.forwarder.runOnce()).toBe(3); // one per device: the oldest of each
     for (const d of devices) {
       const rows = await outbox(d);
-      expect(rows.map((o) => [o.state, o.attempts])).toEqual([['pending', 1], ['pending', 0], ['pending', 0]]);
+      expect(rows.map((o) => [o.state, o.attempts])).toEqual([
+        ['pending', 1],
+        ['pending', 0],
+        ['pending', 0],
+      ]);
       expect(rows[0]!.lastError).toMatch(/ECONNREFUSED|fetch failed/);
       expect(rows[0]!.lastStatus).toBeNull();
     }
@@ -245,11 +303,19 @@ describe('GLPI down, failing or slow', () => {
     glpi.script = [500, 500, 500, 429];
     ctx.clock.advance(11 * 60_000);
     expect(await ctx.deps.forwarder.runOnce()).toBe(3);
-    expect((await outbox('fw-down-a'))[0]).toMatchObject({ state: 'pending', attempts: 3, lastStatus: 500, lastError: 'HTTP 500' });
+    expect((await outbox('fw-down-a'))[0]).toMatchObject({
+      state: 'pending',
+      attempts: 3,
+      lastStatus: 500,
+      lastError: 'HTTP 500',
+    });
     expect((await outbox('fw-down-a'))[0]!.lastResponse).toContain('scripted 500');
     await drain();
     for (const d of devices) {
-      const got = glpi.delivered().filter((r) => r.deviceid === d).map(markerOf);
+      const got = glpi
+        .delivered()
+        .filter((r) => r.deviceid === d)
+        .map(markerOf);
       expect(got, d).toEqual([`${d}#1`, `${d}#2`, `${d}#3`]);
       expect((await outbox(d)).every((o) => o.state === 'delivered')).toBe(true);
     }
@@ -261,7 +327,13 @@ describe('GLPI down, failing or slow', () => {
     await prolog(id);
     await approve(id);
     await xmlInventory(id, 'S1');
-    const fast = createForwarder({ sql: ctx.sql, clock: ctx.clock, logger: ctx.deps.logger, config: ctx.deps.config, timeoutMs: 150 });
+    const fast = createForwarder({
+      sql: ctx.sql,
+      clock: ctx.clock,
+      logger: ctx.deps.logger,
+      config: ctx.deps.config,
+      timeoutMs: 150,
+    });
     glpi.script = [{ delayMs: 1000 }];
     expect(await fast.runOnce()).toBe(1);
     const [row] = await outbox(id);
@@ -280,7 +352,11 @@ describe('a GLPI that refuses an inventory', () => {
     glpi.otherwise = 400;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       expect(await ctx.deps.forwarder.runOnce()).toBe(1);
-      expect((await outbox(id))[0]).toMatchObject({ attempts: attempt, lastStatus: 400, state: attempt < MAX_ATTEMPTS ? 'pending' : 'dead' });
+      expect((await outbox(id))[0]).toMatchObject({
+        attempts: attempt,
+        lastStatus: 400,
+        state: attempt < MAX_ATTEMPTS ? 'pending' : 'dead',
+      });
       ctx.clock.advance(11 * 60_000);
     }
     const [dead] = await outbox(id);
@@ -336,15 +412,22 @@ describe('several workers', () => {
     for (let n = 1; n <= 4; n++) for (const d of devices) await jsonInventory(d, `${d}#${n}`, n > 1);
     glpi.otherwise = { delayMs: 30 };
     const loop = async (f: Deps['forwarder']) => {
-      for (let i = 0; i < 400 && (await unsent()) > 0; i++) if ((await f.runOnce(3)) === 0) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 400 && (await unsent()) > 0; i++)
+        if ((await f.runOnce(3)) === 0) await new Promise((r) => setTimeout(r, 5));
     };
-    await Promise.all([loop(ctx.deps.forwarder), loop(other.forwarder), loop(ctx.deps.forwarder), loop(other.forwarder)]);
+    await Promise.all([
+      loop(ctx.deps.forwarder),
+      loop(other.forwarder),
+      loop(ctx.deps.forwarder),
+      loop(other.forwarder),
+    ]);
     expect(await unsent()).toBe(0);
     expect(glpi.overlaps).toEqual({ sameItem: 0, sameDevice: 0 });
     expect(glpi.maxConcurrent).toBeGreaterThan(1); // they did work side by side
     expect(glpi.requests).toHaveLength(24);
     expect(new Set(glpi.requests.map(markerOf)).size).toBe(24);
-    for (const d of devices) expect(glpi.requests.filter((r) => r.deviceid === d).map(markerOf)).toEqual([1, 2, 3, 4].map((n) => `${d}#${n}`));
+    for (const d of devices)
+      expect(glpi.requests.filter((r) => r.deviceid === d).map(markerOf)).toEqual([1, 2, 3, 4].map((n) => `${d}#${n}`));
   });
 
   it('at least once: a worker that dies between the send and the mark has its item sent again after the lease', async () => {
@@ -356,7 +439,11 @@ describe('several workers', () => {
     const now = ctx.clock.now();
     const [claimed] = await claimDue(ctx.sql, { now, leaseUntil: new Date(now.getTime() + 180_000), limit: 10 });
     expect(claimed!.deviceid).toBe(id);
-    await fetch(glpi.url, { method: 'POST', headers: { 'Content-Type': claimed!.contentType! }, body: claimed!.body as Uint8Array<ArrayBuffer> });
+    await fetch(glpi.url, {
+      method: 'POST',
+      headers: { 'Content-Type': claimed!.contentType! },
+      body: claimed!.body as Uint8Array<ArrayBuffer>,
+    });
     // While the lease runs nobody else takes it…
     expect(await ctx.deps.forwarder.runOnce()).toBe(0);
     expect(await other.forwarder.runOnce()).toBe(0);
@@ -367,7 +454,9 @@ describe('several workers', () => {
     const [row] = await outbox(id);
     expect(row).toMatchObject({ state: 'delivered', attempts: 2 });
     // A late mark by the dead claim changes nothing.
-    expect(await markDelivered(ctx.sql, claimed!, { status: 200, error: null, response: 'late' }, ctx.clock.now())).toBe(false);
+    expect(
+      await markDelivered(ctx.sql, claimed!, { status: 200, error: null, response: 'late' }, ctx.clock.now()),
+    ).toBe(false);
     expect((await outbox(id))[0]!.lastResponse).not.toBe('late');
   });
 });

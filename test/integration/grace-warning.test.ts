@@ -17,13 +17,21 @@ afterAll(async () => {
   await ctx.close();
 });
 
-const prolog = (deviceid: string) => zlib.deflateSync(textOf('fusioninventory-plain', '0001-post-prolog.json').replace(/<DEVICEID>[^<]+/, `<DEVICEID>${deviceid}`));
+const prolog = (deviceid: string) =>
+  zlib.deflateSync(
+    textOf('fusioninventory-plain', '0001-post-prolog.json').replace(/<DEVICEID>[^<]+/, `<DEVICEID>${deviceid}`),
+  );
 const basic = (secret: string) => `Basic ${Buffer.from(`inventory:${secret}`).toString('base64')}`;
 
 it('counts devices still on a version that closes soon, until they move to the new one', async () => {
   const { secret: v1 } = await ctx.deps.admin.createKey({ name: 'site-w' }, actor);
   for (const d of ['w-1', 'w-2']) {
-    const res = await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic(v1) }, body: prolog(d) });
+    const res = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic(v1) },
+      body: prolog(d),
+    });
     expect(res.status).toBe(200);
   }
   expect(await ctx.deps.admin.expiringVersionsInUse(86400)).toEqual([]);
@@ -31,7 +39,16 @@ it('counts devices still on a version that closes soon, until they move to the n
   // Three days of grace: nothing closes within the next day yet.
   expect(await ctx.deps.admin.expiringVersionsInUse(86400)).toEqual([]);
   ctx.clock.advance(2.5 * 86400 * 1000);
-  expect(await ctx.deps.admin.expiringVersionsInUse(86400)).toEqual([expect.objectContaining({ keyName: 'site-w', version: 1, devices: 2 })]);
-  await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic(v2) }, body: prolog('w-1') });
-  expect(await ctx.deps.admin.expiringVersionsInUse(86400)).toEqual([expect.objectContaining({ version: 1, devices: 1 })]);
+  expect(await ctx.deps.admin.expiringVersionsInUse(86400)).toEqual([
+    expect.objectContaining({ keyName: 'site-w', version: 1, devices: 2 }),
+  ]);
+  await send(ctx.app, {
+    method: 'POST',
+    path: '/',
+    headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic(v2) },
+    body: prolog('w-1'),
+  });
+  expect(await ctx.deps.admin.expiringVersionsInUse(86400)).toEqual([
+    expect.objectContaining({ version: 1, devices: 1 }),
+  ]);
 });

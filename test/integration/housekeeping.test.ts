@@ -21,7 +21,9 @@ it('purges only what was delivered before the cut-off', async () => {
       ('device.approved', '{}', 'http://127.0.0.1:9/h', 1, null, ${old}, ${old}),
       ('device.approved', '{}', 'http://127.0.0.1:9/h', 1, null, ${recent}, ${recent}),
       ('device.approved', '{}', 'http://127.0.0.1:9/h', 3, ${old}, null, ${old})`;
-  const [d] = await ctx.sql<{ id: number }[]>`insert into devices (deviceid, first_seen, last_seen) values ('hk-1', ${old}, ${old}) returning id`;
+  const [d] = await ctx.sql<
+    { id: number }[]
+  >`insert into devices (deviceid, first_seen, last_seen) values ('hk-1', ${old}, ${old}) returning id`;
   const [sub] = await ctx.sql<{ id: number }[]>`
     insert into submissions (device_id, received_at, kind, format, compression, partial, decoded_size, body)
     values (${d!.id}, ${old}, 'inventory', 'xml', 'none', false, 1, ${Buffer.from('<REQUEST/>')}) returning id`;
@@ -35,6 +37,8 @@ it('purges only what was delivered before the cut-off', async () => {
   expect(purged).toEqual({ webhooks: 1, outbox: 1 });
   const outbox = await ctx.sql<{ state: string }[]>`select state from outbox order by id`;
   expect(outbox.map((r) => r.state)).toEqual(['delivered', 'dead']);
-  const left = await ctx.sql<{ delivered: boolean }[]>`select delivered_at is not null as delivered from webhook_deliveries order by id`;
+  const left = await ctx.sql<
+    { delivered: boolean }[]
+  >`select delivered_at is not null as delivered from webhook_deliveries order by id`;
   expect(left.map((r) => r.delivered)).toEqual([true, false]);
 });

@@ -27,14 +27,21 @@ describe('limits in one gateway (real Redis)', () => {
   let ctx: TestContext;
   beforeAll(async () => {
     await flushRedis(TEST_REDIS_URL);
-    ctx = await createTestContext({ AGENT_AUTH: 'required', REDIS_URL: TEST_REDIS_URL, TRUST_PROXY: 'loopback', RATE_LIMIT_IP_PER_MINUTE: '5', RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '3' });
+    ctx = await createTestContext({
+      AGENT_AUTH: 'required',
+      REDIS_URL: TEST_REDIS_URL,
+      TRUST_PROXY: 'loopback',
+      RATE_LIMIT_IP_PER_MINUTE: '5',
+      RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '3',
+    });
   });
   afterAll(async () => {
     await ctx.close();
   });
 
   it('cuts off a flood from one address and keeps serving another', async () => {
-    const from = (ip: string) => send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': ip }, body: prolog });
+    const from = (ip: string) =>
+      send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': ip }, body: prolog });
     const flood = [];
     for (let i = 0; i < 7; i++) flood.push((await from('198.51.100.7')).status);
     expect(flood).toEqual([401, 401, 401, 401, 401, 429, 429]);
@@ -48,7 +55,13 @@ describe('limits in one gateway (real Redis)', () => {
   });
 
   it('trips on invalid credentials, never on the missing ones every agent sends first', async () => {
-    const from = (ip: string, authz?: string) => send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': ip, ...(authz ? { Authorization: authz } : {}) }, body: prolog });
+    const from = (ip: string, authz?: string) =>
+      send(ctx.app, {
+        method: 'POST',
+        path: '/',
+        headers: { ...zlibXml, 'X-Forwarded-For': ip, ...(authz ? { Authorization: authz } : {}) },
+        body: prolog,
+      });
     const missing = [];
     for (let i = 0; i < 4; i++) missing.push((await from('203.0.113.1')).status);
     expect(missing).toEqual([401, 401, 401, 401]);
@@ -73,7 +86,12 @@ describe('limits in one gateway (real Redis)', () => {
     expect(authTtl).toBeLessThanOrEqual(15 * 60_000);
     // Ending the window (what expiry does) lets the address in again.
     await ctx.deps.redis!.del('agentgate:ip:198.51.100.7');
-    const again = await send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': '198.51.100.7' }, body: prolog });
+    const again = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { ...zlibXml, 'X-Forwarded-For': '198.51.100.7' },
+      body: prolog,
+    });
     expect(again.status).toBe(401);
   });
 });
@@ -85,7 +103,13 @@ describe('two gateway processes sharing one Redis', () => {
     await flushRedis(TEST_REDIS_URL);
     const schema = await createSchema();
     drop = schema.drop;
-    const env = { DATABASE_URL: schema.url, REDIS_URL: TEST_REDIS_URL, AGENT_AUTH: 'off', RATE_LIMIT_IP_PER_MINUTE: '6', BOOTSTRAP_ADMIN_TOKEN: 'ago_shared-test-token-0000000000000000000000000' };
+    const env = {
+      DATABASE_URL: schema.url,
+      REDIS_URL: TEST_REDIS_URL,
+      AGENT_AUTH: 'off',
+      RATE_LIMIT_IP_PER_MINUTE: '6',
+      BOOTSTRAP_ADMIN_TOKEN: 'ago_shared-test-token-0000000000000000000000000',
+    };
     procs.push(await startGateway(env));
     procs.push(await startGateway(env));
   }, 120_000);
@@ -97,7 +121,11 @@ describe('two gateway processes sharing one Redis', () => {
   it('enforce one limit between them', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 8; i++) {
-      const res = await fetch(`http://127.0.0.1:${procs[i % 2]!.port}/`, { method: 'POST', headers: zlibXml, body: prolog });
+      const res = await fetch(`http://127.0.0.1:${procs[i % 2]!.port}/`, {
+        method: 'POST',
+        headers: zlibXml,
+        body: prolog,
+      });
       statuses.push(res.status);
     }
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 429, 429]);
@@ -109,11 +137,27 @@ describe('Redis going away and coming back', () => {
   let redis: ChildProcess | null = null;
   let ctx: TestContext;
   const startRedis = async () => {
-    redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    redis = spawn(
+      'redis-server',
+      ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: 'ignore' },
+    );
     for (let i = 0; i < 50; i++) {
-      const probe = new Redis({ port: redisPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const probe = new Redis({
+        port: redisPort,
+        host: '127.0.0.1',
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
       probe.on('error', () => {});
-      const ok = await probe.connect().then(() => probe.ping()).then(() => true, () => false);
+      const ok = await probe
+        .connect()
+        .then(() => probe.ping())
+        .then(
+          () => true,
+          () => false,
+        );
       probe.disconnect();
       if (ok) return;
       await new Promise((r) => setTimeout(r, 100));
@@ -130,20 +174,26 @@ describe('Redis going away and coming back', () => {
   beforeAll(async () => {
     redisPort = await freePort();
     await startRedis();
-    ctx = await createTestContext({ AGENT_AUTH: 'off', REDIS_URL: `redis://127.0.0.1:${redisPort}/0`, RATE_LIMIT_IP_PER_MINUTE: '1000' });
+    ctx = await createTestContext({
+      AGENT_AUTH: 'off',
+      REDIS_URL: `redis://127.0.0.1:${redisPort}/0`,
+      RATE_LIMIT_IP_PER_MINUTE: '1000',
+    });
   }, 30_000);
   afterAll(async () => {
     await ctx.close();
     if (redis && redis.exitCode === null && redis.signalCode === null) await stopRedis();
   });
 
-  const gauge = async () => /^agentgate_limiter_redis_up (\d)$/m.exec((await send(ctx.app, { method: 'GET', path: '/metrics' })).text)?.[1];
+  const gauge = async () =>
+    /^agentgate_limiter_redis_up (\d)$/m.exec((await send(ctx.app, { method: 'GET', path: '/metrics' })).text)?.[1];
 
   it('keeps serving on per-process limits while Redis is away, and goes back to Redis by itself', async () => {
     expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog })).status).toBe(200);
     await stopRedis();
     const during = [];
-    for (let i = 0; i < 3; i++) during.push((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog })).status);
+    for (let i = 0; i < 3; i++)
+      during.push((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog })).status);
     expect(during).toEqual([200, 200, 200]);
     expect(await gauge()).toBe('0');
     await startRedis();
@@ -165,7 +215,11 @@ describe('a burst of valid agents behind one address', () => {
   let ctx: TestContext;
   let key = '';
   beforeAll(async () => {
-    ctx = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0', RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '3' });
+    ctx = await createTestContext({
+      AGENT_AUTH: 'required',
+      SECRET_CACHE_TTL: '0',
+      RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '3',
+    });
     key = (await ctx.deps.admin.createKey({ name: 'nat-site' }, { name: 't', remoteAddr: null })).secret;
   });
   afterAll(async () => {
@@ -174,7 +228,11 @@ describe('a burst of valid agents behind one address', () => {
 
   it('is never taken for brute force, however many are in flight at once', async () => {
     const authz = `Basic ${Buffer.from(`u:${key}`).toString('base64')}`;
-    const answers = await Promise.all(Array.from({ length: 40 }, () => send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, Authorization: authz }, body: prolog })));
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, Authorization: authz }, body: prolog }),
+      ),
+    );
     expect(answers.map((a) => a.status)).toEqual(Array(40).fill(200));
   });
 });

@@ -20,16 +20,28 @@ it('healthz and readyz answer, readyz with its checks', async () => {
   expect(JSON.parse((await send(ctx.app, { method: 'GET', path: '/healthz' })).text)).toEqual({ status: 'ok' });
   const ready = await send(ctx.app, { method: 'GET', path: '/readyz' });
   expect(ready.status).toBe(200);
-  expect(JSON.parse(ready.text)).toEqual({ status: 'ready', checks: { database: 'ok', redis: 'not configured (in-memory)' } });
+  expect(JSON.parse(ready.text)).toEqual({
+    status: 'ready',
+    checks: { database: 'ok', redis: 'not configured (in-memory)' },
+  });
 });
 
 it('metrics count agent requests by kind and outcome, and the review queue by state', async () => {
-  const prolog = zlib.deflateSync(textOf('fusioninventory-plain', '0001-post-prolog.json').replace(/<DEVICEID>[^<]+/, '<DEVICEID>metrics-1'));
-  await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/x-compress-zlib' }, body: prolog });
+  const prolog = zlib.deflateSync(
+    textOf('fusioninventory-plain', '0001-post-prolog.json').replace(/<DEVICEID>[^<]+/, '<DEVICEID>metrics-1'),
+  );
+  await send(ctx.app, {
+    method: 'POST',
+    path: '/',
+    headers: { 'Content-Type': 'application/x-compress-zlib' },
+    body: prolog,
+  });
   const metrics = (await send(ctx.app, { method: 'GET', path: '/metrics' })).text;
   expect(metrics).toMatch(/^agentgate_agent_requests_total\{kind="prolog",format="xml",outcome="quarantined"\} 1$/m);
   expect(metrics).toMatch(/^agentgate_devices\{state="quarantined"\} 1$/m);
-  expect(metrics).toMatch(/^agentgate_http_request_duration_seconds_bucket\{le="0.1",route="agent",status="2xx"\} \d+$/m);
+  expect(metrics).toMatch(
+    /^agentgate_http_request_duration_seconds_bucket\{le="0.1",route="agent",status="2xx"\} \d+$/m,
+  );
   expect(metrics).toContain('process_resident_memory_bytes');
 });
 

@@ -24,7 +24,12 @@ afterAll(async () => {
 });
 
 const api = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
-  const res = await send(ctx.app, { method, path, headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)) });
+  const res = await send(ctx.app, {
+    method,
+    path,
+    headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
+  });
   return { status: res.status, json: JSON.parse(res.text || 'null') };
 };
 
@@ -32,8 +37,13 @@ function agent(secret: string, deviceid: string, opts: { ip?: string; content?: 
   const query = opts.query ?? (opts.content ? 'INVENTORY' : 'PROLOG');
   const xml = `<?xml version="1.0"?><REQUEST>${opts.content ? `<CONTENT>${opts.content}</CONTENT>` : ''}<DEVICEID>${deviceid}</DEVICEID><QUERY>${query}</QUERY></REQUEST>`;
   return send(ctx.app, {
-    method: 'POST', path: '/',
-    headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: `Basic ${Buffer.from(`inv:${secret}`).toString('base64')}`, 'X-Forwarded-For': opts.ip ?? '192.0.2.10' },
+    method: 'POST',
+    path: '/',
+    headers: {
+      'Content-Type': 'application/x-compress-zlib',
+      Authorization: `Basic ${Buffer.from(`inv:${secret}`).toString('base64')}`,
+      'X-Forwarded-For': opts.ip ?? '192.0.2.10',
+    },
     body: zlib.deflateSync(xml),
   });
 }
@@ -48,14 +58,29 @@ async function state(deviceid: string) {
 
 describe('rules', () => {
   it('the first matching rule decides, and its id is the recorded reason', async () => {
-    const reject = await api('POST', '/api/v1/policies', { action: 'reject', match: { key: 'site-a', cidr: '203.0.113.0/24' }, comment: 'site A guest network' });
+    const reject = await api('POST', '/api/v1/policies', {
+      action: 'reject',
+      match: { key: 'site-a', cidr: '203.0.113.0/24' },
+      comment: 'site A guest network',
+    });
     expect(reject.status).toBe(201);
-    const approve = await api('POST', '/api/v1/policies', { action: 'approve', match: { key: 'site-a' }, comment: 'site A' });
+    const approve = await api('POST', '/api/v1/policies', {
+      action: 'approve',
+      match: { key: 'site-a' },
+      comment: 'site A',
+    });
     expect((await agent(keyA, 'a-office', { ip: '192.0.2.10' })).status).toBe(200);
-    expect(await state('a-office')).toEqual({ state: 'approved', reason: `policy rule #${approve.json.rule.id} (site A)`, actor: 'policy' });
+    expect(await state('a-office')).toEqual({
+      state: 'approved',
+      reason: `policy rule #${approve.json.rule.id} (site A)`,
+      actor: 'policy',
+    });
     const guest = await agent(keyA, 'a-guest', { ip: '203.0.113.9' });
     expect(guest.text).not.toContain('SEND'); // rejected at once: told to skip its inventory
-    expect(await state('a-guest')).toMatchObject({ state: 'rejected', reason: `policy rule #${reject.json.rule.id} (site A guest network)` });
+    expect(await state('a-guest')).toMatchObject({
+      state: 'rejected',
+      reason: `policy rule #${reject.json.rule.id} (site A guest network)`,
+    });
     await agent(keyB, 'b-1');
     expect((await state('b-1'))!.state).toBe('quarantined'); // no rule matches: a person decides
   });
@@ -68,7 +93,9 @@ describe('rules', () => {
     expect((await state('b-known'))!.state).toBe('quarantined');
     await agent(keyB, 'b-known', { content: '<BIOS><SSN>CZC4318XKQ</SSN></BIOS><HARDWARE><NAME>ws</NAME></HARDWARE>' });
     expect((await state('b-known'))!.state).toBe('approved');
-    const subs = await ctx.sql<{ state: string }[]>`select s.state from submissions s join devices d on d.id = s.device_id where d.deviceid = 'b-known'`;
+    const subs = await ctx.sql<
+      { state: string }[]
+    >`select s.state from submissions s join devices d on d.id = s.device_id where d.deviceid = 'b-known'`;
     expect(subs.map((s) => s.state)).toEqual(['released']);
   });
 });
@@ -91,7 +118,9 @@ describe('the dry run', () => {
   });
 
   it('refuses malformed rules with a clear message', async () => {
-    const bad = await api('POST', '/api/v1/policies/test', { rules: [{ action: 'approve', match: { cidr: '10.0.0.0/99', colour: 'red' } }] });
+    const bad = await api('POST', '/api/v1/policies/test', {
+      rules: [{ action: 'approve', match: { cidr: '10.0.0.0/99', colour: 'red' } }],
+    });
     expect(bad.status).toBe(400);
     expect(bad.json.message).toMatch(/unknown condition "colour"/);
     expect(bad.json.message).toMatch(/cidr "10.0.0.0\/99"/);
@@ -109,7 +138,9 @@ describe('a frozen key', () => {
     await api('POST', '/api/v1/keys/site-b/unfreeze', {});
     await agent(keyB, 'b-spike-1', { ip: '198.51.100.5' });
     expect((await state('b-spike-1'))!.state).toBe('approved');
-    const audit = await ctx.sql<{ action: string }[]>`select action from audit_log where target_id = 'site-b' and action like 'key.%freeze' order by id`;
+    const audit = await ctx.sql<
+      { action: string }[]
+    >`select action from audit_log where target_id = 'site-b' and action like 'key.%freeze' order by id`;
     expect(audit.map((a) => a.action)).toEqual(['key.freeze', 'key.unfreeze']);
   });
 });

@@ -21,20 +21,31 @@ afterAll(async () => {
 });
 
 const api = (method: 'GET' | 'POST', path: string, body?: unknown) =>
-  send(ctx.app, { method, path, headers: { Authorization: `Bearer ${reviewer}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)) });
+  send(ctx.app, {
+    method,
+    path,
+    headers: { Authorization: `Bearer ${reviewer}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
+  });
 
 async function device(deviceid: string) {
-  const [d] = await ctx.sql<{ id: number; state: string; conflictWith: number | null }[]>`select id, state, conflict_with as "conflictWith" from devices where deviceid = ${deviceid}`;
+  const [d] = await ctx.sql<
+    { id: number; state: string; conflictWith: number | null }[]
+  >`select id, state, conflict_with as "conflictWith" from devices where deviceid = ${deviceid}`;
   return d;
 }
 
 async function submissionStates(deviceid: string) {
-  const rows = await ctx.sql<{ state: string }[]>`select s.state from submissions s join devices d on d.id = s.device_id where d.deviceid = ${deviceid} order by s.id`;
+  const rows = await ctx.sql<
+    { state: string }[]
+  >`select s.state from submissions s join devices d on d.id = s.device_id where d.deviceid = ${deviceid} order by s.id`;
   return rows.map((r) => r.state);
 }
 
 function xmlMessage(deviceid: string, query: string, content = ''): Buffer {
-  return zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?><REQUEST>${content ? `<CONTENT>${content}</CONTENT>` : ''}<DEVICEID>${deviceid}</DEVICEID><QUERY>${query}</QUERY></REQUEST>`);
+  return zlib.deflateSync(
+    `<?xml version="1.0" encoding="UTF-8" ?><REQUEST>${content ? `<CONTENT>${content}</CONTENT>` : ''}<DEVICEID>${deviceid}</DEVICEID><QUERY>${query}</QUERY></REQUEST>`,
+  );
 }
 const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
 
@@ -58,20 +69,34 @@ describe('an unknown device', () => {
     const shown = JSON.parse(res.text);
     expect(shown.state).toBe('quarantined');
     expect(shown.inventory.softwareCount).toBeGreaterThan(100);
-    expect(shown.history.map((h: { to: string; actor: string }) => `${h.to}:${h.actor}`)).toEqual(['quarantined:system']);
+    expect(shown.history.map((h: { to: string; actor: string }) => `${h.to}:${h.actor}`)).toEqual([
+      'quarantined:system',
+    ]);
   });
 
   it('is approved by a reviewer: held inventories released, transition and audit recorded, next run accepted', async () => {
     const res = await api('POST', '/api/v1/devices/approve', { ids: [deviceid], reason: 'known lab VM' });
     expect(res.status).toBe(200);
-    expect(JSON.parse(res.text).results[0]).toMatchObject({ deviceid, from: 'quarantined', to: 'approved', changed: true, releasedSubmissions: 2 });
+    expect(JSON.parse(res.text).results[0]).toMatchObject({
+      deviceid,
+      from: 'quarantined',
+      to: 'approved',
+      changed: true,
+      releasedSubmissions: 2,
+    });
     expect(await submissionStates(deviceid)).toEqual(['released', 'released']);
-    const [t] = await ctx.sql<{ actor: string; reason: string }[]>`select actor, reason from device_transitions t join devices d on d.id = t.device_id where d.deviceid = ${deviceid} and to_state = 'approved'`;
+    const [t] = await ctx.sql<
+      { actor: string; reason: string }[]
+    >`select actor, reason from device_transitions t join devices d on d.id = t.device_id where d.deviceid = ${deviceid} and to_state = 'approved'`;
     expect(t).toEqual({ actor: 'operator:rev', reason: 'known lab VM' });
-    const [a] = await ctx.sql<{ n: number }[]>`select count(*)::int as n from audit_log where action = 'device.approve' and target_id = ${deviceid}`;
+    const [a] = await ctx.sql<
+      { n: number }[]
+    >`select count(*)::int as n from audit_log where action = 'device.approve' and target_id = ${deviceid}`;
     expect(a!.n).toBe(1);
     await replay(ctx.app, run[6]!);
-    const [reg] = await ctx.sql<{ outcome: string }[]>`select outcome from registrations where deviceid = ${deviceid} order by id desc limit 1`;
+    const [reg] = await ctx.sql<
+      { outcome: string }[]
+    >`select outcome from registrations where deviceid = ${deviceid} order by id desc limit 1`;
     expect(reg!.outcome).toBe('accepted');
     expect((await submissionStates(deviceid)).at(-1)).toBe('stored');
   });
@@ -94,33 +119,75 @@ describe('a rejected device', () => {
     await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: xmlMessage(deviceid, 'PROLOG') });
     const rej = await api('POST', '/api/v1/devices/reject', { ids: [deviceid], reason: 'not ours' });
     expect(rej.status).toBe(200);
-    const prolog = await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: xmlMessage(deviceid, 'PROLOG') });
+    const prolog = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: xmlMessage(deviceid, 'PROLOG'),
+    });
     expect(prolog.status).toBe(200);
     expect(prolog.text).toContain('<PROLOG_FREQ>240</PROLOG_FREQ>');
     expect(prolog.text).not.toContain('SEND');
     // A GLPI Agent's PROLOG is answered in XML too: a JSON answer would not stop this run's inventory.
-    const gaProlog = await send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'GLPI-Agent-ID': 'x-1' }, body: xmlMessage(deviceid, 'PROLOG') });
+    const gaProlog = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { ...zlibXml, 'GLPI-Agent-ID': 'x-1' },
+      body: xmlMessage(deviceid, 'PROLOG'),
+    });
     expect(gaProlog.text).toMatch(/^<\?xml[\s\S]*<REPLY><PROLOG_FREQ>240<\/PROLOG_FREQ><\/REPLY>/);
-    const contact = await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/json', 'GLPI-Agent-ID': 'x-1' }, body: Buffer.from(JSON.stringify({ action: 'contact', deviceid })) });
+    const contact = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { 'Content-Type': 'application/json', 'GLPI-Agent-ID': 'x-1' },
+      body: Buffer.from(JSON.stringify({ action: 'contact', deviceid })),
+    });
     const answer = JSON.parse(contact.text);
     expect(answer).toMatchObject({ status: 'ok', expiration: 240 });
     expect(answer.disabled).toContain('inventory');
-    const inv = await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: xmlMessage(deviceid, 'INVENTORY', '<HARDWARE><NAME>x</NAME></HARDWARE>') });
+    const inv = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: xmlMessage(deviceid, 'INVENTORY', '<HARDWARE><NAME>x</NAME></HARDWARE>'),
+    });
     expect(inv.status).toBe(200);
-    const regs = await ctx.sql<{ kind: string; outcome: string }[]>`select kind, outcome from registrations where deviceid = ${deviceid} order by id`;
-    expect(regs.map((r) => `${r.kind}:${r.outcome}`)).toEqual(['prolog:quarantined', 'prolog:rejected', 'prolog:rejected', 'contact:rejected', 'inventory:rejected']);
+    const regs = await ctx.sql<
+      { kind: string; outcome: string }[]
+    >`select kind, outcome from registrations where deviceid = ${deviceid} order by id`;
+    expect(regs.map((r) => `${r.kind}:${r.outcome}`)).toEqual([
+      'prolog:quarantined',
+      'prolog:rejected',
+      'prolog:rejected',
+      'contact:rejected',
+      'inventory:rejected',
+    ]);
     expect(await submissionStates(deviceid)).toEqual([]);
   });
 });
 
 describe('identity conflicts', () => {
   const inventory = (deviceid: string, uuid: string, serial: string) =>
-    xmlMessage(deviceid, 'INVENTORY', `<BIOS><SSN>${serial}</SSN></BIOS><HARDWARE><NAME>ws</NAME><UUID>${uuid}</UUID></HARDWARE>`);
+    xmlMessage(
+      deviceid,
+      'INVENTORY',
+      `<BIOS><SSN>${serial}</SSN></BIOS><HARDWARE><NAME>ws</NAME><UUID>${uuid}</UUID></HARDWARE>`,
+    );
 
   it('the same deviceid reporting other hardware lands in conflict, with both fingerprints', async () => {
-    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inventory('clone-a', 'AAAAAAAA-0000-0000-0000-000000000001', 'SN-CLONE-1') });
+    await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: inventory('clone-a', 'AAAAAAAA-0000-0000-0000-000000000001', 'SN-CLONE-1'),
+    });
     await api('POST', '/api/v1/devices/approve', { ids: ['clone-a'] });
-    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inventory('clone-a', 'BBBBBBBB-0000-0000-0000-000000000002', 'SN-CLONE-2') });
+    await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: inventory('clone-a', 'BBBBBBBB-0000-0000-0000-000000000002', 'SN-CLONE-2'),
+    });
     expect((await device('clone-a'))!.state).toBe('conflict');
     const shown = JSON.parse((await api('GET', '/api/v1/devices/clone-a')).text);
     expect(shown.conflictDetails.fields).toEqual(['uuid', 'serial']);
@@ -130,16 +197,36 @@ describe('identity conflicts', () => {
   });
 
   it('known hardware under a new deviceid lands in conflict, pointing at the known device', async () => {
-    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inventory('imaged-1', 'CCCCCCCC-0000-0000-0000-000000000003', 'SN-IMG-1') });
-    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inventory('imaged-2', 'CCCCCCCC-0000-0000-0000-000000000003', 'SN-IMG-2') });
+    await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: inventory('imaged-1', 'CCCCCCCC-0000-0000-0000-000000000003', 'SN-IMG-1'),
+    });
+    await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: inventory('imaged-2', 'CCCCCCCC-0000-0000-0000-000000000003', 'SN-IMG-2'),
+    });
     const first = await device('imaged-1');
     const second = await device('imaged-2');
     expect(second).toMatchObject({ state: 'conflict', conflictWith: first!.id });
   });
 
   it('junk identity values never make two machines clash', async () => {
-    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inventory('oem-1', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', 'To Be Filled By O.E.M.') });
-    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inventory('oem-2', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', 'To Be Filled By O.E.M.') });
+    await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: inventory('oem-1', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', 'To Be Filled By O.E.M.'),
+    });
+    await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: inventory('oem-2', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', 'To Be Filled By O.E.M.'),
+    });
     expect((await device('oem-2'))!.state).toBe('quarantined');
   });
 });
@@ -151,13 +238,31 @@ describe('bulk decisions by filter', () => {
       const inv = `<?xml version="1.0"?><REQUEST><CONTENT><ACCOUNTINFO><KEYNAME>TAG</KEYNAME><KEYVALUE>paris</KEYVALUE></ACCOUNTINFO></CONTENT><DEVICEID>paris-${i}</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>`;
       await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: zlib.deflateSync(inv) });
     }
-    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: zlib.deflateSync(prolog.replace(/<DEVICEID>[^<]+/, '<DEVICEID>lyon-1')) });
-    const dry = JSON.parse((await api('POST', '/api/v1/devices/approve', { filter: 'tag=paris,state=quarantined' })).text);
+    await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: zlib.deflateSync(prolog.replace(/<DEVICEID>[^<]+/, '<DEVICEID>lyon-1')),
+    });
+    const dry = JSON.parse(
+      (await api('POST', '/api/v1/devices/approve', { filter: 'tag=paris,state=quarantined' })).text,
+    );
     expect(dry).toMatchObject({ dryRun: true, count: 3 });
     expect((await device('paris-0'))!.state).toBe('quarantined');
-    const stale = await api('POST', '/api/v1/devices/approve', { filter: 'tag=paris,state=quarantined', confirmCount: 2 });
+    const stale = await api('POST', '/api/v1/devices/approve', {
+      filter: 'tag=paris,state=quarantined',
+      confirmCount: 2,
+    });
     expect(stale.status).toBe(409);
-    const done = JSON.parse((await api('POST', '/api/v1/devices/approve', { filter: 'tag=paris,state=quarantined', confirmCount: 3, reason: 'paris batch' })).text);
+    const done = JSON.parse(
+      (
+        await api('POST', '/api/v1/devices/approve', {
+          filter: 'tag=paris,state=quarantined',
+          confirmCount: 3,
+          reason: 'paris batch',
+        })
+      ).text,
+    );
     expect(done).toMatchObject({ dryRun: false, count: 3 });
     expect((await device('paris-2'))!.state).toBe('approved');
     expect((await device('lyon-1'))!.state).toBe('quarantined');
@@ -174,7 +279,12 @@ describe('bulk decisions by filter', () => {
 describe('retention', () => {
   it('purges what a rejected device sent once the retention has passed since the rejection, with an audit entry', async () => {
     const deviceid = 'retained-ws';
-    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: xmlMessage(deviceid, 'INVENTORY', '<HARDWARE><NAME>r</NAME></HARDWARE>') });
+    await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: xmlMessage(deviceid, 'INVENTORY', '<HARDWARE><NAME>r</NAME></HARDWARE>'),
+    });
     await api('POST', '/api/v1/devices/reject', { ids: [deviceid], reason: 'unknown hardware' });
     expect(await submissionStates(deviceid)).toEqual(['rejected']);
     const retention = 30 * 86400;
@@ -183,7 +293,9 @@ describe('retention', () => {
     const purged = await ctx.deps.review.purgeRejected(retention);
     expect(purged.devices).toContainEqual({ deviceid, n: 1 });
     expect(await submissionStates(deviceid)).toEqual([]);
-    const [a] = await ctx.sql<{ actor: string; after: { submissions: number } }[]>`select actor, after from audit_log where action = 'submissions.purge' order by id desc limit 1`;
+    const [a] = await ctx.sql<
+      { actor: string; after: { submissions: number } }[]
+    >`select actor, after from audit_log where action = 'submissions.purge' order by id desc limit 1`;
     expect(a!.actor).toBe('system:retention');
     expect(a!.after.submissions).toBe(purged.submissions);
   });

@@ -24,12 +24,18 @@ function agentRequests(scenario: string): CapturedRequest[] {
 function expectedAnswerShape(r: CapturedRequest): (text: string) => void {
   const kind = r.classified.kind;
   const glpiAgent = r.headers.some(([k]) => k.toLowerCase() === 'glpi-agent-id');
-  if (r.method === 'GET' && r.query.includes('getConfig')) return (t) => expect(JSON.parse(t)).toEqual({ configValidityPeriod: 600, schedule: [] });
+  if (r.method === 'GET' && r.query.includes('getConfig'))
+    return (t) => expect(JSON.parse(t)).toEqual({ configValidityPeriod: 600, schedule: [] });
   if (kind === 'prolog' && glpiAgent) return (t) => expect(JSON.parse(t)).toEqual({ status: 'ok', expiration: 24 });
-  if (kind === 'prolog') return (t) => expect(t).toMatch(/<REPLY><PROLOG_FREQ>24<\/PROLOG_FREQ><RESPONSE>SEND<\/RESPONSE><\/REPLY>/);
+  if (kind === 'prolog')
+    return (t) => expect(t).toMatch(/<REPLY><PROLOG_FREQ>24<\/PROLOG_FREQ><RESPONSE>SEND<\/RESPONSE><\/REPLY>/);
   if (kind === 'contact')
     return (t) => {
-      const a = JSON.parse(t) as { status: string; tasks: { inventory: { server: string; version: string } }; disabled: string[] };
+      const a = JSON.parse(t) as {
+        status: string;
+        tasks: { inventory: { server: string; version: string } };
+        disabled: string[];
+      };
       expect(a.status).toBe('ok');
       expect(a.tasks.inventory.server).toBe('glpi');
       expect(a.tasks.inventory.version).not.toBe('');
@@ -41,7 +47,9 @@ function expectedAnswerShape(r: CapturedRequest): (text: string) => void {
 }
 
 // The pending poll GET only makes sense after a "pending" answer, which this gateway never gives.
-const REPLAYABLE = SCENARIOS.map((s) => [s, agentRequests(s).filter((r) => !(r.method === 'GET' && r.query === ''))] as const);
+const REPLAYABLE = SCENARIOS.map(
+  (s) => [s, agentRequests(s).filter((r) => !(r.method === 'GET' && r.query === ''))] as const,
+);
 
 describe.each(REPLAYABLE)('%s', (scenario, requests) => {
   it('every message gets the answer the agent needs, encoded as it expects', async () => {
@@ -57,7 +65,11 @@ describe.each(REPLAYABLE)('%s', (scenario, requests) => {
         expect(res.headers['content-type']).toBe('application/x-compress-zlib');
         expect(res.raw.subarray(0, 2).toString('hex')).toBe('789c');
       } else {
-        expect(res.headers['content-type']).toBe(r.classified.format === 'json' || r.headers.some(([k]) => k === 'GLPI-Agent-ID') ? 'application/json' : 'application/xml');
+        expect(res.headers['content-type']).toBe(
+          r.classified.format === 'json' || r.headers.some(([k]) => k === 'GLPI-Agent-ID')
+            ? 'application/json'
+            : 'application/xml',
+        );
       }
       const sentRequestId = r.headers.find(([k]) => k === 'GLPI-Request-ID')?.[1];
       if (sentRequestId) expect(res.headers['glpi-request-id']).toBe(sentRequestId);
@@ -68,15 +80,28 @@ describe.each(REPLAYABLE)('%s', (scenario, requests) => {
 
   it('records every request and the device with its identity', async () => {
     const deviceid = requests.find((r) => r.classified.deviceid)!.classified.deviceid!;
-    const regs = await ctx.sql<{ kind: string; format: string; outcome: string; deviceid: string | null; partial: boolean }[]>`
+    const regs = await ctx.sql<
+      { kind: string; format: string; outcome: string; deviceid: string | null; partial: boolean }[]
+    >`
       select r.kind, r.format, r.outcome, r.deviceid, r.partial from registrations r
       where r.deviceid = ${deviceid} order by r.id`;
     const expectedKinds = requests.map((r) => (r.method === 'GET' ? 'getconfig' : r.classified.kind));
     // Replays of one scenario share a deviceid with others only for the FusionInventory captures.
     expect(regs.slice(-requests.length).map((r) => r.kind)).toEqual(expectedKinds);
     // An unknown device is quarantined (its agent still gets normal answers); getConfig names no device.
-    expect(regs.slice(-requests.length).map((r) => r.outcome)).toEqual(expectedKinds.map((k) => (k === 'getconfig' ? 'accepted' : 'quarantined')));
-    const [device] = await ctx.sql<{ deviceid: string; name: string | null; macs: string[]; tag: string | null; agentVersion: string | null; lastInventoryAt: Date | null }[]>`
+    expect(regs.slice(-requests.length).map((r) => r.outcome)).toEqual(
+      expectedKinds.map((k) => (k === 'getconfig' ? 'accepted' : 'quarantined')),
+    );
+    const [device] = await ctx.sql<
+      {
+        deviceid: string;
+        name: string | null;
+        macs: string[];
+        tag: string | null;
+        agentVersion: string | null;
+        lastInventoryAt: Date | null;
+      }[]
+    >`
       select deviceid, name, macs, tag, agent_version as "agentVersion", last_inventory_at as "lastInventoryAt" from devices where deviceid = ${deviceid}`;
     expect(device).toBeDefined();
     expect(device!.name).toBe('vm');
@@ -106,14 +131,17 @@ describe('stored inventories', () => {
     const partialContent = (JSON.parse(partial!.decoded_text) as { content: Record<string, unknown> }).content;
     expect(Object.keys(inv!.view!).sort()).toEqual(Object.keys(fullContent).sort());
     expect(inv!.view!.softwares).toEqual(fullContent.softwares);
-    for (const section of Object.keys(partialContent).filter((s) => s !== 'hardware')) expect(inv!.view![section]).toEqual(partialContent[section]);
+    for (const section of Object.keys(partialContent).filter((s) => s !== 'hardware'))
+      expect(inv!.view![section]).toEqual(partialContent[section]);
     // hardware arrives without the last logged user: the stored value survives.
     const hw = inv!.view!.hardware as Record<string, unknown>;
     expect(hw.lastloggeduser).toBe((fullContent.hardware as Record<string, unknown>).lastloggeduser);
   });
 
   it('never store the password an agent run with --debug copies into perl_args', async () => {
-    const authorized = loadScenario('fusioninventory-basic-auth').find((r) => r.classified.kind === 'inventory' && r.headers.some(([k]) => k === 'Authorization'))!;
+    const authorized = loadScenario('fusioninventory-basic-auth').find(
+      (r) => r.classified.kind === 'inventory' && r.headers.some(([k]) => k === 'Authorization'),
+    )!;
     expect(authorized.decoded_text).toContain('acceptance-pw');
     const rows = await ctx.sql<{ body: Buffer; compression: string }[]>`
       select s.body, s.compression from submissions s join devices d on d.id = s.device_id where d.deviceid = ${authorized.classified.deviceid!}`;

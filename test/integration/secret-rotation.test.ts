@@ -19,7 +19,11 @@ function prolog(ctx: TestContext, deviceid: string, authorization: string) {
   return send(ctx.app, {
     method: 'POST',
     path: '/',
-    headers: { 'Content-Type': 'application/x-compress-zlib', 'User-Agent': 'FusionInventory-Agent_v2.6-3', Authorization: authorization },
+    headers: {
+      'Content-Type': 'application/x-compress-zlib',
+      'User-Agent': 'FusionInventory-Agent_v2.6-3',
+      Authorization: authorization,
+    },
     body: zlib.deflateSync(prologText.replace(/<DEVICEID>[^<]*<\/DEVICEID>/, `<DEVICEID>${deviceid}</DEVICEID>`)),
   });
 }
@@ -28,7 +32,11 @@ function contact(ctx: TestContext, deviceid: string, authorization: string) {
   return send(ctx.app, {
     method: 'POST',
     path: '/',
-    headers: { 'Content-Type': 'application/x-compress-zlib', 'GLPI-Agent-ID': `agent-${deviceid}`, Authorization: authorization },
+    headers: {
+      'Content-Type': 'application/x-compress-zlib',
+      'GLPI-Agent-ID': `agent-${deviceid}`,
+      Authorization: authorization,
+    },
     body: zlib.deflateSync(JSON.stringify({ action: 'contact', deviceid, name: 'GLPI-Agent', version: '1.12' })),
   });
 }
@@ -109,11 +117,16 @@ describe('rotation with the cache off (exact time travel)', () => {
       ['rot-new', ids[2]],
     ]);
     const { key, usage } = await ctx.deps.admin.keyUsage('rot');
-    expect(key.versions.map((v) => [v.version, v.valid])).toEqual([[1, false], [2, true]]);
-    const devicesOf = (version: number) => [...new Set(usage.filter((u) => u.version === version).map((u) => u.deviceid))].sort();
+    expect(key.versions.map((v) => [v.version, v.valid])).toEqual([
+      [1, false],
+      [2, true],
+    ]);
+    const devicesOf = (version: number) =>
+      [...new Set(usage.filter((u) => u.version === version).map((u) => u.deviceid))].sort();
     expect(devicesOf(1)).toEqual(['rot-old']);
     expect(devicesOf(2)).toEqual(['rot-new', 'rot-old']);
-    const requests = (version: number, deviceid: string) => usage.filter((u) => u.version === version && u.deviceid === deviceid).reduce((n, u) => n + u.requests, 0);
+    const requests = (version: number, deviceid: string) =>
+      usage.filter((u) => u.version === version && u.deviceid === deviceid).reduce((n, u) => n + u.requests, 0);
     expect(requests(1, 'rot-old')).toBe(3);
     expect(requests(2, 'rot-new')).toBe(4);
     expect(requests(2, 'rot-old')).toBe(1);
@@ -153,7 +166,12 @@ describe('rotation with the cache off (exact time travel)', () => {
     expect((await prolog(ctx, 'twice-dev', v3Auth)).status).toBe(401);
     expect((await prolog(ctx, 'twice-dev', basic('u', v4.secret))).status).toBe(200);
     const { key } = await ctx.deps.admin.keyUsage('twice');
-    expect(key.versions.map((v) => [v.version, v.valid])).toEqual([[1, false], [2, false], [3, false], [4, true]]);
+    expect(key.versions.map((v) => [v.version, v.valid])).toEqual([
+      [1, false],
+      [2, false],
+      [3, false],
+      [4, true],
+    ]);
   });
 
   it('a key expiring (expiresAt) stops every version at that instant', async () => {

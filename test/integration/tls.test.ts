@@ -25,10 +25,17 @@ const file = (name: string) => path.join(dir, name);
 
 async function openssl(args: string[]): Promise<void> {
   try {
-    await execFileAsync('openssl', args, { cwd: dir, timeout: 20_000, env: { ...process.env, OPENSSL_CONF: file('req.cnf') } });
+    await execFileAsync('openssl', args, {
+      cwd: dir,
+      timeout: 20_000,
+      env: { ...process.env, OPENSSL_CONF: file('req.cnf') },
+    });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('the `openssl` command is not installed: `sudo apt-get install openssl`, then run the tests again');
+    if (e.code === 'ENOENT')
+      throw new Error(
+        'the `openssl` command is not installed: `sudo apt-get install openssl`, then run the tests again',
+      );
     throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
   }
 }
@@ -38,13 +45,66 @@ let serial = 1;
 
 /** A self-signed CA: <name>.crt / <name>.key. */
 async function makeCa(name: string, cn: string): Promise<void> {
-  await openssl(['req', '-x509', '-new', ...KEY, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${cn}`, '-config', 'req.cnf', '-extensions', 'ca']);
+  await openssl([
+    'req',
+    '-x509',
+    '-new',
+    ...KEY,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.crt`,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${cn}`,
+    '-config',
+    'req.cnf',
+    '-extensions',
+    'ca',
+  ]);
 }
 
 /** A leaf certificate signed by `ca`, with the extensions of section `profile` (server or client) of ext.cnf. */
-async function makeLeaf(name: string, cn: string, ca: string, profile: 'server' | 'client'): Promise<{ cert: Buffer; key: Buffer }> {
-  await openssl(['req', '-new', ...KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`, '-config', 'req.cnf']);
-  await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-set_serial', String(serial++), '-days', '2', '-out', `${name}.crt`, '-extfile', 'ext.cnf', '-extensions', profile]);
+async function makeLeaf(
+  name: string,
+  cn: string,
+  ca: string,
+  profile: 'server' | 'client',
+): Promise<{ cert: Buffer; key: Buffer }> {
+  await openssl([
+    'req',
+    '-new',
+    ...KEY,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    `/CN=${cn}`,
+    '-config',
+    'req.cnf',
+  ]);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.crt`,
+    '-CAkey',
+    `${ca}.key`,
+    '-set_serial',
+    String(serial++),
+    '-days',
+    '2',
+    '-out',
+    `${name}.crt`,
+    '-extfile',
+    'ext.cnf',
+    '-extensions',
+    profile,
+  ]);
   return { cert: fs.readFileSync(file(`${name}.crt`)), key: fs.readFileSync(file(`${name}.key`)) };
 }
 
@@ -52,13 +112,34 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-tls-'));
   fs.writeFileSync(
     file('req.cnf'),
-    ['[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', 'CN = unused', '[ca]', 'basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash', ''].join('\n'),
+    [
+      '[req]',
+      'distinguished_name = dn',
+      'prompt = no',
+      '[dn]',
+      'CN = unused',
+      '[ca]',
+      'basicConstraints = critical, CA:TRUE',
+      'keyUsage = critical, keyCertSign, cRLSign',
+      'subjectKeyIdentifier = hash',
+      '',
+    ].join('\n'),
   );
   fs.writeFileSync(
     file('ext.cnf'),
     [
-      '[server]', 'basicConstraints = critical, CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = serverAuth', 'subjectAltName = IP:127.0.0.1', 'authorityKeyIdentifier = keyid',
-      '[client]', 'basicConstraints = critical, CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = clientAuth', 'authorityKeyIdentifier = keyid', '',
+      '[server]',
+      'basicConstraints = critical, CA:FALSE',
+      'keyUsage = critical, digitalSignature',
+      'extendedKeyUsage = serverAuth',
+      'subjectAltName = IP:127.0.0.1',
+      'authorityKeyIdentifier = keyid',
+      '[client]',
+      'basicConstraints = critical, CA:FALSE',
+      'keyUsage = critical, digitalSignature',
+      'extendedKeyUsage = clientAuth',
+      'authorityKeyIdentifier = keyid',
+      '',
     ].join('\n'),
   );
   await makeCa('ca', 'agent-gate test CA');
@@ -79,17 +160,45 @@ interface HttpsAnswer {
 }
 
 /** One POST over a new TLS connection to 127.0.0.1, trusting only the test CA. */
-function httpsPost(port: number, opts: { body: string; authorization?: string; cert?: Buffer; key?: Buffer }): Promise<HttpsAnswer> {
+function httpsPost(
+  port: number,
+  opts: { body: string; authorization?: string; cert?: Buffer; key?: Buffer },
+): Promise<HttpsAnswer> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'Content-Type': 'application/xml', 'User-Agent': 'FusionInventory-Agent_v2.6-3', 'Content-Length': String(Buffer.byteLength(opts.body)) };
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/xml',
+      'User-Agent': 'FusionInventory-Agent_v2.6-3',
+      'Content-Length': String(Buffer.byteLength(opts.body)),
+    };
     if (opts.authorization) headers.Authorization = opts.authorization;
-    const req = https.request({ host: '127.0.0.1', port, method: 'POST', path: '/', headers, ca: caPem, cert: opts.cert, key: opts.key, agent: false, timeout: 10_000 }, (res) => {
-      const peer = (res.socket as TLSSocket).getPeerCertificate();
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), peer: { subjectCn: peer.subject?.CN, issuerCn: peer.issuer?.CN } }));
-      res.on('error', reject);
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/',
+        headers,
+        ca: caPem,
+        cert: opts.cert,
+        key: opts.key,
+        agent: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        const peer = (res.socket as TLSSocket).getPeerCertificate();
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+            peer: { subjectCn: peer.subject?.CN, issuerCn: peer.issuer?.CN },
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
     req.on('error', reject);
     req.end(opts.body);
@@ -117,9 +226,20 @@ async function expectTlsRefusal(attempt: Promise<HttpsAnswer>): Promise<void> {
  * A bare TLS 1.2 handshake, where the server's verdict on the client certificate is part of the handshake
  * itself (in TLS 1.3 the client finishes first and only learns of the refusal when it reads).
  */
-function tls12Handshake(port: number, opts: { cert?: Buffer; key?: Buffer }): Promise<{ secure: true } | { error: string }> {
+function tls12Handshake(
+  port: number,
+  opts: { cert?: Buffer; key?: Buffer },
+): Promise<{ secure: true } | { error: string }> {
   return new Promise((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: caPem, cert: opts.cert, key: opts.key, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ca: caPem,
+      cert: opts.cert,
+      key: opts.key,
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.2',
+    });
     socket.setTimeout(10_000, () => socket.destroy(new Error('handshake timeout')));
     socket.once('secureConnect', () => {
       socket.end();
@@ -150,11 +270,21 @@ describe('HTTPS with TLS_CERT/TLS_KEY', () => {
     expect(challenged.status).toBe(401);
     expect(challenged.headers['www-authenticate']).toBe(CHALLENGE);
 
-    const a = await httpsPost(gw.server.port, { body: prolog(deviceid), authorization: basic('inventory', BOOTSTRAP_SECRET) });
+    const a = await httpsPost(gw.server.port, {
+      body: prolog(deviceid),
+      authorization: basic('inventory', BOOTSTRAP_SECRET),
+    });
     expect(a.status).toBe(200);
     expect(a.body).toMatch(/<REPLY>[\s\S]*<PROLOG_FREQ>24<\/PROLOG_FREQ>[\s\S]*<RESPONSE>SEND<\/RESPONSE>/);
     const [reg] = await gw.server.deps.records.registrations({ deviceid });
-    expect(reg).toMatchObject({ kind: 'prolog', status: 200, authType: 'key:basic', authUser: 'inventory', keyName: 'default', keyVersion: 1 });
+    expect(reg).toMatchObject({
+      kind: 'prolog',
+      status: 200,
+      authType: 'key:basic',
+      authUser: 'inventory',
+      keyName: 'default',
+      keyVersion: 1,
+    });
   });
 
   it('asks for no client certificate: one presented is ignored, the Basic challenge still applies', async () => {
@@ -171,7 +301,11 @@ describe('mutual TLS with TLS_CLIENT_CA', () => {
   let clientCert: { cert: Buffer; key: Buffer };
 
   beforeAll(async () => {
-    gw = await startAuthGateway({ TLS_CERT: file('server.crt'), TLS_KEY: file('server.key'), TLS_CLIENT_CA: file('ca.crt') });
+    gw = await startAuthGateway({
+      TLS_CERT: file('server.crt'),
+      TLS_KEY: file('server.key'),
+      TLS_CLIENT_CA: file('ca.crt'),
+    });
     ({ clientId } = await gw.server.deps.admin.createClient({ name: 'tls-agent' }, actor));
     clientCert = await makeLeaf('client', clientId, 'ca', 'client');
   });
@@ -181,7 +315,12 @@ describe('mutual TLS with TLS_CLIENT_CA', () => {
 
   it('refuses a connection without a client certificate during the TLS handshake, recording nothing', async () => {
     const watermark = await gw.lastRegistrationId();
-    await expectTlsRefusal(httpsPost(gw.server.port, { body: prolog('tls-nocert-2024-06-03-08-41-55'), authorization: basic('inventory', BOOTSTRAP_SECRET) }));
+    await expectTlsRefusal(
+      httpsPost(gw.server.port, {
+        body: prolog('tls-nocert-2024-06-03-08-41-55'),
+        authorization: basic('inventory', BOOTSTRAP_SECRET),
+      }),
+    );
     expect(await tls12Handshake(gw.server.port, {})).toEqual({ error: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' });
     expect(await tls12Handshake(gw.server.port, clientCert)).toEqual({ secure: true });
     expect(await gw.registrationsAfter(watermark)).toEqual([]);
@@ -192,7 +331,9 @@ describe('mutual TLS with TLS_CLIENT_CA', () => {
     const watermark = await gw.lastRegistrationId();
     await expectTlsRefusal(httpsPost(gw.server.port, { body: prolog('tls-rogue-2024-06-03-08-41-55'), ...rogue }));
     // Node refuses it once OpenSSL has checked the chain: the handshake never completes (reset or alert).
-    expect(await tls12Handshake(gw.server.port, rogue)).toEqual({ error: expect.stringMatching(/^(ECONNRESET|ERR_SSL_\w*ALERT\w*)$/) });
+    expect(await tls12Handshake(gw.server.port, rogue)).toEqual({
+      error: expect.stringMatching(/^(ECONNRESET|ERR_SSL_\w*ALERT\w*)$/),
+    });
     expect(await gw.registrationsAfter(watermark)).toEqual([]);
   });
 
@@ -202,7 +343,14 @@ describe('mutual TLS with TLS_CLIENT_CA', () => {
     expect(a.status, a.body).toBe(200);
     expect(a.body).toContain('<RESPONSE>SEND</RESPONSE>');
     const [reg] = await gw.server.deps.records.registrations({ deviceid });
-    expect(reg).toMatchObject({ kind: 'prolog', status: 200, authType: 'client:certificate', clientId, keyName: null, keyVersion: null });
+    expect(reg).toMatchObject({
+      kind: 'prolog',
+      status: 200,
+      authType: 'client:certificate',
+      clientId,
+      keyName: null,
+      keyVersion: null,
+    });
     const [device] = await gw.server.deps.records.devices({ deviceid });
     expect(device?.deviceid).toBe(deviceid);
   });
@@ -218,7 +366,11 @@ describe('mutual TLS with TLS_CLIENT_CA', () => {
 
   it('the registration key still works over mutual TLS (certificate for the channel, Basic for the agent)', async () => {
     const deviceid = 'tls-mtls-basic-2024-06-03-08-41-55';
-    const a = await httpsPost(gw.server.port, { body: prolog(deviceid), ...clientCert, authorization: basic('inventory', BOOTSTRAP_SECRET) });
+    const a = await httpsPost(gw.server.port, {
+      body: prolog(deviceid),
+      ...clientCert,
+      authorization: basic('inventory', BOOTSTRAP_SECRET),
+    });
     expect(a.status).toBe(200);
     const [reg] = await gw.server.deps.records.registrations({ deviceid });
     expect(reg).toMatchObject({ authType: 'key:basic', keyName: 'default', keyVersion: 1 });

@@ -35,7 +35,6 @@ afterAll(async () => {
 
 const rawSend = (r: Parameters<typeof sendRaw>[1]) => sendRaw(port, r);
 
-
 function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
@@ -45,20 +44,37 @@ function xmlProlog(deviceid: string): string {
   return prologText.replace(/<DEVICEID>[^<]*<\/DEVICEID>/, `<DEVICEID>${deviceid}</DEVICEID>`);
 }
 function jsonContact(deviceid: string): string {
-  return JSON.stringify({ action: 'contact', deviceid, 'enabled-tasks': ['inventory'], 'installed-tasks': ['inventory'], name: 'GLPI-Agent', version: '1.12' });
+  return JSON.stringify({
+    action: 'contact',
+    deviceid,
+    'enabled-tasks': ['inventory'],
+    'installed-tasks': ['inventory'],
+    name: 'GLPI-Agent',
+    version: '1.12',
+  });
 }
 
 /** A GLPI Agent CONTACT, zlib as the agent sends it. */
 function contactRequest(deviceid: string, authorization?: string, path = '/') {
   return {
     path,
-    headers: { 'Content-Type': 'application/x-compress-zlib', 'User-Agent': 'GLPI-Agent_v1.12', 'GLPI-Agent-ID': `agent-${deviceid}`, ...(authorization ? { Authorization: authorization } : {}) },
+    headers: {
+      'Content-Type': 'application/x-compress-zlib',
+      'User-Agent': 'GLPI-Agent_v1.12',
+      'GLPI-Agent-ID': `agent-${deviceid}`,
+      ...(authorization ? { Authorization: authorization } : {}),
+    },
     body: zlib.deflateSync(jsonContact(deviceid)),
   };
 }
 
 async function token(id = client.clientId, secret = client.clientSecret, path = '/api.php/token'): Promise<string> {
-  const res = await request(ctx.app).post(path).set('Content-Type', 'application/json').send(JSON.stringify({ grant_type: 'client_credentials', client_id: id, client_secret: secret, scope: 'inventory' }));
+  const res = await request(ctx.app)
+    .post(path)
+    .set('Content-Type', 'application/json')
+    .send(
+      JSON.stringify({ grant_type: 'client_credentials', client_id: id, client_secret: secret, scope: 'inventory' }),
+    );
   expect(res.status).toBe(200);
   const t = (res.body as { access_token: string }).access_token;
   usedSecrets.push(t);
@@ -66,11 +82,23 @@ async function token(id = client.clientId, secret = client.clientSecret, path = 
 }
 
 describe('token endpoint', () => {
-  it.each(['/api.php/token', '/front/inventory.php/api.php/token', '/glpi/api.php/token', '/glpi/api.php/token?debug=1'])('compact JSON on %s → Bearer token', async (path) => {
+  it.each([
+    '/api.php/token',
+    '/front/inventory.php/api.php/token',
+    '/glpi/api.php/token',
+    '/glpi/api.php/token?debug=1',
+  ])('compact JSON on %s → Bearer token', async (path) => {
     const res = await request(ctx.app)
       .post(path)
       .set('Content-Type', 'application/json')
-      .send(JSON.stringify({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret, scope: 'inventory' }))
+      .send(
+        JSON.stringify({
+          grant_type: 'client_credentials',
+          client_id: client.clientId,
+          client_secret: client.clientSecret,
+          scope: 'inventory',
+        }),
+      )
       .buffer(true)
       .parse((r, cb) => {
         let s = '';
@@ -97,7 +125,12 @@ describe('token endpoint', () => {
     const res = await request(ctx.app)
       .post('/api.php/token')
       .type('form')
-      .send({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret, scope: 'inventory' });
+      .send({
+        grant_type: 'client_credentials',
+        client_id: client.clientId,
+        client_secret: client.clientSecret,
+        scope: 'inventory',
+      });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ token_type: 'Bearer', expires_in: TTL });
     expect((res.body as { access_token: string }).access_token).not.toBe('');
@@ -120,7 +153,10 @@ describe('token endpoint', () => {
     ];
     const answers = [];
     for (const a of attempts) {
-      const res = await request(ctx.app).post('/glpi/api.php/token').set('Content-Type', 'application/json').send(JSON.stringify({ grant_type: 'client_credentials', scope: 'inventory', ...a }));
+      const res = await request(ctx.app)
+        .post('/glpi/api.php/token')
+        .set('Content-Type', 'application/json')
+        .send(JSON.stringify({ grant_type: 'client_credentials', scope: 'inventory', ...a }));
       expect(res.status).toBe(401);
       expect(res.headers['content-type']).toMatch(/^application\/json/);
       answers.push(res.text);
@@ -131,17 +167,40 @@ describe('token endpoint', () => {
 
   it('another grant type → 400 unsupported_grant_type', async () => {
     for (const grant of ['password', 'authorization_code', undefined]) {
-      const res = await request(ctx.app).post('/api.php/token').set('Content-Type', 'application/json').send(JSON.stringify({ grant_type: grant, client_id: client.clientId, client_secret: client.clientSecret, scope: 'inventory' }));
+      const res = await request(ctx.app)
+        .post('/api.php/token')
+        .set('Content-Type', 'application/json')
+        .send(
+          JSON.stringify({
+            grant_type: grant,
+            client_id: client.clientId,
+            client_secret: client.clientSecret,
+            scope: 'inventory',
+          }),
+        );
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ error: 'unsupported_grant_type' });
     }
   });
 
   it('a scope without inventory → 400 invalid_scope; a broken body → 400 invalid_request; GET → 405', async () => {
-    const scope = await request(ctx.app).post('/api.php/token').set('Content-Type', 'application/json').send(JSON.stringify({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret, scope: 'admin' }));
+    const scope = await request(ctx.app)
+      .post('/api.php/token')
+      .set('Content-Type', 'application/json')
+      .send(
+        JSON.stringify({
+          grant_type: 'client_credentials',
+          client_id: client.clientId,
+          client_secret: client.clientSecret,
+          scope: 'admin',
+        }),
+      );
     expect(scope.status).toBe(400);
     expect(scope.body).toMatchObject({ error: 'invalid_scope' });
-    const broken = await request(ctx.app).post('/api.php/token').set('Content-Type', 'application/json').send('{"grant_type":');
+    const broken = await request(ctx.app)
+      .post('/api.php/token')
+      .set('Content-Type', 'application/json')
+      .send('{"grant_type":');
     expect(broken.status).toBe(400);
     expect(broken.body).toMatchObject({ error: 'invalid_request' });
     const get = await request(ctx.app).get('/api.php/token');
@@ -150,25 +209,31 @@ describe('token endpoint', () => {
 });
 
 describe('bearer tokens on the agent endpoint', () => {
-  it.each(['/', '/front/inventory.php', '/plugins/glpiinventory/'])('a fresh token authenticates a CONTACT on %s and is recorded as the client', async (path) => {
-    const t = await token();
-    const deviceid = `bearer-${path.replace(/\W/g, '') || 'root'}`;
-    const res = await send(ctx.app, { method: 'POST', ...contactRequest(deviceid, `Bearer ${t}`, path) });
-    expect(res.status).toBe(200);
-    expect(JSON.parse(res.text)).toMatchObject({ status: 'ok' });
-    const [reg] = await ctx.sql<{ authType: string; clientPk: number; keyId: number | null }[]>`
+  it.each(['/', '/front/inventory.php', '/plugins/glpiinventory/'])(
+    'a fresh token authenticates a CONTACT on %s and is recorded as the client',
+    async (path) => {
+      const t = await token();
+      const deviceid = `bearer-${path.replace(/\W/g, '') || 'root'}`;
+      const res = await send(ctx.app, { method: 'POST', ...contactRequest(deviceid, `Bearer ${t}`, path) });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.text)).toMatchObject({ status: 'ok' });
+      const [reg] = await ctx.sql<{ authType: string; clientPk: number; keyId: number | null }[]>`
       select auth_type as "authType", client_pk as "clientPk", key_id as "keyId" from registrations where deviceid = ${deviceid}`;
-    const [c] = await ctx.sql<{ id: number }[]>`select id from agent_clients where client_id = ${client.clientId}`;
-    expect(reg!.authType).toBe('client:bearer');
-    expect(Number(reg!.clientPk)).toBe(Number(c!.id));
-    expect(reg!.keyId).toBeNull();
-  });
+      const [c] = await ctx.sql<{ id: number }[]>`select id from agent_clients where client_id = ${client.clientId}`;
+      expect(reg!.authType).toBe('client:bearer');
+      expect(Number(reg!.clientPk)).toBe(Number(c!.id));
+      expect(reg!.keyId).toBeNull();
+    },
+  );
 
   it('the flow of §3.9 on /glpi/: 401, token at /glpi/api.php/token, Bearer replay → 200', async () => {
     const first = await send(ctx.app, { method: 'POST', ...contactRequest('glpi-prefix-1', undefined, '/glpi/') });
     expect(first.status).toBe(401);
     const t = await token(client.clientId, client.clientSecret, '/glpi/api.php/token');
-    const replayed = await send(ctx.app, { method: 'POST', ...contactRequest('glpi-prefix-1', `Bearer ${t}`, '/glpi/') });
+    const replayed = await send(ctx.app, {
+      method: 'POST',
+      ...contactRequest('glpi-prefix-1', `Bearer ${t}`, '/glpi/'),
+    });
     expect(replayed.status).toBe(200);
   });
 
@@ -194,13 +259,28 @@ describe('bearer tokens on the agent endpoint', () => {
     expect(comparable(after)).toEqual(comparable(reference));
     // …and the Basic form of the same client as well, and no new token.
     expect((await rawSend(contactRequest('revoke-dev', basic(c.clientId, c.clientSecret)))).status).toBe(401);
-    const grant = await request(ctx.app).post('/api.php/token').set('Content-Type', 'application/json').send(JSON.stringify({ grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, scope: 'inventory' }));
+    const grant = await request(ctx.app)
+      .post('/api.php/token')
+      .set('Content-Type', 'application/json')
+      .send(
+        JSON.stringify({
+          grant_type: 'client_credentials',
+          client_id: c.clientId,
+          client_secret: c.clientSecret,
+          scope: 'inventory',
+        }),
+      );
     expect(grant.status).toBe(401);
   });
 
   it('the client id and secret also work as Basic user and password, for both agents', async () => {
     const auth = basic(client.clientId, client.clientSecret);
-    const xml = await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: auth }, body: zlib.deflateSync(xmlProlog('basic-client-fi')) });
+    const xml = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: auth },
+      body: zlib.deflateSync(xmlProlog('basic-client-fi')),
+    });
     expect(xml.status).toBe(200);
     expect(xml.text).toContain('<RESPONSE>SEND</RESPONSE>');
     const json = await send(ctx.app, { method: 'POST', ...contactRequest('basic-client-ga', auth) });
@@ -233,7 +313,15 @@ describe('a client bound to one device', () => {
   }
 
   it('is accepted for its device, over Basic and Bearer', async () => {
-    const prolog = await send(ctx.app, { method: 'POST', path: '/', headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic(bound.clientId, bound.clientSecret) }, body: zlib.deflateSync(xmlProlog('dev-A')) });
+    const prolog = await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: {
+        'Content-Type': 'application/x-compress-zlib',
+        Authorization: basic(bound.clientId, bound.clientSecret),
+      },
+      body: zlib.deflateSync(xmlProlog('dev-A')),
+    });
     expect(prolog.status).toBe(200);
     const contact = await send(ctx.app, { method: 'POST', ...contactRequest('dev-A', `Bearer ${bearer}`) });
     expect(contact.status).toBe(200);
@@ -244,19 +332,26 @@ describe('a client bound to one device', () => {
   it.each([
     ['Basic', () => basic(bound.clientId, bound.clientSecret)],
     ['Bearer', () => `Bearer ${bearer}`],
-  ])('another deviceid over %s gets the byte-identical 401, a security event and no device row', async (_scheme, auth) => {
-    const eventsBefore = (await mismatchEvents()).length;
-    const headers = { 'Content-Type': 'application/x-compress-zlib', 'User-Agent': 'FusionInventory-Agent_v2.6-3' };
-    const body = zlib.deflateSync(xmlProlog('dev-B'));
-    const reference = await rawSend({ headers, body });
-    const res = await rawSend({ headers: { ...headers, Authorization: auth() }, body });
-    expect(comparable(res)).toEqual(comparable(reference));
-    const events = await mismatchEvents();
-    expect(events.length).toBe(eventsBefore + 1);
-    expect(events.at(-1)).toMatchObject({ kind: 'client_device_mismatch', deviceid: 'dev-B', details: { clientId: bound.clientId, boundDeviceid: 'dev-A' } });
-    const [d] = await ctx.sql<{ n: number }[]>`select count(*)::int as n from devices where deviceid = 'dev-B'`;
-    expect(d!.n).toBe(0);
-  });
+  ])(
+    'another deviceid over %s gets the byte-identical 401, a security event and no device row',
+    async (_scheme, auth) => {
+      const eventsBefore = (await mismatchEvents()).length;
+      const headers = { 'Content-Type': 'application/x-compress-zlib', 'User-Agent': 'FusionInventory-Agent_v2.6-3' };
+      const body = zlib.deflateSync(xmlProlog('dev-B'));
+      const reference = await rawSend({ headers, body });
+      const res = await rawSend({ headers: { ...headers, Authorization: auth() }, body });
+      expect(comparable(res)).toEqual(comparable(reference));
+      const events = await mismatchEvents();
+      expect(events.length).toBe(eventsBefore + 1);
+      expect(events.at(-1)).toMatchObject({
+        kind: 'client_device_mismatch',
+        deviceid: 'dev-B',
+        details: { clientId: bound.clientId, boundDeviceid: 'dev-A' },
+      });
+      const [d] = await ctx.sql<{ n: number }[]>`select count(*)::int as n from devices where deviceid = 'dev-B'`;
+      expect(d!.n).toBe(0);
+    },
+  );
 
   it('another deviceid in a JSON CONTACT gets the JSON 401, identical to the no-credential one', async () => {
     const req = contactRequest('dev-C', basic(bound.clientId, bound.clientSecret));
@@ -269,13 +364,28 @@ describe('a client bound to one device', () => {
   // The no-credential 401 is encoded from the Content-Type label (the body is never read); the mismatch 401
   // comes after the body was read. Whatever the body looks like, both must be the same bytes.
   it.each([
-    ['plain XML labelled application/x-compress-zlib', { 'Content-Type': 'application/x-compress-zlib' }, () => Buffer.from(xmlProlog('dev-D'))],
-    ['zlib body labelled application/octet-stream', { 'Content-Type': 'application/octet-stream' }, () => zlib.deflateSync(xmlProlog('dev-D'))],
+    [
+      'plain XML labelled application/x-compress-zlib',
+      { 'Content-Type': 'application/x-compress-zlib' },
+      () => Buffer.from(xmlProlog('dev-D')),
+    ],
+    [
+      'zlib body labelled application/octet-stream',
+      { 'Content-Type': 'application/octet-stream' },
+      () => zlib.deflateSync(xmlProlog('dev-D')),
+    ],
     ['zlib body without Content-Type', {}, () => zlib.deflateSync(xmlProlog('dev-D'))],
-    ['zlib body labelled application/x-compress-deflate', { 'Content-Type': 'application/x-compress-deflate' }, () => zlib.deflateSync(xmlProlog('dev-D'))],
+    [
+      'zlib body labelled application/x-compress-deflate',
+      { 'Content-Type': 'application/x-compress-deflate' },
+      () => zlib.deflateSync(xmlProlog('dev-D')),
+    ],
   ])('no oracle for a bound client on another device: %s', async (_name, headers: Record<string, string>, body) => {
     const reference = await rawSend({ headers, body: body() });
-    const res = await rawSend({ headers: { ...headers, Authorization: basic(bound.clientId, bound.clientSecret) }, body: body() });
+    const res = await rawSend({
+      headers: { ...headers, Authorization: basic(bound.clientId, bound.clientSecret) },
+      body: body(),
+    });
     expect(res.status).toBe(401);
     expect(comparable(res)).toEqual(comparable(reference));
   });

@@ -64,7 +64,9 @@ class Receiver {
 
 const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
 const prolog = (deviceid: string) =>
-  zlib.deflateSync(`<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`);
+  zlib.deflateSync(
+    `<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`,
+  );
 
 function verify(r: Received, secret = SECRET): boolean {
   const ts = String(r.headers['x-agentgate-timestamp']);
@@ -74,7 +76,18 @@ function verify(r: Received, secret = SECRET): boolean {
 }
 
 async function rows(ctx: TestContext, event?: string) {
-  return ctx.sql<{ id: number; event: string; url: string; attempts: number; nextAttemptAt: Date | null; deliveredAt: Date | null; lastStatus: number | null; lastError: string | null }[]>`
+  return ctx.sql<
+    {
+      id: number;
+      event: string;
+      url: string;
+      attempts: number;
+      nextAttemptAt: Date | null;
+      deliveredAt: Date | null;
+      lastStatus: number | null;
+      lastError: string | null;
+    }[]
+  >`
     select id, event, url, attempts, next_attempt_at as "nextAttemptAt", delivered_at as "deliveredAt", last_status as "lastStatus", last_error as "lastError"
     from webhook_deliveries ${event ? ctx.sql`where event = ${event}` : ctx.sql``} order by id`;
 }
@@ -90,7 +103,9 @@ async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 3
 }
 
 async function newDevice(ctx: TestContext, deviceid: string): Promise<void> {
-  expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(deviceid) })).status).toBe(200);
+  expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(deviceid) })).status).toBe(
+    200,
+  );
 }
 
 const receiver = new Receiver();
@@ -109,7 +124,10 @@ describe('webhook deliveries', () => {
   it('a new quarantined device produces one signed device.quarantined delivery', async () => {
     receiver.reset();
     await newDevice(ctx, 'wh-new-1');
-    await eventually(() => rows(ctx, 'device.quarantined'), (r) => r.length === 1);
+    await eventually(
+      () => rows(ctx, 'device.quarantined'),
+      (r) => r.length === 1,
+    );
     expect(await ctx.deps.notifier.runOnce()).toBe(1);
     expect(receiver.requests).toHaveLength(1);
     const r = receiver.requests[0]!;
@@ -123,7 +141,11 @@ describe('webhook deliveries', () => {
     expect(verify(r, 'another-secret')).toBe(false);
     expect(verify({ ...r, body: r.body.replace('wh-new-1', 'wh-new-2') })).toBe(false);
     const body = JSON.parse(r.body);
-    expect(body).toMatchObject({ id: r.headers['x-agentgate-delivery'], event: 'device.quarantined', data: { deviceid: 'wh-new-1', state: 'quarantined' } });
+    expect(body).toMatchObject({
+      id: r.headers['x-agentgate-delivery'],
+      event: 'device.quarantined',
+      data: { deviceid: 'wh-new-1', state: 'quarantined' },
+    });
     expect(Object.keys(body)).toEqual(['id', 'event', 'createdAt', 'data']);
     expect(new Date(body.createdAt).toISOString()).toBe(body.createdAt);
     expect(typeof body.data.id).toBe('number');
@@ -136,7 +158,10 @@ describe('webhook deliveries', () => {
   it('a reviewer approval produces device.approved, recorded in the decision transaction; undo produces device.undone', async () => {
     receiver.reset();
     await newDevice(ctx, 'wh-approve-1');
-    await eventually(() => rows(ctx, 'device.quarantined'), (r) => r.length === 2);
+    await eventually(
+      () => rows(ctx, 'device.quarantined'),
+      (r) => r.length === 2,
+    );
     await ctx.deps.notifier.runOnce();
     receiver.reset();
     const [decided] = await ctx.deps.review.decide(['wh-approve-1'], 'approve', 'known laptop', actor);
@@ -144,24 +169,55 @@ describe('webhook deliveries', () => {
     expect(await ctx.deps.notifier.runOnce()).toBe(1);
     expect(receiver.requests.map((r) => r.headers['x-agentgate-event'])).toEqual(['device.approved']);
     expect(verify(receiver.requests[0]!)).toBe(true);
-    expect(JSON.parse(receiver.requests[0]!.body).data).toEqual({ id: decided!.id, deviceid: 'wh-approve-1', from: 'quarantined', to: 'approved', actor: 'test', reason: 'known laptop' });
+    expect(JSON.parse(receiver.requests[0]!.body).data).toEqual({
+      id: decided!.id,
+      deviceid: 'wh-approve-1',
+      from: 'quarantined',
+      to: 'approved',
+      actor: 'test',
+      reason: 'known laptop',
+    });
 
     await ctx.deps.review.undo('wh-approve-1', actor);
     expect(await ctx.deps.notifier.runOnce()).toBe(1);
-    expect(JSON.parse(receiver.requests[1]!.body)).toMatchObject({ event: 'device.undone', data: { deviceid: 'wh-approve-1', from: 'approved', to: 'quarantined', actor: 'test', reason: 'undo of approved' } });
+    expect(JSON.parse(receiver.requests[1]!.body)).toMatchObject({
+      event: 'device.undone',
+      data: {
+        deviceid: 'wh-approve-1',
+        from: 'approved',
+        to: 'quarantined',
+        actor: 'test',
+        reason: 'undo of approved',
+      },
+    });
   });
 
   it('a policy approval is announced like one by a person, with actor policy and the rule as reason', async () => {
     await ctx.deps.policies.importAllowlist('wh-fleet', 'serial', 'WH-SERIAL-1\n', actor);
-    const { rule } = await ctx.deps.policies.add({ action: 'approve', match: { allowlist: 'wh-fleet' }, comment: 'fleet' }, actor);
+    const { rule } = await ctx.deps.policies.add(
+      { action: 'approve', match: { allowlist: 'wh-fleet' }, comment: 'fleet' },
+      actor,
+    );
     try {
       await ctx.deps.notifier.runOnce();
       receiver.reset();
       const inv = `<?xml version="1.0"?><REQUEST><CONTENT><BIOS><SSN>WH-SERIAL-1</SSN></BIOS><HARDWARE><NAME>p</NAME></HARDWARE></CONTENT><DEVICEID>wh-policy-1</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>`;
-      expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: zlib.deflateSync(inv) })).status).toBe(200);
+      expect(
+        (await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: zlib.deflateSync(inv) })).status,
+      ).toBe(200);
       await ctx.deps.notifier.runOnce();
-      const approved = receiver.requests.filter((r) => r.headers['x-agentgate-event'] === 'device.approved').map((r) => JSON.parse(r.body).data);
-      expect(approved).toEqual([expect.objectContaining({ deviceid: 'wh-policy-1', from: 'quarantined', to: 'approved', actor: 'policy', reason: `policy rule #${rule.id} (fleet)` })]);
+      const approved = receiver.requests
+        .filter((r) => r.headers['x-agentgate-event'] === 'device.approved')
+        .map((r) => JSON.parse(r.body).data);
+      expect(approved).toEqual([
+        expect.objectContaining({
+          deviceid: 'wh-policy-1',
+          from: 'quarantined',
+          to: 'approved',
+          actor: 'policy',
+          reason: `policy rule #${rule.id} (fleet)`,
+        }),
+      ]);
     } finally {
       await ctx.deps.policies.remove(rule.id, actor);
     }
@@ -169,16 +225,21 @@ describe('webhook deliveries', () => {
 
   it('an event emitted in a transaction that rolls back is never sent', async () => {
     const before = (await rows(ctx)).length;
-    await expect(ctx.sql.begin(async (tx) => {
-      await ctx.deps.notifier.emit(tx, 'device.rejected', { id: 0, deviceid: 'never' });
-      throw new Error('rolled back');
-    })).rejects.toThrow('rolled back');
+    await expect(
+      ctx.sql.begin(async (tx) => {
+        await ctx.deps.notifier.emit(tx, 'device.rejected', { id: 0, deviceid: 'never' });
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
     expect(await rows(ctx)).toHaveLength(before);
   });
 
   it('a receiver answering 500 twice, then 200, gets the same delivery three times, on the back-off schedule', async () => {
     await newDevice(ctx, 'wh-retry-1');
-    await eventually(() => rows(ctx, 'device.quarantined'), (r) => r.length === 3);
+    await eventually(
+      () => rows(ctx, 'device.quarantined'),
+      (r) => r.length === 3,
+    );
     await ctx.deps.notifier.runOnce();
     receiver.reset();
     receiver.script = [500, 500];
@@ -241,14 +302,24 @@ describe('webhook deliveries', () => {
     expect(await ctx.deps.notifier.runOnce()).toBe(1);
     expect(receiver.requests).toHaveLength(1);
     expect(JSON.parse(receiver.requests[0]!.body).data.deviceid).toBe('wh-down-1');
-    expect((await rows(ctx, 'device.rejected')).at(-1)).toMatchObject({ attempts: 2, lastStatus: 200, lastError: null });
+    expect((await rows(ctx, 'device.rejected')).at(-1)).toMatchObject({
+      attempts: 2,
+      lastStatus: 200,
+      lastError: null,
+    });
   });
 
   it('a receiver that hangs is cut at the timeout and retried', async () => {
     receiver.reset();
     receiver.script = ['hang'];
     // The same notifier with a short timeout (10 s in production), so the test does not wait for real.
-    const quick = createNotifier({ sql: ctx.sql, clock: ctx.clock, logger: ctx.deps.logger, config: ctx.deps.config, timeoutMs: 300 });
+    const quick = createNotifier({
+      sql: ctx.sql,
+      clock: ctx.clock,
+      logger: ctx.deps.logger,
+      config: ctx.deps.config,
+      timeoutMs: 300,
+    });
     await ctx.sql.begin((tx) => quick.emit(tx, 'device.rejected', { id: 0, deviceid: 'wh-hang-1' }));
     expect(await quick.runOnce()).toBe(1);
     const row = (await rows(ctx, 'device.rejected')).at(-1)!;
@@ -263,7 +334,12 @@ describe('webhook deliveries', () => {
 describe('WEBHOOK_EVENTS, several URLs and WEBHOOK_MAX_ATTEMPTS', () => {
   let ctx2: TestContext;
   beforeAll(async () => {
-    ctx2 = await createTestContext({ WEBHOOK_URLS: `${receiver.url('/a')}, ${receiver.url('/b')}`, WEBHOOK_SECRET: SECRET, WEBHOOK_EVENTS: 'device.approved,device.rejected', WEBHOOK_MAX_ATTEMPTS: '2' });
+    ctx2 = await createTestContext({
+      WEBHOOK_URLS: `${receiver.url('/a')}, ${receiver.url('/b')}`,
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_EVENTS: 'device.approved,device.rejected',
+      WEBHOOK_MAX_ATTEMPTS: '2',
+    });
   });
   afterAll(async () => {
     await ctx2?.close();
@@ -276,9 +352,15 @@ describe('WEBHOOK_EVENTS, several URLs and WEBHOOK_MAX_ATTEMPTS', () => {
     await ctx2.deps.review.undo('wh-ev-1', actor);
     // Give a (wrongly) emitted device.quarantined time to be written before checking nothing was.
     await new Promise((r) => setTimeout(r, 200));
-    expect((await rows(ctx2)).map((r) => `${r.event} ${new URL(r.url).pathname}`)).toEqual(['device.approved /a', 'device.approved /b']);
+    expect((await rows(ctx2)).map((r) => `${r.event} ${new URL(r.url).pathname}`)).toEqual([
+      'device.approved /a',
+      'device.approved /b',
+    ]);
     expect(await ctx2.deps.notifier.runOnce()).toBe(2);
-    expect(receiver.requests.map((r) => `${r.headers['x-agentgate-event']} ${r.path}`).sort()).toEqual(['device.approved /a', 'device.approved /b']);
+    expect(receiver.requests.map((r) => `${r.headers['x-agentgate-event']} ${r.path}`).sort()).toEqual([
+      'device.approved /a',
+      'device.approved /b',
+    ]);
     // Same event, one delivery (and id) per receiver.
     expect(new Set(receiver.requests.map((r) => r.headers['x-agentgate-delivery'])).size).toBe(2);
   });
@@ -298,7 +380,9 @@ describe('WEBHOOK_EVENTS, several URLs and WEBHOOK_MAX_ATTEMPTS', () => {
       expect(row).toMatchObject({ attempts: 2, lastStatus: 503, deliveredAt: null, nextAttemptAt: null });
       expect(row.lastError).toMatch(/^HTTP 503/);
     }
-    expect(await ctx2.deps.metrics.registry.metrics()).toMatch(/agentgate_webhook_deliveries_total\{event="device.rejected",outcome="failed"\} 2/);
+    expect(await ctx2.deps.metrics.registry.metrics()).toMatch(
+      /agentgate_webhook_deliveries_total\{event="device.rejected",outcome="failed"\} 2/,
+    );
   });
 
   it('does not retry a 4xx answer (other than 408 and 429)', async () => {
@@ -334,11 +418,19 @@ describe('without WEBHOOK_URLS', () => {
 describe('the worker of a running gateway', () => {
   it('delivers on its own after start, and stops with the server', async () => {
     receiver.reset();
-    const { server, close } = await startTestServer({ AGENT_AUTH: 'off', WEBHOOK_URLS: receiver.url('/live'), WEBHOOK_SECRET: SECRET });
+    const { server, close } = await startTestServer({
+      AGENT_AUTH: 'off',
+      WEBHOOK_URLS: receiver.url('/live'),
+      WEBHOOK_SECRET: SECRET,
+    });
     try {
       const res = await fetch(`${server.url}/`, { method: 'POST', headers: zlibXml, body: prolog('wh-live-1') });
       expect(res.status).toBe(200);
-      const got = await eventually(async () => receiver.requests.length, (n) => n >= 1, 10_000);
+      const got = await eventually(
+        async () => receiver.requests.length,
+        (n) => n >= 1,
+        10_000,
+      );
       expect(got).toBe(1);
       expect(receiver.requests[0]!.path).toBe('/live');
       expect(verify(receiver.requests[0]!)).toBe(true);
@@ -361,13 +453,29 @@ describe('webhook configuration', () => {
   it('is off by default, with every event and 12 attempts', () => {
     const cfg = loadConfig({});
     expect(cfg.webhookUrls).toBeUndefined();
-    expect(cfg.webhookEvents).toEqual(['device.quarantined', 'device.conflict', 'device.approved', 'device.rejected', 'device.undone', 'spike.detected']);
+    expect(cfg.webhookEvents).toEqual([
+      'device.quarantined',
+      'device.conflict',
+      'device.approved',
+      'device.rejected',
+      'device.undone',
+      'spike.detected',
+    ]);
     expect(cfg.webhookMaxAttempts).toBe(12);
   });
 
   it('reads a URL list and an event list', () => {
-    const cfg = loadConfig({ WEBHOOK_URLS: ' https://a.example/h , http://b.example:8080/x?t=1,', WEBHOOK_SECRET: 's', WEBHOOK_EVENTS: 'device.approved, DEVICE.REJECTED', WEBHOOK_MAX_ATTEMPTS: '3' });
-    expect(cfg).toMatchObject({ webhookUrls: ['https://a.example/h', 'http://b.example:8080/x?t=1'], webhookEvents: ['device.approved', 'device.rejected'], webhookMaxAttempts: 3 });
+    const cfg = loadConfig({
+      WEBHOOK_URLS: ' https://a.example/h , http://b.example:8080/x?t=1,',
+      WEBHOOK_SECRET: 's',
+      WEBHOOK_EVENTS: 'device.approved, DEVICE.REJECTED',
+      WEBHOOK_MAX_ATTEMPTS: '3',
+    });
+    expect(cfg).toMatchObject({
+      webhookUrls: ['https://a.example/h', 'http://b.example:8080/x?t=1'],
+      webhookEvents: ['device.approved', 'device.rejected'],
+      webhookMaxAttempts: 3,
+    });
   });
 
   it.each([
@@ -385,6 +493,8 @@ describe('webhook configuration', () => {
   });
 
   it('never echoes the secret', () => {
-    expect(problems({ WEBHOOK_SECRET: 'hunter2-webhook', WEBHOOK_EVENTS: 'nope' }).join('\n')).not.toContain('hunter2-webhook');
+    expect(problems({ WEBHOOK_SECRET: 'hunter2-webhook', WEBHOOK_EVENTS: 'nope' }).join('\n')).not.toContain(
+      'hunter2-webhook',
+    );
   });
 });

@@ -22,7 +22,8 @@ function squeeze(xml: string): string {
 }
 
 // PROTOCOL.md §3.1 / fixtures answer A1 and A2.
-const PROTOCOL_A1 = '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><PROLOG_FREQ>24</PROLOG_FREQ><RESPONSE>SEND</RESPONSE></REPLY>';
+const PROTOCOL_A1 =
+  '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><PROLOG_FREQ>24</PROLOG_FREQ><RESPONSE>SEND</RESPONSE></REPLY>';
 const PROTOCOL_A2 = '<?xml version="1.0" encoding="UTF-8"?> <REPLY><RESPONSE>SEND</RESPONSE></REPLY>';
 
 describe('encodeAnswer', () => {
@@ -57,8 +58,14 @@ describe('encodeAnswer', () => {
   });
 
   it('plain: application/json or application/xml, body as UTF-8', () => {
-    expect(encodeAnswer('{"a":"é"}', 'json', 'none')).toEqual({ body: Buffer.from('{"a":"é"}', 'utf8'), contentType: 'application/json' });
-    expect(encodeAnswer(text, 'xml', 'none')).toEqual({ body: Buffer.from(text, 'utf8'), contentType: 'application/xml' });
+    expect(encodeAnswer('{"a":"é"}', 'json', 'none')).toEqual({
+      body: Buffer.from('{"a":"é"}', 'utf8'),
+      contentType: 'application/json',
+    });
+    expect(encodeAnswer(text, 'xml', 'none')).toEqual({
+      body: Buffer.from(text, 'utf8'),
+      contentType: 'application/xml',
+    });
   });
 
   it('no Content-Type carries a parameter', () => {
@@ -133,7 +140,8 @@ describe('JSON answers', () => {
     expect(a.tasks.inventory).not.toHaveProperty('params'); // would trigger get_params requests
     expect(Array.isArray(a.disabled)).toBe(true);
     expect(a.disabled).not.toContain('inventory');
-    for (const task of ['collect', 'deploy', 'esx', 'netdiscovery', 'netinventory', 'wakeonlan']) expect(a.disabled).toContain(task);
+    for (const task of ['collect', 'deploy', 'esx', 'netdiscovery', 'netinventory', 'wakeonlan'])
+      expect(a.disabled).toContain(task);
     expect(a).not.toHaveProperty('message');
   });
 
@@ -152,7 +160,11 @@ describe('JSON answers', () => {
   });
 
   it('jsonError carries status error, the message and an expiration', () => {
-    expect(JSON.parse(jsonError('Authorization required', 24))).toEqual({ status: 'error', message: 'Authorization required', expiration: 24 });
+    expect(JSON.parse(jsonError('Authorization required', 24))).toEqual({
+      status: 'error',
+      message: 'Authorization required',
+      expiration: 24,
+    });
     expect(JSON.parse(jsonError('with "quotes" and \\', 1)).message).toBe('with "quotes" and \\');
   });
 

@@ -42,7 +42,16 @@ describe('loadConfig defaults', () => {
   });
 
   it('leaves optional keys unset', () => {
-    for (const k of ['databaseUrl', 'redisUrl', 'bootstrapSecret', 'bootstrapAdminToken', 'trustProxy', 'tlsCert', 'tlsKey', 'tlsClientCa'] as const) {
+    for (const k of [
+      'databaseUrl',
+      'redisUrl',
+      'bootstrapSecret',
+      'bootstrapAdminToken',
+      'trustProxy',
+      'tlsCert',
+      'tlsKey',
+      'tlsClientCa',
+    ] as const) {
       expect(cfg[k]).toBeUndefined();
     }
     expect(cfg.logLevel).toBe('info');
@@ -106,7 +115,10 @@ describe('loadConfig values', () => {
   });
 
   it('an empty optional value means unset', () => {
-    expect(loadConfig({ DATABASE_URL: '', REDIS_URL: '' })).toMatchObject({ databaseUrl: undefined, redisUrl: undefined });
+    expect(loadConfig({ DATABASE_URL: '', REDIS_URL: '' })).toMatchObject({
+      databaseUrl: undefined,
+      redisUrl: undefined,
+    });
   });
 
   it.each([
@@ -136,7 +148,13 @@ describe('loadConfig values', () => {
   });
 
   it('several bad keys produce ONE ConfigError listing every problem', () => {
-    const problems = problemsOf({ PORT: 'eighty', PROLOG_FREQ_HOURS: '0', AGENT_AUTH: 'maybe', BODY_LIMIT: 'huge', TOKEN_TTL: 'forever' });
+    const problems = problemsOf({
+      PORT: 'eighty',
+      PROLOG_FREQ_HOURS: '0',
+      AGENT_AUTH: 'maybe',
+      BODY_LIMIT: 'huge',
+      TOKEN_TTL: 'forever',
+    });
     expect(problems).toHaveLength(5);
     for (const key of ['PORT', 'PROLOG_FREQ_HOURS', 'AGENT_AUTH', 'BODY_LIMIT', 'TOKEN_TTL']) {
       expect(problems.some((p) => p.startsWith(`${key}:`))).toBe(true);
@@ -157,7 +175,9 @@ describe('loadConfig values', () => {
   });
 
   it('INFLATE_LIMIT must not be below BODY_LIMIT', () => {
-    expect(problemsOf({ BODY_LIMIT: '32mb', INFLATE_LIMIT: '16mb' })).toEqual(['INFLATE_LIMIT: must not be smaller than BODY_LIMIT']);
+    expect(problemsOf({ BODY_LIMIT: '32mb', INFLATE_LIMIT: '16mb' })).toEqual([
+      'INFLATE_LIMIT: must not be smaller than BODY_LIMIT',
+    ]);
   });
 
   it('TLS_CERT and TLS_KEY go together; TLS_CLIENT_CA needs both', () => {

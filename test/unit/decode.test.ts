@@ -1,6 +1,13 @@
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { detectCompression, inflateBody, jsonText, mediaType, sniffFormat, xmlText } from '../../src/protocol/decode.js';
+import {
+  detectCompression,
+  inflateBody,
+  jsonText,
+  mediaType,
+  sniffFormat,
+  xmlText,
+} from '../../src/protocol/decode.js';
 import { SCENARIOS, bodyOf, loadScenario } from '../helpers/fixtures.js';
 import { appErrorOf, appErrorOfAsync } from './app-error.js';
 
@@ -10,8 +17,11 @@ const ZLIB = zlib.deflateSync(XML);
 const GZIP = zlib.gzipSync(XML);
 const RAW_DEFLATE = zlib.deflateRawSync(XML);
 
-
-const everyBody = SCENARIOS.flatMap((s) => loadScenario(s).filter((r) => r.body_size > 0).map((r) => ({ name: `${s}/${r.file}`, r })));
+const everyBody = SCENARIOS.flatMap((s) =>
+  loadScenario(s)
+    .filter((r) => r.body_size > 0)
+    .map((r) => ({ name: `${s}/${r.file}`, r })),
+);
 
 describe('mediaType', () => {
   it('drops parameters, trims and lower-cases', () => {

@@ -25,18 +25,38 @@ describe('forwarding configuration', () => {
   });
 
   it('takes one http(s) URL, without credentials in it', () => {
-    expect(loadConfig({ UPSTREAM_URL: 'https://glpi.example/front/inventory.php' }).upstreamUrl).toBe('https://glpi.example/front/inventory.php');
-    expect(problemsOf({ UPSTREAM_URL: 'ftp://glpi.example/' })).toEqual(['UPSTREAM_URL: ftp: URLs are not supported (http or https only)']);
-    expect(problemsOf({ UPSTREAM_URL: 'https://u:p@glpi.example/' })[0]).toMatch(/^UPSTREAM_URL: user:password in the URL is not supported/);
+    expect(loadConfig({ UPSTREAM_URL: 'https://glpi.example/front/inventory.php' }).upstreamUrl).toBe(
+      'https://glpi.example/front/inventory.php',
+    );
+    expect(problemsOf({ UPSTREAM_URL: 'ftp://glpi.example/' })).toEqual([
+      'UPSTREAM_URL: ftp: URLs are not supported (http or https only)',
+    ]);
+    expect(problemsOf({ UPSTREAM_URL: 'https://u:p@glpi.example/' })[0]).toMatch(
+      /^UPSTREAM_URL: user:password in the URL is not supported/,
+    );
     expect(problemsOf({ UPSTREAM_URL: 'not a url' })[0]).toMatch(/^UPSTREAM_URL: "not a url" is not a URL/);
   });
 
   it('wants Basic or OAuth2 credentials whole, not both, and only with UPSTREAM_URL', () => {
     const url = { UPSTREAM_URL: 'https://glpi.example/' };
-    expect(problemsOf({ ...url, UPSTREAM_USER: 'gate' })).toEqual(['UPSTREAM_USER and UPSTREAM_PASSWORD: set both or neither']);
-    expect(problemsOf({ ...url, UPSTREAM_CLIENT_SECRET: 's' })).toEqual(['UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET: set both or neither']);
-    expect(problemsOf({ ...url, UPSTREAM_USER: 'u', UPSTREAM_PASSWORD: 'p', UPSTREAM_CLIENT_ID: 'c', UPSTREAM_CLIENT_SECRET: 's' })).toEqual(['UPSTREAM_USER and UPSTREAM_CLIENT_ID: choose Basic or OAuth2, not both']);
-    expect(problemsOf({ UPSTREAM_USER: 'u', UPSTREAM_PASSWORD: 'p' })).toEqual(['UPSTREAM_USER / UPSTREAM_CLIENT_ID: need UPSTREAM_URL']);
+    expect(problemsOf({ ...url, UPSTREAM_USER: 'gate' })).toEqual([
+      'UPSTREAM_USER and UPSTREAM_PASSWORD: set both or neither',
+    ]);
+    expect(problemsOf({ ...url, UPSTREAM_CLIENT_SECRET: 's' })).toEqual([
+      'UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET: set both or neither',
+    ]);
+    expect(
+      problemsOf({
+        ...url,
+        UPSTREAM_USER: 'u',
+        UPSTREAM_PASSWORD: 'p',
+        UPSTREAM_CLIENT_ID: 'c',
+        UPSTREAM_CLIENT_SECRET: 's',
+      }),
+    ).toEqual(['UPSTREAM_USER and UPSTREAM_CLIENT_ID: choose Basic or OAuth2, not both']);
+    expect(problemsOf({ UPSTREAM_USER: 'u', UPSTREAM_PASSWORD: 'p' })).toEqual([
+      'UPSTREAM_USER / UPSTREAM_CLIENT_ID: need UPSTREAM_URL',
+    ]);
     expect(problemsOf({ ...url, UPSTREAM_WORKERS: '0', UPSTREAM_MAX_ATTEMPTS: '1' })).toEqual([]);
     expect(problemsOf({ UPSTREAM_MAX_ATTEMPTS: '0' })).toEqual(['UPSTREAM_MAX_ATTEMPTS: 0 is outside 1..100']);
   });
@@ -66,13 +86,21 @@ describe('forwardBackoffMs', () => {
 
 describe('forwardContentType', () => {
   it("is the agent's own, exactly as sent", () => {
-    expect(forwardContentType({ contentType: 'Application/x-compress-zlib', compression: 'zlib', format: 'xml' })).toBe('Application/x-compress-zlib');
-    expect(forwardContentType({ contentType: 'application/json', compression: 'none', format: 'json' })).toBe('application/json');
+    expect(forwardContentType({ contentType: 'Application/x-compress-zlib', compression: 'zlib', format: 'xml' })).toBe(
+      'Application/x-compress-zlib',
+    );
+    expect(forwardContentType({ contentType: 'application/json', compression: 'none', format: 'json' })).toBe(
+      'application/json',
+    );
   });
 
   it('says zlib when a redaction re-encoded a raw-deflate body as zlib, and is derived when none was sent', () => {
-    expect(forwardContentType({ contentType: 'application/x-compress-deflate', compression: 'zlib', format: 'xml' })).toBe('application/x-compress-zlib');
-    expect(forwardContentType({ contentType: null, compression: 'gzip', format: 'json' })).toBe('application/x-compress-gzip');
+    expect(
+      forwardContentType({ contentType: 'application/x-compress-deflate', compression: 'zlib', format: 'xml' }),
+    ).toBe('application/x-compress-zlib');
+    expect(forwardContentType({ contentType: null, compression: 'gzip', format: 'json' })).toBe(
+      'application/x-compress-gzip',
+    );
     expect(forwardContentType({ contentType: null, compression: 'none', format: 'json' })).toBe('application/json');
   });
 });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { identityFromSections, isJunkSerial, isJunkUuid, lowerKeys, normalizeMac, xmlSectionsToJsonShape } from '../../src/protocol/identity.js';
+import {
+  identityFromSections,
+  isJunkSerial,
+  isJunkUuid,
+  lowerKeys,
+  normalizeMac,
+  xmlSectionsToJsonShape,
+} from '../../src/protocol/identity.js';
 import { readXmlRequest } from '../../src/protocol/xml.js';
 import { textOf } from '../helpers/fixtures.js';
 
@@ -16,23 +23,87 @@ function jsonIdentity(text: string) {
 
 // PROTOCOL.md §4.2 (GLPI src/Blacklist.php) plus the common extras.
 const JUNK_SERIALS = [
-  '', '   ', 'N/A', 'none', 'None', 'empty', 'INVALID', 'Not Specified', 'To Be Filled By O.E.M.', 'to be filled by o.e.m.',
-  'System Serial Number', 'SystemSerialNumb', 'OEM_Serial', 'Unknow', 'EVAL', 'IATPASS', '(null string)', 'Tulip Computers',
-  'Serial Number xxxxxx', 'xxxxxxxxxxx', 'NNNNNNN', '0', '00000000', '1111111', '0101', '12345', '123456', '1234567',
-  '12345678', '123456789', '1234567890', '0123456789', '123456789000', '12345678901234567', 'SYS-1234567890',
-  'SYS-9876543210', 'SN-12345', 'SN-1234567890', 'MB-1234567890', '1.0', '2.3.4', 'Default string', ' DEFAULT STRING ',
+  '',
+  '   ',
+  'N/A',
+  'none',
+  'None',
+  'empty',
+  'INVALID',
+  'Not Specified',
+  'To Be Filled By O.E.M.',
+  'to be filled by o.e.m.',
+  'System Serial Number',
+  'SystemSerialNumb',
+  'OEM_Serial',
+  'Unknow',
+  'EVAL',
+  'IATPASS',
+  '(null string)',
+  'Tulip Computers',
+  'Serial Number xxxxxx',
+  'xxxxxxxxxxx',
+  'NNNNNNN',
+  '0',
+  '00000000',
+  '1111111',
+  '0101',
+  '12345',
+  '123456',
+  '1234567',
+  '12345678',
+  '123456789',
+  '1234567890',
+  '0123456789',
+  '123456789000',
+  '12345678901234567',
+  'SYS-1234567890',
+  'SYS-9876543210',
+  'SN-12345',
+  'SN-1234567890',
+  'MB-1234567890',
+  '1.0',
+  '2.3.4',
+  'Default string',
+  ' DEFAULT STRING ',
 ];
-const GOOD_SERIALS = ['CZC4318XKQ', 'PXKQC0B8L1', '5CG1234ABC', '1234', '12345678901', 'VMware-42 1a 2b', 'SN-123456', '0012'];
+const GOOD_SERIALS = [
+  'CZC4318XKQ',
+  'PXKQC0B8L1',
+  '5CG1234ABC',
+  '1234',
+  '12345678901',
+  'VMware-42 1a 2b',
+  'SN-123456',
+  '0012',
+];
 
 const JUNK_UUIDS = [
-  'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '03000200-0400-0500-0006-000700080009',
-  '6AB5B300-538D-1014-9FB5-B0684D007B53', '01010101-0101-0101-0101-010101010101', '2', '00000000-0000-0000-0000-000000000000',
+  'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff',
+  '03000200-0400-0500-0006-000700080009',
+  '6AB5B300-538D-1014-9FB5-B0684D007B53',
+  '01010101-0101-0101-0101-010101010101',
+  '2',
+  '00000000-0000-0000-0000-000000000000',
 ];
 
 const JUNK_MACS = [
-  '', '00:00:00:00:00:00', 'FE:FF:FF:FF:FF:FF', '00:50:56:C0:00:01', '00:50:56:c0:12:34', '0a:00:27:00:00:00',
-  '02:00:4e:43:50:49', '20:41:53:59:4e:ff', '33:50:6f:45:30:30', '50:50:54:50:30:30', '24:b6:20:52:41:53',
-  '00:a0:c6:00:00:00', '02:80:37:EC:02:00', '00:0b:ca:fe:00:00', '00-00-00-00-00-00',
+  '',
+  '00:00:00:00:00:00',
+  'FE:FF:FF:FF:FF:FF',
+  '00:50:56:C0:00:01',
+  '00:50:56:c0:12:34',
+  '0a:00:27:00:00:00',
+  '02:00:4e:43:50:49',
+  '20:41:53:59:4e:ff',
+  '33:50:6f:45:30:30',
+  '50:50:54:50:30:30',
+  '24:b6:20:52:41:53',
+  '00:a0:c6:00:00:00',
+  '02:80:37:EC:02:00',
+  '00:0b:ca:fe:00:00',
+  '00-00-00-00-00-00',
 ];
 
 describe('isJunkSerial', () => {
@@ -111,63 +182,101 @@ describe('identityFromSections', () => {
 
   it('an empty message gives an all-empty identity', () => {
     expect(identityFromSections({}, undefined)).toEqual({
-      name: null, uuid: null, serial: null, msn: null, assetTag: null, manufacturer: null, model: null,
-      macs: [], ips: [], os: null, tag: null, agentVersion: null,
+      name: null,
+      uuid: null,
+      serial: null,
+      msn: null,
+      assetTag: null,
+      manufacturer: null,
+      model: null,
+      macs: [],
+      ips: [],
+      os: null,
+      tag: null,
+      agentVersion: null,
     });
   });
 
   it('lower-cases the UUID and drops junk ones', () => {
-    expect(identityFromSections({ hardware: { uuid: 'ABCDEF01-2345-6789-ABCD-EF0123456789' } }, null).uuid).toBe('abcdef01-2345-6789-abcd-ef0123456789');
+    expect(identityFromSections({ hardware: { uuid: 'ABCDEF01-2345-6789-ABCD-EF0123456789' } }, null).uuid).toBe(
+      'abcdef01-2345-6789-abcd-ef0123456789',
+    );
     expect(identityFromSections({ hardware: { uuid: 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF' } }, null).uuid).toBeNull();
   });
 
   it('falls back to MSN when SSN is junk or empty', () => {
-    expect(identityFromSections({ bios: { ssn: 'To Be Filled By O.E.M.', msn: 'BOARD123' } }, null)).toMatchObject({ serial: 'BOARD123', msn: 'BOARD123' });
+    expect(identityFromSections({ bios: { ssn: 'To Be Filled By O.E.M.', msn: 'BOARD123' } }, null)).toMatchObject({
+      serial: 'BOARD123',
+      msn: 'BOARD123',
+    });
     expect(identityFromSections({ bios: { ssn: '', msn: 'BOARD123' } }, null).serial).toBe('BOARD123');
-    expect(identityFromSections({ bios: { ssn: 'Default string', msn: '0' } }, null)).toMatchObject({ serial: null, msn: null });
+    expect(identityFromSections({ bios: { ssn: 'Default string', msn: '0' } }, null)).toMatchObject({
+      serial: null,
+      msn: null,
+    });
   });
 
   it('drops junk vendors and models', () => {
-    const id = identityFromSections({ bios: { smanufacturer: 'System manufacturer', smodel: 'System Product Name' } }, null);
+    const id = identityFromSections(
+      { bios: { smanufacturer: 'System manufacturer', smodel: 'System Product Name' } },
+      null,
+    );
     expect(id.manufacturer).toBeNull();
     expect(id.model).toBeNull();
     expect(identityFromSections({ bios: { smodel: 'All Series' } }, null).model).toBeNull();
   });
 
   it('uses the board vendor and model when the system ones are absent', () => {
-    expect(identityFromSections({ bios: { mmanufacturer: 'ASUSTeK', mmodel: 'PRIME B450' } }, null)).toMatchObject({ manufacturer: 'ASUSTeK', model: 'PRIME B450' });
+    expect(identityFromSections({ bios: { mmanufacturer: 'ASUSTeK', mmodel: 'PRIME B450' } }, null)).toMatchObject({
+      manufacturer: 'ASUSTeK',
+      model: 'PRIME B450',
+    });
   });
 
   it('puts physical MACs before virtual ones, deduplicated, junk dropped', () => {
-    const id = identityFromSections({
-      networks: [
-        { description: 'docker0', mac: '02:42:ac:11:00:01', virtualdev: true },
-        { description: 'lo', mac: '00:00:00:00:00:00', virtualdev: true },
-        { description: 'eno1', mac: '3C:52:82:11:4E:0A', virtualdev: false },
-        { description: 'eno1:1', mac: '3c-52-82-11-4e-0a', virtualdev: 0 },
-        { description: 'wlan0', mac: 'a4:c3:f0:00:11:22' },
-        { description: 'vmnet1', mac: '00:50:56:C0:00:01', virtualdev: false },
-      ],
-    }, null);
+    const id = identityFromSections(
+      {
+        networks: [
+          { description: 'docker0', mac: '02:42:ac:11:00:01', virtualdev: true },
+          { description: 'lo', mac: '00:00:00:00:00:00', virtualdev: true },
+          { description: 'eno1', mac: '3C:52:82:11:4E:0A', virtualdev: false },
+          { description: 'eno1:1', mac: '3c-52-82-11-4e-0a', virtualdev: 0 },
+          { description: 'wlan0', mac: 'a4:c3:f0:00:11:22' },
+          { description: 'vmnet1', mac: '00:50:56:C0:00:01', virtualdev: false },
+        ],
+      },
+      null,
+    );
     expect(id.macs).toEqual(['3c:52:82:11:4e:0a', 'a4:c3:f0:00:11:22', '02:42:ac:11:00:01']);
   });
 
   it.each([true, 1, '1', 'true'])('treats virtualdev=%j as virtual', (flag) => {
-    const id = identityFromSections({ networks: [{ mac: '02:42:ac:11:00:01', virtualdev: flag }, { mac: '3c:52:82:11:4e:0a', virtualdev: '0' }] }, null);
+    const id = identityFromSections(
+      {
+        networks: [
+          { mac: '02:42:ac:11:00:01', virtualdev: flag },
+          { mac: '3c:52:82:11:4e:0a', virtualdev: '0' },
+        ],
+      },
+      null,
+    );
     expect(id.macs).toEqual(['3c:52:82:11:4e:0a', '02:42:ac:11:00:01']);
   });
 
   it('drops loopback and unspecified addresses from ips, keeps real IPv4 and IPv6', () => {
-    const id = identityFromSections({
-      networks: [
-        { ipaddress: '127.0.0.1' },
-        { ipaddress6: '::1' },
-        { ipaddress: '0.0.0.0' },
-        { ipaddress: '10.1.2.3', ipaddress6: 'fd00::2' },
-        { ipaddress: '10.1.2.3' },
-        { ipaddress: '<script>' },
-      ],
-    }, null);
+    const id = identityFromSections(
+      {
+        networks: [
+          { ipaddress: '127.0.0.1' },
+          { ipaddress6: '::1' },
+          { ipaddress: '0.0.0.0' },
+          { ipaddress: '10.1.2.3', ipaddress6: 'fd00::2' },
+          { ipaddress: '10.1.2.3' },
+          { ipaddress: '<script>' },
+        ],
+      },
+      null,
+    );
     expect(id.ips).toEqual(['10.1.2.3', 'fd00::2']);
   });
 
@@ -180,15 +289,20 @@ describe('identityFromSections', () => {
   });
 
   it('builds the OS from name and version when full_name is missing', () => {
-    expect(identityFromSections({ operatingsystem: { name: 'Debian GNU/Linux', version: '12.11' } }, null).os).toBe('Debian GNU/Linux 12.11');
+    expect(identityFromSections({ operatingsystem: { name: 'Debian GNU/Linux', version: '12.11' } }, null).os).toBe(
+      'Debian GNU/Linux 12.11',
+    );
   });
 
   it('strips control characters from every field', () => {
-    const id = identityFromSections({
-      hardware: { name: 'ho\u0000st\u001b[31m\u007f\n' },
-      bios: { ssn: 'AB\tC123\r\n' },
-      versionclient: 'GLPI-Agent\u0007_v1.12',
-    }, 'ta\u0000g\n');
+    const id = identityFromSections(
+      {
+        hardware: { name: 'ho\u0000st\u001b[31m\u007f\n' },
+        bios: { ssn: 'AB\tC123\r\n' },
+        versionclient: 'GLPI-Agent\u0007_v1.12',
+      },
+      'ta\u0000g\n',
+    );
     expect(id.name).toBe('host[31m');
     expect(id.serial).toBe('ABC123');
     expect(id.agentVersion).toBe('GLPI-Agent_v1.12');
@@ -207,7 +321,11 @@ describe('identityFromSections', () => {
     expect(id.serial).toHaveLength(255);
     expect(id.agentVersion).toHaveLength(255);
     expect(id.tag).toHaveLength(255);
-    expect(identityFromSections({ networks: [{ ipaddress6: `fd00::${'1:'.repeat(5000)}1` }] }, null).ips.every((ip) => ip.length <= 64)).toBe(true);
+    expect(
+      identityFromSections({ networks: [{ ipaddress6: `fd00::${'1:'.repeat(5000)}1` }] }, null).ips.every(
+        (ip) => ip.length <= 64,
+      ),
+    ).toBe(true);
   });
 
   it('converts numbers to strings and ignores objects', () => {
@@ -223,7 +341,10 @@ describe('xmlSectionsToJsonShape', () => {
     const { sections, tag } = xmlSectionsToJsonShape({
       HARDWARE: { NAME: 'h' },
       NETWORKS: [{ MACADDR: '3c:52:82:11:4e:0a', VIRTUALDEV: '0' }],
-      ACCOUNTINFO: [{ KEYNAME: 'OTHER', KEYVALUE: 'no' }, { KEYNAME: 'tag', KEYVALUE: 'paris-dc2' }],
+      ACCOUNTINFO: [
+        { KEYNAME: 'OTHER', KEYVALUE: 'no' },
+        { KEYNAME: 'tag', KEYVALUE: 'paris-dc2' },
+      ],
     });
     expect(sections.hardware).toEqual({ name: 'h' });
     expect(sections.networks).toEqual([{ macaddr: '3c:52:82:11:4e:0a', mac: '3c:52:82:11:4e:0a', virtualdev: '0' }]);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { REDACTED, parseJsonMessage, parseXmlMessage, redactPerlArgs, validDeviceid } from '../../src/protocol/message.js';
+import {
+  REDACTED,
+  parseJsonMessage,
+  parseXmlMessage,
+  redactPerlArgs,
+  validDeviceid,
+} from '../../src/protocol/message.js';
 import { textOf } from '../helpers/fixtures.js';
 import { appErrorOf } from './app-error.js';
 
@@ -38,35 +44,62 @@ describe('parseXmlMessage', () => {
   it('PROLOG (real FusionInventory capture) → kind prolog, no identity', () => {
     const text = textOf('fusioninventory-plain', '0001-post-prolog.json');
     const msg = parseXmlMessage(text);
-    expect(msg).toMatchObject({ format: 'xml', kind: 'prolog', action: 'PROLOG', deviceid: 'vm-2026-11-22-19-06-45', partial: false, identity: null, json: null });
+    expect(msg).toMatchObject({
+      format: 'xml',
+      kind: 'prolog',
+      action: 'PROLOG',
+      deviceid: 'vm-2026-11-22-19-06-45',
+      partial: false,
+      identity: null,
+      json: null,
+    });
     expect(msg.text).toBe(text);
     expect(msg.redacted).toBe(false);
   });
 
   it('GLPI agent PROLOG → kind prolog', () => {
-    expect(parseXmlMessage(textOf('glpi-plain', '0001-post-prolog.json'))).toMatchObject({ kind: 'prolog', deviceid: 'vm-2026-11-22-19-23-03' });
+    expect(parseXmlMessage(textOf('glpi-plain', '0001-post-prolog.json'))).toMatchObject({
+      kind: 'prolog',
+      deviceid: 'vm-2026-11-22-19-23-03',
+    });
   });
 
   it('INVENTORY (real capture) → kind inventory with identity, text unchanged', () => {
     const text = textOf('fusioninventory-plain', '0002-post-inventory.json');
     const msg = parseXmlMessage(text);
-    expect(msg).toMatchObject({ format: 'xml', kind: 'inventory', action: 'INVENTORY', deviceid: 'vm-2026-11-22-19-06-45', partial: false });
-    expect(msg.identity).toMatchObject({ name: 'vm', macs: ['02:fc:00:00:00:01', '56:bf:77:4b:c3:80', 'fa:92:48:3b:c8:95'] });
+    expect(msg).toMatchObject({
+      format: 'xml',
+      kind: 'inventory',
+      action: 'INVENTORY',
+      deviceid: 'vm-2026-11-22-19-06-45',
+      partial: false,
+    });
+    expect(msg.identity).toMatchObject({
+      name: 'vm',
+      macs: ['02:fc:00:00:00:01', '56:bf:77:4b:c3:80', 'fa:92:48:3b:c8:95'],
+    });
     expect(msg.redacted).toBe(false);
     expect(msg.text).toBe(text);
   });
 
   it('XML inventory with ACCOUNTINFO TAG → identity.tag', () => {
-    expect(parseXmlMessage(textOf('fusioninventory-tag', '0002-post-inventory.json')).identity?.tag).toBe('acceptance-tag');
+    expect(parseXmlMessage(textOf('fusioninventory-tag', '0002-post-inventory.json')).identity?.tag).toBe(
+      'acceptance-tag',
+    );
   });
 
   it('QUERY is case-insensitive and trimmed', () => {
-    expect(parseXmlMessage(xmlRequest('<QUERY> prolog </QUERY><DEVICEID>d</DEVICEID>'))).toMatchObject({ kind: 'prolog', action: 'PROLOG' });
+    expect(parseXmlMessage(xmlRequest('<QUERY> prolog </QUERY><DEVICEID>d</DEVICEID>'))).toMatchObject({
+      kind: 'prolog',
+      action: 'PROLOG',
+    });
     expect(parseXmlMessage(xmlRequest('<QUERY>Inventory</QUERY><DEVICEID>d</DEVICEID>')).kind).toBe('inventory');
   });
 
   it('a missing QUERY means INVENTORY (as GLPI)', () => {
-    const msg = parseXmlMessage(xmlRequest('<CONTENT><HARDWARE><NAME>h</NAME></HARDWARE></CONTENT><DEVICEID>d</DEVICEID>'));
+    const msg = parseXmlMessage(
+      xmlRequest('<CONTENT><HARDWARE><NAME>h</NAME></HARDWARE></CONTENT><DEVICEID>d</DEVICEID>'),
+    );
     expect(msg).toMatchObject({ kind: 'inventory', action: 'INVENTORY' });
     expect(msg.identity?.name).toBe('h');
   });
@@ -78,14 +111,20 @@ describe('parseXmlMessage', () => {
     ['REGISTER', 'other'],
     ['FOO', 'other'],
   ])('QUERY %s → kind %s, no identity', (query, kind) => {
-    const msg = parseXmlMessage(xmlRequest(`<CONTENT><DEVICE><INFO><MAC>00:11:22:33:44:55</MAC></INFO></DEVICE></CONTENT><DEVICEID>foo</DEVICEID><QUERY>${query}</QUERY>`));
+    const msg = parseXmlMessage(
+      xmlRequest(
+        `<CONTENT><DEVICE><INFO><MAC>00:11:22:33:44:55</MAC></INFO></DEVICE></CONTENT><DEVICEID>foo</DEVICEID><QUERY>${query}</QUERY>`,
+      ),
+    );
     expect(msg.kind).toBe(kind);
     expect(msg.identity).toBeNull();
     expect(msg.deviceid).toBe('foo');
   });
 
   it('root other than REQUEST → bad_request', () => {
-    expect(badRequest(() => parseXmlMessage('<REPLY><DEVICEID>d</DEVICEID><QUERY>PROLOG</QUERY></REPLY>'))).toContain('REQUEST');
+    expect(badRequest(() => parseXmlMessage('<REPLY><DEVICEID>d</DEVICEID><QUERY>PROLOG</QUERY></REPLY>'))).toContain(
+      'REQUEST',
+    );
   });
 
   it('malformed XML → bad_request', () => {
@@ -123,16 +162,23 @@ describe('redactPerlArgs', () => {
   it.each([
     ['--password secret', `--password ${REDACTED}`],
     ['--password=secret', `--password=${REDACTED}`],
-    ['--oauth-client-secret  s3 --oauth-client-id=cid', `--oauth-client-secret  ${REDACTED} --oauth-client-id=${REDACTED}`],
+    [
+      '--oauth-client-secret  s3 --oauth-client-id=cid',
+      `--oauth-client-secret  ${REDACTED} --oauth-client-id=${REDACTED}`,
+    ],
     ['--ssl-key-password k', `--ssl-key-password ${REDACTED}`],
     ['--server x -p secret', `--server x -p ${REDACTED}`],
   ])('XML PERL_ARGS %j', (args, cleaned) => {
-    expect(redactPerlArgs(`<PERL_ARGS>${args}</PERL_ARGS><OTHER>--password keep</OTHER>`)).toBe(`<PERL_ARGS>${cleaned}</PERL_ARGS><OTHER>--password keep</OTHER>`);
+    expect(redactPerlArgs(`<PERL_ARGS>${args}</PERL_ARGS><OTHER>--password keep</OTHER>`)).toBe(
+      `<PERL_ARGS>${cleaned}</PERL_ARGS><OTHER>--password keep</OTHER>`,
+    );
   });
 
   it('JSON perl_args, only inside that line', () => {
     const text = '{\n   "perl_args": "--force --password=secret --debug",\n   "comment": "--password keep"\n}';
-    expect(redactPerlArgs(text)).toBe(`{\n   "perl_args": "--force --password=${REDACTED} --debug",\n   "comment": "--password keep"\n}`);
+    expect(redactPerlArgs(text)).toBe(
+      `{\n   "perl_args": "--force --password=${REDACTED} --debug",\n   "comment": "--password keep"\n}`,
+    );
   });
 
   it('every PERL_ARGS occurrence', () => {
@@ -150,7 +196,15 @@ describe('parseJsonMessage', () => {
   it('CONTACT (glpi-second-run 0006) → kind contact, no identity, not redacted', () => {
     const text = textOf('glpi-second-run', '0006-post-contact.json');
     const msg = parseJsonMessage(text);
-    expect(msg).toMatchObject({ format: 'json', kind: 'contact', action: 'contact', deviceid: 'vm-2026-11-22-19-23-24', partial: false, identity: null, redacted: false });
+    expect(msg).toMatchObject({
+      format: 'json',
+      kind: 'contact',
+      action: 'contact',
+      deviceid: 'vm-2026-11-22-19-23-24',
+      partial: false,
+      identity: null,
+      redacted: false,
+    });
     expect(msg.text).toBe(text);
     expect(msg.json).toEqual(JSON.parse(text));
   });
@@ -161,14 +215,27 @@ describe('parseJsonMessage', () => {
 
   it('full inventory (glpi-plain 0005) → kind inventory, partial false, identity', () => {
     const msg = parseJsonMessage(textOf('glpi-plain', '0005-post-inventory.json'));
-    expect(msg).toMatchObject({ kind: 'inventory', action: 'inventory', partial: false, deviceid: 'vm-2026-11-22-19-23-03' });
-    expect(msg.identity).toMatchObject({ name: 'vm', macs: ['02:fc:00:00:00:01', '56:bf:77:4b:c3:80', 'fa:92:48:3b:c8:95'] });
+    expect(msg).toMatchObject({
+      kind: 'inventory',
+      action: 'inventory',
+      partial: false,
+      deviceid: 'vm-2026-11-22-19-23-03',
+    });
+    expect(msg.identity).toMatchObject({
+      name: 'vm',
+      macs: ['02:fc:00:00:00:01', '56:bf:77:4b:c3:80', 'fa:92:48:3b:c8:95'],
+    });
   });
 
   it('partial inventory (glpi-second-run 0007) → partial true', () => {
     const text = textOf('glpi-second-run', '0007-post-inventory.json');
     const msg = parseJsonMessage(text);
-    expect(msg).toMatchObject({ kind: 'inventory', partial: true, deviceid: 'vm-2026-11-22-19-23-24', redacted: false });
+    expect(msg).toMatchObject({
+      kind: 'inventory',
+      partial: true,
+      deviceid: 'vm-2026-11-22-19-23-24',
+      redacted: false,
+    });
     expect(msg.identity).toMatchObject({ name: 'vm', macs: [], agentVersion: 'GLPI-Agent_v1.12-dev' });
     expect(msg.text).toBe(text);
   });
@@ -216,7 +283,10 @@ describe('parseJsonMessage', () => {
 
   it.each([
     ['at the top level', '{"action":"contact","deviceid":"d","__proto__":{"polluted":true}}'],
-    ['nested, with spaces', '{"action":"inventory","deviceid":"d","content":{"hardware":{"__proto__" : {"polluted":true}}}}'],
+    [
+      'nested, with spaces',
+      '{"action":"inventory","deviceid":"d","content":{"hardware":{"__proto__" : {"polluted":true}}}}',
+    ],
     ['written with a \\u escape', '{"action":"contact","deviceid":"d","\\u005f_proto__":{"polluted":true}}'],
   ])('refuses a __proto__ key %s', (_label, text) => {
     expect(badRequest(() => parseJsonMessage(text))).toMatch(/__proto__|forbidden/);
@@ -278,7 +348,10 @@ describe('parseJsonMessage', () => {
   });
 
   it('a message without secrets: redacted false, text identical to the input', () => {
-    for (const [scenario, file] of [['glpi-plain', '0005-post-inventory.json'], ['glpi-contact-pending', '0006-post-contact.json']] as const) {
+    for (const [scenario, file] of [
+      ['glpi-plain', '0005-post-inventory.json'],
+      ['glpi-contact-pending', '0006-post-contact.json'],
+    ] as const) {
       const text = textOf(scenario, file);
       const msg = parseJsonMessage(text);
       expect(msg.redacted).toBe(false);
@@ -287,7 +360,11 @@ describe('parseJsonMessage', () => {
   });
 
   it('a CONTACT whose plugins are already redacted is not marked redacted again', () => {
-    const text = JSON.stringify({ action: 'contact', deviceid: 'd', 'httpd-plugins': { inventory: { token: REDACTED } } });
+    const text = JSON.stringify({
+      action: 'contact',
+      deviceid: 'd',
+      'httpd-plugins': { inventory: { token: REDACTED } },
+    });
     const msg = parseJsonMessage(text);
     expect(msg.redacted).toBe(false);
     expect(msg.text).toBe(text);

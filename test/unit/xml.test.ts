@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_XML_DEPTH, assertNoDoctype, parseXmlDocument, readXmlRequest, scalar, scanXml } from '../../src/protocol/xml.js';
+import {
+  MAX_XML_DEPTH,
+  assertNoDoctype,
+  parseXmlDocument,
+  readXmlRequest,
+  scalar,
+  scanXml,
+} from '../../src/protocol/xml.js';
 import { textOf } from '../helpers/fixtures.js';
 import { appErrorOf } from './app-error.js';
 
@@ -90,7 +97,8 @@ describe('scanXml: what it refuses', () => {
 
 describe('scanXml: what it accepts', () => {
   it('records the root, its children and the CONTENT sections in order', () => {
-    const text = '<?xml version="1.0"?><REQUEST><CONTENT><BIOS><SSN>1</SSN></BIOS><NETWORKS/><NETWORKS></NETWORKS></CONTENT><DEVICEID>d</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>';
+    const text =
+      '<?xml version="1.0"?><REQUEST><CONTENT><BIOS><SSN>1</SSN></BIOS><NETWORKS/><NETWORKS></NETWORKS></CONTENT><DEVICEID>d</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>';
     const scan = scanXml(text);
     expect(scan.root).toBe('REQUEST');
     expect(scan.rootChildren.map((s) => s.name)).toEqual(['CONTENT', 'DEVICEID', 'QUERY']);
@@ -136,35 +144,49 @@ describe('readXmlRequest', () => {
     expect(id.NETWORKS).toHaveLength(7);
     expect(id.NETWORKS[4]).toMatchObject({ DESCRIPTION: 'eth0', MACADDR: '02:fc:00:00:00:01', VIRTUALDEV: '0' });
     expect(id.VERSIONCLIENT).toBe('FusionInventory-Agent_v2.6-3');
-    for (const heavy of ['SOFTWARES', 'CONTROLLERS', 'LOCAL_USERS', 'VERSIONPROVIDER']) expect(id).not.toHaveProperty(heavy);
+    for (const heavy of ['SOFTWARES', 'CONTROLLERS', 'LOCAL_USERS', 'VERSIONPROVIDER'])
+      expect(id).not.toHaveProperty(heavy);
   });
 
   it('gives ACCOUNTINFO as an array (fusioninventory-tag)', () => {
-    const id = readXmlRequest(textOf('fusioninventory-tag', '0002-post-inventory.json')).identity as Record<string, any>;
+    const id = readXmlRequest(textOf('fusioninventory-tag', '0002-post-inventory.json')).identity as Record<
+      string,
+      any
+    >;
     expect(id.ACCOUNTINFO).toEqual([{ KEYNAME: 'TAG', KEYVALUE: 'acceptance-tag' }]);
   });
 
   it('makes a single NETWORKS element an array too', () => {
-    const id = readXmlRequest('<REQUEST><CONTENT><NETWORKS><MACADDR>3c:52:82:11:4e:0a</MACADDR></NETWORKS></CONTENT><DEVICEID>d</DEVICEID></REQUEST>').identity;
+    const id = readXmlRequest(
+      '<REQUEST><CONTENT><NETWORKS><MACADDR>3c:52:82:11:4e:0a</MACADDR></NETWORKS></CONTENT><DEVICEID>d</DEVICEID></REQUEST>',
+    ).identity;
     expect(id.NETWORKS).toEqual([{ MACADDR: '3c:52:82:11:4e:0a' }]);
   });
 
   it('finds QUERY and DEVICEID after CONTENT as well as before it', () => {
-    const after = readXmlRequest('<REQUEST><CONTENT><HARDWARE><NAME>h</NAME></HARDWARE></CONTENT><DEVICEID>dev-1</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>');
+    const after = readXmlRequest(
+      '<REQUEST><CONTENT><HARDWARE><NAME>h</NAME></HARDWARE></CONTENT><DEVICEID>dev-1</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>',
+    );
     expect(after).toMatchObject({ query: 'INVENTORY', deviceid: 'dev-1', hasContent: true });
-    const before = readXmlRequest('<REQUEST><QUERY>INVENTORY</QUERY><DEVICEID>dev-1</DEVICEID><CONTENT><HARDWARE><NAME>h</NAME></HARDWARE></CONTENT></REQUEST>');
+    const before = readXmlRequest(
+      '<REQUEST><QUERY>INVENTORY</QUERY><DEVICEID>dev-1</DEVICEID><CONTENT><HARDWARE><NAME>h</NAME></HARDWARE></CONTENT></REQUEST>',
+    );
     expect(before).toMatchObject({ query: 'INVENTORY', deviceid: 'dev-1', hasContent: true });
     expect(before.identity).toEqual(after.identity);
   });
 
   it('ignores a QUERY or DEVICEID nested inside CONTENT', () => {
-    const req = readXmlRequest('<REQUEST><CONTENT><QUERY>PROLOG</QUERY><DEVICEID>inner</DEVICEID></CONTENT><DEVICEID>outer</DEVICEID></REQUEST>');
+    const req = readXmlRequest(
+      '<REQUEST><CONTENT><QUERY>PROLOG</QUERY><DEVICEID>inner</DEVICEID></CONTENT><DEVICEID>outer</DEVICEID></REQUEST>',
+    );
     expect(req.query).toBeUndefined();
     expect(req.deviceid).toBe('outer');
   });
 
   it('handles self-closing sections and elements', () => {
-    const req = readXmlRequest('<REQUEST><CONTENT><BIOS/><HARDWARE><NAME>h</NAME><UUID/></HARDWARE></CONTENT><DEVICEID>d</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>');
+    const req = readXmlRequest(
+      '<REQUEST><CONTENT><BIOS/><HARDWARE><NAME>h</NAME><UUID/></HARDWARE></CONTENT><DEVICEID>d</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>',
+    );
     expect(req.query).toBe('INVENTORY');
     expect(req.identity).toHaveProperty('BIOS');
     expect((req.identity as Record<string, any>).HARDWARE.NAME).toBe('h');
@@ -172,7 +194,9 @@ describe('readXmlRequest', () => {
   });
 
   it('keeps serial-like values as strings and decodes the predefined entities', () => {
-    const id = readXmlRequest('<REQUEST><CONTENT><BIOS><SSN>0012</SSN><SMANUFACTURER>A &amp; B</SMANUFACTURER></BIOS></CONTENT><DEVICEID>d</DEVICEID></REQUEST>').identity as Record<string, any>;
+    const id = readXmlRequest(
+      '<REQUEST><CONTENT><BIOS><SSN>0012</SSN><SMANUFACTURER>A &amp; B</SMANUFACTURER></BIOS></CONTENT><DEVICEID>d</DEVICEID></REQUEST>',
+    ).identity as Record<string, any>;
     expect(id.BIOS).toEqual({ SSN: '0012', SMANUFACTURER: 'A & B' });
   });
 
@@ -190,13 +214,16 @@ describe('readXmlRequest', () => {
   });
 
   // fast-xml-parser throws a plain Error for these names; a hostile body must still be a 400, never a 500.
-  it.each(['__proto__', 'constructor', 'prototype'])('refuses a <%s> element with bad_request, not a generic Error', (name) => {
-    const inSection = `<REQUEST><CONTENT><HARDWARE><${name}><NAME>x</NAME></${name}></HARDWARE></CONTENT><DEVICEID>d</DEVICEID></REQUEST>`;
-    expect(appErrorOf(() => readXmlRequest(inSection)).code).toBe('bad_request');
-    const atRoot = `<REQUEST><${name}>x</${name}><DEVICEID>d</DEVICEID></REQUEST>`;
-    expect(appErrorOf(() => readXmlRequest(atRoot)).code).toBe('bad_request');
-    expect(({} as Record<string, unknown>).NAME).toBeUndefined();
-  });
+  it.each(['__proto__', 'constructor', 'prototype'])(
+    'refuses a <%s> element with bad_request, not a generic Error',
+    (name) => {
+      const inSection = `<REQUEST><CONTENT><HARDWARE><${name}><NAME>x</NAME></${name}></HARDWARE></CONTENT><DEVICEID>d</DEVICEID></REQUEST>`;
+      expect(appErrorOf(() => readXmlRequest(inSection)).code).toBe('bad_request');
+      const atRoot = `<REQUEST><${name}>x</${name}><DEVICEID>d</DEVICEID></REQUEST>`;
+      expect(appErrorOf(() => readXmlRequest(atRoot)).code).toBe('bad_request');
+      expect(({} as Record<string, unknown>).NAME).toBeUndefined();
+    },
+  );
 });
 
 describe('parseXmlDocument', () => {
