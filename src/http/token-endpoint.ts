@@ -58,16 +58,14 @@ export function tokenEndpoint(deps: {
       res.setHeader('Cache-Control', 'no-store');
       res.setHeader('Pragma', 'no-cache');
       res.setHeader('Content-Type', 'application/json');
-      res
-        .status(200)
-        .send(
-          JSON.stringify({
-            token_type: 'Bearer',
-            access_token: accessToken,
-            expires_in: expiresIn,
-            scope: 'inventory',
-          }),
-        );
+      res.status(200).send(
+        JSON.stringify({
+          token_type: 'Bearer',
+          access_token: accessToken,
+          expires_in: expiresIn,
+          scope: 'inventory',
+        }),
+      );
     } catch (err) {
       if (err instanceof AppError && err.code === 'unauthorized') {
         await deps.limits?.recordAuthFailure(req).catch(() => {});

@@ -122,15 +122,12 @@ describe('token endpoint', () => {
   });
 
   it('form-encoded body works too', async () => {
-    const res = await request(ctx.app)
-      .post('/api.php/token')
-      .type('form')
-      .send({
-        grant_type: 'client_credentials',
-        client_id: client.clientId,
-        client_secret: client.clientSecret,
-        scope: 'inventory',
-      });
+    const res = await request(ctx.app).post('/api.php/token').type('form').send({
+      grant_type: 'client_credentials',
+      client_id: client.clientId,
+      client_secret: client.clientSecret,
+      scope: 'inventory',
+    });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ token_type: 'Bearer', expires_in: TTL });
     expect((res.body as { access_token: string }).access_token).not.toBe('');
