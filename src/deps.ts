@@ -10,7 +10,8 @@ import { type Database, openDatabase } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { createAgentService } from './services/agent-service.js';
 import { createRecordBatcher } from './store/batcher.js';
-import { createMetrics } from './http/metrics.js';
+import { createMetrics } from './metrics.js';
+import { type Clock, systemClock } from './clock.js';
 import { type CredentialService, createCredentialService } from './services/credentials.js';
 import { type Admin, createAdmin } from './services/admin.js';
 import { type Records, createRecords } from './services/records.js';
@@ -20,12 +21,6 @@ import { type Forwarder, createForwarder } from './services/forwarder.js';
 import { type AgentLimits, createAgentLimits } from './http/limits.js';
 import { createSpikeDetector } from './services/spike.js';
 import { type Policies, createPolicies } from './services/policies.js';
-
-export interface Clock {
-  now(): Date;
-}
-
-export const systemClock: Clock = { now: () => new Date() };
 
 export interface Deps {
   config: Readonly<Config>;

@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
-import { type Clock, type Deps, createDeps } from './deps.js';
+import type { Clock } from './clock.js';
+import { type Deps, createDeps } from './deps.js';
 import { bootstrapCredentials } from './services/bootstrap.js';
 import { purgeDelivered } from './store/housekeeping-store.js';
 

@@ -10,7 +10,7 @@ import type { AgentRequest } from '../services/agent-service.js';
 import { type AgentPrincipal, type CredentialService, parseBasic } from '../services/credentials.js';
 import { errorBody } from '../protocol/answers.js';
 import { formatFromHeaders, sendAgentAnswer } from './agent-endpoint.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../metrics.js';
 
 export type AuthResult = { ok: true; principal: AgentPrincipal | null } | { ok: false; reason: 'missing' | 'invalid' };
 

@@ -20,8 +20,8 @@ import { encodeAnswer, errorBody } from '../protocol/answers.js';
 import { type AgentMessage, type WireFormat, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
 import { type AgentAnswer, type AgentRequest, type AgentService, CredentialMisuse } from '../services/agent-service.js';
 import type { AgentAuth } from './agent-auth.js';
-import type { Metrics } from './metrics.js';
-import type { Clock } from '../deps.js';
+import type { Metrics } from '../metrics.js';
+import type { Clock } from '../clock.js';
 import type { AgentLimits } from './limits.js';
 import { parseBasic } from '../services/credentials.js';
 

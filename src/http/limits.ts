@@ -25,7 +25,7 @@ import { AppError } from '../errors.js';
 import { errorBody } from '../protocol/answers.js';
 import type { DeferReason } from '../services/agent-service.js';
 import { formatFromHeaders, sendAgentAnswer, compressionFromLabel } from './agent-endpoint.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../metrics.js';
 
 export type RedisFailureMode = 'memory' | 'closed';
 

@@ -3,7 +3,7 @@
  * version), agent clients and operators — each action in one transaction with its audit entry. Plaintext
  * secrets are returned once, by the call that creates them, and never stored or logged.
  */
-import type { Clock } from '../deps.js';
+import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Queryable, Sql } from '../store/db.js';
 import * as store from '../store/auth-store.js';

@@ -6,7 +6,7 @@
  * for SECRET_CACHE_TTL: a revocation takes effect everywhere within that bound.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Sql } from '../store/db.js';
 import * as store from '../store/auth-store.js';

@@ -31,9 +31,9 @@
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
-import type { Metrics } from '../http/metrics.js';
+import type { Metrics } from '../metrics.js';
 import { insertAudit } from '../store/auth-store.js';
 import type { Queryable, Sql } from '../store/db.js';
 import {

@@ -28,8 +28,8 @@
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config, WebhookEventName } from '../config.js';
-import type { Clock } from '../deps.js';
-import type { Metrics } from '../http/metrics.js';
+import type { Clock } from '../clock.js';
+import type { Metrics } from '../metrics.js';
 import type { Queryable, Sql } from '../store/db.js';
 import {
   type DeliveryRow,

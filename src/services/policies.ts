@@ -4,7 +4,7 @@
  * dry run (`test`) runs the same evaluation on a proposed rule set without saving, so what it reports for
  * the queue is what saving then does. Decisions are recorded with actor "policy" and the rule id as reason.
  */
-import type { Clock } from '../deps.js';
+import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Queryable, Sql } from '../store/db.js';
 import { insertAudit } from '../store/auth-store.js';

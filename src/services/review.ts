@@ -4,7 +4,7 @@
  * a decision within UNDO_WINDOW. Each decision locks the device, records the transition, settles the
  * held submissions (released in order on approval, kept then purged on rejection) and writes the audit log.
  */
-import type { Clock } from '../deps.js';
+import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Sql } from '../store/db.js';
 import type { DeviceState } from '../store/agent-store.js';
