@@ -9,10 +9,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import request from 'supertest';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CONFIG_KEYS } from '../../src/config.js';
 import { createForwarder } from '../../src/services/forwarder.js';
 import { type TestContext, createTestContext, send, startTestServer } from '../helpers/context.js';
+import { eventually } from '../helpers/eventually.js';
 import { FakeGlpi } from '../helpers/fake-glpi.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,15 +28,23 @@ let reviewerToken = '';
 
 beforeAll(async () => {
   await glpi.up();
+});
+afterAll(async () => {
+  await glpi.down();
+});
+// Each test on a gateway and outbox of its own (the lists and counts below are of everything in the outbox),
+// and a fake GLPI that has seen nothing, answers 200 and asks for no credential.
+beforeEach(async () => {
+  glpi.reset();
+  glpi.basic = null;
+  glpi.oauth = null;
   ctx = await createTestContext({ AGENT_AUTH: 'off', UPSTREAM_URL: glpi.url, UPSTREAM_MAX_ATTEMPTS: '1' });
   adminToken = (await ctx.deps.admin.createOperator({ name: 'boss', role: 'admin' }, actor)).token;
   reviewerToken = (await ctx.deps.admin.createOperator({ name: 'rita', role: 'reviewer' }, actor)).token;
 });
-afterAll(async () => {
+afterEach(async () => {
   await ctx?.close();
-  await glpi.down();
 });
-beforeEach(() => glpi.reset());
 
 const zlibType = { 'Content-Type': 'application/x-compress-zlib' };
 const prologBody = (deviceid: string) =>
@@ -80,8 +89,9 @@ describe('admin API', () => {
     const id = await deadLetter('ops-api-1');
     const res = await api('get', '/api/v1/outbox?state=dead');
     expect(res.status).toBe(200);
-    expect(res.body).toHaveLength(1);
-    expect(res.body[0]).toMatchObject({
+    const items = res.body as Record<string, unknown>[];
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({
       id,
       deviceid: 'ops-api-1',
       kind: 'inventory',
@@ -91,7 +101,7 @@ describe('admin API', () => {
       lastStatus: 422,
       lastError: 'HTTP 422',
     });
-    expect(res.body[0].lastResponse).toContain('scripted 422');
+    expect(items[0]!.lastResponse).toContain('scripted 422');
     expect((await api('get', '/api/v1/outbox?state=pending')).body).toEqual([]);
     expect((await api('get', '/api/v1/outbox?state=lost')).status).toBe(400);
     expect((await api('get', '/api/v1/outbox', reviewerToken)).status).toBe(403);
@@ -99,7 +109,7 @@ describe('admin API', () => {
   });
 
   it('POST /api/v1/outbox/:id/retry makes a dead letter due again, audited; it is then delivered', async () => {
-    const [{ id }] = (await api('get', '/api/v1/outbox?state=dead')).body as [{ id: number }];
+    const id = await deadLetter('ops-api-3');
     expect((await api('post', `/api/v1/outbox/${id}/retry`, reviewerToken)).status).toBe(403);
     const res = await api('post', `/api/v1/outbox/${id}/retry`);
     expect(res.status).toBe(200);
@@ -197,11 +207,6 @@ describe('agent-gate outbox', () => {
 });
 
 describe('upstream authentication', () => {
-  afterAll(() => {
-    glpi.basic = null;
-    glpi.oauth = null;
-  });
-
   it('Basic: UPSTREAM_USER / UPSTREAM_PASSWORD', async () => {
     glpi.basic = { user: 'gate', password: 'glpi-pw' };
     await approvedInventory('ops-basic-1');
@@ -214,7 +219,6 @@ describe('upstream authentication', () => {
     expect(await f.runOnce()).toBe(1);
     expect(glpi.requests.map((r) => r.status)).toEqual([200]);
     expect(glpi.requests[0]!.headers.authorization).toBe(`Basic ${Buffer.from('gate:glpi-pw').toString('base64')}`);
-    glpi.basic = null;
   });
 
   it('OAuth2 client credentials: one token from <base>/api.php/token, reused until it expires, renewed when refused', async () => {
@@ -281,14 +285,6 @@ describe('upstream authentication', () => {
 });
 
 describe('the worker in a running gateway and in `agent-gate forward`', () => {
-  async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!(await fn())) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
   it('a gateway started with UPSTREAM_URL forwards on its own, and closes cleanly', async () => {
     const t = await startTestServer({ AGENT_AUTH: 'off', UPSTREAM_URL: glpi.url });
     try {
@@ -298,7 +294,10 @@ describe('the worker in a running gateway and in `agent-gate forward`', () => {
       expect((await post(prologBody('ops-server-1'))).status).toBe(200);
       await server.deps.review.decide(['ops-server-1'], 'approve', null, actor);
       expect((await post(inventoryBody('ops-server-1', 's1'))).status).toBe(200);
-      await until('the inventory upstream', () => glpi.delivered().length === 1);
+      await eventually(() => expect(glpi.delivered()).toHaveLength(1), {
+        timeout: 10_000,
+        message: 'the inventory upstream',
+      });
       expect(glpi.delivered()[0]!.deviceid).toBe('ops-server-1');
     } finally {
       await t.close();
@@ -320,7 +319,10 @@ describe('the worker in a running gateway and in `agent-gate forward`', () => {
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
     const exited = new Promise<number | null>((resolve) => child!.once('close', (code) => resolve(code)));
     try {
-      await until('both inventories upstream', () => glpi.delivered().length === 2, 20_000);
+      await eventually(() => expect(glpi.delivered()).toHaveLength(2), {
+        timeout: 20_000,
+        message: 'both inventories upstream',
+      });
       expect(glpi.delivered().map((r) => r.deviceid)).toEqual(['ops-forward-1', 'ops-forward-2']);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
