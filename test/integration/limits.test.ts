@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Proc, freePort, startGateway } from '../../scripts/lib/processes.js';
 import { type TestContext, createSchema, createTestContext, send } from '../helpers/context.js';
 import { TEST_REDIS_URL } from '../helpers/env.js';
+import { eventually } from '../helpers/eventually.js';
 import { textOf } from '../helpers/fixtures.js';
 
 const prolog = zlib.deflateSync(textOf('fusioninventory-plain', '0001-post-prolog.json'));
@@ -77,22 +78,30 @@ describe('limits in one gateway (real Redis)', () => {
   });
 
   it('reset when their window ends: the counters in Redis expire with it', async () => {
-    // The flood and the brute force above tripped these; each counter lives exactly one window.
-    const ipTtl = await ctx.deps.redis!.pttl('agentgate:ip:198.51.100.7');
+    const from = (ip: string, authz?: string) =>
+      send(ctx.app, {
+        method: 'POST',
+        path: '/',
+        headers: { ...zlibXml, 'X-Forwarded-For': ip, ...(authz ? { Authorization: authz } : {}) },
+        body: prolog,
+      });
+    // Trip both limits from addresses of this test's own: a flood, and invalid credentials.
+    const flood = [];
+    for (let i = 0; i < 6; i++) flood.push((await from('198.51.100.9')).status);
+    expect(flood.at(-1)).toBe(429);
+    const wrong = [];
+    for (let i = 0; i < 4; i++) wrong.push((await from('203.0.113.3', badBasic)).status);
+    expect(wrong.at(-1)).toBe(429);
+    // Each counter lives exactly one window.
+    const ipTtl = await ctx.deps.redis!.pttl('agentgate:ip:198.51.100.9');
     expect(ipTtl).toBeGreaterThan(0);
     expect(ipTtl).toBeLessThanOrEqual(60_000);
-    const authTtl = await ctx.deps.redis!.pttl('agentgate:authfail:203.0.113.2');
+    const authTtl = await ctx.deps.redis!.pttl('agentgate:authfail:203.0.113.3');
     expect(authTtl).toBeGreaterThan(60_000);
     expect(authTtl).toBeLessThanOrEqual(15 * 60_000);
     // Ending the window (what expiry does) lets the address in again.
-    await ctx.deps.redis!.del('agentgate:ip:198.51.100.7');
-    const again = await send(ctx.app, {
-      method: 'POST',
-      path: '/',
-      headers: { ...zlibXml, 'X-Forwarded-For': '198.51.100.7' },
-      body: prolog,
-    });
-    expect(again.status).toBe(401);
+    await ctx.deps.redis!.del('agentgate:ip:198.51.100.9');
+    expect((await from('198.51.100.9')).status).toBe(401);
   });
 });
 
@@ -102,7 +111,7 @@ describe('two gateway processes sharing one Redis', () => {
   beforeAll(async () => {
     await flushRedis(TEST_REDIS_URL);
     const schema = await createSchema();
-    drop = schema.drop;
+    drop = () => schema.drop();
     const env = {
       DATABASE_URL: schema.url,
       REDIS_URL: TEST_REDIS_URL,
@@ -142,27 +151,25 @@ describe('Redis going away and coming back', () => {
       ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
       { stdio: 'ignore' },
     );
-    for (let i = 0; i < 50; i++) {
-      const probe = new Redis({
-        port: redisPort,
-        host: '127.0.0.1',
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      probe.on('error', () => {});
-      const ok = await probe
-        .connect()
-        .then(() => probe.ping())
-        .then(
-          () => true,
-          () => false,
-        );
-      probe.disconnect();
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('the test redis-server did not start');
+    await eventually(
+      async () => {
+        const probe = new Redis({
+          port: redisPort,
+          host: '127.0.0.1',
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+        });
+        probe.on('error', () => {});
+        try {
+          await probe.connect();
+          await probe.ping();
+        } finally {
+          probe.disconnect();
+        }
+      },
+      { timeout: 5000, interval: 100, message: `the test redis-server on port ${redisPort} answers PING` },
+    );
   };
   const stopRedis = async () => {
     const r = redis!;
@@ -197,12 +204,14 @@ describe('Redis going away and coming back', () => {
     expect(during).toEqual([200, 200, 200]);
     expect(await gauge()).toBe('0');
     await startRedis();
-    const until = Date.now() + 20_000;
-    while (Date.now() < until && (await gauge()) !== '1') {
-      await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog });
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    expect(await gauge()).toBe('1');
+    // The limiters find Redis again by themselves (traffic goes on meanwhile).
+    await eventually(
+      async () => {
+        await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog });
+        expect(await gauge()).toBe('1');
+      },
+      { timeout: 20_000, interval: 500 },
+    );
     // Counting is back in the restarted Redis.
     await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog });
     const probe = new Redis({ port: redisPort, host: '127.0.0.1' });
