@@ -9,6 +9,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ROOT, freePort } from '../../scripts/lib/processes.js';
+import { eventually } from '../helpers/eventually.js';
 import { textOf } from '../helpers/fixtures.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-embedded-'));
@@ -33,8 +34,14 @@ beforeAll(async () => {
   });
   server.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   server.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const until = Date.now() + 60_000;
-  while (Date.now() < until && !log.includes('agent-gate listening')) await new Promise((r) => setTimeout(r, 100));
+  // Listening, or exited (the first test then shows its log).
+  await eventually(
+    () => {
+      if (!log.includes('agent-gate listening') && server.exitCode === null)
+        throw new Error(`not listening yet; its log so far:\n${log}`);
+    },
+    { timeout: 60_000, interval: 100, message: 'the embedded gateway starts' },
+  );
 }, 70_000);
 
 afterAll(async () => {
