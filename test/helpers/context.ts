@@ -38,7 +38,7 @@ export interface TestContext {
   close(): Promise<void>;
 }
 
-export async function createSchema(): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createSchema(): Promise<{ url: string; drop: () => Promise<void> }> {
   // The creation time in the name lets global setup drop only schemas that earlier, dead runs left behind.
   const schema = `agtest_${Math.floor(Date.now() / 1000)}_${crypto.randomBytes(4).toString('hex')}`;
   const admin = postgres(TEST_DATABASE_URL, { onnotice: () => {}, max: 1 });
@@ -95,7 +95,7 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
 /** A real listening gateway (startServer, port 0 on 127.0.0.1) on a schema of its own; close() drops both. */
 export async function startTestServer(
   env: Record<string, string>,
-): Promise<{ server: RunningServer; close(): Promise<void> }> {
+): Promise<{ server: RunningServer; close: () => Promise<void> }> {
   const schema = await createSchema();
   const config = loadConfig({
     DATABASE_URL: schema.url,
