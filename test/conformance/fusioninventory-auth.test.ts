@@ -5,11 +5,13 @@
  * works too, each recorded with its key version; once the key is revoked the agent's run fails cleanly with
  * the agent's own "wrong credentials" error and nothing is accepted.
  *
- * One gateway for the whole story (steps run in order); every agent run has its own storage directory, so
- * each run is a distinct agent (a fleet where some agents got the new secret and some did not yet).
+ * Each step of that story has a gateway of its own, brought to that point of the key's life by the step's own
+ * setup (so the steps pass in any order, and alone); every agent run has its own storage directory, so each
+ * run is a distinct agent (a fleet where some agents got the new secret and some did not yet).
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrationRecord } from '../../src/store/read-store.js';
+import { eventually } from '../helpers/eventually.js';
 import {
   type AgentInstall,
   type AgentRun,
@@ -33,21 +35,25 @@ const USER = 'inventory';
 const actor = { name: 'test:conformance', remoteAddr: null };
 
 let install: AgentInstall;
-let gw: AuthGateway;
-/** The secret of the key's latest version, once the rotation step made it. */
-let rotatedSecret: string | undefined;
 const runs: AgentRun[] = [];
+const gateways: AuthGateway[] = [];
 
 beforeAll(async () => {
   // Required, not optional: without the agent every scenario fails with the install hint.
   install = await requireAgent();
-  gw = await startAuthGateway();
 }, RUN_TIMEOUT);
 
 afterAll(async () => {
   for (const run of runs) removeRunDir(run);
-  await gw?.close();
+  await Promise.all(gateways.map((g) => g.close()));
 });
+
+/** A fresh gateway whose only key is the bootstrap key "default", version 1. */
+async function gateway(): Promise<AuthGateway> {
+  const gw = await startAuthGateway();
+  gateways.push(gw);
+  return gw;
+}
 
 interface Step {
   run: AgentRun;
@@ -56,7 +62,7 @@ interface Step {
 }
 
 /** One foreground agent run with the given password; the registrations it left are those above the watermark. */
-async function agentRun(name: string, password: string): Promise<Step> {
+async function agentRun(gw: AuthGateway, name: string, password: string): Promise<Step> {
   const watermark = await gw.lastRegistrationId();
   const run = await runAgent(install, {
     serverUrl: gw.server.url,
@@ -106,7 +112,7 @@ function expectCompletedRun(run: AgentRun): void {
 }
 
 /** The device the run registered, and its registrations: prolog then inventory, as that key version. */
-async function expectRecordedAs(step: Step, keyVersion: number): Promise<void> {
+async function expectRecordedAs(gw: AuthGateway, step: Step, keyVersion: number): Promise<void> {
   const { run, registrations } = step;
   const [device] = await gw.server.deps.records.devices({ deviceid: run.deviceid! });
   expect(device, `no device ${run.deviceid} recorded`).toBeDefined();
@@ -140,9 +146,11 @@ async function expectRecordedAs(step: Step, keyVersion: number): Promise<void> {
 }
 
 describe('FusionInventory 2.6 with --user/--password: the bootstrap key "default"', () => {
+  let gw: AuthGateway;
   let step: Step;
   beforeAll(async () => {
-    step = await agentRun('bootstrap secret', BOOTSTRAP_SECRET);
+    gw = await gateway();
+    step = await agentRun(gw, 'bootstrap secret', BOOTSTRAP_SECRET);
   }, RUN_TIMEOUT);
 
   it('completes its run without any [error] in its log', () => {
@@ -150,32 +158,33 @@ describe('FusionInventory 2.6 with --user/--password: the bootstrap key "default
   });
 
   it('is recorded: the device, then a prolog and an inventory as key "default" version 1, user "inventory"', async () => {
-    await expectRecordedAs(step, 1);
+    await expectRecordedAs(gw, step, 1);
   });
 });
 
 describe('FusionInventory 2.6 after the key is rotated (grace 1 h)', () => {
+  let gw: AuthGateway;
   let newSecret: string;
   let oldSecretStep: Step;
   let newSecretStep: Step;
   beforeAll(async () => {
+    gw = await gateway();
     const rotated = await gw.server.deps.admin.rotateKey('default', 3600, actor);
     expect(rotated.version).toBe(2);
     newSecret = rotated.secret;
-    rotatedSecret = newSecret;
-    oldSecretStep = await agentRun('old secret within grace', BOOTSTRAP_SECRET);
-    newSecretStep = await agentRun('new secret', newSecret);
+    oldSecretStep = await agentRun(gw, 'old secret within grace', BOOTSTRAP_SECRET);
+    newSecretStep = await agentRun(gw, 'new secret', newSecret);
   }, 2 * RUN_TIMEOUT);
 
   it('the old secret still completes a run, recorded as version 1', async () => {
     expectCompletedRun(oldSecretStep.run);
-    await expectRecordedAs(oldSecretStep, 1);
+    await expectRecordedAs(gw, oldSecretStep, 1);
   });
 
   it('the new secret completes a run, recorded as version 2', async () => {
     expect(newSecret).not.toBe(BOOTSTRAP_SECRET);
     expectCompletedRun(newSecretStep.run);
-    await expectRecordedAs(newSecretStep, 2);
+    await expectRecordedAs(gw, newSecretStep, 2);
   });
 
   it('usage per version shows which device used which version', async () => {
@@ -187,17 +196,21 @@ describe('FusionInventory 2.6 after the key is rotated (grace 1 h)', () => {
 });
 
 describe('FusionInventory 2.6 after the key is revoked', () => {
+  let gw: AuthGateway;
   let newSecret: string;
   let step: Step;
   let devicesBefore: number;
   beforeAll(async () => {
-    // The new (version 2) secret that worked a moment ago; the key switched off: every version stops at once (cache TTL 0).
-    if (!rotatedSecret) throw new Error('the rotation step did not run: no new secret to try');
-    newSecret = rotatedSecret;
+    gw = await gateway();
+    // A rotated key (the step above shows both versions working), then switched off: every version stops at
+    // once (cache TTL 0). The agent tries the newest (version 2) secret.
+    const rotated = await gw.server.deps.admin.rotateKey('default', 3600, actor);
+    expect(rotated.version).toBe(2);
+    newSecret = rotated.secret;
     const key = await gw.server.deps.admin.setKeyActive('default', false, actor);
     expect(key.active).toBe(false);
     devicesBefore = (await gw.server.deps.records.devices({})).length;
-    step = await agentRun('revoked key', newSecret);
+    step = await agentRun(gw, 'revoked key', newSecret);
   }, RUN_TIMEOUT);
 
   it('fails cleanly: the agent logs its "wrong credentials" error and exits normally', () => {
@@ -222,7 +235,7 @@ describe('FusionInventory 2.6 after the key is revoked', () => {
   });
 
   it('records the refused credential as a security event (user "inventory"), never the secret', async () => {
-    await vi.waitFor(
+    await eventually(
       async () => {
         const events = await gw.server.deps.admin.listSecurityEvents(50);
         const refused = events.filter((e) => e.kind === 'invalid_credential');
