@@ -29,7 +29,7 @@ interface Gateway {
   close(): Promise<void>;
 }
 
-const cleanups: (() => Promise<void>)[] = [];
+const cleanups: (() => void | Promise<void>)[] = [];
 let agentPromise: Promise<AgentInstall> | undefined;
 
 /** Resolves the installed agent once per file; a missing agent fails every scenario with the install hint. */
@@ -49,7 +49,7 @@ async function scenario(name: string, args: string[] = []): Promise<{ gw: Gatewa
   const install = await agent();
   const gw = await startGateway();
   const run = await runAgent(install, { serverUrl: gw.server.url, args, timeoutMs: 45_000 });
-  cleanups.push(async () => removeRunDir(run));
+  cleanups.push(() => removeRunDir(run));
   console.info(
     `fusioninventory-agent scenario "${name}": ${(run.durationMs / 1000).toFixed(1)} s (exit ${run.exitCode}${run.timedOut ? ', killed after timeout' : ''})`,
   );
@@ -81,7 +81,13 @@ async function deviceAndRegistrations(gw: Gateway, deviceid: string) {
 
 afterAll(async () => {
   const errors: unknown[] = [];
-  for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => errors.push(err));
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch (err) {
+      errors.push(err);
+    }
+  }
   if (errors.length > 0) throw errors[0];
 });
 
@@ -99,11 +105,8 @@ describe('FusionInventory agent 2.6, default run (zlib)', () => {
   it('leaves one quarantined device with the agent’s deviceid and a prolog then a held XML inventory', async () => {
     const { devices, registrations, device } = await deviceAndRegistrations(gw, run.deviceid!);
     expect(devices.map((d) => d.deviceid)).toEqual([run.deviceid]);
-    expect(device).toMatchObject({
-      state: 'quarantined',
-      tag: null,
-      lastRemoteAddr: expect.stringMatching(/127\.0\.0\.1$/),
-    });
+    expect(device).toMatchObject({ state: 'quarantined', tag: null });
+    expect(device!.lastRemoteAddr).toMatch(/127\.0\.0\.1$/);
     expect(device!.agentVersion).toMatch(/^FusionInventory-Agent_v2\./);
     expect(device!.name).toBeTruthy();
     expect(device!.lastInventoryAt).not.toBeNull();
@@ -150,7 +153,7 @@ describe('FusionInventory agent 2.6, default run (zlib)', () => {
   it('keeps the inventory as sent: the stored body decodes to the agent’s host', async () => {
     const sql = gw.server.deps.db.sql;
     const rows = await sql<{ body: Buffer; compression: string; format: string; kind: string }[]>`
-      select s.body, s.compression, s.format, s.kind from submissions s join devices d on d.id = s.device_id where d.deviceid = ${run.deviceid!}`;
+      select s.body, s.compression, s.format, s.kind from submissions s join devices d on d.id = s.device_id where d.deviceid = ${run.deviceid}`;
     expect(rows.map((r) => [r.kind, r.format, r.compression])).toEqual([['inventory', 'xml', 'zlib']]);
     const view = viewFromBody(rows[0]!.body, rows[0]!.compression, rows[0]!.format) as {
       hardware?: { name?: string };
