@@ -8,9 +8,11 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/eventually.js';
 import {
   type FaultGateway,
   type Outcome,
+  acceptedConnections,
   judge,
   makeAgents,
   message,
@@ -67,7 +69,15 @@ describe('SIGTERM while uploads are in flight', () => {
       post(gw.port, m, { timeoutMs: 30_000, chunks: 20, overMs: UPLOAD_MS, onStarted }),
     );
     await whenAllStarted;
-    await sleep(800); // the gateway has accepted them (even on a busy machine) and is reading the bodies
+    // The gateway process holds every upload (accepted, reading the body) before the signal; the bodies
+    // still have most of UPLOAD_MS to go.
+    await eventually(
+      () => expect(acceptedConnections(gw.proc.child.pid!, gw.port)).toBeGreaterThanOrEqual(messages.length),
+      {
+        timeout: 10_000,
+        message: 'the gateway accepted every upload',
+      },
+    );
 
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => {
       const t0 = Date.now();
@@ -82,7 +92,7 @@ describe('SIGTERM while uploads are in flight', () => {
     void exited.then(() => (exitedYet = true));
     while (!exitedYet && Date.now() - signalledAt < DRAIN_BOUND_MS) {
       probes.push({ at: Date.now() - signalledAt, result: await probe(gw.port) });
-      await sleep(50);
+      await sleep(50); // the probes' pace: what is sampled is the whole drain, until the exit
     }
     const firstRefused = probes.findIndex((p) => p.result === 'refused');
     const outcomes = await Promise.all(uploads);
@@ -143,7 +153,13 @@ describe('SIGTERM while uploads are in flight', () => {
         }),
       );
       await whenAllStarted;
-      await sleep(800);
+      await eventually(
+        () => expect(acceptedConnections(g.proc.child.pid!, g.port)).toBeGreaterThanOrEqual(messages.length),
+        {
+          timeout: 10_000,
+          message: 'the gateway accepted every upload',
+        },
+      );
       const signalledAt = Date.now();
       const exited = new Promise<{ code: number | null; ms: number }>((resolve) =>
         g.proc.child.once('exit', (code) => resolve({ code, ms: Date.now() - signalledAt })),

@@ -76,13 +76,13 @@ async function underKills(gw: FaultGateway): Promise<Summary> {
         { t: boolean }[]
       >`select pg_terminate_backend(pid) as t from pg_stat_activity where application_name = ${gw.appName} and pid <> pg_backend_pid()`;
       kills += r.filter((x) => x.t).length;
-      await sleep(150 + Math.random() * 250);
+      await sleep(150 + Math.random() * 250); // the fault's cadence: a kill every 150-400 ms
     }
   })();
   const deadline = Date.now() + TRAFFIC_MS;
   await Promise.all(
     agents.map(async (agent, i) => {
-      await sleep(i * 40);
+      await sleep(i * 40); // the load's shape: the agents start staggered
       for (let n = 0; n < RUNS_PER_AGENT && Date.now() < deadline && problems.length < 50; n++) await run(agent);
     }),
   );

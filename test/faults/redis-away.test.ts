@@ -7,6 +7,7 @@
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/eventually.js';
 import {
   type Acked,
   FAULTS_REDIS_URL,
@@ -47,13 +48,16 @@ describe('Redis away under load (through a pausable proxy)', () => {
     await proxy?.close();
   }, 30_000);
 
+  /** Ms until the gauge reads `value`, or null if it did not within `withinMs` (the summary is printed first). */
   async function gaugeBecomes(value: string, withinMs: number): Promise<number | null> {
     const t0 = Date.now();
-    while (Date.now() - t0 < withinMs) {
-      if ((await metric(gw.port, GAUGE)) === value) return Date.now() - t0;
-      await sleep(200);
-    }
-    return null;
+    return eventually(async () => expect(await metric(gw.port, GAUGE)).toBe(value), {
+      timeout: withinMs,
+      interval: 200,
+    }).then(
+      () => Date.now() - t0,
+      () => null,
+    );
   }
 
   /**
@@ -75,7 +79,7 @@ describe('Redis away under load (through a pausable proxy)', () => {
 
     const traffic = Promise.all(
       agents.map(async (agent, i) => {
-        await sleep(i * 50);
+        await sleep(i * 50); // the load's shape: the agents start staggered
         while (!stop) {
           for (const step of RUN[agent.kind]) {
             const m = message(agent, step);
@@ -95,6 +99,7 @@ describe('Redis away under load (through a pausable proxy)', () => {
       }),
     );
 
+    // The scenario's timeline (traffic before, during and after the fault), not waits for the gateway.
     await sleep(UP_MS);
     proxy.pause(mode);
     phase = 'away';
@@ -103,12 +108,12 @@ describe('Redis away under load (through a pausable proxy)', () => {
     while (Date.now() < awayUntil) {
       gaugeWhileAway.add(await metric(gw.port, GAUGE));
       readyAway ??= await get(gw.port, '/readyz', 10_000);
-      await sleep(300);
+      await sleep(300); // sampling the gauge all the while Redis is away
     }
     proxy.resume();
     phase = 'after';
     const backAfterMs = await gaugeBecomes('1', 30_000);
-    await sleep(1000);
+    await sleep(1000); // traffic goes on for a while on Redis again
     stop = true;
     await traffic;
 

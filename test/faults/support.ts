@@ -15,12 +15,17 @@ import postgres from 'postgres';
 import { type Proc, startGateway } from '../../scripts/lib/processes.js';
 import { GENEROUS_ADMISSION, createSchema } from '../helpers/context.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../helpers/env.js';
+import { eventually } from '../helpers/eventually.js';
 import { loadScenario } from '../helpers/fixtures.js';
 import { listenLoopback } from '../helpers/raw-http.js';
 
 export const SECRET = 'fault-test-registration-key-0123456789';
 const ADMIN_TOKEN = 'ago_fault-test-token-00000000000000000000000000';
 
+/**
+ * For the shape of a scenario only (how long the load runs before and after a fault, the pace of the load
+ * itself): waiting for something the gateway does goes through eventually().
+ */
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A Redis database of the shared server that the other tests do not use (they flush DB 5). */
@@ -196,7 +201,7 @@ export async function startFaultGateway(
     schema: schemaName,
     logFile,
     errorLogs() {
-      let text = '';
+      let text: string;
       try {
         text = fs.readFileSync(logFile, 'utf8');
       } catch {
@@ -424,14 +429,44 @@ export async function get(
   }
 }
 
+/** Whether /readyz answers 200 within `withinMs` (false, not a throw: the tests print their summary first). */
 export async function waitReady(port: number, withinMs: number): Promise<boolean> {
-  const until = Date.now() + withinMs;
-  while (Date.now() < until) {
-    const r = await get(port, '/readyz', 5000);
-    if ('status' in r && r.status === 200) return true;
-    await sleep(200);
+  return eventually(
+    async () => {
+      const r = await get(port, '/readyz', 5000);
+      if (!('status' in r) || r.status !== 200) throw new Error(`/readyz: ${JSON.stringify(r)}`);
+      return true;
+    },
+    { timeout: withinMs, interval: 200 },
+  ).catch(() => false);
+}
+
+/**
+ * How many TCP connections on local port `port` the process `pid` has accepted (Linux: its socket fds that
+ * are established connections on that port). A connection the kernel completed but the process has not
+ * accepted yet has no fd: this tells "the gateway holds the request" from "the client is connected".
+ */
+export function acceptedConnections(pid: number, port: number): number {
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
   }
-  return false;
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let n = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!fs.existsSync(table)) continue;
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode …; st 01 = ESTABLISHED
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[1]!.endsWith(local) && f[3] === '01' && inodes.has(f[9]!)) n++;
+    }
+  }
+  return n;
 }
 
 export async function metric(port: number, name: string): Promise<string | undefined> {
@@ -451,13 +486,15 @@ export function decoded(a: Answer): string {
 }
 
 export type Verdict = 'ok' | 'deferred' | 'unavailable';
+/** What is wrong with an answer: "<agent kind> <step> <deviceid>: <what>". */
+export type Problem = `${string}: ${string}`;
 
 /**
  * Judges one answer to a message: a proper 200 ("ok", or "deferred" = the protocol-native "not now" of
  * PROTOCOL §5), or a 503 in the agent's own format and compression; anything else is a problem (returned
  * as a string). A GLPI Agent's PROLOG may be answered in XML or JSON (it understands both there).
  */
-export function judge(m: Message, o: Outcome): Verdict | string {
+export function judge(m: Message, o: Outcome): Verdict | Problem {
   const where = `${m.agent.kind} ${m.step} ${m.agent.deviceid}`;
   if (!isAnswer(o)) return `${where}: no answer (${o.error} after ${o.ms} ms)`;
   const type = String(o.headers['content-type'] ?? '');
@@ -467,7 +504,7 @@ export function judge(m: Message, o: Outcome): Verdict | string {
   } catch {
     return `${where}: ${o.status} body not decodable as its Content-Type ${type}`;
   }
-  const brief = `${where}: ${o.status} ${type} ${JSON.stringify(text.slice(0, 200))}`;
+  const brief: Problem = `${where}: ${o.status} ${type} ${JSON.stringify(text.slice(0, 200))}`;
   if (type !== 'application/x-compress-zlib') return `${brief} — not compressed like the request`;
   if (/\bat .+:\d+:\d+\)?|Error:/.test(text)) return `${brief} — leaks a stack or an error`;
   const xml = text.startsWith('<?xml');
