@@ -413,6 +413,8 @@ describe('several workers', () => {
     glpi.otherwise = { delayMs: 30 };
     const loop = async (f: Deps['forwarder']) => {
       for (let i = 0; i < 400 && (await unsent()) > 0; i++)
+        // The workload itself (workers competing for the outbox): a worker that found nothing to claim, the
+        // device's next item being in flight elsewhere, pauses 5 ms instead of spinning on the database.
         if ((await f.runOnce(3)) === 0) await new Promise((r) => setTimeout(r, 5));
     };
     await Promise.all([

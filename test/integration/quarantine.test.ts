@@ -4,7 +4,7 @@
  * while, rejected agents are told to stop, and identity clashes land in `conflict`.
  */
 import zlib from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type TestContext, createTestContext, replay, send } from '../helpers/context.js';
 import { loadScenario, textOf } from '../helpers/fixtures.js';
 
@@ -12,12 +12,14 @@ let ctx: TestContext;
 let reviewer: string;
 const actor = { name: 'test', remoteAddr: null };
 
-beforeAll(async () => {
+// A gateway of each test's own: devices, decisions and the clock (moved by the undo and retention tests)
+// are only what the test itself made.
+beforeEach(async () => {
   ctx = await createTestContext({ AGENT_AUTH: 'off' });
   reviewer = (await ctx.deps.admin.createOperator({ name: 'rev', role: 'reviewer' }, actor)).token;
 });
-afterAll(async () => {
-  await ctx.close();
+afterEach(async () => {
+  await ctx?.close();
 });
 
 const api = (method: 'GET' | 'POST', path: string, body?: unknown) =>
@@ -27,6 +29,21 @@ const api = (method: 'GET' | 'POST', path: string, body?: unknown) =>
     headers: { Authorization: `Bearer ${reviewer}`, 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
   });
+
+/** The fields of the JSON answers (admin API, GLPI Agent CONTACT) that these tests read. */
+interface Json {
+  state?: string;
+  message?: string;
+  dryRun?: boolean;
+  count?: number;
+  results?: Record<string, unknown>[];
+  inventory?: { softwareCount: number };
+  history?: { to: string; actor: string }[];
+  conflictDetails?: { fields: string[]; known: { uuid: string }; incoming: { uuid: string } };
+  tasks?: { inventory: { server: string } };
+  disabled?: string[];
+}
+const json = (res: { text: string }) => JSON.parse(res.text) as Json;
 
 async function device(deviceid: string) {
   const [d] = await ctx.sql<
@@ -52,32 +69,42 @@ const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
 describe('an unknown device', () => {
   const run = loadScenario('glpi-second-run');
   const deviceid = run[0]!.classified.deviceid!;
+  /** The agent's first run (PROLOG … its full inventory). */
+  const firstRun = async () => {
+    for (const r of run.slice(0, 5)) expect((await replay(ctx.app, r)).status).toBe(200);
+  };
+  /** Its second run: a CONTACT, then a partial inventory. */
+  const secondRun = async () => {
+    const contact = await replay(ctx.app, run[5]!);
+    expect((await replay(ctx.app, run[6]!)).status).toBe(200);
+    return contact;
+  };
 
   it('is quarantined, gets normal answers, and its full inventory is held', async () => {
-    for (const r of run.slice(0, 5)) expect((await replay(ctx.app, r)).status).toBe(200);
+    await firstRun();
     expect((await device(deviceid))!.state).toBe('quarantined');
     expect(await submissionStates(deviceid)).toEqual(['held']);
   });
 
   it('has its later partial inventory held and merged into the view', async () => {
-    const contact = await replay(ctx.app, run[5]!);
-    expect(JSON.parse(contact.text).tasks.inventory.server).toBe('glpi'); // the agent is told to send its inventory
-    expect((await replay(ctx.app, run[6]!)).status).toBe(200);
+    await firstRun();
+    const contact = await secondRun();
+    expect(json(contact).tasks?.inventory.server).toBe('glpi'); // the agent is told to send its inventory
     expect(await submissionStates(deviceid)).toEqual(['held', 'held']);
     const res = await api('GET', `/api/v1/devices/${deviceid}`);
     expect(res.status).toBe(200);
-    const shown = JSON.parse(res.text);
+    const shown = json(res);
     expect(shown.state).toBe('quarantined');
-    expect(shown.inventory.softwareCount).toBeGreaterThan(100);
-    expect(shown.history.map((h: { to: string; actor: string }) => `${h.to}:${h.actor}`)).toEqual([
-      'quarantined:system',
-    ]);
+    expect(shown.inventory?.softwareCount).toBeGreaterThan(100);
+    expect(shown.history?.map((h) => `${h.to}:${h.actor}`)).toEqual(['quarantined:system']);
   });
 
   it('is approved by a reviewer: held inventories released, transition and audit recorded, next run accepted', async () => {
+    await firstRun();
+    await secondRun();
     const res = await api('POST', '/api/v1/devices/approve', { ids: [deviceid], reason: 'known lab VM' });
     expect(res.status).toBe(200);
-    expect(JSON.parse(res.text).results[0]).toMatchObject({
+    expect(json(res).results?.[0]).toMatchObject({
       deviceid,
       from: 'quarantined',
       to: 'approved',
@@ -102,6 +129,8 @@ describe('an unknown device', () => {
   });
 
   it('can have the decision undone within the window, not after', async () => {
+    await firstRun();
+    expect((await api('POST', '/api/v1/devices/approve', { ids: [deviceid] })).status).toBe(200);
     const undo = await api('POST', `/api/v1/devices/${deviceid}/undo`);
     expect(undo.status).toBe(200);
     expect((await device(deviceid))!.state).toBe('quarantined');
@@ -109,7 +138,7 @@ describe('an unknown device', () => {
     ctx.clock.advance(16 * 60 * 1000);
     const late = await api('POST', `/api/v1/devices/${deviceid}/undo`);
     expect(late.status).toBe(409);
-    expect(JSON.parse(late.text).message).toMatch(/15 minutes/);
+    expect(json(late).message).toMatch(/15 minutes/);
   });
 });
 
@@ -142,7 +171,7 @@ describe('a rejected device', () => {
       headers: { 'Content-Type': 'application/json', 'GLPI-Agent-ID': 'x-1' },
       body: Buffer.from(JSON.stringify({ action: 'contact', deviceid })),
     });
-    const answer = JSON.parse(contact.text);
+    const answer = json(contact);
     expect(answer).toMatchObject({ status: 'ok', expiration: 240 });
     expect(answer.disabled).toContain('inventory');
     const inv = await send(ctx.app, {
@@ -189,10 +218,10 @@ describe('identity conflicts', () => {
       body: inventory('clone-a', 'BBBBBBBB-0000-0000-0000-000000000002', 'SN-CLONE-2'),
     });
     expect((await device('clone-a'))!.state).toBe('conflict');
-    const shown = JSON.parse((await api('GET', '/api/v1/devices/clone-a')).text);
-    expect(shown.conflictDetails.fields).toEqual(['uuid', 'serial']);
-    expect(shown.conflictDetails.known.uuid).toBe('aaaaaaaa-0000-0000-0000-000000000001');
-    expect(shown.conflictDetails.incoming.uuid).toBe('bbbbbbbb-0000-0000-0000-000000000002');
+    const shown = json(await api('GET', '/api/v1/devices/clone-a'));
+    expect(shown.conflictDetails?.fields).toEqual(['uuid', 'serial']);
+    expect(shown.conflictDetails?.known.uuid).toBe('aaaaaaaa-0000-0000-0000-000000000001');
+    expect(shown.conflictDetails?.incoming.uuid).toBe('bbbbbbbb-0000-0000-0000-000000000002');
     expect((await submissionStates('clone-a')).at(-1)).toBe('held');
   });
 
@@ -244,9 +273,7 @@ describe('bulk decisions by filter', () => {
       headers: zlibXml,
       body: zlib.deflateSync(prolog.replace(/<DEVICEID>[^<]+/, '<DEVICEID>lyon-1')),
     });
-    const dry = JSON.parse(
-      (await api('POST', '/api/v1/devices/approve', { filter: 'tag=paris,state=quarantined' })).text,
-    );
+    const dry = json(await api('POST', '/api/v1/devices/approve', { filter: 'tag=paris,state=quarantined' }));
     expect(dry).toMatchObject({ dryRun: true, count: 3 });
     expect((await device('paris-0'))!.state).toBe('quarantined');
     const stale = await api('POST', '/api/v1/devices/approve', {
@@ -254,14 +281,12 @@ describe('bulk decisions by filter', () => {
       confirmCount: 2,
     });
     expect(stale.status).toBe(409);
-    const done = JSON.parse(
-      (
-        await api('POST', '/api/v1/devices/approve', {
-          filter: 'tag=paris,state=quarantined',
-          confirmCount: 3,
-          reason: 'paris batch',
-        })
-      ).text,
+    const done = json(
+      await api('POST', '/api/v1/devices/approve', {
+        filter: 'tag=paris,state=quarantined',
+        confirmCount: 3,
+        reason: 'paris batch',
+      }),
     );
     expect(done).toMatchObject({ dryRun: false, count: 3 });
     expect((await device('paris-2'))!.state).toBe('approved');
@@ -269,6 +294,14 @@ describe('bulk decisions by filter', () => {
   });
 
   it('refuse an empty filter and unknown ids before changing anything', async () => {
+    const prolog = textOf('fusioninventory-plain', '0001-post-prolog.json');
+    await send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: zlibXml,
+      body: zlib.deflateSync(prolog.replace(/<DEVICEID>[^<]+/, '<DEVICEID>lyon-1')),
+    });
+    expect((await device('lyon-1'))!.state).toBe('quarantined');
     expect((await api('POST', '/api/v1/devices/reject', { filter: '' })).status).toBe(400);
     const res = await api('POST', '/api/v1/devices/reject', { ids: ['lyon-1', 'no-such-device'] });
     expect(res.status).toBe(404);
