@@ -4,7 +4,7 @@
  * must not let a revocation or an expired token live on.
  */
 import zlib from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type TestContext, createTestContext, send } from '../helpers/context.js';
 import { textOf } from '../helpers/fixtures.js';
 
@@ -54,17 +54,22 @@ async function lastVersionUsed(ctx: TestContext, deviceid: string): Promise<numb
 }
 
 describe('rotation with the cache off (exact time travel)', () => {
+  // A gateway of each test's own: its keys, registrations, audit log and clock are the test's alone.
   let ctx: TestContext;
-  const usedSecrets: string[] = ['rot-v1-pw', 'zero-v1-pw', 'twice-v1-pw', 'exp-key-pw'];
-  beforeAll(async () => {
+  /** Every plaintext secret the test's gateway has been given. */
+  let usedSecrets: string[];
+  beforeEach(async () => {
     ctx = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0' });
+    usedSecrets = [];
   });
-  afterAll(async () => {
-    await ctx.close();
+  afterEach(async () => {
+    await ctx?.close();
   });
 
-  it('grace 3600 s: old secret accepted at +3599 s, refused at +3601 s; new secret accepted throughout', async () => {
+  /** Key "rot" rotated with grace 3600 s, its devices rot-old and rot-new across the window's edges. */
+  async function rotStory(): Promise<void> {
     await ctx.deps.admin.createKey({ name: 'rot', secret: 'rot-v1-pw' }, actor);
+    usedSecrets.push('rot-v1-pw');
     const oldAuth = basic('inventory', 'rot-v1-pw');
     expect((await prolog(ctx, 'rot-old', oldAuth)).status).toBe(200);
 
@@ -100,9 +105,69 @@ describe('rotation with the cache off (exact time travel)', () => {
     // Much later the new version still works (no expiry of its own).
     ctx.clock.advance(400 * 86400_000);
     expect((await prolog(ctx, 'rot-new', newAuth)).status).toBe(200);
-  });
+  }
+
+  /** Key "zero" rotated with grace 0. */
+  async function zeroStory(): Promise<void> {
+    await ctx.deps.admin.createKey({ name: 'zero', secret: 'zero-v1-pw' }, actor);
+    usedSecrets.push('zero-v1-pw');
+    expect((await prolog(ctx, 'zero-dev', basic('inventory', 'zero-v1-pw'))).status).toBe(200);
+    const rotated = await ctx.deps.admin.rotateKey('zero', 0, actor);
+    usedSecrets.push(rotated.secret);
+    expect(rotated.previousExpiresAt.getTime()).toBe(ctx.clock.now().getTime());
+    expect((await prolog(ctx, 'zero-dev', basic('inventory', 'zero-v1-pw'))).status).toBe(401);
+    expect((await prolog(ctx, 'zero-dev', basic('inventory', rotated.secret))).status).toBe(200);
+  }
+
+  /** Key "twice" rotated three times (3600 s, 7 days, then 0). */
+  async function twiceStory(): Promise<void> {
+    await ctx.deps.admin.createKey({ name: 'twice', secret: 'twice-v1-pw' }, actor);
+    usedSecrets.push('twice-v1-pw');
+    const t0 = ctx.clock.now().getTime();
+    const v2 = await ctx.deps.admin.rotateKey('twice', 3600, actor);
+    ctx.clock.advance(60_000);
+    const v3 = await ctx.deps.admin.rotateKey('twice', 7 * 86400, actor);
+    usedSecrets.push(v2.secret, v3.secret);
+    const v1Auth = basic('u', 'twice-v1-pw');
+    const v2Auth = basic('u', v2.secret);
+    const v3Auth = basic('u', v3.secret);
+
+    ctx.clock.set(new Date(t0 + 3599_000));
+    expect((await prolog(ctx, 'twice-dev', v1Auth)).status).toBe(200);
+    ctx.clock.set(new Date(t0 + 3601_000));
+    expect((await prolog(ctx, 'twice-dev', v1Auth)).status).toBe(401); // not stretched to 7 days
+    expect((await prolog(ctx, 'twice-dev', v2Auth)).status).toBe(200);
+    expect((await prolog(ctx, 'twice-dev', v3Auth)).status).toBe(200);
+
+    const v4 = await ctx.deps.admin.rotateKey('twice', 0, actor);
+    usedSecrets.push(v4.secret);
+    expect((await prolog(ctx, 'twice-dev', v2Auth)).status).toBe(401);
+    expect((await prolog(ctx, 'twice-dev', v3Auth)).status).toBe(401);
+    expect((await prolog(ctx, 'twice-dev', basic('u', v4.secret))).status).toBe(200);
+    const { key } = await ctx.deps.admin.keyUsage('twice');
+    expect(key.versions.map((v) => [v.version, v.valid])).toEqual([
+      [1, false],
+      [2, false],
+      [3, false],
+      [4, true],
+    ]);
+  }
+
+  /** Key "exp-key" with an expiresAt. */
+  async function expiryStory(): Promise<void> {
+    const at = new Date(ctx.clock.now().getTime() + 1000_000);
+    await ctx.deps.admin.createKey({ name: 'exp-key', secret: 'exp-key-pw', expiresAt: at }, actor);
+    usedSecrets.push('exp-key-pw');
+    ctx.clock.set(new Date(at.getTime() - 1000));
+    expect((await prolog(ctx, 'exp-dev', basic('x', 'exp-key-pw'))).status).toBe(200);
+    ctx.clock.set(new Date(at.getTime() + 1000));
+    expect((await prolog(ctx, 'exp-dev', basic('x', 'exp-key-pw'))).status).toBe(401);
+  }
+
+  it('grace 3600 s: old secret accepted at +3599 s, refused at +3601 s; new secret accepted throughout', rotStory);
 
   it('registrations record the key version of every accepted message; usage lists devices per version', async () => {
+    await rotStory();
     const ids = await versionIds(ctx, 'rot');
     const regs = await ctx.sql<{ deviceid: string; v: number }[]>`
       select deviceid, key_version_id as v from registrations where deviceid in ('rot-old', 'rot-new') order by id`;
@@ -132,58 +197,16 @@ describe('rotation with the cache off (exact time travel)', () => {
     expect(requests(2, 'rot-old')).toBe(1);
   });
 
-  it('grace 0 cuts the old secret off at once', async () => {
-    await ctx.deps.admin.createKey({ name: 'zero', secret: 'zero-v1-pw' }, actor);
-    expect((await prolog(ctx, 'zero-dev', basic('inventory', 'zero-v1-pw'))).status).toBe(200);
-    const rotated = await ctx.deps.admin.rotateKey('zero', 0, actor);
-    usedSecrets.push(rotated.secret);
-    expect(rotated.previousExpiresAt.getTime()).toBe(ctx.clock.now().getTime());
-    expect((await prolog(ctx, 'zero-dev', basic('inventory', 'zero-v1-pw'))).status).toBe(401);
-    expect((await prolog(ctx, 'zero-dev', basic('inventory', rotated.secret))).status).toBe(200);
-  });
+  it('grace 0 cuts the old secret off at once', zeroStory);
 
-  it('a second rotation never extends an older version, and grace 0 closes every older one', async () => {
-    await ctx.deps.admin.createKey({ name: 'twice', secret: 'twice-v1-pw' }, actor);
-    const t0 = ctx.clock.now().getTime();
-    const v2 = await ctx.deps.admin.rotateKey('twice', 3600, actor);
-    ctx.clock.advance(60_000);
-    const v3 = await ctx.deps.admin.rotateKey('twice', 7 * 86400, actor);
-    usedSecrets.push(v2.secret, v3.secret);
-    const v1Auth = basic('u', 'twice-v1-pw');
-    const v2Auth = basic('u', v2.secret);
-    const v3Auth = basic('u', v3.secret);
+  it('a second rotation never extends an older version, and grace 0 closes every older one', twiceStory);
 
-    ctx.clock.set(new Date(t0 + 3599_000));
-    expect((await prolog(ctx, 'twice-dev', v1Auth)).status).toBe(200);
-    ctx.clock.set(new Date(t0 + 3601_000));
-    expect((await prolog(ctx, 'twice-dev', v1Auth)).status).toBe(401); // not stretched to 7 days
-    expect((await prolog(ctx, 'twice-dev', v2Auth)).status).toBe(200);
-    expect((await prolog(ctx, 'twice-dev', v3Auth)).status).toBe(200);
-
-    const v4 = await ctx.deps.admin.rotateKey('twice', 0, actor);
-    usedSecrets.push(v4.secret);
-    expect((await prolog(ctx, 'twice-dev', v2Auth)).status).toBe(401);
-    expect((await prolog(ctx, 'twice-dev', v3Auth)).status).toBe(401);
-    expect((await prolog(ctx, 'twice-dev', basic('u', v4.secret))).status).toBe(200);
-    const { key } = await ctx.deps.admin.keyUsage('twice');
-    expect(key.versions.map((v) => [v.version, v.valid])).toEqual([
-      [1, false],
-      [2, false],
-      [3, false],
-      [4, true],
-    ]);
-  });
-
-  it('a key expiring (expiresAt) stops every version at that instant', async () => {
-    const at = new Date(ctx.clock.now().getTime() + 1000_000);
-    await ctx.deps.admin.createKey({ name: 'exp-key', secret: 'exp-key-pw', expiresAt: at }, actor);
-    ctx.clock.set(new Date(at.getTime() - 1000));
-    expect((await prolog(ctx, 'exp-dev', basic('x', 'exp-key-pw'))).status).toBe(200);
-    ctx.clock.set(new Date(at.getTime() + 1000));
-    expect((await prolog(ctx, 'exp-dev', basic('x', 'exp-key-pw'))).status).toBe(401);
-  });
+  it('a key expiring (expiresAt) stops every version at that instant', expiryStory);
 
   it('rotation is audited without the new secret', async () => {
+    await rotStory();
+    await zeroStory();
+    await twiceStory();
     const rows = await ctx.sql<{ actor: string; targetId: string; reason: string; before: unknown; after: unknown }[]>`
       select actor, target_id as "targetId", reason, before, after from audit_log where action = 'key.rotate' order by id`;
     expect(rows.map((r) => [r.targetId, r.reason])).toEqual([
@@ -194,9 +217,15 @@ describe('rotation with the cache off (exact time travel)', () => {
       ['twice', 'grace 0s'],
     ]);
     expect(rows.every((r) => r.actor === 'test:setup' && r.before && r.after)).toBe(true);
+    const audited = JSON.stringify(rows);
+    for (const secret of usedSecrets) expect(audited, secret).not.toContain(secret);
   });
 
   it('no plaintext secret in registrations, devices, audit_log or security_events', async () => {
+    await rotStory();
+    await zeroStory();
+    await twiceStory();
+    await expiryStory();
     const texts: string[] = [];
     for (const table of ['registrations', 'devices', 'audit_log', 'security_events']) {
       const rows = await ctx.sql.unsafe<{ j: string }[]>(`select row_to_json(t)::text as j from ${table} t`);
