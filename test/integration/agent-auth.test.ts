@@ -17,7 +17,6 @@ const REALM_HEADER = 'Basic realm="agent-gate"';
 let ctx: TestContext;
 let server: http.Server;
 let port: number;
-const usedSecrets: string[] = ['acceptance-pw'];
 
 beforeAll(async () => {
   ctx = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0' });
@@ -154,14 +153,25 @@ describe('no credentials', () => {
   });
 });
 
+/** Replays a captured run as sent, Authorization headers included; the answers, in order. */
+async function replayRun(c: TestContext, requests: CapturedRequest[]) {
+  const answers = [];
+  for (const r of requests) answers.push(await replay(c.app, r, { keepAuthorization: true }));
+  return answers;
+}
+
 describe('the captured 401, 401, 200 runs replay to a recorded device', () => {
   it.each([
     ['fusioninventory-basic-auth', FI],
     ['glpi-basic-auth', GA],
   ])('%s', async (_scenario, requests) => {
     const deviceid = requests.find((r) => r.classified.deviceid)!.classified.deviceid!;
-    for (const r of requests) {
-      const res = await replay(ctx.app, r, { keepAuthorization: true });
+    // This run's rows only (another test may have replayed the same capture before).
+    const [{ watermark }] = await ctx.sql<[{ watermark: number }]>`
+      select coalesce(max(id), 0)::int as watermark from registrations`;
+    const answers = await replayRun(ctx, requests);
+    for (const [i, r] of requests.entries()) {
+      const res = answers[i]!;
       const authorized = r.headers.some(([k]) => k.toLowerCase() === 'authorization');
       if (r.method === 'GET') {
         // getConfig needs no credential: a fixed quiet answer, with or without Authorization.
@@ -195,7 +205,7 @@ describe('the captured 401, 401, 200 runs replay to a recorded device', () => {
       }[]
     >`
       select kind, status, auth_type as "authType", auth_user as "authUser", key_id as "keyId", key_version_id as "keyVersionId"
-      from registrations where deviceid = ${deviceid} and kind <> 'getconfig' order by id`;
+      from registrations where deviceid = ${deviceid} and kind <> 'getconfig' and id > ${watermark} order by id`;
     // Only the authorized POSTs were recorded (the 401s are not rows), each with the key version it used.
     const authorizedPosts = requests.filter(
       (r) => r.method === 'POST' && r.headers.some(([k]) => k === 'Authorization'),
@@ -211,7 +221,10 @@ describe('the captured 401, 401, 200 runs replay to a recorded device', () => {
 
 describe('device slots', () => {
   it('devices_used of an unlimited key counts the devices it registered', async () => {
-    // After both replays site-a (max_devices 0 = unlimited) registered the FusionInventory and the GLPI Agent device.
+    // Both captured runs (again, if the tests above replayed them: the same two devices) register with site-a.
+    await replayRun(ctx, FI);
+    await replayRun(ctx, GA);
+    // site-a (max_devices 0 = unlimited) registered the FusionInventory and the GLPI Agent device.
     const [row] = await ctx.sql<{ devicesUsed: number; registered: number }[]>`
       select k.devices_used as "devicesUsed", (select count(*)::int from devices d where d.registered_key_id = k.id) as registered
       from registration_keys k where k.name = 'site-a'`;
@@ -240,7 +253,6 @@ describe('every failing credential gets the no-credential 401, byte for byte', (
     await admin.revokeClient(client.clientId, actor);
     revokedClientBasic = basic(client.clientId, client.clientSecret);
     revokedClientBearer = `Bearer ${accessToken}`;
-    usedSecrets.push('expired-pw', 'revoked-pw', client.clientSecret, accessToken, 'wrong-password');
   });
 
   Object.assign(failing, {
@@ -342,7 +354,6 @@ describe('a key with max devices', () => {
   const zlibXml = { 'Content-Type': 'application/x-compress-zlib', 'User-Agent': 'FusionInventory-Agent_v2.6-3' };
   beforeAll(async () => {
     await ctx.deps.admin.createKey({ name: 'one-device', secret: 'one-device-pw', maxDevices: 1 }, actor);
-    usedSecrets.push('one-device-pw');
   });
   const auth = () => basic('inventory', 'one-device-pw');
 
@@ -411,7 +422,6 @@ describe('a key with max devices', () => {
 
   it('two new devices racing for the last slot: exactly one wins', async () => {
     await ctx.deps.admin.createKey({ name: 'race-key', secret: 'race-key-pw', maxDevices: 1 }, actor);
-    usedSecrets.push('race-key-pw');
     const answers = await Promise.all(
       Array.from({ length: 6 }, (_, i) =>
         send(ctx.app, {
@@ -433,13 +443,69 @@ describe('a key with max devices', () => {
 });
 
 describe('secrets never reach the stored rows', () => {
+  let own: TestContext;
+  beforeAll(async () => {
+    own = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0' });
+  });
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  /** On `c`: every way a secret reaches the gateway in this file. Returns the plaintexts it used. */
+  async function everySecretOnce(c: TestContext): Promise<string[]> {
+    const admin = c.deps.admin;
+    const zlibXml = { 'Content-Type': 'application/x-compress-zlib', 'User-Agent': 'FusionInventory-Agent_v2.6-3' };
+    const prologWith = (deviceid: string, authorization: string) =>
+      send(c.app, {
+        method: 'POST',
+        path: '/',
+        headers: { ...zlibXml, Authorization: authorization },
+        body: zlib.deflateSync(xmlProlog(deviceid)),
+      });
+    // The captured runs with their credentials (the FusionInventory inventory carries the password in perl_args).
+    await admin.createKey({ name: 'site-a', secret: 'acceptance-pw' }, actor);
+    for (const res of [...(await replayRun(c, FI)), ...(await replayRun(c, GA))]) expect(res.status).not.toBe(500);
+    // Every kind of failing credential.
+    await admin.createKey(
+      { name: 'expired', secret: 'expired-pw', expiresAt: new Date(c.clock.now().getTime() - 1000) },
+      actor,
+    );
+    await admin.createKey({ name: 'revoked', secret: 'revoked-pw' }, actor);
+    await admin.setKeyActive('revoked', false, actor);
+    const client = await admin.createClient({ name: 'to-revoke' }, actor);
+    const { accessToken } = await c.deps.credentials.issueToken(client.clientId, client.clientSecret);
+    await admin.revokeClient(client.clientId, actor);
+    const failing = [
+      basic('inventory', 'wrong-password'),
+      basic('inventory', 'expired-pw'),
+      basic('inventory', 'revoked-pw'),
+      basic(client.clientId, client.clientSecret),
+      `Bearer ${accessToken}`,
+    ];
+    for (const authorization of failing) expect((await prologWith('secret-dev-1', authorization)).status).toBe(401);
+    // A key at its device limit: one device accepted, the next refused.
+    await admin.createKey({ name: 'one-device', secret: 'one-device-pw', maxDevices: 1 }, actor);
+    expect((await prologWith('secret-dev-2', basic('inventory', 'one-device-pw'))).status).toBe(200);
+    expect((await prologWith('secret-dev-3', basic('inventory', 'one-device-pw'))).status).toBe(403);
+    return [
+      'acceptance-pw',
+      'expired-pw',
+      'revoked-pw',
+      client.clientSecret,
+      accessToken,
+      'wrong-password',
+      'one-device-pw',
+    ];
+  }
+
   it('registrations, devices, submissions, audit_log and security_events hold no plaintext secret', async () => {
+    const usedSecrets = await everySecretOnce(own);
     const texts: string[] = [];
     for (const table of ['registrations', 'devices', 'audit_log', 'security_events']) {
-      const rows = await ctx.sql.unsafe<{ j: string }[]>(`select row_to_json(t)::text as j from ${table} t`);
+      const rows = await own.sql.unsafe<{ j: string }[]>(`select row_to_json(t)::text as j from ${table} t`);
       texts.push(...rows.map((r) => r.j));
     }
-    const subs = await ctx.sql<{ body: Buffer; compression: string }[]>`select body, compression from submissions`;
+    const subs = await own.sql<{ body: Buffer; compression: string }[]>`select body, compression from submissions`;
     for (const s of subs)
       texts.push(
         (s.compression === 'zlib'
