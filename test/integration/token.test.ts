@@ -13,18 +13,15 @@ import { comparable, listenLoopback, rawSend as sendRaw } from '../helpers/raw-h
 
 const actor = { name: 'test:setup', remoteAddr: null };
 const TTL = 900; // TOKEN_TTL=15m
-const REALM_HEADER = 'Basic realm="agent-gate"';
 
 let ctx: TestContext;
 let server: http.Server;
 let port: number;
 let client: { clientId: string; clientSecret: string };
-const usedSecrets: string[] = [];
 
 beforeAll(async () => {
   ctx = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0', TOKEN_TTL: '15m' });
   client = await ctx.deps.admin.createClient({ name: 'oauth-1' }, actor);
-  usedSecrets.push(client.clientSecret);
   server = http.createServer(ctx.app);
   port = await listenLoopback(server);
 });
@@ -76,9 +73,7 @@ async function token(id = client.clientId, secret = client.clientSecret, path = 
       JSON.stringify({ grant_type: 'client_credentials', client_id: id, client_secret: secret, scope: 'inventory' }),
     );
   expect(res.status).toBe(200);
-  const t = (res.body as { access_token: string }).access_token;
-  usedSecrets.push(t);
-  return t;
+  return (res.body as { access_token: string }).access_token;
 }
 
 describe('token endpoint', () => {
@@ -118,7 +113,6 @@ describe('token endpoint', () => {
     expect(typeof body.access_token).toBe('string');
     expect(body.access_token.length).toBeGreaterThan(16);
     expect(body.expires_in).toBe(TTL);
-    usedSecrets.push(body.access_token);
   });
 
   it('form-encoded body works too', async () => {
@@ -131,7 +125,6 @@ describe('token endpoint', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ token_type: 'Bearer', expires_in: TTL });
     expect((res.body as { access_token: string }).access_token).not.toBe('');
-    usedSecrets.push((res.body as { access_token: string }).access_token);
   });
 
   it('every grant is a new token', async () => {
@@ -140,7 +133,6 @@ describe('token endpoint', () => {
 
   it('wrong secret, unknown client and revoked client all get the same 401 invalid_client', async () => {
     const revoked = await ctx.deps.admin.createClient({ name: 'revoked-oauth' }, actor);
-    usedSecrets.push(revoked.clientSecret);
     await ctx.deps.admin.revokeClient(revoked.clientId, actor);
     const attempts = [
       { client_id: client.clientId, client_secret: 'ags_wrong' },
@@ -247,7 +239,6 @@ describe('bearer tokens on the agent endpoint', () => {
 
   it('revoking the client stops its token at once', async () => {
     const c = await ctx.deps.admin.createClient({ name: 'short-lived' }, actor);
-    usedSecrets.push(c.clientSecret);
     const t = await token(c.clientId, c.clientSecret);
     expect((await rawSend(contactRequest('revoke-dev', `Bearer ${t}`))).status).toBe(200);
     await ctx.deps.admin.revokeClient(c.clientId, actor);
@@ -300,7 +291,6 @@ describe('a client bound to one device', () => {
   let bearer = '';
   beforeAll(async () => {
     bound = await ctx.deps.admin.createClient({ name: 'bound-a', deviceid: 'dev-A' }, actor);
-    usedSecrets.push(bound.clientSecret);
     bearer = await token(bound.clientId, bound.clientSecret);
   });
 
@@ -389,10 +379,62 @@ describe('a client bound to one device', () => {
 });
 
 describe('secrets never reach the stored rows', () => {
+  let own: TestContext;
+  beforeAll(async () => {
+    own = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0', TOKEN_TTL: '15m' });
+  });
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  /** On `c`: every way a client secret or a token reaches the gateway in this file. Returns the plaintexts. */
+  async function everySecretOnce(c: TestContext): Promise<string[]> {
+    const used: string[] = [];
+    const grant = async (id: string, secret: string, form = false) => {
+      const body = { grant_type: 'client_credentials', client_id: id, client_secret: secret, scope: 'inventory' };
+      const req = request(c.app).post('/api.php/token');
+      return form
+        ? req.type('form').send(body)
+        : req.set('Content-Type', 'application/json').send(JSON.stringify(body));
+    };
+    const tokenOf = (res: request.Response) => (res.body as { access_token: string }).access_token;
+    const agent = (r: ReturnType<typeof contactRequest>) => send(c.app, { method: 'POST', ...r });
+
+    // A client: tokens (JSON and form grants), used as Bearer and as Basic, on both agents' messages.
+    const cl = await c.deps.admin.createClient({ name: 'sweep-client' }, actor);
+    const [json, form] = [await grant(cl.clientId, cl.clientSecret), await grant(cl.clientId, cl.clientSecret, true)];
+    expect([json.status, form.status]).toEqual([200, 200]);
+    used.push(cl.clientSecret, tokenOf(json), tokenOf(form));
+    expect((await agent(contactRequest('sweep-1', `Bearer ${tokenOf(json)}`))).status).toBe(200);
+    expect((await agent(contactRequest('sweep-2', basic(cl.clientId, cl.clientSecret)))).status).toBe(200);
+    const xml = await send(c.app, {
+      method: 'POST',
+      path: '/',
+      headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: basic(cl.clientId, cl.clientSecret) },
+      body: zlib.deflateSync(xmlProlog('sweep-3')),
+    });
+    expect(xml.status).toBe(200);
+    // Refused: a wrong secret, a token as a password, a revoked client (its grant and its token).
+    expect((await grant(cl.clientId, 'ags_wrong')).status).toBe(401);
+    expect((await agent(contactRequest('sweep-2', basic(cl.clientId, tokenOf(form))))).status).toBe(401);
+    const revoked = await c.deps.admin.createClient({ name: 'sweep-revoked' }, actor);
+    const revokedToken = tokenOf(await grant(revoked.clientId, revoked.clientSecret));
+    used.push(revoked.clientSecret, revokedToken);
+    await c.deps.admin.revokeClient(revoked.clientId, actor);
+    expect((await grant(revoked.clientId, revoked.clientSecret)).status).toBe(401);
+    expect((await agent(contactRequest('sweep-4', `Bearer ${revokedToken}`))).status).toBe(401);
+    // A client bound to one device, used by another (a security event).
+    const bound = await c.deps.admin.createClient({ name: 'sweep-bound', deviceid: 'sweep-A' }, actor);
+    used.push(bound.clientSecret);
+    expect((await agent(contactRequest('sweep-B', basic(bound.clientId, bound.clientSecret)))).status).toBe(401);
+    return used;
+  }
+
   it('registrations, devices, audit_log and security_events hold no client secret or token', async () => {
+    const usedSecrets = await everySecretOnce(own);
     const texts: string[] = [];
     for (const table of ['registrations', 'devices', 'audit_log', 'security_events', 'agent_clients', 'agent_tokens']) {
-      const rows = await ctx.sql.unsafe<{ j: string }[]>(`select row_to_json(t)::text as j from ${table} t`);
+      const rows = await own.sql.unsafe<{ j: string }[]>(`select row_to_json(t)::text as j from ${table} t`);
       texts.push(...rows.map((r) => r.j));
     }
     expect(usedSecrets.length).toBeGreaterThan(5);
