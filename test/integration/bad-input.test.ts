@@ -24,7 +24,6 @@ const FI_XML = { 'Content-Type': 'application/xml', 'User-Agent': FI_UA };
 const GA_ZLIB = { 'Content-Type': ZLIB, 'User-Agent': GA_UA, 'GLPI-Agent-ID': AGENT_ID };
 const GA_JSON = { 'Content-Type': 'application/json', 'User-Agent': GA_UA, 'GLPI-Agent-ID': AGENT_ID };
 
-const BODY_LIMIT = 1024 * 1024;
 const INFLATE_LIMIT = 16 * 1024 * 1024;
 
 let ctx: TestContext;
