@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   );
   const results: Record<string, LoadResult> = {};
   let proc: Proc | null = null;
-  let memory: Awaited<ReturnType<typeof measureMemory>> | null = null;
+  let memory: Awaited<ReturnType<typeof measureMemory>> | null;
   try {
     process.stdout.write('floors:\n');
     proc = await startFloor('noop');

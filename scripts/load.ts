@@ -291,7 +291,7 @@ async function main(): Promise<number> {
   await admin.unsafe(`create schema "${schema}"`);
   const logFile = path.join(os.tmpdir(), `agent-gate-load-${schema}.log`);
   let proc: Proc | null = null;
-  let ok = false;
+  let ok: boolean;
   try {
     const env: Record<string, string> = {
       DATABASE_URL: databaseUrl,

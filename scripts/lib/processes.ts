@@ -80,7 +80,7 @@ export async function startFloor(mode: 'noop' | 'inflate'): Promise<Proc> {
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { port: number }).port));
+    child.stdout.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`floor server exited with ${code}`)));
   });
   return { port, child, stop: stopper(child) };
