@@ -1,6 +1,7 @@
 /**
  * Fails fast, with a clear message, when the real Postgres or Redis the tests need is not there, and drops
- * schemas left behind by interrupted earlier runs.
+ * schemas left behind by interrupted earlier runs. Global setup of the integration and slow projects only
+ * (vitest.config.ts): the unit project needs neither service.
  */
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
@@ -15,7 +16,7 @@ export default async function setup(): Promise<void> {
     const stale = schemas.filter(({ nspname }) => Number(/^agtest_(\d+)_/.exec(nspname)?.[1] ?? 0) < cutoff);
     for (const { nspname } of stale) await sql.unsafe(`drop schema if exists "${nspname}" cascade`);
   } catch (err) {
-    throw new Error(`tests need PostgreSQL at ${TEST_DATABASE_URL}: ${(err as Error).message}`);
+    throw new Error(`tests need PostgreSQL at ${TEST_DATABASE_URL}: ${(err as Error).message}`, { cause: err });
   } finally {
     await sql.end();
   }
@@ -24,7 +25,7 @@ export default async function setup(): Promise<void> {
     await redis.connect();
     await redis.ping();
   } catch (err) {
-    throw new Error(`tests need Redis at ${TEST_REDIS_URL}: ${(err as Error).message}`);
+    throw new Error(`tests need Redis at ${TEST_REDIS_URL}: ${(err as Error).message}`, { cause: err });
   } finally {
     redis.disconnect();
   }

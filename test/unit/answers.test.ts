@@ -123,13 +123,23 @@ describe('XML answers', () => {
   });
 });
 
+/** A GLPI Agent CONTACT answer, as the agent reads it. */
+interface ContactAnswer {
+  status: string;
+  expiration: number | string;
+  message?: string;
+  tasks: { inventory: { server: string; version: string } };
+  disabled: string[];
+}
+const contactOf = (text: string) => JSON.parse(text) as ContactAnswer;
+
 describe('JSON answers', () => {
   it('jsonOk', () => {
     expect(JSON.parse(jsonOk(24))).toEqual({ status: 'ok', expiration: 24 });
   });
 
   it('jsonContact with inventory: tasks.inventory has server and a non-empty version; inventory not disabled', () => {
-    const a = JSON.parse(jsonContact(24, { inventory: true })) as Record<string, any>;
+    const a = contactOf(jsonContact(24, { inventory: true }));
     expect(a.status).toBe('ok');
     expect(a.expiration).toBe(24);
     expect(typeof a.tasks.inventory.server).toBe('string');
@@ -146,17 +156,17 @@ describe('JSON answers', () => {
   });
 
   it('jsonContact without inventory disables inventory too', () => {
-    const a = JSON.parse(jsonContact('2h', { inventory: false })) as Record<string, any>;
+    const a = contactOf(jsonContact('2h', { inventory: false }));
     expect(a.status).toBe('ok');
     expect(a.expiration).toBe('2h');
     expect(a.disabled).toContain('inventory');
     expect(a.disabled).toEqual(['inventory', ...DISABLED_TASKS]);
     // tasks.inventory stays: without it the GLPI Agent would send an extra legacy PROLOG (PROTOCOL §3.3).
-    expect(a.tasks.inventory).toEqual({ server: 'glpi', version: expect.stringMatching(/.+/) });
+    expect(a.tasks.inventory).toEqual({ server: 'glpi', version: expect.stringMatching(/.+/) as string });
   });
 
   it('jsonContact passes an optional message', () => {
-    expect(JSON.parse(jsonContact(24, { inventory: true, message: 'hello' })).message).toBe('hello');
+    expect(contactOf(jsonContact(24, { inventory: true, message: 'hello' })).message).toBe('hello');
   });
 
   it('jsonError carries status error, the message and an expiration', () => {
@@ -165,7 +175,9 @@ describe('JSON answers', () => {
       message: 'Authorization required',
       expiration: 24,
     });
-    expect(JSON.parse(jsonError('with "quotes" and \\', 1)).message).toBe('with "quotes" and \\');
+    expect((JSON.parse(jsonError('with "quotes" and \\', 1)) as { message: string }).message).toBe(
+      'with "quotes" and \\',
+    );
   });
 
   it('errorBody picks the agent protocol', () => {
