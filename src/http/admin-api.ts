@@ -11,6 +11,8 @@ import { DEVICE_STATES, type Records } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
 import type { Forwarder } from '../services/forwarder.js';
+import type { Logger } from 'pino';
+import { requestLog, sendJsonError } from './request-context.js';
 
 export type Role = 'reviewer' | 'admin';
 
@@ -19,6 +21,7 @@ export interface AdminApiDeps {
   records: Records;
   review: Review;
   policies: Policies;
+  logger: Logger;
   version?: string;
   /** The GLPI outbox (forwarding). */
   forwarder?: Pick<Forwarder, 'list' | 'retry' | 'drop'>;
@@ -452,45 +455,38 @@ export function adminApi(deps: AdminApiDeps): express.Router {
     res.type('application/json').send(openapi);
   });
 
-  // Every /api route: an operator bearer token first. Unknown routes also answer 401 to the anonymous.
-  router.use('/api', async (req: Request, res: Response, next: NextFunction) => {
+  // Every /api route: an operator bearer token first. Unknown routes also answer 401 to the anonymous. A
+  // database that fails here is a 503 (through the error handler below), never also a 401.
+  router.use('/api', (req: Request, res: Response, next: NextFunction) => {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    const operator = m ? await deps.admin.operatorForToken(m[1]!).catch(next) : null;
-    if (!operator) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="agent-gate admin"');
-      return void res.status(401).json({ status: 'error', message: 'Operator token required' });
-    }
-    res.locals.operator = operator;
-    next();
+    if (!m) return next(new AppError('unauthorized', 'Operator token required'));
+    deps.admin.operatorForToken(m[1]!).then((operator) => {
+      if (!operator) return next(new AppError('unauthorized', 'Operator token required'));
+      res.locals.operator = operator;
+      next();
+    }, next);
   });
   // Bodies are read only for callers who proved who they are.
   router.use('/api', express.json({ limit: '1mb' }));
 
   for (const route of ROUTES) {
-    router[route.method](route.path, async (req: Request, res: Response) => {
+    router[route.method](route.path, (req: Request, res: Response, next: NextFunction) => {
       const operator = res.locals.operator as { name: string; role: Role };
       if (ROLE_RANK[operator.role] < ROLE_RANK[route.role])
-        return void res.status(403).json({ status: 'error', message: `This needs the ${route.role} role` });
-      try {
-        const out = await route.handler(
-          req,
-          { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null },
-          deps,
-          operator.role,
-        );
-        res.setHeader('Cache-Control', 'no-store');
-        res.status(out.status ?? 200).json(out.body);
-      } catch (err) {
-        const e = toAppError(err);
-        if (e.status >= 500) throw err;
-        res.status(e.status).json({ status: 'error', message: e.publicMessage });
-      }
+        return next(new AppError('forbidden', `This needs the ${route.role} role`));
+      route
+        .handler(req, { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null }, deps, operator.role)
+        .then((out) => {
+          res.setHeader('Cache-Control', 'no-store');
+          res.status(out.status ?? 200).json(out.body);
+        }, next);
     });
   }
-  router.use('/api', (_req, res) => {
-    res.status(404).json({ status: 'error', message: 'No such API route' });
+  router.use('/api', (_req: Request, _res: Response, next: NextFunction) => {
+    next(new AppError('not_found', 'No such API route'));
   });
-  router.use('/api', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+  router.use('/api', (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // express.json's own errors carry `type` and a 4xx status: the body was not JSON.
     const parserStatus = (err as { type?: string; status?: number }).type
       ? (err as { status?: number }).status
       : undefined;
@@ -498,8 +494,9 @@ export function adminApi(deps: AdminApiDeps): express.Router {
       parserStatus && parserStatus < 500
         ? new AppError('bad_request', 'Request body must be valid JSON')
         : toAppError(err);
-    if (e.status >= 500) return next(err);
-    if (!res.headersSent) res.status(e.status).json({ status: 'error', message: e.publicMessage });
+    if (e.status >= 500)
+      requestLog(res, deps.logger).error({ err: e.cause ?? e, path: req.path }, 'admin request failed');
+    sendJsonError(res, e);
   });
   return router;
 }

@@ -22,9 +22,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RedisStore } from 'rate-limit-redis';
 import { AppError } from '../errors.js';
-import { errorBody } from '../protocol/answers.js';
 import type { DeferReason } from '../services/agent-service.js';
-import { formatFromHeaders, sendAgentAnswer, compressionFromLabel } from './agent-endpoint.js';
+import { sendAgentError } from './agent-answer.js';
 import type { Metrics } from '../metrics.js';
 
 export type RedisFailureMode = 'memory' | 'closed';
@@ -189,15 +188,10 @@ export class FailoverStore implements Store {
 function tooMany(kind: string, metrics: Metrics, prologFreqHours: number) {
   return (req: Request, res: Response, _next: unknown, options: Options) => {
     metrics.limited(kind);
-    const format = formatFromHeaders(req);
-    const retryAfter = Math.ceil(options.windowMs / 1000);
-    res.setHeader('Retry-After', String(retryAfter));
-    sendAgentAnswer(
-      req,
-      res,
-      { status: 429, format, text: errorBody(format, 'Too many requests', prologFreqHours) },
-      compressionFromLabel(req),
-    );
+    const retryAfterSeconds = Math.ceil(options.windowMs / 1000);
+    sendAgentError(req, res, new AppError('rate_limited', 'Too many requests', { retryAfterSeconds }), {
+      prologFreqHours,
+    });
   };
 }
 

@@ -30,7 +30,7 @@ import {
   setInventoryView,
 } from '../store/agent-store.js';
 import { takeKeyDeviceSlot } from '../store/auth-store.js';
-import { AppError } from '../errors.js';
+import { AppError, ERROR_STATUS } from '../errors.js';
 import type { AgentPrincipal } from './credentials.js';
 import { viewFromBody } from './inventory-view.js';
 import { findConflict } from './conflicts.js';
@@ -167,7 +167,7 @@ export function createAgentService(deps: AgentServiceDeps) {
             ? `Action '${msg.action}' is not supported.`
             : `Query '${msg.action}' is not supported.`;
         return {
-          status: 501,
+          status: ERROR_STATUS.not_implemented,
           format: msg.format,
           text: msg.format === 'json' ? jsonError(message, freq) : xmlError(message),
         };

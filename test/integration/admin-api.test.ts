@@ -68,6 +68,13 @@ async function auditRows(action: string) {
     from audit_log where action = ${action} and actor like 'operator:%' order by id`;
 }
 
+/** The admin API's error body: the code, the message, and the request id its X-Request-Id header names. */
+function expectApiError(res: { body: unknown; headers: Record<string, string> }, ...args: string[]): void {
+  const [where, code, message] = args.length === 3 ? args : [undefined, ...args];
+  expect(res.body, where).toEqual({ status: 'error', code, message, requestId: res.headers['x-request-id'] });
+  expect(res.headers['x-request-id'], where).toMatch(/^[0-9a-f-]{36}$/);
+}
+
 describe('every route is guarded', () => {
   it('ROUTES is not empty and has both roles', () => {
     expect(ROUTES.length).toBeGreaterThan(10);
@@ -78,7 +85,7 @@ describe('every route is guarded', () => {
     const res = await call(route.method, concrete(route.path));
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
-    expect(res.body).toEqual({ status: 'error', message: 'Operator token required' });
+    expectApiError(res, 'unauthorized', 'Operator token required');
   });
 
   it.each(routeCases)('%s with a revoked operator token → 401', async (_n, route) => {
@@ -108,7 +115,7 @@ describe('every route is guarded', () => {
       role: 'admin',
     });
     expect(res.status).toBe(403);
-    expect(res.body).toEqual({ status: 'error', message: 'This needs the admin role' });
+    expectApiError(res, 'forbidden', 'This needs the admin role');
   });
 
   it.each(routeCases.filter(([, r]) => r.role === 'reviewer'))(
@@ -130,7 +137,7 @@ describe('every route is guarded', () => {
     expect((await call('get', '/api/v1/nothing-here')).status).toBe(401);
     const res = await call('get', '/api/v1/nothing-here', adminToken);
     expect(res.status).toBe(404);
-    expect(res.body).toEqual({ status: 'error', message: 'No such API route' });
+    expectApiError(res, 'not_found', 'No such API route');
   });
 
   it('GET /api/v1/me names the operator', async () => {
@@ -233,7 +240,7 @@ describe('registration keys over the API', () => {
     expect(bad.body).toMatchObject({ status: 'error' });
     const missing = await call('post', '/api/v1/keys/no-such-key/rotate', adminToken).send({ grace: '1h' });
     expect(missing.status).toBe(404);
-    expect(missing.body).toEqual({ status: 'error', message: 'No registration key named "no-such-key"' });
+    expectApiError(missing, 'not_found', 'No registration key named "no-such-key"');
   });
 
   it('revoke and activate: agents refused, then let in again; both audited with before/after', async () => {
@@ -301,7 +308,7 @@ describe('registration keys over the API', () => {
       const res = await call('post', path, adminToken).set('Content-Type', 'application/json').send('{"name": "x",');
       expect(res.status, path).toBe(400);
       expect(res.headers['content-type'], path).toMatch(/^application\/json/);
-      expect(res.body, path).toEqual({ status: 'error', message: 'Request body must be valid JSON' });
+      expectApiError(res, path, 'bad_request', 'Request body must be valid JSON');
     }
   });
 });

@@ -978,7 +978,12 @@ describe('HTTP', () => {
     const before = await snapshot(ctx.sql);
     const res = await send(ctx.app, { method: 'POST', path, headers: FI_ZLIB, body: z(xmlProlog('p-1')) });
     expect(res.status).toBe(404);
-    expect(JSON.parse(res.text)).toEqual({ status: 'error', message: 'Not found' });
+    expect(JSON.parse(res.text)).toEqual({
+      status: 'error',
+      code: 'not_found',
+      message: 'Not found',
+      requestId: res.headers['x-request-id'],
+    });
     await expectOnlyRefusalWritten(ctx, before, null);
   });
 
