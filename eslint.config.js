@@ -1,7 +1,9 @@
 // ESLint: typescript-eslint's type-aware rules, and the layer rules of the design notes as import
-// restrictions, so a wrong import fails `npm run check`. Formatting is Prettier's job, not ESLint's.
+// restrictions, so a wrong import fails `npm run check` (type-only imports included). Import circles are
+// checked by scripts/check-cycles.ts. Formatting is Prettier's job, not ESLint's.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { layerRules } from './config/eslint-layers.js';
 
 export default tseslint.config(
   // src/console/ is browser code with a type-check of its own (see its tsconfig).
@@ -19,4 +21,5 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  ...layerRules,
 );

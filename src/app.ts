@@ -32,7 +32,7 @@ export function buildApp(deps: Deps): express.Express {
     });
     next();
   });
-  app.use(healthRoutes(deps));
+  app.use(healthRoutes({ readiness: deps.readiness, metrics: deps.metrics, records: deps.records }));
   app.use(
     adminApi({
       admin: deps.admin,
@@ -73,6 +73,7 @@ export function buildApp(deps: Deps): express.Express {
       auth: agentAuth,
       clock: deps.clock,
       limits,
+      admission: deps.admission,
       logger: deps.logger,
       metrics: deps.metrics,
       heavyConcurrency: deps.config.heavyConcurrency,

@@ -22,6 +22,7 @@ import type { AgentAuth } from './agent-auth.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../clock.js';
 import type { AgentLimits } from './limits.js';
+import type { Admission } from '../services/admission.js';
 import { compressionFromLabel, formatFromHeaders, header, sendAgentAnswer, sendAgentError } from './agent-answer.js';
 import { requestLog } from './request-context.js';
 import { parseBasic } from '../services/credentials.js';
@@ -40,6 +41,7 @@ export interface AgentEndpointDeps {
   clock: Clock;
   metrics: Metrics;
   limits: AgentLimits;
+  admission: Admission;
   /** Large bodies processed at once (HEAVY_CONCURRENCY). */
   heavyConcurrency: number;
   bodyLimit: number;
@@ -171,9 +173,10 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
           ? parseJsonMessage(jsonText(decoded), ar.presentedSecrets)
           : parseXmlMessage(xmlText(decoded).text, ar.presentedSecrets);
       if (msg.kind === 'prolog' || msg.kind === 'contact') {
-        res.locals.deviceid = msg.deviceid;
-        res.locals.credential = ar.principal ? `${ar.principal.type}:${ar.principal.id}` : undefined;
-        ar.defer = await deps.limits.admission(req, res);
+        ar.defer = await deps.admission.admit({
+          deviceid: msg.deviceid,
+          credential: ar.principal ? `${ar.principal.type}:${ar.principal.id}` : null,
+        });
       }
       const answer = await withDeadline(
         deps.service.handle(ar, msg),

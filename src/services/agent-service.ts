@@ -31,6 +31,7 @@ import {
 } from '../store/agent-store.js';
 import { takeKeyDeviceSlot } from '../store/auth-store.js';
 import { AppError, ERROR_STATUS } from '../errors.js';
+import type { DeferReason } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import { viewFromBody } from './inventory-view.js';
 import { findConflict } from './conflicts.js';
@@ -112,7 +113,6 @@ const STORED_KINDS = new Set<MessageKind>(['inventory', 'netdiscovery', 'netinve
 export const REJECTED_FREQ_HOURS = 240;
 
 /** Why an agent was told "not now" instead of being given an inventory order. */
-export type DeferReason = 'device' | 'key' | 'budget';
 
 /** Deferred agents come back between 1 hour and this many hours later. */
 export const DEFER_MAX_HOURS = 4;
