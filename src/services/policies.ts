@@ -9,7 +9,7 @@ import { AppError } from '../errors.js';
 import type { Queryable, Sql } from '../store/db.js';
 import { insertAudit } from '../store/auth-store.js';
 import * as store from '../store/policy-store.js';
-import { transitionDevice } from '../store/review-store.js';
+import { transitionDevice } from './device-state.js';
 import type { Actor } from './admin.js';
 import type { Notifier } from './notifier.js';
 import {

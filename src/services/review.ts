@@ -11,13 +11,15 @@ import type { DeviceState } from '../store/agent-store.js';
 import { insertAudit } from '../store/auth-store.js';
 import { type DeviceFilter, listDevices, listRegistrations } from '../store/read-store.js';
 import {
+  deviceDecisionContext,
   deviceHistory,
+  deviceSources,
   lastTransition,
   purgeRejectedSubmissions,
   submissionCounts,
-  transitionDevice,
 } from '../store/review-store.js';
-import { lockInventory, loadSubmissionBody, setInventoryView } from '../store/agent-store.js';
+import { transitionDevice } from './device-state.js';
+import { loadInventoryView, loadSubmissionBody, lockInventory, setInventoryView } from '../store/agent-store.js';
 import type { Actor } from './admin.js';
 import { viewFromBody } from './inventory-view.js';
 import type { Notifier } from './notifier.js';
@@ -219,23 +221,8 @@ export function createReview(deps: {
     async show(ref: string) {
       const device = await resolve(ref);
       if (!device) return null;
-      const [extra] = await sql<
-        {
-          conflictWith: number | null;
-          conflictDetails: unknown;
-          stateReason: string | null;
-          keyName: string | null;
-          clientId: string | null;
-          assignedTag: string | null;
-        }[]
-      >`
-        select d.conflict_with as "conflictWith", d.conflict_details as "conflictDetails", d.state_reason as "stateReason",
-               k.name as "keyName", c.client_id as "clientId", d.assigned_tag as "assignedTag"
-        from devices d left join registration_keys k on k.id = d.registered_key_id left join agent_clients c on c.id = d.registered_client_pk
-        where d.id = ${device.id}`;
-      const sources = await sql<{ remoteAddr: string; requests: number; lastSeen: Date }[]>`
-        select remote_addr as "remoteAddr", count(*)::int as requests, max(received_at) as "lastSeen"
-        from registrations where device_id = ${device.id} and remote_addr is not null group by remote_addr order by max(received_at) desc limit 20`;
+      const extra = await deviceDecisionContext(sql, device.id);
+      const sources = await deviceSources(sql, device.id);
       const conflictWith = extra?.conflictWith ? await resolve(String(extra.conflictWith)) : null;
       return {
         ...device,
@@ -260,10 +247,7 @@ export function createReview(deps: {
         if (full)
           await setInventoryView(tx, deviceId, viewFromBody(full.body, full.compression, full.format), clock.now());
       }
-      const [row] = await tx<
-        { view: Record<string, unknown> | null }[]
-      >`select view from inventories where device_id = ${deviceId}`;
-      return row?.view ?? null;
+      return loadInventoryView(tx, deviceId);
     });
     if (!view) return null;
     const first = (v: unknown) => (Array.isArray(v) ? v[0] : v) as Record<string, unknown> | undefined;

@@ -293,3 +293,10 @@ export async function mergePartialInventory(
       partials_merged = inventories.partials_merged + 1,
       updated_at = excluded.updated_at`;
 }
+
+export async function loadInventoryView(tx: Tx, deviceId: number): Promise<Record<string, unknown> | null> {
+  const [row] = await tx<
+    { view: Record<string, unknown> | null }[]
+  >`select view from inventories where device_id = ${deviceId}`;
+  return row?.view ?? null;
+}
