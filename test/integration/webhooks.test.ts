@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { type ConfigError, loadConfig } from '../../src/config.js';
 import { createNotifier, webhookSignature } from '../../src/services/notifier.js';
 import { type TestContext, createTestContext, send, startTestServer } from '../helpers/context.js';
 import { closeNow, listenLoopback } from '../helpers/raw-http.js';
@@ -100,6 +100,16 @@ const prolog = (deviceid: string) =>
     `<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`,
   );
 
+/** What a receiver parses out of a delivery's body. */
+interface Notification {
+  id: string;
+  event: string;
+  createdAt: string;
+  data: Record<string, unknown>;
+}
+
+const parsed = (r: Received) => JSON.parse(r.body) as Notification;
+
 function verify(r: Received, secret = SECRET): boolean {
   const ts = String(r.headers['x-agentgate-timestamp']);
   const given = String(r.headers['x-agentgate-signature']);
@@ -172,7 +182,7 @@ describe('webhook deliveries', () => {
     expect(verify(r)).toBe(true);
     expect(verify(r, 'another-secret')).toBe(false);
     expect(verify({ ...r, body: r.body.replace('wh-new-1', 'wh-new-2') })).toBe(false);
-    const body = JSON.parse(r.body);
+    const body = parsed(r);
     expect(body).toMatchObject({
       id: r.headers['x-agentgate-delivery'],
       event: 'device.quarantined',
@@ -201,7 +211,7 @@ describe('webhook deliveries', () => {
     expect(await ctx.deps.notifier.runOnce()).toBe(1);
     expect(receiver.requests.map((r) => r.headers['x-agentgate-event'])).toEqual(['device.approved']);
     expect(verify(receiver.requests[0]!)).toBe(true);
-    expect(JSON.parse(receiver.requests[0]!.body).data).toEqual({
+    expect(parsed(receiver.requests[0]!).data).toEqual({
       id: decided!.id,
       deviceid: 'wh-approve-1',
       from: 'quarantined',
@@ -212,7 +222,7 @@ describe('webhook deliveries', () => {
 
     await ctx.deps.review.undo('wh-approve-1', actor);
     expect(await ctx.deps.notifier.runOnce()).toBe(1);
-    expect(JSON.parse(receiver.requests[1]!.body)).toMatchObject({
+    expect(parsed(receiver.requests[1]!)).toMatchObject({
       event: 'device.undone',
       data: {
         deviceid: 'wh-approve-1',
@@ -240,7 +250,7 @@ describe('webhook deliveries', () => {
       await ctx.deps.notifier.runOnce();
       const approved = receiver.requests
         .filter((r) => r.headers['x-agentgate-event'] === 'device.approved')
-        .map((r) => JSON.parse(r.body).data);
+        .map((r) => parsed(r).data);
       expect(approved).toEqual([
         expect.objectContaining({
           deviceid: 'wh-policy-1',
@@ -333,7 +343,7 @@ describe('webhook deliveries', () => {
     ctx.clock.advance(5000);
     expect(await ctx.deps.notifier.runOnce()).toBe(1);
     expect(receiver.requests).toHaveLength(1);
-    expect(JSON.parse(receiver.requests[0]!.body).data.deviceid).toBe('wh-down-1');
+    expect(parsed(receiver.requests[0]!).data.deviceid).toBe('wh-down-1');
     expect((await rows(ctx, 'device.rejected')).at(-1)).toMatchObject({
       attempts: 2,
       lastStatus: 200,
@@ -389,7 +399,7 @@ describe('WEBHOOK_EVENTS, several URLs and WEBHOOK_MAX_ATTEMPTS', () => {
       'device.approved /b',
     ]);
     expect(await ctx2.deps.notifier.runOnce()).toBe(2);
-    expect(receiver.requests.map((r) => `${r.headers['x-agentgate-event']} ${r.path}`).sort()).toEqual([
+    expect(receiver.requests.map((r) => `${String(r.headers['x-agentgate-event'])} ${r.path}`).sort()).toEqual([
       'device.approved /a',
       'device.approved /b',
     ]);
@@ -514,16 +524,17 @@ describe('without WEBHOOK_URLS', () => {
 describe('the worker of a running gateway', () => {
   it('delivers on its own after start, and stops with the server', async () => {
     receiver.reset();
-    const { server, close } = await startTestServer({
+    const gateway = await startTestServer({
       AGENT_AUTH: 'off',
       WEBHOOK_URLS: receiver.url('/live'),
       WEBHOOK_SECRET: SECRET,
     });
+    const { server } = gateway;
     try {
       const res = await fetch(`${server.url}/`, { method: 'POST', headers: zlibXml, body: prolog('wh-live-1') });
       expect(res.status).toBe(200);
       const got = await eventually(
-        async () => receiver.requests.length,
+        () => Promise.resolve(receiver.requests.length),
         (n) => n >= 1,
         10_000,
       );
@@ -531,7 +542,7 @@ describe('the worker of a running gateway', () => {
       expect(receiver.requests[0]!.path).toBe('/live');
       expect(verify(receiver.requests[0]!)).toBe(true);
     } finally {
-      await close();
+      await gateway.close();
     }
   });
 });
