@@ -19,7 +19,22 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // The gateway matches control characters on purpose: it refuses or strips them in agent input.
+      'no-control-regex': 'off',
+      // `async` marks functions that belong to a Promise-returning interface, awaited or not.
+      '@typescript-eslint/require-await': 'off',
     },
   },
+  // Tests read JSON answers (supertest's `body` is `any`) and assert on their shape.
+  {
+    files: ['test/**'],
+    rules: {
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+    },
+  },
+  // Plain JavaScript (tool configs, the bin shim) is not type-checked.
+  { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
   ...layerRules,
 );

@@ -163,7 +163,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     sql: db.sql,
     batcher,
     prologFreqHours: config.prologFreqHours,
-    securityEvent: credentials.securityEvent,
+    securityEvent: (type, e) => credentials.securityEvent(type, e),
     policies,
     onDeviceEvent,
     forward,

@@ -199,7 +199,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const rows = await deps.admin.listClients();
         if (o.json) return printJson(rows);
-        printTable(rows as never, ['clientId', 'name', 'secret', 'deviceid', 'createdAt', 'revokedAt', 'lastUsedAt']);
+        printTable(rows, ['clientId', 'name', 'secret', 'deviceid', 'createdAt', 'revokedAt', 'lastUsedAt']);
       });
     });
   clients
@@ -241,7 +241,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const rows = await deps.admin.listOperators();
         if (o.json) return printJson(rows);
-        printTable(rows as never, ['name', 'role', 'token', 'createdBy', 'createdAt', 'revokedAt', 'lastUsedAt']);
+        printTable(rows, ['name', 'role', 'token', 'createdBy', 'createdAt', 'revokedAt', 'lastUsedAt']);
       });
     });
   operators

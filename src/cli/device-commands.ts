@@ -7,7 +7,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { type Decision, parseFilter } from '../services/review.js';
 import { cliActor } from './credential-commands.js';
-import { printJson, printTable } from './output.js';
+import { cell, printJson, printTable } from './output.js';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
@@ -24,7 +24,7 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
         if (o.json) return printJson(d);
         const line = (k: string, v: unknown) =>
           process.stdout.write(
-            `${k.padEnd(16)}${v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.join(', ') || '-' : String(v instanceof Date ? v.toISOString() : v)}\n`,
+            `${k.padEnd(16)}${v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.join(', ') || '-' : v instanceof Date ? v.toISOString() : cell(v)}\n`,
           );
         line('id', d.id);
         line('deviceid', d.deviceid);

@@ -49,12 +49,12 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
               Object.entries(r.match)
                 .map(([k, v]) => `${k}=${v}`)
                 .join(' ') || '(any device)',
-          })) as never,
+          })),
           ['id', 'position', 'action', 'match', 'comment'],
         );
         if (allowlists.length) {
           process.stdout.write('\nallowlists:\n');
-          printTable(allowlists as never, ['name', 'kind', 'entries']);
+          printTable(allowlists, ['name', 'kind', 'entries']);
         }
       });
     });
@@ -89,7 +89,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
       process.stdout.write(
         `rule #${r.rule.id} added at position ${r.rule.position}; ${r.applied.length} quarantined device(s) decided by the rules now\n`,
       );
-      if (r.applied.length) printTable(r.applied as never, ['id', 'deviceid', 'to', 'ruleId']);
+      if (r.applied.length) printTable(r.applied, ['id', 'deviceid', 'to', 'ruleId']);
     });
   });
 
@@ -129,7 +129,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
         process.stdout.write(
           `\nDevices first seen in the last ${r.recent.days} day(s) whose state the rules would not have given: ${r.recent.decisions.length} of ${r.recent.devices}\n`,
         );
-        printTable(r.recent.decisions as never, ['id', 'deviceid', 'name', 'state', 'decision', 'ruleId']);
+        printTable(r.recent.decisions, ['id', 'deviceid', 'name', 'state', 'decision', 'ruleId']);
       });
     });
 

@@ -61,7 +61,7 @@ function limit(v: unknown, dflt: number): number {
 
 function date(v: unknown, what: string): Date | null {
   if (v === undefined || v === null || v === '') return null;
-  const d = new Date(String(v));
+  const d = typeof v === 'string' || typeof v === 'number' ? new Date(v) : new Date(NaN);
   if (Number.isNaN(d.getTime())) throw new AppError('bad_request', `${what} must be an ISO 8601 date`);
   return d;
 }
@@ -401,7 +401,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       schema: { type: 'string' },
     }));
     paths[path] ??= {};
-    paths[path]![r.method] = {
+    paths[path][r.method] = {
       summary: `${r.method.toUpperCase()} ${path}`,
       description: `Needs an operator token with the ${r.role} role${r.role === 'reviewer' ? ' (or admin)' : ''}.`,
       'x-role': r.role,

@@ -7,17 +7,9 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError, ERROR_STATUS, toAppError } from '../errors.js';
-import {
-  type Compression,
-  detectCompression,
-  inflateBody,
-  mediaType,
-  sniffFormat,
-  jsonText,
-  xmlText,
-} from '../protocol/decode.js';
-import { type AgentMessage, type WireFormat, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
-import { type AgentAnswer, type AgentRequest, type AgentService, CredentialMisuse } from '../services/agent-service.js';
+import { detectCompression, inflateBody, sniffFormat, jsonText, xmlText } from '../protocol/decode.js';
+import { type AgentMessage, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
+import { type AgentRequest, type AgentService, CredentialMisuse } from '../services/agent-service.js';
 import type { AgentAuth } from './agent-auth.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../clock.js';
@@ -90,7 +82,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       const task = req.query.task;
       const tasks =
         typeof task === 'object' && task !== null && !Array.isArray(task)
-          ? Object.fromEntries(Object.entries(task).map(([k, v]) => [k, String(v)]))
+          ? Object.fromEntries(Object.entries(task).filter((e): e is [string, string] => typeof e[1] === 'string'))
           : {};
       const answer = await deps.service.getConfig(ar, machineid, tasks);
       deps.metrics.agentRequest('getconfig', 'none', answer.outcome);
@@ -117,7 +109,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
 
   const heavy = createGate(deps.heavyConcurrency);
 
-  async function handlePost(req: Request, res: Response, next: NextFunction): Promise<void> {
+  async function handlePost(req: Request, res: Response): Promise<void> {
     const ar = baseRequest(req, deps.clock.now());
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > deps.bodyLimit) {
@@ -245,7 +237,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
 
   function dispatch(req: Request, res: Response, next: NextFunction): void {
     if (req.method === 'GET' || req.method === 'HEAD') return void handleGet(req, res).catch(next);
-    if (req.method === 'POST') return void handlePost(req, res, next).catch(next);
+    if (req.method === 'POST') return void handlePost(req, res).catch(next);
     methodNotAllowed(req, res);
   }
 

@@ -20,7 +20,7 @@ export async function findConflict(sql: Queryable, deviceid: string, id: Identit
   const incoming = { deviceid, uuid: id.uuid, serial: id.serial, name: id.name, macs: id.macs };
   if (self) {
     const changed = (['uuid', 'serial'] as const).filter(
-      (f) => self[f] !== null && id[f] !== null && self[f]!.toLowerCase() !== id[f]!.toLowerCase(),
+      (f) => self[f] !== null && id[f] !== null && self[f].toLowerCase() !== id[f].toLowerCase(),
     );
     if (changed.length > 0) {
       return {
@@ -33,7 +33,7 @@ export async function findConflict(sql: Queryable, deviceid: string, id: Identit
   const other = matches.find((m) => m.deviceid !== deviceid);
   if (!other) return null;
   const fields = (['uuid', 'serial'] as const).filter(
-    (f) => other[f] !== null && id[f] !== null && other[f]!.toLowerCase() === id[f]!.toLowerCase(),
+    (f) => other[f] !== null && id[f] !== null && other[f].toLowerCase() === id[f].toLowerCase(),
   );
   return {
     withId: other.id,

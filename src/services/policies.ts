@@ -45,7 +45,7 @@ export function checkRule(r: unknown): ProposedRule {
   return {
     action: o.action,
     match: match as Record<string, string>,
-    comment: (o.comment as string | undefined) ?? null,
+    comment: o.comment ?? null,
   };
 }
 

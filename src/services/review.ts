@@ -44,7 +44,7 @@ export function parseFilter(text: string): DeviceFilter {
         'bad_request',
         `Filter parts look like tag=paris, state=quarantined, key=NAME, subnet=CIDR, q=TEXT, deviceid=ID (not "${part.slice(0, 40)}")`,
       );
-    const [, k, v] = m as unknown as [string, keyof DeviceFilter & string, string];
+    const [, k, v] = m as unknown as [string, keyof DeviceFilter, string];
     if (k === 'subnet' && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v))
       throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
     (f as Record<string, unknown>)[k] = v;

@@ -36,7 +36,7 @@ export async function insertRule(
   if (r.position !== null) await sql`update policy_rules set position = position + 1 where position >= ${r.position}`;
   const [row] = await sql<RuleRow[]>`
     insert into policy_rules (position, action, match, comment, created_by, created_at)
-    values (coalesce(${r.position}::int, (select coalesce(max(position), 0) + 1 from policy_rules)), ${r.action}, ${sql.json(r.match as never)}, ${r.comment}, ${r.createdBy}, ${r.at})
+    values (coalesce(${r.position}::int, (select coalesce(max(position), 0) + 1 from policy_rules)), ${r.action}, ${sql.json(r.match)}, ${r.comment}, ${r.createdBy}, ${r.at})
     returning id, position, action, match, comment, created_by as "createdBy", created_at as "createdAt"`;
   return row!;
 }

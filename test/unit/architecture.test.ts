@@ -11,7 +11,7 @@ import { findCycles, importGraph, importsOf } from '../../scripts/lib/import-gra
 
 const eslint = new ESLint({
   overrideConfigFile: true,
-  overrideConfig: [{ files: ['**/*.ts'] }, tseslint.configs.base as never, ...(layerRules as never[])],
+  overrideConfig: [{ files: ['**/*.ts'] }, tseslint.configs.base, ...(layerRules as never[])],
 });
 
 async function restricted(filePath: string, code: string): Promise<string[]> {
