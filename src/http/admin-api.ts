@@ -146,6 +146,22 @@ export const ROUTES: Route[] = [
     handler: async (req, actor, d) => ({ body: await d.review.undo(param(req, 'id'), actor) }),
   },
   {
+    method: 'post',
+    path: '/api/v1/devices/:id/rebind',
+    role: 'reviewer',
+    handler: async (req, actor, d) => {
+      const b = body(req);
+      return {
+        body: await d.review.rebind(
+          param(req, 'id'),
+          { key: str(b.key, 'key', { optional: true }), client: str(b.client, 'client', { optional: true }) },
+          str(b.reason, 'reason', { optional: true, max: 1000 }) ?? null,
+          actor,
+        ),
+      };
+    },
+  },
+  {
     method: 'get',
     path: '/api/v1/registrations',
     role: 'reviewer',

@@ -13,6 +13,8 @@ export interface Identity {
   manufacturer: string | null;
   model: string | null;
   macs: string[];
+  /** MACs of interfaces not marked virtual: the ones identity continuity compares. */
+  physicalMacs: string[];
   ips: string[];
   os: string | null;
   tag: string | null;
@@ -173,6 +175,10 @@ export function identityFromSections(s: Obj, tag: unknown): Identity {
     manufacturer: clean(bios.smanufacturer ?? bios.mmanufacturer, (v) => JUNK_VENDORS.has(v.toLowerCase())),
     model: clean(bios.smodel ?? bios.mmodel, (v) => JUNK_MODELS.has(v.toLowerCase())),
     macs,
+    physicalMacs: unique(physical.map((n) => (typeof n.mac === 'string' ? normalizeMac(n.mac) : null))).slice(
+      0,
+      MAX_LIST,
+    ),
     ips,
     os: osName,
     tag: str(tag),

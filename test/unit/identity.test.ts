@@ -173,6 +173,7 @@ describe('identityFromSections', () => {
       manufacturer: 'HP',
       model: 'Z2 G4',
       macs: ['3c:52:82:11:4e:0a'],
+      physicalMacs: ['3c:52:82:11:4e:0a'],
       ips: ['192.0.2.10'],
       os: 'Ubuntu 24.04 LTS',
       tag: 'paris-dc2',
@@ -190,6 +191,7 @@ describe('identityFromSections', () => {
       manufacturer: null,
       model: null,
       macs: [],
+      physicalMacs: [],
       ips: [],
       os: null,
       tag: null,
@@ -378,6 +380,7 @@ describe('identity of the real captures', () => {
     serial: null, // <SSN></SSN>: containers have no serial
     msn: null,
     macs: ['02:fc:00:00:00:01', '56:bf:77:4b:c3:80', 'fa:92:48:3b:c8:95'], // eth0 first; lo's 00:00:… dropped
+    physicalMacs: ['02:fc:00:00:00:01'], // ifb0/ifb1 are virtual
     ips: ['192.0.2.2', 'fd00::2', 'fe80::fc:ff:fe00:1'], // 127.0.0.1 and ::1 dropped
     os: 'Debian GNU/Linux 12 (bookworm)',
   };
