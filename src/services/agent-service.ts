@@ -34,7 +34,7 @@ import { AppError, ERROR_STATUS } from '../errors.js';
 import type { DeferReason } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import { viewFromBody } from './inventory-view.js';
-import { type Conflict, credentialConflict, findConflict, knownDevice, pinVerdict } from './conflicts.js';
+import { type Conflict, boundClient, credentialConflict, findConflict, knownDevice, pinVerdict } from './conflicts.js';
 
 export interface AgentRequest {
   receivedAt: Date;
@@ -305,8 +305,8 @@ export function createAgentService(deps: AgentServiceDeps) {
       ? await findConflict(deps.sql, msg.deviceid, msg.identity, { full: msg.kind === 'inventory' && !msg.partial })
       : { conflict: null, known: await knownDevice(deps.sql, msg.deviceid) };
     const known = judged.known;
-    if (known && req.principal) {
-      const verdict = pinVerdict(known, req.principal);
+    if (req.principal) {
+      const verdict = pinVerdict(known, await boundClient(deps.sql, msg.deviceid), req.principal);
       if (verdict === 'refuse') {
         await deps.securityEvent?.('device_credential_mismatch', {
           remoteAddr: req.remoteAddr,
@@ -315,7 +315,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         });
         throw new CredentialMisuse(`device ${msg.deviceid} is pinned to another credential`);
       }
-      if (verdict === 'conflict') return credentialConflict(known, req.principal);
+      if (verdict === 'conflict' && known) return credentialConflict(known, req.principal);
     }
     return judged.conflict;
   }

@@ -4,9 +4,10 @@
  * from what the agent merely asserts (deviceids are hostnames plus a date: not secrets).
  *
  * - Pinning: a device is pinned to the credential that registered it (a registration key, all of its
- *   versions being one credential; or a per-agent client, certificates included). A message for it through
- *   a client or certificate that is not its own is refused like a bad credential; through another key, or
- *   a client the device was not bound to, the device goes to `conflict` and a person decides (or rebinds).
+ *   versions being one credential; or a per-agent client, certificates included), or to the client an
+ *   admin created for it (clients create --device). A message for it through a client or certificate that
+ *   is not its own is refused like a bad credential; a key-pinned device reached through another key or
+ *   client goes to `conflict` and a person decides (or rebinds).
  * - Continuity: a full inventory whose hardware contradicts the device on record is `conflict`, never
  *   merged: a known UUID or serial now missing (junk values are dropped before this, so "replaced by junk"
  *   is "missing") or replaced by another, or physical MACs sharing none with the known ones. A partial
@@ -15,7 +16,12 @@
  */
 import type { Identity } from '../protocol/identity.js';
 import type { Queryable } from '../store/db.js';
-import { type IdentityMatch, findDeviceByDeviceid, findIdentityMatches } from '../store/review-store.js';
+import {
+  type IdentityMatch,
+  findBoundClient,
+  findDeviceByDeviceid,
+  findIdentityMatches,
+} from '../store/review-store.js';
 import type { AgentPrincipal } from './credentials.js';
 
 export interface Conflict {
@@ -26,16 +32,22 @@ export interface Conflict {
 /** What the pin of a known device says of a message through `principal`. */
 export type PinVerdict = 'ok' | 'refuse' | 'conflict';
 
-export function pinVerdict(known: IdentityMatch, principal: AgentPrincipal | null): PinVerdict {
+export function pinVerdict(
+  known: IdentityMatch | null,
+  boundClientPk: number | null,
+  principal: AgentPrincipal | null,
+): PinVerdict {
   if (principal === null) return 'ok'; // AGENT_AUTH=off: there is no credential to compare
+  // A client an admin created for this deviceid (clients create --device) is the device's own credential,
+  // from before its first message on: the shared key no longer speaks for it.
+  if (boundClientPk !== null) return principal.type === 'client' && principal.id === boundClientPk ? 'ok' : 'refuse';
+  if (known === null) return 'ok'; // a new device: pinned to this credential by its first message
   if (known.registeredClientPk !== null) {
     // A device registered by its own credential: nothing else may speak for it (identical 401).
     return principal.type === 'client' && principal.id === known.registeredClientPk ? 'ok' : 'refuse';
   }
   if (known.registeredKeyId !== null) {
-    if (principal.type === 'key') return principal.id === known.registeredKeyId ? 'ok' : 'conflict';
-    // A client an admin bound to this very device (clients create --device) is an explicit, audited act.
-    return principal.boundDeviceid === known.deviceid ? 'ok' : 'conflict';
+    return principal.type === 'key' && principal.id === known.registeredKeyId ? 'ok' : 'conflict';
   }
   return 'ok'; // registered with agent authentication off: no pin yet
 }
@@ -55,6 +67,11 @@ export function credentialConflict(known: IdentityMatch, principal: AgentPrincip
 /** The device on record under `deviceid` (one indexed read), for its pin. */
 export function knownDevice(sql: Queryable, deviceid: string): Promise<IdentityMatch | null> {
   return findDeviceByDeviceid(sql, deviceid);
+}
+
+/** The client created for `deviceid`, which alone may speak for it (one indexed read). */
+export function boundClient(sql: Queryable, deviceid: string): Promise<number | null> {
+  return findBoundClient(sql, deviceid);
 }
 
 /**

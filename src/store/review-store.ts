@@ -27,6 +27,13 @@ export async function findDeviceByDeviceid(sql: Queryable, deviceid: string): Pr
   return row ?? null;
 }
 
+/** The active per-agent client created for this deviceid (clients create --device), if any: one indexed read. */
+export async function findBoundClient(sql: Queryable, deviceid: string): Promise<number | null> {
+  const [row] = await sql<{ id: number }[]>`
+    select id from agent_clients where deviceid = ${deviceid} and revoked_at is null order by id desc limit 1`;
+  return row?.id ?? null;
+}
+
 /** The device with this deviceid, and devices elsewhere with the same UUID or serial. */
 export async function findIdentityMatches(
   sql: Queryable,

@@ -79,6 +79,19 @@ describe('pinning', () => {
     expect((await device(ctx)).state).toBe('approved');
   });
 
+  it('a client created for the device (--device) is its own credential: the shared key no longer speaks for it', async () => {
+    const { clientId, clientSecret } = await ctx.deps.admin.createClient({ name: 'own', deviceid: DEVICEID }, actor);
+    const before = await device(ctx);
+    const wrong = await post(ctx, basic('not-a-secret'), INVENTORY);
+    const res = await post(ctx, basic('agk_site-a-secret-000000000000'), rename(INVENTORY, 'rogue'));
+    expect(res.status).toBe(401);
+    expect(res.raw).toEqual(wrong.raw);
+    expect(await device(ctx)).toEqual(before);
+    expect(await heldCount(ctx)).toBe(0);
+    const own = `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`;
+    expect((await post(ctx, own, INVENTORY)).status).toBe(200);
+  });
+
   it('rebind is audited and moves the pin: the new key speaks for the device, the old one no longer', async () => {
     const res = await ctx.deps.review.rebind(DEVICEID, { key: 'site-b' }, 'site moved', actor);
     expect(res).toMatchObject({ deviceid: DEVICEID, key: 'site-b' });
