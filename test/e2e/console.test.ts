@@ -10,11 +10,13 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONSOLE_HEADERS } from '../../src/http/console.js';
+import { CONSOLE_DIR, CONSOLE_HEADERS, consoleFiles } from '../../src/http/console.js';
 import { hashSecret } from '../../src/services/secrets.js';
 import { startTestServer } from '../helpers/context.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+/** The console's entry module (index.html loads it; it imports the others). */
+const ENTRY = 'app.js';
 const actor = { name: 'test:setup', remoteAddr: null };
 const XSS = '<img src=x onerror=alert(1)>';
 
@@ -145,11 +147,13 @@ async function signIn(page: Page, token: string, at = base): Promise<void> {
 
 describe('the console files', () => {
   it('are served at /console with a strict policy, and nothing else under /console', async () => {
+    const modules = consoleFiles().filter((f) => f.endsWith('.js'));
+    expect(modules).toContain(ENTRY);
     for (const [p, type] of [
       ['/console', 'text/html'],
       ['/console/', 'text/html'],
-      ['/console/app.js', 'text/javascript'],
       ['/console/style.css', 'text/css'],
+      ...modules.map((m) => [`/console/${m}`, 'text/javascript'] as const),
     ] as const) {
       const res = await fetch(`${base}${p}`);
       expect(res.status, p).toBe(200);
@@ -160,12 +164,19 @@ describe('the console files', () => {
     expect(CONSOLE_HEADERS['Content-Security-Policy']).toBe(
       "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     );
-    const other = await fetch(`${base}/console/secret.txt`);
-    expect(other.status).toBe(404);
-    expect(other.headers.get('content-security-policy')).toBe(CONSOLE_HEADERS['Content-Security-Policy']);
-    // The client code never builds markup from strings.
-    const js = fs.readFileSync(path.join('src', 'console', 'app.js'), 'utf8');
-    expect(js).not.toMatch(/\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function/);
+    for (const p of ['/console/secret.txt', '/console/tsconfig.json']) {
+      const other = await fetch(`${base}${p}`);
+      expect(other.status, p).toBe(404);
+      expect(other.headers.get('content-security-policy')).toBe(CONSOLE_HEADERS['Content-Security-Policy']);
+      await other.arrayBuffer();
+    }
+    // The page loads its entry module as a module; the client code never builds markup from strings.
+    const html = fs.readFileSync(path.join(CONSOLE_DIR, 'index.html'), 'utf8');
+    expect(html).toContain(`<script type="module" src="/console/${ENTRY}"></script>`);
+    for (const m of modules) {
+      const js = fs.readFileSync(path.join(CONSOLE_DIR, m), 'utf8');
+      expect(js, m).not.toMatch(/\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function/);
+    }
   });
 });
 
