@@ -16,7 +16,7 @@ import { startTestServer } from '../helpers/context.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** The console's entry module (index.html loads it; it imports the others). */
-const ENTRY = 'app.js';
+const ENTRY = 'main.js';
 const actor = { name: 'test:setup', remoteAddr: null };
 const XSS = '<img src=x onerror=alert(1)>';
 
