@@ -1,6 +1,7 @@
 // @ts-check
-// Signing in: the token is tried against GET /api/v1/me and kept for this tab only if it is accepted.
-import { ApiError, getMe } from './api.js';
+// Signing in: the token is tried against GET /api/v1/me (who, and which role) and kept for this tab only if
+// it is accepted; GET /api/v1/meta brings the lists the server knows (device states, audit actions, roles).
+import { ApiError, getMe, getMeta } from './api.js';
 import { setSession } from './session.js';
 
 /**
@@ -8,10 +9,10 @@ import { setSession } from './session.js';
  * @param {string} token
  */
 export async function signIn(token) {
-  const me = await getMe(token).catch((err) => {
+  const [me, meta] = await Promise.all([getMe(token), getMeta(token)]).catch((err) => {
     throw err instanceof ApiError && err.status === 401
       ? new ApiError(401, 'This token was not accepted: it is unknown or revoked.')
       : err;
   });
-  setSession({ token, name: me.name, role: me.role });
+  setSession({ token, name: me.name, role: me.role, meta });
 }

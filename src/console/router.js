@@ -4,7 +4,7 @@
 /** @import { Child } from './dom.js' */
 import { isSignedOut } from './api.js';
 import { byId, h, link } from './dom.js';
-import { clearFlash, takeFlash } from './page.js';
+import { clearFlash, pageHeader, takeFlash } from './page.js';
 import { auditPage } from './pages/audit.js';
 import { clientsPage } from './pages/clients.js';
 import { devicePage } from './pages/device.js';
@@ -12,14 +12,16 @@ import { keyUsagePage } from './pages/key-usage.js';
 import { keysPage } from './pages/keys.js';
 import { queuePage } from './pages/queue.js';
 import { renderSignIn } from './pages/sign-in.js';
-import { clearSession, getSession, isAdmin } from './session.js';
+import { clearSession, getSession, hasRole } from './session.js';
 import { alertBox, badge, button, errorBox } from './ui.js';
 
 /**
- * A section of the console: its navigation label, the role it is for, and how it renders.
+ * A section of the console: its navigation label, the least role it is for (a name from the server's
+ * roles, GET /api/v1/meta), and how it renders. Operators below that role neither see it in the navigation
+ * nor get its page.
  * @typedef {object} Route
  * @property {string} label
- * @property {'reviewer' | 'admin'} role
+ * @property {string} role
  * @property {(page: HTMLElement, parts: string[], params: URLSearchParams) => Promise<void>} render
  */
 
@@ -49,7 +51,7 @@ function renderChrome(current) {
   if (!s) return;
   nav.replaceChildren(
     ...Object.entries(ROUTES)
-      .filter(([, r]) => r.role === 'reviewer' || isAdmin())
+      .filter(([, r]) => hasRole(r.role))
       .map(([path, r]) => link([path], r.label, { 'aria-current': path === current ? 'page' : undefined })),
   );
   who.replaceChildren(
@@ -92,7 +94,8 @@ function parseHash() {
 
 /** Renders the page the hash names; the page fills itself in as its data arrives. */
 export function route() {
-  if (!getSession()) return showSignIn();
+  const s = getSession();
+  if (!s) return showSignIn();
   const { parts, params } = parseHash();
   const page = h('div', { class: 'page' });
   const name = parts[0] ?? 'devices';
@@ -101,6 +104,17 @@ export function route() {
   const r = Object.hasOwn(ROUTES, name) ? ROUTES[name] : undefined;
   if (!r) {
     location.hash = '#/devices';
+    return;
+  }
+  if (!hasRole(r.role)) {
+    page.append(
+      pageHeader('Not allowed'),
+      alertBox(
+        'error',
+        h('strong', null, 'Not allowed: '),
+        `${r.label}: this needs the ${r.role} role, and you are signed in as ${s.role}.`,
+      ),
+    );
     return;
   }
   r.render(page, parts, params)

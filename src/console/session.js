@@ -1,6 +1,7 @@
 // @ts-check
 // Who is signed in, in this tab: the operator token (kept in sessionStorage until sign-out or until the tab
-// closes), and the operator's name and role (GET /api/v1/me).
+// closes), the operator's name and role (GET /api/v1/me) and the lists the server knows (GET /api/v1/meta).
+/** @import { Meta } from './types.js' */
 
 const TOKEN_KEY = 'agent-gate.operator-token';
 
@@ -9,6 +10,7 @@ const TOKEN_KEY = 'agent-gate.operator-token';
  * @property {string} token
  * @property {string} name
  * @property {string} role
+ * @property {Meta} meta
  */
 
 /** @type {Session | null} */
@@ -42,7 +44,15 @@ export function storedToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-/** Whether the signed-in operator is an admin. The API enforces roles anyway: this only decides what the console offers. */
-export function isAdmin() {
-  return current?.role === 'admin';
+/**
+ * Whether the signed-in operator has at least `role`. Roles rank in the order GET /api/v1/meta lists them
+ * (least powerful first); a role the server does not know never matches. The API enforces roles anyway:
+ * this only decides what the console offers.
+ * @param {string} role
+ */
+export function hasRole(role) {
+  if (!current) return false;
+  const have = current.meta.roles.indexOf(current.role);
+  const need = current.meta.roles.indexOf(role);
+  return have >= 0 && need >= 0 && have >= need;
 }

@@ -6,22 +6,10 @@ import { listAudit, qs } from '../api.js';
 import { h, link } from '../dom.js';
 import { fmtDate, mono, text } from '../format.js';
 import { goto, load, pageHeader } from '../page.js';
+import { session } from '../session.js';
 import { button, field, table } from '../ui.js';
 
 const LIMITS = [50, 100, 500, 1000];
-const AUDIT_ACTIONS = [
-  'device.approve',
-  'device.reject',
-  'device.undo',
-  'key.create',
-  'key.rotate',
-  'key.revoke',
-  'key.activate',
-  'client.create',
-  'client.revoke',
-  'operator.create',
-  'operator.revoke',
-];
 
 /** @param {AuditEntry} e */
 function change(e) {
@@ -72,7 +60,7 @@ export async function auditPage(page, params) {
     h(
       'datalist',
       { id: 'audit-actions' },
-      AUDIT_ACTIONS.map((a) => h('option', { value: a })),
+      session().meta.auditActions.map((a) => h('option', { value: a })),
     ),
     h('div', { class: 'filter-grid' }, field('Action', actionInput), field('Entries', limitSelect)),
     h(

@@ -8,9 +8,9 @@ import { decide, decideFilter, listDevices, previewFilter } from '../api.js';
 import { h, link } from '../dom.js';
 import { dayStart, fmtDate, mono, summarize, text } from '../format.js';
 import { goto, load, pageHeader, refresh, reload } from '../page.js';
+import { session } from '../session.js';
 import { alertBox, badge, busy, button, field, table } from '../ui.js';
 
-const STATES = ['quarantined', 'conflict', 'approved', 'rejected'];
 const PAGE_SIZES = [25, 50, 100, 200];
 
 /**
@@ -99,7 +99,7 @@ export async function queuePage(page, params) {
   const stateSelect = h(
     'select',
     { name: 'state', value: f.state },
-    [...STATES, 'any'].map((s) => h('option', { value: s }, s === 'any' ? 'any state' : s)),
+    [...session().meta.states, 'any'].map((s) => h('option', { value: s }, s === 'any' ? 'any state' : s)),
   );
   const sizeSelect = h(
     'select',
