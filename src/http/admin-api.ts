@@ -6,7 +6,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { parseDuration } from '../config.js';
 import { AppError, toAppError } from '../errors.js';
-import type { Actor, Admin } from '../services/admin.js';
+import { type Actor, type Admin, AUDIT_ACTIONS, OPERATOR_ROLES, type OperatorRole } from '../services/admin.js';
 import { DEVICE_STATES, type Records } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
@@ -14,7 +14,7 @@ import type { Forwarder } from '../services/forwarder.js';
 import type { Logger } from 'pino';
 import { requestLog, sendJsonError } from './request-context.js';
 
-export type Role = 'reviewer' | 'admin';
+export type Role = OperatorRole;
 
 export interface AdminApiDeps {
   admin: Admin;
@@ -82,6 +82,14 @@ export const ROUTES: Route[] = [
     path: '/api/v1/me',
     role: 'reviewer',
     handler: async (_req, actor, _d, role) => ({ body: { name: actor.name, role } }),
+  },
+  {
+    // The lists the server knows, for clients that offer them (the console's filters), never kept as copies.
+    method: 'get',
+    path: '/api/v1/meta',
+    role: 'reviewer',
+    handler: () =>
+      Promise.resolve({ body: { states: DEVICE_STATES, auditActions: AUDIT_ACTIONS, roles: OPERATOR_ROLES } }),
   },
   {
     method: 'get',

@@ -33,7 +33,9 @@ export interface DeviceFacts {
   assignedTag?: string | null;
 }
 
-export type DeviceState = 'quarantined' | 'approved' | 'rejected' | 'conflict';
+/** Every state a device can be in (the `devices.state` check constraint); the admin API lists them at /api/v1/meta. */
+export const DEVICE_STATES = ['quarantined', 'approved', 'rejected', 'conflict'] as const;
+export type DeviceState = (typeof DEVICE_STATES)[number];
 
 export interface DeviceRow {
   id: number;
