@@ -66,12 +66,24 @@ describe('assertUniqueKeys: accepted', () => {
     expect(parseJsonMessage(text).deviceid).toBe('d');
   });
 
-  it('every captured JSON message, the 230 KB inventories in a few milliseconds', () => {
+  // Linear, about the cost of JSON.parse itself (best of 10, so a busy machine does not make it flaky).
+  it('costs about what JSON.parse costs on the 230 KB captured inventory', () => {
     const text = textOf('glpi-plain', '0005-post-inventory.json');
-    for (let i = 0; i < 5; i++) assertUniqueKeys(text); // warm up
-    const started = performance.now();
-    for (let i = 0; i < 10; i++) assertUniqueKeys(text);
-    expect((performance.now() - started) / 10).toBeLessThan(25);
+    const best = (fn: () => unknown): number => {
+      let min = Infinity;
+      for (let i = 0; i < 5; i++) fn(); // warm up: the first runs are interpreted
+      for (let i = 0; i < 10; i++) {
+        const started = performance.now();
+        fn();
+        min = Math.min(min, performance.now() - started);
+      }
+      return min;
+    };
+    const parse = best(() => JSON.parse(text));
+    const keys = best(() => assertUniqueKeys(text));
+    expect(keys, `assertUniqueKeys ${keys.toFixed(2)} ms, JSON.parse ${parse.toFixed(2)} ms`).toBeLessThan(
+      5 * parse + 2,
+    );
   });
 });
 
