@@ -15,7 +15,8 @@
  *   ACTION, ITEMTYPE or PARTIAL would override what the gateway derived from ACCOUNTINFO and QUERY;
  * - DEVICEID or QUERY holding elements (the gateway would read nothing where GLPI reads their text);
  * - identity sections, or names inside them, not in upper case (GLPI lower-cases every name, so <hardware>
- *   beside <HARDWARE>, or <name> beside <NAME>, would collide there and not here).
+ *   beside <HARDWARE>, or <name> beside <NAME>, would collide there and not here);
+ * - a MAC element in NETWORKS (GLPI prefers it to the MACADDR the gateway reads).
  * The root itself is reported as found; parseXmlMessage refuses any root but REQUEST.
  */
 import { XMLParser } from 'fast-xml-parser';
@@ -170,6 +171,18 @@ function assertOneReading(v: unknown): void {
   }
 }
 
+/**
+ * XML agents give a NETWORKS entry's address as MACADDR; GLPI's converter prefers a MAC element when both
+ * are present, where the gateway reads MACADDR (MACs decide conflicts and allowlists): refused.
+ */
+function assertMacaddrOnly(identity: XmlObject): void {
+  const networks = Array.isArray(identity.NETWORKS) ? (identity.NETWORKS as unknown[]) : [];
+  for (const n of networks) {
+    if (typeof n === 'object' && n !== null && 'MAC' in n)
+      throw badXml('<MAC> in <NETWORKS>: the address is <MACADDR>');
+  }
+}
+
 /** What the gateway needs from an XML message, without parsing the heavy sections. */
 export function readXmlRequest(text: string): XmlRequest {
   const scan = scanXml(text);
@@ -182,7 +195,10 @@ export function readXmlRequest(text: string): XmlRequest {
   );
   const wanted = scan.contentSections.filter((s) => IDENTITY_SECTIONS.has(s.name));
   const identity = parseFragment(wanted.map((s) => text.slice(s.start, s.end)).join(''));
-  if (scan.root === 'REQUEST') assertOneReading(identity);
+  if (scan.root === 'REQUEST') {
+    assertOneReading(identity);
+    assertMacaddrOnly(identity);
+  }
   return {
     root: scan.root,
     query: scalar(head.QUERY),

@@ -179,6 +179,12 @@ describe('decoys at other depths', () => {
     ],
     ['a DEVICEID holding elements', '<DEVICEID><X>d</X></DEVICEID>', HW, /text only/],
     ['a QUERY holding elements', '<QUERY><X>PROLOG</X></QUERY><DEVICEID>d</DEVICEID>', HW, /text only/],
+    [
+      'a MAC beside MACADDR (GLPI reads MAC, the gateway MACADDR)',
+      '<DEVICEID>d</DEVICEID>',
+      '<NETWORKS><MAC>66:66:66:00:00:01</MAC><MACADDR>3c:52:82:11:4e:0a</MACADDR></NETWORKS>',
+      /<MAC>/,
+    ],
   ])('refuses %s', (_label, inner, content, message) => {
     refused(request(inner, content), message);
   });
