@@ -144,12 +144,24 @@ function duplicate(r: Rng, text: string): [string, string] | null {
   return [`duplicate-${name}`, insertAt(text, at, copy)];
 }
 
+/** Markup characters and names sprinkled anywhere (also over the document's own tags). */
+const NOISE = ['<', '>', '/', '!', '?', '"', "'", '=', '&', ';', '[', ']', '-', ' ', '\n', 'A', '#', 'é'];
+const NOISE_WORDS = ['DEVICEID', 'CONTENT', 'HARDWARE', 'QUERY', 'amp', 'CDATA', '<A>', '</A>', '<A/>'];
+
+function noise(r: Rng, text: string): [string, string] {
+  const at = r.int(text.length + 1);
+  if (r.chance(0.2)) return ['markup-noise-cut', text.slice(0, at) + text.slice(at + 1 + r.int(3))];
+  let s = '';
+  for (let q = 1 + r.int(4); q > 0; q--) s += r.chance(0.8) ? r.pick(NOISE) : r.pick(NOISE_WORDS);
+  return ['markup-noise', insertAt(text, at, s)];
+}
+
 export function mutateXml(r: Rng, base: string): Mutated {
   let text = base;
   const ops: string[] = [];
   const n = 1 + r.int(3);
   for (let k = 0; k < n; k++) {
-    const kind = r.int(10);
+    const kind = r.int(11);
     const starts = tagStarts(text);
     const at = starts.length ? r.pick(starts) : 0;
     let result: [string, string] | null = null;
@@ -166,12 +178,12 @@ export function mutateXml(r: Rng, base: string): Mutated {
       const points = valuePoints(text);
       const [op, s] = construct(r, r.pick(['evil', '<X/>', '</DEVICEID>', ...DECOYS.slice(0, 3)]));
       if (points.length) result = [`in-value-${op}`, insertAt(text, r.pick(points), s)];
-    } else {
+    } else if (kind === 9) {
       result = [
         r.pick(['text-in-element', 'text-outside-root']),
         insertAt(text, r.chance(0.7) ? at : text.length, 'junk'),
       ];
-    }
+    } else result = noise(r, text);
     if (result) {
       ops.push(result[0]);
       text = result[1];
