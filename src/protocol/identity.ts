@@ -116,11 +116,15 @@ export function normalizeMac(raw: string): string | null {
   return mac;
 }
 
+// Matching control characters is the point of this expression.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/g;
+
 function str(v: unknown, max = 255): string | null {
   if (typeof v === 'number' || typeof v === 'boolean') v = String(v);
   if (typeof v !== 'string') return null;
   // Control characters never belong in an identity field; cap lengths so a hostile value stays bounded.
-  const s = v.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  const s = v.replace(CONTROL_CHARS, '').trim();
   return s === '' ? null : s.slice(0, max);
 }
 
@@ -190,7 +194,11 @@ function unique(values: (string | null)[]): string[] {
   return [...new Set(values.filter((v): v is string => v !== null))];
 }
 
-/** XML sections (upper-case, MACADDR, ACCOUNTINFO TAG) in the JSON protocol's shape. */
+/**
+ * XML sections (upper-case, MACADDR, ACCOUNTINFO TAG) in the JSON protocol's shape. The tag is read as GLPI's
+ * converter reads it (inventory_format Converter::convertTo01): from a lone ACCOUNTINFO whose KEYNAME is
+ * exactly TAG — so the gateway never files a device under a tag GLPI does not see.
+ */
 export function xmlSectionsToJsonShape(x: Obj): { sections: Obj; tag: string | null } {
   const sections: Obj = {};
   for (const [key, value] of Object.entries(x)) {
@@ -199,7 +207,8 @@ export function xmlSectionsToJsonShape(x: Obj): { sections: Obj; tag: string | n
   for (const n of list(sections.networks)) {
     if ('macaddr' in n) n.mac = n.macaddr;
   }
-  const tagEntry = list(sections.accountinfo).find((a) => str(a.keyname)?.toUpperCase() === 'TAG');
+  const accountinfo = list(sections.accountinfo);
+  const tagEntry = accountinfo.length === 1 && str(accountinfo[0]!.keyname) === 'TAG' ? accountinfo[0] : undefined;
   return { sections, tag: tagEntry ? str(tagEntry.keyvalue) : null };
 }
 

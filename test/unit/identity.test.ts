@@ -343,10 +343,7 @@ describe('xmlSectionsToJsonShape', () => {
     const { sections, tag } = xmlSectionsToJsonShape({
       HARDWARE: { NAME: 'h' },
       NETWORKS: [{ MACADDR: '3c:52:82:11:4e:0a', VIRTUALDEV: '0' }],
-      ACCOUNTINFO: [
-        { KEYNAME: 'OTHER', KEYVALUE: 'no' },
-        { KEYNAME: 'tag', KEYVALUE: 'paris-dc2' },
-      ],
+      ACCOUNTINFO: [{ KEYNAME: 'TAG', KEYVALUE: 'paris-dc2' }],
     });
     expect(sections.hardware).toEqual({ name: 'h' });
     expect(sections.networks).toEqual([{ macaddr: '3c:52:82:11:4e:0a', mac: '3c:52:82:11:4e:0a', virtualdev: '0' }]);
@@ -356,6 +353,16 @@ describe('xmlSectionsToJsonShape', () => {
   it('no ACCOUNTINFO TAG → null tag', () => {
     expect(xmlSectionsToJsonShape({ ACCOUNTINFO: [{ KEYNAME: 'X', KEYVALUE: 'y' }] }).tag).toBeNull();
     expect(xmlSectionsToJsonShape({}).tag).toBeNull();
+  });
+
+  // As GLPI's converter: a tag only from a lone ACCOUNTINFO whose KEYNAME is exactly TAG.
+  it('no tag where GLPI would see none: KEYNAME in another case, or several ACCOUNTINFO', () => {
+    expect(xmlSectionsToJsonShape({ ACCOUNTINFO: [{ KEYNAME: 'tag', KEYVALUE: 'paris-dc2' }] }).tag).toBeNull();
+    const two = [
+      { KEYNAME: 'OTHER', KEYVALUE: 'no' },
+      { KEYNAME: 'TAG', KEYVALUE: 'paris-dc2' },
+    ];
+    expect(xmlSectionsToJsonShape({ ACCOUNTINFO: two }).tag).toBeNull();
   });
 });
 
