@@ -117,7 +117,7 @@ export function normalizeMac(raw: string): string | null {
 }
 
 // Matching control characters is the point of this expression.
-// eslint-disable-next-line no-control-regex
+
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/g;
 
 function str(v: unknown, max = 255): string | null {

@@ -34,10 +34,9 @@ export const REDACTED = '[REDACTED]';
 const MAX_DEVICEID = 255;
 
 // Matching control characters is the point of these expressions.
-/* eslint-disable no-control-regex */
+
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 const NUL = /\u0000/g;
-/* eslint-enable no-control-regex */
 
 export function validDeviceid(raw: unknown): string {
   const v = scalar(raw)?.trim();

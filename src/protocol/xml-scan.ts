@@ -54,7 +54,7 @@ export function assertNoDoctype(text: string): void {
 }
 
 // Matching control characters is the point of this expression.
-// eslint-disable-next-line no-control-regex
+
 const CONTROL_CHAR = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 const REFERENCE = /&(?:lt|gt|amp|quot|apos|#([0-9]{1,7})|#x([0-9a-fA-F]{1,6}));/y;
 /** The declaration agents send: version 1.0, an encoding name, standalone. Nothing else may precede the root. */
