@@ -61,7 +61,7 @@ export async function inflateBody(body: Buffer, compression: Compression, limit:
   }
   // Security: the compressed stream must end where the body ends. Bytes after it (or a second gzip member,
   // which Node joins and PHP's gzdecode does not read) would be stored and forwarded without being judged.
-  const consumed = compression === 'gzip' ? firstGzipMemberLength(body, limit) : out.engine.bytesWritten;
+  const consumed = compression === 'gzip' ? await firstGzipMemberLength(body, limit) : out.engine.bytesWritten;
   if (consumed !== body.length)
     throw new AppError('bad_request', `Invalid ${compression} body: data after the end of the compressed stream`);
   return out.buffer;
@@ -73,13 +73,14 @@ function infoOf(v: unknown): { buffer: Buffer; engine: zlib.Zlib } {
 }
 
 /** Length of the first member of a gzip body (RFC 1952): header, deflate data, 8-byte trailer. */
-function firstGzipMemberLength(body: Buffer, limit: number): number {
+async function firstGzipMemberLength(body: Buffer, limit: number): Promise<number> {
   const flags = body[3] ?? 0;
   let at = 10;
   if (flags & 0x04) at += 2 + body.readUInt16LE(at); // FEXTRA
   for (const bit of [0x08, 0x10]) if (flags & bit) at = body.indexOf(0, at) + 1; // FNAME, FCOMMENT
   if (flags & 0x02) at += 2; // FHCRC
-  const raw = infoOf(zlib.inflateRawSync(body.subarray(at), { maxOutputLength: limit, info: true }));
+  // Off the event loop, like the gunzip itself (a second pass: gzip is rare, the agents send zlib).
+  const raw = infoOf(await inflateRawAsync(body.subarray(at), { maxOutputLength: limit, info: true }));
   return at + raw.engine.bytesWritten + 8;
 }
 
