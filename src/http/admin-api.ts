@@ -490,7 +490,15 @@ export function adminApi(deps: AdminApiDeps): express.Router {
       next();
     }, next);
   });
-  // Bodies are read only for callers who proved who they are.
+  // Bodies are read only for callers who proved who they are, and only as JSON: a body of any other type
+  // would be ignored, and a route would run on its defaults (`rotate` with a 7-day grace instead of the
+  // "0" an admin sent as a form during an emergency). A POST without a body is fine.
+  router.use('/api', (req: Request, _res: Response, next: NextFunction) => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !req.is('application/json'))
+      return next(new AppError('unsupported_media_type', 'Send the body as JSON, with Content-Type: application/json'));
+    next();
+  });
   router.use('/api', express.json({ limit: '1mb' }));
 
   for (const route of ROUTES) {
