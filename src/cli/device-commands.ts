@@ -38,12 +38,17 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
         line('macs', d.macs);
         line('ips', d.ips);
         line('tag', d.tag);
+        line('claimed tag', d.claimedTag === null ? null : `${d.claimedTag} (sent by the agent, not verified)`);
         line('key', d.keyName);
         line('client', d.clientId);
         line('agent', d.agentVersion);
         line('first seen', d.firstSeen);
         line('last seen', d.lastSeen);
         line('last address', d.lastRemoteAddr);
+        line(
+          'via proxies',
+          d.proxies.length === 0 ? 'none (direct)' : d.proxies.map((p) => p.proxyChain.join(' > ')).join('; '),
+        );
         if (d.inventory)
           line(
             'inventory',
@@ -65,7 +70,10 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
       )
       .argument('[ids...]', 'device ids or deviceids')
       .option('--reason <text>', 'why (kept in the device history and the audit log)')
-      .option('--filter <filter>', 'every device matching e.g. tag=paris,state=quarantined (key=, subnet=, q= too)')
+      .option(
+        '--filter <filter>',
+        'every device matching e.g. tag=paris,state=quarantined (claimedTag=, key=, subnet=, q= too)',
+      )
       .option('--yes', 'with --filter: go ahead (without it, only the matching count is shown)')
       .option('--json', 'print JSON')
       .action(async (ids: string[], o: { reason?: string; filter?: string; yes?: boolean; json?: boolean }) => {

@@ -69,7 +69,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
   for (const key of MATCH_KEYS)
     add.option(
       `--${key} <value>`,
-      `condition: ${key === 'cidr' ? 'source network, e.g. 10.1.0.0/16' : key === 'allowlist' ? 'on this allowlist (serial, UUID or MAC)' : key === 'agent' ? 'fusioninventory or glpi-agent' : key === 'key' ? 'registered with this registration key' : `device ${key}`}`,
+      `condition: ${key === 'cidr' ? 'source network, e.g. 10.1.0.0/16' : key === 'allowlist' ? 'on this allowlist (serial, UUID or MAC)' : key === 'agent' ? 'fusioninventory or glpi-agent' : key === 'key' ? 'registered with this registration key' : key === 'tag' ? "the tag of the device's registration key (never the tag the agent sends)" : `device ${key}`}`,
     );
   add.action(async (o: Record<string, string | number | boolean | undefined>) => {
     await withDeps(async (deps) => {
@@ -130,6 +130,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
           `\nDevices first seen in the last ${r.recent.days} day(s) whose state the rules would not have given: ${r.recent.decisions.length} of ${r.recent.devices}\n`,
         );
         printTable(r.recent.decisions, ['id', 'deviceid', 'name', 'state', 'decision', 'ruleId']);
+        for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       });
     });
 
@@ -154,6 +155,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
         );
         if (o.json) return printJson(r);
         process.stdout.write(`allowlist ${r.name} (${r.kind}): ${r.entries} entries\n`);
+        for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       });
     });
 

@@ -111,6 +111,7 @@ export const ROUTES: Route[] = [
         offset,
         limit: limit(req.query.limit, 100),
         tag: str(req.query.tag, 'tag', { optional: true }),
+        claimedTag: str(req.query.claimedTag, 'claimedTag', { optional: true }),
         key: str(req.query.key, 'key', { optional: true }),
         q: str(req.query.q, 'q', { optional: true }),
         firstSeenFrom: date(req.query.firstSeenFrom, 'firstSeenFrom') ?? undefined,

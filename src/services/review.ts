@@ -13,6 +13,7 @@ import { type DeviceFilter, listDevices, listRegistrations } from '../store/read
 import {
   deviceDecisionContext,
   deviceHistory,
+  deviceProxies,
   deviceSources,
   findDeviceByDeviceid,
   setDevicePin,
@@ -33,18 +34,21 @@ export type Decision = 'approve' | 'reject';
 
 const TARGET: Record<Decision, DeviceState> = { approve: 'approved', reject: 'rejected' };
 
-/** `tag=paris,state=quarantined,key=site-a,subnet=10.1.0.0/16,q=lab` → a device filter. */
+/**
+ * `tag=paris,state=quarantined,key=site-a,subnet=10.1.0.0/16,q=lab` → a device filter. `tag` is the
+ * registration key's tag; `claimedTag` the tag the agent sends (not verified).
+ */
 export function parseFilter(text: string): DeviceFilter {
   const f: DeviceFilter = {};
   for (const part of text
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean)) {
-    const m = /^(tag|state|key|subnet|q|deviceid)=(.+)$/.exec(part);
+    const m = /^(tag|claimedTag|state|key|subnet|q|deviceid)=(.+)$/.exec(part);
     if (!m)
       throw new AppError(
         'bad_request',
-        `Filter parts look like tag=paris, state=quarantined, key=NAME, subnet=CIDR, q=TEXT, deviceid=ID (not "${part.slice(0, 40)}")`,
+        `Filter parts look like tag=paris, claimedTag=paris, state=quarantined, key=NAME, subnet=CIDR, q=TEXT, deviceid=ID (not "${part.slice(0, 40)}")`,
       );
     const [, k, v] = m as unknown as [string, keyof DeviceFilter, string];
     if (k === 'subnet' && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v))
@@ -272,6 +276,8 @@ export function createReview(deps: {
         history: await deviceHistory(sql, device.id),
         submissions: await submissionCounts(sql, device.id),
         sources,
+        /** the GLPI Agent proxy chains its messages came through, most recent first ([]: always direct) */
+        proxies: await deviceProxies(sql, device.id),
         registrations: await listRegistrations(sql, { deviceid: device.deviceid, limit: 20 }),
       };
     },

@@ -78,8 +78,9 @@ export interface SubjectRow {
   firstSeen: Date;
   key: string | null;
   keyFrozen: boolean;
+  /** the tag of the registration key the device registered with; the tag the agent sends is not read here */
   tag: string | null;
-  assignedTag: string | null;
+  /** the recorded source address of the device's last request (never anything from a message body) */
   remoteAddr: string | null;
   serial: string | null;
   uuid: string | null;
@@ -96,7 +97,7 @@ export async function loadSubjects(
 ): Promise<SubjectRow[]> {
   return sql<SubjectRow[]>`
     select d.id, d.deviceid, d.name, d.state, d.first_seen as "firstSeen", k.name as key, (k.frozen_at is not null) as "keyFrozen",
-           d.tag, d.assigned_tag as "assignedTag", d.last_remote_addr as "remoteAddr", d.serial, d.uuid, d.macs,
+           d.assigned_tag as tag, d.last_remote_addr as "remoteAddr", d.serial, d.uuid, d.macs,
            d.manufacturer, d.model, d.agent_version as "agentVersion"
     from devices d left join registration_keys k on k.id = d.registered_key_id
     where true

@@ -4,6 +4,7 @@
  */
 import type { Queryable } from './db.js';
 import type { DeviceState } from './agent-store.js';
+import { proxyChain } from './read-store.js';
 
 export interface IdentityMatch {
   id: number;
@@ -161,4 +162,17 @@ export async function setDevicePin(
   pin: { keyId: number | null; clientPk: number | null },
 ): Promise<void> {
   await tx`update devices set registered_key_id = ${pin.keyId}, registered_client_pk = ${pin.clientPk} where id = ${deviceId}`;
+}
+
+/**
+ * The proxy chains a device's messages came through (GLPI-Proxy-ID), most recent first: each with its
+ * requests and when last. Direct messages are not listed; [] when every message came direct.
+ */
+export async function deviceProxies(sql: Queryable, deviceId: number) {
+  return sql<{ proxyChain: string[]; requests: number; firstSeen: Date; lastSeen: Date }[]>`
+    select chain as "proxyChain", count(*)::int as requests, min(received_at) as "firstSeen", max(received_at) as "lastSeen"
+    from (select ${proxyChain(sql, sql`proxy_id`)} as chain, received_at
+          from registrations where device_id = ${deviceId} and proxy_id is not null) r
+    where cardinality(chain) > 0
+    group by chain order by max(received_at) desc limit 20`;
 }

@@ -232,6 +232,7 @@ describe('identity conflicts', () => {
 });
 
 describe('bulk decisions by filter', () => {
+  // AGENT_AUTH=off: no key gives a tag, so the agents' own (claimed) tags are what a person filters on.
   it('show the count first, refuse a stale count, then decide', async () => {
     const prolog = textOf('fusioninventory-plain', '0001-post-prolog.json');
     for (let i = 0; i < 3; i++) {
@@ -245,19 +246,19 @@ describe('bulk decisions by filter', () => {
       body: zlib.deflateSync(prolog.replace(/<DEVICEID>[^<]+/, '<DEVICEID>lyon-1')),
     });
     const dry = JSON.parse(
-      (await api('POST', '/api/v1/devices/approve', { filter: 'tag=paris,state=quarantined' })).text,
+      (await api('POST', '/api/v1/devices/approve', { filter: 'claimedTag=paris,state=quarantined' })).text,
     );
     expect(dry).toMatchObject({ dryRun: true, count: 3 });
     expect((await device('paris-0'))!.state).toBe('quarantined');
     const stale = await api('POST', '/api/v1/devices/approve', {
-      filter: 'tag=paris,state=quarantined',
+      filter: 'claimedTag=paris,state=quarantined',
       confirmCount: 2,
     });
     expect(stale.status).toBe(409);
     const done = JSON.parse(
       (
         await api('POST', '/api/v1/devices/approve', {
-          filter: 'tag=paris,state=quarantined',
+          filter: 'claimedTag=paris,state=quarantined',
           confirmCount: 3,
           reason: 'paris batch',
         })
