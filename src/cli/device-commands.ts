@@ -94,6 +94,24 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
   }
 
   devices
+    .command('rebind')
+    .description('pin a device to another credential (audited): a registration key or a per-agent client')
+    .argument('<id>', 'device id or deviceid')
+    .option('--key <name>', 'registration key the device may speak through from now on')
+    .option('--client <clientId>', 'per-agent client (agc_…) the device may speak through from now on')
+    .option('--reason <text>', 'why (recorded in the audit log)')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, o: { key?: string; client?: string; reason?: string; json?: boolean }) => {
+      if (Boolean(o.key) === Boolean(o.client))
+        throw new AppError('bad_request', 'Give either --key NAME or --client CLIENT_ID');
+      await withDeps(async (deps) => {
+        const r = await deps.review.rebind(ref, { key: o.key, client: o.client }, o.reason ?? null, cliActor());
+        if (o.json) return printJson(r);
+        process.stdout.write(`device ${r.deviceid} is pinned to ${r.key ? `key ${r.key}` : `client ${r.clientId}`}\n`);
+      });
+    });
+
+  devices
     .command('undo')
     .description('revert the last decision on a device (within 15 minutes)')
     .argument('<id>', 'device id or deviceid')

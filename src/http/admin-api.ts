@@ -6,7 +6,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { parseDuration } from '../config.js';
 import { AppError, toAppError } from '../errors.js';
-import type { Actor, Admin } from '../services/admin.js';
+import { type Actor, type Admin, AUDIT_ACTIONS, OPERATOR_ROLES, type OperatorRole } from '../services/admin.js';
 import { DEVICE_STATES, type Records } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
@@ -14,7 +14,7 @@ import type { Forwarder } from '../services/forwarder.js';
 import type { Logger } from 'pino';
 import { requestLog, sendJsonError } from './request-context.js';
 
-export type Role = 'reviewer' | 'admin';
+export type Role = OperatorRole;
 
 export interface AdminApiDeps {
   admin: Admin;
@@ -84,6 +84,14 @@ export const ROUTES: Route[] = [
     handler: async (_req, actor, _d, role) => ({ body: { name: actor.name, role } }),
   },
   {
+    // The lists the server knows, for clients that offer them (the console's filters), never kept as copies.
+    method: 'get',
+    path: '/api/v1/meta',
+    role: 'reviewer',
+    handler: () =>
+      Promise.resolve({ body: { states: DEVICE_STATES, auditActions: AUDIT_ACTIONS, roles: OPERATOR_ROLES } }),
+  },
+  {
     method: 'get',
     path: '/api/v1/devices',
     role: 'reviewer',
@@ -144,6 +152,22 @@ export const ROUTES: Route[] = [
     path: '/api/v1/devices/:id/undo',
     role: 'reviewer',
     handler: async (req, actor, d) => ({ body: await d.review.undo(param(req, 'id'), actor) }),
+  },
+  {
+    method: 'post',
+    path: '/api/v1/devices/:id/rebind',
+    role: 'reviewer',
+    handler: async (req, actor, d) => {
+      const b = body(req);
+      return {
+        body: await d.review.rebind(
+          param(req, 'id'),
+          { key: str(b.key, 'key', { optional: true }), client: str(b.client, 'client', { optional: true }) },
+          str(b.reason, 'reason', { optional: true, max: 1000 }) ?? null,
+          actor,
+        ),
+      };
+    },
   },
   {
     method: 'get',
@@ -466,7 +490,15 @@ export function adminApi(deps: AdminApiDeps): express.Router {
       next();
     }, next);
   });
-  // Bodies are read only for callers who proved who they are.
+  // Bodies are read only for callers who proved who they are, and only as JSON: a body of any other type
+  // would be ignored, and a route would run on its defaults (`rotate` with a 7-day grace instead of the
+  // "0" an admin sent as a form during an emergency). A POST without a body is fine.
+  router.use('/api', (req: Request, _res: Response, next: NextFunction) => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !req.is('application/json'))
+      return next(new AppError('unsupported_media_type', 'Send the body as JSON, with Content-Type: application/json'));
+    next();
+  });
   router.use('/api', express.json({ limit: '1mb' }));
 
   for (const route of ROUTES) {

@@ -34,7 +34,7 @@ import { AppError, ERROR_STATUS } from '../errors.js';
 import type { DeferReason } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import { viewFromBody } from './inventory-view.js';
-import { findConflict } from './conflicts.js';
+import { type Conflict, boundClient, credentialConflict, findConflict, knownDevice, pinVerdict } from './conflicts.js';
 
 export interface AgentRequest {
   receivedAt: Date;
@@ -232,7 +232,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     }
     const stored = STORED_KINDS.has(msg.kind) ? storedBody(req, msg) : null;
     const device = touchesDevice ? deviceFacts(req, msg) : null;
-    if (device && msg.identity) device.conflict = await findConflict(deps.sql, msg.deviceid, msg.identity);
+    if (device) device.conflict = await judgeIdentity(req, msg);
     const record: RecordInput = {
       device,
       registration: registrationOf(req, msg, null, answer),
@@ -293,6 +293,31 @@ export function createAgentService(deps: AgentServiceDeps) {
       answer = { ...(state === 'rejected' ? (rejectedAnswer(msg) ?? answer) : answer), outcome: state };
     }
     return answer;
+  }
+
+  /**
+   * Who this message may speak for (see conflicts.ts): refused like a bad credential when the device is
+   * pinned to a client or certificate that is not this one; a conflict when it is pinned to another key,
+   * or when the hardware it reports contradicts the device on record.
+   */
+  async function judgeIdentity(req: AgentRequest, msg: AgentMessage): Promise<Conflict | null> {
+    const judged = msg.identity
+      ? await findConflict(deps.sql, msg.deviceid, msg.identity, { full: msg.kind === 'inventory' && !msg.partial })
+      : { conflict: null, known: await knownDevice(deps.sql, msg.deviceid) };
+    const known = judged.known;
+    if (req.principal) {
+      const verdict = pinVerdict(known, await boundClient(deps.sql, msg.deviceid), req.principal);
+      if (verdict === 'refuse') {
+        await deps.securityEvent?.('device_credential_mismatch', {
+          remoteAddr: req.remoteAddr,
+          deviceid: msg.deviceid,
+          details: { credential: `${req.principal.type}:${req.principal.name}`, kind: msg.kind },
+        });
+        throw new CredentialMisuse(`device ${msg.deviceid} is pinned to another credential`);
+      }
+      if (verdict === 'conflict' && known) return credentialConflict(known, req.principal);
+    }
+    return judged.conflict;
   }
 
   /** Merges a partial inventory into the view, first building the view from the last full one if needed. */

@@ -34,7 +34,7 @@ import type { Config } from '../config.js';
 import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { insertAudit } from '../store/auth-store.js';
+import { type AuditAction, insertAudit } from '../store/auth-store.js';
 import type { Queryable, Sql } from '../store/db.js';
 import {
   type ClaimedRow,
@@ -137,7 +137,7 @@ export function createForwarder(deps: ForwarderDeps) {
     onRecorded: (_row, verdict) => metrics?.outboxAttempt(verdict === 'give-up' ? 'dead' : verdict),
   });
 
-  async function audit(tx: Queryable, action: string, before: OutboxItem, after: unknown, actor: Actor) {
+  async function audit(tx: Queryable, action: AuditAction, before: OutboxItem, after: unknown, actor: Actor) {
     await insertAudit(tx, {
       at: clock.now(),
       actor: actor.name,

@@ -8,12 +8,14 @@ import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Sql } from '../store/db.js';
 import type { DeviceState } from '../store/agent-store.js';
-import { insertAudit } from '../store/auth-store.js';
+import { findClient, findKeyByName, insertAudit } from '../store/auth-store.js';
 import { type DeviceFilter, listDevices, listRegistrations } from '../store/read-store.js';
 import {
   deviceDecisionContext,
   deviceHistory,
   deviceSources,
+  findDeviceByDeviceid,
+  setDevicePin,
   lastTransition,
   purgeRejectedSubmissions,
   submissionCounts,
@@ -189,6 +191,44 @@ export function createReview(deps: {
             reason: `undo of ${last.to}`,
           });
         return r;
+      });
+    },
+
+    /**
+     * Pins a device to another credential — a registration key by name, or a per-agent client by id — the
+     * explicit, audited way to move a device (see conflicts.ts). Its state is not changed: a device held in
+     * conflict for its credential is then approved or rejected as usual.
+     */
+    async rebind(ref: string, to: { key?: string; client?: string }, reason: string | null, actor: Actor) {
+      if (Boolean(to.key) === Boolean(to.client)) throw new AppError('bad_request', 'Give either a key or a client');
+      const device = await resolve(ref);
+      if (!device) throw new AppError('not_found', 'No such device');
+      const at = clock.now();
+      return sql.begin(async (tx) => {
+        let pin: { keyId: number | null; clientPk: number | null };
+        if (to.key) {
+          const key = await findKeyByName(tx, to.key);
+          if (!key) throw new AppError('not_found', `No registration key named "${to.key}"`);
+          pin = { keyId: key.id, clientPk: null };
+        } else {
+          const client = await findClient(tx, to.client!);
+          if (!client || client.revokedAt) throw new AppError('not_found', `No active client ${to.client}`);
+          pin = { keyId: null, clientPk: client.id };
+        }
+        const before = await findDeviceByDeviceid(tx, device.deviceid);
+        await setDevicePin(tx, device.id, pin);
+        await insertAudit(tx, {
+          at,
+          actor: actor.name,
+          action: 'device.rebind',
+          targetType: 'device',
+          targetId: device.deviceid,
+          remoteAddr: actor.remoteAddr,
+          before: { keyId: before?.registeredKeyId ?? null, clientPk: before?.registeredClientPk ?? null },
+          after: { keyId: pin.keyId, clientPk: pin.clientPk, key: to.key ?? null, clientId: to.client ?? null },
+          reason,
+        });
+        return { id: device.id, deviceid: device.deviceid, key: to.key ?? null, clientId: to.client ?? null };
       });
     },
 

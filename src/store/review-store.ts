@@ -13,6 +13,25 @@ export interface IdentityMatch {
   name: string | null;
   macs: string[];
   state: DeviceState;
+  /** The credential that registered the device (its pin): a registration key, or a per-agent client. */
+  registeredKeyId: number | null;
+  registeredClientPk: number | null;
+}
+
+const MATCH_COLUMNS = (sql: Queryable) =>
+  sql`id, deviceid, uuid, serial, name, macs, state, registered_key_id as "registeredKeyId", registered_client_pk as "registeredClientPk"`;
+
+/** The device on record under this deviceid, with its pin. */
+export async function findDeviceByDeviceid(sql: Queryable, deviceid: string): Promise<IdentityMatch | null> {
+  const [row] = await sql<IdentityMatch[]>`select ${MATCH_COLUMNS(sql)} from devices where deviceid = ${deviceid}`;
+  return row ?? null;
+}
+
+/** The active per-agent client created for this deviceid (clients create --device), if any: one indexed read. */
+export async function findBoundClient(sql: Queryable, deviceid: string): Promise<number | null> {
+  const [row] = await sql<{ id: number }[]>`
+    select id from agent_clients where deviceid = ${deviceid} and revoked_at is null order by id desc limit 1`;
+  return row?.id ?? null;
 }
 
 /** The device with this deviceid, and devices elsewhere with the same UUID or serial. */
@@ -23,7 +42,7 @@ export async function findIdentityMatches(
   serial: string | null,
 ): Promise<IdentityMatch[]> {
   return sql<IdentityMatch[]>`
-    select id, deviceid, uuid, serial, name, macs, state from devices
+    select ${MATCH_COLUMNS(sql)} from devices
     where deviceid = ${deviceid}
        ${uuid ? sql`or uuid = ${uuid}` : sql``}
        ${serial ? sql`or serial = ${serial}` : sql``}
@@ -133,4 +152,13 @@ export async function deviceSources(sql: Queryable, deviceId: number) {
     select remote_addr as "remoteAddr", count(*)::int as requests, max(received_at) as "lastSeen"
     from registrations where device_id = ${deviceId} and remote_addr is not null
     group by remote_addr order by max(received_at) desc limit 20`;
+}
+
+/** Moves a device's pin to another credential (a reviewer's audited act): a key, or a client. */
+export async function setDevicePin(
+  tx: Queryable,
+  deviceId: number,
+  pin: { keyId: number | null; clientPk: number | null },
+): Promise<void> {
+  await tx`update devices set registered_key_id = ${pin.keyId}, registered_client_pk = ${pin.clientPk} where id = ${deviceId}`;
 }

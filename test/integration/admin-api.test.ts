@@ -7,6 +7,8 @@ import zlib from 'node:zlib';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '../../src/http/admin-api.js';
+import { AUDIT_ACTIONS, OPERATOR_ROLES } from '../../src/services/admin.js';
+import { DEVICE_STATES } from '../../src/services/records.js';
 import { type TestContext, createTestContext, send } from '../helpers/context.js';
 import { textOf } from '../helpers/fixtures.js';
 
@@ -140,8 +142,25 @@ describe('every route is guarded', () => {
     expectApiError(res, 'not_found', 'No such API route');
   });
 
-  it('GET /api/v1/me names the operator', async () => {
+  it('GET /api/v1/me names the operator and its role', async () => {
     expect((await call('get', '/api/v1/me', reviewerToken)).body).toEqual({ name: 'operator:rita', role: 'reviewer' });
+    expect((await call('get', '/api/v1/me', adminToken)).body).toEqual({ name: 'operator:boss', role: 'admin' });
+  });
+
+  it('GET /api/v1/meta gives a reviewer the lists the server knows: states, audit actions, roles', async () => {
+    const res = await call('get', '/api/v1/meta', reviewerToken);
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const meta = res.body as { states: string[]; auditActions: string[]; roles: string[] };
+    expect(meta).toEqual({
+      states: [...DEVICE_STATES],
+      auditActions: [...AUDIT_ACTIONS],
+      roles: [...OPERATOR_ROLES],
+    });
+    expect(meta.states).toEqual(['quarantined', 'approved', 'rejected', 'conflict']);
+    expect(meta.roles).toEqual(['reviewer', 'admin']);
+    expect(meta.auditActions).toEqual(expect.arrayContaining(['key.freeze', 'policy.add', 'outbox.drop']));
+    expect(new Set(meta.auditActions).size).toBe(meta.auditActions.length);
   });
 });
 
@@ -396,6 +415,13 @@ describe('clients and operators over the API', () => {
     const filtered = await call('get', '/api/v1/audit?action=key.rotate', adminToken);
     expect((filtered.body as { action: string }[]).every((e) => e.action === 'key.rotate')).toBe(true);
     expect((await call('get', '/api/v1/audit?limit=0', adminToken)).status).toBe(400);
+  });
+
+  it('every action written to the audit log so far is one GET /api/v1/meta lists', async () => {
+    const { auditActions } = (await call('get', '/api/v1/meta', adminToken)).body as { auditActions: string[] };
+    const written = await ctx.sql<{ action: string }[]>`select distinct action from audit_log order by action`;
+    expect(written.length).toBeGreaterThanOrEqual(8);
+    expect(auditActions).toEqual(expect.arrayContaining(written.map((r) => r.action)));
   });
 });
 
