@@ -82,8 +82,7 @@ async function bearerFor(client: { clientId: string; clientSecret: string }): Pr
 }
 
 describe('A: a device is pinned to the credential that registered it', () => {
-  // needs: device pinning (A)
-  it.skip('device registered through a client: the shared key under its deviceid gets the wrong-password 401 and a device_credential_mismatch event', async () => {
+  it('device registered through a client: the shared key under its deviceid gets the wrong-password 401 and a device_credential_mismatch event', async () => {
     const client = await createClient();
     const { deviceid, before } = await victim(gate, { authorization: basic(client.clientId, client.clientSecret) });
     expect(before.device!.registeredClientPk).not.toBeNull();
@@ -102,8 +101,7 @@ describe('A: a device is pinned to the credential that registered it', () => {
     await expectVictimUntouched(gate, deviceid, before);
   });
 
-  // needs: device pinning (A)
-  it.skip("device registered through client X: client Y's bearer token under its deviceid gets the wrong-password 401", async () => {
+  it("device registered through client X: client Y's bearer token under its deviceid gets the wrong-password 401", async () => {
     const x = await createClient();
     const { deviceid, before } = await victim(gate, { authorization: basic(x.clientId, x.clientSecret) });
     const y = await createClient(); // unbound: the attacker's own agent credential
@@ -124,8 +122,7 @@ describe('A: a device is pinned to the credential that registered it', () => {
     await expectVictimUntouched(gate, deviceid, before);
   });
 
-  // needs: device pinning (A)
-  it.skip('device registered through key A: key B under its deviceid puts it in conflict, its inventory held, nothing queued', async () => {
+  it('device registered through key A: key B under its deviceid puts it in conflict, its inventory held, nothing queued', async () => {
     const { deviceid, before } = await victim(gate);
     const res = await gate.raw({
       headers: { ...FI_HEADERS, Authorization: basic('x', KEY_B_SECRET) },
@@ -141,8 +138,7 @@ describe('A: a device is pinned to the credential that registered it', () => {
     expect(reg!.outcome).toBe('conflict');
   });
 
-  // needs: device pinning (A)
-  it.skip("key B replaying the victim's own captured inventory bytes: conflict as well (same bytes, other credential)", async () => {
+  it("key B replaying the victim's own captured inventory bytes: conflict as well (same bytes, other credential)", async () => {
     const { deviceid, before } = await victim(gate);
     const res = await gate.raw({
       headers: { ...FI_HEADERS, Authorization: basic('inventory', KEY_B_SECRET) },
