@@ -264,7 +264,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         if (rec.inserted && key && !(await takeKeyDeviceSlot(tx, key.id))) {
           throw new AppError('forbidden', 'Registration key has reached its device limit');
         }
-        if (partial && rec.deviceId !== null && rec.state !== 'rejected')
+        if (partial && rec.deviceId !== null && rec.state !== 'rejected' && rec.state !== 'conflict')
           await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
         return rec;
       });
@@ -302,7 +302,10 @@ export function createAgentService(deps: AgentServiceDeps) {
    */
   async function judgeIdentity(req: AgentRequest, msg: AgentMessage): Promise<Conflict | null> {
     const judged = msg.identity
-      ? await findConflict(deps.sql, msg.deviceid, msg.identity, { full: msg.kind === 'inventory' && !msg.partial })
+      ? await findConflict(deps.sql, msg.deviceid, msg.identity, {
+          full: msg.kind === 'inventory' && !msg.partial,
+          sections: new Set(Object.keys(msg.json?.content ?? {}).map((k) => k.toLowerCase())),
+        })
       : { conflict: null, known: await knownDevice(deps.sql, msg.deviceid) };
     const known = judged.known;
     if (req.principal) {
@@ -411,7 +414,6 @@ export type AgentService = ReturnType<typeof createAgentService>;
 
 function deviceFacts(req: AgentRequest, msg: AgentMessage) {
   const id = msg.identity;
-  const contactTag = msg.kind === 'contact' && typeof msg.json?.tag === 'string' ? msg.json.tag : null;
   return {
     deviceid: msg.deviceid,
     initialState: 'quarantined' as const,
@@ -426,7 +428,9 @@ function deviceFacts(req: AgentRequest, msg: AgentMessage) {
     macs: id?.macs,
     ips: id?.ips,
     os: id?.os,
-    tag: id?.tag ?? contactTag,
+    // The claimed tag comes from inventories, the documents that are judged and forwarded; a CONTACT's tag
+    // is kept on its registration only, so a bare CONTACT under a deviceid cannot relabel the device.
+    tag: id?.tag,
     agentId: req.agentId,
     agentVersion: id?.agentVersion ?? req.userAgent,
     remoteAddr: req.remoteAddr,

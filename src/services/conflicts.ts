@@ -82,13 +82,13 @@ export async function findConflict(
   sql: Queryable,
   deviceid: string,
   id: Identity,
-  opts: { full: boolean } = { full: false },
+  opts: { full: boolean; sections?: ReadonlySet<string> } = { full: false },
 ): Promise<{ conflict: Conflict | null; known: IdentityMatch | null }> {
   const matches = await findIdentityMatches(sql, deviceid, id.uuid, id.serial);
   const self = matches.find((m) => m.deviceid === deviceid) ?? null;
   const incoming = { deviceid, uuid: id.uuid, serial: id.serial, name: id.name, macs: id.macs };
   if (self) {
-    const fields = contradictions(self, id, opts.full);
+    const fields = contradictions(self, id, opts.full, opts.sections ?? new Set());
     if (fields.length === 0) return { conflict: null, known: self };
     return {
       known: self,
@@ -114,16 +114,19 @@ export async function findConflict(
 }
 
 /** The identity fields of `id` that contradict the device on record. */
-function contradictions(self: IdentityMatch, id: Identity, full: boolean): string[] {
+function contradictions(self: IdentityMatch, id: Identity, full: boolean, sections: ReadonlySet<string>): string[] {
   const fields: string[] = [];
+  // Where each value lives: a partial that carries the section and lacks the value has dropped it.
+  const home = { uuid: 'hardware', serial: 'bios' } as const;
   for (const f of ['uuid', 'serial'] as const) {
     const was = self[f];
     if (was === null) continue;
     const now = id[f];
-    if (now === null ? full : now.toLowerCase() !== was.toLowerCase()) fields.push(f);
+    const carried = full || sections.has(home[f]);
+    if (now === null ? carried : now.toLowerCase() !== was.toLowerCase()) fields.push(f);
   }
   // MACs: compared when the message carries interfaces (a full inventory always should).
-  const carried = id.physicalMacs.length > 0 || full;
+  const carried = id.physicalMacs.length > 0 || full || sections.has('networks');
   if (carried && self.macs.length > 0) {
     const known = new Set(self.macs);
     if (!id.physicalMacs.some((m) => known.has(m))) fields.push('macs');

@@ -224,7 +224,9 @@ export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
       select (select id from d), s.id, ${s.format}, null, 0, ${s.receivedAt} from s
       on conflict (device_id) do update set
         full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
-        partials_merged = 0, updated_at = excluded.updated_at)`
+        partials_merged = 0, updated_at = excluded.updated_at
+      -- A held conflict never replaces the device's reference inventory: a person compares both first.
+      where (select state from d) <> 'conflict')`
         : tx``
     }
     ${

@@ -34,6 +34,9 @@ const device = async (ctx: TestContext) => {
 const heldCount = async (ctx: TestContext) =>
   (await ctx.sql<{ n: number }[]>`select count(*)::int as n from submissions where state = 'held'`)[0]!.n;
 
+const referenceInventory = async (ctx: TestContext) =>
+  (await ctx.sql<{ id: number }[]>`select full_submission_id as id from inventories`)[0]?.id;
+
 let ctx: TestContext;
 beforeEach(async () => {
   ctx = await createTestContext({ AGENT_AUTH: 'required', SECRET_CACHE_TTL: '0' });
@@ -116,11 +119,14 @@ describe('continuity on the same key', () => {
     ],
   ])('%s: held as a conflict, the record unchanged', async (_what, mutate) => {
     const before = await device(ctx);
+    const reference = await referenceInventory(ctx);
     const changed = mutate(rename(INVENTORY, 'rogue'));
     expect(changed).not.toBe(INVENTORY);
     expect((await post(ctx, basic('agk_site-a-secret-000000000000'), changed)).status).toBe(200);
     expect(await device(ctx)).toEqual({ ...before, state: 'conflict' });
     expect(await heldCount(ctx)).toBe(1);
+    // The device's reference inventory is still the approved one, not the held arrival.
+    expect(await referenceInventory(ctx)).toBe(reference);
   });
 
   it('the same hardware again is accepted and updates the record', async () => {

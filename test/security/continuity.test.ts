@@ -147,8 +147,7 @@ describe('B: partial inventories are judged on the sections they carry', () => {
     await expectHeldAsConflict(deviceid, before);
   });
 
-  // needs: continuity (B) — main (ca0a9ba) accepts it today: the device is renamed and the partial forwarded
-  it.skip('a partial whose hardware section drops the known UUID: conflict', async () => {
+  it('a partial whose hardware section drops the known UUID: conflict', async () => {
     const { deviceid, before } = await victim(gate, { agent: 'ga', hw: VICTIM_HW });
     const res = await attackJson(gaInventoryDoc({ partial: true, hw: { serial: VICTIM_HW.serial }, name: 'rogue' }));
     expect(res.status).toBe(200);

@@ -271,8 +271,7 @@ describe('messages that carry no inventory', () => {
     await expectVictimUntouched(gate, deviceid, before);
   });
 
-  // hole: a CONTACT's free-text `tag` overwrites the victim's recorded tag (not covered by A or B)
-  it.skip("a CONTACT under the victim's deviceid cannot change the victim's tag", async () => {
+  it("a CONTACT under the victim's deviceid cannot change the victim's tag", async () => {
     const { deviceid, before } = await victim(gate, { agent: 'ga' });
     const res = await gate.raw({
       headers: { ...GA_HEADERS, Authorization: basic('x', KEY_A_SECRET) },
