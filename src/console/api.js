@@ -160,6 +160,14 @@ export const decideFilter = (decision, what) => call('POST', `/devices/${decisio
  */
 export const undoDecision = (id) => call('POST', `/devices/${enc(id)}/undo`);
 
+/**
+ * Pins a device to another credential (audited).
+ * @param {number} id
+ * @param {{ key?: string, client?: string, reason?: string }} to
+ * @returns {Promise<{ id: number, deviceid: string, key: string | null, clientId: string | null }>}
+ */
+export const rebindDevice = (id, to) => call('POST', `/devices/${enc(id)}/rebind`, to);
+
 // ---- registration keys ------------------------------------------------------------------------------------
 
 /** @returns {Promise<Key[]>} */

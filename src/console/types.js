@@ -35,7 +35,8 @@
  * @property {string[]} macs
  * @property {string[]} ips
  * @property {string | null} os
- * @property {string | null} tag
+ * @property {string | null} tag the registration key's tag (what policies and filters match)
+ * @property {string | null} [claimedTag] the tag the agent sent: shown, never trusted
  * @property {string | null} agentId
  * @property {string | null} agentVersion
  * @property {string} firstSeen
@@ -156,6 +157,16 @@
  * @property {SubmissionCount[]} submissions
  * @property {Source[]} sources
  * @property {Registration[]} registrations
+ * @property {ProxyChain[]} [proxies]
+ */
+
+/**
+ * A chain of GLPI Agent proxies the device's messages came through.
+ * @typedef {object} ProxyChain
+ * @property {string[]} proxyChain
+ * @property {number} requests
+ * @property {string} firstSeen
+ * @property {string} lastSeen
  */
 
 /** @typedef {Device & DeviceDetailExtra} DeviceDetail */

@@ -349,6 +349,29 @@ describe('a reviewer', () => {
     await page.close();
   });
 
+  it('sees the tag the agent claimed as unverified, and rebinds the device to a key (audited)', async () => {
+    const deviceid = 'lab-printer-7-2025-01-06-09-20-01';
+    await gw.server.deps.admin.createKey({ name: 'site-lyon', tag: 'lyon' }, actor);
+    const page = await openPage();
+    await signIn(page, token);
+    await page.goto(`${base}/console#/devices/${deviceid}`);
+    await page.getByRole('heading', { level: 1, name: 'lab-printer-7' }).waitFor();
+    const claimed = page.locator('dt', { hasText: 'Claimed tag' }).locator('xpath=following-sibling::dd[1]');
+    await expect(claimed.innerText()).resolves.toBe('lyon sent by the agent, not verified');
+    await page.locator('#rebind-kind').selectOption('key');
+    await page.locator('#rebind-target').fill('site-lyon');
+    await page.locator('#rebind').click();
+    await page.locator('.alert-success', { hasText: 'is now pinned to key site-lyon' }).waitFor();
+    const [row] = await gw.server.deps.db.sql<{ pinned: boolean }[]>`
+      select d.registered_key_id = k.id as pinned from devices d, registration_keys k
+      where d.deviceid = ${deviceid} and k.name = 'site-lyon'`;
+    expect(row?.pinned).toBe(true);
+    const audit = await gw.server.deps.db.sql<{ actor: string }[]>`
+      select actor from audit_log where action = 'device.rebind' and target_id = ${deviceid}`;
+    expect(audit).toEqual([{ actor: 'operator:rita' }]);
+    await page.close();
+  });
+
   it('sees an agent-supplied name as text, never as markup', async () => {
     await newDevice('evil-2025-01-06-12-00-00', {
       name: XSS,

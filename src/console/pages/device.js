@@ -2,7 +2,7 @@
 // A device page: decide (approve / reject with a reason, undo the last decision), a conflict's two
 // fingerprints side by side, identity, inventory summary, history, sources, submissions, recent requests.
 /** @import { ConflictDetails, Decision, DeviceDetail } from '../types.js' */
-import { decide as decideDevices, getDevice, undoDecision } from '../api.js';
+import { decide as decideDevices, getDevice, rebindDevice, undoDecision } from '../api.js';
 import { h, link } from '../dom.js';
 import { fmtBytes, fmtDate, mono, summarize, text } from '../format.js';
 import { load, pageHeader, reload } from '../page.js';
@@ -82,6 +82,7 @@ export async function devicePage(page, ref) {
     );
 
     if (d.state === 'conflict' && d.conflictDetails) page.append(conflictPanel(d, d.conflictDetails));
+    page.append(rebindPanel(d));
 
     const inv = d.inventory;
     page.append(
@@ -102,8 +103,19 @@ export async function devicePage(page, ref) {
             ['Model', text(d.model)],
             ['MACs', mono(d.macs?.length ? d.macs.join(', ') : null)],
             ['IPs', mono(d.ips?.length ? d.ips.join(', ') : null)],
-            ['Tag', text(d.tag)],
-            ['Assigned tag', text(d.assignedTag)],
+            ['Tag (its key’s)', text(d.tag)],
+            [
+              'Claimed tag',
+              d.claimedTag
+                ? h('span', null, text(d.claimedTag), h('span', { class: 'muted' }, ' sent by the agent, not verified'))
+                : text(null),
+            ],
+            [
+              'Through proxies',
+              d.proxies?.length
+                ? h('span', { id: 'proxies' }, d.proxies.map((p) => p.proxyChain.join(' → ')).join('; '))
+                : text(null),
+            ],
             [
               'Registered with',
               d.keyName
@@ -307,5 +319,60 @@ function conflictPanel(d, c) {
       '',
       (r) => (r.named ? 'is-named' : !r.same ? 'is-different' : ''),
     ),
+  );
+}
+
+/**
+ * Moving a device to another credential: an explicit, audited reviewer action (the device's state is not
+ * changed; approve or reject it afterwards).
+ * @param {DeviceDetail} d
+ */
+function rebindPanel(d) {
+  const kind = h(
+    'select',
+    { name: 'rebind-kind', id: 'rebind-kind' },
+    h('option', { value: 'key' }, 'registration key'),
+    h('option', { value: 'client' }, 'client (agc_…)'),
+  );
+  const target = h('input', {
+    type: 'text',
+    name: 'rebind-target',
+    id: 'rebind-target',
+    maxlength: '256',
+    autocomplete: 'off',
+  });
+  const results = h('div');
+  /** @type {HTMLButtonElement} */
+  const go = button(
+    'Rebind',
+    () =>
+      busy(go, results, async () => {
+        const value = target.value.trim();
+        const out = await rebindDevice(d.id, kind.value === 'key' ? { key: value } : { client: value });
+        reload(
+          alertBox(
+            'success',
+            `${out.deviceid} is now pinned to ${out.key ? `key ${out.key}` : `client ${out.clientId}`}.`,
+          ),
+        );
+      }),
+    '',
+    { id: 'rebind' },
+  );
+  return section(
+    'Credential',
+    h(
+      'p',
+      { class: 'muted' },
+      'Only the credential a device is pinned to may speak for it. Rebind it when the device really moved.',
+    ),
+    h(
+      'div',
+      { class: 'decide-row' },
+      field('Pin to', kind),
+      field('Name or client id', target),
+      h('div', { class: 'actions' }, go),
+    ),
+    results,
   );
 }
