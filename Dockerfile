@@ -1,5 +1,6 @@
 # agent-gate: the gateway image. There is no build step: tsx is a runtime dependency and the app runs
-# its TypeScript sources (src/) directly, so stage 1 only installs production dependencies.
+# its TypeScript sources (src/) directly, so stage 1 only installs production dependencies. The image
+# uses Node 24, the active LTS; the code also runs on Node 20.6+ and 22 (package.json "engines"; CI runs 20).
 #
 #   docker build -t agent-gate .
 #   docker run -d -p 8080:8080 -v agent-gate-data:/data agent-gate          # embedded DB in /data
@@ -11,13 +12,13 @@
 #   docker exec <container> node bin/agent-gate.js devices list
 
 # ---- stage 1: production dependencies only ---------------------------------------------------------
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # ---- stage 2: runtime -----------------------------------------------------------------------------
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production \
     PORT=8080 \

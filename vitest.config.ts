@@ -2,8 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 // Three projects (`vitest run --project <name>`; `npm test` runs all three):
 // - unit: pure functions, no services: runs on a machine with no PostgreSQL and no Redis.
-// - integration: the gateway against the real PostgreSQL and Redis (test/helpers/global-setup.ts checks
-//   both first and fails with the address it tried).
+// - integration (test/integration, test/security): the gateway against the real PostgreSQL and Redis
+//   (test/helpers/global-setup.ts checks both first and fails with the address it tried).
 // - slow: faults (stopped proxies, killed connections, gateway processes), the console in headless
 //   Chromium and the real FusionInventory agent. Their files start processes and hold timers of seconds.
 const SERVICES = ['test/helpers/global-setup.ts'];
@@ -24,7 +24,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
+          include: ['test/integration/**/*.test.ts', 'test/security/**/*.test.ts'],
           globalSetup: SERVICES,
         },
       },

@@ -5,9 +5,11 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Deps } from './deps.js';
-import { toAppError } from './errors.js';
+import { AppError, toAppError } from './errors.js';
 import { VERSION } from './version.js';
-import { agentEndpoint } from './http/agent-endpoint.js';
+import { AGENT_PATH, agentEndpoint } from './http/agent-endpoint.js';
+import { sendAgentError } from './http/agent-answer.js';
+import { requestContext, requestLog, sendJsonError } from './http/request-context.js';
 import { openAgentAuth, requiredAgentAuth } from './http/agent-auth.js';
 import { adminApi } from './http/admin-api.js';
 import { consoleRoutes } from './http/console.js';
@@ -21,6 +23,7 @@ export function buildApp(deps: Deps): express.Express {
   app.set('query parser', 'extended'); // getConfig sends task[Deploy]=3.3
   app.set('trust proxy', trustProxy(deps.config.trustProxy));
 
+  app.use(requestContext(deps.logger, (req) => !AGENT_PATH.test(req.path)));
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
@@ -29,13 +32,14 @@ export function buildApp(deps: Deps): express.Express {
     });
     next();
   });
-  app.use(healthRoutes(deps));
+  app.use(healthRoutes({ readiness: deps.readiness, metrics: deps.metrics, records: deps.records }));
   app.use(
     adminApi({
       admin: deps.admin,
       records: deps.records,
       review: deps.review,
       policies: deps.policies,
+      logger: deps.logger,
       version: VERSION,
       forwarder: deps.forwarder,
     }),
@@ -69,6 +73,7 @@ export function buildApp(deps: Deps): express.Express {
       auth: agentAuth,
       clock: deps.clock,
       limits,
+      admission: deps.admission,
       logger: deps.logger,
       metrics: deps.metrics,
       heavyConcurrency: deps.config.heavyConcurrency,
@@ -77,14 +82,18 @@ export function buildApp(deps: Deps): express.Express {
       prologFreqHours: deps.config.prologFreqHours,
     }),
   );
-  app.use((_req, res) => {
-    res.status(404).json({ status: 'error', message: 'Not found' });
+  app.use((_req: Request, _res: Response, next: NextFunction) => {
+    next(new AppError('not_found', 'Not found'));
   });
+  // The last resort: anything not answered yet. Agents get their own format, everyone else JSON.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const appErr = toAppError(err);
-    if (appErr.status >= 500) deps.logger.error({ err: appErr.cause ?? appErr, path: req.path }, 'request failed');
+    if (appErr.status >= 500)
+      requestLog(res, deps.logger).error({ err: appErr.cause ?? appErr, path: req.path }, 'request failed');
     if (res.headersSent) return void res.end();
-    res.status(appErr.status).json({ status: 'error', message: appErr.publicMessage });
+    if (AGENT_PATH.test(req.path))
+      return sendAgentError(req, res, appErr, { prologFreqHours: deps.config.prologFreqHours });
+    sendJsonError(res, appErr);
   });
   return app;
 }

@@ -20,6 +20,8 @@ import { type Notifier, createNotifier } from './services/notifier.js';
 import { type Forwarder, createForwarder } from './services/forwarder.js';
 import { type AgentLimits, createAgentLimits } from './http/limits.js';
 import { createSpikeDetector } from './services/spike.js';
+import { type Admission, createAdmission } from './services/admission.js';
+import { type Readiness, createReadiness } from './services/readiness.js';
 import { type Policies, createPolicies } from './services/policies.js';
 
 export interface Deps {
@@ -34,8 +36,11 @@ export interface Deps {
   admin: Admin;
   records: Records;
   review: Review;
-  /** Abuse limits and admission (per address, credential, device; inventory budget; spike counts). */
+  /** Abuse limits at the edge (per address, invalid credentials per address) and their counters. */
   limits: AgentLimits;
+  /** Admission of PROLOG/CONTACT: per device, per credential, the inventory budget. */
+  admission: Admission;
+  readiness: Readiness;
   /** Webhook outbox and its delivery worker (started by the server). */
   notifier: Notifier;
   /** GLPI outbox and its forwarding worker (started by the server and by `agent-gate forward`). */
@@ -116,14 +121,20 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     ipPerMinute: config.rateLimitIpPerMinute,
     authFailuresPer15Min: config.rateLimitAuthFailuresPer15Min,
     redisFailure: config.rateLimitRedisFailure,
-    keyPerMinute: config.rateLimitKeyPerMinute,
-    devicePerHour: config.rateLimitDevicePerHour,
-    inventoryBudgetPerSecond: config.inventoryBudgetPerSecond,
-    spikeWindowSeconds: config.spikeWindowSeconds,
   });
   closers.push(() => limits.shutdown());
+  const admission = createAdmission({
+    perDevice: limits.counter('device', 3600_000),
+    perCredential: limits.counter('key', 60_000),
+    budget: limits.counter('budget', 1000),
+    devicePerHour: config.rateLimitDevicePerHour,
+    credentialPerMinute: config.rateLimitKeyPerMinute,
+    budgetPerSecond: config.inventoryBudgetPerSecond,
+    metrics,
+  });
+  const newDevices = limits.counter('spike', config.spikeWindowSeconds * 1000);
   const spike = createSpikeDetector({
-    countNewDevice: limits.countNewDevice,
+    countNewDevice: (scope) => newDevices.hit(scope),
     policies,
     logger,
     metrics,
@@ -152,7 +163,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     sql: db.sql,
     batcher,
     prologFreqHours: config.prologFreqHours,
-    securityEvent: credentials.securityEvent,
+    securityEvent: (type, e) => credentials.securityEvent(type, e),
     policies,
     onDeviceEvent,
     forward,
@@ -173,6 +184,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     notifier,
     policies,
     limits,
+    admission,
+    readiness: createReadiness({ sql: db.sql, redis }),
     onClose: (fn) => closers.push(fn),
     async close() {
       for (const fn of closers) fn();

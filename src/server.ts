@@ -79,8 +79,8 @@ export async function startServer(
     ? https.createServer(
         {
           connectionsCheckingInterval: 1000,
-          cert: fs.readFileSync(config.tlsCert!),
-          key: fs.readFileSync(config.tlsKey!),
+          cert: fs.readFileSync(config.tlsCert),
+          key: fs.readFileSync(config.tlsKey),
           ...(config.tlsClientCa
             ? { ca: fs.readFileSync(config.tlsClientCa), requestCert: true, rejectUnauthorized: true }
             : {}),

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { type Command, InvalidArgumentError } from 'commander';
 import { parseDuration } from '../config.js';
 import type { Deps } from '../deps.js';
-import type { Actor } from '../services/admin.js';
+import { type Actor, OPERATOR_ROLES, type OperatorRole } from '../services/admin.js';
 import { printJson, printTable } from './output.js';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
@@ -199,7 +199,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const rows = await deps.admin.listClients();
         if (o.json) return printJson(rows);
-        printTable(rows as never, ['clientId', 'name', 'secret', 'deviceid', 'createdAt', 'revokedAt', 'lastUsedAt']);
+        printTable(rows, ['clientId', 'name', 'secret', 'deviceid', 'createdAt', 'revokedAt', 'lastUsedAt']);
       });
     });
   clients
@@ -221,11 +221,12 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
     .description('create an operator and print its token once')
     .requiredOption('--name <name>', 'operator name')
     .requiredOption('--role <role>', 'reviewer (review devices) or admin (also keys, clients, operators)', (v) => {
-      if (v !== 'reviewer' && v !== 'admin') throw new InvalidArgumentError('must be reviewer or admin');
+      if (!(OPERATOR_ROLES as readonly string[]).includes(v))
+        throw new InvalidArgumentError(`must be ${OPERATOR_ROLES.join(' or ')}`);
       return v;
     })
     .option('--json', 'print JSON')
-    .action(async (o: { name: string; role: 'reviewer' | 'admin'; json?: boolean }) => {
+    .action(async (o: { name: string; role: OperatorRole; json?: boolean }) => {
       await withDeps(async (deps) => {
         const op = await deps.admin.createOperator({ name: o.name, role: o.role }, cliActor());
         if (o.json) return printJson(op);
@@ -241,7 +242,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const rows = await deps.admin.listOperators();
         if (o.json) return printJson(rows);
-        printTable(rows as never, ['name', 'role', 'token', 'createdBy', 'createdAt', 'revokedAt', 'lastUsedAt']);
+        printTable(rows, ['name', 'role', 'token', 'createdBy', 'createdAt', 'revokedAt', 'lastUsedAt']);
       });
     });
   operators

@@ -7,7 +7,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { type Decision, parseFilter } from '../services/review.js';
 import { cliActor } from './credential-commands.js';
-import { printJson, printTable } from './output.js';
+import { cell, printJson, printTable } from './output.js';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
@@ -24,7 +24,7 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
         if (o.json) return printJson(d);
         const line = (k: string, v: unknown) =>
           process.stdout.write(
-            `${k.padEnd(16)}${v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.join(', ') || '-' : String(v instanceof Date ? v.toISOString() : v)}\n`,
+            `${k.padEnd(16)}${v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.join(', ') || '-' : v instanceof Date ? v.toISOString() : cell(v)}\n`,
           );
         line('id', d.id);
         line('deviceid', d.deviceid);
@@ -38,12 +38,17 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
         line('macs', d.macs);
         line('ips', d.ips);
         line('tag', d.tag);
+        line('claimed tag', d.claimedTag === null ? null : `${d.claimedTag} (sent by the agent, not verified)`);
         line('key', d.keyName);
         line('client', d.clientId);
         line('agent', d.agentVersion);
         line('first seen', d.firstSeen);
         line('last seen', d.lastSeen);
         line('last address', d.lastRemoteAddr);
+        line(
+          'via proxies',
+          d.proxies.length === 0 ? 'none (direct)' : d.proxies.map((p) => p.proxyChain.join(' > ')).join('; '),
+        );
         if (d.inventory)
           line(
             'inventory',
@@ -65,7 +70,10 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
       )
       .argument('[ids...]', 'device ids or deviceids')
       .option('--reason <text>', 'why (kept in the device history and the audit log)')
-      .option('--filter <filter>', 'every device matching e.g. tag=paris,state=quarantined (key=, subnet=, q= too)')
+      .option(
+        '--filter <filter>',
+        'every device matching e.g. tag=paris,state=quarantined (claimedTag=, key=, subnet=, q= too)',
+      )
       .option('--yes', 'with --filter: go ahead (without it, only the matching count is shown)')
       .option('--json', 'print JSON')
       .action(async (ids: string[], o: { reason?: string; filter?: string; yes?: boolean; json?: boolean }) => {
@@ -92,6 +100,24 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
         });
       });
   }
+
+  devices
+    .command('rebind')
+    .description('pin a device to another credential (audited): a registration key or a per-agent client')
+    .argument('<id>', 'device id or deviceid')
+    .option('--key <name>', 'registration key the device may speak through from now on')
+    .option('--client <clientId>', 'per-agent client (agc_…) the device may speak through from now on')
+    .option('--reason <text>', 'why (recorded in the audit log)')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, o: { key?: string; client?: string; reason?: string; json?: boolean }) => {
+      if (Boolean(o.key) === Boolean(o.client))
+        throw new AppError('bad_request', 'Give either --key NAME or --client CLIENT_ID');
+      await withDeps(async (deps) => {
+        const r = await deps.review.rebind(ref, { key: o.key, client: o.client }, o.reason ?? null, cliActor());
+        if (o.json) return printJson(r);
+        process.stdout.write(`device ${r.deviceid} is pinned to ${r.key ? `key ${r.key}` : `client ${r.clientId}`}\n`);
+      });
+    });
 
   devices
     .command('undo')

@@ -8,7 +8,6 @@ import { loadConfig } from '../config.js';
 import { createDeps, type Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { createLogger } from '../logger.js';
-import { pendingMigrations } from '../store/migrate.js';
 import { OUTBOX_STATES } from '../store/outbox-store.js';
 import { cliActor } from './credential-commands.js';
 import { printJson, printTable } from './output.js';
@@ -40,7 +39,7 @@ export function outboxCommands(program: Command, withDeps: WithDeps): void {
       const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });
       const deps = await createDeps(config, logger, { role: 'cli' });
       try {
-        if ((await pendingMigrations(deps.db.sql)) > 0)
+        if ((await deps.readiness.pendingMigrations()) > 0)
           throw new AppError(
             'conflict',
             'The database schema is not up to date: run `agent-gate migrate` (or start the gateway) first',

@@ -5,11 +5,13 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-function cell(v: unknown): string {
+export function cell(v: unknown): string {
   if (v === null || v === undefined) return '-';
   if (v instanceof Date) return v.toISOString().replace(/\.\d{3}Z$/, 'Z');
   if (Array.isArray(v)) return v.length ? v.join(',') : '-';
-  return String(v);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return JSON.stringify(v) ?? '-';
 }
 
 export function printTable(rows: Record<string, unknown>[], columns: string[]): void {

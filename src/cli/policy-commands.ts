@@ -49,12 +49,12 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
               Object.entries(r.match)
                 .map(([k, v]) => `${k}=${v}`)
                 .join(' ') || '(any device)',
-          })) as never,
+          })),
           ['id', 'position', 'action', 'match', 'comment'],
         );
         if (allowlists.length) {
           process.stdout.write('\nallowlists:\n');
-          printTable(allowlists as never, ['name', 'kind', 'entries']);
+          printTable(allowlists, ['name', 'kind', 'entries']);
         }
       });
     });
@@ -69,7 +69,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
   for (const key of MATCH_KEYS)
     add.option(
       `--${key} <value>`,
-      `condition: ${key === 'cidr' ? 'source network, e.g. 10.1.0.0/16' : key === 'allowlist' ? 'on this allowlist (serial, UUID or MAC)' : key === 'agent' ? 'fusioninventory or glpi-agent' : key === 'key' ? 'registered with this registration key' : `device ${key}`}`,
+      `condition: ${key === 'cidr' ? 'source network, e.g. 10.1.0.0/16' : key === 'allowlist' ? 'on this allowlist (serial, UUID or MAC)' : key === 'agent' ? 'fusioninventory or glpi-agent' : key === 'key' ? 'registered with this registration key' : key === 'tag' ? "the tag of the device's registration key (never the tag the agent sends)" : `device ${key}`}`,
     );
   add.action(async (o: Record<string, string | number | boolean | undefined>) => {
     await withDeps(async (deps) => {
@@ -89,7 +89,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
       process.stdout.write(
         `rule #${r.rule.id} added at position ${r.rule.position}; ${r.applied.length} quarantined device(s) decided by the rules now\n`,
       );
-      if (r.applied.length) printTable(r.applied as never, ['id', 'deviceid', 'to', 'ruleId']);
+      if (r.applied.length) printTable(r.applied, ['id', 'deviceid', 'to', 'ruleId']);
     });
   });
 
@@ -129,7 +129,8 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
         process.stdout.write(
           `\nDevices first seen in the last ${r.recent.days} day(s) whose state the rules would not have given: ${r.recent.decisions.length} of ${r.recent.devices}\n`,
         );
-        printTable(r.recent.decisions as never, ['id', 'deviceid', 'name', 'state', 'decision', 'ruleId']);
+        printTable(r.recent.decisions, ['id', 'deviceid', 'name', 'state', 'decision', 'ruleId']);
+        for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       });
     });
 
@@ -154,6 +155,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
         );
         if (o.json) return printJson(r);
         process.stdout.write(`allowlist ${r.name} (${r.kind}): ${r.entries} entries\n`);
+        for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       });
     });
 

@@ -6,19 +6,22 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { parseDuration } from '../config.js';
 import { AppError, toAppError } from '../errors.js';
-import type { Actor, Admin } from '../services/admin.js';
+import { type Actor, type Admin, AUDIT_ACTIONS, OPERATOR_ROLES, type OperatorRole } from '../services/admin.js';
 import { DEVICE_STATES, type Records } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
 import type { Forwarder } from '../services/forwarder.js';
+import type { Logger } from 'pino';
+import { requestLog, sendJsonError } from './request-context.js';
 
-export type Role = 'reviewer' | 'admin';
+export type Role = OperatorRole;
 
 export interface AdminApiDeps {
   admin: Admin;
   records: Records;
   review: Review;
   policies: Policies;
+  logger: Logger;
   version?: string;
   /** The GLPI outbox (forwarding). */
   forwarder?: Pick<Forwarder, 'list' | 'retry' | 'drop'>;
@@ -58,7 +61,7 @@ function limit(v: unknown, dflt: number): number {
 
 function date(v: unknown, what: string): Date | null {
   if (v === undefined || v === null || v === '') return null;
-  const d = new Date(String(v));
+  const d = typeof v === 'string' || typeof v === 'number' ? new Date(v) : new Date(NaN);
   if (Number.isNaN(d.getTime())) throw new AppError('bad_request', `${what} must be an ISO 8601 date`);
   return d;
 }
@@ -81,6 +84,14 @@ export const ROUTES: Route[] = [
     handler: async (_req, actor, _d, role) => ({ body: { name: actor.name, role } }),
   },
   {
+    // The lists the server knows, for clients that offer them (the console's filters), never kept as copies.
+    method: 'get',
+    path: '/api/v1/meta',
+    role: 'reviewer',
+    handler: () =>
+      Promise.resolve({ body: { states: DEVICE_STATES, auditActions: AUDIT_ACTIONS, roles: OPERATOR_ROLES } }),
+  },
+  {
     method: 'get',
     path: '/api/v1/devices',
     role: 'reviewer',
@@ -100,6 +111,7 @@ export const ROUTES: Route[] = [
         offset,
         limit: limit(req.query.limit, 100),
         tag: str(req.query.tag, 'tag', { optional: true }),
+        claimedTag: str(req.query.claimedTag, 'claimedTag', { optional: true }),
         key: str(req.query.key, 'key', { optional: true }),
         q: str(req.query.q, 'q', { optional: true }),
         firstSeenFrom: date(req.query.firstSeenFrom, 'firstSeenFrom') ?? undefined,
@@ -141,6 +153,22 @@ export const ROUTES: Route[] = [
     path: '/api/v1/devices/:id/undo',
     role: 'reviewer',
     handler: async (req, actor, d) => ({ body: await d.review.undo(param(req, 'id'), actor) }),
+  },
+  {
+    method: 'post',
+    path: '/api/v1/devices/:id/rebind',
+    role: 'reviewer',
+    handler: async (req, actor, d) => {
+      const b = body(req);
+      return {
+        body: await d.review.rebind(
+          param(req, 'id'),
+          { key: str(b.key, 'key', { optional: true }), client: str(b.client, 'client', { optional: true }) },
+          str(b.reason, 'reason', { optional: true, max: 1000 }) ?? null,
+          actor,
+        ),
+      };
+    },
   },
   {
     method: 'get',
@@ -398,7 +426,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       schema: { type: 'string' },
     }));
     paths[path] ??= {};
-    paths[path]![r.method] = {
+    paths[path][r.method] = {
       summary: `${r.method.toUpperCase()} ${path}`,
       description: `Needs an operator token with the ${r.role} role${r.role === 'reviewer' ? ' (or admin)' : ''}.`,
       'x-role': r.role,
@@ -452,45 +480,46 @@ export function adminApi(deps: AdminApiDeps): express.Router {
     res.type('application/json').send(openapi);
   });
 
-  // Every /api route: an operator bearer token first. Unknown routes also answer 401 to the anonymous.
-  router.use('/api', async (req: Request, res: Response, next: NextFunction) => {
+  // Every /api route: an operator bearer token first. Unknown routes also answer 401 to the anonymous. A
+  // database that fails here is a 503 (through the error handler below), never also a 401.
+  router.use('/api', (req: Request, res: Response, next: NextFunction) => {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    const operator = m ? await deps.admin.operatorForToken(m[1]!).catch(next) : null;
-    if (!operator) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="agent-gate admin"');
-      return void res.status(401).json({ status: 'error', message: 'Operator token required' });
-    }
-    res.locals.operator = operator;
+    if (!m) return next(new AppError('unauthorized', 'Operator token required'));
+    deps.admin.operatorForToken(m[1]!).then((operator) => {
+      if (!operator) return next(new AppError('unauthorized', 'Operator token required'));
+      res.locals.operator = operator;
+      next();
+    }, next);
+  });
+  // Bodies are read only for callers who proved who they are, and only as JSON: a body of any other type
+  // would be ignored, and a route would run on its defaults (`rotate` with a 7-day grace instead of the
+  // "0" an admin sent as a form during an emergency). A POST without a body is fine.
+  router.use('/api', (req: Request, _res: Response, next: NextFunction) => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !req.is('application/json'))
+      return next(new AppError('unsupported_media_type', 'Send the body as JSON, with Content-Type: application/json'));
     next();
   });
-  // Bodies are read only for callers who proved who they are.
   router.use('/api', express.json({ limit: '1mb' }));
 
   for (const route of ROUTES) {
-    router[route.method](route.path, async (req: Request, res: Response) => {
+    router[route.method](route.path, (req: Request, res: Response, next: NextFunction) => {
       const operator = res.locals.operator as { name: string; role: Role };
       if (ROLE_RANK[operator.role] < ROLE_RANK[route.role])
-        return void res.status(403).json({ status: 'error', message: `This needs the ${route.role} role` });
-      try {
-        const out = await route.handler(
-          req,
-          { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null },
-          deps,
-          operator.role,
-        );
-        res.setHeader('Cache-Control', 'no-store');
-        res.status(out.status ?? 200).json(out.body);
-      } catch (err) {
-        const e = toAppError(err);
-        if (e.status >= 500) throw err;
-        res.status(e.status).json({ status: 'error', message: e.publicMessage });
-      }
+        return next(new AppError('forbidden', `This needs the ${route.role} role`));
+      route
+        .handler(req, { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null }, deps, operator.role)
+        .then((out) => {
+          res.setHeader('Cache-Control', 'no-store');
+          res.status(out.status ?? 200).json(out.body);
+        }, next);
     });
   }
-  router.use('/api', (_req, res) => {
-    res.status(404).json({ status: 'error', message: 'No such API route' });
+  router.use('/api', (_req: Request, _res: Response, next: NextFunction) => {
+    next(new AppError('not_found', 'No such API route'));
   });
-  router.use('/api', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+  router.use('/api', (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // express.json's own errors carry `type` and a 4xx status: the body was not JSON.
     const parserStatus = (err as { type?: string; status?: number }).type
       ? (err as { status?: number }).status
       : undefined;
@@ -498,8 +527,9 @@ export function adminApi(deps: AdminApiDeps): express.Router {
       parserStatus && parserStatus < 500
         ? new AppError('bad_request', 'Request body must be valid JSON')
         : toAppError(err);
-    if (e.status >= 500) return next(err);
-    if (!res.headersSent) res.status(e.status).json({ status: 'error', message: e.publicMessage });
+    if (e.status >= 500)
+      requestLog(res, deps.logger).error({ err: e.cause ?? e, path: req.path }, 'admin request failed');
+    sendJsonError(res, e);
   });
   return router;
 }

@@ -8,8 +8,8 @@ import type { Request, Response } from 'express';
 import type { Compression } from '../protocol/decode.js';
 import type { AgentRequest } from '../services/agent-service.js';
 import { type AgentPrincipal, type CredentialService, parseBasic } from '../services/credentials.js';
-import { errorBody } from '../protocol/answers.js';
-import { formatFromHeaders, sendAgentAnswer } from './agent-endpoint.js';
+import { AppError } from '../errors.js';
+import { sendAgentError } from './agent-answer.js';
 import type { Metrics } from '../metrics.js';
 
 export type AuthResult = { ok: true; principal: AgentPrincipal | null } | { ok: false; reason: 'missing' | 'invalid' };
@@ -88,14 +88,11 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
     },
     challenge(req, res, _result, compression) {
       // Same status, header and body for a missing, unknown, expired or revoked credential.
-      const format = formatFromHeaders(req);
       res.setHeader('WWW-Authenticate', challengeHeader);
-      sendAgentAnswer(
-        req,
-        res,
-        { status: 401, format, text: errorBody(format, AUTH_REQUIRED_MESSAGE, deps.prologFreqHours) },
+      sendAgentError(req, res, new AppError('unauthorized', AUTH_REQUIRED_MESSAGE), {
         compression,
-      );
+        prologFreqHours: deps.prologFreqHours,
+      });
     },
   };
 }

@@ -6,23 +6,17 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { AppError, toAppError } from '../errors.js';
-import {
-  type Compression,
-  detectCompression,
-  inflateBody,
-  mediaType,
-  sniffFormat,
-  jsonText,
-  xmlText,
-} from '../protocol/decode.js';
-import { encodeAnswer, errorBody } from '../protocol/answers.js';
-import { type AgentMessage, type WireFormat, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
-import { type AgentAnswer, type AgentRequest, type AgentService, CredentialMisuse } from '../services/agent-service.js';
+import { AppError, ERROR_STATUS, toAppError } from '../errors.js';
+import { detectCompression, inflateBody, sniffFormat, jsonText, xmlText } from '../protocol/decode.js';
+import { type AgentMessage, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
+import { type AgentRequest, type AgentService, CredentialMisuse } from '../services/agent-service.js';
 import type { AgentAuth } from './agent-auth.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../clock.js';
 import type { AgentLimits } from './limits.js';
+import type { Admission } from '../services/admission.js';
+import { compressionFromLabel, formatFromHeaders, header, sendAgentAnswer, sendAgentError } from './agent-answer.js';
+import { requestLog } from './request-context.js';
 import { parseBasic } from '../services/credentials.js';
 
 /**
@@ -39,50 +33,12 @@ export interface AgentEndpointDeps {
   clock: Clock;
   metrics: Metrics;
   limits: AgentLimits;
+  admission: Admission;
   /** Large bodies processed at once (HEAVY_CONCURRENCY). */
   heavyConcurrency: number;
   bodyLimit: number;
   inflateLimit: number;
   prologFreqHours: number;
-}
-
-const ECHOED_HEADERS = ['GLPI-Agent-ID', 'GLPI-Request-ID', 'GLPI-Proxy-ID'];
-
-function header(req: Request, name: string): string | null {
-  const v = req.headers[name.toLowerCase()];
-  const s = Array.isArray(v) ? v[0] : v;
-  return s === undefined || s === '' ? null : s.slice(0, 256);
-}
-
-/** The format an answer must take before the body could be read: JSON for the GLPI Agent's JSON messages. */
-export function formatFromHeaders(req: Request): WireFormat {
-  const type = mediaType(req.headers['content-type']);
-  if (type === 'application/json') return 'json';
-  if (type === 'application/xml' || type === 'text/xml') return 'xml';
-  return header(req, 'GLPI-Agent-ID') ? 'json' : 'xml';
-}
-
-export function compressionFromLabel(req: Request): Compression {
-  const type = mediaType(req.headers['content-type']);
-  if (type === 'application/x-compress-zlib') return 'zlib';
-  if (type === 'application/x-compress-gzip') return 'gzip';
-  return 'none';
-}
-
-export function sendAgentAnswer(
-  req: Request,
-  res: Response,
-  answer: { status: number; format: WireFormat; text: string },
-  compression: Compression,
-): void {
-  const encoded = encodeAnswer(answer.text, answer.format, compression);
-  for (const name of ECHOED_HEADERS) {
-    const v = header(req, name);
-    if (v !== null && /^[\x21-\x7e]+$/.test(v)) res.setHeader(name, v);
-  }
-  res.setHeader('Cache-Control', 'no-cache, no-store');
-  res.setHeader('Content-Type', encoded.contentType); // exactly this: no charset parameter
-  res.status(answer.status).send(encoded.body);
 }
 
 /** The password or token of the Authorization header, so that copies of it in the body can be blanked. */
@@ -126,7 +82,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       const task = req.query.task;
       const tasks =
         typeof task === 'object' && task !== null && !Array.isArray(task)
-          ? Object.fromEntries(Object.entries(task).map(([k, v]) => [k, String(v)]))
+          ? Object.fromEntries(Object.entries(task).filter((e): e is [string, string] => typeof e[1] === 'string'))
           : {};
       const answer = await deps.service.getConfig(ar, machineid, tasks);
       deps.metrics.agentRequest('getconfig', 'none', answer.outcome);
@@ -135,21 +91,25 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     }
     if (Object.keys(req.query).length === 0 && header(req, 'GLPI-Request-ID')) {
       // A pending poll: this gateway never answers "pending", so there is nothing to collect.
-      sendAgentAnswer(
-        req,
-        res,
-        { status: 404, format: 'json', text: errorBody('json', 'Unknown request', deps.prologFreqHours) },
-        'none',
-      );
+      sendAgentError(req, res, new AppError('not_found', 'Unknown request'), {
+        format: 'json',
+        compression: 'none',
+        prologFreqHours: deps.prologFreqHours,
+      });
       return;
     }
+    methodNotAllowed(req, res);
+  }
+
+  function methodNotAllowed(_req: Request, res: Response): void {
+    // The agents never send another method: an empty answer, as a plain web server gives.
     res.setHeader('Allow', 'GET, POST');
-    res.status(405).end();
+    res.status(ERROR_STATUS.method_not_allowed).end();
   }
 
   const heavy = createGate(deps.heavyConcurrency);
 
-  async function handlePost(req: Request, res: Response, next: NextFunction): Promise<void> {
+  async function handlePost(req: Request, res: Response): Promise<void> {
     const ar = baseRequest(req, deps.clock.now());
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > deps.bodyLimit) {
@@ -205,9 +165,10 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
           ? parseJsonMessage(jsonText(decoded), ar.presentedSecrets)
           : parseXmlMessage(xmlText(decoded).text, ar.presentedSecrets);
       if (msg.kind === 'prolog' || msg.kind === 'contact') {
-        res.locals.deviceid = msg.deviceid;
-        res.locals.credential = ar.principal ? `${ar.principal.type}:${ar.principal.id}` : undefined;
-        ar.defer = await deps.limits.admission(req, res);
+        ar.defer = await deps.admission.admit({
+          deviceid: msg.deviceid,
+          credential: ar.principal ? `${ar.principal.type}:${ar.principal.id}` : null,
+        });
       }
       const answer = await withDeadline(
         deps.service.handle(ar, msg),
@@ -235,17 +196,17 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       return deps.auth.challenge(req, res, { ok: false, reason: 'invalid' }, compressionFromLabel(req));
     }
     const appErr = toAppError(err);
+    const log = requestLog(res, deps.logger);
     if (appErr.code === 'unavailable' && msg && (msg.kind === 'prolog' || msg.kind === 'contact')) {
       // Backing store away: a PROLOG/CONTACT is told "not now, come back later" (an error would bring the
       // agent back in 60 s, doubling); nothing was recorded, so the deferral is only counted.
-      deps.logger.warn({ err: appErr.cause ?? appErr, deviceid: msg.deviceid }, 'database unavailable: agent deferred');
+      log.warn({ err: appErr.cause ?? appErr, deviceid: msg.deviceid }, 'database unavailable: agent deferred');
       deps.metrics.deferred('unavailable');
       deps.metrics.agentRequest(msg.kind, msg.format, 'deferred:unavailable');
       return sendAgentAnswer(req, res, { ...deps.service.deferredAnswer(msg) }, ar.compression);
     }
     const format = msg?.format ?? formatFromHeaders(req);
-    const log = appErr.status >= 500 ? deps.logger.error.bind(deps.logger) : deps.logger.info.bind(deps.logger);
-    log(
+    log[appErr.status >= 500 ? 'error' : 'info'](
       {
         err: appErr.status >= 500 ? (appErr.cause ?? appErr) : undefined,
         code: appErr.code,
@@ -256,13 +217,8 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       },
       `agent request refused: ${appErr.publicMessage}`,
     );
-    const answer: AgentAnswer = {
-      status: appErr.status,
-      format,
-      text: errorBody(format, appErr.publicMessage, deps.prologFreqHours),
-      outcome: appErr.status >= 500 ? 'failed' : 'refused',
-    };
-    deps.metrics.agentRequest(msg?.kind ?? 'unknown', format, answer.outcome);
+    const outcome = appErr.status >= 500 ? 'failed' : 'refused';
+    deps.metrics.agentRequest(msg?.kind ?? 'unknown', format, outcome);
     if (appErr.code !== 'unavailable') {
       await deps.service
         .recordRefusal(ar, {
@@ -270,19 +226,19 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
           kind: msg?.kind,
           deviceid: msg?.deviceid,
           status: appErr.status,
-          outcome: answer.outcome,
+          outcome,
           message: appErr.publicMessage,
         })
-        .catch((e: unknown) => deps.logger.warn({ err: e }, 'could not record a refused agent request'));
+        .catch((e: unknown) => log.warn({ err: e }, 'could not record a refused agent request'));
     }
-    if (!res.headersSent) sendAgentAnswer(req, res, answer, ar.compression);
+    if (!res.headersSent)
+      sendAgentError(req, res, appErr, { format, compression: ar.compression, prologFreqHours: deps.prologFreqHours });
   }
 
   function dispatch(req: Request, res: Response, next: NextFunction): void {
     if (req.method === 'GET' || req.method === 'HEAD') return void handleGet(req, res).catch(next);
-    if (req.method === 'POST') return void handlePost(req, res, next).catch(next);
-    res.setHeader('Allow', 'GET, POST');
-    res.status(405).end();
+    if (req.method === 'POST') return void handlePost(req, res).catch(next);
+    methodNotAllowed(req, res);
   }
 
   router.use((req, res, next) => {

@@ -1,8 +1,9 @@
 /**
- * The web console for reviewers and admins: three static files (src/console/) served at /console. It has no
- * server side of its own — the page signs in with an operator token kept in the browser tab and calls the
- * admin API (/api/v1) like any other client, so the API's roles apply unchanged. Every answer carries a
- * strict Content-Security-Policy: no inline script or style, no request to another origin, no framing.
+ * The web console for reviewers and admins: static files (src/console/: the page, its style sheet and its
+ * native ES modules) served at /console. It has no server side of its own — the page signs in with an
+ * operator token kept in the browser tab and calls the admin API (/api/v1) like any other client, so the
+ * API's roles apply unchanged. Every answer carries a strict Content-Security-Policy: no inline script or
+ * style, no request to another origin, no framing.
  *
  * Only GET/HEAD are answered here: other methods fall through, so an agent that posts to /console/ (the
  * agent endpoint accepts any one folder) is treated exactly as before.
@@ -23,16 +24,31 @@ export const CONSOLE_HEADERS: Readonly<Record<string, string>> = {
 };
 
 const TYPES: Record<string, string> = {
-  'index.html': 'text/html; charset=utf-8',
-  'app.js': 'text/javascript; charset=utf-8',
-  'style.css': 'text/css; charset=utf-8',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
 };
+
+/**
+ * What is served, as paths under src/console/ with '/' separators: the page, its style sheet and every
+ * JavaScript module (in subfolders too). Nothing else there (its tsconfig.json, for one) is served.
+ */
+export function consoleFiles(dir: string = CONSOLE_DIR): string[] {
+  const modules = fs
+    .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((p) => p.split(path.sep).join('/'))
+    .filter((p) => p.endsWith('.js'));
+  return [...new Set(['index.html', 'style.css', ...modules])].sort();
+}
 
 export function consoleRoutes(): express.Router {
   const router = express.Router();
   // Read once: the files are part of the release, and a missing one should stop the start, not a request.
   const files = new Map(
-    Object.entries(TYPES).map(([name, type]) => [name, { type, body: fs.readFileSync(path.join(CONSOLE_DIR, name)) }]),
+    consoleFiles().map((name) => [
+      name,
+      { type: TYPES[path.extname(name)]!, body: fs.readFileSync(path.join(CONSOLE_DIR, name)) },
+    ]),
   );
 
   const serve = (name: string) => (_req: Request, res: Response) => {
@@ -40,8 +56,7 @@ export function consoleRoutes(): express.Router {
     res.set(CONSOLE_HEADERS).set('Content-Type', file.type).status(200).send(file.body);
   };
   router.get(['/console', '/console/'], serve('index.html'));
-  router.get('/console/app.js', serve('app.js'));
-  router.get('/console/style.css', serve('style.css'));
+  for (const name of files.keys()) router.get(`/console/${name}`, serve(name));
   router.get('/console/*rest', (_req: Request, res: Response) => {
     res.set(CONSOLE_HEADERS).set('Content-Type', 'text/plain; charset=utf-8').status(404).send('Not found\n');
   });

@@ -1,35 +1,25 @@
 /**
- * Probes: /healthz says the process is alive; /readyz says it can do its job (database reachable with
- * every migration applied, Redis reachable when configured); /metrics is for Prometheus.
+ * Probes: /healthz says the process is alive; /readyz says it can do its job (see services/readiness.ts);
+ * /metrics is for Prometheus.
  */
 import express from 'express';
-import type { Deps } from '../deps.js';
-import { pendingMigrations } from '../store/migrate.js';
+import type { Metrics } from '../metrics.js';
+import type { Readiness } from '../services/readiness.js';
+import type { Records } from '../services/records.js';
 
-export function healthRoutes(deps: Deps): express.Router {
+export interface HealthDeps {
+  readiness: Readiness;
+  metrics: Metrics;
+  records: Pick<Records, 'devicesByState'>;
+}
+
+export function healthRoutes(deps: HealthDeps): express.Router {
   const router = express.Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   router.get('/readyz', async (_req, res) => {
-    const checks: Record<string, string> = {};
-    try {
-      const pending = await pendingMigrations(deps.db.sql);
-      checks.database = pending === 0 ? 'ok' : `${pending} migrations pending`;
-    } catch {
-      checks.database = 'unreachable';
-    }
-    if (deps.redis) {
-      try {
-        await deps.redis.ping();
-        checks.redis = 'ok';
-      } catch {
-        checks.redis = 'unreachable';
-      }
-    } else {
-      checks.redis = 'not configured (in-memory)';
-    }
-    const ready = checks.database === 'ok' && checks.redis !== 'unreachable';
+    const { ready, checks } = await deps.readiness.check();
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
   router.get('/metrics', async (_req, res) => {

@@ -22,9 +22,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RedisStore } from 'rate-limit-redis';
 import { AppError } from '../errors.js';
-import { errorBody } from '../protocol/answers.js';
-import type { DeferReason } from '../services/agent-service.js';
-import { formatFromHeaders, sendAgentAnswer, compressionFromLabel } from './agent-endpoint.js';
+import type { WindowCounter } from '../services/admission.js';
+import { sendAgentError } from './agent-answer.js';
 import type { Metrics } from '../metrics.js';
 
 export type RedisFailureMode = 'memory' | 'closed';
@@ -35,10 +34,6 @@ export interface LimitsDeps {
   metrics: Metrics;
   ipPerMinute: number;
   authFailuresPer15Min: number;
-  keyPerMinute: number;
-  devicePerHour: number;
-  inventoryBudgetPerSecond: number;
-  spikeWindowSeconds: number;
   redisFailure: RedisFailureMode;
   prologFreqHours: number;
 }
@@ -189,15 +184,10 @@ export class FailoverStore implements Store {
 function tooMany(kind: string, metrics: Metrics, prologFreqHours: number) {
   return (req: Request, res: Response, _next: unknown, options: Options) => {
     metrics.limited(kind);
-    const format = formatFromHeaders(req);
-    const retryAfter = Math.ceil(options.windowMs / 1000);
-    res.setHeader('Retry-After', String(retryAfter));
-    sendAgentAnswer(
-      req,
-      res,
-      { status: 429, format, text: errorBody(format, 'Too many requests', prologFreqHours) },
-      compressionFromLabel(req),
-    );
+    const retryAfterSeconds = Math.ceil(options.windowMs / 1000);
+    sendAgentError(req, res, new AppError('rate_limited', 'Too many requests', { retryAfterSeconds }), {
+      prologFreqHours,
+    });
   };
 }
 
@@ -208,13 +198,8 @@ export interface AgentLimits {
   authFailures: RequestHandler;
   /** Counts one invalid credential for the request's address; resolves once counted. */
   recordAuthFailure(req: Request): Promise<void>;
-  /**
-   * Admission of a PROLOG/CONTACT (res.locals.deviceid and res.locals.credential set): per device, per
-   * credential, then the gateway-wide inventory budget. Never refuses: it says whether to defer.
-   */
-  admission(req: Request, res: Response): Promise<DeferReason | null>;
-  /** Counts a new device for the spike detector; the number of new devices in the window so far. */
-  countNewDevice(scope: string): Promise<number>;
+  /** A fixed window of `windowMs` through the same stores (shared by the replicas through Redis). */
+  counter(name: string, windowMs: number): WindowCounter;
   shutdown(): void;
 }
 
@@ -234,33 +219,6 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   };
   // validate: false — the configuration is fixed here and checked by tests; the per-request checks cost time.
   const common = { standardHeaders: false as const, legacyHeaders: false, passOnStoreError: false, validate: false };
-  // Admission limiters never answer: past the limit they mark the request, and the agent is told "later".
-  const deferring = (
-    reason: DeferReason,
-    windowMs: number,
-    limit: number,
-    key: (res: Response) => string | undefined,
-  ) =>
-    rateLimit({
-      ...common,
-      windowMs,
-      limit,
-      store: store(`agentgate:${reason}:`),
-      skip: (_req, res) => key(res) === undefined,
-      keyGenerator: (_req, res) => key(res)!,
-      handler: (_req, res, next) => {
-        res.locals.deferReason ??= reason;
-        next();
-      },
-    });
-  const admissionChain = [
-    deferring('device', 3600_000, deps.devicePerHour, (res) => res.locals.deviceid as string | undefined),
-    deferring('key', 60_000, deps.keyPerMinute, (res) => res.locals.credential as string | undefined),
-    deferring('budget', 1000, deps.inventoryBudgetPerSecond, (res) => (res.locals.deferReason ? undefined : 'gateway')),
-  ];
-  const spikeStore: Store = store('agentgate:spike:') ?? new MemoryStore();
-  void spikeStore.init?.({ windowMs: deps.spikeWindowSeconds * 1000 } as Options);
-  if (!deps.redis) stores.push(spikeStore);
   const perIp = rateLimit({
     ...common,
     windowMs: 60_000,
@@ -292,18 +250,11 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     async recordAuthFailure(req) {
       await authStore.increment(ipKeyGenerator(req.ip ?? 'unknown'));
     },
-    async admission(req, res) {
-      for (const limiter of admissionChain) {
-        await new Promise<void>((resolve, reject) => {
-          void limiter(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
-        });
-      }
-      const reason = (res.locals.deferReason as DeferReason | undefined) ?? null;
-      if (reason) deps.metrics.deferred(reason);
-      return reason;
-    },
-    async countNewDevice(scope) {
-      return (await spikeStore.increment(scope)).totalHits;
+    counter(name, windowMs) {
+      const counted: Store = store(`agentgate:${name}:`) ?? new MemoryStore();
+      if (!deps.redis) stores.push(counted);
+      void counted.init?.({ windowMs } as Options);
+      return { hit: async (key) => (await counted.increment(key)).totalHits };
     },
     shutdown: () => {
       for (const s of stores) void s.shutdown?.();

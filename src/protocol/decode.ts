@@ -47,17 +47,41 @@ export async function inflateBody(body: Buffer, compression: Compression, limit:
     if (body.length > limit) throw tooLarge(limit);
     return body;
   }
-  const opts = { maxOutputLength: limit };
+  const opts = { maxOutputLength: limit, info: true } as const;
+  let out: { buffer: Buffer; engine: zlib.Zlib };
   try {
     // Small bodies (PROLOG, CONTACT, partials) inflate faster inline than through the thread pool.
-    if (body.length <= SYNC_INFLATE_MAX && compression === 'zlib') return zlib.inflateSync(body, opts);
-    if (compression === 'zlib') return await inflateAsync(body, opts);
-    if (compression === 'gzip') return await gunzipAsync(body, opts);
-    return await inflateRawAsync(body, opts);
+    if (body.length <= SYNC_INFLATE_MAX && compression === 'zlib') out = infoOf(zlib.inflateSync(body, opts));
+    else if (compression === 'zlib') out = infoOf(await inflateAsync(body, opts));
+    else if (compression === 'gzip') out = infoOf(await gunzipAsync(body, opts));
+    else out = infoOf(await inflateRawAsync(body, opts));
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(limit, err);
     throw new AppError('bad_request', `Invalid ${compression} body: cannot decompress`, { cause: err });
   }
+  // Security: the compressed stream must end where the body ends. Bytes after it (or a second gzip member,
+  // which Node joins and PHP's gzdecode does not read) would be stored and forwarded without being judged.
+  const consumed = compression === 'gzip' ? await firstGzipMemberLength(body, limit) : out.engine.bytesWritten;
+  if (consumed !== body.length)
+    throw new AppError('bad_request', `Invalid ${compression} body: data after the end of the compressed stream`);
+  return out.buffer;
+}
+
+/** zlib's convenience methods with `info: true` answer {buffer, engine}; their typings say Buffer. */
+function infoOf(v: unknown): { buffer: Buffer; engine: zlib.Zlib } {
+  return v as { buffer: Buffer; engine: zlib.Zlib };
+}
+
+/** Length of the first member of a gzip body (RFC 1952): header, deflate data, 8-byte trailer. */
+async function firstGzipMemberLength(body: Buffer, limit: number): Promise<number> {
+  const flags = body[3] ?? 0;
+  let at = 10;
+  if (flags & 0x04) at += 2 + body.readUInt16LE(at); // FEXTRA
+  for (const bit of [0x08, 0x10]) if (flags & bit) at = body.indexOf(0, at) + 1; // FNAME, FCOMMENT
+  if (flags & 0x02) at += 2; // FHCRC
+  // Off the event loop, like the gunzip itself (a second pass: gzip is rare, the agents send zlib).
+  const raw = infoOf(await inflateRawAsync(body.subarray(at), { maxOutputLength: limit, info: true }));
+  return at + raw.engine.bytesWritten + 8;
 }
 
 function tooLarge(limit: number, cause?: unknown): AppError {

@@ -13,6 +13,8 @@ export interface Identity {
   manufacturer: string | null;
   model: string | null;
   macs: string[];
+  /** MACs of interfaces not marked virtual: the ones identity continuity compares. */
+  physicalMacs: string[];
   ips: string[];
   os: string | null;
   tag: string | null;
@@ -114,11 +116,15 @@ export function normalizeMac(raw: string): string | null {
   return mac;
 }
 
+// Matching control characters is the point of this expression.
+
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/g;
+
 function str(v: unknown, max = 255): string | null {
   if (typeof v === 'number' || typeof v === 'boolean') v = String(v);
   if (typeof v !== 'string') return null;
   // Control characters never belong in an identity field; cap lengths so a hostile value stays bounded.
-  const s = v.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  const s = v.replace(CONTROL_CHARS, '').trim();
   return s === '' ? null : s.slice(0, max);
 }
 
@@ -173,6 +179,10 @@ export function identityFromSections(s: Obj, tag: unknown): Identity {
     manufacturer: clean(bios.smanufacturer ?? bios.mmanufacturer, (v) => JUNK_VENDORS.has(v.toLowerCase())),
     model: clean(bios.smodel ?? bios.mmodel, (v) => JUNK_MODELS.has(v.toLowerCase())),
     macs,
+    physicalMacs: unique(physical.map((n) => (typeof n.mac === 'string' ? normalizeMac(n.mac) : null))).slice(
+      0,
+      MAX_LIST,
+    ),
     ips,
     os: osName,
     tag: str(tag),
@@ -184,7 +194,11 @@ function unique(values: (string | null)[]): string[] {
   return [...new Set(values.filter((v): v is string => v !== null))];
 }
 
-/** XML sections (upper-case, MACADDR, ACCOUNTINFO TAG) in the JSON protocol's shape. */
+/**
+ * XML sections (upper-case, MACADDR, ACCOUNTINFO TAG) in the JSON protocol's shape. The tag is read as GLPI's
+ * converter reads it (inventory_format Converter::convertTo01): from a lone ACCOUNTINFO whose KEYNAME is
+ * exactly TAG — so the gateway never files a device under a tag GLPI does not see.
+ */
 export function xmlSectionsToJsonShape(x: Obj): { sections: Obj; tag: string | null } {
   const sections: Obj = {};
   for (const [key, value] of Object.entries(x)) {
@@ -193,7 +207,8 @@ export function xmlSectionsToJsonShape(x: Obj): { sections: Obj; tag: string | n
   for (const n of list(sections.networks)) {
     if ('macaddr' in n) n.mac = n.macaddr;
   }
-  const tagEntry = list(sections.accountinfo).find((a) => str(a.keyname)?.toUpperCase() === 'TAG');
+  const accountinfo = list(sections.accountinfo);
+  const tagEntry = accountinfo.length === 1 && str(accountinfo[0]!.keyname) === 'TAG' ? accountinfo[0] : undefined;
   return { sections, tag: tagEntry ? str(tagEntry.keyvalue) : null };
 }
 

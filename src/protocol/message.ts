@@ -6,6 +6,7 @@
  */
 import { AppError } from '../errors.js';
 import { type Identity, identityFromSections, xmlSectionsToJsonShape } from './identity.js';
+import { assertUniqueKeys } from './json-keys.js';
 import { readXmlRequest, scalar } from './xml.js';
 
 export type MessageKind =
@@ -32,11 +33,16 @@ export interface AgentMessage {
 export const REDACTED = '[REDACTED]';
 const MAX_DEVICEID = 255;
 
+// Matching control characters is the point of these expressions.
+
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+const NUL = /\u0000/g;
+
 export function validDeviceid(raw: unknown): string {
   const v = scalar(raw)?.trim();
   if (!v) throw new AppError('bad_request', 'Missing deviceid');
   if (v.length > MAX_DEVICEID) throw new AppError('bad_request', `deviceid longer than ${MAX_DEVICEID} characters`);
-  if (/[\u0000-\u001f\u007f]/.test(v)) throw new AppError('bad_request', 'deviceid contains control characters');
+  if (CONTROL_CHARS.test(v)) throw new AppError('bad_request', 'deviceid contains control characters');
   return v;
 }
 
@@ -49,10 +55,12 @@ const XML_KINDS: Record<string, MessageKind> = {
 
 /**
  * The agents' command line is copied into the inventory (versionprovider perl_args) when run with --debug,
- * --password included. Blank out the values of secret options inside that one field only.
+ * --password included. Blank out the values of secret options inside that one field only. A value runs to
+ * white space, '"' or '<', and takes a backslash with the character it escapes: in JSON, `a\"b` is one
+ * value, and blanking only `a\` would turn its escaped quote into the end of the string.
  */
 const SECRET_ARG =
-  /(--(?:password|oauth-client-secret|oauth-client-id|user|ssl-key-password)(?:=|\s+)|\s-p\s+)([^\s"<]+)/g;
+  /(--(?:password|oauth-client-secret|oauth-client-id|user|ssl-key-password)(?:=|\s+)|\s-p\s+)((?:[^\s"<\\]|\\[^\s<])+)/g;
 
 /** Blanks the values of secret options in one command line. */
 export function redactArgs(args: string): string {
@@ -92,11 +100,15 @@ function redactHttpdPlugins(msg: Record<string, unknown>): boolean {
   return changed;
 }
 
-/** The parsed JSON must be as clean as the text: partial inventories are merged from it. */
-function redactParsedPerlArgs(m: Record<string, unknown>): void {
+/** The parsed JSON must be as clean as the text: partial inventories are merged from it. True if it changed. */
+function redactParsedPerlArgs(m: Record<string, unknown>): boolean {
   const content = m.content as { versionprovider?: { perl_args?: unknown } } | undefined;
   const vp = content?.versionprovider;
-  if (vp && typeof vp.perl_args === 'string') vp.perl_args = redactArgs(vp.perl_args);
+  if (!vp || typeof vp.perl_args !== 'string') return false;
+  const cleaned = redactArgs(vp.perl_args);
+  if (cleaned === vp.perl_args) return false;
+  vp.perl_args = cleaned;
+  return true;
 }
 
 /**
@@ -152,7 +164,7 @@ export const MAX_JSON_DEPTH = 64;
 type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
 
 function storableString(s: string): string {
-  const clean = s.includes('\u0000') ? s.replace(/\u0000/g, '') : s;
+  const clean = s.includes('\u0000') ? s.replace(NUL, '') : s;
   return (clean as WellFormed).isWellFormed() ? clean : (clean as WellFormed).toWellFormed();
 }
 
@@ -187,13 +199,16 @@ export function sanitizeJson(value: unknown, depth = 0): void {
 }
 
 export function parseJsonMessage(original: string, secrets: readonly string[] = []): AgentMessage {
-  const text = redactPresented(original, secrets);
+  // SECURITY: as for XML, the text is redacted first and that text is judged: what is stored and forwarded
+  // is exactly what was read (perl_args used to be redacted in the text after the parse).
+  const text = redactPerlArgs(redactPresented(original, secrets));
   let msg: unknown;
   try {
     msg = JSON.parse(text);
   } catch (err) {
     throw new AppError('bad_request', 'Invalid JSON', { cause: err });
   }
+  assertUniqueKeys(text); // one reading: no two keys equal, nor equal once cleaned or lower-cased
   // The deviceid is judged as sent (a control character in it is refused, not quietly dropped).
   const rawDeviceid = typeof msg === 'object' && msg !== null ? (msg as { deviceid?: unknown }).deviceid : undefined;
   sanitizeJson(msg);
@@ -211,8 +226,10 @@ export function parseJsonMessage(original: string, secrets: readonly string[] = 
     identity = identityFromSections(m.content as Record<string, unknown>, m.tag);
   }
   const pluginsRedacted = kind === 'contact' && redactHttpdPlugins(m);
-  redactParsedPerlArgs(m);
-  const cleanText = pluginsRedacted ? JSON.stringify(m) : redactPerlArgs(text);
+  // Redacted in the parsed message (a key written "perl\u005fargs" escapes the text's marker): the text kept
+  // is then the judged message, serialized.
+  const argsRedacted = redactParsedPerlArgs(m);
+  const cleanText = pluginsRedacted || argsRedacted ? JSON.stringify(m) : text;
   return {
     format: 'json',
     kind,

@@ -1,13 +1,29 @@
 /**
- * Reading the agents' XML without paying for the heavy parts. A single linear scan checks that the tags
- * nest and close properly (so a broken document is refused, not stored) and records where each top-level
- * section of <CONTENT> lies; only the few small sections the gateway decides on are handed to
- * fast-xml-parser. DOCTYPE and ENTITY declarations are refused outright: no entity is ever expanded.
+ * Reading the agents' XML without paying for the heavy parts. One linear scan (src/protocol/xml-scan.ts)
+ * checks the document against the strict profile agents send and records where the root's children and
+ * the sections of <CONTENT> lie; only the few small ones the gateway decides on are handed to
+ * fast-xml-parser. No full parse on the hot path: a 270 KB inventory costs one scan and a 5 KB parse.
+ *
+ * SECURITY: what the gateway reads is what any reader of the same bytes reads (GLPI, fast-xml-parser's full
+ * parse: test/unit/xml-differential.test.ts proves it on mutated real traffic). Elements at other depths
+ * are read as a full parse reads them: a DEVICEID or QUERY inside CONTENT, a HARDWARE inside SOFTWARES,
+ * are simply not the root's DEVICEID or CONTENT's HARDWARE, for the gateway as for GLPI. What a first-wins
+ * and a last-wins reader would read differently is refused instead (checkRequest, assertOneReading):
+ * - a second DEVICEID, QUERY, CONTENT or TOKEN, a second HARDWARE, BIOS, OPERATINGSYSTEM, VERSIONCLIENT or
+ *   ACCOUNTINFO, or a repeated element inside an identity section (only list sections repeat);
+ * - any other child of REQUEST: GLPI's converter lifts root children into the message itself, where a TAG,
+ *   ACTION, ITEMTYPE or PARTIAL would override what the gateway derived from ACCOUNTINFO and QUERY;
+ * - DEVICEID or QUERY holding elements (the gateway would read nothing where GLPI reads their text);
+ * - identity sections, or names inside them, not in upper case (GLPI lower-cases every name, so <hardware>
+ *   beside <HARDWARE>, or <name> beside <NAME>, would collide there and not here);
+ * - a MAC element in NETWORKS (GLPI prefers it to the MACADDR the gateway reads).
+ * The root itself is reported as found; parseXmlMessage refuses any root but REQUEST.
  */
 import { XMLParser } from 'fast-xml-parser';
 import { AppError } from '../errors.js';
+import { type XmlScan, type XmlSpan, badXml, scanXml } from './xml-scan.js';
 
-export const MAX_XML_DEPTH = 64;
+export { MAX_XML_DEPTH, assertNoDoctype, scanXml, type XmlScan, type XmlSpan } from './xml-scan.js';
 
 /** Sections an XML inventory may repeat; the parser must always give arrays for them. */
 const LIST_SECTIONS = new Set([
@@ -60,150 +76,23 @@ const LIST_SECTIONS = new Set([
 
 /** The small sections the gateway reads on the hot path. */
 const IDENTITY_SECTIONS = new Set(['HARDWARE', 'BIOS', 'NETWORKS', 'ACCOUNTINFO', 'OPERATINGSYSTEM', 'VERSIONCLIENT']);
+const IDENTITY_LENGTHS = new Set([...IDENTITY_SECTIONS].map((name) => name.length));
+/** Identity sections an agent sends once (GLPI reads a tag only from a lone ACCOUNTINFO). */
+const SINGLE_SECTIONS = new Set(['HARDWARE', 'BIOS', 'ACCOUNTINFO', 'OPERATINGSYSTEM', 'VERSIONCLIENT']);
+/** What agents put under REQUEST (PROLOG: DEVICEID, QUERY, TOKEN; the others: CONTENT, DEVICEID, QUERY). */
+const ROOT_CHILDREN = new Set(['CONTENT', 'DEVICEID', 'QUERY', 'TOKEN']);
 
 const parserOptions = {
   ignoreAttributes: true,
   parseTagValue: false, // serials such as "0012" must stay strings
   trimValues: true,
   processEntities: true,
-  htmlEntities: true, // decodes numeric character references (&#233;) too
+  htmlEntities: true, // decodes numeric character references (&#233;); named HTML entities never get here
   ignoreDeclaration: true,
   ignorePiTags: true,
   isArray: (name: string) => LIST_SECTIONS.has(name),
 };
 const parser = new XMLParser(parserOptions);
-
-export interface XmlSpan {
-  name: string;
-  start: number;
-  end: number;
-}
-
-export interface XmlScan {
-  root: string;
-  /** Direct children of the root, CONTENT excluded. */
-  rootChildren: XmlSpan[];
-  /** Direct children of <CONTENT>, in document order. */
-  contentSections: XmlSpan[];
-}
-
-function badXml(message: string): AppError {
-  return new AppError('bad_request', `Invalid XML: ${message}`);
-}
-
-/** Refuses what no agent sends and what would make a parser expand or fetch anything. */
-export function assertNoDoctype(text: string): void {
-  if (/<!(DOCTYPE|ENTITY|ELEMENT|ATTLIST)/i.test(text))
-    throw badXml('DOCTYPE and entity declarations are not accepted');
-}
-
-/**
- * One pass over the document: checks tag nesting and names, and records the direct children of the root and
- * of the root's <CONTENT>. Iterative, depth-capped, so hostile nesting cannot exhaust the stack.
- */
-/** XML 1.0 allows no C0 control character but tab, LF and CR, neither raw nor as a character reference. */
-const CONTROL_CHAR = /[\x00-\x08\x0B\x0C\x0E-\x1F]/;
-const CONTROL_REF = /&#(?:[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));/;
-
-export function scanXml(text: string): XmlScan {
-  assertNoDoctype(text);
-  if (CONTROL_CHAR.test(text) || (text.includes('&#') && CONTROL_REF.test(text)))
-    throw badXml('control characters are not allowed');
-  // Open elements as positions of their names (no string per tag: inventories have tens of thousands).
-  const nameAt: number[] = [];
-  const nameLen: number[] = [];
-  const starts: number[] = [];
-  const rootChildren: XmlSpan[] = [];
-  const contentSections: XmlSpan[] = [];
-  let root = '';
-  let inContent = false;
-  let i = text.indexOf('<');
-  let outside = 0; // where the text outside the root element (only white space is allowed there) resumes
-  while (i !== -1) {
-    if (nameAt.length === 0 && text.slice(outside, i).trim() !== '') throw badXml('text outside the root element');
-    const next = text.charCodeAt(i + 1);
-    if (next === 0x3f /* ? */) {
-      i = skipTo(text, '?>', i);
-    } else if (next === 0x21 /* ! */) {
-      if (text.startsWith('<!--', i)) i = skipTo(text, '-->', i);
-      else if (text.startsWith('<![CDATA[', i)) i = skipTo(text, ']]>', i);
-      else throw badXml('unexpected markup declaration');
-    } else {
-      const close = text.indexOf('>', i);
-      if (close === -1) throw badXml('unterminated tag');
-      const closing = next === 0x2f; /* / */
-      const from = closing ? i + 2 : i + 1;
-      const len = nameLength(text, from, close);
-      if (len === 0) throw badXml('empty tag name');
-      const depth = nameAt.length;
-      if (closing) {
-        if (depth === 0) throw badXml(`unexpected </${text.slice(from, from + len)}>`);
-        const openAt = nameAt[depth - 1]!;
-        if (nameLen[depth - 1] !== len || !sameChars(text, openAt, from, len)) {
-          throw badXml(
-            `</${text.slice(from, from + len)}> closes <${text.slice(openAt, openAt + nameLen[depth - 1]!)}>`,
-          );
-        }
-        nameAt.pop();
-        nameLen.pop();
-        const start = starts.pop()!;
-        if (depth <= 3) record(depth - 1, text.slice(from, from + len), start, close + 1);
-      } else if (text.charCodeAt(close - 1) === 0x2f /* self-closing */) {
-        if (depth === 0 && root) throw badXml('more than one root element');
-        if (depth === 0) root = text.slice(from, from + len);
-        else if (depth <= 2) record(depth, text.slice(from, from + len), i, close + 1);
-      } else {
-        if (depth === 0 && root) throw badXml('more than one root element');
-        if (depth === 0) root = text.slice(from, from + len);
-        if (depth >= MAX_XML_DEPTH) throw badXml(`nesting deeper than ${MAX_XML_DEPTH}`);
-        if (depth === 1) inContent = len === 7 && text.startsWith('CONTENT', from);
-        nameAt.push(from);
-        nameLen.push(len);
-        starts.push(i);
-      }
-      i = close + 1;
-    }
-    if (nameAt.length === 0) outside = i;
-    i = text.indexOf('<', i);
-  }
-  if (nameAt.length > 0)
-    throw badXml(
-      `<${text.slice(nameAt[nameAt.length - 1]!, nameAt[nameAt.length - 1]! + nameLen[nameLen.length - 1]!)}> is not closed`,
-    );
-  if (!root) throw badXml('no root element');
-  if (text.slice(outside).trim() !== '') throw badXml('text outside the root element');
-  return { root, rootChildren, contentSections };
-
-  /** depth = number of elements still open around this one once it is closed */
-  function record(depth: number, name: string, start: number, end: number): void {
-    if (depth === 1) rootChildren.push({ name, start, end });
-    else if (depth === 2 && inContent) contentSections.push({ name, start, end });
-  }
-}
-
-function sameChars(text: string, a: number, b: number, len: number): boolean {
-  for (let k = 0; k < len; k++) if (text.charCodeAt(a + k) !== text.charCodeAt(b + k)) return false;
-  return true;
-}
-
-function nameLength(text: string, from: number, to: number): number {
-  let end = from;
-  while (end < to) {
-    const c = text.charCodeAt(end);
-    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x2f) break;
-    end++;
-  }
-  return end - from;
-}
-
-function skipTo(text: string, terminator: string, from: number): number {
-  const end = text.indexOf(terminator, from);
-  if (end === -1)
-    throw badXml(
-      `unterminated ${terminator === '-->' ? 'comment' : terminator === ']]>' ? 'CDATA section' : 'processing instruction'}`,
-    );
-  return end + terminator.length;
-}
 
 export type XmlObject = Record<string, unknown>;
 
@@ -233,9 +122,71 @@ export interface XmlRequest {
   hasContent: boolean;
 }
 
+/** The REQUEST rules of the module header, on the spans alone (before anything is parsed). */
+function checkRequest(text: string, scan: XmlScan): void {
+  const seen = new Set<string>();
+  for (const s of scan.rootChildren) {
+    if (!ROOT_CHILDREN.has(s.name)) throw badXml(`<${s.name}> is not expected in <REQUEST>`);
+    if (seen.has(s.name)) throw badXml(`more than one <${s.name}>`);
+    seen.add(s.name);
+    if ((s.name === 'DEVICEID' || s.name === 'QUERY') && holdsElements(text, s))
+      throw badXml(`<${s.name}> must hold text only`);
+  }
+  const sections = new Set<string>();
+  for (const s of scan.contentSections) {
+    if (!IDENTITY_SECTIONS.has(s.name)) {
+      // A section may number 200 000 entries: upper-case only names as long as an identity section's.
+      if (!IDENTITY_LENGTHS.has(s.name.length)) continue;
+      const upper = s.name.toUpperCase();
+      if (IDENTITY_SECTIONS.has(upper)) throw badXml(`<${s.name}> must be written <${upper}>`);
+      continue;
+    }
+    if (!SINGLE_SECTIONS.has(s.name)) continue;
+    if (sections.has(s.name)) throw badXml(`more than one <${s.name}> in <CONTENT>`);
+    sections.add(s.name);
+  }
+}
+
+/** Comments, CDATA and PIs are refused, so any '<' between the span's own tags opens a child element. */
+function holdsElements(text: string, s: XmlSpan): boolean {
+  const inner = text.indexOf('>', s.start) + 1;
+  if (inner >= s.end) return false; // <DEVICEID/>
+  return text.indexOf('<', inner) < text.lastIndexOf('<', s.end - 1);
+}
+
+/**
+ * Inside the parsed identity sections: arrays only where a list section repeats (a repeated leaf is read
+ * as its first value by some readers, its last by others, nothing by the gateway), upper-case names only.
+ */
+function assertOneReading(v: unknown): void {
+  if (Array.isArray(v)) {
+    for (const item of v) assertOneReading(item);
+    return;
+  }
+  if (typeof v !== 'object' || v === null) return;
+  for (const [key, value] of Object.entries(v as XmlObject)) {
+    if (key.toUpperCase() !== key) throw badXml(`<${key}> must be written <${key.toUpperCase()}>`);
+    if (Array.isArray(value) && !LIST_SECTIONS.has(key)) throw badXml(`more than one <${key}>`);
+    assertOneReading(value);
+  }
+}
+
+/**
+ * XML agents give a NETWORKS entry's address as MACADDR; GLPI's converter prefers a MAC element when both
+ * are present, where the gateway reads MACADDR (MACs decide conflicts and allowlists): refused.
+ */
+function assertMacaddrOnly(identity: XmlObject): void {
+  const networks = Array.isArray(identity.NETWORKS) ? (identity.NETWORKS as unknown[]) : [];
+  for (const n of networks) {
+    if (typeof n === 'object' && n !== null && 'MAC' in n)
+      throw badXml('<MAC> in <NETWORKS>: the address is <MACADDR>');
+  }
+}
+
 /** What the gateway needs from an XML message, without parsing the heavy sections. */
 export function readXmlRequest(text: string): XmlRequest {
   const scan = scanXml(text);
+  if (scan.root === 'REQUEST') checkRequest(text, scan);
   const head = parseFragment(
     scan.rootChildren
       .filter((s) => s.name !== 'CONTENT')
@@ -244,6 +195,10 @@ export function readXmlRequest(text: string): XmlRequest {
   );
   const wanted = scan.contentSections.filter((s) => IDENTITY_SECTIONS.has(s.name));
   const identity = parseFragment(wanted.map((s) => text.slice(s.start, s.end)).join(''));
+  if (scan.root === 'REQUEST') {
+    assertOneReading(identity);
+    assertMacaddrOnly(identity);
+  }
   return {
     root: scan.root,
     query: scalar(head.QUERY),

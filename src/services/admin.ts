@@ -7,7 +7,10 @@ import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Queryable, Sql } from '../store/db.js';
 import * as store from '../store/auth-store.js';
+import type { AuditAction, OperatorRole } from '../store/auth-store.js';
 import { generateClientId, generateSecret, hashSecret, masked, visiblePrefix } from './secrets.js';
+
+export { AUDIT_ACTIONS, OPERATOR_ROLES, type AuditAction, type OperatorRole } from '../store/auth-store.js';
 
 export interface Actor {
   name: string;
@@ -39,7 +42,7 @@ export function createAdmin(deps: AdminDeps) {
   async function audit(
     tx: Queryable,
     actor: Actor,
-    action: string,
+    action: AuditAction,
     targetType: string,
     targetId: string | null,
     before: unknown,
@@ -222,12 +225,12 @@ export function createAdmin(deps: AdminDeps) {
     },
 
     async createOperator(
-      input: { name: string; role: 'reviewer' | 'admin'; token?: string },
+      input: { name: string; role: OperatorRole; token?: string },
       actor: Actor,
-    ): Promise<{ name: string; role: string; token: string }> {
+    ): Promise<{ name: string; role: OperatorRole; token: string }> {
       checkName('operator', input.name);
-      if (input.role !== 'reviewer' && input.role !== 'admin')
-        throw new AppError('bad_request', 'role must be reviewer or admin');
+      if (!(store.OPERATOR_ROLES as readonly string[]).includes(input.role))
+        throw new AppError('bad_request', `role must be ${store.OPERATOR_ROLES.join(' or ')}`);
       const token = input.token ?? generateSecret('ago');
       return sql.begin(async (tx) => {
         if (await store.findOperatorByName(tx, input.name))
@@ -263,7 +266,7 @@ export function createAdmin(deps: AdminDeps) {
     },
 
     /** The operator a bearer token belongs to (revoked tokens never match). */
-    async operatorForToken(token: string): Promise<{ name: string; role: 'reviewer' | 'admin' } | null> {
+    async operatorForToken(token: string): Promise<{ name: string; role: OperatorRole } | null> {
       const op = await store.findOperatorByHash(sql, hashSecret(token));
       if (!op) return null;
       await store.touchOperator(sql, op.id, clock.now());

@@ -30,10 +30,11 @@ import {
   setInventoryView,
 } from '../store/agent-store.js';
 import { takeKeyDeviceSlot } from '../store/auth-store.js';
-import { AppError } from '../errors.js';
+import { AppError, ERROR_STATUS } from '../errors.js';
+import type { DeferReason } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import { viewFromBody } from './inventory-view.js';
-import { findConflict } from './conflicts.js';
+import { type Conflict, boundClient, credentialConflict, findConflict, knownDevice, pinVerdict } from './conflicts.js';
 
 export interface AgentRequest {
   receivedAt: Date;
@@ -112,7 +113,6 @@ const STORED_KINDS = new Set<MessageKind>(['inventory', 'netdiscovery', 'netinve
 export const REJECTED_FREQ_HOURS = 240;
 
 /** Why an agent was told "not now" instead of being given an inventory order. */
-export type DeferReason = 'device' | 'key' | 'budget';
 
 /** Deferred agents come back between 1 hour and this many hours later. */
 export const DEFER_MAX_HOURS = 4;
@@ -167,7 +167,7 @@ export function createAgentService(deps: AgentServiceDeps) {
             ? `Action '${msg.action}' is not supported.`
             : `Query '${msg.action}' is not supported.`;
         return {
-          status: 501,
+          status: ERROR_STATUS.not_implemented,
           format: msg.format,
           text: msg.format === 'json' ? jsonError(message, freq) : xmlError(message),
         };
@@ -232,7 +232,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     }
     const stored = STORED_KINDS.has(msg.kind) ? storedBody(req, msg) : null;
     const device = touchesDevice ? deviceFacts(req, msg) : null;
-    if (device && msg.identity) device.conflict = await findConflict(deps.sql, msg.deviceid, msg.identity);
+    if (device) device.conflict = await judgeIdentity(req, msg);
     const record: RecordInput = {
       device,
       registration: registrationOf(req, msg, null, answer),
@@ -264,7 +264,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         if (rec.inserted && key && !(await takeKeyDeviceSlot(tx, key.id))) {
           throw new AppError('forbidden', 'Registration key has reached its device limit');
         }
-        if (partial && rec.deviceId !== null && rec.state !== 'rejected')
+        if (partial && rec.deviceId !== null && rec.state !== 'rejected' && rec.state !== 'conflict')
           await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
         return rec;
       });
@@ -293,6 +293,34 @@ export function createAgentService(deps: AgentServiceDeps) {
       answer = { ...(state === 'rejected' ? (rejectedAnswer(msg) ?? answer) : answer), outcome: state };
     }
     return answer;
+  }
+
+  /**
+   * Who this message may speak for (see conflicts.ts): refused like a bad credential when the device is
+   * pinned to a client or certificate that is not this one; a conflict when it is pinned to another key,
+   * or when the hardware it reports contradicts the device on record.
+   */
+  async function judgeIdentity(req: AgentRequest, msg: AgentMessage): Promise<Conflict | null> {
+    const judged = msg.identity
+      ? await findConflict(deps.sql, msg.deviceid, msg.identity, {
+          full: msg.kind === 'inventory' && !msg.partial,
+          sections: new Set(Object.keys(msg.json?.content ?? {}).map((k) => k.toLowerCase())),
+        })
+      : { conflict: null, known: await knownDevice(deps.sql, msg.deviceid) };
+    const known = judged.known;
+    if (req.principal) {
+      const verdict = pinVerdict(known, await boundClient(deps.sql, msg.deviceid), req.principal);
+      if (verdict === 'refuse') {
+        await deps.securityEvent?.('device_credential_mismatch', {
+          remoteAddr: req.remoteAddr,
+          deviceid: msg.deviceid,
+          details: { credential: `${req.principal.type}:${req.principal.name}`, kind: msg.kind },
+        });
+        throw new CredentialMisuse(`device ${msg.deviceid} is pinned to another credential`);
+      }
+      if (verdict === 'conflict' && known) return credentialConflict(known, req.principal);
+    }
+    return judged.conflict;
   }
 
   /** Merges a partial inventory into the view, first building the view from the last full one if needed. */
@@ -386,7 +414,6 @@ export type AgentService = ReturnType<typeof createAgentService>;
 
 function deviceFacts(req: AgentRequest, msg: AgentMessage) {
   const id = msg.identity;
-  const contactTag = msg.kind === 'contact' && typeof msg.json?.tag === 'string' ? msg.json.tag : null;
   return {
     deviceid: msg.deviceid,
     initialState: 'quarantined' as const,
@@ -401,7 +428,9 @@ function deviceFacts(req: AgentRequest, msg: AgentMessage) {
     macs: id?.macs,
     ips: id?.ips,
     os: id?.os,
-    tag: id?.tag ?? contactTag,
+    // The claimed tag comes from inventories, the documents that are judged and forwarded; a CONTACT's tag
+    // is kept on its registration only, so a bare CONTACT under a deviceid cannot relabel the device.
+    tag: id?.tag,
     agentId: req.agentId,
     agentVersion: id?.agentVersion ?? req.userAgent,
     remoteAddr: req.remoteAddr,

@@ -1,11 +1,12 @@
 /**
  * Webhook notifications, delivered at least once. emit() writes one delivery row per configured URL in the
  * caller's transaction (an outbox: once what caused the event is committed, its notification cannot be
- * lost); a worker in each gateway claims due rows (FOR UPDATE SKIP LOCKED, so replicas never send the same
- * attempt twice) and POSTs them. 2xx = delivered; network errors, timeouts (10 s), 408, 429 and 5xx are
- * retried with exponential back-off and jitter (5 s × 2^attempt, at most 1 h apart) until
- * WEBHOOK_MAX_ATTEMPTS; other answers (3xx — redirects are not followed — and 4xx) are final. A delivery
- * that is given up stays in webhook_deliveries with last_status / last_error.
+ * lost); the outbox worker (outbox-worker.ts) in each gateway claims due rows (FOR UPDATE SKIP LOCKED, so
+ * replicas never send the same attempt twice; marks fenced by attempt) and this module says what to POST
+ * and what an answer means. 2xx = delivered; network errors, timeouts (10 s), 408, 429 and 5xx are retried
+ * with exponential back-off and jitter (5 s × 2^(attempt-1), at most 1 h apart) until WEBHOOK_MAX_ATTEMPTS;
+ * other answers (3xx — redirects are not followed — and 4xx) are final. A delivery that is given up stays
+ * in webhook_deliveries with last_status / last_error.
  *
  * What a receiver gets:
  *
@@ -39,11 +40,18 @@ import {
   markDelivered,
   markFailed,
 } from '../store/webhook-store.js';
-import { createPoller } from './poller.js';
+import {
+  type AttemptResult,
+  type Backoff,
+  classifyStatus,
+  createOutboxWorker,
+  hostOf,
+  httpErrorText,
+} from './outbox-worker.js';
 
 export const WEBHOOK_TIMEOUT_MS = 10_000;
-const BACKOFF_BASE_SECONDS = 5;
-const BACKOFF_CAP_SECONDS = 3600;
+/** 5 s, 10 s, 20 s… at most 1 h apart. */
+export const WEBHOOK_BACKOFF: Backoff = { baseMs: 5000, capMs: 3_600_000 };
 /** How long a claimed delivery is left to its worker before another may take it (longer than any attempt). */
 const LEASE_MS = 60_000;
 
@@ -66,27 +74,8 @@ export function webhookSignature(secret: string, timestamp: string | number, bod
   return `sha256=${crypto.createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex')}`;
 }
 
-/** Delay before the next attempt after `attempts` failed ones: 5 s × 2^(attempts-1), capped, minus up to 20 % jitter. */
-export function backoffMs(attempts: number, random = Math.random()): number {
-  const base = Math.min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** Math.max(0, attempts - 1)) * 1000;
-  return Math.round(base * (1 - 0.2 * random));
-}
-
-interface AttemptResult {
-  ok: boolean;
-  retry: boolean;
-  status: number | null;
-  error: string;
-}
-
-/** The receiver's host, for logs: webhook URLs may carry a token in their path. */
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return '(bad url)';
-  }
-}
+/** Worth another attempt: the receiver is busy or broken, not refusing. */
+const retryable = (status: number) => status >= 500 || status === 429 || status === 408;
 
 export function createNotifier(deps: NotifierDeps) {
   const { sql, clock, logger, metrics } = deps;
@@ -94,22 +83,11 @@ export function createNotifier(deps: NotifierDeps) {
   const events = new Set<string>(deps.config.webhookEvents);
   const secret = deps.config.webhookSecret ?? '';
   const maxAttempts = deps.config.webhookMaxAttempts;
-  const timeoutMs = deps.timeoutMs ?? WEBHOOK_TIMEOUT_MS;
-  const pollMs = deps.pollMs ?? 2000;
   const batchSize = deps.batchSize ?? 20;
-
-  const poller = createPoller({
-    name: 'webhook worker',
-    logger,
-    pollMs,
-    batchSize: () => batchSize,
-    runOnce: () => runOnce(),
-  });
-  let abort = new AbortController();
   /** emit() calls in flight, so stop() can let them finish before the pool closes. */
   const emitting = new Set<Promise<unknown>>();
 
-  async function attempt(row: DeliveryRow): Promise<AttemptResult> {
+  async function send(row: DeliveryRow): Promise<AttemptResult> {
     const body = JSON.stringify({
       id: String(row.id),
       event: row.event,
@@ -117,85 +95,56 @@ export function createNotifier(deps: NotifierDeps) {
       data: row.payload,
     });
     const timestamp = String(Math.floor(clock.now().getTime() / 1000));
-    try {
-      const res = await fetch(row.url, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: {
-          'Content-Type': 'application/json',
-          'User-Agent': 'agent-gate-webhook',
-          'X-AgentGate-Event': row.event,
-          'X-AgentGate-Delivery': String(row.id),
-          'X-AgentGate-Timestamp': timestamp,
-          'X-AgentGate-Signature': webhookSignature(secret, timestamp, body),
-        },
-        body,
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), abort.signal]),
-      });
-      if (res.ok) {
-        await res.body?.cancel();
-        return { ok: true, retry: false, status: res.status, error: '' };
-      }
-      // The answer's body only matters for the error message: the start of it (read within the same timeout).
-      const text = (await res.text().catch(() => '')).slice(0, 200);
-      const retry = res.status >= 500 || res.status === 429 || res.status === 408;
-      return {
-        ok: false,
-        retry,
-        status: res.status,
-        error: `HTTP ${res.status}${text ? `: ${text.replace(/\s+/g, ' ')}` : ''}`,
-      };
-    } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      const error =
-        e.name === 'TimeoutError'
-          ? `timeout after ${timeoutMs / 1000} s`
-          : abort.signal.aborted
-            ? 'aborted: gateway shutting down'
-            : `${e.message}${e.cause ? `: ${e.cause.code ?? e.cause.message}` : ''}`;
-      return { ok: false, retry: true, status: null, error };
-    }
-  }
-
-  async function deliver(row: DeliveryRow): Promise<void> {
-    const r = await attempt(row);
-    const at = clock.now();
-    const log = { delivery: row.id, event: row.event, receiver: hostOf(row.url), attempt: row.attempts };
-    if (r.ok) {
-      await markDelivered(sql, row.id, r.status!, at);
-      metrics?.webhookDelivery(row.event, 'delivered');
-      logger.debug(log, 'webhook delivered');
-    } else if (r.retry && row.attempts < maxAttempts) {
-      const next = new Date(at.getTime() + backoffMs(row.attempts));
-      await markFailed(sql, row.id, { status: r.status, error: r.error, nextAttemptAt: next });
-      metrics?.webhookDelivery(row.event, 'retry');
-      logger.warn({ ...log, error: r.error, nextAttemptAt: next }, 'webhook delivery failed; will retry');
-    } else {
-      await markFailed(sql, row.id, { status: r.status, error: r.error, nextAttemptAt: null });
-      metrics?.webhookDelivery(row.event, 'failed');
-      logger.error({ ...log, error: r.error }, 'webhook delivery given up: see webhook_deliveries.last_error');
-    }
-  }
-
-  /** Sends every due delivery once (up to one batch); returns how many were attempted. */
-  async function runOnce(): Promise<number> {
-    if (urls.length === 0) return 0;
-    const now = clock.now();
-    const rows = await claimDueDeliveries(sql, {
-      now,
-      leaseUntil: new Date(now.getTime() + LEASE_MS),
-      limit: batchSize,
-      urls,
-      maxAttempts,
+    const res = await fetch(row.url, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: {
+        'Content-Type': 'application/json',
+        'User-Agent': 'agent-gate-webhook',
+        'X-AgentGate-Event': row.event,
+        'X-AgentGate-Delivery': String(row.id),
+        'X-AgentGate-Timestamp': timestamp,
+        'X-AgentGate-Signature': webhookSignature(secret, timestamp, body),
+      },
+      body,
+      signal: worker.signal(),
     });
-    const results = await Promise.allSettled(rows.map(deliver));
-    for (const r of results) {
-      // The row stays claimed until its lease ends, then it is sent again: at least once holds.
-      if (r.status === 'rejected') logger.error({ err: r.reason }, 'webhook delivery result not recorded');
+    const outcome = classifyStatus(res.status, retryable);
+    if (outcome === 'delivered') {
+      await res.body?.cancel();
+      return { outcome, status: res.status, error: null };
     }
-    if (metrics) metrics.setWebhookPending(await countPendingDeliveries(sql));
-    return rows.length;
+    // The answer's body only matters for the error message: the start of it (read within the same timeout).
+    const text = await res.text().catch(() => '');
+    return { outcome, status: res.status, error: httpErrorText(res.status, text) };
   }
+
+  const worker = createOutboxWorker<DeliveryRow>({
+    name: 'webhook worker',
+    logger,
+    clock,
+    queue: {
+      claim: (c) => claimDueDeliveries(sql, { ...c, urls, maxAttempts }),
+      markDelivered: (row, r, at) => markDelivered(sql, row, r.status!, at),
+      markRetry: (row, r, next) => markFailed(sql, row, { status: r.status, error: r.error, nextAttemptAt: next }),
+      markGivenUp: (row, r) => markFailed(sql, row, { status: r.status, error: r.error, nextAttemptAt: null }),
+    },
+    send,
+    timeoutMs: deps.timeoutMs ?? WEBHOOK_TIMEOUT_MS,
+    leaseMs: LEASE_MS,
+    pollMs: deps.pollMs ?? 2000,
+    backoff: WEBHOOK_BACKOFF,
+    limits: { transient: maxAttempts, refused: 1 },
+    concurrency: () => batchSize,
+    describe: (row) => ({ delivery: row.id, event: row.event, receiver: hostOf(row.url) }),
+    messages: {
+      delivered: 'webhook delivered',
+      retry: 'webhook delivery failed; will retry',
+      'give-up': 'webhook delivery given up: see webhook_deliveries.last_error',
+    },
+    onRecorded: (row, verdict) => metrics?.webhookDelivery(row.event, verdict === 'give-up' ? 'failed' : verdict),
+    afterRun: async () => metrics?.setWebhookPending(await countPendingDeliveries(sql)),
+  });
 
   return {
     /**
@@ -215,24 +164,23 @@ export function createNotifier(deps: NotifierDeps) {
       } finally {
         emitting.delete(p);
       }
-      poller.kick();
+      worker.kick();
     },
 
     /** Starts the delivery worker (no-op without WEBHOOK_URLS). */
     start(): void {
-      if (urls.length === 0 || !poller.stopped) return;
-      abort = new AbortController();
+      if (urls.length === 0 || !worker.stopped) return;
       logger.info({ receivers: urls.map(hostOf), events: [...events], maxAttempts }, 'webhooks: delivering events');
-      poller.start();
+      worker.start();
     },
 
     /** Stops the worker: attempts in flight are cut (and retried later, by whichever gateway runs next). */
     async stop(): Promise<void> {
-      abort.abort();
-      await Promise.allSettled([poller.stop(), ...emitting]);
+      await Promise.allSettled([worker.stop(), ...emitting]);
     },
 
-    runOnce,
+    /** Sends every due delivery once (up to one batch); returns how many were attempted. */
+    runOnce: (): Promise<number> => (urls.length === 0 ? Promise.resolve(0) : worker.runOnce()),
   };
 }
 

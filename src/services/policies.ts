@@ -9,7 +9,7 @@ import { AppError } from '../errors.js';
 import type { Queryable, Sql } from '../store/db.js';
 import { insertAudit } from '../store/auth-store.js';
 import * as store from '../store/policy-store.js';
-import { transitionDevice } from '../store/review-store.js';
+import { transitionDevice } from './device-state.js';
 import type { Actor } from './admin.js';
 import type { Notifier } from './notifier.js';
 import {
@@ -18,6 +18,7 @@ import {
   type PolicyDecision,
   type PolicyRule,
   decide,
+  trustProblems,
   validateMatch,
 } from './policy-engine.js';
 
@@ -45,8 +46,14 @@ export function checkRule(r: unknown): ProposedRule {
   return {
     action: o.action,
     match: match as Record<string, string>,
-    comment: (o.comment as string | undefined) ?? null,
+    comment: o.comment ?? null,
   };
+}
+
+/** Refuses a rule that would decide on what the gateway did not verify (a MAC alone approving). */
+function checkTrust(rule: Pick<PolicyRule, 'action' | 'match'>, lists: Allowlists, label = 'Refused'): void {
+  const problems = trustProblems(rule, lists);
+  if (problems.length > 0) throw new AppError('bad_request', `${label}: ${problems.join('; ')}`);
 }
 
 function reasonOf(d: PolicyDecision, rules: readonly PolicyRule[]): string {
@@ -135,6 +142,8 @@ export function createPolicies(deps: {
      */
     async test(proposed: ProposedRule[] | null, days: number) {
       const { rules: current, lists } = await load();
+      // A proposed rule that `add` would refuse is refused here too, with the same message.
+      proposed?.forEach((p, i) => checkTrust(p, lists, `Rule ${i + 1} refused`));
       const rules: PolicyRule[] = proposed
         ? proposed.map((p, i) => ({
             id: -(i + 1),
@@ -164,6 +173,8 @@ export function createPolicies(deps: {
       const queueResults = queue.map(judge);
       return {
         rules: rules.length,
+        /** saved rules (from before this check) whose MAC allowlist entries cannot approve on their own */
+        warnings: rules.flatMap((r) => trustProblems(r, lists).map((p) => `rule #${r.id}: ${p}; its MACs are ignored`)),
         queue: {
           devices: queueResults.length,
           wouldApprove: queueResults.filter((r) => r.decision === 'approve'),
@@ -181,6 +192,8 @@ export function createPolicies(deps: {
     /** Saves a rule (at `position`, or last) and applies the rule set to the quarantine queue at once. */
     async add(input: ProposedRule & { position?: number | null }, actor: Actor) {
       const rule = checkRule(input);
+      invalidate(); // judged on the allowlists as they are now
+      checkTrust(rule, (await load()).lists);
       const result = await sql.begin(async (tx) => {
         const row = await store.insertRule(tx, {
           position: input.position ?? null,
@@ -256,7 +269,12 @@ export function createPolicies(deps: {
         return n;
       });
       invalidate();
-      return { name, kind, entries: count };
+      // MACs imported into the list of an approve rule without key or cidr do not approve: say so.
+      const { rules, lists } = await load();
+      const warnings = rules
+        .filter((r) => r.match.allowlist === name)
+        .flatMap((r) => trustProblems(r, lists).map((p) => `rule #${r.id}: ${p}; its MACs are ignored`));
+      return { name, kind, entries: count, ...(warnings.length ? { warnings } : {}) };
     },
 
     /** Freezes (or unfreezes) a key for auto-approval: its new devices stay quarantined whatever the rules say. */

@@ -2,6 +2,11 @@
  * Auto-approval rules, as pure functions. A rule matches when every condition it names holds (an empty rule
  * matches every device); rules are tried in order and the first match decides approve, quarantine or reject.
  * A key frozen for auto-approval never lets a rule approve its devices: they stay quarantined.
+ *
+ * Decisions rest on what the gateway verified: `tag` is the tag of the registration key the device
+ * registered with (the tag an agent sends is never seen here), `cidr` is the recorded source address of its
+ * last request, and a MAC address (visible to anyone on the LAN) never approves on its own: an approve rule
+ * counts a MAC on its allowlist only when it also names `key` or `cidr`.
  */
 import net from 'node:net';
 import type { SubjectRow } from '../store/policy-store.js';
@@ -11,6 +16,7 @@ export type PolicyAction = 'approve' | 'quarantine' | 'reject';
 export interface PolicyMatch {
   /** name of the registration key that registered the device */
   key?: string;
+  /** the tag of that key (never the tag the agent sends) */
   tag?: string;
   /** source network of the device's last request, e.g. 10.1.0.0/16 */
   cidr?: string;
@@ -84,10 +90,29 @@ export function agentKind(agentVersion: string | null): 'fusioninventory' | 'glp
   return null;
 }
 
+/** Anyone on the LAN sees MACs and can send them: an approval needs a verified key or network beside one. */
+function macMayCount(rule: Pick<PolicyRule, 'action' | 'match'>): boolean {
+  return rule.action !== 'approve' || rule.match.key !== undefined || rule.match.cidr !== undefined;
+}
+
+/**
+ * Why a rule may not be saved as it stands, given the allowlists: an approve rule whose allowlist holds MAC
+ * addresses and that names neither `key` nor `cidr` would approve on a MAC alone. Empty when fine.
+ */
+export function trustProblems(rule: Pick<PolicyRule, 'action' | 'match'>, lists: Allowlists): string[] {
+  const name = rule.match.allowlist;
+  if (name === undefined || macMayCount(rule)) return [];
+  const list = lists.get(name);
+  if (!list || list.mac.size === 0) return [];
+  return [
+    `allowlist "${name}" holds MAC addresses, and a MAC alone cannot approve (anyone on the LAN sees MACs and can send them): an approve rule on it must also name a key or a cidr (--key, --cidr)`,
+  ];
+}
+
 export function matches(rule: PolicyRule, s: PolicySubject, lists: Allowlists): boolean {
   const m = rule.match;
   if (m.key !== undefined && s.key !== m.key) return false;
-  if (m.tag !== undefined && !same(s.tag, m.tag) && !same(s.assignedTag, m.tag)) return false;
+  if (m.tag !== undefined && !same(s.tag, m.tag)) return false;
   if (m.cidr !== undefined && !inCidr(s.remoteAddr, m.cidr)) return false;
   if (m.manufacturer !== undefined && !same(s.manufacturer, m.manufacturer)) return false;
   if (m.model !== undefined && !same(s.model, m.model)) return false;
@@ -98,7 +123,7 @@ export function matches(rule: PolicyRule, s: PolicySubject, lists: Allowlists): 
     const onList =
       (s.serial !== null && list.serial.has(s.serial.toLowerCase())) ||
       (s.uuid !== null && list.uuid.has(s.uuid.toLowerCase())) ||
-      s.macs.some((mac) => list.mac.has(mac.toLowerCase()));
+      (macMayCount(rule) && s.macs.some((mac) => list.mac.has(mac.toLowerCase())));
     if (!onList) return false;
   }
   return true;

@@ -4,7 +4,7 @@
 import type { Sql } from '../store/db.js';
 import { type DeviceFilter, countDevicesByState, listDevices, listRegistrations } from '../store/read-store.js';
 
-export const DEVICE_STATES = ['quarantined', 'approved', 'rejected', 'conflict'] as const;
+export { DEVICE_STATES, type DeviceState } from '../store/agent-store.js';
 
 export function createRecords(sql: Sql) {
   /** A device by numeric id or by deviceid (operators use both). */

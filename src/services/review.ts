@@ -8,16 +8,21 @@ import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Sql } from '../store/db.js';
 import type { DeviceState } from '../store/agent-store.js';
-import { insertAudit } from '../store/auth-store.js';
+import { findClient, findKeyByName, insertAudit } from '../store/auth-store.js';
 import { type DeviceFilter, listDevices, listRegistrations } from '../store/read-store.js';
 import {
+  deviceDecisionContext,
   deviceHistory,
+  deviceProxies,
+  deviceSources,
+  findDeviceByDeviceid,
+  setDevicePin,
   lastTransition,
   purgeRejectedSubmissions,
   submissionCounts,
-  transitionDevice,
 } from '../store/review-store.js';
-import { lockInventory, loadSubmissionBody, setInventoryView } from '../store/agent-store.js';
+import { transitionDevice } from './device-state.js';
+import { loadInventoryView, loadSubmissionBody, lockInventory, setInventoryView } from '../store/agent-store.js';
 import type { Actor } from './admin.js';
 import { viewFromBody } from './inventory-view.js';
 import type { Notifier } from './notifier.js';
@@ -29,20 +34,23 @@ export type Decision = 'approve' | 'reject';
 
 const TARGET: Record<Decision, DeviceState> = { approve: 'approved', reject: 'rejected' };
 
-/** `tag=paris,state=quarantined,key=site-a,subnet=10.1.0.0/16,q=lab` → a device filter. */
+/**
+ * `tag=paris,state=quarantined,key=site-a,subnet=10.1.0.0/16,q=lab` → a device filter. `tag` is the
+ * registration key's tag; `claimedTag` the tag the agent sends (not verified).
+ */
 export function parseFilter(text: string): DeviceFilter {
   const f: DeviceFilter = {};
   for (const part of text
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean)) {
-    const m = /^(tag|state|key|subnet|q|deviceid)=(.+)$/.exec(part);
+    const m = /^(tag|claimedTag|state|key|subnet|q|deviceid)=(.+)$/.exec(part);
     if (!m)
       throw new AppError(
         'bad_request',
-        `Filter parts look like tag=paris, state=quarantined, key=NAME, subnet=CIDR, q=TEXT, deviceid=ID (not "${part.slice(0, 40)}")`,
+        `Filter parts look like tag=paris, claimedTag=paris, state=quarantined, key=NAME, subnet=CIDR, q=TEXT, deviceid=ID (not "${part.slice(0, 40)}")`,
       );
-    const [, k, v] = m as unknown as [string, keyof DeviceFilter & string, string];
+    const [, k, v] = m as unknown as [string, keyof DeviceFilter, string];
     if (k === 'subnet' && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v))
       throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
     (f as Record<string, unknown>)[k] = v;
@@ -191,6 +199,44 @@ export function createReview(deps: {
     },
 
     /**
+     * Pins a device to another credential — a registration key by name, or a per-agent client by id — the
+     * explicit, audited way to move a device (see conflicts.ts). Its state is not changed: a device held in
+     * conflict for its credential is then approved or rejected as usual.
+     */
+    async rebind(ref: string, to: { key?: string; client?: string }, reason: string | null, actor: Actor) {
+      if (Boolean(to.key) === Boolean(to.client)) throw new AppError('bad_request', 'Give either a key or a client');
+      const device = await resolve(ref);
+      if (!device) throw new AppError('not_found', 'No such device');
+      const at = clock.now();
+      return sql.begin(async (tx) => {
+        let pin: { keyId: number | null; clientPk: number | null };
+        if (to.key) {
+          const key = await findKeyByName(tx, to.key);
+          if (!key) throw new AppError('not_found', `No registration key named "${to.key}"`);
+          pin = { keyId: key.id, clientPk: null };
+        } else {
+          const client = await findClient(tx, to.client!);
+          if (!client || client.revokedAt) throw new AppError('not_found', `No active client ${to.client}`);
+          pin = { keyId: null, clientPk: client.id };
+        }
+        const before = await findDeviceByDeviceid(tx, device.deviceid);
+        await setDevicePin(tx, device.id, pin);
+        await insertAudit(tx, {
+          at,
+          actor: actor.name,
+          action: 'device.rebind',
+          targetType: 'device',
+          targetId: device.deviceid,
+          remoteAddr: actor.remoteAddr,
+          before: { keyId: before?.registeredKeyId ?? null, clientPk: before?.registeredClientPk ?? null },
+          after: { keyId: pin.keyId, clientPk: pin.clientPk, key: to.key ?? null, clientId: to.client ?? null },
+          reason,
+        });
+        return { id: device.id, deviceid: device.deviceid, key: to.key ?? null, clientId: to.client ?? null };
+      });
+    },
+
+    /**
      * Purges what rejected devices sent once it is older than the retention (counted from the rejection),
      * with one audit entry per run that purged anything.
      */
@@ -219,23 +265,8 @@ export function createReview(deps: {
     async show(ref: string) {
       const device = await resolve(ref);
       if (!device) return null;
-      const [extra] = await sql<
-        {
-          conflictWith: number | null;
-          conflictDetails: unknown;
-          stateReason: string | null;
-          keyName: string | null;
-          clientId: string | null;
-          assignedTag: string | null;
-        }[]
-      >`
-        select d.conflict_with as "conflictWith", d.conflict_details as "conflictDetails", d.state_reason as "stateReason",
-               k.name as "keyName", c.client_id as "clientId", d.assigned_tag as "assignedTag"
-        from devices d left join registration_keys k on k.id = d.registered_key_id left join agent_clients c on c.id = d.registered_client_pk
-        where d.id = ${device.id}`;
-      const sources = await sql<{ remoteAddr: string; requests: number; lastSeen: Date }[]>`
-        select remote_addr as "remoteAddr", count(*)::int as requests, max(received_at) as "lastSeen"
-        from registrations where device_id = ${device.id} and remote_addr is not null group by remote_addr order by max(received_at) desc limit 20`;
+      const extra = await deviceDecisionContext(sql, device.id);
+      const sources = await deviceSources(sql, device.id);
       const conflictWith = extra?.conflictWith ? await resolve(String(extra.conflictWith)) : null;
       return {
         ...device,
@@ -245,6 +276,8 @@ export function createReview(deps: {
         history: await deviceHistory(sql, device.id),
         submissions: await submissionCounts(sql, device.id),
         sources,
+        /** the GLPI Agent proxy chains its messages came through, most recent first ([]: always direct) */
+        proxies: await deviceProxies(sql, device.id),
         registrations: await listRegistrations(sql, { deviceid: device.deviceid, limit: 20 }),
       };
     },
@@ -260,10 +293,7 @@ export function createReview(deps: {
         if (full)
           await setInventoryView(tx, deviceId, viewFromBody(full.body, full.compression, full.format), clock.now());
       }
-      const [row] = await tx<
-        { view: Record<string, unknown> | null }[]
-      >`select view from inventories where device_id = ${deviceId}`;
-      return row?.view ?? null;
+      return loadInventoryView(tx, deviceId);
     });
     if (!view) return null;
     const first = (v: unknown) => (Array.isArray(v) ? v[0] : v) as Record<string, unknown> | undefined;

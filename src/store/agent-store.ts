@@ -33,12 +33,36 @@ export interface DeviceFacts {
   assignedTag?: string | null;
 }
 
-export type DeviceState = 'quarantined' | 'approved' | 'rejected' | 'conflict';
+/** Every state a device can be in (the `devices.state` check constraint); the admin API lists them at /api/v1/meta. */
+export const DEVICE_STATES = ['quarantined', 'approved', 'rejected', 'conflict'] as const;
+export type DeviceState = (typeof DEVICE_STATES)[number];
 
 export interface DeviceRow {
   id: number;
   state: DeviceState;
   inserted: boolean;
+}
+
+/**
+ * What a message may change of a device on record: its identity fields, unless the message is itself a
+ * conflict or the device is held in one — a device's record changes only from messages that speak for it,
+ * and a reviewer compares the identity on record with the one that arrived.
+ */
+function identityUpdate(tx: Tx) {
+  return tx`,
+      name = case when devices.state = 'conflict' then devices.name else coalesce(excluded.name, devices.name) end,
+      uuid = case when devices.state = 'conflict' then devices.uuid else coalesce(excluded.uuid, devices.uuid) end,
+      serial = case when devices.state = 'conflict' then devices.serial else coalesce(excluded.serial, devices.serial) end,
+      msn = case when devices.state = 'conflict' then devices.msn else coalesce(excluded.msn, devices.msn) end,
+      asset_tag = case when devices.state = 'conflict' then devices.asset_tag else coalesce(excluded.asset_tag, devices.asset_tag) end,
+      manufacturer = case when devices.state = 'conflict' then devices.manufacturer else coalesce(excluded.manufacturer, devices.manufacturer) end,
+      model = case when devices.state = 'conflict' then devices.model else coalesce(excluded.model, devices.model) end,
+      macs = case when devices.state = 'conflict' or cardinality(excluded.macs) = 0 then devices.macs else excluded.macs end,
+      ips = case when devices.state = 'conflict' or cardinality(excluded.ips) = 0 then devices.ips else excluded.ips end,
+      os = case when devices.state = 'conflict' then devices.os else coalesce(excluded.os, devices.os) end,
+      tag = case when devices.state = 'conflict' then devices.tag else coalesce(excluded.tag, devices.tag) end,
+      agent_id = case when devices.state = 'conflict' then devices.agent_id else coalesce(excluded.agent_id, devices.agent_id) end,
+      agent_version = case when devices.state = 'conflict' then devices.agent_version else coalesce(excluded.agent_version, devices.agent_version) end`;
 }
 
 /** The device upsert as a fragment (insert … on conflict … returning id, state, inserted). */
@@ -54,29 +78,18 @@ function deviceUpsert(tx: Tx, d: DeviceFacts) {
             ${d.assignedTag ?? null}, ${d.seenAt}, ${d.conflict?.withId ?? null},
             ${d.conflict ? tx.json(d.conflict.details as never) : null})
     on conflict (deviceid) do update set
-      last_seen = greatest(devices.last_seen, excluded.last_seen),
-      last_remote_addr = coalesce(excluded.last_remote_addr, devices.last_remote_addr),
-      name = coalesce(excluded.name, devices.name),
-      uuid = coalesce(excluded.uuid, devices.uuid),
-      serial = coalesce(excluded.serial, devices.serial),
-      msn = coalesce(excluded.msn, devices.msn),
-      asset_tag = coalesce(excluded.asset_tag, devices.asset_tag),
-      manufacturer = coalesce(excluded.manufacturer, devices.manufacturer),
-      model = coalesce(excluded.model, devices.model),
-      macs = case when cardinality(excluded.macs) > 0 then excluded.macs else devices.macs end,
-      ips = case when cardinality(excluded.ips) > 0 then excluded.ips else devices.ips end,
-      os = coalesce(excluded.os, devices.os),
-      tag = coalesce(excluded.tag, devices.tag),
-      agent_id = coalesce(excluded.agent_id, devices.agent_id),
-      agent_version = coalesce(excluded.agent_version, devices.agent_version),
-      last_inventory_at = coalesce(excluded.last_inventory_at, devices.last_inventory_at)
       ${
         d.conflict
-          ? tx`,
+          ? // A conflicting message changes nothing of the record but its state: a person decides.
+            tx`
       state = case when devices.state in ('rejected', 'conflict') then devices.state else 'conflict' end,
       state_changed_at = case when devices.state in ('rejected', 'conflict') then devices.state_changed_at else excluded.last_seen end,
       conflict_with = excluded.conflict_with, conflict_details = excluded.conflict_details`
-          : tx``
+          : tx`
+      last_seen = greatest(devices.last_seen, excluded.last_seen),
+      last_remote_addr = coalesce(excluded.last_remote_addr, devices.last_remote_addr),
+      last_inventory_at = coalesce(excluded.last_inventory_at, devices.last_inventory_at)
+      ${identityUpdate(tx)}`
       }
     returning id, state, (xmax = 0) as inserted`;
 }
@@ -211,7 +224,9 @@ export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
       select (select id from d), s.id, ${s.format}, null, 0, ${s.receivedAt} from s
       on conflict (device_id) do update set
         full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
-        partials_merged = 0, updated_at = excluded.updated_at)`
+        partials_merged = 0, updated_at = excluded.updated_at
+      -- A held conflict never replaces the device's reference inventory: a person compares both first.
+      where (select state from d) <> 'conflict')`
         : tx``
     }
     ${
@@ -292,4 +307,11 @@ export async function mergePartialInventory(
              else coalesce(inventories.view, '{}'::jsonb) || excluded.view end,
       partials_merged = inventories.partials_merged + 1,
       updated_at = excluded.updated_at`;
+}
+
+export async function loadInventoryView(tx: Tx, deviceId: number): Promise<Record<string, unknown> | null> {
+  const [row] = await tx<
+    { view: Record<string, unknown> | null }[]
+  >`select view from inventories where device_id = ${deviceId}`;
+  return row?.view ?? null;
 }

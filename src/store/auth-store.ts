@@ -250,10 +250,14 @@ export async function findValidToken(
   return row ?? null;
 }
 
+/** Operator roles, least powerful first (the `operators.role` check constraint). */
+export const OPERATOR_ROLES = ['reviewer', 'admin'] as const;
+export type OperatorRole = (typeof OPERATOR_ROLES)[number];
+
 export interface OperatorRow {
   id: number;
   name: string;
-  role: 'reviewer' | 'admin';
+  role: OperatorRole;
   tokenPrefix: string;
   createdBy: string;
   createdAt: Date;
@@ -267,7 +271,7 @@ const OPERATOR_COLUMNS = (sql: Queryable) => sql`
 
 export async function insertOperator(
   sql: Queryable,
-  o: { name: string; role: string; hash: Buffer; prefix: string; createdBy: string; at: Date },
+  o: { name: string; role: OperatorRole; hash: Buffer; prefix: string; createdBy: string; at: Date },
 ): Promise<OperatorRow> {
   const [row] = await sql<OperatorRow[]>`
     insert into operators (name, role, token_hash, token_prefix, created_by, created_at)
@@ -305,10 +309,43 @@ export async function revokeOperator(sql: Queryable, id: number, at: Date): Prom
   await sql`update operators set revoked_at = coalesce(revoked_at, ${at}) where id = ${id}`;
 }
 
+/**
+ * Every action the audit log records: the one closed list that insertAudit is typed against, so a new kind of
+ * audit row must be added here (and is then listed by the admin API at /api/v1/meta and in the console).
+ */
+export const AUDIT_ACTIONS = [
+  // devices (review)
+  'device.approve',
+  'device.reject',
+  'device.undo',
+  'device.rebind',
+  'submissions.purge',
+  // registration keys
+  'key.create',
+  'key.rotate',
+  'key.revoke',
+  'key.activate',
+  'key.freeze',
+  'key.unfreeze',
+  // agent clients and operators
+  'client.create',
+  'client.revoke',
+  'operator.create',
+  'operator.revoke',
+  // auto-approval policies
+  'policy.add',
+  'policy.remove',
+  'allowlist.import',
+  // GLPI forwarding
+  'outbox.retry',
+  'outbox.drop',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
 export interface AuditEntry {
   at: Date;
   actor: string;
-  action: string;
+  action: AuditAction;
   targetType: string;
   targetId: string | null;
   remoteAddr: string | null;
@@ -343,7 +380,7 @@ export async function insertSecurityEvent(
     values (${e.at}, ${e.kind}, ${e.remoteAddr}, ${e.deviceid}, ${sql.json(e.details as never)})`;
 }
 
-export async function listSecurityEvents(
+export function listSecurityEvents(
   sql: Queryable,
   limit: number,
 ): Promise<

@@ -36,7 +36,7 @@ export async function insertRule(
   if (r.position !== null) await sql`update policy_rules set position = position + 1 where position >= ${r.position}`;
   const [row] = await sql<RuleRow[]>`
     insert into policy_rules (position, action, match, comment, created_by, created_at)
-    values (coalesce(${r.position}::int, (select coalesce(max(position), 0) + 1 from policy_rules)), ${r.action}, ${sql.json(r.match as never)}, ${r.comment}, ${r.createdBy}, ${r.at})
+    values (coalesce(${r.position}::int, (select coalesce(max(position), 0) + 1 from policy_rules)), ${r.action}, ${sql.json(r.match)}, ${r.comment}, ${r.createdBy}, ${r.at})
     returning id, position, action, match, comment, created_by as "createdBy", created_at as "createdAt"`;
   return row!;
 }
@@ -78,8 +78,9 @@ export interface SubjectRow {
   firstSeen: Date;
   key: string | null;
   keyFrozen: boolean;
+  /** the tag of the registration key the device registered with; the tag the agent sends is not read here */
   tag: string | null;
-  assignedTag: string | null;
+  /** the recorded source address of the device's last request (never anything from a message body) */
   remoteAddr: string | null;
   serial: string | null;
   uuid: string | null;
@@ -96,7 +97,7 @@ export async function loadSubjects(
 ): Promise<SubjectRow[]> {
   return sql<SubjectRow[]>`
     select d.id, d.deviceid, d.name, d.state, d.first_seen as "firstSeen", k.name as key, (k.frozen_at is not null) as "keyFrozen",
-           d.tag, d.assigned_tag as "assignedTag", d.last_remote_addr as "remoteAddr", d.serial, d.uuid, d.macs,
+           d.assigned_tag as tag, d.last_remote_addr as "remoteAddr", d.serial, d.uuid, d.macs,
            d.manufacturer, d.model, d.agent_version as "agentVersion"
     from devices d left join registration_keys k on k.id = d.registered_key_id
     where true

@@ -1,7 +1,8 @@
 /**
  * Read queries for operators (CLI, admin API, console): devices and registrations, newest first.
  */
-import type { Sql } from './db.js';
+import type postgres from 'postgres';
+import type { Queryable, Sql } from './db.js';
 
 export interface DeviceRecord {
   id: number;
@@ -17,7 +18,10 @@ export interface DeviceRecord {
   macs: string[];
   ips: string[];
   os: string | null;
+  /** the tag of the registration key the device registered with (what policies' --tag match); null without one */
   tag: string | null;
+  /** the tag the agent sends (inventory TAG or CONTACT tag): recorded and shown, never trusted */
+  claimedTag: string | null;
   agentId: string | null;
   agentVersion: string | null;
   firstSeen: Date;
@@ -31,7 +35,10 @@ export interface DeviceFilter {
   deviceid?: string;
   id?: number;
   ids?: number[];
+  /** the registration key's tag (the device's `tag`) */
   tag?: string;
+  /** the tag the agent sends */
+  claimedTag?: string;
   /** name of the registration key that registered the device */
   key?: string;
   /** CIDR the last source address falls in */
@@ -46,8 +53,8 @@ export interface DeviceFilter {
 
 export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceRecord[]> {
   return sql<DeviceRecord[]>`
-    select id, deviceid, state, name, serial, uuid, msn, asset_tag as "assetTag", manufacturer, model, macs, ips, os, tag,
-           agent_id as "agentId", agent_version as "agentVersion", first_seen as "firstSeen", last_seen as "lastSeen",
+    select id, deviceid, state, name, serial, uuid, msn, asset_tag as "assetTag", manufacturer, model, macs, ips, os,
+           assigned_tag as tag, tag as "claimedTag", agent_id as "agentId", agent_version as "agentVersion", first_seen as "firstSeen", last_seen as "lastSeen",
            last_remote_addr as "lastRemoteAddr", last_inventory_at as "lastInventoryAt"
     from devices
     where true
@@ -55,7 +62,8 @@ export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceReco
       ${f.deviceid ? sql`and deviceid = ${f.deviceid}` : sql``}
       ${f.id ? sql`and id = ${f.id}` : sql``}
       ${f.ids ? sql`and id = any(${f.ids}::bigint[])` : sql``}
-      ${f.tag ? sql`and (tag = ${f.tag} or assigned_tag = ${f.tag})` : sql``}
+      ${f.tag ? sql`and assigned_tag = ${f.tag}` : sql``}
+      ${f.claimedTag ? sql`and tag = ${f.claimedTag}` : sql``}
       ${f.key ? sql`and registered_key_id = (select id from registration_keys where name = ${f.key})` : sql``}
       ${f.subnet ? sql`and last_remote_addr is not null and last_remote_addr::inet <<= ${f.subnet}::cidr` : sql``}
       ${f.q ? sql`and (name ilike ${`%${f.q}%`} or serial ilike ${`%${f.q}%`} or uuid ilike ${`%${f.q}%`} or deviceid ilike ${`%${f.q}%`} or array_to_string(macs, ' ') ilike ${`%${f.q.toLowerCase()}%`})` : sql``}
@@ -87,6 +95,8 @@ export interface RegistrationRecord {
   remoteAddr: string | null;
   userAgent: string | null;
   agentId: string | null;
+  /** GLPI-Proxy-ID: the GLPI Agent proxies the message came through, in header order; [] when direct */
+  proxyChain: string[];
   message: string | null;
   receivedAt: Date;
   authType: string | null;
@@ -96,14 +106,28 @@ export interface RegistrationRecord {
   clientId: string | null;
 }
 
+/** At most this many proxies in a chain, each cut to PROXY_ID_MAX characters. */
+export const PROXY_CHAIN_MAX = 16;
+export const PROXY_ID_MAX = 128;
+
+/**
+ * GLPI-Proxy-ID as a list (text[]): each GLPI Agent proxy adds its agent id, comma-separated. Entries are
+ * trimmed and empty ones dropped, in header order; '{}' when the message came direct. (The header itself is
+ * recorded cut to 256 characters.)
+ */
+export function proxyChain(sql: Queryable, column: postgres.Fragment) {
+  return sql`array(select left(btrim(e, E' \t'), ${PROXY_ID_MAX}) from unnest(string_to_array(${column}, ',')) with ordinality as u(e, n)
+                   where btrim(e, E' \t') <> '' order by n limit ${PROXY_CHAIN_MAX})`;
+}
+
 export async function listRegistrations(
   sql: Sql,
   f: { deviceid?: string; limit?: number },
 ): Promise<RegistrationRecord[]> {
-  return sql<RegistrationRecord[]>`
+  const rows = await sql<RegistrationRecord[]>`
     select r.id, r.deviceid, r.device_id as "deviceId", r.kind, r.format, r.compression, r.partial, r.outcome, r.status, r.method,
            r.path, r.body_size as "bodySize", r.decoded_size as "decodedSize", r.remote_addr as "remoteAddr",
-           r.user_agent as "userAgent", r.agent_id as "agentId", r.message, r.received_at as "receivedAt",
+           r.user_agent as "userAgent", r.agent_id as "agentId", ${proxyChain(sql, sql`r.proxy_id`)} as "proxyChain", r.message, r.received_at as "receivedAt",
            r.auth_type as "authType", r.auth_user as "authUser", k.name as "keyName", v.version as "keyVersion",
            c.client_id as "clientId"
     from registrations r
@@ -113,4 +137,5 @@ export async function listRegistrations(
     where true ${f.deviceid ? sql`and r.deviceid = ${f.deviceid}` : sql``}
     order by r.id desc
     limit ${f.limit ?? 50}`;
+  return rows;
 }

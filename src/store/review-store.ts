@@ -1,10 +1,10 @@
 /**
- * Queries of the review workflow: identity matches for conflict detection, state transitions with their
- * history, and the held submissions that a decision releases or rejects.
+ * Queries of the review workflow: identity matches for conflict detection, the primitives of a state
+ * transition (the state machine itself is services/device-state.ts), history, and what a device page shows.
  */
 import type { Queryable } from './db.js';
 import type { DeviceState } from './agent-store.js';
-import { enqueueReleased, settleOutboxOnLeave } from './outbox-store.js';
+import { proxyChain } from './read-store.js';
 
 export interface IdentityMatch {
   id: number;
@@ -14,6 +14,25 @@ export interface IdentityMatch {
   name: string | null;
   macs: string[];
   state: DeviceState;
+  /** The credential that registered the device (its pin): a registration key, or a per-agent client. */
+  registeredKeyId: number | null;
+  registeredClientPk: number | null;
+}
+
+const MATCH_COLUMNS = (sql: Queryable) =>
+  sql`id, deviceid, uuid, serial, name, macs, state, registered_key_id as "registeredKeyId", registered_client_pk as "registeredClientPk"`;
+
+/** The device on record under this deviceid, with its pin. */
+export async function findDeviceByDeviceid(sql: Queryable, deviceid: string): Promise<IdentityMatch | null> {
+  const [row] = await sql<IdentityMatch[]>`select ${MATCH_COLUMNS(sql)} from devices where deviceid = ${deviceid}`;
+  return row ?? null;
+}
+
+/** The active per-agent client created for this deviceid (clients create --device), if any: one indexed read. */
+export async function findBoundClient(sql: Queryable, deviceid: string): Promise<number | null> {
+  const [row] = await sql<{ id: number }[]>`
+    select id from agent_clients where deviceid = ${deviceid} and revoked_at is null order by id desc limit 1`;
+  return row?.id ?? null;
 }
 
 /** The device with this deviceid, and devices elsewhere with the same UUID or serial. */
@@ -24,7 +43,7 @@ export async function findIdentityMatches(
   serial: string | null,
 ): Promise<IdentityMatch[]> {
   return sql<IdentityMatch[]>`
-    select id, deviceid, uuid, serial, name, macs, state from devices
+    select ${MATCH_COLUMNS(sql)} from devices
     where deviceid = ${deviceid}
        ${uuid ? sql`or uuid = ${uuid}` : sql``}
        ${serial ? sql`or serial = ${serial}` : sql``}
@@ -32,70 +51,52 @@ export async function findIdentityMatches(
     limit 10`;
 }
 
-export interface TransitionResult {
-  id: number;
-  deviceid: string;
-  from: DeviceState;
-  to: DeviceState;
-  changed: boolean;
-  releasedSubmissions: number;
-}
-
-/**
- * Moves one device to a state (locking it), records the transition and settles its held submissions. With
- * `forward` (UPSTREAM_URL set), what an approval releases is put in the GLPI outbox in the same transaction.
- */
-export async function transitionDevice(
-  tx: Queryable,
-  deviceId: number,
-  to: DeviceState,
-  actor: string,
-  reason: string | null,
-  at: Date,
-  opts: { forward?: boolean } = {},
-): Promise<TransitionResult | null> {
+/** Locks a device's row for a state change; null when there is no such device. */
+export async function lockDeviceState(tx: Queryable, deviceId: number) {
   const [cur] = await tx<
     { id: number; deviceid: string; state: DeviceState }[]
   >`select id, deviceid, state from devices where id = ${deviceId} for update`;
-  if (!cur) return null;
-  if (cur.state === to)
-    return { id: cur.id, deviceid: cur.deviceid, from: cur.state, to, changed: false, releasedSubmissions: 0 };
+  return cur ?? null;
+}
+
+/** Sets the state; the conflict columns are kept only while the device is in conflict. */
+export async function setDeviceState(
+  tx: Queryable,
+  deviceId: number,
+  to: DeviceState,
+  reason: string | null,
+  at: Date,
+) {
   await tx`update devices set state = ${to}, state_changed_at = ${at}, state_reason = ${reason},
              conflict_with = case when ${to} = 'conflict' then conflict_with else null end,
              conflict_details = case when ${to} = 'conflict' then conflict_details else null end
            where id = ${deviceId}`;
-  await tx`insert into device_transitions (device_id, at, from_state, to_state, actor, reason) values (${deviceId}, ${at}, ${cur.state}, ${to}, ${actor}, ${reason})`;
-  let settled = 0;
-  if (to === 'approved' || to === 'rejected') {
-    const rows = await tx<
-      { id: number }[]
-    >`update submissions set state = ${to === 'approved' ? 'released' : 'rejected'} where device_id = ${deviceId} and state = 'held' returning id`;
-    settled = rows.length;
-    if (to === 'approved' && opts.forward)
-      await enqueueReleased(
-        tx,
-        deviceId,
-        cur.deviceid,
-        rows.map((r) => r.id),
-        at,
-      );
-    if (cur.state === 'approved') await settleOutboxOnLeave(tx, deviceId, to, [], at);
-  } else if (cur.state === 'rejected' || cur.state === 'approved') {
-    // Undo of a decision: what it released or rejected is held again.
-    const rows = await tx<
-      { id: number }[]
-    >`update submissions set state = 'held' where device_id = ${deviceId} and state in ('released', 'rejected') returning id`;
-    settled = rows.length;
-    if (cur.state === 'approved')
-      await settleOutboxOnLeave(
-        tx,
-        deviceId,
-        to,
-        rows.map((r) => r.id),
-        at,
-      );
-  }
-  return { id: cur.id, deviceid: cur.deviceid, from: cur.state, to, changed: true, releasedSubmissions: settled };
+}
+
+export async function insertTransition(
+  tx: Queryable,
+  t: { deviceId: number; at: Date; from: DeviceState; to: DeviceState; actor: string; reason: string | null },
+) {
+  await tx`insert into device_transitions (device_id, at, from_state, to_state, actor, reason)
+           values (${t.deviceId}, ${t.at}, ${t.from}, ${t.to}, ${t.actor}, ${t.reason})`;
+}
+
+/** Held submissions become released or rejected; their ids, in arrival order. */
+export async function settleHeldSubmissions(
+  tx: Queryable,
+  deviceId: number,
+  to: 'released' | 'rejected',
+): Promise<number[]> {
+  const rows = await tx<{ id: number }[]>`
+    update submissions set state = ${to} where device_id = ${deviceId} and state = 'held' returning id`;
+  return rows.map((r) => r.id).sort((a, b) => a - b);
+}
+
+/** Released or rejected submissions are held again (a decision undone); their ids. */
+export async function holdDecidedSubmissions(tx: Queryable, deviceId: number): Promise<number[]> {
+  const rows = await tx<{ id: number }[]>`
+    update submissions set state = 'held' where device_id = ${deviceId} and state in ('released', 'rejected') returning id`;
+  return rows.map((r) => r.id).sort((a, b) => a - b);
 }
 
 /** Deletes submissions rejected with their device before `before`; returns how many, per device. */
@@ -125,4 +126,53 @@ export async function lastTransition(sql: Queryable, deviceId: number) {
 export async function submissionCounts(sql: Queryable, deviceId: number) {
   return sql<{ state: string; kind: string; n: number; bytes: number }[]>`
     select state, kind, count(*)::int as n, coalesce(sum(length(body)), 0)::int as bytes from submissions where device_id = ${deviceId} group by state, kind order by state, kind`;
+}
+
+/** Why a device is where it is, and the credential it registered with. */
+export async function deviceDecisionContext(sql: Queryable, deviceId: number) {
+  const [row] = await sql<
+    {
+      conflictWith: number | null;
+      conflictDetails: unknown;
+      stateReason: string | null;
+      keyName: string | null;
+      clientId: string | null;
+      assignedTag: string | null;
+    }[]
+  >`
+    select d.conflict_with as "conflictWith", d.conflict_details as "conflictDetails", d.state_reason as "stateReason",
+           k.name as "keyName", c.client_id as "clientId", d.assigned_tag as "assignedTag"
+    from devices d left join registration_keys k on k.id = d.registered_key_id left join agent_clients c on c.id = d.registered_client_pk
+    where d.id = ${deviceId}`;
+  return row;
+}
+
+/** The addresses a device's requests came from, most recent first. */
+export async function deviceSources(sql: Queryable, deviceId: number) {
+  return sql<{ remoteAddr: string; requests: number; lastSeen: Date }[]>`
+    select remote_addr as "remoteAddr", count(*)::int as requests, max(received_at) as "lastSeen"
+    from registrations where device_id = ${deviceId} and remote_addr is not null
+    group by remote_addr order by max(received_at) desc limit 20`;
+}
+
+/** Moves a device's pin to another credential (a reviewer's audited act): a key, or a client. */
+export async function setDevicePin(
+  tx: Queryable,
+  deviceId: number,
+  pin: { keyId: number | null; clientPk: number | null },
+): Promise<void> {
+  await tx`update devices set registered_key_id = ${pin.keyId}, registered_client_pk = ${pin.clientPk} where id = ${deviceId}`;
+}
+
+/**
+ * The proxy chains a device's messages came through (GLPI-Proxy-ID), most recent first: each with its
+ * requests and when last. Direct messages are not listed; [] when every message came direct.
+ */
+export async function deviceProxies(sql: Queryable, deviceId: number) {
+  return sql<{ proxyChain: string[]; requests: number; firstSeen: Date; lastSeen: Date }[]>`
+    select chain as "proxyChain", count(*)::int as requests, min(received_at) as "firstSeen", max(received_at) as "lastSeen"
+    from (select ${proxyChain(sql, sql`proxy_id`)} as chain, received_at
+          from registrations where device_id = ${deviceId} and proxy_id is not null) r
+    where cardinality(chain) > 0
+    group by chain order by max(received_at) desc limit 20`;
 }

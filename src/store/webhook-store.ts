@@ -1,7 +1,9 @@
 /**
  * Queries of the webhook outbox: deliveries are written in the transaction of what caused them, claimed by
  * a worker (several replicas may poll at once: FOR UPDATE SKIP LOCKED hands each row to one of them), then
- * marked delivered, rescheduled or given up.
+ * marked delivered, rescheduled or given up. Each claim counts an attempt, and a mark applies only while the
+ * row is still at the attempt its claim counted: a worker whose lease ended, and whose row was claimed
+ * again, cannot overwrite the newer attempt's result nor move its lease (attempts only ever grow here).
  */
 import type { Queryable, Sql } from './db.js';
 
@@ -57,18 +59,30 @@ export async function claimDueDeliveries(
   return [...claimed] as DeliveryRow[];
 }
 
-export async function markDelivered(sql: Queryable, id: number, status: number, at: Date): Promise<void> {
-  await sql`update webhook_deliveries set delivered_at = ${at}, next_attempt_at = null, last_status = ${status}, last_error = null where id = ${id}`;
+/** The claim a mark belongs to: the row and the attempt number its claim counted. */
+export type DeliveryClaim = Pick<DeliveryRow, 'id' | 'attempts'>;
+
+/** Returns false (and changes nothing) when the row is no longer at `row.attempts` or already delivered. */
+export async function markDelivered(sql: Queryable, row: DeliveryClaim, status: number, at: Date): Promise<boolean> {
+  const done =
+    await sql`update webhook_deliveries set delivered_at = ${at}, next_attempt_at = null, last_status = ${status}, last_error = null
+                         where id = ${row.id} and attempts = ${row.attempts} and delivered_at is null`;
+  return done.count > 0;
 }
 
-/** Records a failed attempt; `nextAttemptAt` null = no more attempts (the row stays, undelivered, with its error). */
+/**
+ * Records a failed attempt; `nextAttemptAt` null = no more attempts (the row stays, undelivered, with its
+ * error). Returns false (and changes nothing) when the row is no longer at `row.attempts` or was delivered.
+ */
 export async function markFailed(
   sql: Queryable,
-  id: number,
-  f: { status: number | null; error: string; nextAttemptAt: Date | null },
-): Promise<void> {
-  await sql`update webhook_deliveries set last_status = ${f.status}, last_error = ${f.error}, next_attempt_at = ${f.nextAttemptAt}
-            where id = ${id} and delivered_at is null`;
+  row: DeliveryClaim,
+  f: { status: number | null; error: string | null; nextAttemptAt: Date | null },
+): Promise<boolean> {
+  const done =
+    await sql`update webhook_deliveries set last_status = ${f.status}, last_error = ${f.error}, next_attempt_at = ${f.nextAttemptAt}
+              where id = ${row.id} and attempts = ${row.attempts} and delivered_at is null`;
+  return done.count > 0;
 }
 
 /** Undelivered rows still to be tried (including those being sent right now). */

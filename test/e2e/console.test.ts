@@ -10,11 +10,13 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONSOLE_HEADERS } from '../../src/http/console.js';
+import { CONSOLE_DIR, CONSOLE_HEADERS, consoleFiles } from '../../src/http/console.js';
 import { hashSecret } from '../../src/services/secrets.js';
 import { startTestServer } from '../helpers/context.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+/** The console's entry module (index.html loads it; it imports the others). */
+const ENTRY = 'main.js';
 const actor = { name: 'test:setup', remoteAddr: null };
 const XSS = '<img src=x onerror=alert(1)>';
 
@@ -31,6 +33,11 @@ const elsewhere: string[] = [];
 const problems: string[] = [];
 
 beforeAll(async () => {
+  // Fail every test of this file with the fix, not with Playwright's "executable doesn't exist".
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(
+      `${CHROMIUM} is missing: these tests drive Debian's headless Chromium. Run: apt-get install chromium`,
+    );
   [gw, gwAuth] = await Promise.all([
     startTestServer({ AGENT_AUTH: 'off' }),
     startTestServer({ AGENT_AUTH: 'required' }),
@@ -118,6 +125,13 @@ async function state(deviceid: string): Promise<string | undefined> {
   return row?.state;
 }
 
+/** The lists the server knows, as the console gets them. */
+async function meta(token: string, at = base): Promise<{ states: string[]; auditActions: string[]; roles: string[] }> {
+  const res = await fetch(`${at}/api/v1/meta`, { headers: { Authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { states: string[]; auditActions: string[]; roles: string[] };
+}
+
 async function openPage(): Promise<Page> {
   const page = await browser.newPage();
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
@@ -145,11 +159,13 @@ async function signIn(page: Page, token: string, at = base): Promise<void> {
 
 describe('the console files', () => {
   it('are served at /console with a strict policy, and nothing else under /console', async () => {
+    const modules = consoleFiles().filter((f) => f.endsWith('.js'));
+    expect(modules).toContain(ENTRY);
     for (const [p, type] of [
       ['/console', 'text/html'],
       ['/console/', 'text/html'],
-      ['/console/app.js', 'text/javascript'],
       ['/console/style.css', 'text/css'],
+      ...modules.map((m) => [`/console/${m}`, 'text/javascript'] as const),
     ] as const) {
       const res = await fetch(`${base}${p}`);
       expect(res.status, p).toBe(200);
@@ -160,12 +176,19 @@ describe('the console files', () => {
     expect(CONSOLE_HEADERS['Content-Security-Policy']).toBe(
       "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     );
-    const other = await fetch(`${base}/console/secret.txt`);
-    expect(other.status).toBe(404);
-    expect(other.headers.get('content-security-policy')).toBe(CONSOLE_HEADERS['Content-Security-Policy']);
-    // The client code never builds markup from strings.
-    const js = fs.readFileSync(path.join('src', 'console', 'app.js'), 'utf8');
-    expect(js).not.toMatch(/\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function/);
+    for (const p of ['/console/secret.txt', '/console/tsconfig.json']) {
+      const other = await fetch(`${base}${p}`);
+      expect(other.status, p).toBe(404);
+      expect(other.headers.get('content-security-policy')).toBe(CONSOLE_HEADERS['Content-Security-Policy']);
+      await other.arrayBuffer();
+    }
+    // The page loads its entry module as a module; the client code never builds markup from strings.
+    const html = fs.readFileSync(path.join(CONSOLE_DIR, 'index.html'), 'utf8');
+    expect(html).toContain(`<script type="module" src="/console/${ENTRY}"></script>`);
+    for (const m of modules) {
+      const js = fs.readFileSync(path.join(CONSOLE_DIR, m), 'utf8');
+      expect(js, m).not.toMatch(/\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function/);
+    }
   });
 });
 
@@ -282,15 +305,70 @@ describe('a reviewer', () => {
     await expect(serialRow.innerText()).resolves.toMatch(/SN-IMG-1\s+SN-IMG-2\s+differs/);
     await page.screenshot({ path: '/tmp/console-conflict.png', fullPage: true });
 
-    // Admin pages: the API's 403 is shown as a message.
+    // Admin pages: not rendered for a reviewer, who is told why.
     await page.goto(`${base}/console#/keys`);
-    await page.locator('.alert-error', { hasText: 'This needs the admin role' }).waitFor();
-    await expect(page.locator('.alert-error').innerText()).resolves.toContain('HTTP 403');
+    await page.locator('.alert-error', { hasText: 'this needs the admin role' }).waitFor();
 
     // Signing out forgets the token.
     await page.locator('#sign-out').click();
     await page.getByLabel('Operator token').waitFor();
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.close();
+  });
+
+  it('gets the states the server knows in the filter, does not see admin pages, and never calls an admin route', async () => {
+    const known = await meta(token);
+    const page = await openPage();
+    const calls: string[] = [];
+    page.on('request', (r) => {
+      const url = new URL(r.url());
+      if (url.pathname.startsWith('/api/')) calls.push(`${r.method()} ${url.pathname}`);
+    });
+    await signIn(page, token);
+    await expect(page.locator('#who .badge').innerText()).resolves.toBe('reviewer');
+    // The role comes from GET /api/v1/me and the lists from GET /api/v1/meta: no probing of an admin route.
+    expect(calls.slice(0, 2).sort()).toEqual(['GET /api/v1/me', 'GET /api/v1/meta']);
+    await expect(
+      page
+        .getByLabel('State')
+        .locator('option')
+        .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)),
+    ).resolves.toEqual([...known.states, 'any']);
+
+    await expect(page.locator('#nav a').allInnerTexts()).resolves.toEqual(['Quarantine queue']);
+    for (const hash of ['#/keys', '#/keys/default', '#/clients', '#/audit']) {
+      await page.goto(`${base}/console${hash}`);
+      await page.getByRole('heading', { level: 1, name: 'Not allowed' }).waitFor();
+      await expect(page.locator('main .alert-error').innerText()).resolves.toMatch(
+        /this needs the admin role, and you are signed in as reviewer/,
+      );
+      expect(await page.locator('main form, main table, main details, main .secret').count(), hash).toBe(0);
+      await expect(page.locator('#nav a').allInnerTexts()).resolves.toEqual(['Quarantine queue']);
+    }
+    expect(calls.filter((c) => !/^GET \/api\/v1\/(me|meta|devices)$/.test(c))).toEqual([]);
+    await page.close();
+  });
+
+  it('sees the tag the agent claimed as unverified, and rebinds the device to a key (audited)', async () => {
+    const deviceid = 'lab-printer-7-2025-01-06-09-20-01';
+    await gw.server.deps.admin.createKey({ name: 'site-lyon', tag: 'lyon' }, actor);
+    const page = await openPage();
+    await signIn(page, token);
+    await page.goto(`${base}/console#/devices/${deviceid}`);
+    await page.getByRole('heading', { level: 1, name: 'lab-printer-7' }).waitFor();
+    const claimed = page.locator('dt', { hasText: 'Claimed tag' }).locator('xpath=following-sibling::dd[1]');
+    await expect(claimed.innerText()).resolves.toBe('lyon sent by the agent, not verified');
+    await page.locator('#rebind-kind').selectOption('key');
+    await page.locator('#rebind-target').fill('site-lyon');
+    await page.locator('#rebind').click();
+    await page.locator('.alert-success', { hasText: 'is now pinned to key site-lyon' }).waitFor();
+    const [row] = await gw.server.deps.db.sql<{ pinned: boolean }[]>`
+      select d.registered_key_id = k.id as pinned from devices d, registration_keys k
+      where d.deviceid = ${deviceid} and k.name = 'site-lyon'`;
+    expect(row?.pinned).toBe(true);
+    const audit = await gw.server.deps.db.sql<{ actor: string }[]>`
+      select actor from audit_log where action = 'device.rebind' and target_id = ${deviceid}`;
+    expect(audit).toEqual([{ actor: 'operator:rita' }]);
     await page.close();
   });
 
@@ -397,6 +475,38 @@ describe('an admin', () => {
     const actions = await page.locator('tbody tr td:nth-child(3)').allInnerTexts();
     expect(actions).toEqual(['key.create', 'key.create']); // site-paris, and the bootstrap key "default"
     await page.screenshot({ path: '/tmp/console-audit.png', fullPage: true });
+    await page.close();
+  });
+
+  it('gets every audit action the server knows (GET /api/v1/meta) in the audit filter', async () => {
+    const token = (await gw.server.deps.admin.createOperator({ name: 'ava', role: 'admin' }, actor)).token;
+    const known = await meta(token);
+    // Among them, the actions the console's old hand-kept list lacked.
+    expect(known.auditActions).toEqual(
+      expect.arrayContaining([
+        'submissions.purge',
+        'key.freeze',
+        'key.unfreeze',
+        'policy.add',
+        'policy.remove',
+        'allowlist.import',
+        'outbox.retry',
+        'outbox.drop',
+      ]),
+    );
+    const page = await openPage();
+    await signIn(page, token);
+    await expect(page.locator('#who .badge').innerText()).resolves.toBe('admin');
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    const offered = await page
+      .locator('datalist#audit-actions option')
+      .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+    expect(offered).toEqual(known.auditActions);
+    // An action from the list filters the log (no key was frozen on this gateway).
+    await page.getByLabel('Action').fill('key.freeze');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.locator('td.empty', { hasText: 'No "key.freeze" entry.' }).waitFor();
     await page.close();
   });
 });

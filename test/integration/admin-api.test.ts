@@ -7,6 +7,8 @@ import zlib from 'node:zlib';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ROUTES } from '../../src/http/admin-api.js';
+import { AUDIT_ACTIONS, OPERATOR_ROLES } from '../../src/services/admin.js';
+import { DEVICE_STATES } from '../../src/services/records.js';
 import { type TestContext, createTestContext, send } from '../helpers/context.js';
 import { textOf } from '../helpers/fixtures.js';
 
@@ -68,6 +70,13 @@ async function auditRows(action: string) {
     from audit_log where action = ${action} and actor like 'operator:%' order by id`;
 }
 
+/** The admin API's error body: the code, the message, and the request id its X-Request-Id header names. */
+function expectApiError(res: { body: unknown; headers: Record<string, string> }, ...args: string[]): void {
+  const [where, code, message] = args.length === 3 ? args : [undefined, ...args];
+  expect(res.body, where).toEqual({ status: 'error', code, message, requestId: res.headers['x-request-id'] });
+  expect(res.headers['x-request-id'], where).toMatch(/^[0-9a-f-]{36}$/);
+}
+
 describe('every route is guarded', () => {
   // One gateway for these: each only asks, nothing is changed (the reviewer test below checks that itself).
   beforeAll(setUp);
@@ -82,7 +91,7 @@ describe('every route is guarded', () => {
     const res = await call(route.method, concrete(route.path));
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
-    expect(res.body).toEqual({ status: 'error', message: 'Operator token required' });
+    expectApiError(res, 'unauthorized', 'Operator token required');
   });
 
   it.each(routeCases)('%s with a revoked operator token → 401', async (_n, route) => {
@@ -112,7 +121,7 @@ describe('every route is guarded', () => {
       role: 'admin',
     });
     expect(res.status).toBe(403);
-    expect(res.body).toEqual({ status: 'error', message: 'This needs the admin role' });
+    expectApiError(res, 'forbidden', 'This needs the admin role');
   });
 
   it.each(routeCases.filter(([, r]) => r.role === 'reviewer'))(
@@ -136,11 +145,28 @@ describe('every route is guarded', () => {
     expect((await call('get', '/api/v1/nothing-here')).status).toBe(401);
     const res = await call('get', '/api/v1/nothing-here', adminToken);
     expect(res.status).toBe(404);
-    expect(res.body).toEqual({ status: 'error', message: 'No such API route' });
+    expectApiError(res, 'not_found', 'No such API route');
   });
 
-  it('GET /api/v1/me names the operator', async () => {
+  it('GET /api/v1/me names the operator and its role', async () => {
     expect((await call('get', '/api/v1/me', reviewerToken)).body).toEqual({ name: 'operator:rita', role: 'reviewer' });
+    expect((await call('get', '/api/v1/me', adminToken)).body).toEqual({ name: 'operator:boss', role: 'admin' });
+  });
+
+  it('GET /api/v1/meta gives a reviewer the lists the server knows: states, audit actions, roles', async () => {
+    const res = await call('get', '/api/v1/meta', reviewerToken);
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const meta = res.body as { states: string[]; auditActions: string[]; roles: string[] };
+    expect(meta).toEqual({
+      states: [...DEVICE_STATES],
+      auditActions: [...AUDIT_ACTIONS],
+      roles: [...OPERATOR_ROLES],
+    });
+    expect(meta.states).toEqual(['quarantined', 'approved', 'rejected', 'conflict']);
+    expect(meta.roles).toEqual(['reviewer', 'admin']);
+    expect(meta.auditActions).toEqual(expect.arrayContaining(['key.freeze', 'policy.add', 'outbox.drop']));
+    expect(new Set(meta.auditActions).size).toBe(meta.auditActions.length);
   });
 });
 
@@ -254,7 +280,7 @@ describe('registration keys over the API', () => {
     expect(bad.body).toMatchObject({ status: 'error' });
     const missing = await call('post', '/api/v1/keys/no-such-key/rotate', adminToken).send({ grace: '1h' });
     expect(missing.status).toBe(404);
-    expect(missing.body).toEqual({ status: 'error', message: 'No registration key named "no-such-key"' });
+    expectApiError(missing, 'not_found', 'No registration key named "no-such-key"');
   });
 
   it('revoke and activate: agents refused, then let in again; both audited with before/after', async () => {
@@ -326,7 +352,7 @@ describe('registration keys over the API', () => {
       const res = await call('post', path, adminToken).set('Content-Type', 'application/json').send('{"name": "x",');
       expect(res.status, path).toBe(400);
       expect(res.headers['content-type'], path).toMatch(/^application\/json/);
-      expect(res.body, path).toEqual({ status: 'error', message: 'Request body must be valid JSON' });
+      expectApiError(res, path, 'bad_request', 'Request body must be valid JSON');
     }
   });
 });
@@ -429,6 +455,19 @@ describe('clients and operators over the API', () => {
     const filtered = await call('get', '/api/v1/audit?action=key.rotate', adminToken);
     expect((filtered.body as { action: string }[]).every((e) => e.action === 'key.rotate')).toBe(true);
     expect((await call('get', '/api/v1/audit?limit=0', adminToken)).status).toBe(400);
+  });
+
+  it('every action written to the audit log so far is one GET /api/v1/meta lists', async () => {
+    // Every kind of admin action this file makes, on this test's gateway.
+    await rotateApiKey(await createApiKey());
+    expect((await call('post', '/api/v1/keys/api-key/revoke', adminToken)).status).toBe(200);
+    expect((await call('post', '/api/v1/keys/api-key/activate', adminToken)).status).toBe(200);
+    await clientLifecycle();
+    await operatorLifecycle();
+    const { auditActions } = (await call('get', '/api/v1/meta', adminToken)).body as { auditActions: string[] };
+    const written = await ctx.sql<{ action: string }[]>`select distinct action from audit_log order by action`;
+    expect(written.length).toBeGreaterThanOrEqual(8);
+    expect(auditActions).toEqual(expect.arrayContaining(written.map((r) => r.action)));
   });
 });
 

@@ -9,6 +9,8 @@
  * listings: through a gateway started on it), so the tests pass in any order and alone.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
@@ -120,9 +122,10 @@ afterAll(async () => {
   for (const s of schemas) await s.drop();
 });
 
-/** `secrets create --name <name> --json`: the new key's first secret. */
-async function createKey(name: string): Promise<string> {
-  return (await cliJson<{ secret: string }>(['secrets', 'create', '--name', name])).secret;
+/** `secrets create --name <name> [--tag <tag>] --json`: the new key's first secret. */
+async function createKey(name: string, tag?: string): Promise<string> {
+  const args = ['secrets', 'create', '--name', name, ...(tag ? ['--tag', tag] : [])];
+  return (await cliJson<{ secret: string }>(args)).secret;
 }
 
 describe('agent-gate migrate', () => {
@@ -150,6 +153,8 @@ describe('agent-gate credentials', () => {
       'create',
       '--name',
       'site-a',
+      '--tag',
+      'paris-dc2',
     ]);
     expect(created).toMatchObject({ name: 'site-a', version: 1, secret: expect.any(String) as string });
     expect(created.secret.length).toBeGreaterThanOrEqual(20);
@@ -284,7 +289,7 @@ describe('devices and registrations, after agent traffic through a gateway on th
   // One agent run for the tests below (only the last one decides the device, and it checks it first).
   beforeAll(async () => {
     await freshSchema({ migrated: true });
-    const secret = await createKey('site-a');
+    const secret = await createKey('site-a', 'paris-dc2');
     // The production start (no migration left to do, no bootstrap: a key exists already).
     const config = loadConfig({
       DATABASE_URL: schema.url,
@@ -303,6 +308,7 @@ describe('devices and registrations, after agent traffic through a gateway on th
           'Content-Type': 'application/xml',
           'User-Agent': 'FusionInventory-Agent_v2.6-3',
           Authorization: authorization,
+          ...(xml.includes('<QUERY>INVENTORY') ? { 'GLPI-Proxy-ID': 'relay-paris, relay-core' } : {}),
         },
         body: xml,
       });
@@ -313,7 +319,7 @@ describe('devices and registrations, after agent traffic through a gateway on th
     expect(await prolog.text()).toContain('<RESPONSE>SEND</RESPONSE>');
     const inventory = await post(
       `<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST><CONTENT>` +
-        '<ACCOUNTINFO><KEYNAME>TAG</KEYNAME><KEYVALUE>paris-dc2</KEYVALUE></ACCOUNTINFO>' +
+        '<ACCOUNTINFO><KEYNAME>TAG</KEYNAME><KEYVALUE>claimed-lyon</KEYVALUE></ACCOUNTINFO>' +
         '<BIOS><SSN>CZC4318XKQ</SSN><MSN>PXKQC0B8L1</MSN><SMANUFACTURER>HP</SMANUFACTURER><SMODEL>Z2 G4</SMODEL></BIOS>' +
         '<HARDWARE><NAME>cli-ws17</NAME><UUID>7D1E4C2A-0F3B-4A55-9C1E-2B8D6F0A9E11</UUID><VMSYSTEM>Physical</VMSYSTEM></HARDWARE>' +
         `<NETWORKS><DESCRIPTION>eno1</DESCRIPTION><MACADDR>${MAC}</MACADDR><VIRTUALDEV>0</VIRTUALDEV></NETWORKS>` +
@@ -341,7 +347,8 @@ describe('devices and registrations, after agent traffic through a gateway on th
       deviceid: DEVICEID,
       name: 'cli-ws17',
       serial: 'CZC4318XKQ',
-      tag: 'paris-dc2',
+      tag: 'paris-dc2', // the registration key's tag
+      claimedTag: 'claimed-lyon', // what the agent sent
     });
     expect(String(d.uuid).toLowerCase()).toBe('7d1e4c2a-0f3b-4a55-9c1e-2b8d6f0a9e11');
     expect(d.macs).toEqual([MAC]);
@@ -368,6 +375,7 @@ describe('devices and registrations, after agent traffic through a gateway on th
       expect(r.receivedAt).toMatch(ISO);
     }
     expect((regs[0]!.id as number) > (regs[1]!.id as number)).toBe(true);
+    expect(regs.map((r) => r.proxyChain)).toEqual([['relay-paris', 'relay-core'], []]);
     const other = await cliJson<unknown[]>(['registrations', 'list', '--deviceid', 'no-such-device']);
     expect(other).toEqual([]);
   });
@@ -382,9 +390,14 @@ describe('devices and registrations, after agent traffic through a gateway on th
       state: string;
       inventory: { softwareCount: number } | null;
       history: { to: string }[];
+      proxies: { proxyChain: string[] }[];
     }>(['devices', 'show', DEVICEID]);
     expect(shown.state).toBe('quarantined');
     expect(shown.inventory?.softwareCount).toBe(1);
+    expect(shown.proxies.map((p) => p.proxyChain)).toEqual([['relay-paris', 'relay-core']]);
+    const text = await cli(['devices', 'show', DEVICEID]);
+    expect(text.stdout).toMatch(/^claimed tag\s+claimed-lyon \(sent by the agent, not verified\)$/m);
+    expect(text.stdout).toMatch(/^via proxies\s+relay-paris > relay-core$/m);
     const dry = await cli([
       'devices',
       'approve',
@@ -418,6 +431,42 @@ describe('devices and registrations, after agent traffic through a gateway on th
     expect(rejected).toEqual([expect.objectContaining({ deviceid: DEVICEID, to: 'rejected' })]);
     const unknown = await cli(['devices', 'approve', 'no-such-device']);
     expectRefused(unknown, /Unknown device\(s\): no-such-device/);
+  });
+});
+
+describe('agent-gate policies', () => {
+  // A schema of its own: a rule added here acts on the quarantine queue at once, so not on the one above.
+  beforeEach(() => freshSchema({ migrated: true }));
+
+  it('policies add and policies test refuse an approve rule on a MAC allowlist alone, saying why', async () => {
+    await createKey('site-a', 'paris-dc2');
+    const csv = path.join(os.tmpdir(), `agent-gate-macs-${process.pid}.csv`);
+    const rules = path.join(os.tmpdir(), `agent-gate-rules-${process.pid}.json`);
+    fs.writeFileSync(csv, `mac\n3c:52:82:11:4e:0a\n`);
+    fs.writeFileSync(rules, JSON.stringify([{ action: 'approve', match: { allowlist: 'lan' } }]));
+    try {
+      expect(
+        await cliJson(['policies', 'allowlist', 'import', '--name', 'lan', '--kind', 'mac', '--file', csv]),
+      ).toEqual({ name: 'lan', kind: 'mac', entries: 1 });
+      const why = /allowlist "lan" holds MAC addresses, and a MAC alone cannot approve .*--key, --cidr/;
+      expectRefused(await cli(['policies', 'add', '--action', 'approve', '--allowlist', 'lan']), why);
+      expectRefused(await cli(['policies', 'test', '--file', rules]), why);
+      expect((await cliJson<{ rules: unknown[] }>(['policies', 'list'])).rules).toEqual([]);
+      const ok = await cliJson<{ rule: { id: number } }>([
+        'policies',
+        'add',
+        '--action',
+        'approve',
+        '--allowlist',
+        'lan',
+        '--key',
+        'site-a',
+      ]);
+      expect(ok.rule.id).toEqual(expect.any(Number));
+    } finally {
+      fs.rmSync(csv, { force: true });
+      fs.rmSync(rules, { force: true });
+    }
   });
 });
 

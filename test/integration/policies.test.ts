@@ -11,6 +11,8 @@ let ctx: TestContext;
 let admin: string;
 let keyA = '';
 let keyB = '';
+let keyParis = '';
+let keyLyon = '';
 const actor = { name: 'test', remoteAddr: null };
 
 // A gateway of each test's own: the rules (and the queue they act on) are only the ones the test adds.
@@ -19,18 +21,12 @@ beforeEach(async () => {
   admin = (await ctx.deps.admin.createOperator({ name: 'boss', role: 'admin' }, actor)).token;
   keyA = (await ctx.deps.admin.createKey({ name: 'site-a' }, actor)).secret;
   keyB = (await ctx.deps.admin.createKey({ name: 'site-b' }, actor)).secret;
+  keyParis = (await ctx.deps.admin.createKey({ name: 'site-paris', tag: 'paris' }, actor)).secret;
+  keyLyon = (await ctx.deps.admin.createKey({ name: 'site-lyon', tag: 'lyon' }, actor)).secret;
 });
 afterEach(async () => {
   await ctx?.close();
 });
-
-/** The fields of the policy API's answers that these tests read. */
-interface PolicyAnswer {
-  rule?: { id: number };
-  applied?: { deviceid: string }[];
-  queue?: { wouldApprove: { deviceid: string }[]; wouldStay: number };
-  message?: string;
-}
 
 const api = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
   const res = await send(ctx.app, {
@@ -39,7 +35,7 @@ const api = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
     headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
   });
-  return { status: res.status, json: JSON.parse(res.text || 'null') as PolicyAnswer };
+  return { status: res.status, json: JSON.parse(res.text || 'null') };
 };
 
 function agent(secret: string, deviceid: string, opts: { ip?: string; content?: string; query?: string } = {}) {
@@ -56,6 +52,23 @@ function agent(secret: string, deviceid: string, opts: { ip?: string; content?: 
     body: zlib.deflateSync(xml),
   });
 }
+
+/**
+ * Three devices, each claiming the other site's tag: q-paris-1 and q-paris-2 on the key tagged paris,
+ * q-lyon-1 on the key tagged lyon. --tag is the tag of the registration key; what the agent says does not count.
+ */
+async function parisAndLyon(): Promise<void> {
+  for (const d of ['q-paris-1', 'q-paris-2', 'q-lyon-1']) {
+    const claimed = d.includes('paris') ? 'lyon' : 'paris';
+    const res = await agent(d.includes('paris') ? keyParis : keyLyon, d, {
+      content: `<ACCOUNTINFO><KEYNAME>TAG</KEYNAME><KEYVALUE>${claimed}</KEYVALUE></ACCOUNTINFO>`,
+    });
+    expect(res.status).toBe(200);
+  }
+}
+
+/** The deviceids of a JSON list of devices, sorted. */
+const deviceids = (list: unknown) => (list as { deviceid: string }[]).map((d) => d.deviceid).sort();
 
 async function state(deviceid: string) {
   const [d] = await ctx.sql<{ state: string; reason: string | null; actor: string | null }[]>`
@@ -81,14 +94,14 @@ describe('rules', () => {
     expect((await agent(keyA, 'a-office', { ip: '192.0.2.10' })).status).toBe(200);
     expect(await state('a-office')).toEqual({
       state: 'approved',
-      reason: `policy rule #${approve.json.rule?.id} (site A)`,
+      reason: `policy rule #${approve.json.rule.id} (site A)`,
       actor: 'policy',
     });
     const guest = await agent(keyA, 'a-guest', { ip: '203.0.113.9' });
     expect(guest.text).not.toContain('SEND'); // rejected at once: told to skip its inventory
     expect(await state('a-guest')).toMatchObject({
       state: 'rejected',
-      reason: `policy rule #${reject.json.rule?.id} (site A guest network)`,
+      reason: `policy rule #${reject.json.rule.id} (site A guest network)`,
     });
     await agent(keyB, 'b-1');
     expect((await state('b-1'))!.state).toBe('quarantined'); // no rule matches: a person decides
@@ -111,18 +124,15 @@ describe('rules', () => {
 
 describe('the dry run', () => {
   it('reports for the queue exactly what saving the rules then does', async () => {
-    for (const d of ['q-paris-1', 'q-paris-2', 'q-lyon-1']) {
-      const tag = d.includes('paris') ? 'paris' : 'lyon';
-      await agent(keyB, d, { content: `<ACCOUNTINFO><KEYNAME>TAG</KEYNAME><KEYVALUE>${tag}</KEYVALUE></ACCOUNTINFO>` });
-    }
+    await parisAndLyon();
     const proposed = [{ action: 'approve', match: { tag: 'paris' }, comment: 'paris' }];
     const dry = await api('POST', '/api/v1/policies/test', { rules: proposed, days: 7 });
     expect(dry.status).toBe(200);
-    const predicted = dry.json.queue?.wouldApprove.map((d) => d.deviceid).sort();
+    const predicted = deviceids(dry.json.queue.wouldApprove);
     expect(predicted).toEqual(['q-paris-1', 'q-paris-2']);
     expect((await state('q-paris-1'))!.state).toBe('quarantined'); // nothing changed yet
     const saved = await api('POST', '/api/v1/policies', proposed[0]);
-    expect(saved.json.applied?.map((d) => d.deviceid).sort()).toEqual(predicted);
+    expect(deviceids(saved.json.applied)).toEqual(predicted);
     expect((await state('q-lyon-1'))!.state).toBe('quarantined');
   });
 
@@ -143,7 +153,7 @@ describe('a frozen key', () => {
     await agent(keyB, 'b-spike-1', { ip: '198.51.100.5' });
     expect((await state('b-spike-1'))!.state).toBe('quarantined');
     const dry = await api('POST', '/api/v1/policies/test', {});
-    expect(dry.json.queue?.wouldStay).toBeGreaterThan(0);
+    expect(dry.json.queue.wouldStay).toBeGreaterThan(0);
     await api('POST', '/api/v1/keys/site-b/unfreeze', {});
     await agent(keyB, 'b-spike-1', { ip: '198.51.100.5' });
     expect((await state('b-spike-1'))!.state).toBe('approved');
@@ -151,5 +161,66 @@ describe('a frozen key', () => {
       { action: string }[]
     >`select action from audit_log where target_id = 'site-b' and action like 'key.%freeze' order by id`;
     expect(audit.map((a) => a.action)).toEqual(['key.freeze', 'key.unfreeze']);
+  });
+});
+
+describe('server-side facts only', () => {
+  it('devices show the key tag as tag and the agent tag as claimedTag; the tag= filter is the key tag', async () => {
+    await parisAndLyon();
+    const list = await api('GET', '/api/v1/devices?tag=paris');
+    expect(list.status).toBe(200);
+    expect(deviceids(list.json)).toEqual(['q-paris-1', 'q-paris-2']);
+    expect(list.json[0]).toMatchObject({ tag: 'paris', claimedTag: 'lyon' });
+    const claimed = await api('GET', '/api/v1/devices?claimedTag=paris');
+    expect(deviceids(claimed.json)).toEqual(['q-lyon-1']);
+    const one = await api('GET', '/api/v1/devices/q-lyon-1');
+    expect(one.json).toMatchObject({ tag: 'lyon', claimedTag: 'paris', keyName: 'site-lyon' });
+  });
+
+  it('an approve rule on a MAC allowlist without key or cidr is refused by add and by test, saying why', async () => {
+    const imported = await api('POST', '/api/v1/allowlists/lan-macs/mac', { csv: 'mac\n3C-52-82-11-4E-0A\n' });
+    expect(imported.json).toEqual({ name: 'lan-macs', kind: 'mac', entries: 1 });
+    const before = await api('GET', '/api/v1/policies');
+    const rule = { action: 'approve', match: { allowlist: 'lan-macs' }, comment: 'office MACs' };
+    const add = await api('POST', '/api/v1/policies', rule);
+    expect(add.status).toBe(400);
+    expect(add.json.message).toMatch(/allowlist "lan-macs" holds MAC addresses.*cannot approve.*key or a cidr/);
+    const dry = await api('POST', '/api/v1/policies/test', { rules: [rule] });
+    expect(dry.status).toBe(400);
+    expect(dry.json.message).toMatch(/^Rule 1 refused: allowlist "lan-macs" holds MAC addresses/);
+    expect((await api('GET', '/api/v1/policies')).json.rules).toEqual(before.json.rules);
+    // Rejecting on a MAC, or approving on a MAC plus a verified key or network, is fine.
+    expect((await api('POST', '/api/v1/policies/test', { rules: [{ ...rule, action: 'reject' }] })).status).toBe(200);
+    const withCidr = { ...rule, match: { allowlist: 'lan-macs', cidr: '192.0.2.0/24' } };
+    expect((await api('POST', '/api/v1/policies/test', { rules: [withCidr] })).status).toBe(200);
+  });
+
+  it('MACs imported later into the list of a MAC-less approve rule do not approve, with a warning', async () => {
+    await api('POST', '/api/v1/allowlists/mixed/serial', { csv: 'SER-MIXED-1\n' });
+    const saved = await api('POST', '/api/v1/policies', { action: 'approve', match: { allowlist: 'mixed' } });
+    expect(saved.status).toBe(201);
+    const imported = await api('POST', '/api/v1/allowlists/mixed/mac', { csv: '02:00:00:00:00:01\n' });
+    expect(imported.json.warnings).toEqual([
+      expect.stringMatching(new RegExp(`^rule #${saved.json.rule.id}: .*its MACs are ignored$`)),
+    ]);
+    await agent(keyB, 'mac-only', {
+      content: '<NETWORKS><MACADDR>02:00:00:00:00:01</MACADDR></NETWORKS><HARDWARE><NAME>m</NAME></HARDWARE>',
+    });
+    expect((await state('mac-only'))!.state).toBe('quarantined');
+    await agent(keyB, 'serial-ok', {
+      content: '<BIOS><SSN>SER-MIXED-1</SSN></BIOS><HARDWARE><NAME>s</NAME></HARDWARE>',
+    });
+    expect((await state('serial-ok'))!.state).toBe('approved');
+    const dry = await api('POST', '/api/v1/policies/test', {});
+    expect(dry.json.warnings).toEqual([expect.stringContaining(`rule #${saved.json.rule.id}:`)]);
+  });
+
+  it('--cidr judges the recorded source address (X-Forwarded-For only through a trusted proxy)', async () => {
+    const rule = { action: 'reject', match: { key: 'site-a', cidr: '198.18.0.0/15' }, position: 1 };
+    expect((await api('POST', '/api/v1/policies', rule)).status).toBe(201);
+    await agent(keyA, 'a-cidr', { ip: '198.18.0.7' });
+    const [d] = await ctx.sql<{ state: string; addr: string }[]>`
+      select state, last_remote_addr as addr from devices where deviceid = 'a-cidr'`;
+    expect(d).toEqual({ state: 'rejected', addr: '198.18.0.7' });
   });
 });

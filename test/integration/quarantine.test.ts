@@ -261,6 +261,7 @@ describe('identity conflicts', () => {
 });
 
 describe('bulk decisions by filter', () => {
+  // AGENT_AUTH=off: no key gives a tag, so the agents' own (claimed) tags are what a person filters on.
   it('show the count first, refuse a stale count, then decide', async () => {
     const prolog = textOf('fusioninventory-plain', '0001-post-prolog.json');
     for (let i = 0; i < 3; i++) {
@@ -273,17 +274,17 @@ describe('bulk decisions by filter', () => {
       headers: zlibXml,
       body: zlib.deflateSync(prolog.replace(/<DEVICEID>[^<]+/, '<DEVICEID>lyon-1')),
     });
-    const dry = json(await api('POST', '/api/v1/devices/approve', { filter: 'tag=paris,state=quarantined' }));
+    const dry = json(await api('POST', '/api/v1/devices/approve', { filter: 'claimedTag=paris,state=quarantined' }));
     expect(dry).toMatchObject({ dryRun: true, count: 3 });
     expect((await device('paris-0'))!.state).toBe('quarantined');
     const stale = await api('POST', '/api/v1/devices/approve', {
-      filter: 'tag=paris,state=quarantined',
+      filter: 'claimedTag=paris,state=quarantined',
       confirmCount: 2,
     });
     expect(stale.status).toBe(409);
     const done = json(
       await api('POST', '/api/v1/devices/approve', {
-        filter: 'tag=paris,state=quarantined',
+        filter: 'claimedTag=paris,state=quarantined',
         confirmCount: 3,
         reason: 'paris batch',
       }),

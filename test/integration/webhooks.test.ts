@@ -2,7 +2,8 @@
  * Webhook notifications end to end: events recorded in the transaction of their cause, delivered signed to
  * a real HTTP receiver on 127.0.0.1, retried with back-off (driven by runOnce() and the test clock, never by
  * sleeping) when the receiver fails, hangs or is down, given up after WEBHOOK_MAX_ATTEMPTS, filtered by
- * WEBHOOK_EVENTS, and not written at all without WEBHOOK_URLS.
+ * WEBHOOK_EVENTS, not written at all without WEBHOOK_URLS, and never marked by a worker whose lease ended
+ * (the newer attempt's result and lease stand).
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -23,7 +24,8 @@ interface Received {
   body: string;
 }
 
-type Answer = number | 'hang';
+/** A status; 'hang' never answers; 'hold' answers when the test calls release(). */
+type Answer = number | 'hang' | 'hold';
 
 /** A webhook receiver on 127.0.0.1 that records every request and answers as scripted (default 200). */
 class Receiver {
@@ -31,16 +33,46 @@ class Receiver {
   /** Answers for the next requests, in order; then `otherwise`. */
   script: Answer[] = [];
   otherwise: Answer = 200;
+  /** Requests answered 'hold', oldest first, until release(). */
+  private held: http.ServerResponse[] = [];
+  /** Called on every request received (see received()). */
+  private arrivals = new Set<() => void>();
   private server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       this.requests.push({ path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
       const answer = this.script.shift() ?? this.otherwise;
+      for (const arrived of this.arrivals) arrived();
       if (answer === 'hang') return; // never answers; cut when the receiver goes down
-      res.writeHead(answer, { 'Content-Type': 'text/plain' }).end(answer >= 400 ? `scripted ${answer}` : 'ok');
+      if (answer === 'hold') return void this.held.push(res);
+      Receiver.answer(res, answer);
     });
   });
+
+  private static answer(res: http.ServerResponse, status: number): void {
+    res.writeHead(status, { 'Content-Type': 'text/plain' }).end(status >= 400 ? `scripted ${status}` : 'ok');
+  }
+
+  /** Resolves once `n` requests have arrived since the last reset() (no polling: on each arrival). */
+  received(n: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.requests.length < n) return;
+        this.arrivals.delete(check);
+        resolve();
+      };
+      this.arrivals.add(check);
+      check();
+    });
+  }
+
+  /** Answers the oldest held request with `status`. */
+  release(status: number): void {
+    const res = this.held.shift();
+    if (!res) throw new Error('no request is held');
+    Receiver.answer(res, status);
+  }
   port = 0;
 
   async up(): Promise<void> {
@@ -63,21 +95,21 @@ class Receiver {
   }
 }
 
-/** A delivery's JSON body, as a receiver parses it. */
-interface WebhookBody {
+const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
+const prolog = (deviceid: string) =>
+  zlib.deflateSync(
+    `<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`,
+  );
+
+/** What a receiver parses out of a delivery's body. */
+interface Notification {
   id: string;
   event: string;
   createdAt: string;
   data: Record<string, unknown>;
 }
 
-const parsed = (r: Received) => JSON.parse(r.body) as WebhookBody;
-
-const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
-const prolog = (deviceid: string) =>
-  zlib.deflateSync(
-    `<?xml version="1.0" encoding="UTF-8" ?><REQUEST><DEVICEID>${deviceid}</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>`,
-  );
+const parsed = (r: Received) => JSON.parse(r.body) as Notification;
 
 function verify(r: Received, secret = SECRET): boolean {
   const ts = String(r.headers['x-agentgate-timestamp']);
@@ -416,6 +448,70 @@ describe('WEBHOOK_EVENTS, several URLs and WEBHOOK_MAX_ATTEMPTS', () => {
   });
 });
 
+describe('a worker whose lease ended while it was sending', () => {
+  // Two gateways' workers on one database (two notifiers), one clock: the first one's attempt is held by the
+  // receiver past its 60 s lease, so the second one claims the row again (attempt 2).
+  let ctx4: TestContext;
+  const worker = () =>
+    createNotifier({ sql: ctx4.sql, clock: ctx4.clock, logger: ctx4.deps.logger, config: ctx4.deps.config });
+  const latest = async () => (await rows(ctx4)).at(-1)!;
+  beforeAll(async () => {
+    ctx4 = await createTestContext({ WEBHOOK_URLS: receiver.url('/fence'), WEBHOOK_SECRET: SECRET });
+  });
+  afterAll(async () => {
+    await ctx4?.close();
+  });
+
+  it('cannot overwrite the result of the attempt that claimed the row after it', async () => {
+    receiver.reset();
+    const [late, current] = [worker(), worker()];
+    await ctx4.sql.begin((tx) => late.emit(tx, 'device.rejected', { id: 0, deviceid: 'wh-fence-1' }));
+    receiver.script = ['hold', 500];
+    const lateRun = late.runOnce(); // attempt 1: sent, its answer held
+    await receiver.received(1);
+    ctx4.clock.advance(61_000); // its lease is over
+    expect(await current.runOnce()).toBe(1); // attempt 2: answered 500, due again in 10 s
+    const newer = await latest();
+    expect(newer).toMatchObject({ attempts: 2, lastStatus: 500, deliveredAt: null });
+    expect(newer.nextAttemptAt!.getTime()).toBeGreaterThan(ctx4.clock.now().getTime());
+
+    receiver.release(404); // attempt 1's answer, which alone would give the delivery up
+    expect(await lateRun).toBe(1);
+    expect(await latest()).toEqual(newer); // attempt 2's result stands: still due, not given up
+
+    ctx4.clock.advance(10_000);
+    expect(await current.runOnce()).toBe(1); // attempt 3, on attempt 2's schedule
+    expect(await latest()).toMatchObject({ attempts: 3, lastStatus: 200, nextAttemptAt: null });
+    expect(receiver.requests).toHaveLength(3);
+    expect(new Set(receiver.requests.map((r) => r.headers['x-agentgate-delivery'])).size).toBe(1);
+  });
+
+  it('cannot cut short the lease of the attempt in flight after it', async () => {
+    receiver.reset();
+    const [late, current] = [worker(), worker()];
+    await ctx4.sql.begin((tx) => late.emit(tx, 'device.rejected', { id: 0, deviceid: 'wh-fence-2' }));
+    receiver.script = ['hold', 'hold'];
+    const lateRun = late.runOnce(); // attempt 1: sent, its answer held
+    await receiver.received(1);
+    ctx4.clock.advance(61_000);
+    const currentRun = current.runOnce(); // attempt 2: sent, its answer held too
+    await receiver.received(2);
+    const inFlight = await latest();
+    expect(inFlight).toMatchObject({ attempts: 2, lastStatus: null, deliveredAt: null });
+
+    receiver.release(503); // attempt 1 fails: alone, it would make the row due again in 5 s
+    expect(await lateRun).toBe(1);
+    expect(await latest()).toEqual(inFlight); // attempt 2's lease is untouched
+    ctx4.clock.advance(6000);
+    expect(await late.runOnce()).toBe(0); // so nobody sends it a third time while attempt 2 runs
+
+    receiver.release(200);
+    expect(await currentRun).toBe(1);
+    expect(await latest()).toMatchObject({ attempts: 2, lastStatus: 200, lastError: null, nextAttemptAt: null });
+    expect(receiver.requests).toHaveLength(2);
+  });
+});
+
 describe('without WEBHOOK_URLS', () => {
   it('writes and sends nothing', async () => {
     const ctx3 = await createTestContext({});
@@ -435,11 +531,12 @@ describe('without WEBHOOK_URLS', () => {
 
 describe('the worker of a running gateway', () => {
   it('delivers on its own after start, and stops with the server', async () => {
-    const { server, close } = await startTestServer({
+    const gateway = await startTestServer({
       AGENT_AUTH: 'off',
       WEBHOOK_URLS: receiver.url('/live'),
       WEBHOOK_SECRET: SECRET,
     });
+    const { server } = gateway;
     try {
       const res = await fetch(`${server.url}/`, { method: 'POST', headers: zlibXml, body: prolog('wh-live-1') });
       expect(res.status).toBe(200);
@@ -448,7 +545,7 @@ describe('the worker of a running gateway', () => {
       expect(receiver.requests[0]!.path).toBe('/live');
       expect(verify(receiver.requests[0]!)).toBe(true);
     } finally {
-      await close();
+      await gateway.close();
     }
   });
 });

@@ -200,3 +200,26 @@ describe('jsonText', () => {
     expect(appErrorOf(() => jsonText(body)).code).toBe('bad_request');
   });
 });
+
+describe('one compressed stream, ending where the body ends', () => {
+  const xml = Buffer.from('<?xml version="1.0"?><REQUEST><QUERY>PROLOG</QUERY></REQUEST>');
+  it.each([
+    ['zlib', zlib.deflateSync(xml)],
+    ['gzip', zlib.gzipSync(xml)],
+    ['deflate', zlib.deflateRawSync(xml)],
+  ] as const)('%s: a clean stream inflates', async (compression, body) => {
+    expect(await inflateBody(body, compression, 1 << 20)).toEqual(xml);
+  });
+
+  it.each([
+    ['zlib, bytes after the stream', 'zlib', Buffer.concat([zlib.deflateSync(xml), Buffer.from('<REQUEST/>')])],
+    ['gzip, a second member', 'gzip', Buffer.concat([zlib.gzipSync(Buffer.alloc(0)), zlib.gzipSync(xml)])],
+    ['gzip, two members of text', 'gzip', Buffer.concat([zlib.gzipSync(xml), zlib.gzipSync(xml)])],
+    ['deflate, bytes after the stream', 'deflate', Buffer.concat([zlib.deflateRawSync(xml), Buffer.from('x')])],
+  ] as const)('%s: refused with a 400', async (_what, compression, body) => {
+    await expect(inflateBody(body, compression, 1 << 20)).rejects.toMatchObject({
+      status: 400,
+      publicMessage: `Invalid ${compression} body: data after the end of the compressed stream`,
+    });
+  });
+});

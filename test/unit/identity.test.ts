@@ -173,6 +173,7 @@ describe('identityFromSections', () => {
       manufacturer: 'HP',
       model: 'Z2 G4',
       macs: ['3c:52:82:11:4e:0a'],
+      physicalMacs: ['3c:52:82:11:4e:0a'],
       ips: ['192.0.2.10'],
       os: 'Ubuntu 24.04 LTS',
       tag: 'paris-dc2',
@@ -190,6 +191,7 @@ describe('identityFromSections', () => {
       manufacturer: null,
       model: null,
       macs: [],
+      physicalMacs: [],
       ips: [],
       os: null,
       tag: null,
@@ -341,10 +343,7 @@ describe('xmlSectionsToJsonShape', () => {
     const { sections, tag } = xmlSectionsToJsonShape({
       HARDWARE: { NAME: 'h' },
       NETWORKS: [{ MACADDR: '3c:52:82:11:4e:0a', VIRTUALDEV: '0' }],
-      ACCOUNTINFO: [
-        { KEYNAME: 'OTHER', KEYVALUE: 'no' },
-        { KEYNAME: 'tag', KEYVALUE: 'paris-dc2' },
-      ],
+      ACCOUNTINFO: [{ KEYNAME: 'TAG', KEYVALUE: 'paris-dc2' }],
     });
     expect(sections.hardware).toEqual({ name: 'h' });
     expect(sections.networks).toEqual([{ macaddr: '3c:52:82:11:4e:0a', mac: '3c:52:82:11:4e:0a', virtualdev: '0' }]);
@@ -354,6 +353,16 @@ describe('xmlSectionsToJsonShape', () => {
   it('no ACCOUNTINFO TAG → null tag', () => {
     expect(xmlSectionsToJsonShape({ ACCOUNTINFO: [{ KEYNAME: 'X', KEYVALUE: 'y' }] }).tag).toBeNull();
     expect(xmlSectionsToJsonShape({}).tag).toBeNull();
+  });
+
+  // As GLPI's converter: a tag only from a lone ACCOUNTINFO whose KEYNAME is exactly TAG.
+  it('no tag where GLPI would see none: KEYNAME in another case, or several ACCOUNTINFO', () => {
+    expect(xmlSectionsToJsonShape({ ACCOUNTINFO: [{ KEYNAME: 'tag', KEYVALUE: 'paris-dc2' }] }).tag).toBeNull();
+    const two = [
+      { KEYNAME: 'OTHER', KEYVALUE: 'no' },
+      { KEYNAME: 'TAG', KEYVALUE: 'paris-dc2' },
+    ];
+    expect(xmlSectionsToJsonShape({ ACCOUNTINFO: two }).tag).toBeNull();
   });
 });
 
@@ -378,6 +387,7 @@ describe('identity of the real captures', () => {
     serial: null, // <SSN></SSN>: containers have no serial
     msn: null,
     macs: ['02:fc:00:00:00:01', '56:bf:77:4b:c3:80', 'fa:92:48:3b:c8:95'], // eth0 first; lo's 00:00:… dropped
+    physicalMacs: ['02:fc:00:00:00:01'], // ifb0/ifb1 are virtual
     ips: ['192.0.2.2', 'fd00::2', 'fe80::fc:ff:fe00:1'], // 127.0.0.1 and ::1 dropped
     os: 'Debian GNU/Linux 12 (bookworm)',
   };

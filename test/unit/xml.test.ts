@@ -16,6 +16,11 @@ function refused(text: string): string {
   return err.publicMessage;
 }
 
+/** A value inside a parsed document, by path (no `any` in the assertions). */
+function at(v: unknown, ...path: (string | number)[]): unknown {
+  return path.reduce<unknown>((o, k) => (o as Record<string | number, unknown> | undefined)?.[k], v);
+}
+
 function nested(depth: number): string {
   return `${'<A>'.repeat(depth)}x${'</A>'.repeat(depth)}`;
 }
@@ -93,6 +98,13 @@ describe('scanXml: what it refuses', () => {
   it('other markup declarations', () => {
     refused('<REQUEST><!FOO></REQUEST>');
   });
+
+  // Terminated or not: what hides markup from one reader and not another is refused (xml-profile.test.ts).
+  it('comments, CDATA and processing instructions that contain markup', () => {
+    expect(refused('<REQUEST><!-- <FAKE> --></REQUEST>')).toContain('comments are not accepted');
+    expect(refused('<REQUEST><NAME><![CDATA[<not a tag> & ]]></NAME></REQUEST>')).toContain('CDATA');
+    expect(refused('<REQUEST><?pi <x> ?></REQUEST>')).toContain('processing instructions');
+  });
 });
 
 describe('scanXml: what it accepts', () => {
@@ -107,11 +119,6 @@ describe('scanXml: what it accepts', () => {
     expect(text.slice(bios.start, bios.end)).toBe('<BIOS><SSN>1</SSN></BIOS>');
     const query = scan.rootChildren[2]!;
     expect(text.slice(query.start, query.end)).toBe('<QUERY>INVENTORY</QUERY>');
-  });
-
-  it('skips comments, CDATA and processing instructions that contain markup', () => {
-    const scan = scanXml('<REQUEST><!-- <FAKE> --><NAME><![CDATA[<not a tag> & ]]></NAME><?pi <x> ?></REQUEST>');
-    expect(scan.rootChildren.map((s) => s.name)).toEqual(['NAME']);
   });
 
   it('accepts white space in tags and a self-closing root', () => {
@@ -135,24 +142,21 @@ describe('readXmlRequest', () => {
     expect(req.query).toBe('INVENTORY');
     expect(req.deviceid).toBe('vm-2026-11-22-19-06-45');
     expect(req.hasContent).toBe(true);
-    const id = req.identity as Record<string, any>;
+    const id = req.identity;
     expect(Object.keys(id).sort()).toEqual(['BIOS', 'HARDWARE', 'NETWORKS', 'OPERATINGSYSTEM', 'VERSIONCLIENT']);
-    expect(id.HARDWARE.NAME).toBe('vm');
-    expect(id.HARDWARE.MEMORY).toBe('24105'); // parseTagValue off: values stay strings
+    expect(at(id, 'HARDWARE', 'NAME')).toBe('vm');
+    expect(at(id, 'HARDWARE', 'MEMORY')).toBe('24105'); // parseTagValue off: values stay strings
     expect(id.BIOS).toEqual({ SSN: '' });
     expect(Array.isArray(id.NETWORKS)).toBe(true);
     expect(id.NETWORKS).toHaveLength(7);
-    expect(id.NETWORKS[4]).toMatchObject({ DESCRIPTION: 'eth0', MACADDR: '02:fc:00:00:00:01', VIRTUALDEV: '0' });
+    expect(at(id, 'NETWORKS', 4)).toMatchObject({ DESCRIPTION: 'eth0', MACADDR: '02:fc:00:00:00:01', VIRTUALDEV: '0' });
     expect(id.VERSIONCLIENT).toBe('FusionInventory-Agent_v2.6-3');
     for (const heavy of ['SOFTWARES', 'CONTROLLERS', 'LOCAL_USERS', 'VERSIONPROVIDER'])
       expect(id).not.toHaveProperty(heavy);
   });
 
   it('gives ACCOUNTINFO as an array (fusioninventory-tag)', () => {
-    const id = readXmlRequest(textOf('fusioninventory-tag', '0002-post-inventory.json')).identity as Record<
-      string,
-      any
-    >;
+    const id = readXmlRequest(textOf('fusioninventory-tag', '0002-post-inventory.json')).identity;
     expect(id.ACCOUNTINFO).toEqual([{ KEYNAME: 'TAG', KEYVALUE: 'acceptance-tag' }]);
   });
 
@@ -189,19 +193,22 @@ describe('readXmlRequest', () => {
     );
     expect(req.query).toBe('INVENTORY');
     expect(req.identity).toHaveProperty('BIOS');
-    expect((req.identity as Record<string, any>).HARDWARE.NAME).toBe('h');
+    expect(at(req.identity, 'HARDWARE', 'NAME')).toBe('h');
     expect(readXmlRequest('<REQUEST><CONTENT/><DEVICEID>d</DEVICEID></REQUEST>').hasContent).toBe(true);
   });
 
   it('keeps serial-like values as strings and decodes the predefined entities', () => {
     const id = readXmlRequest(
       '<REQUEST><CONTENT><BIOS><SSN>0012</SSN><SMANUFACTURER>A &amp; B</SMANUFACTURER></BIOS></CONTENT><DEVICEID>d</DEVICEID></REQUEST>',
-    ).identity as Record<string, any>;
+    ).identity;
     expect(id.BIOS).toEqual({ SSN: '0012', SMANUFACTURER: 'A & B' });
   });
 
-  it('reads CDATA values', () => {
-    expect(readXmlRequest('<REQUEST><DEVICEID><![CDATA[dev-<1>]]></DEVICEID></REQUEST>').deviceid).toBe('dev-<1>');
+  // No agent sends CDATA, and GLPI's converter drops CDATA text: a deviceid in CDATA would read two ways.
+  it('refuses CDATA values', () => {
+    expect(appErrorOf(() => readXmlRequest('<REQUEST><DEVICEID><![CDATA[dev-<1>]]></DEVICEID></REQUEST>')).code).toBe(
+      'bad_request',
+    );
   });
 
   it('reports the root element whatever it is', () => {
@@ -228,12 +235,12 @@ describe('readXmlRequest', () => {
 
 describe('parseXmlDocument', () => {
   it('parses the whole real inventory, list sections as arrays', () => {
-    const doc = parseXmlDocument(textOf('fusioninventory-plain', '0002-post-inventory.json')) as Record<string, any>;
-    const content = doc.REQUEST.CONTENT;
-    expect(Array.isArray(content.SOFTWARES)).toBe(true);
-    expect(content.SOFTWARES.length).toBeGreaterThan(10);
-    expect(Array.isArray(content.NETWORKS)).toBe(true);
-    expect(doc.REQUEST.QUERY).toBe('INVENTORY');
+    const doc = parseXmlDocument(textOf('fusioninventory-plain', '0002-post-inventory.json'));
+    const softwares = at(doc, 'REQUEST', 'CONTENT', 'SOFTWARES');
+    expect(Array.isArray(softwares)).toBe(true);
+    expect((softwares as unknown[]).length).toBeGreaterThan(10);
+    expect(Array.isArray(at(doc, 'REQUEST', 'CONTENT', 'NETWORKS'))).toBe(true);
+    expect(at(doc, 'REQUEST', 'QUERY')).toBe('INVENTORY');
   });
 
   it('refuses what scanXml refuses', () => {

@@ -1,0 +1,225 @@
+// @ts-check
+// The admin API (/api/v1) as one typed function per call the console makes. Each sends the operator token
+// of this tab's session (or the token being tried, when signing in) to this gateway only; an answer that
+// says the session's token is no longer valid (401) signs the operator out.
+/**
+ * @import { AuditEntry, Client, CreatedClient, CreatedKey, Decision, DecisionResult, Device, DeviceDetail,
+ *   DeviceQuery, FilterDecided, FilterDryRun, Key, KeyUsage, Me, Meta, RotatedKey } from './types.js'
+ */
+import { getSession } from './session.js';
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status the HTTP status (0: the gateway could not be reached)
+   * @param {string} message
+   */
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+    /** True once this answer has signed the operator out (the page is then replaced by the sign-in form). */
+    this.signedOut = false;
+  }
+}
+
+/** @param {unknown} err */
+export function isSignedOut(err) {
+  return err instanceof ApiError && err.signedOut;
+}
+
+/** @type {(message: string) => void} */
+let signOutHandler = () => {};
+
+/**
+ * What to do when the session's token stops working (set once, by the entry module).
+ * @param {(message: string) => void} fn
+ */
+export function onSignedOut(fn) {
+  signOutHandler = fn;
+}
+
+/**
+ * `?k=v&…` from the values that are set (undefined, null and '' are left out).
+ * @param {Record<string, string | number | null | undefined>} o
+ */
+export function qs(o) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(o)) if (v !== undefined && v !== null && v !== '') p.set(k, String(v));
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}
+
+/**
+ * One call; the answer's JSON is typed by the caller's declared return type (the API's shapes in types.js).
+ * @template T
+ * @param {'GET' | 'POST'} method
+ * @param {string} path under /api/v1
+ * @param {unknown} [body]
+ * @param {string} [token] a token being tried (sign-in); without it, the session's
+ * @returns {Promise<T>}
+ */
+async function call(method, path, body, token) {
+  const s = getSession();
+  const bearer = token ?? s?.token;
+  if (!bearer) throw new ApiError(401, 'Not signed in');
+  /** @type {Record<string, string>} */
+  const headers = { Accept: 'application/json', Authorization: `Bearer ${bearer}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+      credentials: 'omit',
+      redirect: 'error',
+    });
+  } catch (err) {
+    throw new ApiError(0, `Cannot reach the gateway: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const raw = await res.text();
+  /** @type {unknown} */
+  let data = null;
+  try {
+    data = raw ? JSON.parse(raw) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    const message =
+      data && typeof data === 'object' && 'message' in data && typeof data.message === 'string'
+        ? data.message
+        : `${res.status} ${res.statusText || 'error'}`;
+    const err = new ApiError(res.status, message);
+    if (res.status === 401 && token === undefined && s) {
+      signOutHandler(`You were signed out: ${message}. The token is no longer valid.`);
+      err.signedOut = true;
+    }
+    throw err;
+  }
+  if (raw && data === null) throw new ApiError(res.status, 'The gateway did not answer with JSON');
+  return /** @type {T} */ (data);
+}
+
+const enc = encodeURIComponent;
+
+// ---- who, and what the server knows (with the token being tried) ----------------------------------------
+
+/**
+ * @param {string} token
+ * @returns {Promise<Me>}
+ */
+export const getMe = (token) => call('GET', '/me', undefined, token);
+
+/**
+ * @param {string} token
+ * @returns {Promise<Meta>}
+ */
+export const getMeta = (token) => call('GET', '/meta', undefined, token);
+
+// ---- devices ----------------------------------------------------------------------------------------------
+
+/**
+ * @param {DeviceQuery} query
+ * @returns {Promise<Device[]>}
+ */
+export const listDevices = (query) => call('GET', `/devices${qs({ ...query })}`);
+
+/**
+ * @param {string | number} ref numeric id or deviceid
+ * @returns {Promise<DeviceDetail>}
+ */
+export const getDevice = (ref) => call('GET', `/devices/${enc(ref)}`);
+
+/**
+ * @param {Decision} decision
+ * @param {{ ids: (string | number)[], reason?: string }} what
+ * @returns {Promise<{ results: DecisionResult[] }>}
+ */
+export const decide = (decision, what) => call('POST', `/devices/${decision}`, what);
+
+/**
+ * A filter decision's dry run: what it would decide.
+ * @param {Decision} decision
+ * @param {string} filter
+ * @returns {Promise<FilterDryRun>}
+ */
+export const previewFilter = (decision, filter) => call('POST', `/devices/${decision}`, { filter });
+
+/**
+ * A filter decision, confirmed with the count its dry run showed.
+ * @param {Decision} decision
+ * @param {{ filter: string, confirmCount: number, reason?: string }} what
+ * @returns {Promise<FilterDecided>}
+ */
+export const decideFilter = (decision, what) => call('POST', `/devices/${decision}`, what);
+
+/**
+ * @param {number} id
+ * @returns {Promise<DecisionResult | null>}
+ */
+export const undoDecision = (id) => call('POST', `/devices/${enc(id)}/undo`);
+
+/**
+ * Pins a device to another credential (audited).
+ * @param {number} id
+ * @param {{ key?: string, client?: string, reason?: string }} to
+ * @returns {Promise<{ id: number, deviceid: string, key: string | null, clientId: string | null }>}
+ */
+export const rebindDevice = (id, to) => call('POST', `/devices/${enc(id)}/rebind`, to);
+
+// ---- registration keys ------------------------------------------------------------------------------------
+
+/** @returns {Promise<Key[]>} */
+export const listKeys = () => call('GET', '/keys');
+
+/**
+ * @param {{ name: string, tag?: string, maxDevices: number, expiresAt?: string, comment?: string }} input
+ * @returns {Promise<CreatedKey>}
+ */
+export const createKey = (input) => call('POST', '/keys', input);
+
+/**
+ * @param {string} name
+ * @param {string} grace e.g. 7d, 12h, 0
+ * @returns {Promise<RotatedKey>}
+ */
+export const rotateKey = (name, grace) => call('POST', `/keys/${enc(name)}/rotate`, { grace });
+
+/**
+ * @param {string} name
+ * @param {boolean} active
+ * @returns {Promise<Key>}
+ */
+export const setKeyActive = (name, active) => call('POST', `/keys/${enc(name)}/${active ? 'activate' : 'revoke'}`);
+
+/**
+ * @param {string} name
+ * @returns {Promise<KeyUsage>}
+ */
+export const keyUsage = (name) => call('GET', `/keys/${enc(name)}/usage`);
+
+// ---- clients ------------------------------------------------------------------------------------------------
+
+/** @returns {Promise<Client[]>} */
+export const listClients = () => call('GET', '/clients');
+
+/**
+ * @param {{ name: string, device?: string, comment?: string }} input
+ * @returns {Promise<CreatedClient>}
+ */
+export const createClient = (input) => call('POST', '/clients', input);
+
+/**
+ * @param {string} clientId
+ * @returns {Promise<Client>}
+ */
+export const revokeClient = (clientId) => call('POST', `/clients/${enc(clientId)}/revoke`);
+
+// ---- audit log ----------------------------------------------------------------------------------------------
+
+/**
+ * @param {{ action?: string, limit?: number }} query
+ * @returns {Promise<AuditEntry[]>}
+ */
+export const listAudit = (query) => call('GET', `/audit${qs(query)}`);

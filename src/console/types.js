@@ -1,0 +1,314 @@
+// @ts-check
+// The admin API's answers (/api/v1) as JSDoc types, for the console's type-check only: modules name them
+// with `/** @import { Device } from './types.js' */`, a comment the browser never follows, so this file is
+// never loaded. Dates arrive as ISO 8601 strings. States, roles and audit actions are plain strings here:
+// the values are the server's (GET /api/v1/meta), never a copy kept in the console.
+
+/**
+ * GET /api/v1/me: the operator the token belongs to.
+ * @typedef {object} Me
+ * @property {string} name `operator:<name>`
+ * @property {string} role one of {@link Meta.roles}
+ */
+
+/**
+ * GET /api/v1/meta: the lists the server knows.
+ * @typedef {object} Meta
+ * @property {string[]} states every device state
+ * @property {string[]} auditActions every action the audit log records
+ * @property {string[]} roles the operator roles, least powerful first
+ */
+
+/**
+ * A device, as GET /api/v1/devices lists it.
+ * @typedef {object} Device
+ * @property {number} id
+ * @property {string} deviceid
+ * @property {string} state
+ * @property {string | null} name
+ * @property {string | null} serial
+ * @property {string | null} uuid
+ * @property {string | null} msn
+ * @property {string | null} assetTag
+ * @property {string | null} manufacturer
+ * @property {string | null} model
+ * @property {string[]} macs
+ * @property {string[]} ips
+ * @property {string | null} os
+ * @property {string | null} tag the registration key's tag (what policies and filters match)
+ * @property {string | null} [claimedTag] the tag the agent sent: shown, never trusted
+ * @property {string | null} agentId
+ * @property {string | null} agentVersion
+ * @property {string} firstSeen
+ * @property {string} lastSeen
+ * @property {string | null} lastRemoteAddr
+ * @property {string | null} lastInventoryAt
+ */
+
+/**
+ * The query of GET /api/v1/devices.
+ * @typedef {object} DeviceQuery
+ * @property {string} [state]
+ * @property {string} [tag]
+ * @property {string} [key]
+ * @property {string} [subnet]
+ * @property {string} [q]
+ * @property {string} [firstSeenFrom]
+ * @property {string} [firstSeenTo]
+ * @property {number} [limit]
+ * @property {number} [offset]
+ */
+
+/**
+ * One state change in a device's history.
+ * @typedef {object} Transition
+ * @property {string} at
+ * @property {string | null} from null for the device's first state
+ * @property {string} to
+ * @property {string} actor
+ * @property {string | null} reason
+ */
+
+/**
+ * What a device sent, counted per state and kind.
+ * @typedef {object} SubmissionCount
+ * @property {string} state
+ * @property {string} kind
+ * @property {number} n
+ * @property {number} bytes
+ */
+
+/**
+ * A source address of a device.
+ * @typedef {object} Source
+ * @property {string} remoteAddr
+ * @property {number} requests
+ * @property {string} lastSeen
+ */
+
+/**
+ * The summary of a device's inventory (values as the agent sent them).
+ * @typedef {object} InventorySummary
+ * @property {string | null} os
+ * @property {string | null} manufacturer
+ * @property {string | null} model
+ * @property {string | null} serial
+ * @property {string | null} uuid
+ * @property {number | string | null} memoryMb
+ * @property {number} softwareCount
+ * @property {number} networkCount
+ * @property {string[]} sections
+ */
+
+/**
+ * A fingerprint in a conflict: deviceid, name, uuid, serial, macs (and the known device's id).
+ * @typedef {{ [field: string]: unknown, id?: number }} Fingerprint
+ */
+
+/**
+ * Why a device is in conflict: the fingerprint on record and the one that arrived.
+ * @typedef {object} ConflictDetails
+ * @property {string} [reason]
+ * @property {string[]} [fields] the fields that caused the conflict
+ * @property {Fingerprint} [known]
+ * @property {Fingerprint} [incoming]
+ */
+
+/**
+ * A recorded agent request (GET /api/v1/registrations, and a device's recent ones).
+ * @typedef {object} Registration
+ * @property {number} id
+ * @property {string | null} deviceid
+ * @property {number | null} deviceId
+ * @property {string} kind
+ * @property {string} format
+ * @property {string} compression
+ * @property {boolean} partial
+ * @property {string} outcome
+ * @property {number} status
+ * @property {string} method
+ * @property {string} path
+ * @property {number} bodySize
+ * @property {number} decodedSize
+ * @property {string | null} remoteAddr
+ * @property {string | null} userAgent
+ * @property {string | null} agentId
+ * @property {string | null} message
+ * @property {string} receivedAt
+ * @property {string | null} authType
+ * @property {string | null} authUser
+ * @property {string | null} keyName
+ * @property {number | null} keyVersion
+ * @property {string | null} clientId
+ */
+
+/**
+ * What GET /api/v1/devices/:id adds to a device: everything a reviewer needs to decide on it.
+ * @typedef {object} DeviceDetailExtra
+ * @property {number | null} conflictWith
+ * @property {ConflictDetails | null} conflictDetails
+ * @property {string | null} stateReason
+ * @property {string | null} keyName
+ * @property {string | null} clientId
+ * @property {string | null} assignedTag
+ * @property {Device | null} conflictWithDevice
+ * @property {InventorySummary | null} inventory
+ * @property {Transition[]} history
+ * @property {SubmissionCount[]} submissions
+ * @property {Source[]} sources
+ * @property {Registration[]} registrations
+ * @property {ProxyChain[]} [proxies]
+ */
+
+/**
+ * A chain of GLPI Agent proxies the device's messages came through.
+ * @typedef {object} ProxyChain
+ * @property {string[]} proxyChain
+ * @property {number} requests
+ * @property {string} firstSeen
+ * @property {string} lastSeen
+ */
+
+/** @typedef {Device & DeviceDetailExtra} DeviceDetail */
+
+/**
+ * What a decision did to one device.
+ * @typedef {object} DecisionResult
+ * @property {number} id
+ * @property {string} deviceid
+ * @property {string} from
+ * @property {string} to
+ * @property {boolean} changed
+ * @property {number} releasedSubmissions
+ */
+
+/** @typedef {'approve' | 'reject'} Decision */
+
+/**
+ * POST /api/v1/devices/approve|reject with a filter and no confirmCount: what would be decided.
+ * @typedef {object} FilterDryRun
+ * @property {true} dryRun
+ * @property {number} count
+ * @property {{ id: number, deviceid: string, name: string | null, state: string }[]} devices
+ */
+
+/**
+ * POST /api/v1/devices/approve|reject with a filter and its confirmCount.
+ * @typedef {object} FilterDecided
+ * @property {false} dryRun
+ * @property {number} count
+ * @property {DecisionResult[]} results
+ */
+
+/**
+ * A version of a registration key, its secret masked.
+ * @typedef {object} KeyVersion
+ * @property {number} version
+ * @property {string} secret
+ * @property {string} createdAt
+ * @property {string | null} expiresAt
+ * @property {boolean} valid
+ */
+
+/**
+ * A registration key (GET /api/v1/keys).
+ * @typedef {object} Key
+ * @property {string} name
+ * @property {boolean} active
+ * @property {string | null} expiresAt
+ * @property {number} maxDevices 0 = unlimited
+ * @property {number} devicesUsed
+ * @property {string | null} tag
+ * @property {string | null} comment
+ * @property {string} createdBy
+ * @property {string} createdAt
+ * @property {KeyVersion[]} versions
+ */
+
+/**
+ * POST /api/v1/keys: the key and its secret, shown once.
+ * @typedef {object} CreatedKey
+ * @property {Key} key
+ * @property {string} secret
+ */
+
+/**
+ * POST /api/v1/keys/:name/rotate: the new version's secret, shown once.
+ * @typedef {object} RotatedKey
+ * @property {Key} key
+ * @property {string} secret
+ * @property {number} version
+ * @property {string} previousExpiresAt
+ */
+
+/**
+ * Who used one version of a key, from where, how often and when last.
+ * @typedef {object} KeyUsageRow
+ * @property {number} version
+ * @property {string} prefix
+ * @property {string | null} expiresAt
+ * @property {string | null} deviceid
+ * @property {number | null} deviceId
+ * @property {string | null} remoteAddr
+ * @property {number} requests
+ * @property {string} lastUsed
+ */
+
+/**
+ * GET /api/v1/keys/:name/usage.
+ * @typedef {object} KeyUsage
+ * @property {Key} key
+ * @property {KeyUsageRow[]} usage
+ */
+
+/**
+ * An agent client credential (GET /api/v1/clients), its secret masked.
+ * @typedef {object} Client
+ * @property {string} clientId
+ * @property {string} name
+ * @property {string} secret
+ * @property {string | null} deviceid
+ * @property {string | null} comment
+ * @property {string} createdBy
+ * @property {string} createdAt
+ * @property {string | null} revokedAt
+ * @property {string | null} lastUsedAt
+ */
+
+/**
+ * POST /api/v1/clients: the credential, its secret shown once.
+ * @typedef {object} CreatedClient
+ * @property {string} clientId
+ * @property {string} clientSecret
+ * @property {string} name
+ * @property {string | null} deviceid
+ */
+
+/**
+ * An operator (GET /api/v1/operators), its token masked.
+ * @typedef {object} Operator
+ * @property {string} name
+ * @property {string} role
+ * @property {string} token
+ * @property {string} createdBy
+ * @property {string} createdAt
+ * @property {string | null} revokedAt
+ * @property {string | null} lastUsedAt
+ */
+
+/**
+ * An audit log entry (GET /api/v1/audit).
+ * @typedef {object} AuditEntry
+ * @property {number} id
+ * @property {string} at
+ * @property {string} actor
+ * @property {string} action one of {@link Meta.auditActions}
+ * @property {string} targetType
+ * @property {string | null} targetId
+ * @property {string | null} remoteAddr
+ * @property {unknown} before
+ * @property {unknown} after
+ * @property {string | null} reason
+ */
+
+export {};
