@@ -16,7 +16,6 @@ import {
   ROGUE_NICS,
   type Gate,
   basic,
-  eventually,
   expectLastSubmissionHeld,
   expectSameAsWrongPassword,
   expectVictimUntouched,
@@ -34,6 +33,7 @@ import {
   gaInventoryDoc,
   GA_DEVICEID,
 } from './support.js';
+import { eventually } from '../helpers/eventually.js';
 import { bodyOf } from '../helpers/fixtures.js';
 
 let gate: Gate;

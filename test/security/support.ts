@@ -238,19 +238,6 @@ export async function securityEvents(
   return gate.ctx.sql`select kind, deviceid, details from security_events order by id`;
 }
 
-/** Polls until `check` stops throwing (background writes such as fire-and-forget security events). */
-export async function eventually<T>(check: () => Promise<T>, timeoutMs = 3000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > until) throw err;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-}
-
 /**
  * Assertion (1) for a refused credential: the answer is byte for byte the one a wrong password gets for
  * the very same request, so the attacker cannot tell "pinned elsewhere" from "wrong secret".
