@@ -210,10 +210,12 @@ describe('FusionInventory agent 2.6, --tag acceptance-ci', () => {
     expectCleanRun(run);
   });
 
-  it('gives the device the tag acceptance-ci', async () => {
+  it("records the tag acceptance-ci as the device's claimed tag", async () => {
     const { devices, device, registrations } = await deviceAndRegistrations(gw, run.deviceid!);
     expect(devices).toHaveLength(1);
-    expect(device?.tag).toBe('acceptance-ci');
+    // What the agent claims is recorded as claimedTag; `tag` is its key's (none here: AGENT_AUTH=off).
+    expect(device?.claimedTag).toBe('acceptance-ci');
+    expect(device?.tag).toBeNull();
     expect(registrations.map((r) => `${r.kind}:${r.outcome}`)).toEqual(['prolog:quarantined', 'inventory:quarantined']);
     const inventory = messages(run, 'debug2').find(
       (m) => m.startsWith('[http client] sending message:') && m.includes('<QUERY>INVENTORY</QUERY>'),
