@@ -314,7 +314,7 @@ describe('parseJsonMessage', () => {
     const text = JSON.stringify(contact, null, 3);
     const msg = parseJsonMessage(text);
     expect(msg.redacted).toBe(true);
-    const plugins = msg.json!['httpd-plugins'] as Record<string, any>;
+    const plugins = msg.json!['httpd-plugins'] as Record<string, unknown> & { ssl: Record<string, unknown> };
     expect(plugins.inventory).toEqual({ disabled: 'no', token: REDACTED, url_path: '/inventory' });
     expect(plugins.basic).toEqual({ user: REDACTED, password: REDACTED });
     expect(plugins.ssl.ssl_key_file).toBe(REDACTED);
@@ -335,7 +335,7 @@ describe('parseJsonMessage', () => {
     expect(msg.redacted).toBe(true);
     expect(msg.text).not.toContain('acceptance-pw');
     expect(msg.text).toContain(`--password ${REDACTED}`);
-    expect(() => JSON.parse(msg.text)).not.toThrow();
+    expect(() => JSON.parse(msg.text) as unknown).not.toThrow();
   });
 
   // AgentMessage.json is documented as "the parsed message, secrets redacted", and agent-service merges
@@ -343,7 +343,7 @@ describe('parseJsonMessage', () => {
   it('redacts --password in perl_args in the parsed json too (glpi-basic-auth 0009)', () => {
     const msg = parseJsonMessage(textOf('glpi-basic-auth', '0009-post-inventory.json'));
     expect(JSON.stringify(msg.json)).not.toContain('acceptance-pw');
-    const provider = (msg.json!.content as Record<string, any>).versionprovider;
+    const provider = (msg.json!.content as { versionprovider: { perl_args: string } }).versionprovider;
     expect(provider.perl_args).toContain(`--password ${REDACTED}`);
   });
 
