@@ -43,12 +43,23 @@ async function withDeps<T>(fn: (deps: Deps) => Promise<T>): Promise<T> {
  * connections (porsager/postgres#1154, #1192): the pool recovers, the process need not die. Anything else
  * uncaught is a bug: logged, and the process exits for its supervisor to restart it.
  */
+/**
+ * A killed connection surfaces as the driver's own codes, or as the socket's (ECONNRESET, EPIPE: a reset
+ * escaping from the destroyed socket, with Node's stack rather than the driver's).
+ */
+const DRIVER_FAULT_CODES = new Set([
+  '57P01',
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED',
+  'ECONNRESET',
+  'EPIPE',
+]);
+
 function guardAgainstDriverFaults(logger: ReturnType<typeof createLogger>): void {
   const fromDriver = (err: unknown) =>
     /[\\/]node_modules[\\/]postgres[\\/]/.test((err as Error)?.stack ?? '') ||
-    ['57P01', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED'].includes(
-      (err as { code?: string })?.code ?? '',
-    );
+    DRIVER_FAULT_CODES.has((err as { code?: string })?.code ?? (typeof err === 'string' ? err : ''));
   const handle = (kind: string) => (err: unknown) => {
     if (fromDriver(err))
       return logger.error({ err }, `${kind} from the PostgreSQL driver after a lost connection: continuing`);
