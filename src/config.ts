@@ -39,6 +39,7 @@ export interface Config {
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   tlsClientCa: string | undefined;
+  tlsClientCert: 'optional' | 'required';
   webhookUrls: string[] | undefined;
   webhookSecret: string | undefined;
   webhookEvents: WebhookEventName[];
@@ -412,9 +413,16 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'TLS_CLIENT_CA',
     field: 'tlsClientCa',
-    doc: 'PEM CA file: require agents to present a client certificate signed by it',
+    doc: 'PEM CA file: client certificates signed by it are credentials of their own (see TLS_CLIENT_CERT)',
     default: undefined,
     parse: optional,
+  },
+  {
+    env: 'TLS_CLIENT_CERT',
+    field: 'tlsClientCert',
+    doc: 'with TLS_CLIENT_CA: optional = agents may present a certificate (one that fails verification gets 401); required = the TLS handshake refuses connections without one',
+    default: 'optional',
+    parse: oneOf('optional', 'required'),
   },
   {
     env: 'WEBHOOK_URLS',
@@ -525,6 +533,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     if (cfg.inflateLimit < cfg.bodyLimit) problems.push('INFLATE_LIMIT: must not be smaller than BODY_LIMIT');
     if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) problems.push('TLS_CERT and TLS_KEY: set both or neither');
     if (cfg.tlsClientCa && !cfg.tlsCert) problems.push('TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY');
+    if (cfg.tlsClientCert === 'required' && !cfg.tlsClientCa)
+      problems.push('TLS_CLIENT_CERT=required: needs TLS_CLIENT_CA');
     if (cfg.webhookUrls && !cfg.webhookSecret) problems.push('WEBHOOK_SECRET: required when WEBHOOK_URLS is set');
     if (Boolean(cfg.upstreamUser) !== Boolean(cfg.upstreamPassword))
       problems.push('UPSTREAM_USER and UPSTREAM_PASSWORD: set both or neither');

@@ -81,8 +81,15 @@ export async function startServer(
           connectionsCheckingInterval: 1000,
           cert: fs.readFileSync(config.tlsCert),
           key: fs.readFileSync(config.tlsKey),
+          // TLS_CLIENT_CA: ask every client for a certificate. `required` refuses the handshake without a
+          // verified one; `optional` lets it finish and leaves the verdict (socket.authorized) to agent
+          // authentication, which refuses a presented certificate that failed verification (http/agent-auth.ts).
           ...(config.tlsClientCa
-            ? { ca: fs.readFileSync(config.tlsClientCa), requestCert: true, rejectUnauthorized: true }
+            ? {
+                ca: fs.readFileSync(config.tlsClientCa),
+                requestCert: true,
+                rejectUnauthorized: config.tlsClientCert === 'required',
+              }
             : {}),
         },
         app,

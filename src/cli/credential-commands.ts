@@ -1,5 +1,5 @@
 /**
- * `agent-gate secrets|clients|operators|audit`: the credential lifecycle from the command line. Plaintext
+ * `agent-gate secrets|clients|certs|operators|audit`: the credential lifecycle from the command line. Plaintext
  * secrets are printed once, by the command that creates them.
  */
 import os from 'node:os';
@@ -212,6 +212,36 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
         const c = await deps.admin.revokeClient(o.clientId, cliActor());
         if (o.json) return printJson(c);
         process.stdout.write(`client ${c.clientId} revoked\n`);
+      });
+    });
+
+  const certs = program
+    .command('certs')
+    .description('client certificates (TLS_CLIENT_CA): each verified certificate is a credential, pinning its devices');
+  certs
+    .command('list')
+    .description('certificates seen, most recently seen first: validity, first/last seen, devices pinned, revoked')
+    .option('--json', 'print a JSON array')
+    .action(async (o: { json?: boolean }) => {
+      await withDeps(async (deps) => {
+        const rows = await deps.admin.listCertificates();
+        if (o.json) return printJson(rows);
+        printTable(
+          rows.map((c) => ({ ...c, validity: `${when(c.notBefore)} .. ${when(c.notAfter)}` })),
+          ['fingerprint', 'subject', 'issuer', 'validity', 'firstSeen', 'lastSeen', 'devicesPinned', 'revokedAt'],
+        );
+      });
+    });
+  certs
+    .command('revoke')
+    .description('revoke a certificate: it gets the same 401 as any bad credential (within SECRET_CACHE_TTL)')
+    .requiredOption('--fingerprint <sha256>', 'SHA-256 fingerprint, with or without colons, any case')
+    .option('--json', 'print JSON')
+    .action(async (o: { fingerprint: string; json?: boolean }) => {
+      await withDeps(async (deps) => {
+        const c = await deps.admin.revokeCertificate(o.fingerprint, cliActor());
+        if (o.json) return printJson(c);
+        process.stdout.write(`certificate ${c.fingerprint} (${c.subject}) revoked\n`);
       });
     });
 

@@ -342,6 +342,18 @@ export const ROUTES: Route[] = [
   },
   {
     method: 'get',
+    path: '/api/v1/certs',
+    role: 'admin',
+    handler: async (_r, _a, d) => ({ body: await d.admin.listCertificates() }),
+  },
+  {
+    method: 'post',
+    path: '/api/v1/certs/:fingerprint/revoke',
+    role: 'admin',
+    handler: async (req, actor, d) => ({ body: await d.admin.revokeCertificate(param(req, 'fingerprint'), actor) }),
+  },
+  {
+    method: 'get',
     path: '/api/v1/operators',
     role: 'admin',
     handler: async (_r, _a, d) => ({ body: await d.admin.listOperators() }),

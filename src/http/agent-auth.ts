@@ -7,7 +7,13 @@ import type { TLSSocket } from 'node:tls';
 import type { Request, Response } from 'express';
 import type { Compression } from '../protocol/decode.js';
 import type { AgentRequest } from '../services/agent-service.js';
-import { type AgentPrincipal, type CredentialService, parseBasic } from '../services/credentials.js';
+import {
+  type AgentPrincipal,
+  type CredentialService,
+  type PresentedCertificate,
+  normalizeFingerprint,
+  parseBasic,
+} from '../services/credentials.js';
 import { AppError } from '../errors.js';
 import { sendAgentError } from './agent-answer.js';
 import type { Metrics } from '../metrics.js';
@@ -19,11 +25,44 @@ export interface AgentAuth {
   challenge(req: Request, res: Response, result: AuthResult, compression: Compression): void;
 }
 
-function verifiedCertificateCn(req: Request): string | null {
+/** A distinguished name as one line, in the certificate's order: `O=Example, CN=pc-042`. */
+function oneLine(dn: string | undefined): string {
+  return (dn ?? '').split('\n').filter(Boolean).join(', ');
+}
+
+function validDate(text: string | undefined): Date | null {
+  const d = text ? new Date(text) : null;
+  return d && !Number.isNaN(d.getTime()) ? d : null;
+}
+
+/**
+ * The client certificate of this connection as the TLS listener judged it, or null when none was presented
+ * (or none was asked for: without TLS_CLIENT_CA the listener does not request one). `verified` is OpenSSL's
+ * chain verification against TLS_CLIENT_CA (socket.authorized), never anything the client says.
+ */
+export function presentedCertificate(req: Request): PresentedCertificate | null {
   const socket = req.socket as TLSSocket;
-  if (!socket.encrypted || !socket.authorized) return null;
-  const cn = socket.getPeerCertificate()?.subject?.CN;
-  return typeof cn === 'string' && cn !== '' ? cn : null;
+  if (!socket.encrypted) return null;
+  const x509 = socket.getPeerX509Certificate();
+  if (!x509) return null;
+  const facts = {
+    fingerprint: normalizeFingerprint(x509.fingerprint256)!,
+    subject: oneLine(x509.subject).slice(0, 1000),
+    issuer: oneLine(x509.issuer).slice(0, 1000),
+  };
+  if (!socket.authorized) {
+    const error = socket.authorizationError;
+    return { verified: false, ...facts, error: error instanceof Error ? error.message : String(error ?? 'unverified') };
+  }
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return {
+    verified: true,
+    ...facts,
+    serial: x509.serialNumber ?? null,
+    notBefore: validDate(x509.validFrom),
+    notAfter: validDate(x509.validTo),
+    commonName: typeof cn === 'string' && cn !== '' ? cn : null,
+  };
 }
 
 /** AGENT_AUTH=off: every agent is let in (lab use; logged as a warning at every start). */
@@ -55,13 +94,40 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
         deps.metrics.authFailure('invalid');
         return { ok: false, reason: 'invalid' };
       }
-      const authz = req.headers.authorization;
-      if (!authz) {
-        // A client certificate verified by the TLS listener (TLS_CLIENT_CA) stands for the client named by its CN.
-        const cn = verifiedCertificateCn(req);
-        const principal = cn ? await deps.credentials.verifyCertificate(cn) : null;
-        return principal ? { ok: true, principal } : { ok: false, reason: 'missing' };
+      // A client certificate is judged first, whatever else the request carries: one presented must be good.
+      // Unverifiable (TLS_CLIENT_CERT=optional lets the handshake finish) or revoked, it gets the identical 401
+      // and a security event; it is never silently dropped in favour of the Authorization header.
+      const presented = presentedCertificate(req);
+      let certPrincipal: AgentPrincipal | null = null;
+      if (presented) {
+        const verdict = presented.verified
+          ? await deps.credentials.verifyCertificate(presented)
+          : { refused: `unverified: ${presented.error}` };
+        if ('refused' in verdict) {
+          deps.metrics.authFailure('invalid');
+          void deps.credentials
+            .securityEvent('invalid_credential', {
+              remoteAddr: ar.remoteAddr,
+              deviceid: null,
+              details: {
+                scheme: 'certificate',
+                reason: verdict.refused.slice(0, 200),
+                fingerprint: presented.fingerprint,
+                subject: presented.subject,
+                issuer: presented.issuer,
+                path: ar.path,
+              },
+            })
+            .catch(() => {});
+          return { ok: false, reason: 'invalid' };
+        }
+        certPrincipal = verdict.principal;
       }
+      const authz = req.headers.authorization;
+      // A verified certificate alone is the credential: the agent never needs the Basic challenge.
+      if (!authz) return certPrincipal ? { ok: true, principal: certPrincipal } : { ok: false, reason: 'missing' };
+      // An Authorization header as well names the principal (certificate for the channel, Basic or bearer for
+      // the agent), as before certificates were credentials; the certificate is still recorded with it.
       const principal = await deps.credentials.verifyAuthorization(authz, {
         remoteAddr: ar.remoteAddr,
         at: ar.receivedAt,
@@ -84,7 +150,7 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
         return { ok: false, reason: 'invalid' };
       }
       if (principal.keyVersion !== null) deps.metrics.keyVersionUsed(principal.name, principal.keyVersion);
-      return { ok: true, principal };
+      return { ok: true, principal: certPrincipal ? { ...principal, cert: certPrincipal.cert ?? null } : principal };
     },
     challenge(req, res, _result, compression) {
       // Same status, header and body for a missing, unknown, expired or revoked credential.

@@ -9,6 +9,7 @@ import type { Queryable, Sql } from '../store/db.js';
 import * as store from '../store/auth-store.js';
 import type { AuditAction, OperatorRole } from '../store/auth-store.js';
 import { generateClientId, generateSecret, hashSecret, masked, visiblePrefix } from './secrets.js';
+import { normalizeFingerprint } from './credentials.js';
 
 export { AUDIT_ACTIONS, OPERATOR_ROLES, type AuditAction, type OperatorRole } from '../store/auth-store.js';
 
@@ -224,6 +225,33 @@ export function createAdmin(deps: AdminDeps) {
       return result;
     },
 
+    /** Client certificates seen (TLS_CLIENT_CA), most recently seen first, with the devices pinned to each. */
+    async listCertificates() {
+      return (await store.listCertificates(sql)).map((c) => ({
+        ...publicCertificate(c),
+        devicesPinned: c.devicesPinned,
+      }));
+    },
+
+    /**
+     * Revokes a client certificate by fingerprint (with or without colons, any case): from then on it gets
+     * the identical 401, within SECRET_CACHE_TTL elsewhere. Audited as `cert.revoke`.
+     */
+    async revokeCertificate(fingerprint: string, actor: Actor) {
+      const hex = normalizeFingerprint(fingerprint);
+      if (!hex) throw new AppError('bad_request', 'fingerprint must be 64 hex digits (SHA-256), colons allowed');
+      const result = await sql.begin(async (tx) => {
+        const cert = await store.findCertificate(tx, hex, { forUpdate: true });
+        if (!cert) throw new AppError('not_found', `No client certificate with fingerprint ${hex}`);
+        await store.revokeCertificate(tx, cert.id, clock.now(), actor.name);
+        const after = publicCertificate((await store.findCertificate(tx, hex))!);
+        await audit(tx, actor, 'cert.revoke', 'client_certificate', hex, publicCertificate(cert), after);
+        return after;
+      });
+      changed();
+      return result;
+    },
+
     async createOperator(
       input: { name: string; role: OperatorRole; token?: string },
       actor: Actor,
@@ -297,6 +325,21 @@ function publicClient(c: store.ClientRow) {
     createdAt: c.createdAt,
     revokedAt: c.revokedAt,
     lastUsedAt: c.lastUsedAt,
+  };
+}
+
+function publicCertificate(c: store.CertificateRow) {
+  return {
+    fingerprint: c.fingerprint,
+    subject: c.subject,
+    issuer: c.issuer,
+    serial: c.serial,
+    notBefore: c.notBefore,
+    notAfter: c.notAfter,
+    firstSeen: c.firstSeen,
+    lastSeen: c.lastSeen,
+    revokedAt: c.revokedAt,
+    revokedBy: c.revokedBy,
   };
 }
 

@@ -97,13 +97,25 @@ export class CredentialMisuse extends AppError {
 }
 
 export function authColumns(p: AgentPrincipal | null) {
-  if (!p) return { authType: null, authUser: null, keyId: null, keyVersionId: null, clientPk: null };
+  if (!p)
+    return {
+      authType: null,
+      authUser: null,
+      keyId: null,
+      keyVersionId: null,
+      clientPk: null,
+      certFingerprint: null,
+      certSubject: null,
+    };
   return {
-    authType: `${p.type}:${p.via}`,
+    // A certificate is presented one way only: its type alone (`cert`); the others say how (`key:basic`).
+    authType: p.type === 'cert' ? 'cert' : `${p.type}:${p.via}`,
     authUser: p.username,
     keyId: p.type === 'key' ? p.id : null,
     keyVersionId: p.keyVersionId,
     clientPk: p.type === 'client' ? p.id : null,
+    certFingerprint: p.cert?.fingerprint ?? null,
+    certSubject: p.cert?.subject ?? null,
   };
 }
 
@@ -314,7 +326,11 @@ export function createAgentService(deps: AgentServiceDeps) {
         await deps.securityEvent?.('device_credential_mismatch', {
           remoteAddr: req.remoteAddr,
           deviceid: msg.deviceid,
-          details: { credential: `${req.principal.type}:${req.principal.name}`, kind: msg.kind },
+          details: {
+            credential: `${req.principal.type}:${req.principal.name}`,
+            certFingerprint: req.principal.cert?.fingerprint ?? null,
+            kind: msg.kind,
+          },
         });
         throw new CredentialMisuse(`device ${msg.deviceid} is pinned to another credential`);
       }
@@ -438,6 +454,7 @@ function deviceFacts(req: AgentRequest, msg: AgentMessage) {
     inventoryAt: msg.kind === 'inventory' ? req.receivedAt : null,
     registeredKeyId: req.principal?.type === 'key' ? req.principal.id : null,
     registeredClientPk: req.principal?.type === 'client' ? req.principal.id : null,
+    registeredCertId: req.principal?.type === 'cert' ? req.principal.id : null,
     assignedTag: req.principal?.tag ?? null,
   };
 }

@@ -4,7 +4,8 @@
  * from what the agent merely asserts (deviceids are hostnames plus a date: not secrets).
  *
  * - Pinning: a device is pinned to the credential that registered it (a registration key, all of its
- *   versions being one credential; or a per-agent client, certificates included), or to the client an
+ *   versions being one credential; a per-agent client, including a certificate whose CN is its client id;
+ *   or a client certificate of its own, verified against TLS_CLIENT_CA), or to the client an
  *   admin created for it (clients create --device). A message for it through a client or certificate that
  *   is not its own is refused like a bad credential; a key-pinned device reached through another key or
  *   client goes to `conflict` and a person decides (or rebinds).
@@ -46,6 +47,10 @@ export function pinVerdict(
     // A device registered by its own credential: nothing else may speak for it (identical 401).
     return principal.type === 'client' && principal.id === known.registeredClientPk ? 'ok' : 'refuse';
   }
+  if (known.registeredCertId !== null) {
+    // Registered through a client certificate of its own: likewise.
+    return principal.type === 'cert' && principal.id === known.registeredCertId ? 'ok' : 'refuse';
+  }
   if (known.registeredKeyId !== null) {
     return principal.type === 'key' && principal.id === known.registeredKeyId ? 'ok' : 'conflict';
   }
@@ -58,8 +63,13 @@ export function credentialConflict(known: IdentityMatch, principal: AgentPrincip
     details: {
       reason: 'registered with another credential',
       fields: ['credential'],
-      known: { keyId: known.registeredKeyId, clientPk: known.registeredClientPk },
-      incoming: { type: principal.type, name: principal.name, clientId: principal.clientId },
+      known: { keyId: known.registeredKeyId, clientPk: known.registeredClientPk, certId: known.registeredCertId },
+      incoming: {
+        type: principal.type,
+        name: principal.name,
+        clientId: principal.clientId,
+        certFingerprint: principal.cert?.fingerprint ?? null,
+      },
     },
   };
 }

@@ -2,8 +2,10 @@
  * Agent credentials. A registration key (shared secret, several versions during a rotation) or a client
  * credential (per agent, optionally bound to one device) arrives as Basic; a client may also trade its
  * secret for a short-lived bearer token (OAuth2 client credentials). Verification accepts any unexpired
- * version and says which one matched, so usage per version can be shown. Verified credentials are cached
- * for SECRET_CACHE_TTL: a revocation takes effect everywhere within that bound.
+ * version and says which one matched, so usage per version can be shown. A client certificate verified by
+ * the TLS listener against TLS_CLIENT_CA is a credential of its own (registered on first use, revocable by
+ * fingerprint), unless its CN is a client id, when it stands for that client (the older scheme). Verified
+ * credentials are cached for SECRET_CACHE_TTL: a revocation takes effect everywhere within that bound.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
@@ -13,8 +15,8 @@ import * as store from '../store/auth-store.js';
 import { generateSecret, hashSecret, sameDigest } from './secrets.js';
 
 export interface AgentPrincipal {
-  type: 'key' | 'client';
-  /** registration key id or client primary key */
+  type: 'key' | 'client' | 'cert';
+  /** registration key id, client primary key or client certificate id */
   id: number;
   name: string;
   keyVersionId: number | null;
@@ -26,6 +28,19 @@ export interface AgentPrincipal {
   /** For keys: how many devices it may register (0 = unlimited). */
   maxDevices: number;
   via: 'basic' | 'bearer' | 'certificate';
+  /** The verified client certificate the request came with, if any (whatever the principal). */
+  cert?: { fingerprint: string; subject: string } | null;
+}
+
+/** What the TLS listener established about the client certificate of a connection (http/ extracts it). */
+export type PresentedCertificate =
+  | { verified: false; fingerprint: string; subject: string; issuer: string; error: string }
+  | ({ verified: true; commonName: string | null } & store.CertificateFacts);
+
+/** Fingerprints are accepted with or without colons, in any case; stored as 64 lowercase hex digits. */
+export function normalizeFingerprint(input: string): string | null {
+  const hex = input.trim().replace(/:/g, '').toLowerCase();
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : null;
 }
 
 export interface CredentialServiceDeps {
@@ -157,10 +172,47 @@ export function createCredentialService(deps: CredentialServiceDeps) {
       return found?.principal ?? null;
     },
 
-    /** A client certificate verified by TLS whose CN is a client id stands for that client. */
-    async verifyCertificate(commonName: string): Promise<AgentPrincipal | null> {
-      const client = await store.findClient(deps.sql, commonName);
-      return client && !client.revokedAt ? clientPrincipal(client, 'certificate', null) : null;
+    /**
+     * The principal a verified client certificate proves, or why not (the caller answers the identical 401):
+     * a revoked certificate, or a CN naming a client id (`agc_…`) that is unknown or revoked. A CN that is a
+     * client id stands for that client (kept from the older scheme); any other certificate from the CA is
+     * itself the credential, registered on first use. Cached like every credential (SECRET_CACHE_TTL).
+     */
+    async verifyCertificate(
+      c: Extract<PresentedCertificate, { verified: true }>,
+    ): Promise<{ principal: AgentPrincipal } | { refused: 'revoked' | 'unknown or revoked client' }> {
+      const now = deps.clock.now();
+      const cacheKey = `cert:${c.fingerprint}`;
+      const hit = cached(cacheKey, now.getTime());
+      if (hit) return { principal: hit };
+      const row = await store.seeCertificate(deps.sql, c, now);
+      if (row.revokedAt) return { refused: 'revoked' };
+      const cert = { fingerprint: row.fingerprint, subject: row.subject };
+      let principal: AgentPrincipal;
+      if (c.commonName?.startsWith('agc_')) {
+        const client = await store.findClient(deps.sql, c.commonName);
+        if (!client || client.revokedAt) return { refused: 'unknown or revoked client' };
+        await store.touchClient(deps.sql, client.id, now);
+        principal = { ...clientPrincipal(client, 'certificate', null), cert };
+      } else {
+        principal = {
+          type: 'cert',
+          id: row.id,
+          name: c.commonName ?? row.subject,
+          keyVersionId: null,
+          keyVersion: null,
+          clientId: null,
+          username: null,
+          boundDeviceid: null,
+          tag: null,
+          maxDevices: 0,
+          via: 'certificate',
+          cert,
+        };
+      }
+      // Never cached past the certificate's own end of validity.
+      remember(cacheKey, principal, now.getTime(), c.notAfter ?? undefined);
+      return { principal };
     },
 
     /** OAuth2 client credentials grant: a random bearer token, stored hashed, valid TOKEN_TTL. */

@@ -228,7 +228,11 @@ export function createReview(deps: {
           targetType: 'device',
           targetId: device.deviceid,
           remoteAddr: actor.remoteAddr,
-          before: { keyId: before?.registeredKeyId ?? null, clientPk: before?.registeredClientPk ?? null },
+          before: {
+            keyId: before?.registeredKeyId ?? null,
+            clientPk: before?.registeredClientPk ?? null,
+            certId: before?.registeredCertId ?? null,
+          },
           after: { keyId: pin.keyId, clientPk: pin.clientPk, key: to.key ?? null, clientId: to.client ?? null },
           reason,
         });

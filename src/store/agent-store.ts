@@ -30,6 +30,7 @@ export interface DeviceFacts {
   /** Set only when this call creates the device. */
   registeredKeyId?: number | null;
   registeredClientPk?: number | null;
+  registeredCertId?: number | null;
   assignedTag?: string | null;
 }
 
@@ -70,12 +71,13 @@ function deviceUpsert(tx: Tx, d: DeviceFacts) {
   return tx`
     insert into devices (deviceid, state, name, uuid, serial, msn, asset_tag, manufacturer, model, macs, ips, os, tag,
                          agent_id, agent_version, first_seen, last_seen, last_remote_addr, last_inventory_at,
-                         registered_key_id, registered_client_pk, assigned_tag, state_changed_at, conflict_with, conflict_details)
+                         registered_key_id, registered_client_pk, registered_cert_id, assigned_tag, state_changed_at,
+                         conflict_with, conflict_details)
     values (${d.deviceid}, ${d.conflict ? 'conflict' : d.initialState}, ${d.name ?? null}, ${d.uuid ?? null}, ${d.serial ?? null}, ${d.msn ?? null},
             ${d.assetTag ?? null}, ${d.manufacturer ?? null}, ${d.model ?? null}, ${d.macs ?? []}::text[], ${d.ips ?? []}::text[],
             ${d.os ?? null}, ${d.tag ?? null}, ${d.agentId ?? null}, ${d.agentVersion ?? null}, ${d.seenAt}, ${d.seenAt},
             ${d.remoteAddr}, ${d.inventoryAt ?? null}, ${d.registeredKeyId ?? null}, ${d.registeredClientPk ?? null},
-            ${d.assignedTag ?? null}, ${d.seenAt}, ${d.conflict?.withId ?? null},
+            ${d.registeredCertId ?? null}, ${d.assignedTag ?? null}, ${d.seenAt}, ${d.conflict?.withId ?? null},
             ${d.conflict ? tx.json(d.conflict.details as never) : null})
     on conflict (deviceid) do update set
       ${
@@ -120,6 +122,8 @@ export interface RegistrationInput {
   keyId?: number | null;
   keyVersionId?: number | null;
   clientPk?: number | null;
+  certFingerprint?: string | null;
+  certSubject?: string | null;
 }
 
 function registrationInsert(
@@ -131,12 +135,14 @@ function registrationInsert(
   return tx`
     insert into registrations (received_at, device_id, deviceid, method, path, kind, format, compression, body_size,
                                decoded_size, partial, remote_addr, user_agent, agent_id, proxy_id, request_id, outcome,
-                               status, message, details, auth_type, auth_user, key_id, key_version_id, client_pk)
+                               status, message, details, auth_type, auth_user, key_id, key_version_id, client_pk,
+                               cert_fingerprint, cert_subject)
     values (${r.receivedAt}, ${deviceId}, ${r.deviceid}, ${r.method}, ${r.path}, ${r.kind}, ${r.format}, ${r.compression},
             ${r.bodySize}, ${r.decodedSize}, ${r.partial}, ${r.remoteAddr}, ${r.userAgent}, ${r.agentId}, ${r.proxyId},
             ${r.requestId}, ${outcome}, ${r.status}, ${r.message},
             ${r.details === null ? null : tx.json(r.details as never)}, ${r.authType ?? null}, ${r.authUser ?? null},
-            ${r.keyId ?? null}, ${r.keyVersionId ?? null}, ${r.clientPk ?? null})
+            ${r.keyId ?? null}, ${r.keyVersionId ?? null}, ${r.clientPk ?? null}, ${r.certFingerprint ?? null},
+            ${r.certSubject ?? null})
     returning id`;
 }
 

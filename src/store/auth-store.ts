@@ -388,3 +388,63 @@ export function listSecurityEvents(
 > {
   return sql`select id, at, kind, remote_addr as "remoteAddr", deviceid, details from security_events order by id desc limit ${limit}` as never;
 }
+
+export interface CertificateFacts {
+  /** SHA-256 of the DER certificate, lowercase hex without colons. */
+  fingerprint: string;
+  subject: string;
+  issuer: string;
+  serial: string | null;
+  notBefore: Date | null;
+  notAfter: Date | null;
+}
+
+export interface CertificateRow extends CertificateFacts {
+  id: number;
+  firstSeen: Date;
+  lastSeen: Date;
+  revokedAt: Date | null;
+  revokedBy: string | null;
+}
+
+const CERT_COLUMNS = (sql: Queryable) => sql`
+  id, fingerprint, subject, issuer, serial, not_before as "notBefore", not_after as "notAfter",
+  first_seen as "firstSeen", last_seen as "lastSeen", revoked_at as "revokedAt", revoked_by as "revokedBy"`;
+
+/**
+ * A verified client certificate seen now: registered on first use, its last_seen moved forward otherwise
+ * (one statement either way). A revoked row stays revoked.
+ */
+export async function seeCertificate(sql: Queryable, c: CertificateFacts, at: Date): Promise<CertificateRow> {
+  const [row] = await sql<CertificateRow[]>`
+    insert into client_certificates (fingerprint, subject, issuer, serial, not_before, not_after, first_seen, last_seen)
+    values (${c.fingerprint}, ${c.subject}, ${c.issuer}, ${c.serial}, ${c.notBefore}, ${c.notAfter}, ${at}, ${at})
+    on conflict (fingerprint) do update set last_seen = greatest(client_certificates.last_seen, excluded.last_seen)
+    returning ${CERT_COLUMNS(sql)}`;
+  return row!;
+}
+
+export async function findCertificate(
+  sql: Queryable,
+  fingerprint: string,
+  opts: { forUpdate?: boolean } = {},
+): Promise<CertificateRow | null> {
+  const [row] = await sql<CertificateRow[]>`
+    select ${CERT_COLUMNS(sql)} from client_certificates where fingerprint = ${fingerprint}
+    ${opts.forUpdate ? sql`for update` : sql``}`;
+  return row ?? null;
+}
+
+/** Every certificate seen, most recently seen first, with how many devices are pinned to it. */
+export async function listCertificates(sql: Queryable): Promise<(CertificateRow & { devicesPinned: number })[]> {
+  return sql<(CertificateRow & { devicesPinned: number })[]>`
+    select ${CERT_COLUMNS(sql)},
+           (select count(*)::int from devices d where d.registered_cert_id = client_certificates.id) as "devicesPinned"
+    from client_certificates order by last_seen desc, id desc`;
+}
+
+export async function revokeCertificate(sql: Queryable, id: number, at: Date, by: string): Promise<void> {
+  await sql`
+    update client_certificates set revoked_at = coalesce(revoked_at, ${at}), revoked_by = coalesce(revoked_by, ${by})
+    where id = ${id}`;
+}

@@ -104,6 +104,9 @@ export interface RegistrationRecord {
   keyName: string | null;
   keyVersion: number | null;
   clientId: string | null;
+  /** SHA-256 of the client certificate the request came with (lowercase hex), and its subject. */
+  certFingerprint: string | null;
+  certSubject: string | null;
 }
 
 /** At most this many proxies in a chain, each cut to PROXY_ID_MAX characters. */
@@ -129,7 +132,7 @@ export async function listRegistrations(
            r.path, r.body_size as "bodySize", r.decoded_size as "decodedSize", r.remote_addr as "remoteAddr",
            r.user_agent as "userAgent", r.agent_id as "agentId", ${proxyChain(sql, sql`r.proxy_id`)} as "proxyChain", r.message, r.received_at as "receivedAt",
            r.auth_type as "authType", r.auth_user as "authUser", k.name as "keyName", v.version as "keyVersion",
-           c.client_id as "clientId"
+           c.client_id as "clientId", r.cert_fingerprint as "certFingerprint", r.cert_subject as "certSubject"
     from registrations r
     left join registration_keys k on k.id = r.key_id
     left join key_versions v on v.id = r.key_version_id

@@ -14,13 +14,15 @@ export interface IdentityMatch {
   name: string | null;
   macs: string[];
   state: DeviceState;
-  /** The credential that registered the device (its pin): a registration key, or a per-agent client. */
+  /** The credential that registered the device (its pin): a registration key, a per-agent client or a certificate. */
   registeredKeyId: number | null;
   registeredClientPk: number | null;
+  registeredCertId: number | null;
 }
 
 const MATCH_COLUMNS = (sql: Queryable) =>
-  sql`id, deviceid, uuid, serial, name, macs, state, registered_key_id as "registeredKeyId", registered_client_pk as "registeredClientPk"`;
+  sql`id, deviceid, uuid, serial, name, macs, state, registered_key_id as "registeredKeyId", registered_client_pk as "registeredClientPk",
+      registered_cert_id as "registeredCertId"`;
 
 /** The device on record under this deviceid, with its pin. */
 export async function findDeviceByDeviceid(sql: Queryable, deviceid: string): Promise<IdentityMatch | null> {
@@ -137,12 +139,14 @@ export async function deviceDecisionContext(sql: Queryable, deviceId: number) {
       stateReason: string | null;
       keyName: string | null;
       clientId: string | null;
+      certFingerprint: string | null;
       assignedTag: string | null;
     }[]
   >`
     select d.conflict_with as "conflictWith", d.conflict_details as "conflictDetails", d.state_reason as "stateReason",
-           k.name as "keyName", c.client_id as "clientId", d.assigned_tag as "assignedTag"
+           k.name as "keyName", c.client_id as "clientId", cc.fingerprint as "certFingerprint", d.assigned_tag as "assignedTag"
     from devices d left join registration_keys k on k.id = d.registered_key_id left join agent_clients c on c.id = d.registered_client_pk
+    left join client_certificates cc on cc.id = d.registered_cert_id
     where d.id = ${deviceId}`;
   return row;
 }
@@ -155,13 +159,15 @@ export async function deviceSources(sql: Queryable, deviceId: number) {
     group by remote_addr order by max(received_at) desc limit 20`;
 }
 
-/** Moves a device's pin to another credential (a reviewer's audited act): a key, or a client. */
+/** Moves a device's pin to another credential (a reviewer's audited act): a key, or a client (a certificate pin is dropped). */
 export async function setDevicePin(
   tx: Queryable,
   deviceId: number,
   pin: { keyId: number | null; clientPk: number | null },
 ): Promise<void> {
-  await tx`update devices set registered_key_id = ${pin.keyId}, registered_client_pk = ${pin.clientPk} where id = ${deviceId}`;
+  await tx`
+    update devices set registered_key_id = ${pin.keyId}, registered_client_pk = ${pin.clientPk}, registered_cert_id = null
+    where id = ${deviceId}`;
 }
 
 /**

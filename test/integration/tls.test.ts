@@ -2,8 +2,9 @@
  * TLS at the gateway's own listener (TLS_CERT/TLS_KEY, and TLS_CLIENT_CA for mutual TLS), with a throw-away
  * PKI made by the `openssl` command: a CA, a server certificate for 127.0.0.1, and client certificates whose
  * subject CN is a client id (admin.createClient). Over HTTPS the Basic key flow works as over HTTP; with
- * TLS_CLIENT_CA a connection without a certificate from that CA is refused during the TLS handshake, and a
- * verified certificate with no Authorization header authenticates as the client its CN names.
+ * TLS_CLIENT_CA and TLS_CLIENT_CERT=required a connection without a certificate from that CA is refused
+ * during the TLS handshake, and a verified certificate with no Authorization header authenticates as the
+ * client its CN names. Certificates as credentials of their own (and the optional mode): client-certs.test.ts.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -296,7 +297,7 @@ describe('HTTPS with TLS_CERT/TLS_KEY', () => {
   });
 });
 
-describe('mutual TLS with TLS_CLIENT_CA', () => {
+describe('mutual TLS with TLS_CLIENT_CA and TLS_CLIENT_CERT=required', () => {
   let gw: AuthGateway;
   let clientId: string;
   let clientCert: { cert: Buffer; key: Buffer };
@@ -306,6 +307,7 @@ describe('mutual TLS with TLS_CLIENT_CA', () => {
       TLS_CERT: file('server.crt'),
       TLS_KEY: file('server.key'),
       TLS_CLIENT_CA: file('ca.crt'),
+      TLS_CLIENT_CERT: 'required',
     });
     ({ clientId } = await gw.server.deps.admin.createClient({ name: 'tls-agent' }, actor));
     clientCert = await makeLeaf('client', clientId, 'ca', 'client');

@@ -186,6 +186,16 @@ describe('loadConfig values', () => {
     expect(problemsOf({ TLS_CLIENT_CA: '/ca.pem' }).some((p) => p.startsWith('TLS_CLIENT_CA'))).toBe(true);
   });
 
+  it('TLS_CLIENT_CERT is optional by default; required needs TLS_CLIENT_CA', () => {
+    expect(loadConfig({}).tlsClientCert).toBe('optional');
+    const tls = { TLS_CERT: '/c.pem', TLS_KEY: '/k.pem', TLS_CLIENT_CA: '/ca.pem' };
+    expect(loadConfig({ ...tls, TLS_CLIENT_CERT: 'Required' }).tlsClientCert).toBe('required');
+    expect(problemsOf({ TLS_CERT: '/c.pem', TLS_KEY: '/k.pem', TLS_CLIENT_CERT: 'required' })).toEqual([
+      'TLS_CLIENT_CERT=required: needs TLS_CLIENT_CA',
+    ]);
+    expect(problemsOf({ ...tls, TLS_CLIENT_CERT: 'maybe' })[0]).toMatch(/^TLS_CLIENT_CERT: "maybe" is not one of/);
+  });
+
   it('never echoes the value of a secret key in a problem', () => {
     // Secrets are free text, so they cannot be invalid; a bad neighbour must not leak them either.
     const problems = problemsOf({ BOOTSTRAP_SECRET: 'hunter2-secret', PORT: 'x' });
