@@ -330,6 +330,7 @@ export const AUDIT_ACTIONS = [
   // agent clients and operators
   'client.create',
   'client.revoke',
+  'cert.revoke',
   'operator.create',
   'operator.revoke',
   // auto-approval policies
