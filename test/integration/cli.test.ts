@@ -431,7 +431,7 @@ describe('devices and registrations, after agent traffic through a gateway on th
     expect(rejected).toEqual([expect.objectContaining({ deviceid: DEVICEID, to: 'rejected' })]);
     const unknown = await cli(['devices', 'approve', 'no-such-device']);
     expectRefused(unknown, /Unknown device\(s\): no-such-device/);
-  });
+  }, 90_000); // about ten CLI processes, each starting tsx: 15 s alone, far more on a loaded machine
 });
 
 describe('agent-gate policies', () => {
