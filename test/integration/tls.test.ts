@@ -6,152 +6,32 @@
  * during the TLS handshake, and a verified certificate with no Authorization header authenticates as the
  * client its CN names. Certificates as credentials of their own (and the optional mode): client-certs.test.ts.
  */
-import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
-import path from 'node:path';
 import tls, { type TLSSocket } from 'node:tls';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuthGateway, BOOTSTRAP_SECRET, startAuthGateway } from '../helpers/fusioninventory-auth.js';
+import { type Pki, makePki } from './client-cert-pki.js';
 
-const execFileAsync = promisify(execFile);
 const actor = { name: 'test:tls', remoteAddr: null };
 const CHALLENGE = 'Basic realm="agent-gate"';
 
-let dir: string;
+// The throw-away PKI is the one the client-certificate tests use (test CA, rogue CA, server for 127.0.0.1).
+let pki: Pki;
 let caPem: Buffer;
-const file = (name: string) => path.join(dir, name);
+const file = (name: string) => pki.file(name);
+/** A client certificate whose subject CN is `cn`, signed by `ca`. */
+const makeClient = (name: string, cn: string, ca: 'ca' | 'rogue-ca' = 'ca') => {
+  const { cert, key } = pki.client(name, cn, ca);
+  return { cert, key };
+};
 
-async function openssl(args: string[]): Promise<void> {
-  try {
-    await execFileAsync('openssl', args, {
-      cwd: dir,
-      timeout: 20_000,
-      env: { ...process.env, OPENSSL_CONF: file('req.cnf') },
-    });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT')
-      throw new Error(
-        'the `openssl` command is not installed: `sudo apt-get install openssl`, then run the tests again',
-        { cause: err },
-      );
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`, { cause: err });
-  }
-}
-
-const KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-let serial = 1;
-
-/** A self-signed CA: <name>.crt / <name>.key. */
-async function makeCa(name: string, cn: string): Promise<void> {
-  await openssl([
-    'req',
-    '-x509',
-    '-new',
-    ...KEY,
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.crt`,
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${cn}`,
-    '-config',
-    'req.cnf',
-    '-extensions',
-    'ca',
-  ]);
-}
-
-/** A leaf certificate signed by `ca`, with the extensions of section `profile` (server or client) of ext.cnf. */
-async function makeLeaf(
-  name: string,
-  cn: string,
-  ca: string,
-  profile: 'server' | 'client',
-): Promise<{ cert: Buffer; key: Buffer }> {
-  await openssl([
-    'req',
-    '-new',
-    ...KEY,
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/CN=${cn}`,
-    '-config',
-    'req.cnf',
-  ]);
-  await openssl([
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}.crt`,
-    '-CAkey',
-    `${ca}.key`,
-    '-set_serial',
-    String(serial++),
-    '-days',
-    '2',
-    '-out',
-    `${name}.crt`,
-    '-extfile',
-    'ext.cnf',
-    '-extensions',
-    profile,
-  ]);
-  return { cert: fs.readFileSync(file(`${name}.crt`)), key: fs.readFileSync(file(`${name}.key`)) };
-}
-
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-tls-'));
-  fs.writeFileSync(
-    file('req.cnf'),
-    [
-      '[req]',
-      'distinguished_name = dn',
-      'prompt = no',
-      '[dn]',
-      'CN = unused',
-      '[ca]',
-      'basicConstraints = critical, CA:TRUE',
-      'keyUsage = critical, keyCertSign, cRLSign',
-      'subjectKeyIdentifier = hash',
-      '',
-    ].join('\n'),
-  );
-  fs.writeFileSync(
-    file('ext.cnf'),
-    [
-      '[server]',
-      'basicConstraints = critical, CA:FALSE',
-      'keyUsage = critical, digitalSignature',
-      'extendedKeyUsage = serverAuth',
-      'subjectAltName = IP:127.0.0.1',
-      'authorityKeyIdentifier = keyid',
-      '[client]',
-      'basicConstraints = critical, CA:FALSE',
-      'keyUsage = critical, digitalSignature',
-      'extendedKeyUsage = clientAuth',
-      'authorityKeyIdentifier = keyid',
-      '',
-    ].join('\n'),
-  );
-  await makeCa('ca', 'agent-gate test CA');
-  await makeCa('rogue-ca', 'some other CA');
-  await makeLeaf('server', '127.0.0.1', 'ca', 'server');
-  caPem = fs.readFileSync(file('ca.crt'));
+beforeAll(() => {
+  pki = makePki('agent-gate-tls-');
+  caPem = pki.caPem;
 });
 
 afterAll(() => {
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  pki?.remove();
 });
 
 interface HttpsAnswer {
@@ -290,7 +170,7 @@ describe('HTTPS with TLS_CERT/TLS_KEY', () => {
   });
 
   it('asks for no client certificate: one presented is ignored, the Basic challenge still applies', async () => {
-    const stray = await makeLeaf('stray', 'agc_00000000000000000000', 'ca', 'client');
+    const stray = makeClient('stray', 'agc_00000000000000000000');
     const a = await httpsPost(gw.server.port, { body: prolog('tls-stray-2024-06-03-08-41-55'), ...stray });
     expect(a.status).toBe(401);
     expect(a.headers['www-authenticate']).toBe(CHALLENGE);
@@ -310,7 +190,7 @@ describe('mutual TLS with TLS_CLIENT_CA and TLS_CLIENT_CERT=required', () => {
       TLS_CLIENT_CERT: 'required',
     });
     ({ clientId } = await gw.server.deps.admin.createClient({ name: 'tls-agent' }, actor));
-    clientCert = await makeLeaf('client', clientId, 'ca', 'client');
+    clientCert = makeClient('client', clientId);
   });
   afterAll(async () => {
     await gw?.close();
@@ -330,7 +210,7 @@ describe('mutual TLS with TLS_CLIENT_CA and TLS_CLIENT_CERT=required', () => {
   });
 
   it('refuses a certificate from another CA during the TLS handshake, even with the client id as CN', async () => {
-    const rogue = await makeLeaf('rogue-client', clientId, 'rogue-ca', 'client');
+    const rogue = makeClient('rogue-client', clientId, 'rogue-ca');
     const watermark = await gw.lastRegistrationId();
     await expectTlsRefusal(httpsPost(gw.server.port, { body: prolog('tls-rogue-2024-06-03-08-41-55'), ...rogue }));
     // Node refuses it once OpenSSL has checked the chain: the handshake never completes (reset or alert).
@@ -360,7 +240,7 @@ describe('mutual TLS with TLS_CLIENT_CA and TLS_CLIENT_CERT=required', () => {
   });
 
   it('a verified certificate whose CN is no client gets the ordinary Basic challenge', async () => {
-    const stranger = await makeLeaf('stranger', 'agc_ffffffffffffffffffff', 'ca', 'client');
+    const stranger = makeClient('stranger', 'agc_ffffffffffffffffffff');
     const watermark = await gw.lastRegistrationId();
     const a = await httpsPost(gw.server.port, { body: prolog('tls-stranger-2024-06-03-08-41-55'), ...stranger });
     expect(a.status).toBe(401);
@@ -383,7 +263,7 @@ describe('mutual TLS with TLS_CLIENT_CA and TLS_CLIENT_CERT=required', () => {
   it('once the client is revoked, its certificate no longer authenticates', async () => {
     // A client of this test's own (the others keep using theirs): its certificate works, until revoked.
     const own = await gw.server.deps.admin.createClient({ name: 'tls-agent-to-revoke' }, actor);
-    const ownCert = await makeLeaf('client-to-revoke', own.clientId, 'ca', 'client');
+    const ownCert = makeClient('client-to-revoke', own.clientId);
     const before = await httpsPost(gw.server.port, { body: prolog('tls-revoked-2024-06-03-08-41-55'), ...ownCert });
     expect(before.status, before.body).toBe(200);
     await gw.server.deps.admin.revokeClient(own.clientId, actor);
