@@ -187,6 +187,21 @@ export function createAgentService(deps: AgentServiceDeps) {
     }
   }
 
+  /** The columns every registration takes from the request itself: when, how, from where, by whom. */
+  function requestColumns(req: AgentRequest) {
+    return {
+      receivedAt: req.receivedAt,
+      method: req.method,
+      path: req.path,
+      remoteAddr: req.remoteAddr,
+      userAgent: req.userAgent,
+      agentId: req.agentId,
+      proxyId: req.proxyId,
+      requestId: req.requestId,
+      ...authColumns(req.principal),
+    };
+  }
+
   function registrationOf(
     req: AgentRequest,
     msg: AgentMessage,
@@ -194,27 +209,19 @@ export function createAgentService(deps: AgentServiceDeps) {
     answer: AgentAnswer,
   ): RegistrationInput {
     return {
-      receivedAt: req.receivedAt,
       deviceId,
       deviceid: msg.deviceid,
-      method: req.method,
-      path: req.path,
       kind: msg.kind,
       format: msg.format,
       compression: req.compression,
       bodySize: req.body.length,
       decodedSize: req.decodedSize,
       partial: msg.partial,
-      remoteAddr: req.remoteAddr,
-      userAgent: req.userAgent,
-      agentId: req.agentId,
-      proxyId: req.proxyId,
-      requestId: req.requestId,
       outcome: answer.outcome,
       status: answer.status,
       message: answer.status >= 400 ? `${msg.format} ${msg.kind} ${msg.action}` : null,
       details: msg.kind === 'contact' ? contactDetails(msg) : null,
-      ...authColumns(req.principal),
+      ...requestColumns(req),
     };
   }
 
@@ -361,27 +368,19 @@ export function createAgentService(deps: AgentServiceDeps) {
   ): Promise<AgentAnswer> {
     const answer: AgentAnswer = { status: 200, format: 'json', text: getConfigAnswer(), outcome: 'accepted' };
     await recordRegistration({
-      receivedAt: req.receivedAt,
       deviceId: null,
       deviceid: machineid,
-      method: req.method,
-      path: req.path,
       kind: 'getconfig',
       format: 'none',
       compression: 'none',
       bodySize: 0,
       decodedSize: 0,
       partial: false,
-      remoteAddr: req.remoteAddr,
-      userAgent: req.userAgent,
-      agentId: req.agentId,
-      proxyId: req.proxyId,
-      requestId: req.requestId,
       outcome: answer.outcome,
       status: answer.status,
       message: null,
       details: { tasks },
-      ...authColumns(req.principal),
+      ...requestColumns(req),
     });
     return answer;
   }
@@ -399,27 +398,19 @@ export function createAgentService(deps: AgentServiceDeps) {
     },
   ): Promise<void> {
     await recordRegistration({
-      receivedAt: req.receivedAt,
       deviceId: null,
       deviceid: info.deviceid ?? null,
-      method: req.method,
-      path: req.path,
       kind: info.kind ?? 'other',
       format: info.format,
       compression: req.compression,
       bodySize: req.body.length,
       decodedSize: req.decodedSize,
       partial: false,
-      remoteAddr: req.remoteAddr,
-      userAgent: req.userAgent,
-      agentId: req.agentId,
-      proxyId: req.proxyId,
-      requestId: req.requestId,
       outcome: info.outcome,
       status: info.status,
       message: info.message,
       details: null,
-      ...authColumns(req.principal),
+      ...requestColumns(req),
     });
   }
 
