@@ -30,9 +30,21 @@ export interface OpenOptions {
   role: 'server' | 'cli';
 }
 
+/**
+ * Reconnect delay (seconds) after the n-th failed connection in a row: 0.1, 0.2, 0.4, 0.8, then 1 s, with a
+ * little jitter below. The driver's default (3^n/100 s, up to 20 s) kept agents waiting for up to 20 s
+ * after PostgreSQL came back (first success 4.7 s, one inventory 16.7 s, measured in issue 16); capped at
+ * 1 s, the first success follows the database's return within about a second, at a cost of one connection
+ * attempt per second per pooled connection while it is away.
+ */
+export function reconnectBackoff(retries: number): number {
+  return Math.min(0.1 * 2 ** Math.max(0, retries - 1), 1) * (0.8 + Math.random() * 0.2);
+}
+
 const PG_OPTIONS = {
   onnotice: () => {},
   connect_timeout: 10,
+  backoff: reconnectBackoff,
   idle_timeout: 60,
   // int8 (bigserial ids, counts) as JS numbers: ours stay far below 2^53.
   types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
