@@ -21,6 +21,9 @@ export interface Config {
   authRealm: string;
   tokenTtlSeconds: number;
   secretCacheSeconds: number;
+  outageCredentialSeconds: number;
+  spoolDir: string | undefined;
+  spoolMaxBytes: number;
   bootstrapSecret: string | undefined;
   bootstrapAdminToken: string | undefined;
   trustProxy: string | undefined;
@@ -294,6 +297,27 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     doc: 'how long a verified credential is cached in memory (revocation takes effect within this)',
     default: '5s',
     parse: parseDuration,
+  },
+  {
+    env: 'OUTAGE_CREDENTIAL_TTL',
+    field: 'outageCredentialSeconds',
+    doc: 'while PostgreSQL is unreachable, a credential this process verified at most this long ago is still accepted (as of that check: a revocation it saw is honoured); 0 = none',
+    default: '1h',
+    parse: parseDuration,
+  },
+  {
+    env: 'SPOOL_DIR',
+    field: 'spoolDir',
+    doc: 'local spool for inventories read while PostgreSQL is unreachable or too slow (replayed once it answers); unset = DATA_DIR/spool',
+    default: undefined,
+    parse: optional,
+  },
+  {
+    env: 'SPOOL_MAX',
+    field: 'spoolMaxBytes',
+    doc: 'most bytes the spool holds; from 90 % of it new PROLOG/CONTACT are told to come back later',
+    default: '1gb',
+    parse: atLeast(1024 * 1024, parseSize),
   },
   {
     env: 'BOOTSTRAP_SECRET',

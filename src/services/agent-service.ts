@@ -5,7 +5,15 @@
  * protocol, CONTACT gets tasks.inventory plus every other task disabled so no extra requests follow.
  * Outcomes are return values; an exception means the request could not be recorded and must not be acked.
  */
-import type { Compression } from '../protocol/decode.js';
+import {
+  type Compression,
+  detectCompression,
+  inflateBody,
+  jsonText,
+  sniffFormat,
+  xmlText,
+} from '../protocol/decode.js';
+import { parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
 import {
   encodeAnswer,
   getConfigAnswer,
@@ -23,6 +31,7 @@ import {
   type RecordInput,
   type Recorded,
   type RegistrationInput,
+  isDuplicateMessage,
   lockInventory,
   loadSubmissionBody,
   mergePartialInventory,
@@ -33,6 +42,8 @@ import { takeKeyDeviceSlot } from '../store/auth-store.js';
 import { AppError, ERROR_STATUS } from '../errors.js';
 import type { DeferReason } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
+import type { SpoolHeader } from './spool.js';
+import { withDeadline } from './db-health.js';
 import { viewFromBody } from './inventory-view.js';
 import { type Conflict, boundClient, credentialConflict, findConflict, knownDevice, pinVerdict } from './conflicts.js';
 
@@ -56,7 +67,27 @@ export interface AgentRequest {
   presentedSecrets: string[];
   /** Set when admission limits say "not now" for this PROLOG/CONTACT. */
   defer: DeferReason | null;
+  /** Unique per message that may be spooled: stored with its registration, so it is recorded at most once. */
+  messageKey?: string | null;
+  /** The message comes back from the spool (recorded later than it arrived; receivedAt is its arrival). */
+  spooled?: boolean;
 }
+
+/** What the spool keeps of a request besides its body: everything handle() reads, and no secret. */
+export interface SpooledRequest extends SpoolHeader {
+  method: string;
+  path: string;
+  remoteAddr: string | null;
+  userAgent: string | null;
+  agentId: string | null;
+  proxyId: string | null;
+  requestId: string | null;
+  contentType: string | null;
+  principal: AgentPrincipal | null;
+}
+
+/** Longest one replayed message may take before the replay counts the database as away and tries again later. */
+export const REPLAY_DEADLINE_MS = 30_000;
 
 export interface AgentAnswer {
   status: number;
@@ -87,6 +118,9 @@ export interface AgentServiceDeps {
   ) => Promise<void>;
   /** UPSTREAM_URL is set: an approved device's inventories also go to the GLPI outbox, in the transaction that records them. */
   forward?: boolean;
+  /** INFLATE_LIMIT, for spooled bodies decoded again at replay. */
+  inflateLimit?: number;
+  logger?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
 
 /** Thrown when a credential is used outside what it allows: answered exactly like a bad credential. */
@@ -95,6 +129,9 @@ export class CredentialMisuse extends AppError {
     super('unauthorized', 'Authorization required', { details: { misuse: message } });
   }
 }
+
+/** A record of this message exists already (its message key): it was recorded, by an earlier try or replay. */
+export { isDuplicateMessage };
 
 export function authColumns(p: AgentPrincipal | null) {
   if (!p)
@@ -220,7 +257,8 @@ export function createAgentService(deps: AgentServiceDeps) {
       outcome: answer.outcome,
       status: answer.status,
       message: answer.status >= 400 ? `${msg.format} ${msg.kind} ${msg.action}` : null,
-      details: msg.kind === 'contact' ? contactDetails(msg) : null,
+      details: msg.kind === 'contact' ? contactDetails(msg) : req.spooled ? { spooled: true } : null,
+      messageKey: req.messageKey ?? null,
       ...requestColumns(req),
     };
   }
@@ -414,7 +452,94 @@ export function createAgentService(deps: AgentServiceDeps) {
     });
   }
 
-  return { handle, getConfig, recordRefusal, deferredAnswer };
+  /** Messages that carry data: read while the database is away, they go to the spool rather than fail. */
+  function spoolable(msg: AgentMessage): boolean {
+    return STORED_KINDS.has(msg.kind);
+  }
+
+  /** The answer a spooled message gets now: an inventory's answer does not depend on the device's state. */
+  function spooledAnswer(req: AgentRequest, msg: AgentMessage): AgentAnswer {
+    return { ...answerFor(msg, { ...req, defer: null }), outcome: 'spooled' };
+  }
+
+  /** The spool record of a request: its header (no secret) and the body as it would be stored (redacted). */
+  function toSpool(req: AgentRequest, msg: AgentMessage): { header: SpooledRequest; body: Buffer } {
+    const stored = storedBody(req, msg);
+    return {
+      header: {
+        v: 1,
+        key: req.messageKey!,
+        deviceid: msg.deviceid,
+        kind: msg.kind,
+        receivedAt: req.receivedAt.toISOString(),
+        method: req.method,
+        path: req.path,
+        remoteAddr: req.remoteAddr,
+        userAgent: req.userAgent,
+        agentId: req.agentId,
+        proxyId: req.proxyId,
+        requestId: req.requestId,
+        contentType: req.contentType,
+        principal: req.principal,
+      },
+      body: stored.body,
+    };
+  }
+
+  /**
+   * A message back from the spool, judged exactly as if it had arrived then: the same handle() (pinning,
+   * conflicts, quarantine of unknown devices, policies), with its arrival time and the credential verified
+   * at arrival. Exactly once: a message already recorded under its key is done. A refusal (a misused
+   * credential, a full key) is recorded like any refusal; the database away throws, to be tried again.
+   */
+  async function replaySpooled(h: SpooledRequest, body: Buffer): Promise<void> {
+    const req: AgentRequest = {
+      receivedAt: new Date(h.receivedAt),
+      method: h.method,
+      path: h.path,
+      remoteAddr: h.remoteAddr,
+      userAgent: h.userAgent,
+      agentId: h.agentId,
+      proxyId: h.proxyId,
+      requestId: h.requestId,
+      contentType: h.contentType,
+      body,
+      compression: detectCompression(h.contentType ?? undefined, body),
+      decodedSize: 0,
+      principal: h.principal,
+      presentedSecrets: [], // redacted before it was spooled
+      defer: null,
+      messageKey: h.key,
+      spooled: true,
+    };
+    const decoded = await inflateBody(body, req.compression, deps.inflateLimit ?? 256 * 1024 * 1024);
+    req.decodedSize = decoded.length;
+    const msg =
+      sniffFormat(decoded) === 'json'
+        ? parseJsonMessage(jsonText(decoded), [])
+        : parseXmlMessage(xmlText(decoded).text, []);
+    try {
+      const answer = await withDeadline(handle(req, msg), REPLAY_DEADLINE_MS);
+      deps.logger?.info({ key: h.key, deviceid: msg.deviceid, outcome: answer.outcome }, 'spooled message recorded');
+    } catch (err) {
+      if (isDuplicateMessage(err)) return; // recorded before (a crash before the spool forgot it, or a late first try)
+      if (err instanceof AppError && err.status < 500) {
+        deps.logger?.warn({ key: h.key, deviceid: msg.deviceid, code: err.code }, 'spooled message refused at replay');
+        await recordRefusal(req, {
+          format: msg.format,
+          kind: msg.kind,
+          deviceid: msg.deviceid,
+          status: err.status,
+          outcome: 'refused',
+          message: err.publicMessage,
+        });
+        return;
+      }
+      throw err;
+    }
+  }
+
+  return { handle, getConfig, recordRefusal, deferredAnswer, spoolable, spooledAnswer, toSpool, replaySpooled };
 }
 
 export type AgentService = ReturnType<typeof createAgentService>;

@@ -12,6 +12,7 @@ import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Sql } from '../store/db.js';
 import * as store from '../store/auth-store.js';
+import { type DbHealth, isUnavailable, withDeadline } from './db-health.js';
 import { generateSecret, hashSecret, sameDigest } from './secrets.js';
 
 export interface AgentPrincipal {
@@ -49,7 +50,22 @@ export interface CredentialServiceDeps {
   logger: Logger;
   cacheSeconds: number;
   tokenTtlSeconds: number;
+  /** OUTAGE_CREDENTIAL_TTL: how long a verification still counts while the database is away (0 = not at all). */
+  outageSeconds?: number;
+  /** The database as this process last saw it: while it is down, verifications come from the outage cache. */
+  health?: DbHealth;
+  /** Longest a credential lookup waits for the database before the outage cache answers instead. */
+  lookupDeadlineMs?: number;
 }
+
+/** Verified credentials kept for outages, at most this many (the oldest verification goes first). */
+const OUTAGE_CACHE_MAX = 50_000;
+/**
+ * A credential lookup is a primary-key read that takes about a millisecond: past 2 s the database is away
+ * or overloaded, and a known agent is better served from memory than kept waiting (agents wait 180 s, but
+ * the credential check comes before the body, and a held request holds its socket and its memory).
+ */
+export const LOOKUP_DEADLINE_MS = 2000;
 
 interface CacheEntry {
   principal: AgentPrincipal;
@@ -67,6 +83,53 @@ export function parseBasic(header: string): { user: string; password: string } |
 
 export function createCredentialService(deps: CredentialServiceDeps) {
   const cache = new Map<string, CacheEntry>();
+  /**
+   * The last verified state of each credential, for outages only: set by every successful verification,
+   * removed by every failed one (so a revocation this process saw is honoured), bounded by
+   * OUTAGE_CREDENTIAL_TTL from that verification and by the credential's own end of validity.
+   */
+  const outage = new Map<string, CacheEntry>();
+  const outageSeconds = deps.outageSeconds ?? 0;
+  const lookupDeadlineMs = deps.lookupDeadlineMs ?? LOOKUP_DEADLINE_MS;
+
+  function rememberForOutage(key: string, principal: AgentPrincipal, now: number, notAfter?: Date): void {
+    if (outageSeconds <= 0) return;
+    outage.delete(key);
+    if (outage.size >= OUTAGE_CACHE_MAX) outage.delete(outage.keys().next().value!);
+    outage.set(key, { principal, until: Math.min(now + outageSeconds * 1000, notAfter?.getTime() ?? Infinity) });
+  }
+
+  /** The database is away: the last verified state, or `unavailable` when there is none (or it is too old). */
+  function fromOutage(key: string, now: number, cause: unknown): AgentPrincipal {
+    const hit = outage.get(key);
+    if (hit && hit.until > now) return hit.principal;
+    throw new AppError('unavailable', 'Service temporarily unavailable', { cause });
+  }
+
+  /**
+   * Runs a lookup against the database, bounded by its deadline; when the database is away (or known to
+   * be), the outage cache answers instead. A definite answer from the database updates the outage cache.
+   */
+  async function lookup<T extends { principal: AgentPrincipal } | null>(
+    key: string,
+    now: Date,
+    run: () => Promise<T>,
+    notAfter: (found: NonNullable<T>) => Date | undefined,
+  ): Promise<T | { principal: AgentPrincipal; outage: true }> {
+    if (deps.health?.down) return { principal: fromOutage(key, now.getTime(), null), outage: true };
+    let found: T;
+    try {
+      found = await withDeadline(run(), lookupDeadlineMs);
+    } catch (err) {
+      if (!isUnavailable(err)) throw err;
+      deps.health?.markDown(err);
+      return { principal: fromOutage(key, now.getTime(), err), outage: true };
+    }
+    deps.health?.markUp();
+    if (found) rememberForOutage(key, found.principal, now.getTime(), notAfter(found));
+    else outage.delete(key);
+    return found;
+  }
 
   function cached(key: string, now: number): AgentPrincipal | null {
     const hit = cache.get(key);
@@ -160,15 +223,26 @@ export function createCredentialService(deps: CredentialServiceDeps) {
       if (hit) return hit;
       const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
       if (bearer) {
-        const found = await verifyBearer(bearer[1]!, now);
-        if (found) remember(cacheKey, found.principal, now.getTime(), found.expiresAt);
+        const found = await lookup(
+          cacheKey,
+          now,
+          () => verifyBearer(bearer[1]!, now),
+          (f) => f.expiresAt,
+        );
+        if (found && !('outage' in found)) remember(cacheKey, found.principal, now.getTime(), found.expiresAt);
         return found?.principal ?? null;
       }
       const basic = parseBasic(header);
       if (!basic) return null;
-      const found = await verifyBasic(basic.user, basic.password, now);
+      const found = await lookup(
+        cacheKey,
+        now,
+        () => verifyBasic(basic.user, basic.password, now),
+        (f) => f.validUntil ?? undefined,
+      );
       // Never cached past the end of the grace window or key expiry.
-      if (found) remember(cacheKey, found.principal, now.getTime(), found.validUntil ?? undefined);
+      if (found && !('outage' in found))
+        remember(cacheKey, found.principal, now.getTime(), found.validUntil ?? undefined);
       return found?.principal ?? null;
     },
 
@@ -185,34 +259,50 @@ export function createCredentialService(deps: CredentialServiceDeps) {
       const cacheKey = `cert:${c.fingerprint}`;
       const hit = cached(cacheKey, now.getTime());
       if (hit) return { principal: hit };
-      const row = await store.seeCertificate(deps.sql, c, now);
-      if (row.revokedAt) return { refused: 'revoked' };
-      const cert = { fingerprint: row.fingerprint, subject: row.subject };
-      let principal: AgentPrincipal;
-      if (c.commonName?.startsWith('agc_')) {
-        const client = await store.findClient(deps.sql, c.commonName);
-        if (!client || client.revokedAt) return { refused: 'unknown or revoked client' };
-        await store.touchClient(deps.sql, client.id, now);
-        principal = { ...clientPrincipal(client, 'certificate', null), cert };
-      } else {
-        principal = {
-          type: 'cert',
-          id: row.id,
-          name: c.commonName ?? row.subject,
-          keyVersionId: null,
-          keyVersion: null,
-          clientId: null,
-          username: null,
-          boundDeviceid: null,
-          tag: null,
-          maxDevices: 0,
-          via: 'certificate',
-          cert,
-        };
-      }
+      let refused: 'revoked' | 'unknown or revoked client' = 'revoked';
+      const found = await lookup(
+        cacheKey,
+        now,
+        async (): Promise<{ principal: AgentPrincipal } | null> => {
+          const row = await store.seeCertificate(deps.sql, c, now);
+          if (row.revokedAt) {
+            refused = 'revoked';
+            return null;
+          }
+          const cert = { fingerprint: row.fingerprint, subject: row.subject };
+          let principal: AgentPrincipal;
+          if (c.commonName?.startsWith('agc_')) {
+            const client = await store.findClient(deps.sql, c.commonName);
+            if (!client || client.revokedAt) {
+              refused = 'unknown or revoked client';
+              return null;
+            }
+            await store.touchClient(deps.sql, client.id, now);
+            principal = { ...clientPrincipal(client, 'certificate', null), cert };
+          } else {
+            principal = {
+              type: 'cert',
+              id: row.id,
+              name: c.commonName ?? row.subject,
+              keyVersionId: null,
+              keyVersion: null,
+              clientId: null,
+              username: null,
+              boundDeviceid: null,
+              tag: null,
+              maxDevices: 0,
+              via: 'certificate',
+              cert,
+            };
+          }
+          return { principal };
+        },
+        () => c.notAfter ?? undefined,
+      );
+      if (!found) return { refused };
       // Never cached past the certificate's own end of validity.
-      remember(cacheKey, principal, now.getTime(), c.notAfter ?? undefined);
-      return { principal };
+      if (!('outage' in found)) remember(cacheKey, found.principal, now.getTime(), c.notAfter ?? undefined);
+      return { principal: found.principal };
     },
 
     /** OAuth2 client credentials grant: a random bearer token, stored hashed, valid TOKEN_TTL. */
@@ -237,6 +327,7 @@ export function createCredentialService(deps: CredentialServiceDeps) {
     /** Forget cached verifications (after a rotation or revocation in this process). */
     clearCache(): void {
       cache.clear();
+      outage.clear();
     },
   };
 }

@@ -124,6 +124,17 @@ export interface RegistrationInput {
   clientPk?: number | null;
   certFingerprint?: string | null;
   certSubject?: string | null;
+  /** Unique per message (spooled inventories): a second record of the same message fails (MESSAGE_KEY_INDEX). */
+  messageKey?: string | null;
+}
+
+/** The unique index behind RegistrationInput.messageKey; a violation of it means "already recorded". */
+export const MESSAGE_KEY_INDEX = 'registrations_message_key_idx';
+
+/** The error is the unique violation of a message key: the message was recorded already. */
+export function isDuplicateMessage(err: unknown): boolean {
+  const e = err as { code?: unknown; constraint_name?: unknown } | null;
+  return e?.code === '23505' && e.constraint_name === MESSAGE_KEY_INDEX;
 }
 
 function registrationInsert(
@@ -136,13 +147,13 @@ function registrationInsert(
     insert into registrations (received_at, device_id, deviceid, method, path, kind, format, compression, body_size,
                                decoded_size, partial, remote_addr, user_agent, agent_id, proxy_id, request_id, outcome,
                                status, message, details, auth_type, auth_user, key_id, key_version_id, client_pk,
-                               cert_fingerprint, cert_subject)
+                               cert_fingerprint, cert_subject, message_key)
     values (${r.receivedAt}, ${deviceId}, ${r.deviceid}, ${r.method}, ${r.path}, ${r.kind}, ${r.format}, ${r.compression},
             ${r.bodySize}, ${r.decodedSize}, ${r.partial}, ${r.remoteAddr}, ${r.userAgent}, ${r.agentId}, ${r.proxyId},
             ${r.requestId}, ${outcome}, ${r.status}, ${r.message},
             ${r.details === null ? null : tx.json(r.details as never)}, ${r.authType ?? null}, ${r.authUser ?? null},
             ${r.keyId ?? null}, ${r.keyVersionId ?? null}, ${r.clientPk ?? null}, ${r.certFingerprint ?? null},
-            ${r.certSubject ?? null})
+            ${r.certSubject ?? null}, ${r.messageKey ?? null})
     returning id`;
 }
 
