@@ -42,6 +42,7 @@ export function buildApp(deps: Deps): express.Express {
       logger: deps.logger,
       version: VERSION,
       forwarder: deps.forwarder,
+      spool: deps.spool && (() => deps.spool!.stats()),
     }),
   );
   app.use(consoleRoutes());
@@ -80,6 +81,8 @@ export function buildApp(deps: Deps): express.Express {
       bodyLimit: deps.config.bodyLimit,
       inflateLimit: deps.config.inflateLimit,
       prologFreqHours: deps.config.prologFreqHours,
+      health: deps.dbHealth,
+      spool: deps.spool,
     }),
   );
   app.use((_req: Request, _res: Response, next: NextFunction) => {

@@ -23,6 +23,11 @@ import { createSpikeDetector } from './services/spike.js';
 import { type Admission, createAdmission } from './services/admission.js';
 import { type Readiness, createReadiness } from './services/readiness.js';
 import { type Policies, createPolicies } from './services/policies.js';
+import path from 'node:path';
+import { type Spool, createSpool } from './services/spool.js';
+import { type DbHealth, createDbHealth, isUnavailable } from './services/db-health.js';
+import { AppError } from './errors.js';
+import type { SpooledRequest } from './services/agent-service.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -46,6 +51,10 @@ export interface Deps {
   /** GLPI outbox and its forwarding worker (started by the server and by `agent-gate forward`). */
   forwarder: Forwarder;
   policies: Policies;
+  /** Whether PostgreSQL answers, as this process last saw it (outage handling on the agent path). */
+  dbHealth: DbHealth;
+  /** The local spool of a server on PostgreSQL (null for the CLI and the embedded database). */
+  spool: Spool | null;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -97,12 +106,16 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   const metrics = createMetrics();
   const closers: (() => void)[] = [];
   const clock = opts.clock ?? systemClock;
+  const dbHealth = createDbHealth({ probe: () => db.sql`select 1`, logger });
+  closers.push(() => dbHealth.stop());
   const credentials = createCredentialService({
     sql: db.sql,
     clock,
     logger,
     cacheSeconds: config.secretCacheSeconds,
     tokenTtlSeconds: config.tokenTtlSeconds,
+    outageSeconds: opts.role === 'server' ? config.outageCredentialSeconds : 0,
+    health: opts.role === 'server' ? dbHealth : undefined,
   });
   const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
   const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
@@ -167,7 +180,30 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     policies,
     onDeviceEvent,
     forward,
+    inflateLimit: config.inflateLimit,
+    logger,
   });
+  // The spool exists where a database can be away: a server on PostgreSQL (the embedded one is in-process).
+  let spool: Spool | null = null;
+  if (opts.role === 'server' && db.mode === 'postgres') {
+    spool = createSpool({
+      dir: config.spoolDir ?? path.join(config.dataDir, 'spool'),
+      maxBytes: config.spoolMaxBytes,
+      logger,
+      replay: (h, body) =>
+        dbHealth.down
+          ? Promise.reject(new AppError('unavailable', 'database away'))
+          : agentService.replaySpooled(h as SpooledRequest, body),
+      isTransient: (err) => {
+        if (!isUnavailable(err)) return false;
+        dbHealth.markDown(err);
+        return true;
+      },
+    });
+    await spool.recover();
+    spool.start();
+    metrics.spoolSource(() => spool!.stats());
+  }
   return {
     config,
     logger,
@@ -185,11 +221,14 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     policies,
     limits,
     admission,
-    readiness: createReadiness({ sql: db.sql, redis }),
+    readiness: createReadiness({ sql: db.sql, redis, spool: spool && (() => spool.stats()) }),
+    dbHealth,
+    spool,
     onClose: (fn) => closers.push(fn),
     async close() {
       for (const fn of closers) fn();
       await batcher.drain();
+      await spool?.close();
       await notifier.stop();
       await forwarder.stop();
       redis?.disconnect();

@@ -112,8 +112,27 @@ export function createMetrics() {
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
+  // The local spool (src/services/spool.ts): what this process holds for the database, read at each scrape.
+  let spoolSource: (() => { messages: number; bytes: number }) | null = null;
+  new client.Gauge({
+    name: 'agentgate_spool_messages',
+    help: "Messages in this process's local spool, read while the database was away and not yet recorded in it",
+    registers: [registry],
+    collect() {
+      if (spoolSource) this.set(spoolSource().messages);
+    },
+  });
+  new client.Gauge({
+    name: 'agentgate_spool_bytes',
+    help: "Bytes in this process's local spool (SPOOL_MAX bounds it)",
+    registers: [registry],
+    collect() {
+      if (spoolSource) this.set(spoolSource().bytes);
+    },
+  });
   return {
     registry,
+    spoolSource: (fn: typeof spoolSource) => void (spoolSource = fn),
     outboxSource: (fn: typeof outboxSource) => void (outboxSource = fn),
     outboxAttempt: (outcome: 'delivered' | 'retry' | 'dead') => outboxAttempts.inc({ outcome }),
     setDeviceCounts: (counts: { state: string; n: number }[]) => {

@@ -117,6 +117,12 @@ export const getMe = (token) => call('GET', '/me', undefined, token);
  */
 export const getMeta = (token) => call('GET', '/meta', undefined, token);
 
+/**
+ * This gateway process's local spool (null without one).
+ * @returns {Promise<{ spool: { messages: number, bytes: number, oldest: string | null, replaying: boolean } | null }>}
+ */
+export const getStatus = () => call('GET', '/status');
+
 // ---- devices ----------------------------------------------------------------------------------------------
 
 /**

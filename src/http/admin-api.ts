@@ -11,6 +11,7 @@ import { DEVICE_STATES, type Records } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
 import type { Forwarder } from '../services/forwarder.js';
+import type { SpoolStats } from '../services/spool.js';
 import type { Logger } from 'pino';
 import { requestLog, sendJsonError } from './request-context.js';
 
@@ -25,6 +26,8 @@ export interface AdminApiDeps {
   version?: string;
   /** The GLPI outbox (forwarding). */
   forwarder?: Pick<Forwarder, 'list' | 'retry' | 'drop'>;
+  /** This process's local spool (inventories read while the database was away), if it has one. */
+  spool?: (() => SpoolStats) | null;
 }
 
 type Handler = (
@@ -90,6 +93,13 @@ export const ROUTES: Route[] = [
     role: 'reviewer',
     handler: () =>
       Promise.resolve({ body: { states: DEVICE_STATES, auditActions: AUDIT_ACTIONS, roles: OPERATOR_ROLES } }),
+  },
+  {
+    // What this process holds for the database (the console shows a line while it is not empty).
+    method: 'get',
+    path: '/api/v1/status',
+    role: 'reviewer',
+    handler: (_req, _a, d) => Promise.resolve({ body: { spool: d.spool ? d.spool() : null } }),
   },
   {
     method: 'get',

@@ -4,13 +4,22 @@
  * sniffing and parsing. Every answer — errors included — is in the agent's own format and compression,
  * with its correlation headers echoed; no stack trace or internal detail ever reaches an agent.
  */
+import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError, ERROR_STATUS, toAppError } from '../errors.js';
 import { detectCompression, inflateBody, sniffFormat, jsonText, xmlText } from '../protocol/decode.js';
 import { type AgentMessage, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
-import { type AgentRequest, type AgentService, CredentialMisuse } from '../services/agent-service.js';
-import type { AgentAuth } from './agent-auth.js';
+import {
+  type AgentAnswer,
+  type AgentRequest,
+  type AgentService,
+  CredentialMisuse,
+  isDuplicateMessage,
+} from '../services/agent-service.js';
+import type { AgentAuth, AuthResult } from './agent-auth.js';
+import { type DbHealth, isUnavailable, withDeadline as settleWithin } from '../services/db-health.js';
+import type { Spool } from '../services/spool.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../clock.js';
 import type { AgentLimits } from './limits.js';
@@ -39,6 +48,10 @@ export interface AgentEndpointDeps {
   bodyLimit: number;
   inflateLimit: number;
   prologFreqHours: number;
+  /** The database as this process last saw it (outage handling); absent = always try it. */
+  health?: DbHealth;
+  /** The local spool for inventories read while the database is away; absent = they get a 503 as before. */
+  spool?: Spool | null;
 }
 
 /** The password or token of the Authorization header, so that copies of it in the body can be blanked. */
@@ -117,11 +130,16 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       res.setHeader('Connection', 'close');
       return fail(req, res, ar, new AppError('payload_too_large', `Body larger than ${deps.bodyLimit} bytes`), null);
     }
-    let auth: Awaited<ReturnType<AgentAuth['authenticate']>>;
+    let auth: AuthResult;
+    // The database is away and this credential was not verified recently enough to be known from memory
+    // (OUTAGE_CREDENTIAL_TTL): what to answer depends on the message, so the body is read first.
+    let unverified = false;
     try {
       auth = await withDeadline(deps.auth.authenticate(req, ar));
     } catch (err) {
-      return fail(req, res, ar, err, null); // the database is away: still an answer in the agent's format
+      if (!isUnavailable(err)) return fail(req, res, ar, err, null);
+      unverified = true;
+      auth = { ok: true, principal: null };
     }
     if (!auth.ok) {
       if (auth.reason === 'invalid') await deps.limits.recordAuthFailure(req).catch(() => {});
@@ -143,13 +161,19 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
         return await fail(req, res, ar, err, null);
       }
       if (!release && body.length > HEAVY_BODY_BYTES) release = await heavy(); // chunked: size known only now
-      await processBody(req, res, ar, body);
+      await processBody(req, res, ar, body, unverified);
     } finally {
       release?.();
     }
   }
 
-  async function processBody(req: Request, res: Response, ar: AgentRequest, body: Buffer): Promise<void> {
+  async function processBody(
+    req: Request,
+    res: Response,
+    ar: AgentRequest,
+    body: Buffer,
+    unverified = false,
+  ): Promise<void> {
     ar.body = body;
     let msg: AgentMessage | null = null;
     try {
@@ -165,14 +189,27 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
           ? parseJsonMessage(jsonText(decoded), ar.presentedSecrets)
           : parseXmlMessage(xmlText(decoded).text, ar.presentedSecrets);
       if (msg.kind === 'prolog' || msg.kind === 'contact') {
+        const outage = outageDeferral(msg.deviceid, unverified);
+        const reason = outage ?? (await waitForSpooled(msg.deviceid));
+        if (reason) return deferNow(req, res, ar, msg, reason);
         ar.defer = await deps.admission.admit({
           deviceid: msg.deviceid,
           credential: ar.principal ? `${ar.principal.type}:${ar.principal.id}` : null,
         });
+      } else if (unverified) {
+        // Not known from memory: wait for the database (the agent waits 180 s) to check the credential.
+        const verified = await verifyLate(req, ar);
+        if (!verified.ok) {
+          if (verified.reason === 'invalid') await deps.limits.recordAuthFailure(req).catch(() => {});
+          deps.metrics.agentRequest(msg.kind, msg.format, 'unauthorized');
+          return deps.auth.challenge(req, res, verified, compressionFromLabel(req));
+        }
+        ar.principal = verified.principal;
       }
+      if (deps.spool && deps.service.spoolable(msg)) return await storeOrSpool(req, res, ar, msg, deps.spool);
       const answer = await withDeadline(
         deps.service.handle(ar, msg),
-        msg.kind === 'prolog' || msg.kind === 'contact' ? DB_DEADLINE_MS : INVENTORY_DB_DEADLINE_MS,
+        msg.kind === 'prolog' || msg.kind === 'contact' ? GATE_DB_DEADLINE_MS : INVENTORY_DB_DEADLINE_MS,
       );
       deps.metrics.agentRequest(msg.kind, msg.format, answer.outcome);
       deps.metrics.inflated(ar.decodedSize);
@@ -180,6 +217,93 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     } catch (err) {
       await fail(req, res, ar, err, msg);
     }
+  }
+
+  /** Why a PROLOG/CONTACT is told "not now" without trying the database, or null to go on. */
+  function outageDeferral(_deviceid: string, unverified: boolean): string | null {
+    if (unverified || deps.health?.down) return 'unavailable';
+    // Room is kept for the inventories of agents already told to send.
+    if (deps.spool?.fuller(SPOOL_GATE_FRACTION)) return 'spool';
+    return null;
+  }
+
+  /**
+   * A device with messages in the spool: its PROLOG/CONTACT waits for them to be recorded (replay is fast
+   * once the database answers), so it is judged on its up-to-date record; past the bound it is deferred.
+   */
+  async function waitForSpooled(deviceid: string): Promise<string | null> {
+    if (!deps.spool?.hasDevice(deviceid)) return null;
+    return (await deps.spool.waitDevice(deviceid, GATE_DB_DEADLINE_MS)) ? null : 'spool';
+  }
+
+  function deferNow(req: Request, res: Response, ar: AgentRequest, msg: AgentMessage, reason: string): void {
+    // Nothing is recorded (the database is away, or busy with the spool): the deferral is only counted.
+    deps.metrics.deferred(reason);
+    deps.metrics.agentRequest(msg.kind, msg.format, `deferred:${reason}`);
+    sendAgentAnswer(req, res, deps.service.deferredAnswer(msg), ar.compression);
+  }
+
+  /** The credential check again, once the database answers (bounded by the inventory deadline). */
+  async function verifyLate(req: Request, ar: AgentRequest): Promise<AuthResult> {
+    if (deps.health && !(await deps.health.waitUp(INVENTORY_DB_DEADLINE_MS)))
+      throw new AppError('unavailable', 'Service temporarily unavailable');
+    return withDeadline(deps.auth.authenticate(req, ar), INVENTORY_DB_DEADLINE_MS);
+  }
+
+  /**
+   * An inventory (or network-task result) that has been read: recorded if the database answers within
+   * SPOOL_AFTER_MS, else appended to the spool (fsync'ed) and answered with the success it would have had.
+   * It goes to the spool at once while the database is known to be away, and while its device has spooled
+   * messages (so it is recorded after them). Its message key makes the record exactly once even when the
+   * first attempt, abandoned at the deadline, commits after all.
+   */
+  async function storeOrSpool(
+    req: Request,
+    res: Response,
+    ar: AgentRequest,
+    msg: AgentMessage,
+    spool: Spool,
+  ): Promise<void> {
+    ar.messageKey = crypto.randomUUID();
+    const log = requestLog(res, deps.logger);
+    let answer: AgentAnswer | null = null;
+    let why: string | null = deps.health?.down
+      ? 'database away'
+      : spool.hasDevice(msg.deviceid)
+        ? 'device has spooled messages'
+        : null;
+    const attempt = why === null ? deps.service.handle(ar, msg) : null;
+    if (attempt) {
+      try {
+        answer = await settleWithin(attempt, SPOOL_AFTER_MS);
+        deps.health?.markUp();
+      } catch (err) {
+        if (!isUnavailable(err)) throw err;
+        deps.health?.markDown(err);
+        why = err instanceof AppError && !err.cause ? `no answer within ${SPOOL_AFTER_MS} ms` : 'database unavailable';
+      }
+    }
+    if (!answer) {
+      const { header, body } = deps.service.toSpool(ar, msg);
+      try {
+        await spool.append(header, body);
+        answer = deps.service.spooledAnswer(ar, msg);
+        log.warn({ deviceid: msg.deviceid, key: ar.messageKey, why }, `${msg.kind} spooled: ${why}`);
+      } catch (err) {
+        // Nowhere to keep it (spool full, disk failing): the database is the last chance within the
+        // agent's patience; only if it stays away is the answer a 503.
+        log.error({ err, deviceid: msg.deviceid }, `${msg.kind} could not be spooled: waiting for the database`);
+        try {
+          answer = await withDeadline(attempt ?? deps.service.handle(ar, msg), INVENTORY_DB_DEADLINE_MS);
+        } catch (e) {
+          if (!isDuplicateMessage(e)) throw e;
+          answer = { ...deps.service.spooledAnswer(ar, msg), outcome: 'accepted' };
+        }
+      }
+    }
+    deps.metrics.agentRequest(msg.kind, msg.format, answer.outcome);
+    deps.metrics.inflated(ar.decodedSize);
+    sendAgentAnswer(req, res, answer, ar.compression);
   }
 
   async function fail(
@@ -197,6 +321,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     }
     const appErr = toAppError(err);
     const log = requestLog(res, deps.logger);
+    if (appErr.code === 'unavailable') deps.health?.markDown(appErr);
     if (appErr.code === 'unavailable' && msg && (msg.kind === 'prolog' || msg.kind === 'contact')) {
       // Backing store away: a PROLOG/CONTACT is told "not now, come back later" (an error would bring the
       // agent back in 60 s, doubling); nothing was recorded, so the deferral is only counted.
@@ -259,6 +384,17 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
  */
 export const DB_DEADLINE_MS = 10_000;
 export const INVENTORY_DB_DEADLINE_MS = 60_000;
+/** A PROLOG/CONTACT that the database does not answer within this is told to come back later. */
+export const GATE_DB_DEADLINE_MS = 5_000;
+/**
+ * An inventory that the database has not recorded within this goes to the spool. A healthy commit, even
+ * group-committed under load, takes milliseconds; 5 s is far past that, so ordinary hiccups never spool,
+ * while an away or overloaded database no longer holds the agent's socket and its body in memory for the
+ * 60 s of INVENTORY_DB_DEADLINE_MS (and then a 503 that loses the inventory) — the spool answers at once.
+ */
+export const SPOOL_AFTER_MS = 5_000;
+/** From this share of SPOOL_MAX on, new PROLOG/CONTACT are deferred: the rest is for inventories already ordered. */
+export const SPOOL_GATE_FRACTION = 0.9;
 
 /** Rejects with `unavailable` when the database does not answer in time (a silent network, a stuck pool). */
 function withDeadline<T>(p: Promise<T>, ms = DB_DEADLINE_MS): Promise<T> {

@@ -11,7 +11,12 @@ export interface ReadinessReport {
   checks: Record<string, string>;
 }
 
-export function createReadiness(deps: { sql: Sql; redis: Redis | null }) {
+export function createReadiness(deps: {
+  sql: Sql;
+  redis: Redis | null;
+  /** The local spool, shown in the details (it does not make the process unready: it is how it copes). */
+  spool?: (() => { messages: number; bytes: number; oldest: string | null }) | null;
+}) {
   return {
     /** Migrations not yet applied (an unreachable database throws). */
     pendingMigrations: () => pendingMigrations(deps.sql),
@@ -34,6 +39,12 @@ export function createReadiness(deps: { sql: Sql; redis: Redis | null }) {
       } else {
         checks.redis = 'not configured (in-memory)';
       }
+      const spool = deps.spool?.();
+      if (spool)
+        checks.spool =
+          spool.messages === 0
+            ? 'empty'
+            : `${spool.messages} message(s), ${spool.bytes} bytes, oldest ${spool.oldest ?? '?'}: replayed once the database answers`;
       return { ready: checks.database === 'ok' && checks.redis !== 'unreachable', checks };
     },
   };

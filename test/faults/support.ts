@@ -144,6 +144,8 @@ export function throughPort(url: string, port: number): string {
 export interface FaultGateway {
   proc: Proc;
   port: number;
+  /** The gateway's own local spool (SPOOL_DIR), never the shared DATA_DIR. */
+  spoolDir: string;
   /** postgres.js application_name of the gateway's connections: pg_stat_activity finds them, and only them. */
   appName: string;
   /** A direct connection to the shared PostgreSQL (not through any proxy), for checks and faults. */
@@ -153,6 +155,12 @@ export interface FaultGateway {
   logFile: string;
   /** Lines of the gateway's log at level error (50) or above. */
   errorLogs(): Record<string, unknown>[];
+  /** Lines of the gateway's log, parsed. */
+  logs(): Record<string, unknown>[];
+  /** SIGKILL: the process dies at once, as in a crash (nothing flushed, no shutdown). */
+  kill(): Promise<void>;
+  /** Starts `agent-gate serve` again on the same schema, spool and environment (proc and port change). */
+  respawn(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -169,58 +177,78 @@ export async function startFaultGateway(
   let url = `${schema.url}&application_name=${appName}`;
   if (opts.viaPort) url = throughPort(url, opts.viaPort);
   const logFile = path.join(os.tmpdir(), `${appName}.log`);
+  const spoolDir = path.join(os.tmpdir(), `${appName}-spool`);
   const admin = postgres(TEST_DATABASE_URL, { onnotice: () => {}, max: 2 });
+  const env = {
+    DATABASE_URL: url,
+    REDIS_URL: '',
+    AGENT_AUTH: 'required',
+    BOOTSTRAP_SECRET: SECRET,
+    BOOTSTRAP_ADMIN_TOKEN: ADMIN_TOKEN,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_IP_PER_MINUTE: '1000000',
+    RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '1000000',
+    SPOOL_DIR: spoolDir,
+    ...GENEROUS_ADMISSION,
+    ...opts.env,
+  };
   let proc: Proc;
   try {
-    proc = await startGateway(
-      {
-        DATABASE_URL: url,
-        REDIS_URL: '',
-        AGENT_AUTH: 'required',
-        BOOTSTRAP_SECRET: SECRET,
-        BOOTSTRAP_ADMIN_TOKEN: ADMIN_TOKEN,
-        LOG_LEVEL: 'warn',
-        RATE_LIMIT_IP_PER_MINUTE: '1000000',
-        RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '1000000',
-        ...GENEROUS_ADMISSION,
-        ...opts.env,
-      },
-      { logFile },
-    );
+    proc = await startGateway(env, { logFile });
   } catch (err) {
     await admin.end();
     await schema.drop();
     throw err;
   }
+  const logFiles = [logFile];
+  const logs = () => {
+    let text = '';
+    for (const f of logFiles) {
+      try {
+        text += fs.readFileSync(f, 'utf8');
+      } catch {
+        // not written yet
+      }
+    }
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
   let closed: Promise<void> | undefined;
-  return {
+  const gw: FaultGateway = {
     proc,
     port: proc.port,
+    spoolDir,
     appName,
     admin,
     schema: schemaName,
     logFile,
-    errorLogs() {
-      let text: string;
-      try {
-        text = fs.readFileSync(logFile, 'utf8');
-      } catch {
-        return [];
-      }
-      return text
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .filter((l) => Number(l.level) >= 50);
+    logs,
+    errorLogs: () => logs().filter((l) => Number(l.level) >= 50),
+    kill: () =>
+      new Promise<void>((resolve) => {
+        const child = gw.proc.child;
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+    async respawn() {
+      // A log file of its own, read after the first one's by logs().
+      logFiles.push(`${logFile}.${logFiles.length}`);
+      gw.proc = await startGateway(env, { logFile: logFiles.at(-1) });
+      gw.port = gw.proc.port;
     },
     close: () =>
       (closed ??= (async () => {
-        await proc.stop();
+        await gw.proc.stop();
         await admin.end({ timeout: 5 });
         await schema.drop();
-        fs.rmSync(logFile, { force: true });
+        for (const f of logFiles) fs.rmSync(f, { force: true });
+        fs.rmSync(spoolDir, { recursive: true, force: true });
       })()),
   };
+  return gw;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 /** @import { Decision, Device } from '../types.js' */
 /** @import { Attrs } from '../dom.js' */
 /** @import { Column } from '../ui.js' */
-import { decide, decideFilter, listDevices, previewFilter } from '../api.js';
+import { decide, decideFilter, getStatus, listDevices, previewFilter } from '../api.js';
 import { h, link } from '../dom.js';
 import { dayStart, fmtDate, mono, summarize, text } from '../format.js';
 import { goto, load, pageHeader, refresh, reload } from '../page.js';
@@ -161,6 +161,18 @@ export async function queuePage(page, params) {
     ),
   );
   page.append(pageHeader('Quarantine queue'), form);
+  // One line while this gateway holds inventories for the database (its local spool); nothing otherwise.
+  void getStatus()
+    .then(({ spool }) => {
+      if (spool && spool.messages > 0)
+        form.before(
+          alertBox(
+            'info',
+            `Spool: ${spool.messages} inventories (${Math.ceil(spool.bytes / 1024)} KB) received while the database was away, since ${spool.oldest ? new Date(spool.oldest).toLocaleString() : '?'}; recorded as soon as it answers.`,
+          ),
+        );
+    })
+    .catch(() => {});
 
   const query = {
     state: f.state === 'any' ? undefined : f.state,
