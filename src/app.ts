@@ -42,6 +42,9 @@ export function buildApp(deps: Deps): express.Express {
       logger: deps.logger,
       version: VERSION,
       forwarder: deps.forwarder,
+      inventoryRead: deps.inventoryRead,
+      securityEvents: deps.securityEvents,
+      auditRead: deps.auditRead,
     }),
   );
   app.use(consoleRoutes());

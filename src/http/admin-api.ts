@@ -11,6 +11,9 @@ import { DEVICE_STATES, type Records } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
 import type { Forwarder } from '../services/forwarder.js';
+import type { InventoryRead } from '../services/inventory-read.js';
+import type { SecurityEvents } from '../services/security-events.js';
+import type { AuditRead } from '../services/audit-read.js';
 import type { Logger } from 'pino';
 import { requestLog, sendJsonError } from './request-context.js';
 
@@ -25,6 +28,12 @@ export interface AdminApiDeps {
   version?: string;
   /** The GLPI outbox (forwarding). */
   forwarder?: Pick<Forwarder, 'list' | 'retry' | 'drop'>;
+  /** The inventory and its changes (GET /devices/:id/inventory, /changes). */
+  inventoryRead?: InventoryRead;
+  /** Security events with filters; without it, the plain list. */
+  securityEvents?: SecurityEvents;
+  /** The audit log with filters; without it, the plain list. */
+  auditRead?: AuditRead;
 }
 
 type Handler = (
@@ -64,6 +73,13 @@ function date(v: unknown, what: string): Date | null {
   const d = typeof v === 'string' || typeof v === 'number' ? new Date(v) : new Date(NaN);
   if (Number.isNaN(d.getTime())) throw new AppError('bad_request', `${what} must be an ISO 8601 date`);
   return d;
+}
+
+/** `before`: the id of the last entry of the page seen (paging, newest first). */
+function beforeId(v: unknown): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw new AppError('bad_request', 'before must be an entry id');
+  return Number(v);
 }
 
 function body(req: Request): Record<string, unknown> {
@@ -130,6 +146,18 @@ export const ROUTES: Route[] = [
       return { body: device };
     },
   },
+  ...(['inventory', 'changes'] as const).map((what): Route => ({
+    // The inventory itself, and what changed between the latest full inventory and the one before it.
+    method: 'get',
+    path: `/api/v1/devices/:id/${what}`,
+    role: 'reviewer',
+    handler: async (req, _a, d) => {
+      if (!d.inventoryRead) throw new AppError('not_found', 'Inventories cannot be read here');
+      const device = await d.records.device(param(req, 'id'));
+      if (!device) throw new AppError('not_found', 'No such device');
+      return { body: await d.inventoryRead[what](device) };
+    },
+  })),
   ...(['approve', 'reject'] as Decision[]).map((decision): Route => ({
     method: 'post',
     path: `/api/v1/devices/${decision}`,
@@ -380,18 +408,41 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/audit',
     role: 'admin',
-    handler: async (req, _a, d) => ({
-      body: await d.admin.listAudit({
+    handler: async (req, _a, d) => {
+      const f = {
         limit: limit(req.query.limit, 100),
         action: str(req.query.action, 'action', { optional: true }),
-      }),
-    }),
+      };
+      if (!d.auditRead) return { body: await d.admin.listAudit(f) };
+      return {
+        body: await d.auditRead.list({
+          ...f,
+          actor: str(req.query.actor, 'actor', { optional: true }),
+          since: date(req.query.since, 'since') ?? undefined,
+          until: date(req.query.until, 'until') ?? undefined,
+          beforeId: beforeId(req.query.before),
+        }),
+      };
+    },
   },
   {
     method: 'get',
     path: '/api/v1/security-events',
     role: 'admin',
-    handler: async (req, _a, d) => ({ body: await d.admin.listSecurityEvents(limit(req.query.limit, 100)) }),
+    handler: async (req, _a, d) => {
+      if (!d.securityEvents) return { body: await d.admin.listSecurityEvents(limit(req.query.limit, 100)) };
+      return {
+        body: await d.securityEvents.list({
+          limit: limit(req.query.limit, 100),
+          kind: str(req.query.type, 'type', { optional: true }),
+          address: str(req.query.address, 'address', { optional: true, max: 64 }),
+          credential: str(req.query.key, 'key', { optional: true }),
+          since: date(req.query.since, 'since') ?? undefined,
+          until: date(req.query.until, 'until') ?? undefined,
+          beforeId: beforeId(req.query.before),
+        }),
+      };
+    },
   },
   // GLPI forwarding: the outbox, its dead letters, and what an admin may do about them (audited).
   {

@@ -49,6 +49,8 @@ export interface CredentialServiceDeps {
   logger: Logger;
   cacheSeconds: number;
   tokenTtlSeconds: number;
+  /** Told of every security event once it is recorded (the security.spike counter). */
+  onSecurityEvent?: (kind: string, e: { remoteAddr: string | null; details: Record<string, unknown> }) => Promise<void>;
 }
 
 interface CacheEntry {
@@ -232,6 +234,7 @@ export function createCredentialService(deps: CredentialServiceDeps) {
     ): Promise<void> {
       deps.logger.warn({ kind, remote: e.remoteAddr, deviceid: e.deviceid, ...e.details }, `security event: ${kind}`);
       await store.insertSecurityEvent(deps.sql, { at: deps.clock.now(), kind, ...e });
+      await deps.onSecurityEvent?.(kind, e);
     },
 
     /** Forget cached verifications (after a rotation or revocation in this process). */
