@@ -12,7 +12,7 @@ import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
 import type { Forwarder } from '../services/forwarder.js';
 import type { InventoryRead } from '../services/inventory-read.js';
-import type { SecurityEvents } from '../services/security-events.js';
+import { SECURITY_EVENT_TYPES, type SecurityEvents } from '../services/security-events.js';
 import type { AuditRead } from '../services/audit-read.js';
 import type { Logger } from 'pino';
 import { requestLog, sendJsonError } from './request-context.js';
@@ -105,7 +105,14 @@ export const ROUTES: Route[] = [
     path: '/api/v1/meta',
     role: 'reviewer',
     handler: () =>
-      Promise.resolve({ body: { states: DEVICE_STATES, auditActions: AUDIT_ACTIONS, roles: OPERATOR_ROLES } }),
+      Promise.resolve({
+        body: {
+          states: DEVICE_STATES,
+          auditActions: AUDIT_ACTIONS,
+          roles: OPERATOR_ROLES,
+          securityEventTypes: SECURITY_EVENT_TYPES,
+        },
+      }),
   },
   {
     method: 'get',
