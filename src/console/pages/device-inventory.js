@@ -232,6 +232,7 @@ function sectionBlock(s, open) {
       ? h('input', {
           type: 'search',
           id: 'software-filter',
+          'aria-label': 'Filter software',
           placeholder: 'filter software: name, version or publisher',
           autocomplete: 'off',
         })
