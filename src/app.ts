@@ -43,6 +43,9 @@ export function buildApp(deps: Deps): express.Express {
       version: VERSION,
       forwarder: deps.forwarder,
       spool: deps.spool && (() => deps.spool!.stats()),
+      inventoryRead: deps.inventoryRead,
+      securityEvents: deps.securityEvents,
+      auditRead: deps.auditRead,
     }),
   );
   app.use(consoleRoutes());

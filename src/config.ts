@@ -37,6 +37,8 @@ export interface Config {
   spikeWindowSeconds: number;
   spikeNewDevicesPerKey: number;
   spikeNewDevicesPerSubnet: number;
+  securitySpikeFailures: number;
+  inventoryViewLimit: number;
   rejectedRetentionSeconds: number;
   heavyConcurrency: number;
   tlsCert: string | undefined;
@@ -64,6 +66,7 @@ export const WEBHOOK_EVENT_NAMES = [
   'device.rejected',
   'device.undone',
   'spike.detected',
+  'security.spike',
 ] as const;
 export type WebhookEventName = (typeof WEBHOOK_EVENT_NAMES)[number];
 
@@ -411,6 +414,20 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     doc: 'new devices per /24 (IPv4) or /64 (IPv6) per SPIKE_WINDOW before an alert (and a freeze of the keys they used)',
     default: '200',
     parse: int(1, 10_000_000),
+  },
+  {
+    env: 'SECURITY_SPIKE_FAILURES',
+    field: 'securitySpikeFailures',
+    doc: 'failed credentials from one address, or naming one credential, per SPIKE_WINDOW before a security.spike webhook and an error log line (keep it below RATE_LIMIT_AUTH_FAILURES_PER_15MIN: past that an address gets 429 before its credential is checked)',
+    default: '20',
+    parse: int(1, 10_000_000),
+  },
+  {
+    env: 'INVENTORY_VIEW_LIMIT',
+    field: 'inventoryViewLimit',
+    doc: 'largest decoded inventory parsed to show it (devices show --inventory, /devices/:id/inventory and /changes); larger ones get 413',
+    default: '32mb',
+    parse: atLeast(1024, parseSize),
   },
   {
     env: 'HEAVY_CONCURRENCY',

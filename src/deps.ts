@@ -16,7 +16,10 @@ import { type CredentialService, createCredentialService } from './services/cred
 import { type Admin, createAdmin } from './services/admin.js';
 import { type Records, createRecords } from './services/records.js';
 import { type Review, createReview } from './services/review.js';
-import { type Notifier, createNotifier } from './services/notifier.js';
+import { type Notifier, createNotifier, createSecuritySpike } from './services/notifier.js';
+import { type InventoryRead, createInventoryRead } from './services/inventory-read.js';
+import { type SecurityEvents, createSecurityEvents } from './services/security-events.js';
+import { type AuditRead, createAuditRead } from './services/audit-read.js';
 import { type Forwarder, createForwarder } from './services/forwarder.js';
 import { type AgentLimits, createAgentLimits } from './http/limits.js';
 import { createSpikeDetector } from './services/spike.js';
@@ -55,6 +58,10 @@ export interface Deps {
   dbHealth: DbHealth;
   /** The local spool of a server on PostgreSQL (null for the CLI and the embedded database). */
   spool: Spool | null;
+  /** The inventory and its changes as a reviewer reads them (bounded by INVENTORY_VIEW_LIMIT). */
+  inventoryRead: InventoryRead;
+  securityEvents: SecurityEvents;
+  auditRead: AuditRead;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -116,6 +123,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     tokenTtlSeconds: config.tokenTtlSeconds,
     outageSeconds: opts.role === 'server' ? config.outageCredentialSeconds : 0,
     health: opts.role === 'server' ? dbHealth : undefined,
+    onSecurityEvent: (kind, e) => securitySpike.observe(kind, e),
   });
   const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
   const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
@@ -144,6 +152,14 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     credentialPerMinute: config.rateLimitKeyPerMinute,
     budgetPerSecond: config.inventoryBudgetPerSecond,
     metrics,
+  });
+  const failedCredentials = limits.counter('security-spike', config.spikeWindowSeconds * 1000);
+  const securitySpike = createSecuritySpike({
+    count: (scope) => failedCredentials.hit(scope),
+    threshold: config.securitySpikeFailures,
+    windowSeconds: config.spikeWindowSeconds,
+    logger,
+    emit: (event, data) => notifier.emit(db.sql, event, data),
   });
   const newDevices = limits.counter('spike', config.spikeWindowSeconds * 1000);
   const spike = createSpikeDetector({
@@ -219,6 +235,9 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     forwarder,
     notifier,
     policies,
+    inventoryRead: createInventoryRead({ sql: db.sql, viewLimit: config.inventoryViewLimit }),
+    securityEvents: createSecurityEvents(db.sql),
+    auditRead: createAuditRead(db.sql),
     limits,
     admission,
     readiness: createReadiness({ sql: db.sql, redis, spool: spool && (() => spool.stats()) }),

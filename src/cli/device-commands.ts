@@ -9,6 +9,30 @@ import { type Decision, parseFilter } from '../services/review.js';
 import { cliActor } from './credential-commands.js';
 import { cell, printJson, printTable } from './output.js';
 
+type InventoryOut = Awaited<ReturnType<Deps['inventoryRead']['inventory']>>;
+
+/** The inventory as text: one block per section, a table for lists (software: name, version, publisher). */
+function printInventory(inv: InventoryOut): void {
+  const out = process.stdout;
+  out.write(`device ${inv.id} ${inv.deviceid} (${inv.state})\n`);
+  if (inv.sections.length === 0) {
+    out.write('no inventory received yet\n');
+    return;
+  }
+  if (inv.source)
+    out.write(
+      `inventory of ${cell(inv.source.receivedAt)} (${inv.source.state ?? 'gone'}, ${inv.source.format}), ${inv.source.partialsMerged} partial(s) merged since\n`,
+    );
+  for (const s of inv.sections) {
+    out.write(`\n== ${s.title} (${s.count}${s.truncated ? `, first ${s.items.length} shown` : ''})\n`);
+    const columns =
+      s.key === 'softwares' ? ['name', 'version', 'publisher'] : [...new Set(s.items.flatMap(Object.keys))];
+    if (s.items.length === 1 && s.key !== 'softwares') {
+      for (const [k, v] of Object.entries(s.items[0]!)) out.write(`${k.padEnd(24)}${cell(v)}\n`);
+    } else printTable(s.items, columns.slice(0, 8));
+  }
+}
+
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
 export function deviceCommands(devices: Command, withDeps: WithDeps): void {
@@ -16,9 +40,17 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
     .command('show')
     .description('everything known about one device: identity, inventory summary, history, sources, conflicts')
     .argument('<id>', 'device id or deviceid')
+    .option('--inventory', 'print the inventory itself, section by section (software, disks, interfaces, users…)')
     .option('--json', 'print JSON')
-    .action(async (ref: string, o: { json?: boolean }) => {
+    .action(async (ref: string, o: { json?: boolean; inventory?: boolean }) => {
       await withDeps(async (deps) => {
+        if (o.inventory) {
+          const device = await deps.records.device(ref);
+          if (!device) throw new AppError('not_found', `No device "${ref}"`);
+          const inv = await deps.inventoryRead.inventory(device);
+          if (o.json) return printJson(inv);
+          return printInventory(inv);
+        }
         const d = await deps.review.show(ref);
         if (!d) throw new AppError('not_found', `No device "${ref}"`);
         if (o.json) return printJson(d);
@@ -54,6 +86,12 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
             'inventory',
             `${d.inventory.softwareCount} software, ${d.inventory.networkCount} network interfaces, ${d.inventory.sections.length} sections`,
           );
+        line(
+          'look-alikes',
+          d.duplicates.length === 0
+            ? 'none'
+            : d.duplicates.map((x) => `${x.id} ${x.deviceid} (same ${x.shared.join(', ')})`).join('; '),
+        );
         if (d.state === 'conflict') process.stdout.write(`\nconflict: ${JSON.stringify(d.conflictDetails)}\n`);
         process.stdout.write('\nhistory:\n');
         printTable(d.history as never, ['at', 'from', 'to', 'actor', 'reason']);

@@ -14,6 +14,7 @@ import { printJson, printTable } from './output.js';
 import { credentialCommands } from './credential-commands.js';
 import { deviceCommands } from './device-commands.js';
 import { policyCommands } from './policy-commands.js';
+import { securityCommands } from './security-commands.js';
 import { outboxCommands } from './outbox-commands.js';
 
 function positiveInt(v: string): number {
@@ -162,6 +163,7 @@ export function buildCli(): Command {
   credentialCommands(program, withDeps);
   policyCommands(program, withDeps);
   outboxCommands(program, withDeps);
+  securityCommands(program, withDeps);
   return program;
 }
 

@@ -4,7 +4,8 @@
 // says the session's token is no longer valid (401) signs the operator out.
 /**
  * @import { AuditEntry, Client, CreatedClient, CreatedKey, Decision, DecisionResult, Device, DeviceDetail,
- *   DeviceQuery, FilterDecided, FilterDryRun, Key, KeyUsage, Me, Meta, RotatedKey } from './types.js'
+ *   DeviceQuery, FilterDecided, FilterDryRun, Key, KeyUsage, Me, Meta, RotatedKey, DeviceInventory, DeviceChanges,
+ *   SecurityEvent } from './types.js'
  */
 import { getSession } from './session.js';
 
@@ -174,6 +175,20 @@ export const undoDecision = (id) => call('POST', `/devices/${enc(id)}/undo`);
  */
 export const rebindDevice = (id, to) => call('POST', `/devices/${enc(id)}/rebind`, to);
 
+/**
+ * The inventory itself, as sections.
+ * @param {string | number} ref
+ * @returns {Promise<DeviceInventory>}
+ */
+export const getInventory = (ref) => call('GET', `/devices/${enc(ref)}/inventory`);
+
+/**
+ * What changed between the latest full inventory and the one before it (or the reference, in conflict).
+ * @param {string | number} ref
+ * @returns {Promise<DeviceChanges>}
+ */
+export const getChanges = (ref) => call('GET', `/devices/${enc(ref)}/changes`);
+
 // ---- registration keys ------------------------------------------------------------------------------------
 
 /** @returns {Promise<Key[]>} */
@@ -225,7 +240,15 @@ export const revokeClient = (clientId) => call('POST', `/clients/${enc(clientId)
 // ---- audit log ----------------------------------------------------------------------------------------------
 
 /**
- * @param {{ action?: string, limit?: number }} query
+ * @param {{ action?: string, actor?: string, since?: string, until?: string, before?: number, limit?: number }} query
  * @returns {Promise<AuditEntry[]>}
  */
 export const listAudit = (query) => call('GET', `/audit${qs(query)}`);
+
+// ---- security events ----------------------------------------------------------------------------------------
+
+/**
+ * @param {{ type?: string, address?: string, key?: string, since?: string, until?: string, before?: number, limit?: number }} query
+ * @returns {Promise<SecurityEvent[]>}
+ */
+export const listSecurityEvents = (query) => call('GET', `/security-events${qs(query)}`);

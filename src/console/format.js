@@ -7,15 +7,42 @@ import { h } from './dom.js';
 const pad = (n) => String(n).padStart(2, '0');
 
 /**
- * A date as local `YYYY-MM-DD HH:MM` (the full date in its title), or a dash.
+ * The browser's time zone, as the console shows it once in the header: its name and its current offset.
+ * @returns {string}
+ */
+export function timeZoneLabel() {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
+  return `${zone} (UTC${utcOffset(new Date())})`;
+}
+
+/**
+ * `+01:00` for a date in the browser's zone (the offset at that date: summer time counts).
+ * @param {Date} d
+ */
+export function utcOffset(d) {
+  const m = -d.getTimezoneOffset();
+  const a = Math.abs(m);
+  return `${m < 0 ? '-' : '+'}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
+}
+
+/**
+ * The console's one time format: `YYYY-MM-DD HH:MM:SS` in the browser's zone, with its offset
+ * (`2026-01-31 14:05:09 +01:00`), the ISO instant in `datetime` and the zone's name in the title.
+ * @param {Date} d
+ */
+export function timeText(d) {
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${utcOffset(d)}`;
+}
+
+/**
+ * A date in the console's one format, or a dash.
  * @param {string | null | undefined} value
  */
 export function fmtDate(value) {
   if (!value) return h('span', { class: 'muted' }, '—');
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) return String(value);
-  const text = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  return h('time', { datetime: d.toISOString(), title: d.toString() }, text);
+  return h('time', { datetime: d.toISOString(), title: `${d.toISOString()} · ${timeZoneLabel()}` }, timeText(d));
 }
 
 /** @param {unknown} n */

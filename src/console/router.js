@@ -14,6 +14,8 @@ import { queuePage } from './pages/queue.js';
 import { renderSignIn } from './pages/sign-in.js';
 import { clearSession, getSession, hasRole } from './session.js';
 import { alertBox, badge, button, errorBox } from './ui.js';
+import { timeZoneLabel } from './format.js';
+import { securityPage } from './pages/security.js';
 
 /**
  * A section of the console: its navigation label, the least role it is for (a name from the server's
@@ -38,6 +40,11 @@ const ROUTES = {
     render: (page, parts) => (parts[1] ? keyUsagePage(page, parts[1]) : keysPage(page)),
   },
   clients: { label: 'Clients', role: 'admin', render: (page) => clientsPage(page) },
+  security: {
+    label: 'Security events',
+    role: 'admin',
+    render: (page, _parts, params) => securityPage(page, params),
+  },
   audit: { label: 'Audit log', role: 'admin', render: (page, _parts, params) => auditPage(page, params) },
 };
 
@@ -55,6 +62,11 @@ function renderChrome(current) {
       .map(([path, r]) => link([path], r.label, { 'aria-current': path === current ? 'page' : undefined })),
   );
   who.replaceChildren(
+    h(
+      'span',
+      { class: 'muted small', id: 'time-zone', title: 'every time in the console is shown in this zone' },
+      `Times: ${timeZoneLabel()}`,
+    ),
     h('span', { class: 'who-name', title: `signed in as ${s.name}` }, s.name.replace(/^operator:/, '')),
     badge(s.role, 'role'),
     button('Sign out', () => signOut('Signed out.'), 'btn-ghost', { id: 'sign-out' }),

@@ -17,6 +17,7 @@
  * @property {string[]} states every device state
  * @property {string[]} auditActions every action the audit log records
  * @property {string[]} roles the operator roles, least powerful first
+ * @property {string[]} [securityEventTypes] every type of security event the server records
  */
 
 /**
@@ -43,6 +44,87 @@
  * @property {string} lastSeen
  * @property {string | null} lastRemoteAddr
  * @property {string | null} lastInventoryAt
+ * @property {Duplicate[]} [duplicates] devices that share a serial, UUID, MAC or name with this one
+ * @property {{ product: string | null, version: string | null }} [agent] FusionInventory / GLPI Agent and version
+ * @property {Credential | null} [credential] what the device is pinned to, and its latest request's key version
+ * @property {string[]} [proxyChain] the proxies of its latest request ([]: direct)
+ */
+
+/**
+ * A look-alike: another device with something in common.
+ * @typedef {object} Duplicate
+ * @property {number} id
+ * @property {string} deviceid
+ * @property {string[]} shared serial, uuid, mac and/or name
+ * @property {string} state
+ * @property {string | null} name
+ */
+
+/**
+ * @typedef {object} Credential
+ * @property {string | null} keyName
+ * @property {number | null} keyVersion
+ * @property {string | null} clientId
+ * @property {string | null} certFingerprint
+ * @property {string | null} certSubject
+ * @property {string | null} authType
+ */
+
+/**
+ * One section of an inventory (GET /api/v1/devices/:id/inventory).
+ * @typedef {object} InventorySection
+ * @property {string} key
+ * @property {string} title
+ * @property {number} count
+ * @property {Record<string, string | number | boolean | null>[]} items
+ * @property {boolean} truncated
+ */
+
+/**
+ * @typedef {object} DeviceInventory
+ * @property {number} id
+ * @property {string} deviceid
+ * @property {string} state
+ * @property {{ fullSubmissionId: number | null, state: string | null, receivedAt: string | null, partialsMerged: number, updatedAt: string, format: string } | null} source
+ * @property {InventorySection[]} sections
+ */
+
+/**
+ * @typedef {object} FieldChange
+ * @property {string} field
+ * @property {unknown} before
+ * @property {unknown} after
+ */
+
+/**
+ * @typedef {object} ListChange
+ * @property {Record<string, unknown>[]} added
+ * @property {Record<string, unknown>[]} removed
+ * @property {{ key: string, fields: FieldChange[] }[]} changed
+ */
+
+/**
+ * GET /api/v1/devices/:id/changes.
+ * @typedef {object} DeviceChanges
+ * @property {string} basis previous | reference
+ * @property {{ submissionId: number, receivedAt: string, state: string } | null} from
+ * @property {{ submissionId: number, receivedAt: string, state: string } | null} to
+ * @property {{ identity: FieldChange[], macs: { added: string[], removed: string[] }, interfaces: ListChange,
+ *   disks: ListChange, volumes: ListChange, software: { added: Record<string, unknown>[],
+ *   removed: Record<string, unknown>[], upgraded: { name: string | null, publisher: string | null,
+ *   from: string | null, to: string | null }[] } } | null} changes
+ */
+
+/**
+ * GET /api/v1/security-events.
+ * @typedef {object} SecurityEvent
+ * @property {number} id
+ * @property {string} at
+ * @property {string} kind
+ * @property {string | null} remoteAddr
+ * @property {string | null} deviceid
+ * @property {string | null} credential
+ * @property {Record<string, unknown> | null} details
  */
 
 /**

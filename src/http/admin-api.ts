@@ -12,6 +12,9 @@ import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
 import type { Forwarder } from '../services/forwarder.js';
 import type { SpoolStats } from '../services/spool.js';
+import type { InventoryRead } from '../services/inventory-read.js';
+import { SECURITY_EVENT_TYPES, type SecurityEvents } from '../services/security-events.js';
+import type { AuditRead } from '../services/audit-read.js';
 import type { Logger } from 'pino';
 import { requestLog, sendJsonError } from './request-context.js';
 
@@ -28,6 +31,12 @@ export interface AdminApiDeps {
   forwarder?: Pick<Forwarder, 'list' | 'retry' | 'drop'>;
   /** This process's local spool (inventories read while the database was away), if it has one. */
   spool?: (() => SpoolStats) | null;
+  /** The inventory and its changes (GET /devices/:id/inventory, /changes). */
+  inventoryRead?: InventoryRead;
+  /** Security events with filters; without it, the plain list. */
+  securityEvents?: SecurityEvents;
+  /** The audit log with filters; without it, the plain list. */
+  auditRead?: AuditRead;
 }
 
 type Handler = (
@@ -69,6 +78,13 @@ function date(v: unknown, what: string): Date | null {
   return d;
 }
 
+/** `before`: the id of the last entry of the page seen (paging, newest first). */
+function beforeId(v: unknown): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw new AppError('bad_request', 'before must be an entry id');
+  return Number(v);
+}
+
 function body(req: Request): Record<string, unknown> {
   return typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body)
     ? (req.body as Record<string, unknown>)
@@ -92,7 +108,14 @@ export const ROUTES: Route[] = [
     path: '/api/v1/meta',
     role: 'reviewer',
     handler: () =>
-      Promise.resolve({ body: { states: DEVICE_STATES, auditActions: AUDIT_ACTIONS, roles: OPERATOR_ROLES } }),
+      Promise.resolve({
+        body: {
+          states: DEVICE_STATES,
+          auditActions: AUDIT_ACTIONS,
+          roles: OPERATOR_ROLES,
+          securityEventTypes: SECURITY_EVENT_TYPES,
+        },
+      }),
   },
   {
     // What this process holds for the database (the console shows a line while it is not empty).
@@ -140,6 +163,18 @@ export const ROUTES: Route[] = [
       return { body: device };
     },
   },
+  ...(['inventory', 'changes'] as const).map((what): Route => ({
+    // The inventory itself, and what changed between the latest full inventory and the one before it.
+    method: 'get',
+    path: `/api/v1/devices/:id/${what}`,
+    role: 'reviewer',
+    handler: async (req, _a, d) => {
+      if (!d.inventoryRead) throw new AppError('not_found', 'Inventories cannot be read here');
+      const device = await d.records.device(param(req, 'id'));
+      if (!device) throw new AppError('not_found', 'No such device');
+      return { body: await d.inventoryRead[what](device) };
+    },
+  })),
   ...(['approve', 'reject'] as Decision[]).map((decision): Route => ({
     method: 'post',
     path: `/api/v1/devices/${decision}`,
@@ -390,18 +425,41 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/audit',
     role: 'admin',
-    handler: async (req, _a, d) => ({
-      body: await d.admin.listAudit({
+    handler: async (req, _a, d) => {
+      const f = {
         limit: limit(req.query.limit, 100),
         action: str(req.query.action, 'action', { optional: true }),
-      }),
-    }),
+      };
+      if (!d.auditRead) return { body: await d.admin.listAudit(f) };
+      return {
+        body: await d.auditRead.list({
+          ...f,
+          actor: str(req.query.actor, 'actor', { optional: true }),
+          since: date(req.query.since, 'since') ?? undefined,
+          until: date(req.query.until, 'until') ?? undefined,
+          beforeId: beforeId(req.query.before),
+        }),
+      };
+    },
   },
   {
     method: 'get',
     path: '/api/v1/security-events',
     role: 'admin',
-    handler: async (req, _a, d) => ({ body: await d.admin.listSecurityEvents(limit(req.query.limit, 100)) }),
+    handler: async (req, _a, d) => {
+      if (!d.securityEvents) return { body: await d.admin.listSecurityEvents(limit(req.query.limit, 100)) };
+      return {
+        body: await d.securityEvents.list({
+          limit: limit(req.query.limit, 100),
+          kind: str(req.query.type, 'type', { optional: true }),
+          address: str(req.query.address, 'address', { optional: true, max: 64 }),
+          credential: str(req.query.key, 'key', { optional: true }),
+          since: date(req.query.since, 'since') ?? undefined,
+          until: date(req.query.until, 'until') ?? undefined,
+          beforeId: beforeId(req.query.before),
+        }),
+      };
+    },
   },
   // GLPI forwarding: the outbox, its dead letters, and what an admin may do about them (audited).
   {

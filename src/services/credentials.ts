@@ -56,6 +56,8 @@ export interface CredentialServiceDeps {
   health?: DbHealth;
   /** Longest a credential lookup waits for the database before the outage cache answers instead. */
   lookupDeadlineMs?: number;
+  /** Told of every security event once it is recorded (the security.spike counter). */
+  onSecurityEvent?: (kind: string, e: { remoteAddr: string | null; details: Record<string, unknown> }) => Promise<void>;
 }
 
 /** Verified credentials kept for outages, at most this many (the oldest verification goes first). */
@@ -322,6 +324,7 @@ export function createCredentialService(deps: CredentialServiceDeps) {
     ): Promise<void> {
       deps.logger.warn({ kind, remote: e.remoteAddr, deviceid: e.deviceid, ...e.details }, `security event: ${kind}`);
       await store.insertSecurityEvent(deps.sql, { at: deps.clock.now(), kind, ...e });
+      await deps.onSecurityEvent?.(kind, e);
     },
 
     /** Forget cached verifications (after a rotation or revocation in this process). */

@@ -48,6 +48,7 @@ import {
   hostOf,
   httpErrorText,
 } from './outbox-worker.js';
+import { FAILED_CREDENTIAL_TYPES, credentialOf } from './security-events.js';
 
 export const WEBHOOK_TIMEOUT_MS = 10_000;
 /** 5 s, 10 s, 20 s… at most 1 h apart. */
@@ -185,3 +186,47 @@ export function createNotifier(deps: NotifierDeps) {
 }
 
 export type Notifier = ReturnType<typeof createNotifier>;
+
+/**
+ * security.spike: failed credentials (invalid_credential, invalid_client) counted per source address and
+ * per credential they name (a client id, a certificate fingerprint) within SPIKE_WINDOW, in the shared
+ * counters (Redis with REDIS_URL, so every replica adds to the same totals). When a count passes
+ * SECURITY_SPIKE_FAILURES — exactly once per window and subject — an error log line and a `security.spike`
+ * webhook: `{scope: "address" | "credential", subject, failures, threshold, windowSeconds, lastType}`.
+ */
+export interface SecuritySpikeDeps {
+  count(scope: string): Promise<number>;
+  threshold: number;
+  windowSeconds: number;
+  logger: Logger;
+  emit(event: 'security.spike', data: Record<string, unknown>): Promise<void>;
+}
+
+export function createSecuritySpike(deps: SecuritySpikeDeps) {
+  async function check(scope: 'address' | 'credential', subject: string, lastType: string): Promise<void> {
+    const n = await deps.count(`${scope}:${subject}`);
+    if (n !== deps.threshold + 1) return;
+    const data = {
+      scope,
+      subject,
+      failures: n,
+      threshold: deps.threshold,
+      windowSeconds: deps.windowSeconds,
+      lastType,
+    };
+    deps.logger.error(
+      data,
+      `SECURITY SPIKE: ${n} failed credentials ${scope === 'address' ? 'from' : 'naming'} ${subject} within ${deps.windowSeconds}s`,
+    );
+    await deps.emit('security.spike', data);
+  }
+  return {
+    /** Called for every security event recorded; only failed credentials count. */
+    async observe(kind: string, e: { remoteAddr: string | null; details: Record<string, unknown> }): Promise<void> {
+      if (!FAILED_CREDENTIAL_TYPES.has(kind)) return;
+      if (e.remoteAddr) await check('address', e.remoteAddr, kind);
+      const credential = credentialOf(e.details);
+      if (credential) await check('credential', credential, kind);
+    },
+  };
+}

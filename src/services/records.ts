@@ -3,6 +3,8 @@
  */
 import type { Sql } from '../store/db.js';
 import { type DeviceFilter, countDevicesByState, listDevices, listRegistrations } from '../store/read-store.js';
+import { withCredentials } from './device-credentials.js';
+import { withDuplicates } from './lookalikes.js';
 
 export { DEVICE_STATES, type DeviceState } from '../store/agent-store.js';
 
@@ -14,7 +16,8 @@ export function createRecords(sql: Sql) {
     return rows[0] ?? null;
   }
   return {
-    devices: (f: DeviceFilter) => listDevices(sql, f),
+    /** A page of devices, each with its look-alikes (`duplicates`), `agent`, `credential` and `proxyChain`. */
+    devices: async (f: DeviceFilter) => withCredentials(sql, await withDuplicates(sql, await listDevices(sql, f))),
     device,
     /** The deviceid a credential is bound to: a known device's, or the given deviceid for a device not seen yet. */
     async resolveDeviceid(ref: string): Promise<string> {

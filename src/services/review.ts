@@ -26,6 +26,7 @@ import { loadInventoryView, loadSubmissionBody, lockInventory, setInventoryView 
 import type { Actor } from './admin.js';
 import { viewFromBody } from './inventory-view.js';
 import type { Notifier } from './notifier.js';
+import { type Duplicate, withDuplicates } from './lookalikes.js';
 
 export const UNDO_WINDOW_SECONDS = 15 * 60;
 export const MAX_BULK = 1000;
@@ -272,9 +273,12 @@ export function createReview(deps: {
       const extra = await deviceDecisionContext(sql, device.id);
       const sources = await deviceSources(sql, device.id);
       const conflictWith = extra?.conflictWith ? await resolve(String(extra.conflictWith)) : null;
+      const duplicates: Duplicate[] = (await withDuplicates(sql, [device]))[0]?.duplicates ?? [];
       return {
         ...device,
         ...extra,
+        /** devices that share a serial, UUID, MAC or name with this one (lookalikes.ts) */
+        duplicates,
         conflictWithDevice: conflictWith,
         inventory: await inventorySummary(device.id),
         history: await deviceHistory(sql, device.id),

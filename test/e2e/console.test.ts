@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DIR, CONSOLE_HEADERS, consoleFiles } from '../../src/http/console.js';
 import { hashSecret } from '../../src/services/secrets.js';
 import { startTestServer } from '../helpers/context.js';
+import { loadScenario } from '../helpers/fixtures.js';
+import { eventually } from '../helpers/eventually.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** The console's entry module (index.html loads it; it imports the others). */
@@ -409,7 +411,7 @@ describe('an admin', () => {
     const page = await openPage();
     await signIn(page, token, baseAuth);
     await expect(page.locator('#nav').innerText()).resolves.toMatch(
-      /Quarantine queue\s+Registration keys\s+Clients\s+Audit log/,
+      /Quarantine queue\s+Registration keys\s+Clients\s+Security events\s+Audit log/,
     );
 
     await page.getByRole('link', { name: 'Registration keys' }).click();
@@ -448,7 +450,9 @@ describe('an admin', () => {
     const rotated = await page.locator('.secret input[data-secret="New secret"]').inputValue();
     expect(rotated).toMatch(/^agk_/);
     expect(rotated).not.toBe(secret);
-    await expect(page.locator('.secret').innerText()).resolves.toContain('Older versions stop working at');
+    await expect(page.locator('.secret').innerText()).resolves.toMatch(
+      /Older versions stop working: version 1 at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d/,
+    );
     await agent('pc-a-2025-01-06-08-00-00', 'PROLOG', '', { url: baseAuth, key: rotated });
 
     await keyRow.getByRole('link', { name: 'Usage' }).click();
@@ -506,7 +510,209 @@ describe('an admin', () => {
     // An action from the list filters the log (no key was frozen on this gateway).
     await page.getByLabel('Action').fill('key.freeze');
     await page.getByRole('button', { name: 'Apply' }).click();
-    await page.locator('td.empty', { hasText: 'No "key.freeze" entry.' }).waitFor();
+    await page.locator('td.empty', { hasText: 'No entry matches these filters.' }).waitFor();
+    await page.close();
+  });
+});
+
+/** The GLPI Agent 1.12 inventory as captured, with its deviceid (and optionally its content) changed. */
+const glpiCapture = loadScenario('glpi-plain').find((r) => r.classified.kind === 'inventory')!;
+const fusionCapture = loadScenario('fusioninventory-plain').find((r) => r.classified.kind === 'inventory')!;
+type GlpiMessage = { deviceid: string; content: { softwares: Record<string, unknown>[] } & Record<string, unknown> };
+
+async function postRaw(body: Buffer, to = base): Promise<number> {
+  const res = await fetch(`${to}/`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-compress-zlib' },
+    body: new Uint8Array(body),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+function glpiInventory(deviceid: string, edit: (m: GlpiMessage) => void = () => {}): Buffer {
+  const msg = JSON.parse(glpiCapture.decoded_text) as GlpiMessage;
+  msg.deviceid = deviceid;
+  edit(msg);
+  return zlib.deflateSync(JSON.stringify(msg));
+}
+
+describe('an analyst', () => {
+  let token = '';
+  let vmId = 0;
+  beforeAll(async () => {
+    token = (await gw.server.deps.admin.createOperator({ name: 'ana', role: 'reviewer' }, actor)).token;
+    expect(await postRaw(glpiInventory('vm-e2e-2026-01-01-00-00-01'))).toBe(200);
+    const [row] = await gw.server.deps.db.sql<
+      { id: number }[]
+    >`select id from devices where deviceid = 'vm-e2e-2026-01-01-00-00-01'`;
+    vmId = Number(row!.id);
+  });
+
+  it("reads a real agent's software on the device page, filters it, and folds sections", async () => {
+    const page = await openPage();
+    await signIn(page, token);
+    await page.goto(`${base}/console#/devices/${vmId}`);
+    const software = page.locator('#inventory details[data-section="softwares"]');
+    await software.waitFor();
+    const total = (JSON.parse(glpiCapture.decoded_text) as GlpiMessage).content.softwares.length;
+    await expect(software.locator('summary .badge-count').innerText()).resolves.toBe(String(total));
+    await page.getByLabel('Filter software').fill('adduser');
+    const visible = software.locator('tbody tr:not([hidden])');
+    await expect(visible.count()).resolves.toBe(1);
+    await expect(visible.innerText()).resolves.toMatch(/^adduser\s+3\.134\s+Debian$/);
+    // Sections fold: the hardware one is open, a rest section (local_users) closed until clicked.
+    const users = page.locator('#inventory details[data-section="local_users"]');
+    expect(await users.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+    await users.locator('summary').click();
+    expect(await users.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(true);
+    await page.locator('#changes', { hasText: 'nothing to compare yet' }).waitFor();
+    // Every time is in the one format, with the browser's zone shown once.
+    await expect(page.locator('#time-zone').innerText()).resolves.toMatch(/^Times: .+ \(UTC[+-]\d\d:\d\d\)$/);
+    for (const t of await page.locator('main time').allInnerTexts())
+      expect(t).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d$/);
+    await page.close();
+  });
+
+  it('sees the changes panel after a second inventory with a change', async () => {
+    expect(
+      await postRaw(
+        glpiInventory('vm-e2e-2026-01-01-00-00-01', (m) => {
+          m.content.softwares = m.content.softwares.map((s) => (s.name === 'adduser' ? { ...s, version: '3.135' } : s));
+          m.content.softwares.push({ name: 'nmap', version: '7.93', publisher: 'Debian' });
+        }),
+      ),
+    ).toBe(200);
+    const page = await openPage();
+    await signIn(page, token);
+    await page.goto(`${base}/console#/devices/${vmId}`);
+    const changes = page.locator('#software-changes');
+    await changes.waitFor();
+    await expect(changes.locator('h3').innerText()).resolves.toBe('Software (1 added, 0 removed, 1 upgraded)');
+    await expect(changes.locator('tbody tr', { hasText: 'adduser' }).innerText()).resolves.toMatch(
+      /upgraded\s+adduser\s+3\.134 → 3\.135\s+Debian/,
+    );
+    await expect(changes.locator('tbody tr', { hasText: 'nmap' }).innerText()).resolves.toMatch(/added\s+nmap\s+7\.93/);
+    await page.close();
+  });
+
+  it('sees a look-alike flagged in the queue and listed on the device page', async () => {
+    // The FusionInventory capture comes from the same virtual machine: name "vm", the same MACs.
+    const xml = fusionCapture.decoded_text.replace(
+      /<DEVICEID>[^<]*<\/DEVICEID>/,
+      '<DEVICEID>vm-e2e-fusion-2026-01-01-00-00-02</DEVICEID>',
+    );
+    expect(await postRaw(zlib.deflateSync(xml))).toBe(200);
+    const page = await openPage();
+    await signIn(page, token);
+    const row = page.locator('tbody tr', { hasText: 'vm-e2e-fusion' });
+    await row.waitFor();
+    await expect(row.locator('.badge-lookalike').innerText()).resolves.toMatch(/^\d+ look-alikes?$/);
+    await expect(row.getAttribute('class')).resolves.toContain('has-lookalikes');
+    // Devices with nothing in common carry no flag.
+    await expect(
+      page.locator('tbody tr', { hasText: 'kiosk-lobby' }).locator('.badge-lookalike').count(),
+    ).resolves.toBe(0);
+    await row.getByRole('link', { name: 'vm' }).first().click();
+    const panel = page.locator('#lookalikes');
+    await panel.waitFor();
+    const twin = panel.locator('tbody tr', { hasText: 'vm-e2e-2026-01-01-00-00-01' });
+    await expect(twin.locator('.chip').allInnerTexts()).resolves.toEqual(['mac', 'name']);
+    await page.close();
+  });
+
+  it('sorts the queue by a column, both ways', async () => {
+    const page = await openPage();
+    await signIn(page, token);
+    await page.locator('tbody tr').first().waitFor();
+    const names = () => page.locator('tbody tr td.col-name .device-link').allInnerTexts();
+    await page.locator('a.sort[data-sort="name"]').click();
+    await page.locator('a.sort-active[data-sort="name"][aria-sort="ascending"]').waitFor();
+    const asc = await names();
+    expect(asc.length).toBeGreaterThan(2);
+    expect(asc).toEqual([...asc].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase())));
+    await page.locator('a.sort[data-sort="name"]').click();
+    await page.locator('a.sort-active[data-sort="name"][aria-sort="descending"]').waitFor();
+    expect(await names()).toEqual([...asc].reverse());
+    await expect(page.title()).resolves.toBe('Quarantine queue · agent-gate console');
+    await page.getByLabel('State').selectOption('any');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.getByRole('heading', { level: 1, name: 'All devices' }).waitFor();
+    await expect(page.title()).resolves.toBe('All devices · agent-gate console');
+    // The agent column names the product and version.
+    await expect(
+      page.locator('tbody tr', { hasText: 'vm-e2e-fusion' }).locator('td.col-agent').innerText(),
+    ).resolves.toBe('FusionInventory 2.6-3');
+    await page.close();
+  });
+});
+
+describe('a security analyst (admin)', () => {
+  let token = '';
+  beforeAll(async () => {
+    token = (await gwAuth.server.deps.admin.createOperator({ name: 'sec', role: 'admin' }, actor)).token;
+    const bad = `Basic ${Buffer.from('agc_e2e_guess:wrong').toString('base64')}`;
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${baseAuth}/`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-compress-zlib', Authorization: bad },
+        body: new Uint8Array(xmlMessage('attacker-1', 'PROLOG')),
+      });
+      expect(res.status).toBe(401);
+      await res.arrayBuffer();
+    }
+    // Security events are recorded just after the 401: wait for both rows before any page loads.
+    await eventually(async () => {
+      const [row] = await gwAuth.server.deps.db.sql<{ n: number }[]>`
+        select count(*)::int as n from security_events where details->>'user' = 'agc_e2e_guess'`;
+      expect(row!.n).toBe(2);
+    });
+    await gwAuth.server.deps.admin.createKey({ name: 'e2e-revoked' }, actor);
+    await gwAuth.server.deps.admin.setKeyActive('e2e-revoked', false, { name: 'operator:sec', remoteAddr: null });
+  });
+
+  it('reads failed credentials on the security-events page and filters them', async () => {
+    const page = await openPage();
+    await signIn(page, token, baseAuth);
+    await page.getByRole('link', { name: 'Security events' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Security events' }).waitFor();
+    const rows = page.locator('tbody tr.security-event', { hasText: 'agc_e2e_guess' });
+    await expect(rows.first().innerText()).resolves.toMatch(/invalid_credential\s+127\.0\.0\.1\s+agc_e2e_guess/);
+    expect(await rows.count()).toBeGreaterThanOrEqual(2);
+    const offered = await page
+      .locator('#se-type option')
+      .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+    expect(offered).toEqual([
+      '',
+      'invalid_credential',
+      'invalid_client',
+      'client_device_mismatch',
+      'device_credential_mismatch',
+    ]);
+    await page.locator('#se-type').selectOption('device_credential_mismatch');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.locator('td.empty', { hasText: 'No security event matches these filters.' }).waitFor();
+    await page.getByRole('button', { name: 'Reset' }).click();
+    await page.locator('#se-key').fill('agc_e2e');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.locator('tbody tr.security-event').first().waitFor();
+    expect(await page.locator('tbody tr.security-event', { hasNotText: 'agc_e2e_guess' }).count()).toBe(0);
+    await page.close();
+  });
+
+  it('reads an audit entry as a before → after diff, filtered by actor', async () => {
+    const page = await openPage();
+    await signIn(page, token, baseAuth);
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.locator('#audit-actor').fill('operator:sec');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const entry = page.locator('tbody tr', { hasText: 'key.revoke' });
+    await entry.waitFor();
+    expect(await page.locator('tbody tr').count()).toBe(1);
+    await expect(entry.locator('.audit-diff').innerText()).resolves.toBe('active: true → false');
+    await expect(entry.locator('.audit-diff del').innerText()).resolves.toBe('true');
+    await expect(entry.locator('.audit-diff ins').innerText()).resolves.toBe('false');
+    expect(await page.locator('main pre').count()).toBe(0); // no raw JSON blob
     await page.close();
   });
 });

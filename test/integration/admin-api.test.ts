@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { ROUTES } from '../../src/http/admin-api.js';
 import { AUDIT_ACTIONS, OPERATOR_ROLES } from '../../src/services/admin.js';
 import { DEVICE_STATES } from '../../src/services/records.js';
+import { SECURITY_EVENT_TYPES } from '../../src/services/security-events.js';
 import { type TestContext, createTestContext, send } from '../helpers/context.js';
 import { textOf } from '../helpers/fixtures.js';
 
@@ -162,6 +163,7 @@ describe('every route is guarded', () => {
       states: [...DEVICE_STATES],
       auditActions: [...AUDIT_ACTIONS],
       roles: [...OPERATOR_ROLES],
+      securityEventTypes: [...SECURITY_EVENT_TYPES],
     });
     expect(meta.states).toEqual(['quarantined', 'approved', 'rejected', 'conflict']);
     expect(meta.roles).toEqual(['reviewer', 'admin']);

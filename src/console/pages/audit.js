@@ -1,29 +1,75 @@
 // @ts-check
-// The audit log (admins): who did what, filtered by action (offered from the actions the server knows)
-// and by how many entries, with each change's before and after.
+// The audit log (admins): who did what, filtered by actor, action (offered from the actions the server
+// knows) and time, paged newest first; each change as a readable before → after list of the fields that
+// changed, not two JSON blobs.
 /** @import { AuditEntry } from '../types.js' */
 import { listAudit, qs } from '../api.js';
 import { h, link } from '../dom.js';
-import { fmtDate, mono, text } from '../format.js';
+import { dayStart, fmtDate, mono, text } from '../format.js';
 import { goto, load, pageHeader } from '../page.js';
 import { session } from '../session.js';
 import { button, field, table } from '../ui.js';
 
 const LIMITS = [50, 100, 500, 1000];
 
+/**
+ * A JSON value as `path → scalar` pairs (`versions[1].expiresAt`), arrays of scalars kept as one line.
+ * @param {unknown} v
+ * @param {string} prefix
+ * @param {Map<string, string>} out
+ */
+function flatten(v, prefix, out) {
+  if (v === null || v === undefined || typeof v !== 'object') {
+    if (prefix) out.set(prefix, v === undefined ? '' : v === null ? '—' : String(v));
+    return out;
+  }
+  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object')) {
+    out.set(prefix, v.length ? v.join(', ') : '—');
+    return out;
+  }
+  for (const [k, x] of Object.entries(v))
+    flatten(x, prefix ? (Array.isArray(v) ? `${prefix}[${k}]` : `${prefix}.${k}`) : k, out);
+  return out;
+}
+
+/**
+ * What changed, field by field: `field: before → after` (only the fields that differ).
+ * @param {unknown} before
+ * @param {unknown} after
+ * @returns {{ field: string, before: string | null, after: string | null }[]}
+ */
+export function auditDiff(before, after) {
+  const b = flatten(before, '', new Map());
+  const a = flatten(after, '', new Map());
+  /** @type {{ field: string, before: string | null, after: string | null }[]} */
+  const rows = [];
+  for (const k of new Set([...b.keys(), ...a.keys()])) {
+    const x = b.get(k) ?? null;
+    const y = a.get(k) ?? null;
+    if (x !== y) rows.push({ field: k, before: x, after: y });
+  }
+  return rows;
+}
+
 /** @param {AuditEntry} e */
 function change(e) {
   if (e.before == null && e.after == null) return text(null);
+  const rows = auditDiff(e.before, e.after);
+  if (rows.length === 0) return h('span', { class: 'muted' }, 'no field changed');
   return h(
-    'details',
-    { class: 'change' },
-    h('summary', null, 'details'),
-    e.before != null
-      ? [h('div', { class: 'small muted' }, 'before'), h('pre', null, JSON.stringify(e.before, null, 2))]
-      : null,
-    e.after != null
-      ? [h('div', { class: 'small muted' }, 'after'), h('pre', null, JSON.stringify(e.after, null, 2))]
-      : null,
+    'ul',
+    { class: 'audit-diff' },
+    rows.map((r) =>
+      h(
+        'li',
+        null,
+        h('span', { class: 'mono diff-field' }, r.field),
+        ': ',
+        r.before === null ? h('span', { class: 'muted' }, '(none)') : h('del', { class: 'mono' }, r.before),
+        ' → ',
+        r.after === null ? h('span', { class: 'muted' }, '(none)') : h('ins', { class: 'mono' }, r.after),
+      ),
+    ),
   );
 }
 
@@ -33,6 +79,10 @@ function change(e) {
  */
 export async function auditPage(page, params) {
   const action = params.get('action') ?? '';
+  const actor = params.get('actor') ?? '';
+  const from = params.get('from') ?? '';
+  const to = params.get('to') ?? '';
+  const before = params.get('before') ?? '';
   const limit = LIMITS.includes(Number(params.get('limit'))) ? Number(params.get('limit')) : 100;
   const actionInput = h('input', {
     name: 'action',
@@ -41,11 +91,23 @@ export async function auditPage(page, params) {
     autocomplete: 'off',
     placeholder: 'any action',
   });
+  const actorInput = h('input', {
+    name: 'actor',
+    id: 'audit-actor',
+    value: actor,
+    autocomplete: 'off',
+    placeholder: 'anyone',
+  });
+  const fromInput = h('input', { name: 'from', type: 'date', value: from });
+  const toInput = h('input', { name: 'to', type: 'date', value: to });
   const limitSelect = h(
     'select',
     { name: 'limit', value: String(limit) },
-    LIMITS.map((n) => h('option', { value: String(n) }, `last ${n}`)),
+    LIMITS.map((n) => h('option', { value: String(n) }, `${n} per page`)),
   );
+  /** @param {Record<string, string>} o */
+  const hash = (o) => `#/audit${qs(o)}`;
+  const current = { action, actor, from, to, limit: limit === 100 ? '' : String(limit) };
   const form = h(
     'form',
     {
@@ -53,7 +115,13 @@ export async function auditPage(page, params) {
       onsubmit: (e) => {
         e.preventDefault();
         goto(
-          `#/audit${qs({ action: actionInput.value.trim(), limit: limitSelect.value === '100' ? '' : limitSelect.value })}`,
+          hash({
+            action: actionInput.value.trim(),
+            actor: actorInput.value.trim(),
+            from: fromInput.value,
+            to: toInput.value,
+            limit: limitSelect.value === '100' ? '' : limitSelect.value,
+          }),
         );
       },
     },
@@ -62,7 +130,14 @@ export async function auditPage(page, params) {
       { id: 'audit-actions' },
       session().meta.auditActions.map((a) => h('option', { value: a })),
     ),
-    h('div', { class: 'filter-grid' }, field('Action', actionInput), field('Entries', limitSelect)),
+    h(
+      'div',
+      { class: 'filter-grid filter-grid-4' },
+      field('Action', actionInput),
+      field('Actor', actorInput),
+      h('div', { class: 'date-range' }, field('From', fromInput), field('to (inclusive)', toInput)),
+      field('Entries', limitSelect),
+    ),
     h(
       'div',
       { class: 'actions' },
@@ -72,7 +147,17 @@ export async function auditPage(page, params) {
   );
   page.append(pageHeader('Audit log'), form);
   await load(page, async () => {
-    const rows = await listAudit({ action, limit });
+    const rows = await listAudit({
+      action,
+      actor,
+      since: dayStart(from, false),
+      until: dayStart(to, true),
+      before: /^\d+$/.test(before) ? Number(before) : undefined,
+      limit: Math.min(1000, limit + 1),
+    });
+    const more = rows.length > limit;
+    const shown = rows.slice(0, limit);
+    const last = shown[shown.length - 1];
     page.append(
       table(
         [
@@ -88,10 +173,18 @@ export async function auditPage(page, params) {
           },
           { label: 'Reason', cell: (e) => text(e.reason) },
           { label: 'Address', cell: (e) => mono(e.remoteAddr) },
-          { label: 'Change', cell: change },
+          { label: 'Change (before → after)', cell: change },
         ],
-        rows,
-        action ? `No "${action}" entry.` : 'The audit log is empty.',
+        shown,
+        action || actor || from || to ? 'No entry matches these filters.' : 'The audit log is empty.',
+      ),
+      h(
+        'nav',
+        { class: 'pager', 'aria-label': 'Pages' },
+        before ? h('a', { class: 'btn', href: hash(current) }, '↑ Newest') : null,
+        more && last
+          ? h('a', { class: 'btn', rel: 'next', href: hash({ ...current, before: String(last.id) }) }, 'Older →')
+          : null,
       ),
     );
   });

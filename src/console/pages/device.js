@@ -7,6 +7,7 @@ import { h, link } from '../dom.js';
 import { fmtBytes, fmtDate, mono, summarize, text } from '../format.js';
 import { load, pageHeader, reload } from '../page.js';
 import { alertBox, badge, busy, button, facts, field, section, table } from '../ui.js';
+import { changesPanel, inventoryPanel, lookalikesPanel } from './device-inventory.js';
 
 /**
  * @param {HTMLElement} page
@@ -158,6 +159,8 @@ export async function devicePage(page, ref) {
         ),
       ),
     );
+
+    page.append(lookalikesPanel(d) ?? '', changesPanel(d.id), inventoryPanel(d.id));
 
     page.append(
       section(

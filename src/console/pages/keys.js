@@ -5,7 +5,7 @@
 import { createKey, listKeys, rotateKey, setKeyActive } from '../api.js';
 import { openDialog, secretBox } from '../dialogs.js';
 import { h, link } from '../dom.js';
-import { dayStart, fmtDate, mono, text } from '../format.js';
+import { dayStart, fmtDate, mono, text, timeText } from '../format.js';
 import { load, pageHeader, reload } from '../page.js';
 import { alertBox, busy, button, field, table } from '../ui.js';
 import { keyStatus, versionStatus } from './key-badges.js';
@@ -148,12 +148,17 @@ function rotateDialog(k) {
     confirmLabel: 'Rotate',
     onConfirm: async () => {
       const out = await rotateKey(k.name, grace.value.trim());
-      const until = new Date(out.previousExpiresAt);
+      // Each older version keeps its own cut-off: one already closing sooner (an earlier rotation with a
+      // shorter grace) is not moved by this rotation's grace.
+      const older = out.key.versions
+        .filter((v) => v.version !== out.version && v.expiresAt && Date.parse(v.expiresAt) > Date.now() - 60_000)
+        .sort((a, b) => b.version - a.version)
+        .map((v) => `version ${v.version} at ${timeText(new Date(/** @type {string} */ (v.expiresAt)))}`);
       reload(
         secretBox(
           `Key "${k.name}" rotated: version ${out.version}`,
           [{ label: 'New secret', value: out.secret }],
-          `Older versions stop working at ${until.toLocaleString()}. Follow who still uses them on the key's usage page.`,
+          `${older.length ? `Older versions stop working: ${older.join('; ')}` : 'No older version is open'}. Follow who still uses them on the key's usage page.`,
         ),
       );
     },

@@ -6,12 +6,54 @@
 /** @import { Column } from '../ui.js' */
 import { decide, decideFilter, getStatus, listDevices, previewFilter } from '../api.js';
 import { h, link } from '../dom.js';
-import { dayStart, fmtDate, mono, summarize, text } from '../format.js';
+import { dayStart, fmtDate, mono, summarize, text, timeText } from '../format.js';
 import { goto, load, pageHeader, refresh, reload } from '../page.js';
 import { session } from '../session.js';
 import { alertBox, badge, busy, button, field, table } from '../ui.js';
 
 const PAGE_SIZES = [25, 50, 100, 200];
+
+/** @param {Device} d */
+const agentText = (d) =>
+  d.agent?.product ? `${d.agent.product}${d.agent.version ? ` ${d.agent.version}` : ''}` : (d.agentVersion ?? '');
+
+/** @param {Device} d */
+function credentialText(d) {
+  const c = d.credential;
+  if (!c) return '';
+  if (c.keyName) return `key ${c.keyName}${c.keyVersion ? ` v${c.keyVersion}` : ''}`;
+  if (c.clientId) return `client ${c.clientId}${c.authType === 'client:bearer' ? ' (OAuth)' : ''}`;
+  if (c.certFingerprint) return `certificate ${c.certSubject ?? c.certFingerprint.slice(0, 16)}`;
+  return c.authType ?? '';
+}
+
+/** @param {Device} d */
+const proxyText = (d) => (d.proxyChain ?? []).join(' → ');
+
+/**
+ * What each sortable column sorts by (the rows of the page shown, in the browser).
+ * @type {Record<string, (d: Device) => string | number>}
+ */
+const SORTS = {
+  state: (d) => d.state,
+  name: (d) => (d.name ?? '').toLowerCase(),
+  deviceid: (d) => d.deviceid,
+  serial: (d) => d.serial ?? '',
+  agent: agentText,
+  credential: credentialText,
+  proxy: proxyText,
+  address: (d) => d.lastRemoteAddr ?? '',
+  os: (d) => d.os ?? '',
+  firstSeen: (d) => Date.parse(d.firstSeen) || 0,
+  lastSeen: (d) => Date.parse(d.lastSeen) || 0,
+};
+
+/** @param {string} state */
+function queueTitle(state) {
+  if (state === 'quarantined') return 'Quarantine queue';
+  if (state === 'any') return 'All devices';
+  return `Devices: ${state}`;
+}
 
 /**
  * The queue's filter, as the hash carries it (`state` may be 'any').
@@ -25,6 +67,8 @@ const PAGE_SIZES = [25, 50, 100, 200];
  * @property {string} to YYYY-MM-DD, inclusive
  * @property {number} size
  * @property {number} offset
+ * @property {string} sort a column of SORTS (this page's rows), or '' for the server's order (last seen)
+ * @property {'asc' | 'desc'} dir
  */
 
 /** @typedef {'state' | 'tag' | 'key' | 'subnet' | 'q' | 'from' | 'to'} TextKey */
@@ -46,6 +90,8 @@ function queueFilter(params) {
     to: params.get('to') ?? '',
     size: PAGE_SIZES.includes(size) ? size : 50,
     offset: Number.isInteger(offset) && offset > 0 ? offset : 0,
+    sort: Object.hasOwn(SORTS, params.get('sort') ?? '') ? String(params.get('sort')) : '',
+    dir: params.get('dir') === 'desc' ? 'desc' : 'asc',
   };
 }
 
@@ -56,6 +102,8 @@ function queueHash(f) {
     if (f[k] && !(k === 'state' && f[k] === 'quarantined')) p.set(k, f[k]);
   if (f.size !== 50) p.set('size', String(f.size));
   if (f.offset) p.set('offset', String(f.offset));
+  if (f.sort) p.set('sort', f.sort);
+  if (f.sort && f.dir === 'desc') p.set('dir', 'desc');
   const s = p.toString();
   return `#/devices${s ? `?${s}` : ''}`;
 }
@@ -128,6 +176,8 @@ export async function queuePage(page, params) {
             to: get('to'),
             size: Number(data.get('size')),
             offset: 0,
+            sort: f.sort,
+            dir: f.dir,
           }),
         );
       },
@@ -160,7 +210,9 @@ export async function queuePage(page, params) {
       button('Refresh', () => refresh()),
     ),
   );
-  page.append(pageHeader('Quarantine queue'), form);
+  const title = queueTitle(f.state);
+  document.title = `${title} · agent-gate console`;
+  page.append(pageHeader(title), form);
   // One line while this gateway holds inventories for the database (its local spool); nothing otherwise.
   void getStatus()
     .then(({ spool }) => {
@@ -168,7 +220,7 @@ export async function queuePage(page, params) {
         form.before(
           alertBox(
             'info',
-            `Spool: ${spool.messages} inventories (${Math.ceil(spool.bytes / 1024)} KB) received while the database was away, since ${spool.oldest ? new Date(spool.oldest).toLocaleString() : '?'}; recorded as soon as it answers.`,
+            `Spool: ${spool.messages} inventories (${Math.ceil(spool.bytes / 1024)} KB) received while the database was away, since ${spool.oldest ? timeText(new Date(spool.oldest)) : '?'}; recorded as soon as it answers.`,
           ),
         );
     })
@@ -189,6 +241,35 @@ export async function queuePage(page, params) {
     const rows = await listDevices(query);
     const more = rows.length > f.size;
     const devices = rows.slice(0, f.size);
+    const by = f.sort ? SORTS[f.sort] : undefined;
+    if (by)
+      devices.sort((a, b) => {
+        const x = by(a);
+        const y = by(b);
+        const c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
+        return (f.dir === 'desc' ? -c : c) || a.id - b.id;
+      });
+    /**
+     * A column header that sorts this page by `key` (again: the other way).
+     * @param {string} label
+     * @param {string} key
+     */
+    const sortable = (label, key) => {
+      const active = f.sort === key;
+      const dir = active && f.dir === 'asc' ? 'desc' : 'asc';
+      return h(
+        'a',
+        {
+          class: `sort${active ? ' sort-active' : ''}`,
+          'data-sort': key,
+          href: queueHash({ ...f, sort: key, dir }),
+          'aria-sort': active ? (f.dir === 'asc' ? 'ascending' : 'descending') : undefined,
+          title: 'sort the devices of this page',
+        },
+        label,
+        active ? (f.dir === 'asc' ? ' ▲' : ' ▼') : '',
+      );
+    };
     /** @type {Set<number>} */
     const selected = new Set();
 
@@ -365,23 +446,41 @@ export async function queuePage(page, params) {
           return c;
         },
       },
-      { label: 'State', cell: (d) => badge(d.state) },
+      { label: sortable('State', 'state'), cell: (d) => badge(d.state) },
       {
-        label: 'Name',
+        label: sortable('Name', 'name'),
         class: 'col-name',
-        cell: (d) => link(['devices', d.id], d.name || '(no name)', { class: 'device-link' }),
+        cell: (d) =>
+          h(
+            'span',
+            null,
+            link(['devices', d.id], d.name || '(no name)', { class: 'device-link' }),
+            d.duplicates?.length
+              ? h(
+                  'span',
+                  {
+                    class: 'badge badge-lookalike',
+                    title: d.duplicates.map((x) => `${x.name || x.deviceid} (same ${x.shared.join(', ')})`).join('\n'),
+                  },
+                  `${d.duplicates.length} look-alike${d.duplicates.length === 1 ? '' : 's'}`,
+                )
+              : null,
+          ),
       },
       {
-        label: 'Deviceid',
+        label: sortable('Deviceid', 'deviceid'),
         class: 'col-deviceid',
         cell: (d) => h('span', { class: 'mono ellipsis', title: d.deviceid }, d.deviceid),
       },
-      { label: 'Serial', cell: (d) => mono(d.serial) },
+      { label: sortable('Serial', 'serial'), cell: (d) => mono(d.serial) },
+      { label: sortable('Agent', 'agent'), class: 'col-agent', cell: (d) => text(agentText(d)) },
+      { label: sortable('Credential', 'credential'), cell: (d) => text(credentialText(d)) },
+      { label: sortable('Proxy', 'proxy'), cell: (d) => text(proxyText(d)) },
       { label: 'Tag', cell: (d) => text(d.tag) },
-      { label: 'Address', cell: (d) => mono(d.lastRemoteAddr) },
-      { label: 'OS', class: 'col-os', cell: (d) => text(d.os) },
-      { label: 'First seen', class: 'col-date', cell: (d) => fmtDate(d.firstSeen) },
-      { label: 'Last seen', class: 'col-date', cell: (d) => fmtDate(d.lastSeen) },
+      { label: sortable('Address', 'address'), cell: (d) => mono(d.lastRemoteAddr) },
+      { label: sortable('OS', 'os'), class: 'col-os', cell: (d) => text(d.os) },
+      { label: sortable('First seen', 'firstSeen'), class: 'col-date', cell: (d) => fmtDate(d.firstSeen) },
+      { label: sortable('Last seen', 'lastSeen'), class: 'col-date', cell: (d) => fmtDate(d.lastSeen) },
     ];
     const first = devices.length ? f.offset + 1 : 0;
     const pager = h(
@@ -405,6 +504,12 @@ export async function queuePage(page, params) {
         ? h('a', { class: 'btn', rel: 'next', href: queueHash({ ...f, offset: f.offset + f.size }) }, 'Next →')
         : null,
     );
-    page.append(bulk, table(columns, devices, 'No device matches these filters.'), pager);
+    page.append(
+      bulk,
+      table(columns, devices, 'No device matches these filters.', (d) =>
+        d.duplicates?.length ? 'has-lookalikes' : undefined,
+      ),
+      pager,
+    );
   });
 }

@@ -1,0 +1,77 @@
+/**
+ * Reads behind the inventory a reviewer looks at (services/inventory-read.ts): the device's current
+ * inventory row, its stored view, and its latest full inventories (raw, to compare two of them).
+ */
+import type { Queryable } from './db.js';
+
+export interface InventorySource {
+  fullSubmissionId: number | null;
+  hasView: boolean;
+  format: string;
+  partialsMerged: number;
+  updatedAt: Date;
+  /** the full submission's own facts (null when it is gone or there is none) */
+  receivedAt: Date | null;
+  submissionState: string | null;
+  decodedSize: number | null;
+}
+
+export async function inventorySource(sql: Queryable, deviceId: number): Promise<InventorySource | null> {
+  const [row] = await sql<InventorySource[]>`
+    select i.full_submission_id as "fullSubmissionId", i.view is not null as "hasView", i.format,
+           i.partials_merged as "partialsMerged", i.updated_at as "updatedAt", s.received_at as "receivedAt",
+           s.state as "submissionState", s.decoded_size as "decodedSize"
+    from inventories i left join submissions s on s.id = i.full_submission_id
+    where i.device_id = ${deviceId}`;
+  return row ?? null;
+}
+
+export async function storedView(sql: Queryable, deviceId: number): Promise<Record<string, unknown> | null> {
+  const [row] = await sql<{ view: Record<string, unknown> | null }[]>`
+    select view from inventories where device_id = ${deviceId}`;
+  return row?.view ?? null;
+}
+
+/**
+ * Keeps a view built outside any lock, only if nothing built one meanwhile for the same full inventory
+ * (a partial inventory merged since builds its own first: it is never overwritten).
+ */
+export async function keepBuiltView(
+  sql: Queryable,
+  deviceId: number,
+  fullSubmissionId: number,
+  view: Record<string, unknown>,
+): Promise<void> {
+  await sql`update inventories set view = ${sql.json(view as never)}
+            where device_id = ${deviceId} and full_submission_id = ${fullSubmissionId} and view is null`;
+}
+
+export interface StoredInventory {
+  id: number;
+  receivedAt: Date;
+  state: string;
+  format: string;
+  compression: string;
+  decodedSize: number;
+}
+
+/** The device's full computer inventories, newest first (without their bodies). */
+export async function latestFullInventories(sql: Queryable, deviceId: number, n: number): Promise<StoredInventory[]> {
+  return sql<StoredInventory[]>`
+    select id, received_at as "receivedAt", state, format, compression, decoded_size as "decodedSize"
+    from submissions
+    where device_id = ${deviceId} and kind = 'inventory' and not partial
+    order by id desc limit ${n}`;
+}
+
+export async function submissionFacts(sql: Queryable, id: number): Promise<StoredInventory | null> {
+  const [row] = await sql<StoredInventory[]>`
+    select id, received_at as "receivedAt", state, format, compression, decoded_size as "decodedSize"
+    from submissions where id = ${id}`;
+  return row ?? null;
+}
+
+export async function submissionBody(sql: Queryable, id: number): Promise<Buffer | null> {
+  const [row] = await sql<{ body: Buffer }[]>`select body from submissions where id = ${id}`;
+  return row?.body ?? null;
+}
