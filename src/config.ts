@@ -25,6 +25,7 @@ export interface Config {
   bootstrapAdminToken: string | undefined;
   trustProxy: string | undefined;
   requestTimeoutSeconds: number;
+  shutdownDrainSeconds: number;
   rateLimitIpPerMinute: number;
   rateLimitAuthFailuresPer15Min: number;
   rateLimitRedisFailure: 'memory' | 'closed';
@@ -331,6 +332,13 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     doc: 'agent requests per source address per minute before 429 (NAT and proxies share one address: keep it generous)',
     default: '6000',
     parse: int(1, 10_000_000),
+  },
+  {
+    env: 'SHUTDOWN_DRAIN',
+    field: 'shutdownDrainSeconds',
+    doc: 'on SIGTERM: /readyz fails at once and the gateway keeps serving this long (balancers move traffic), then stops accepting and lets requests in flight finish',
+    default: '5s',
+    parse: parseDuration,
   },
   {
     env: 'RATE_LIMIT_AUTH_FAILURES_PER_15MIN',

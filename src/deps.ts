@@ -159,6 +159,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
         logger.error({ err, event, deviceid: e.deviceid }, 'webhook event could not be recorded'),
       );
   };
+  const readiness = createReadiness({ sql: db.sql, redis, redisFailure: config.rateLimitRedisFailure });
+  closers.push(() => readiness.close());
   const agentService = createAgentService({
     sql: db.sql,
     batcher,
@@ -185,7 +187,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     policies,
     limits,
     admission,
-    readiness: createReadiness({ sql: db.sql, redis }),
+    readiness,
     onClose: (fn) => closers.push(fn),
     async close() {
       for (const fn of closers) fn();

@@ -85,7 +85,7 @@ export function buildCli(): Command {
       const server = await startServer(config, logger);
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down: draining in-flight requests');
-        server.close().then(
+        server.shutdown().then(
           () => process.exit(0),
           (err: unknown) => {
             logger.error({ err }, 'shutdown failed');
