@@ -52,6 +52,7 @@ export interface Config {
   upstreamClientSecret: string | undefined;
   upstreamMaxAttempts: number;
   upstreamWorkers: number;
+  upstreamRate: number;
 }
 
 /** Events a webhook can be sent for (src/services/notifier.ts). */
@@ -201,6 +202,12 @@ const upstreamUrl: Parser<string | undefined> = (raw) => {
   return url.toString();
 };
 
+/** A rate per second: a number ≥ 0 with up to 3 decimals (0.5 = one every 2 s). */
+const rate: Parser<number> = (raw) => {
+  if (!/^\s*\d{1,6}(\.\d{1,3})?\s*$/.test(raw)) throw new Error(`"${raw}" is not a rate per second (e.g. 4, 0.5)`);
+  return Number(raw);
+};
+
 export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'PORT',
@@ -327,18 +334,18 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     parse: atLeast(1, parseDuration),
   },
   {
-    env: 'RATE_LIMIT_IP_PER_MINUTE',
-    field: 'rateLimitIpPerMinute',
-    doc: 'agent requests per source address per minute before 429 (NAT and proxies share one address: keep it generous)',
-    default: '6000',
-    parse: int(1, 10_000_000),
-  },
-  {
     env: 'SHUTDOWN_DRAIN',
     field: 'shutdownDrainSeconds',
     doc: 'on SIGTERM: /readyz fails at once and the gateway keeps serving this long (balancers move traffic), then stops accepting and lets requests in flight finish',
     default: '5s',
     parse: parseDuration,
+  },
+  {
+    env: 'RATE_LIMIT_IP_PER_MINUTE',
+    field: 'rateLimitIpPerMinute',
+    doc: 'agent requests per source address per minute before 429 (NAT and proxies share one address: keep it generous)',
+    default: '6000',
+    parse: int(1, 10_000_000),
   },
   {
     env: 'RATE_LIMIT_AUTH_FAILURES_PER_15MIN',
@@ -511,6 +518,13 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     doc: 'inventories forwarded at once by this process; 0 = none here (run `agent-gate forward` elsewhere)',
     default: '2',
     parse: int(0, 64),
+  },
+  {
+    env: 'UPSTREAM_RATE',
+    field: 'upstreamRate',
+    doc: "inventories per second sent to GLPI (GLPI's own import is the slow part: one with 15k computers peaks near 4/s); shared by every process through REDIS_URL, else per process; 0 = unlimited",
+    default: '4',
+    parse: rate,
   },
 ] as Key<keyof Config>[];
 
