@@ -564,6 +564,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       problems.push('UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET: set both or neither');
     if (cfg.upstreamUser && cfg.upstreamClientId)
       problems.push('UPSTREAM_USER and UPSTREAM_CLIENT_ID: choose Basic or OAuth2, not both');
+    // A claimed row waits for its UPSTREAM_RATE slot under its lease (180 s): keep the wait of the last of
+    // this process's workers far below it, or another worker could take the row again and send it twice.
+    if (cfg.upstreamRate > 0 && cfg.upstreamWorkers / cfg.upstreamRate > 60)
+      problems.push('UPSTREAM_RATE: too low for UPSTREAM_WORKERS (workers / rate must be at most 60 s)');
     if (!cfg.upstreamUrl && (cfg.upstreamUser || cfg.upstreamClientId))
       problems.push('UPSTREAM_USER / UPSTREAM_CLIENT_ID: need UPSTREAM_URL');
   }
