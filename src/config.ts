@@ -28,6 +28,7 @@ export interface Config {
   bootstrapAdminToken: string | undefined;
   trustProxy: string | undefined;
   requestTimeoutSeconds: number;
+  shutdownDrainSeconds: number;
   rateLimitIpPerMinute: number;
   rateLimitAuthFailuresPer15Min: number;
   rateLimitRedisFailure: 'memory' | 'closed';
@@ -56,6 +57,7 @@ export interface Config {
   upstreamClientSecret: string | undefined;
   upstreamMaxAttempts: number;
   upstreamWorkers: number;
+  upstreamRate: number;
 }
 
 /** Events a webhook can be sent for (src/services/notifier.ts). */
@@ -206,6 +208,12 @@ const upstreamUrl: Parser<string | undefined> = (raw) => {
   return url.toString();
 };
 
+/** A rate per second: a number ≥ 0 with up to 3 decimals (0.5 = one every 2 s). */
+const rate: Parser<number> = (raw) => {
+  if (!/^\s*\d{1,6}(\.\d{1,3})?\s*$/.test(raw)) throw new Error(`"${raw}" is not a rate per second (e.g. 4, 0.5)`);
+  return Number(raw);
+};
+
 export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'PORT',
@@ -351,6 +359,13 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     doc: 'time a client has to send a whole request (headers and body)',
     default: '120s',
     parse: atLeast(1, parseDuration),
+  },
+  {
+    env: 'SHUTDOWN_DRAIN',
+    field: 'shutdownDrainSeconds',
+    doc: 'on SIGTERM: /readyz fails at once and the gateway keeps serving this long (balancers move traffic), then stops accepting and lets requests in flight finish',
+    default: '5s',
+    parse: parseDuration,
   },
   {
     env: 'RATE_LIMIT_IP_PER_MINUTE',
@@ -545,6 +560,13 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     default: '2',
     parse: int(0, 64),
   },
+  {
+    env: 'UPSTREAM_RATE',
+    field: 'upstreamRate',
+    doc: "inventories per second sent to GLPI (GLPI's own import is the slow part: one with 15k computers peaks near 4/s); shared by every process through REDIS_URL, else per process; 0 = unlimited",
+    default: '4',
+    parse: rate,
+  },
 ] as Key<keyof Config>[];
 
 export class ConfigError extends Error {
@@ -583,6 +605,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       problems.push('UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET: set both or neither');
     if (cfg.upstreamUser && cfg.upstreamClientId)
       problems.push('UPSTREAM_USER and UPSTREAM_CLIENT_ID: choose Basic or OAuth2, not both');
+    // A claimed row waits for its UPSTREAM_RATE slot under its lease (180 s): keep the wait of the last of
+    // this process's workers far below it, or another worker could take the row again and send it twice.
+    if (cfg.upstreamRate > 0 && cfg.upstreamWorkers / cfg.upstreamRate > 60)
+      problems.push('UPSTREAM_RATE: too low for UPSTREAM_WORKERS (workers / rate must be at most 60 s)');
     if (!cfg.upstreamUrl && (cfg.upstreamUser || cfg.upstreamClientId))
       problems.push('UPSTREAM_USER / UPSTREAM_CLIENT_ID: need UPSTREAM_URL');
   }

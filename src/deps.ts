@@ -127,10 +127,23 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   });
   const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
   const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
-  // UPSTREAM_URL set: accepted and released inventories are also written to the GLPI outbox.
-  const forward = Boolean(config.upstreamUrl);
-  const forwarder = createForwarder({ sql: db.sql, clock, logger, config, metrics });
+  // Whether accepted and released inventories of approved devices go to the GLPI outbox is the database's
+  // forwarding switch (read in the writing statement), not this process's UPSTREAM_URL: an approval from a
+  // shell without it still enqueues for the gateways that forward. A gateway with UPSTREAM_URL turns the
+  // switch on as it starts (agent-gate forward too).
+  const forward = true;
+  const forwarder = createForwarder({ sql: db.sql, clock, logger, config, metrics, redis });
   metrics.outboxSource(forwarder.stats);
+  if (forwarder.enabled && opts.role === 'server') {
+    try {
+      const s = await forwarder.enable();
+      logger.info({ enabledAt: s.enabledAt, enabledBy: s.enabledBy }, 'forwarding to GLPI is on in this database');
+    } catch (err) {
+      redis?.disconnect();
+      await db.close();
+      throw err;
+    }
+  }
   const notifier = createNotifier({ sql: db.sql, clock, logger, config, metrics });
   const policies = createPolicies({ sql: db.sql, clock, forward, notifier });
   // Device events happen after the agent's transaction committed: recorded on their own, a failure only logged.
@@ -220,6 +233,14 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     spool.start();
     metrics.spoolSource(() => spool!.stats());
   }
+  const spoolStats = spool && (() => spool.stats());
+  const readiness = createReadiness({
+    sql: db.sql,
+    redis,
+    redisFailure: config.rateLimitRedisFailure,
+    spool: spoolStats,
+  });
+  closers.push(() => readiness.close());
   return {
     config,
     logger,
@@ -240,7 +261,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     auditRead: createAuditRead(db.sql),
     limits,
     admission,
-    readiness: createReadiness({ sql: db.sql, redis, spool: spool && (() => spool.stats()) }),
+    readiness,
     dbHealth,
     spool,
     onClose: (fn) => closers.push(fn),

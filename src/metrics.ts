@@ -130,10 +130,26 @@ export function createMetrics() {
       if (spoolSource) this.set(spoolSource().bytes);
     },
   });
+  const breakerOpen = new client.Gauge({
+    name: 'agentgate_forward_breaker_open',
+    help: "1 while this process's forwarding circuit breaker is open (GLPI unreachable: one probe at a time), else 0",
+    registers: [registry],
+  });
+  let breakerIsOpen = false;
+  const breakerTrips = new client.Counter({
+    name: 'agentgate_forward_breaker_trips_total',
+    help: "Times this process's forwarding circuit breaker opened (GLPI unreachable)",
+    registers: [registry],
+  });
   return {
     registry,
     spoolSource: (fn: typeof spoolSource) => void (spoolSource = fn),
     outboxSource: (fn: typeof outboxSource) => void (outboxSource = fn),
+    forwardBreaker: (state: 'closed' | 'open') => {
+      if (state === 'open' && !breakerIsOpen) breakerTrips.inc();
+      breakerIsOpen = state === 'open';
+      breakerOpen.set(breakerIsOpen ? 1 : 0);
+    },
     outboxAttempt: (outcome: 'delivered' | 'retry' | 'dead') => outboxAttempts.inc({ outcome }),
     setDeviceCounts: (counts: { state: string; n: number }[]) => {
       for (const state of ['quarantined', 'approved', 'rejected', 'conflict'])

@@ -1,12 +1,14 @@
 /**
  * Starts the gateway: config → deps (database, migrations under an advisory lock, Redis) → bootstrap →
- * app → HTTP(S) listener with request timeouts. SIGTERM/SIGINT stop accepting, let in-flight requests
- * finish (bounded), then close pools, so nothing an agent was told "ok" about is lost.
+ * app → HTTP(S) listener with request timeouts. SIGTERM/SIGINT (shutdown()): /readyz fails at once, the
+ * gateway serves on for SHUTDOWN_DRAIN so balancers move traffic, then stops accepting, lets in-flight
+ * requests (and the retry that follows a 401 on its kept-alive connection) finish, bounded, then closes
+ * the workers and pools, so nothing an agent already sent is cut and nothing it was told "ok" about is lost.
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
@@ -42,7 +44,110 @@ export interface RunningServer {
   deps: Deps;
   port: number;
   url: string;
+  /** Stops at once (tests, embedding): no drain, requests in flight still finish within the bound. */
   close(): Promise<void>;
+  /** SIGTERM: /readyz fails, serving goes on for SHUTDOWN_DRAIN, then close(). */
+  shutdown(): Promise<void>;
+}
+
+/** After the drain, requests in flight get this long to finish; then what is left is cut. */
+export const IN_FLIGHT_BOUND_MS = 10_000;
+/**
+ * A connection whose last answer was a 401 is kept this long for the agent's retry with credentials (and a
+ * connection accepted but not used yet this long for its first request).
+ */
+export const RETRY_WAIT_MS = 5_000;
+/** How often a closing listener looks for connections it may close. */
+const SWEEP_MS = 50;
+
+interface ConnState {
+  acceptedAt: number;
+  /** Requests answered on it. */
+  served: number;
+  /** Requests being answered on it. */
+  active: number;
+  /** Its last answer was a 401 (a challenge): the agent's retry with credentials follows on it. */
+  challengedAt: number | null;
+}
+
+/**
+ * The graceful stop of one listener (every listener the server holds gets one):
+ *
+ * 1. startDraining(): serving goes on, but every answer other than a 401 says `Connection: close`, so
+ *    clients reconnect (through the balancer, to another replica) after their answer. A 401 keeps its
+ *    connection: the agents send credentials only after the challenge, on the same kept-alive socket, and
+ *    closing it between the two would cut an exchange the agent already started.
+ * 2. close(bound): no new connections; a connection is closed only when it is idle and not waiting for the
+ *    retry of a 401 (at most RETRY_WAIT_MS); requests in flight finish; after `bound` what is left is cut.
+ *
+ * (Node's own server.close() also closes every idle connection at once, those between a 401 and its retry
+ * included: the listening socket is closed through net.Server's close instead.)
+ */
+function drainable(server: http.Server): { startDraining(): void; close(boundMs: number): Promise<void> } {
+  const conns = new Map<net.Socket, ConnState>();
+  let draining = false;
+  const track = (socket: net.Socket) => {
+    conns.set(socket, { acceptedAt: Date.now(), served: 0, active: 0, challengedAt: null });
+    socket.once('close', () => conns.delete(socket));
+  };
+  // An https.Server's requests run on the TLS socket of 'secureConnection' (the TCP one under it is not
+  // closed on its own: destroying the TLS socket closes both).
+  server.on(server instanceof https.Server ? 'secureConnection' : 'connection', track);
+  server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const state = conns.get(req.socket);
+    if (state) {
+      state.active++;
+      state.challengedAt = null;
+    }
+    const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => http.ServerResponse;
+    res.writeHead = (...args: unknown[]) => {
+      const status = typeof args[0] === 'number' ? args[0] : res.statusCode;
+      if (draining && status !== 401) res.setHeader('Connection', 'close');
+      return writeHead(...args);
+    };
+    res.once('close', () => {
+      if (!state) return;
+      state.active--;
+      state.served++;
+      state.challengedAt = res.statusCode === 401 && !req.socket.destroyed ? Date.now() : null;
+    });
+  });
+
+  /**
+   * Closes what may be closed: an idle connection that was answered (and not last with a 401, or whose
+   * retry did not come within RETRY_WAIT_MS); a connection accepted but not used yet is given as long for
+   * its first request, which its client is sending. `final`: everything left.
+   */
+  function sweep(final: boolean): void {
+    const now = Date.now();
+    for (const [socket, state] of conns) {
+      if (!final) {
+        if (state.active > 0) continue;
+        const since = state.challengedAt ?? (state.served === 0 ? state.acceptedAt : null);
+        if (since !== null && now - since < RETRY_WAIT_MS) continue;
+      }
+      socket.destroy();
+    }
+  }
+
+  return {
+    startDraining(): void {
+      draining = true;
+    },
+    close(boundMs: number): Promise<void> {
+      draining = true;
+      return new Promise<void>((resolve) => {
+        net.Server.prototype.close.call(server, () => resolve());
+        const started = Date.now();
+        const timer = setInterval(() => {
+          const final = Date.now() - started >= boundMs;
+          sweep(final);
+          if (final || conns.size === 0) clearInterval(timer);
+        }, SWEEP_MS);
+        sweep(false);
+      });
+    },
+  };
 }
 
 export async function startServer(
@@ -116,26 +221,32 @@ export async function startServer(
   deps.notifier.start();
   deps.forwarder.start();
 
-  let closing: Promise<void> | null = null;
-  // While draining, answers say Connection: close, so keep-alive clients let the process exit at once.
-  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (closing) res.setHeader('Connection', 'close');
-  });
-  async function close(): Promise<void> {
-    closing ??= (async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        // In-flight requests get a bounded time to finish; then the rest are cut.
-        setTimeout(() => server.closeAllConnections(), 10_000).unref();
-      });
+  const drains = [drainable(server)];
+  let stopping: Promise<void> | null = null;
+  /** Stops everything: each listener (see drainable), then the workers and the pools. */
+  function stop(drainMs: number): Promise<void> {
+    stopping ??= (async () => {
+      // Not ready from now on: balancers move traffic away while this process still serves for drainMs.
+      deps.readiness.markStopping();
+      for (const d of drains) d.startDraining();
+      if (drainMs > 0) {
+        logger.info({ drainMs }, 'stopping: /readyz fails; still serving while balancers move traffic');
+        await new Promise((r) => setTimeout(r, drainMs));
+      }
+      await Promise.all(drains.map((d) => d.close(IN_FLIGHT_BOUND_MS)));
       clearInterval(graceWatch);
       clearInterval(retention);
       await deps.notifier.stop();
       await deps.forwarder.stop();
       await deps.close();
     })();
-    return closing;
+    return stopping;
   }
-  return { deps, port, url, close };
+  return {
+    deps,
+    port,
+    url,
+    close: () => stop(0),
+    shutdown: () => stop(config.shutdownDrainSeconds * 1000),
+  };
 }

@@ -43,6 +43,9 @@ async function withDeps<T>(fn: (deps: Deps) => Promise<T>): Promise<T> {
  * postgres.js 3.4 can throw from a socket callback, or drop a rejected promise, when the server kills its
  * connections (porsager/postgres#1154, #1192): the pool recovers, the process need not die. Anything else
  * uncaught is a bug: logged, and the process exits for its supervisor to restart it.
+ * Checked for issue 16: 3.4.9 is the newest release and the head of its master branch; its deferred
+ * write (connection.js nextWrite) still calls socket.write after the socket was cleared (#1154, the guard
+ * proposed upstream is unmerged), so this guard stays (test/faults/pg-connections-killed.test.ts).
  */
 /**
  * A killed connection surfaces as the driver's own codes, or as the socket's (ECONNRESET, EPIPE: a reset
@@ -86,7 +89,7 @@ export function buildCli(): Command {
       const server = await startServer(config, logger);
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down: draining in-flight requests');
-        server.close().then(
+        server.shutdown().then(
           () => process.exit(0),
           (err: unknown) => {
             logger.error({ err }, 'shutdown failed');

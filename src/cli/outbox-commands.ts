@@ -1,7 +1,10 @@
 /**
  * GLPI forwarding from the command line: `agent-gate forward` runs only the forwarding worker (beside
- * gateways started with UPSTREAM_WORKERS=0, or as extra workers), until SIGTERM/SIGINT; `agent-gate outbox
- * list|retry|drop` shows the outbox and acts on dead letters (retry and drop are audited).
+ * gateways started with UPSTREAM_WORKERS=0, or as extra workers), until SIGTERM/SIGINT; `forward status`
+ * shows the database's forwarding switch, the outbox and every forwarding process with its circuit
+ * breaker; `forward backfill --since DATE` enqueues what was accepted before forwarding was on; `forward
+ * disable` turns the switch off. `agent-gate outbox list|retry|drop` shows the outbox and acts on dead
+ * letters. backfill, disable, retry and drop are audited. None of them needs UPSTREAM_URL but `forward`.
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config.js';
@@ -21,6 +24,15 @@ function whole(min: number) {
   };
 }
 
+function isoDate(v: string): Date {
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime()))
+    throw new InvalidArgumentError('must be a date such as 2027-01-31 or 2027-01-31T12:00:00Z');
+  return d;
+}
+
+const when = (d: Date | null) => (d ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
+
 function outboxState(v: string): string {
   if (!(OUTBOX_STATES as readonly string[]).includes(v))
     throw new InvalidArgumentError(`must be one of ${OUTBOX_STATES.join(', ')}`);
@@ -28,7 +40,7 @@ function outboxState(v: string): string {
 }
 
 export function outboxCommands(program: Command, withDeps: WithDeps): void {
-  program
+  const forward = program
     .command('forward')
     .description('run only the worker that forwards accepted inventories to GLPI (UPSTREAM_URL), until SIGTERM')
     .option('--workers <n>', 'inventories sent at once (default: UPSTREAM_WORKERS, or 2 when that is 0)', whole(1))
@@ -44,6 +56,7 @@ export function outboxCommands(program: Command, withDeps: WithDeps): void {
             'conflict',
             'The database schema is not up to date: run `agent-gate migrate` (or start the gateway) first',
           );
+        await deps.forwarder.enable();
         deps.forwarder.start(o.workers ?? (config.upstreamWorkers || 2));
         await new Promise<void>((resolve) => {
           process.once('SIGTERM', () => resolve());
@@ -53,6 +66,61 @@ export function outboxCommands(program: Command, withDeps: WithDeps): void {
       } finally {
         await deps.close();
       }
+    });
+
+  forward
+    .command('status')
+    .description('the forwarding switch, the outbox, and every forwarding process with its circuit breaker')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      await withDeps(async (deps) => {
+        const s = await deps.forwarder.status();
+        if (o.json) return printJson(s);
+        const f = s.forwarding;
+        process.stdout.write(
+          `forwarding: ${f.enabled ? `on since ${when(f.enabledAt)} (by ${f.enabledBy ?? '?'})` : 'off'}\n` +
+            `outbox: ${s.outbox.byState.pending} pending, ${s.outbox.byState.in_flight} in flight, ${s.outbox.byState.dead} dead; ` +
+            `oldest waiting ${Math.round(s.outbox.oldestPendingSeconds)} s\n`,
+        );
+        printTable(
+          s.forwarders.map((r) => ({
+            ...r,
+            breakerSince: when(r.breakerSince),
+            seenAt: when(r.seenAt),
+          })),
+          ['name', 'upstreamHost', 'workers', 'breaker', 'breakerSince', 'lastError', 'seenAt', 'alive'],
+        );
+      });
+    });
+
+  forward
+    .command('backfill')
+    .description('enqueue for GLPI the inventories of approved devices accepted since DATE and never enqueued')
+    .requiredOption('--since <date>', 'received at or after this date (e.g. 2027-01-31)', isoDate)
+    .option('--json', 'print JSON')
+    .action(async (o: { since: Date; json?: boolean }) => {
+      await withDeps(async (deps) => {
+        const r = await deps.forwarder.backfill(o.since, cliActor());
+        if (o.json) return printJson(r);
+        process.stdout.write(
+          `enqueued ${r.enqueued} inventories of ${r.devices} devices received since ${when(r.since)}` +
+            ` (${r.superseded} older ones superseded by a newer full inventory)\n`,
+        );
+      });
+    });
+
+  forward
+    .command('disable')
+    .description('turn forwarding off in this database (until a process with UPSTREAM_URL starts again)')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      await withDeps(async (deps) => {
+        const r = await deps.forwarder.disable(cliActor());
+        if (o.json) return printJson(r);
+        process.stdout.write(
+          'forwarding is off: nothing new is enqueued (what waits is still sent). Remove UPSTREAM_URL from every gateway, or the next one to start turns it on again\n',
+        );
+      });
     });
 
   const outbox = program.command('outbox').description('inventories waiting for, delivered to or refused by GLPI');

@@ -28,7 +28,15 @@
  * marked leaves it in flight; when its lease ends (2 × timeout + 60 s) another worker sends it again. That
  * is the only duplicate: marks apply only to the claim that made them (fenced by attempt), and a row is
  * never claimed twice at once.
+ *
+ * Decided by the database: whether rows are written is the `forwarding` switch (outbox-store.ts), which
+ * every forwarding process turns on as it starts (enable()), so an approval from any process enqueues;
+ * the workers find new rows by polling (every second when idle). GLPI down: the circuit breaker
+ * (breaker.ts) pauses the workers behind one probe. UPSTREAM_RATE (upstream-rate.ts) paces the sends,
+ * shared through Redis. Each forwarding process keeps a row in `forwarders` (`agent-gate forward status`).
  */
+import os from 'node:os';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Clock } from '../clock.js';
@@ -41,9 +49,20 @@ import {
   type OutboxItem,
   type OutboxState,
   OUTBOX_STATES,
+  type BackfillResult,
+  type ForwarderRow,
+  type ForwardingSwitch,
+  backfillOutbox,
   claimDue,
+  deleteForwarder,
   deleteOutboxItem,
+  disableForwarding,
+  dueAgainAfterOutage,
+  enableForwarding,
+  listForwarders,
   listOutbox,
+  readForwarding,
+  upsertForwarder,
   lockOutboxItem,
   markDead,
   markDelivered,
@@ -52,7 +71,9 @@ import {
   requeueOutboxItem,
 } from '../store/outbox-store.js';
 import type { Actor } from './admin.js';
+import { type BreakerState, createBreaker } from './breaker.js';
 import { createGlpiUpstream } from './glpi-upstream.js';
+import { createRateGate } from './upstream-rate.js';
 import { type AttemptResult, type Backoff, backoffMs, createOutboxWorker, hostOf } from './outbox-worker.js';
 
 export { forwardContentType, upstreamTokenUrl } from './glpi-upstream.js';
@@ -70,7 +91,11 @@ export type ForwarderConfig = Pick<
   | 'upstreamClientSecret'
   | 'upstreamMaxAttempts'
   | 'upstreamWorkers'
+  | 'upstreamRate'
 >;
+
+/** How often a forwarding process refreshes its row in `forwarders`. */
+export const HEARTBEAT_MS = 30_000;
 
 export interface ForwarderDeps {
   sql: Sql;
@@ -82,6 +107,10 @@ export interface ForwarderDeps {
   timeoutMs?: number;
   /** Idle polling interval of the worker. */
   pollMs?: number;
+  /** UPSTREAM_RATE is shared through it when set. */
+  redis?: Redis | null;
+  /** This process in `forwarders` (default host:pid). */
+  name?: string;
 }
 
 /** Delay before the next attempt after `attempts` failed ones: 5 s × 2^(attempts-1), capped, minus up to 20 % jitter. */
@@ -109,6 +138,50 @@ export function createForwarder(deps: ForwarderDeps) {
         networkError: (err): string => worker.networkError(err),
       })
     : null;
+  const name = deps.name ?? `${os.hostname()}:${process.pid}`;
+  const startedAt = clock.now();
+  const rate = createRateGate({
+    rate: config.upstreamRate ?? 0,
+    redis: deps.redis ?? null,
+    key: `agentgate:upstream-rate:${hostOf(url)}`,
+    logger,
+  });
+  let breakerSince: Date | null = null;
+
+  const row = (): ForwarderRow => ({
+    name,
+    upstreamHost: hostOf(url),
+    workers,
+    breaker: breaker.state,
+    breakerSince,
+    lastError: breaker.lastError,
+    startedAt,
+    seenAt: clock.now(),
+  });
+  const heartbeat = () =>
+    upsertForwarder(sql, row()).catch((err: unknown) => logger.warn({ err }, 'forwarder: heartbeat not recorded'));
+
+  const breaker = createBreaker({
+    clock,
+    onChange(state: BreakerState, error: string | null) {
+      breakerSince = clock.now();
+      metrics?.forwardBreaker(state);
+      if (state === 'open') {
+        logger.error(
+          { upstream: hostOf(url), error },
+          'GLPI unreachable: forwarding paused behind one probe at a time (circuit breaker open)',
+        );
+      } else {
+        logger.warn({ upstream: hostOf(url) }, 'GLPI answers again: forwarding resumes (circuit breaker closed)');
+        // What backed off on its own during the outage is due now, in per-device order as always.
+        dueAgainAfterOutage(sql, clock.now()).then(
+          () => worker.kick(),
+          (err: unknown) => logger.warn({ err }, 'forwarder: rows not made due again after the outage'),
+        );
+      }
+      void heartbeat();
+    },
+  });
 
   const worker = createOutboxWorker<ClaimedRow>({
     name: 'forwarder',
@@ -120,7 +193,10 @@ export function createForwarder(deps: ForwarderDeps) {
       markRetry: (row, r, next) => markRetry(sql, row, record(r), next),
       markGivenUp: (row, r) => markDead(sql, row, record(r)),
     },
-    send: (row): Promise<AttemptResult> => upstream!.send(row),
+    send: async (row): Promise<AttemptResult> => {
+      await rate.take(worker.abortSignal());
+      return upstream!.send(row);
+    },
     timeoutMs,
     /** Long enough that a live worker always finishes (token call + send + mark) before another may take the row. */
     leaseMs: 2 * timeoutMs + 60_000,
@@ -135,7 +211,9 @@ export function createForwarder(deps: ForwarderDeps) {
       'give-up': 'GLPI refused an inventory: dead letter (agent-gate outbox list --state dead)',
     },
     onRecorded: (_row, verdict) => metrics?.outboxAttempt(verdict === 'give-up' ? 'dead' : verdict),
+    breaker,
   });
+  let heartbeatTimer: NodeJS.Timeout | null = null;
 
   async function audit(tx: Queryable, action: AuditAction, before: OutboxItem, after: unknown, actor: Actor) {
     await insertAudit(tx, {
@@ -172,19 +250,112 @@ export function createForwarder(deps: ForwarderDeps) {
     /** Whether UPSTREAM_URL is set. */
     enabled: Boolean(url),
 
+    /**
+     * Turns the database's forwarding switch on (a process with UPSTREAM_URL does as it starts, workers
+     * or not): from then on every approval and accepted inventory of an approved device is enqueued,
+     * whichever process records it.
+     */
+    async enable(): Promise<ForwardingSwitch> {
+      const s = await enableForwarding(sql, name, clock.now());
+      return s;
+    },
+
     /** Starts the worker (no-op without UPSTREAM_URL or with no workers); `n` overrides UPSTREAM_WORKERS. */
     start(n?: number): void {
       if (n !== undefined) workers = n;
       if (!upstream || workers < 1 || !worker.stopped) return;
       logger.info(
-        { upstream: hostOf(url), auth: upstream.auth, workers, maxAttempts },
+        { upstream: hostOf(url), auth: upstream.auth, workers, maxAttempts, rate: rate.rate || 'unlimited' },
         'forwarding accepted inventories to GLPI',
       );
+      metrics?.forwardBreaker(breaker.state);
+      void heartbeat();
+      heartbeatTimer = setInterval(() => void heartbeat(), HEARTBEAT_MS);
+      heartbeatTimer.unref();
       worker.start();
     },
 
     /** Stops the worker: sends in flight are cut (and sent again after their lease, by whichever worker runs next). */
-    stop: (): Promise<void> => worker.stop(),
+    async stop(): Promise<void> {
+      const running = !worker.stopped;
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      heartbeatTimer = null;
+      await worker.stop();
+      if (running) await deleteForwarder(sql, name).catch(() => {});
+    },
+
+    /** The circuit breaker of this process. */
+    get breaker(): { state: BreakerState; lastError: string | null; nextProbeAt: Date | null } {
+      return { state: breaker.state, lastError: breaker.lastError, nextProbeAt: breaker.nextProbeAt };
+    },
+
+    /** The switch, the outbox, and every forwarding process with its breaker (`agent-gate forward status`). */
+    async status(): Promise<{
+      forwarding: ForwardingSwitch;
+      outbox: Awaited<ReturnType<typeof outboxStats>>;
+      forwarders: (ForwarderRow & { alive: boolean })[];
+    }> {
+      const now = clock.now().getTime();
+      const [forwarding, outbox, rows] = await Promise.all([
+        readForwarding(sql),
+        outboxStats(sql, clock.now()),
+        listForwarders(sql),
+      ]);
+      return {
+        forwarding,
+        outbox,
+        forwarders: rows.map((r) => ({ ...r, alive: now - r.seenAt.getTime() < 3 * HEARTBEAT_MS })),
+      };
+    },
+
+    /**
+     * Enqueues the inventories of approved devices accepted since `since` that were never put in the outbox
+     * (accepted before forwarding was on). Idempotent; audited. Refused while forwarding is off.
+     */
+    async backfill(since: Date, actor: Actor): Promise<BackfillResult & { since: Date }> {
+      const r = await sql.begin(async (tx) => {
+        if (!(await readForwarding(tx)).enabled)
+          throw new AppError(
+            'conflict',
+            'Forwarding is not enabled in this database: start a gateway (or `agent-gate forward`) with UPSTREAM_URL first',
+          );
+        const result = await backfillOutbox(tx, since, clock.now());
+        await insertAudit(tx, {
+          at: clock.now(),
+          actor: actor.name,
+          action: 'outbox.backfill',
+          targetType: 'outbox',
+          targetId: null,
+          remoteAddr: actor.remoteAddr,
+          before: null,
+          after: { since: since.toISOString(), ...result },
+          reason: null,
+        });
+        return result;
+      });
+      if (r.enqueued > 0) worker.kick();
+      return { since, ...r };
+    },
+
+    /** Turns the switch off: nothing new is enqueued (what waits stays, and is still sent). Audited. */
+    async disable(actor: Actor): Promise<ForwardingSwitch> {
+      return sql.begin(async (tx) => {
+        const before = await readForwarding(tx);
+        const after = await disableForwarding(tx);
+        await insertAudit(tx, {
+          at: clock.now(),
+          actor: actor.name,
+          action: 'forwarding.disable',
+          targetType: 'forwarding',
+          targetId: null,
+          remoteAddr: actor.remoteAddr,
+          before,
+          after,
+          reason: null,
+        });
+        return after;
+      });
+    },
 
     /** Sends every due row once (up to `limit`, one per device, in parallel); returns how many were attempted. */
     runOnce: (limit?: number): Promise<number> => (upstream ? worker.runOnce(limit) : Promise.resolve(0)),

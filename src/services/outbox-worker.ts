@@ -121,6 +121,15 @@ export interface OutboxWorkerOptions<R extends Claim> {
   onRecorded?(row: R, verdict: Verdict): void;
   /** After each run, e.g. a gauge read from the database. */
   afterRun?(): Promise<void>;
+  /**
+   * A circuit breaker (forwarder.ts: breaker.ts): how many rows may be claimed now, what the claim gave,
+   * and every attempt's outcome (results dropped by the fence included: GLPI's answer is news either way).
+   */
+  breaker?: {
+    allowance(wanted: number): number;
+    claimed(n: number): void;
+    record(outcome: Outcome, error: string | null): void;
+  };
 }
 
 export function createOutboxWorker<R extends Claim>(o: OutboxWorkerOptions<R>) {
@@ -155,6 +164,7 @@ export function createOutboxWorker<R extends Claim>(o: OutboxWorkerOptions<R>) {
 
   async function deliver(row: R): Promise<void> {
     const r = await attempt(row);
+    o.breaker?.record(r.outcome, r.error);
     const at = clock.now();
     const verdict = verdictOf(r.outcome, row.attempts, o.limits);
     const next = verdict === 'retry' ? new Date(at.getTime() + backoffMs(row.attempts, o.backoff)) : null;
@@ -173,9 +183,19 @@ export function createOutboxWorker<R extends Claim>(o: OutboxWorkerOptions<R>) {
   }
 
   /** Claims what is due (up to `limit`) and attempts each once, side by side; returns how many it claimed. */
-  async function runOnce(limit = Math.max(1, o.concurrency())): Promise<number> {
+  async function runOnce(wanted = Math.max(1, o.concurrency())): Promise<number> {
+    const limit = o.breaker ? o.breaker.allowance(wanted) : wanted;
+    if (limit === 0) {
+      await o.afterRun?.();
+      return 0;
+    }
     const now = clock.now();
-    const rows = await queue.claim({ now, leaseUntil: new Date(now.getTime() + o.leaseMs), limit });
+    let rows: R[] = [];
+    try {
+      rows = await queue.claim({ now, leaseUntil: new Date(now.getTime() + o.leaseMs), limit });
+    } finally {
+      o.breaker?.claimed(rows.length);
+    }
     const results = await Promise.allSettled(rows.map(deliver));
     for (const r of results) {
       // The row stays claimed until its lease ends, then it is sent again: at least once holds.
@@ -203,6 +223,8 @@ export function createOutboxWorker<R extends Claim>(o: OutboxWorkerOptions<R>) {
     kick: () => poller.kick(),
     runOnce,
     signal,
+    /** Aborted when the worker stops (no timeout): for waits before a request. */
+    abortSignal: (): AbortSignal => abort.signal,
     networkError,
   };
 }

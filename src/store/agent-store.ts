@@ -183,7 +183,7 @@ export interface RecordInput {
   fullInventory: boolean;
   /** Registration key whose devices_used counts this device if the statement creates it (unlimited keys). */
   countForKeyId?: number | null;
-  /** Forwarding to GLPI is on and this is an inventory: an approved device's submission is also put in the outbox. */
+  /** An inventory that may be forwarded: an approved device's submission is also put in the outbox when the database's forwarding switch is on. */
   forward?: boolean;
 }
 
@@ -251,7 +251,7 @@ export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
         ? tx`, o as (
       insert into outbox (submission_id, device_id, deviceid, next_attempt_at, created_at)
       select s.id, (select id from d), ${m.device.deviceid}, ${s.receivedAt}, ${s.receivedAt} from s
-      where (select state from d) = 'approved')`
+      where (select state from d) = 'approved' and exists (select 1 from forwarding where enabled))`
         : tx``
     }
     ${

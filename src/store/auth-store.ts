@@ -340,6 +340,8 @@ export const AUDIT_ACTIONS = [
   // GLPI forwarding
   'outbox.retry',
   'outbox.drop',
+  'outbox.backfill',
+  'forwarding.disable',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

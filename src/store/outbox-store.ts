@@ -3,8 +3,15 @@
  * inventory (recordMessage's `o` CTE) or releases it (transitionDevice → enqueueReleased), claimed by
  * workers with FOR UPDATE SKIP LOCKED — only the oldest unsent row of each device, so a device never has
  * two rows in flight and its rows go in id order — then marked delivered, rescheduled or dead.
+ *
+ * Whether rows are written at all is the database's `forwarding.enabled` switch (migration 0011), read in
+ * the writing statement itself, never the writing process's UPSTREAM_URL: an approval from a shell without
+ * it still enqueues for the gateways that forward.
  */
 import type { Queryable, Sql } from './db.js';
+
+/** SQL condition: forwarding is switched on in this database. */
+export const FORWARDING_ON = (q: Queryable) => q`exists (select 1 from forwarding where enabled)`;
 
 export const OUTBOX_STATES = ['pending', 'in_flight', 'delivered', 'dead'] as const;
 export type OutboxState = (typeof OUTBOX_STATES)[number];
@@ -30,6 +37,7 @@ export async function enqueueReleased(
     insert into outbox (submission_id, device_id, deviceid, next_attempt_at, created_at)
     select r.id, ${deviceId}, ${deviceid}, ${at}, ${at} from r, f
     where r.id >= f.id and not exists (select 1 from outbox o where o.submission_id = r.id)
+      and ${FORWARDING_ON(tx)}
     order by r.id
     returning id`;
   return rows.length;
@@ -211,4 +219,106 @@ export async function outboxStats(sql: Queryable, now: Date): Promise<OutboxStat
     if (r.state !== 'dead' && r.oldest) oldest = Math.min(oldest ?? Infinity, r.oldest.getTime());
   }
   return { byState, oldestPendingSeconds: oldest === null ? 0 : Math.max(0, (now.getTime() - oldest) / 1000) };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The forwarding switch, the backfill, and the forwarders' own rows (migration 0011)
+
+export interface ForwardingSwitch {
+  enabled: boolean;
+  enabledAt: Date | null;
+  enabledBy: string | null;
+}
+
+export async function readForwarding(sql: Queryable): Promise<ForwardingSwitch> {
+  const [row] = await sql<ForwardingSwitch[]>`
+    select enabled, enabled_at as "enabledAt", enabled_by as "enabledBy" from forwarding`;
+  return row ?? { enabled: false, enabledAt: null, enabledBy: null };
+}
+
+/** Switches forwarding on (kept as it was when already on: the first enabling time stays). */
+export async function enableForwarding(sql: Queryable, by: string, at: Date): Promise<ForwardingSwitch> {
+  await sql`update forwarding set enabled = true, enabled_at = ${at}, enabled_by = ${by} where not enabled`;
+  return readForwarding(sql);
+}
+
+export async function disableForwarding(sql: Queryable): Promise<ForwardingSwitch> {
+  await sql`update forwarding set enabled = false`;
+  return readForwarding(sql);
+}
+
+export interface BackfillResult {
+  /** Devices that got rows. */
+  devices: number;
+  /** Rows written. */
+  enqueued: number;
+  /** Older inventories skipped: superseded by a newer full one of the same device. */
+  superseded: number;
+}
+
+/**
+ * Enqueues the forwardable inventories of approved devices received since `since` that have no outbox row,
+ * per device as an approval would (from the newest full inventory on, older ones superseded), and only
+ * those newer than anything of the device already in the outbox, so that GLPI still gets each device's
+ * inventories in arrival order. Idempotent: a second run finds nothing.
+ */
+export async function backfillOutbox(tx: Queryable, since: Date, at: Date): Promise<BackfillResult> {
+  const [row] = await tx<BackfillResult[]>`
+    with c as (
+      select s.id, s.device_id, s.partial, d.deviceid from submissions s join devices d on d.id = s.device_id
+      where d.state = 'approved' and s.kind = 'inventory' and s.state in ('stored', 'released')
+        and s.received_at >= ${since}
+        and s.id > coalesce((select max(o.submission_id) from outbox o where o.device_id = s.device_id), 0)
+    ),
+    f as (select device_id, coalesce(max(id) filter (where not partial), 0) as id from c group by device_id),
+    ins as (
+      insert into outbox (submission_id, device_id, deviceid, next_attempt_at, created_at)
+      select c.id, c.device_id, c.deviceid, ${at}, ${at} from c join f using (device_id)
+      where c.id >= f.id
+      order by c.device_id, c.id
+      returning device_id
+    )
+    select (select count(distinct device_id) from ins)::int as devices, (select count(*) from ins)::int as enqueued,
+           ((select count(*) from c) - (select count(*) from ins))::int as superseded`;
+  return row!;
+}
+
+/** Rows that backed off on their own while GLPI was away are due again now (the breaker closed). */
+export async function dueAgainAfterOutage(sql: Queryable, now: Date): Promise<number> {
+  const r = await sql`
+    update outbox set next_attempt_at = ${now}
+    where state = 'pending' and attempts > 0 and next_attempt_at > ${now}
+      and (last_status is null or last_status >= 500 or last_status = 429)`;
+  return r.count;
+}
+
+export interface ForwarderRow {
+  name: string;
+  upstreamHost: string;
+  workers: number;
+  breaker: 'closed' | 'open';
+  breakerSince: Date | null;
+  lastError: string | null;
+  startedAt: Date;
+  seenAt: Date;
+}
+
+export async function upsertForwarder(sql: Queryable, f: ForwarderRow): Promise<void> {
+  await sql`
+    insert into forwarders (name, upstream_host, workers, breaker, breaker_since, last_error, started_at, seen_at)
+    values (${f.name}, ${f.upstreamHost}, ${f.workers}, ${f.breaker}, ${f.breakerSince}, ${f.lastError}, ${f.startedAt}, ${f.seenAt})
+    on conflict (name) do update set upstream_host = excluded.upstream_host, workers = excluded.workers,
+      breaker = excluded.breaker, breaker_since = excluded.breaker_since, last_error = excluded.last_error,
+      seen_at = excluded.seen_at`;
+}
+
+export async function deleteForwarder(sql: Queryable, name: string): Promise<void> {
+  await sql`delete from forwarders where name = ${name}`;
+}
+
+export async function listForwarders(sql: Queryable): Promise<ForwarderRow[]> {
+  return sql<ForwarderRow[]>`
+    select name, upstream_host as "upstreamHost", workers, breaker, breaker_since as "breakerSince",
+           last_error as "lastError", started_at as "startedAt", seen_at as "seenAt"
+    from forwarders order by name`;
 }

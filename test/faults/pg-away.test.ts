@@ -128,7 +128,6 @@ describe('PostgreSQL away and back (through a pausable proxy)', () => {
     expect(awayVerdicts.filter((v) => v === 'unavailable')).toEqual([]);
     expect(awayVerdicts.filter((v) => v === 'ok')).toHaveLength(agents.length * 2);
     expect(readyAway).toMatchObject({ status: 503 });
-    // (The check reads "N migrations pending" rather than "unreachable": pendingMigrations swallows the error.)
     const readiness = JSON.parse((readyAway as { text: string }).text) as {
       status: string;
       checks: { database: string };
@@ -156,14 +155,29 @@ describe('PostgreSQL away and back (through a pausable proxy)', () => {
     );
     expect(warm).toEqual(agents.map((a) => RUN[a.kind].map(() => 'ok')));
 
+    /** Asks /readyz (2 s per request) until it says 503, while the database is silent. */
+    let readyzAt = 0;
+    const notReadyWhileSilent = async (): Promise<Awaited<ReturnType<typeof get>>> => {
+      let last: Awaited<ReturnType<typeof get>> = { error: 'not asked' };
+      await eventually(
+        async () => {
+          last = await get(gw.port, '/readyz', 2000);
+          expect(last).toMatchObject({ status: 503 });
+        },
+        { timeout: SILENT_MS - 2000, interval: 100 },
+      ).catch(() => {});
+      readyzAt = Date.now();
+      return last;
+    };
     proxy.pause('blackhole');
     // The fault's length: the database stays silent for SILENT_MS whatever the gateway does meanwhile.
     const resumeTimer = setTimeout(() => proxy.resume(), SILENT_MS);
     try {
       const messages = agents.flatMap((agent) => RUN[agent.kind].map((step) => message(agent, step)));
+      const silentSince = Date.now();
       const [outcomes, readyz] = await Promise.all([
         Promise.all(messages.map((m) => post(gw.port, m, { timeoutMs: SILENT_MS + 30_000 }))),
-        get(gw.port, '/readyz', SILENT_MS + 30_000),
+        notReadyWhileSilent(),
       ]);
       const rows = messages.map((m, i) => ({
         what: `${m.agent.kind} ${m.step}`,
@@ -191,6 +205,14 @@ describe('PostgreSQL away and back (through a pausable proxy)', () => {
         ),
       );
       await waitReady(gw.port, 30_000);
+      // /readyz is a probed state, not a query awaited per request: it says 503 while the database is still
+      // silent (each probe request given 2 s), not only once it comes back.
+      expect(readyz, '/readyz while the database is silent').toMatchObject({ status: 503 });
+      expect(JSON.parse((readyz as { text: string }).text)).toMatchObject({
+        status: 'not ready',
+        checks: { database: expect.stringMatching(/^unreachable/) as unknown },
+      });
+      expect(readyzAt - silentSince, 'ms from the fault to /readyz failing').toBeLessThan(SILENT_MS);
       // Spooled ones are recorded by the replay, in the background, once the database answers.
       await eventually(
         async () =>

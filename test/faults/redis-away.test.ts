@@ -106,8 +106,10 @@ describe('Redis away under load (through a pausable proxy)', () => {
     const awayUntil = Date.now() + AWAY_MS;
     let readyAway: Awaited<ReturnType<typeof get>> | undefined;
     while (Date.now() < awayUntil) {
-      gaugeWhileAway.add(await metric(gw.port, GAUGE));
-      readyAway ??= await get(gw.port, '/readyz', 10_000);
+      const gauge = await metric(gw.port, GAUGE);
+      gaugeWhileAway.add(gauge);
+      // Once this process noticed (the gauge reads 0): what /readyz says while Redis is away.
+      if (gauge === '0') readyAway ??= await get(gw.port, '/readyz', 10_000);
       await sleep(300); // sampling the gauge all the while Redis is away
     }
     proxy.resume();
@@ -148,6 +150,13 @@ describe('Redis away under load (through a pausable proxy)', () => {
     ).toBeGreaterThan(0);
     expect(slowestAwayMs, 'longest wait of a request sent while Redis was away (ms)').toBeLessThan(5000);
     expect([...gaugeWhileAway], `${GAUGE} while Redis is away`).toContain('0');
+    // Ready all the while: with RATE_LIMIT_REDIS_FAILURE=memory every agent is served, so a readiness-gated
+    // balancer must not pull the replica (every replica at once, Redis being shared).
+    expect(readyAway, '/readyz while Redis is away').toMatchObject({ status: 200 });
+    expect(JSON.parse((readyAway as { text: string }).text)).toEqual({
+      status: 'ready',
+      checks: { database: 'ok', redis: 'degraded' },
+    });
     expect(backAfterMs, `${GAUGE} back to 1 after Redis returned`).not.toBeNull();
   }
 
@@ -158,4 +167,44 @@ describe('Redis away under load (through a pausable proxy)', () => {
   it('keeps serving while Redis is silent (connections open, nothing forwarded), and goes back to Redis by itself', async () => {
     await scenario('blackhole');
   }, 120_000);
+});
+
+describe('Redis away with RATE_LIMIT_REDIS_FAILURE=closed', () => {
+  let proxy: TcpProxy;
+  let gw: FaultGateway;
+  beforeAll(async () => {
+    const redis = hostPort(FAULTS_REDIS_URL, 6379);
+    proxy = new TcpProxy(redis.host, redis.port);
+    await proxy.start();
+    const db = new URL(FAULTS_REDIS_URL).pathname;
+    gw = await startFaultGateway({
+      env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}${db}`, RATE_LIMIT_REDIS_FAILURE: 'closed' },
+    });
+  }, 90_000);
+  afterAll(async () => {
+    proxy?.resume();
+    await gw?.close();
+    await proxy?.close();
+  }, 30_000);
+
+  it('is not ready while Redis is away (limited requests are refused), and ready again when it is back', async () => {
+    proxy.pause('refuse');
+    let away: Awaited<ReturnType<typeof get>> = { error: 'not asked' };
+    await eventually(
+      async () => {
+        away = await get(gw.port, '/readyz', 5000);
+        expect(away).toMatchObject({ status: 503 });
+      },
+      { timeout: 15_000, message: '/readyz fails while Redis is away' },
+    );
+    expect(JSON.parse((away as unknown as { text: string }).text)).toEqual({
+      status: 'not ready',
+      checks: { database: 'ok', redis: 'unreachable' },
+    });
+    proxy.resume();
+    await eventually(async () => expect(await get(gw.port, '/readyz', 5000)).toMatchObject({ status: 200 }), {
+      timeout: 30_000,
+      message: '/readyz ready again once Redis is back',
+    });
+  }, 90_000);
 });

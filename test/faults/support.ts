@@ -152,6 +152,8 @@ export interface FaultGateway {
   admin: postgres.Sql;
   /** The schema, for queries from `admin`. */
   schema: string;
+  /** The gateway's database URL (its schema) without any proxy: for CLI processes beside it. */
+  databaseUrl: string;
   logFile: string;
   /** Lines of the gateway's log at level error (50) or above. */
   errorLogs(): Record<string, unknown>[];
@@ -223,6 +225,7 @@ export async function startFaultGateway(
     appName,
     admin,
     schema: schemaName,
+    databaseUrl: schema.url,
     logFile,
     logs,
     errorLogs: () => logs().filter((l) => Number(l.level) >= 50),

@@ -19,6 +19,8 @@ export interface GlpiRequest {
   /** DEVICEID / deviceid found in the text. */
   deviceid: string | null;
   status: number;
+  /** Date.now() when the whole request had arrived. */
+  receivedAt: number;
 }
 
 /** A status to answer, or { delayMs } to answer 200 that late (or `status` that late). */
@@ -111,6 +113,7 @@ export class FakeGlpi {
         text,
         deviceid: deviceidOf(text),
         status: 0,
+        receivedAt: Date.now(),
       };
       this.requests.push(r);
       if (!this.authorized(req.headers.authorization)) {

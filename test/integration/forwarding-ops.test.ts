@@ -38,7 +38,12 @@ beforeEach(async () => {
   glpi.reset();
   glpi.basic = null;
   glpi.oauth = null;
-  ctx = await createTestContext({ AGENT_AUTH: 'off', UPSTREAM_URL: glpi.url, UPSTREAM_MAX_ATTEMPTS: '1' });
+  ctx = await createTestContext({
+    AGENT_AUTH: 'off',
+    UPSTREAM_URL: glpi.url,
+    UPSTREAM_MAX_ATTEMPTS: '1',
+    UPSTREAM_RATE: '0',
+  });
   adminToken = (await ctx.deps.admin.createOperator({ name: 'boss', role: 'admin' }, actor)).token;
   reviewerToken = (await ctx.deps.admin.createOperator({ name: 'rita', role: 'reviewer' }, actor)).token;
 });
@@ -204,6 +209,57 @@ describe('agent-gate outbox', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/must be one of pending, in_flight, delivered, dead/);
   });
+
+  it('forward disable, then backfill --since: what was accepted while off is enqueued once, per device from its newest full inventory', async () => {
+    const post = async (deviceid: string, body: Buffer) =>
+      expect((await send(ctx.app, { method: 'POST', path: '/', headers: zlibType, body })).status).toBe(200);
+    await approvedInventory('ops-bf-a', 'A#1');
+    expect(await ctx.deps.forwarder.runOnce()).toBe(1);
+
+    const off = await cli(['forward', 'disable', '--json']);
+    expect(off.code, off.stderr).toBe(0);
+    expect(JSON.parse(off.stdout)).toMatchObject({ enabled: false });
+    // While off: an accepted inventory, and an approval releasing three held ones, write no outbox rows.
+    await post('ops-bf-a', inventoryBody('ops-bf-a', 'A#2'));
+    await post('ops-bf-b', prologBody('ops-bf-b'));
+    for (const n of [1, 2, 3]) await post('ops-bf-b', inventoryBody('ops-bf-b', `B#${n}`));
+    const [decided] = await ctx.deps.review.decide(['ops-bf-b'], 'approve', null, actor);
+    expect(decided).toMatchObject({ releasedSubmissions: 3 });
+    const rows = async () =>
+      (await ctx.sql<{ n: number }[]>`select count(*)::int as n from outbox where state = 'pending'`)[0]!.n;
+    expect(await rows()).toBe(0);
+
+    const refused = await cli(['forward', 'backfill', '--since', '2000-01-01']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/^agent-gate: Forwarding is not enabled in this database/);
+    expect(refused.stderr).not.toMatch(STACK);
+
+    await ctx.deps.forwarder.enable(); // a gateway with UPSTREAM_URL starts
+    const filled = await cli(['forward', 'backfill', '--since', '2000-01-01', '--json']);
+    expect(filled.code, filled.stderr).toBe(0);
+    expect(JSON.parse(filled.stdout)).toEqual({
+      since: '2000-01-01T00:00:00.000Z',
+      devices: 2,
+      enqueued: 2,
+      superseded: 2,
+    });
+    const again = await cli(['forward', 'backfill', '--since', '2000-01-01']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^enqueued 0 inventories of 0 devices received since 2000-01-01T00:00:00Z/);
+    ctx.clock.set(new Date(Date.now() + 1000)); // the CLI made them due on the real clock
+    expect(await ctx.deps.forwarder.runOnce()).toBe(2);
+    const marker = (t: string) => /<DESCRIPTION>([^<]*)</.exec(t)?.[1];
+    expect(glpi.delivered().map((r) => marker(r.text))).toEqual(['A#1', expect.any(String), expect.any(String)]);
+    expect(
+      glpi
+        .delivered()
+        .map((r) => marker(r.text))
+        .sort(),
+    ).toEqual(['A#1', 'A#2', 'B#3']);
+    const audit = await ctx.sql<{ action: string }[]>`
+      select action from audit_log where action in ('forwarding.disable', 'outbox.backfill') order by id`;
+    expect(audit.map((a) => a.action)).toEqual(['forwarding.disable', 'outbox.backfill', 'outbox.backfill']);
+  }, 90_000);
 });
 
 describe('upstream authentication', () => {

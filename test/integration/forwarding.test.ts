@@ -8,10 +8,12 @@
  */
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { type Deps, createDeps } from '../../src/deps.js';
 import { createForwarder } from '../../src/services/forwarder.js';
 import { claimDue, markDelivered } from '../../src/store/outbox-store.js';
 import { type TestContext, createTestContext, replay, send } from '../helpers/context.js';
+import { TEST_REDIS_URL } from '../helpers/env.js';
 import { FakeGlpi, type GlpiRequest } from '../helpers/fake-glpi.js';
 import { bodyOf, loadScenario } from '../helpers/fixtures.js';
 
@@ -27,6 +29,7 @@ beforeAll(async () => {
     UPSTREAM_URL: glpi.url,
     UPSTREAM_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
     UPSTREAM_WORKERS: '4',
+    UPSTREAM_RATE: '0', // paced sends are tested on their own below
   });
 });
 afterAll(async () => {
@@ -111,6 +114,12 @@ async function unsent(): Promise<number> {
     { n: number }[]
   >`select count(*)::int as n from outbox where state in ('pending', 'in_flight')`;
   return row!.n;
+}
+
+/** agentgate_forward_breaker_open of the test's process. */
+async function breakerGauge(): Promise<number | undefined> {
+  const m = await ctx.deps.metrics.registry.getSingleMetric('agentgate_forward_breaker_open')?.get();
+  return m?.values[0]?.value;
 }
 
 /** Runs the worker until nothing is left to send, moving the clock past back-off when nothing is due. */
@@ -272,7 +281,7 @@ describe('a quarantined device', () => {
 });
 
 describe('GLPI down, failing or slow', () => {
-  it('every accepted inventory arrives once GLPI is back, in per-device order', async () => {
+  it('GLPI down: one probe at a time (circuit breaker), then every accepted inventory arrives, in per-device order', async () => {
     const devices = ['fw-down-a', 'fw-down-b', 'fw-down-c'];
     for (const d of devices) await prolog(d);
     await approve(...devices);
@@ -290,26 +299,38 @@ describe('GLPI down, failing or slow', () => {
       expect(rows[0]!.lastError).toMatch(/ECONNREFUSED|fetch failed/);
       expect(rows[0]!.lastStatus).toBeNull();
     }
-    // Back-off: nothing is due again until the clock moves.
+    // Three attempts in a row without an answer: the circuit breaker opens, and the workers pause behind
+    // one probe at a time instead of each row backing off on its own.
+    expect(ctx.deps.forwarder.breaker.state).toBe('open');
+    expect(await breakerGauge()).toBe(1);
     expect(await ctx.deps.forwarder.runOnce()).toBe(0);
-    ctx.clock.advance(5_000);
-    expect(await ctx.deps.forwarder.runOnce()).toBe(3);
-    const delay = (await outbox('fw-down-a'))[0]!.nextAttemptAt!.getTime() - ctx.clock.now().getTime();
-    expect(delay).toBeGreaterThan(8_000 - 1); // 2nd failure: 10 s minus up to 20 % jitter
-    expect(delay).toBeLessThanOrEqual(10_000);
+    ctx.clock.advance(5_000); // every row is due again by its own back-off (5 s)…
+    expect(await ctx.deps.forwarder.runOnce()).toBe(1); // …but one probe goes
+    expect(await ctx.deps.forwarder.runOnce()).toBe(0); // and the next waits (2 s, 4 s … at most 60 s apart)
+    const attempts = async () => (await Promise.all(devices.map(outbox))).flat().reduce((n, o) => n + o.attempts, 0);
+    expect(await attempts()).toBe(3 + 1);
+    ctx.clock.advance(60_000);
+    expect(await ctx.deps.forwarder.runOnce()).toBe(1);
+    expect(await attempts()).toBe(3 + 2);
 
-    // Up again, but answering 500, then 429, then slowly… and finally 200.
+    // Up again, but answering 500, then 429 (still down for the breaker: one probe each)… then 200.
     await glpi.up();
-    glpi.script = [500, 500, 500, 429];
-    ctx.clock.advance(11 * 60_000);
-    expect(await ctx.deps.forwarder.runOnce()).toBe(3);
-    expect((await outbox('fw-down-a'))[0]).toMatchObject({
-      state: 'pending',
-      attempts: 3,
-      lastStatus: 500,
-      lastError: 'HTTP 500',
-    });
-    expect((await outbox('fw-down-a'))[0]!.lastResponse).toContain('scripted 500');
+    glpi.script = [500, 429];
+    for (const status of [500, 429]) {
+      ctx.clock.advance(60_000);
+      expect(await ctx.deps.forwarder.runOnce()).toBe(1);
+      expect(glpi.requests.at(-1)!.status).toBe(status);
+      expect(ctx.deps.forwarder.breaker.state).toBe('open');
+    }
+    expect(glpi.maxConcurrent, 'probes go one at a time').toBe(1);
+    const probed = (await Promise.all(devices.map(outbox))).flat().find((o) => o.lastStatus === 500)!;
+    expect(probed).toMatchObject({ state: 'pending', lastError: 'HTTP 500' });
+    expect(probed.lastResponse).toContain('scripted 500');
+    // The probe that GLPI accepts closes the breaker: what backed off during the outage is due at once.
+    ctx.clock.advance(60_000);
+    expect(await ctx.deps.forwarder.runOnce()).toBe(1);
+    expect(ctx.deps.forwarder.breaker.state).toBe('closed');
+    expect(await breakerGauge()).toBe(0);
     await drain();
     for (const d of devices) {
       const got = glpi
@@ -460,5 +481,43 @@ describe('several workers', () => {
       await markDelivered(ctx.sql, claimed!, { status: 200, error: null, response: 'late' }, ctx.clock.now()),
     ).toBe(false);
     expect((await outbox(id))[0]!.lastResponse).not.toBe('late');
+  });
+});
+
+describe('UPSTREAM_RATE', () => {
+  let redis: Redis;
+  beforeAll(() => {
+    redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+  });
+  afterAll(() => {
+    redis?.disconnect();
+  });
+
+  it('two forwarders sharing Redis send no more than the rate in the first second, and then everything', async () => {
+    const RATE = 4;
+    const devices = Array.from({ length: 8 }, (_, i) => `fw-rate-${i}`);
+    for (const d of devices) await prolog(d);
+    await approve(...devices);
+    for (const d of devices) await xmlInventory(d, `${d}#1`);
+    // Two processes' forwarders (same database, same Redis), each taking four rows at once.
+    const forwarder = () =>
+      createForwarder({
+        sql: ctx.sql,
+        clock: ctx.clock,
+        logger: ctx.deps.logger,
+        config: { ...ctx.deps.config, upstreamRate: RATE, upstreamWorkers: 4 },
+        redis,
+      });
+    const [a, b] = [forwarder(), forwarder()];
+    expect((await Promise.all([a.runOnce(4), b.runOnce(4)])).reduce((x, y) => x + y)).toBe(8);
+    const times = glpi.requests.map((r) => r.receivedAt).sort((x, y) => x - y);
+    const first = times[0]!;
+    // One slot every 250 ms: 4 in the first second (one more at most on its edge), not 8 at once.
+    const inFirstSecond = times.filter((t) => t < first + 1000).length;
+    expect(
+      inFirstSecond,
+      `arrivals (ms after the first): ${times.map((t) => t - first).join(', ')}`,
+    ).toBeLessThanOrEqual(RATE + 1);
+    expect(glpi.delivered()).toHaveLength(8);
   });
 });
