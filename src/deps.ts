@@ -23,6 +23,7 @@ import { createSpikeDetector } from './services/spike.js';
 import { type Admission, createAdmission } from './services/admission.js';
 import { type Readiness, createReadiness } from './services/readiness.js';
 import { type Policies, createPolicies } from './services/policies.js';
+import { type Retention, createRetention } from './services/retention.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -46,6 +47,8 @@ export interface Deps {
   /** GLPI outbox and its forwarding worker (started by the server and by `agent-gate forward`). */
   forwarder: Forwarder;
   policies: Policies;
+  /** Retention passes (REGISTRATION_RETENTION, SUBMISSION_RETENTION, AUDIT_RETENTION), started by the server. */
+  retention: Retention;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -168,6 +171,16 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     onDeviceEvent,
     forward,
   });
+  const retention = createRetention({
+    sql: db.sql,
+    lock: db.mode === 'postgres',
+    clock,
+    logger,
+    metrics,
+    registrationSeconds: config.registrationRetentionSeconds,
+    submissionSeconds: config.submissionRetentionSeconds,
+    auditSeconds: config.auditRetentionSeconds,
+  });
   return {
     config,
     logger,
@@ -183,6 +196,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     forwarder,
     notifier,
     policies,
+    retention,
     limits,
     admission,
     readiness: createReadiness({ sql: db.sql, redis }),
@@ -190,6 +204,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     async close() {
       for (const fn of closers) fn();
       await batcher.drain();
+      await retention.stop();
       await notifier.stop();
       await forwarder.stop();
       redis?.disconnect();

@@ -115,6 +115,7 @@ export async function startServer(
   if (config.agentAuth === 'off') logger.warn('AGENT_AUTH=off: any agent is accepted without a credential (lab mode)');
   deps.notifier.start();
   deps.forwarder.start();
+  deps.retention.start();
 
   let closing: Promise<void> | null = null;
   // While draining, answers say Connection: close, so keep-alive clients let the process exit at once.
