@@ -24,6 +24,7 @@ import { type Admission, createAdmission } from './services/admission.js';
 import { type Readiness, createReadiness } from './services/readiness.js';
 import { type Policies, createPolicies } from './services/policies.js';
 import { type Retention, createRetention } from './services/retention.js';
+import { createKeyUsageTracker } from './services/key-usage.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -107,7 +108,14 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     cacheSeconds: config.secretCacheSeconds,
     tokenTtlSeconds: config.tokenTtlSeconds,
   });
-  const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
+  const keyUsage = createKeyUsageTracker({ sql: db.sql, logger });
+  keyUsage.start();
+  const admin = createAdmin({
+    sql: db.sql,
+    clock,
+    onCredentialsChanged: () => credentials.clearCache(),
+    flushKeyUsage: () => keyUsage.flush(),
+  });
   const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
   // UPSTREAM_URL set: accepted and released inventories are also written to the GLPI outbox.
   const forward = Boolean(config.upstreamUrl);
@@ -170,6 +178,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     policies,
     onDeviceEvent,
     forward,
+    keyUsage,
   });
   const retention = createRetention({
     sql: db.sql,
@@ -205,6 +214,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
       for (const fn of closers) fn();
       await batcher.drain();
       await retention.stop();
+      await keyUsage.stop();
       await notifier.stop();
       await forwarder.stop();
       redis?.disconnect();

@@ -259,6 +259,7 @@
  * @typedef {object} KeyUsage
  * @property {Key} key
  * @property {KeyUsageRow[]} usage
+ * @property {string | null} nextCursor the next page (`?cursor=`), null on the last one
  */
 
 /**

@@ -238,7 +238,12 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/keys/:name/usage',
     role: 'admin',
-    handler: async (req, _a, d) => ({ body: await d.admin.keyUsage(param(req, 'name')) }),
+    handler: async (req, _a, d) => ({
+      body: await d.admin.keyUsage(param(req, 'name'), {
+        limit: limit(req.query.limit, 100),
+        cursor: str(req.query.cursor, 'cursor', { optional: true }),
+      }),
+    }),
   },
   ...(['freeze', 'unfreeze'] as const).map((what): Route => ({
     method: 'post',

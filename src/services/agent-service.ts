@@ -34,6 +34,7 @@ import { AppError, ERROR_STATUS } from '../errors.js';
 import type { DeferReason } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import { viewFromBody } from './inventory-view.js';
+import type { KeyUse } from './key-usage.js';
 import { type Conflict, boundClient, credentialConflict, findConflict, knownDevice, pinVerdict } from './conflicts.js';
 
 export interface AgentRequest {
@@ -87,6 +88,8 @@ export interface AgentServiceDeps {
   ) => Promise<void>;
   /** UPSTREAM_URL is set: an approved device's inventories also go to the GLPI outbox, in the transaction that records them. */
   forward?: boolean;
+  /** Counts each request made with a registration key version (services/key-usage.ts). */
+  keyUsage?: { seen(u: KeyUse): Promise<void> };
 }
 
 /** Thrown when a credential is used outside what it allows: answered exactly like a bad credential. */
@@ -131,6 +134,19 @@ export const DEFER_MAX_HOURS = 4;
 
 export function createAgentService(deps: AgentServiceDeps) {
   const freq = deps.prologFreqHours;
+
+  /** Key usage: who used which key version, from where, when last (not on registrations' history). */
+  function noteKeyUse(req: AgentRequest, deviceid: string | null, deviceId: number | null): Promise<void> {
+    const p = req.principal;
+    if (!deps.keyUsage || p?.type !== 'key' || !p.keyVersionId) return Promise.resolve();
+    return deps.keyUsage.seen({
+      keyVersionId: p.keyVersionId,
+      deviceid,
+      remoteAddr: req.remoteAddr,
+      deviceId,
+      at: req.receivedAt,
+    });
+  }
 
   /**
    * A rejected device is told, in terms both agents honour, to skip its inventory and come back rarely:
@@ -288,6 +304,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         return rec;
       });
     }
+    await noteKeyUse(req, msg.deviceid, rec.deviceId);
     let state = rec.state;
     if (state === 'quarantined' && rec.deviceId !== null && deps.policies)
       state = ((await deps.policies.evaluate(rec.deviceId)) as typeof state) ?? state;
@@ -412,6 +429,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       details: null,
       ...requestColumns(req),
     });
+    await noteKeyUse(req, info.deviceid ?? null, null);
   }
 
   return { handle, getConfig, recordRefusal, deferredAnswer };

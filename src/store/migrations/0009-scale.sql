@@ -4,6 +4,7 @@
 -- Key usage: one small row per (key version, deviceid, address), kept up to date on the ingest path, so
 -- `secrets usage` and the rotation check never read the registrations history. requests is a running count.
 create table key_version_usage (
+  id             bigserial primary key,
   key_version_id bigint not null references key_versions (id) on delete cascade,
   deviceid       text,
   remote_addr    text,
@@ -13,6 +14,8 @@ create table key_version_usage (
   last_used      timestamptz not null,
   constraint key_version_usage_uniq unique nulls not distinct (key_version_id, deviceid, remote_addr)
 );
+-- Key usage pages: one version's rows, most recently used first (keyset on (last_used, id)).
+create index key_version_usage_version_idx on key_version_usage (key_version_id, last_used, id);
 -- The rotation check: has this device used a newer version of the key since?
 create index key_version_usage_deviceid_idx on key_version_usage (deviceid, key_version_id);
 create index key_version_usage_device_idx on key_version_usage (device_id) where device_id is not null;
