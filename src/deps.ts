@@ -25,6 +25,7 @@ import { type Readiness, createReadiness } from './services/readiness.js';
 import { type Policies, createPolicies } from './services/policies.js';
 import { type Retention, createRetention } from './services/retention.js';
 import { createKeyUsageTracker } from './services/key-usage.js';
+import { type InventorySummaries, createInventorySummaries } from './services/inventory-summary.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -50,6 +51,8 @@ export interface Deps {
   policies: Policies;
   /** Retention passes (REGISTRATION_RETENTION, SUBMISSION_RETENTION, AUDIT_RETENTION), started by the server. */
   retention: Retention;
+  /** Prepares the device page's inventory summaries after full inventories are stored (started by the server). */
+  inventorySummaries: InventorySummaries;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -190,6 +193,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     submissionSeconds: config.submissionRetentionSeconds,
     auditSeconds: config.auditRetentionSeconds,
   });
+  const inventorySummaries = createInventorySummaries({ sql: db.sql, logger });
   return {
     config,
     logger,
@@ -201,11 +205,12 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     credentials,
     admin,
     records: createRecords(db.sql),
-    review: createReview({ sql: db.sql, clock, notifier, forward }),
+    review: createReview({ sql: db.sql, clock, notifier, forward, summaries: inventorySummaries }),
     forwarder,
     notifier,
     policies,
     retention,
+    inventorySummaries,
     limits,
     admission,
     readiness: createReadiness({ sql: db.sql, redis }),
@@ -214,6 +219,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
       for (const fn of closers) fn();
       await batcher.drain();
       await retention.stop();
+      await inventorySummaries.stop();
       await keyUsage.stop();
       await notifier.stop();
       await forwarder.stop();

@@ -116,6 +116,7 @@ export async function startServer(
   deps.notifier.start();
   deps.forwarder.start();
   deps.retention.start();
+  deps.inventorySummaries.start();
 
   let closing: Promise<void> | null = null;
   // While draining, answers say Connection: close, so keep-alive clients let the process exit at once.

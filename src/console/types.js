@@ -95,9 +95,10 @@
  * @property {string | null} serial
  * @property {string | null} uuid
  * @property {number | string | null} memoryMb
- * @property {number} softwareCount
- * @property {number} networkCount
+ * @property {number | null} softwareCount
+ * @property {number | null} networkCount
  * @property {string[]} sections
+ * @property {boolean} [pending] the latest full inventory is still being summarised (identity columns shown)
  */
 
 /**
