@@ -234,7 +234,10 @@ async function main(): Promise<void> {
     const q = N >= 8730 ? 'LT-0872' : 'LT-0087';
     const tagCount = Math.floor(N / 4);
     const offset = Math.min(5000, Math.floor(tagCount / 2));
-    const cursorAt = (await get(`/api/v1/devices?tag=paris&limit=${offset}`)).headers['x-next-cursor'] as string;
+    // The cursor that starts the page at `offset`: the one the page just before it answers with.
+    const cursorAt = (await get(`/api/v1/devices?tag=paris&limit=50&offset=${offset - 50}`)).headers[
+      'x-next-cursor'
+    ] as string;
     out(`calls (${SAMPLES} sequential requests each, after 3 warm-up):`);
     const results = [
       await timeCall('GET /api/v1/devices?state=quarantined&limit=50', () =>
