@@ -41,6 +41,9 @@ export interface Config {
   securitySpikeFailures: number;
   inventoryViewLimit: number;
   rejectedRetentionSeconds: number;
+  registrationRetentionSeconds: number;
+  submissionRetentionSeconds: number;
+  auditRetentionSeconds: number | undefined;
   heavyConcurrency: number;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
@@ -457,6 +460,27 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     doc: 'how long the held submissions of a rejected device are kept before they are purged (audited)',
     default: '30d',
     parse: atLeast(3600, parseDuration),
+  },
+  {
+    env: 'REGISTRATION_RETENTION',
+    field: 'registrationRetentionSeconds',
+    doc: 'how long recorded agent requests (registrations) are kept; one still referenced by a kept submission stays with it',
+    default: '90d',
+    parse: atLeast(3600, parseDuration),
+  },
+  {
+    env: 'SUBMISSION_RETENTION',
+    field: 'submissionRetentionSeconds',
+    doc: "how long stored inventory bodies are kept; each device's latest full inventory and the partials after it, held ones and ones not yet delivered to GLPI are always kept",
+    default: '30d',
+    parse: atLeast(3600, parseDuration),
+  },
+  {
+    env: 'AUDIT_RETENTION',
+    field: 'auditRetentionSeconds',
+    doc: 'how long audit log entries and security events are kept; unset = forever',
+    default: undefined,
+    parse: (raw: string) => (raw.trim() === '' ? undefined : atLeast(86400, parseDuration)(raw)),
   },
   {
     env: 'TLS_CERT',

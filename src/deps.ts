@@ -31,6 +31,9 @@ import { type Spool, createSpool } from './services/spool.js';
 import { type DbHealth, createDbHealth, isUnavailable } from './services/db-health.js';
 import { AppError } from './errors.js';
 import type { SpooledRequest } from './services/agent-service.js';
+import { type Retention, createRetention } from './services/retention.js';
+import { createKeyUsageTracker } from './services/key-usage.js';
+import { type InventorySummaries, createInventorySummaries } from './services/inventory-summary.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -62,6 +65,10 @@ export interface Deps {
   inventoryRead: InventoryRead;
   securityEvents: SecurityEvents;
   auditRead: AuditRead;
+  /** Retention passes (REGISTRATION_RETENTION, SUBMISSION_RETENTION, AUDIT_RETENTION), started by the server. */
+  retention: Retention;
+  /** Prepares the device page's inventory summaries after full inventories are stored (started by the server). */
+  inventorySummaries: InventorySummaries;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -125,7 +132,14 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     health: opts.role === 'server' ? dbHealth : undefined,
     onSecurityEvent: (kind, e) => securitySpike.observe(kind, e),
   });
-  const admin = createAdmin({ sql: db.sql, clock, onCredentialsChanged: () => credentials.clearCache() });
+  const keyUsage = createKeyUsageTracker({ sql: db.sql, logger });
+  keyUsage.start();
+  const admin = createAdmin({
+    sql: db.sql,
+    clock,
+    onCredentialsChanged: () => credentials.clearCache(),
+    flushKeyUsage: () => keyUsage.flush(),
+  });
   const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
   // Whether accepted and released inventories of approved devices go to the GLPI outbox is the database's
   // forwarding switch (read in the writing statement), not this process's UPSTREAM_URL: an approval from a
@@ -211,6 +225,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     forward,
     inflateLimit: config.inflateLimit,
     logger,
+    keyUsage,
   });
   // The spool exists where a database can be away: a server on PostgreSQL (the embedded one is in-process).
   let spool: Spool | null = null;
@@ -241,6 +256,17 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     spool: spoolStats,
   });
   closers.push(() => readiness.close());
+  const retention = createRetention({
+    sql: db.sql,
+    lock: db.mode === 'postgres',
+    clock,
+    logger,
+    metrics,
+    registrationSeconds: config.registrationRetentionSeconds,
+    submissionSeconds: config.submissionRetentionSeconds,
+    auditSeconds: config.auditRetentionSeconds,
+  });
+  const inventorySummaries = createInventorySummaries({ sql: db.sql, logger });
   return {
     config,
     logger,
@@ -252,13 +278,15 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     credentials,
     admin,
     records: createRecords(db.sql),
-    review: createReview({ sql: db.sql, clock, notifier, forward }),
+    review: createReview({ sql: db.sql, clock, notifier, forward, summaries: inventorySummaries }),
     forwarder,
     notifier,
     policies,
     inventoryRead: createInventoryRead({ sql: db.sql, viewLimit: config.inventoryViewLimit }),
     securityEvents: createSecurityEvents(db.sql),
     auditRead: createAuditRead(db.sql),
+    retention,
+    inventorySummaries,
     limits,
     admission,
     readiness,
@@ -269,6 +297,9 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
       for (const fn of closers) fn();
       await batcher.drain();
       await spool?.close();
+      await retention.stop();
+      await inventorySummaries.stop();
+      await keyUsage.stop();
       await notifier.stop();
       await forwarder.stop();
       redis?.disconnect();

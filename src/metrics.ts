@@ -141,9 +141,32 @@ export function createMetrics() {
     help: "Times this process's forwarding circuit breaker opened (GLPI unreachable)",
     registers: [registry],
   });
+  // Retention (src/services/retention.ts): rows deleted per table, passes by outcome, how long a pass took.
+  const retentionDeleted = new client.Counter({
+    name: 'agentgate_retention_deleted_total',
+    help: 'Rows deleted by retention passes, by table',
+    labelNames: ['table'] as const,
+    registers: [registry],
+  });
+  const retentionPasses = new client.Counter({
+    name: 'agentgate_retention_passes_total',
+    help: 'Retention passes by outcome (done; skipped = another replica holds the lock; failed)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const retentionSeconds = new client.Gauge({
+    name: 'agentgate_retention_last_pass_seconds',
+    help: 'Duration of the last retention pass this process ran',
+    registers: [registry],
+  });
   return {
     registry,
     spoolSource: (fn: typeof spoolSource) => void (spoolSource = fn),
+    retentionDeleted: (table: string, n: number) => retentionDeleted.inc({ table }, n),
+    retentionPass: (outcome: 'done' | 'skipped' | 'failed', seconds?: number) => {
+      retentionPasses.inc({ outcome });
+      if (seconds !== undefined) retentionSeconds.set(seconds);
+    },
     outboxSource: (fn: typeof outboxSource) => void (outboxSource = fn),
     forwardBreaker: (state: 'closed' | 'open') => {
       if (state === 'open' && !breakerIsOpen) breakerTrips.inc();

@@ -220,6 +220,8 @@ export async function startServer(
   if (config.agentAuth === 'off') logger.warn('AGENT_AUTH=off: any agent is accepted without a credential (lab mode)');
   deps.notifier.start();
   deps.forwarder.start();
+  deps.retention.start();
+  deps.inventorySummaries.start();
 
   const drains = [drainable(server)];
   let stopping: Promise<void> | null = null;

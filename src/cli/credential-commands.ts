@@ -137,11 +137,16 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
     .command('usage')
     .description('which devices and addresses used each version of a key, and when last')
     .requiredOption('--name <name>', 'key name')
+    .option('--limit <n>', 'rows per page (at most 1000)', '100')
+    .option('--cursor <cursor>', 'the next page: the nextCursor a previous page printed')
     .option('--json', 'print JSON')
-    .action(async (o: { name: string; json?: boolean }) => {
+    .action(async (o: { name: string; limit: string; cursor?: string; json?: boolean }) => {
       await withDeps(async (deps) => {
-        const { key, usage } = await deps.admin.keyUsage(o.name);
-        if (o.json) return printJson({ key, usage });
+        const { key, usage, nextCursor } = await deps.admin.keyUsage(o.name, {
+          limit: Number(o.limit),
+          cursor: o.cursor,
+        });
+        if (o.json) return printJson({ key, usage, nextCursor });
         printTable(usage as never, [
           'version',
           'prefix',
@@ -151,6 +156,8 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
           'requests',
           'lastUsed',
         ]);
+        if (nextCursor)
+          process.stdout.write(`more: agent-gate secrets usage --name ${o.name} --cursor ${nextCursor}\n`);
       });
     });
 

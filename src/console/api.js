@@ -215,10 +215,25 @@ export const rotateKey = (name, grace) => call('POST', `/keys/${enc(name)}/rotat
 export const setKeyActive = (name, active) => call('POST', `/keys/${enc(name)}/${active ? 'activate' : 'revoke'}`);
 
 /**
+ * A key's usage, page after page (the API pages it), up to USAGE_MAX_PAGES pages of 1000 rows;
+ * `nextCursor` is set when there was more than that.
  * @param {string} name
  * @returns {Promise<KeyUsage>}
  */
-export const keyUsage = (name) => call('GET', `/keys/${enc(name)}/usage`);
+export async function keyUsage(name) {
+  /** @type {KeyUsage} */
+  const first = await call('GET', `/keys/${enc(name)}/usage?limit=1000`);
+  const usage = [...first.usage];
+  let next = first.nextCursor;
+  for (let page = 1; next && page < USAGE_MAX_PAGES; page++) {
+    /** @type {KeyUsage} */
+    const more = await call('GET', `/keys/${enc(name)}/usage?limit=1000&cursor=${encodeURIComponent(next)}`);
+    usage.push(...more.usage);
+    next = more.nextCursor;
+  }
+  return { ...first, usage, nextCursor: next };
+}
+const USAGE_MAX_PAGES = 10;
 
 // ---- clients ------------------------------------------------------------------------------------------------
 

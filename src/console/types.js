@@ -177,9 +177,10 @@
  * @property {string | null} serial
  * @property {string | null} uuid
  * @property {number | string | null} memoryMb
- * @property {number} softwareCount
- * @property {number} networkCount
+ * @property {number | null} softwareCount
+ * @property {number | null} networkCount
  * @property {string[]} sections
+ * @property {boolean} [pending] the latest full inventory is still being summarised (identity columns shown)
  */
 
 /**
@@ -341,6 +342,7 @@
  * @typedef {object} KeyUsage
  * @property {Key} key
  * @property {KeyUsageRow[]} usage
+ * @property {string | null} nextCursor the next page (`?cursor=`), null on the last one
  */
 
 /**

@@ -44,7 +44,7 @@ type Handler = (
   actor: Actor,
   deps: AdminApiDeps,
   role: Role,
-) => Promise<{ status?: number; body: unknown }>;
+) => Promise<{ status?: number; body: unknown; headers?: Record<string, string> }>;
 
 interface Route {
   method: 'get' | 'post';
@@ -138,10 +138,13 @@ export const ROUTES: Route[] = [
       const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
       if (!Number.isInteger(offset) || offset < 0)
         throw new AppError('bad_request', 'offset must be a whole number ≥ 0');
+      const cursor = str(req.query.cursor, 'cursor', { optional: true, max: 200 });
+      if (cursor && offset > 0) throw new AppError('bad_request', 'give offset or cursor, not both');
       const filter = {
         state,
         subnet,
         offset,
+        cursor,
         limit: limit(req.query.limit, 100),
         tag: str(req.query.tag, 'tag', { optional: true }),
         claimedTag: str(req.query.claimedTag, 'claimedTag', { optional: true }),
@@ -150,7 +153,9 @@ export const ROUTES: Route[] = [
         firstSeenFrom: date(req.query.firstSeenFrom, 'firstSeenFrom') ?? undefined,
         firstSeenTo: date(req.query.firstSeenTo, 'firstSeenTo') ?? undefined,
       };
-      return { body: await d.records.devices(filter) };
+      // The body stays the list it always was; the next page's cursor travels in a header.
+      const page = await d.records.devicesPage(filter);
+      return { body: page.devices, headers: page.nextCursor ? { 'X-Next-Cursor': page.nextCursor } : undefined };
     },
   },
   {
@@ -283,7 +288,12 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/keys/:name/usage',
     role: 'admin',
-    handler: async (req, _a, d) => ({ body: await d.admin.keyUsage(param(req, 'name')) }),
+    handler: async (req, _a, d) => ({
+      body: await d.admin.keyUsage(param(req, 'name'), {
+        limit: limit(req.query.limit, 100),
+        cursor: str(req.query.cursor, 'cursor', { optional: true }),
+      }),
+    }),
   },
   ...(['freeze', 'unfreeze'] as const).map((what): Route => ({
     method: 'post',
@@ -591,6 +601,7 @@ export function adminApi(deps: AdminApiDeps): express.Router {
         .handler(req, { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null }, deps, operator.role)
         .then((out) => {
           res.setHeader('Cache-Control', 'no-store');
+          for (const [k, v] of Object.entries(out.headers ?? {})) res.setHeader(k, v);
           res.status(out.status ?? 200).json(out.body);
         }, next);
     });

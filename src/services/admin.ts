@@ -23,6 +23,33 @@ export interface AdminDeps {
   clock: Clock;
   /** Called after a change that must stop cached verifications in this process. */
   onCredentialsChanged?: () => void;
+  /** Writes the key usage counted in memory (services/key-usage.ts) before it is read. */
+  flushKeyUsage?: () => Promise<void>;
+}
+
+/** Key usage pages: default and largest page. */
+export const USAGE_PAGE = 100;
+export const USAGE_PAGE_MAX = 1000;
+
+function encodeUsageCursor(c: store.UsageCursor): string {
+  return Buffer.from(JSON.stringify([c.version, c.at, c.id])).toString('base64url');
+}
+
+function decodeUsageCursor(text: string): store.UsageCursor {
+  try {
+    const [version, at, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown[];
+    if (
+      Number.isInteger(version) &&
+      typeof at === 'string' &&
+      at.length <= 40 &&
+      /^[0-9: .+-]+$/.test(at) &&
+      Number.isInteger(id)
+    )
+      return { version: version as number, at, id: id as number };
+  } catch {
+    // answered below
+  }
+  throw new AppError('bad_request', 'cursor is not one this server gave');
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -180,9 +207,34 @@ export function createAdmin(deps: AdminDeps) {
       return Promise.all(keys.map((k) => keyView(sql, k)));
     },
 
-    async keyUsage(name: string): Promise<{ key: KeyView; usage: store.VersionUsageRow[] }> {
+    /**
+     * Which devices and addresses used each version, how often and when last: by version, most recently
+     * used first, one page at a time (`nextCursor` continues it; null on the last page).
+     */
+    async keyUsage(
+      name: string,
+      page: { limit?: number; cursor?: string } = {},
+    ): Promise<{ key: KeyView; usage: store.VersionUsageRow[]; nextCursor: string | null }> {
+      const limit = page.limit ?? USAGE_PAGE;
+      if (!Number.isInteger(limit) || limit < 1 || limit > USAGE_PAGE_MAX)
+        throw new AppError('bad_request', `limit must be a whole number from 1 to ${USAGE_PAGE_MAX}`);
+      const after = page.cursor ? decodeUsageCursor(page.cursor) : null;
       const key = await requireKey(sql, name);
-      return { key: await keyView(sql, key), usage: await store.keyUsage(sql, key.id) };
+      await deps.flushKeyUsage?.();
+      const rows: Awaited<ReturnType<typeof store.keyVersionUsagePage>> = [];
+      for (const v of await store.listKeyVersions(sql, key.id)) {
+        if (after && v.version < after.version) continue;
+        const from = after && v.version === after.version ? after : null;
+        rows.push(...(await store.keyVersionUsagePage(sql, v, from, limit + 1 - rows.length)));
+        if (rows.length > limit) break;
+      }
+      const more = rows.length > limit;
+      const shown = rows.slice(0, limit);
+      return {
+        key: await keyView(sql, key),
+        usage: shown.map(({ cursor: _c, ...u }) => u),
+        nextCursor: more ? encodeUsageCursor(shown[shown.length - 1]!.cursor) : null,
+      };
     },
 
     async createClient(
@@ -303,7 +355,8 @@ export function createAdmin(deps: AdminDeps) {
 
     listAudit: (f: { limit: number; action?: string }) => store.listAudit(sql, f),
     listSecurityEvents: (limit: number) => store.listSecurityEvents(sql, limit),
-    expiringVersionsInUse: (horizonSeconds: number) => {
+    expiringVersionsInUse: async (horizonSeconds: number) => {
+      await deps.flushKeyUsage?.();
       const now = clock.now();
       return store.expiringVersionsInUse(sql, now, new Date(now.getTime() + horizonSeconds * 1000));
     },

@@ -45,6 +45,7 @@ import type { AgentPrincipal } from './credentials.js';
 import type { SpoolHeader } from './spool.js';
 import { withDeadline } from './db-health.js';
 import { viewFromBody } from './inventory-view.js';
+import type { KeyUse } from './key-usage.js';
 import { type Conflict, boundClient, credentialConflict, findConflict, knownDevice, pinVerdict } from './conflicts.js';
 
 export interface AgentRequest {
@@ -121,6 +122,8 @@ export interface AgentServiceDeps {
   /** INFLATE_LIMIT, for spooled bodies decoded again at replay. */
   inflateLimit?: number;
   logger?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  /** Counts each request made with a registration key version (services/key-usage.ts). */
+  keyUsage?: { seen(u: KeyUse): Promise<void> };
 }
 
 /** Thrown when a credential is used outside what it allows: answered exactly like a bad credential. */
@@ -168,6 +171,19 @@ export const DEFER_MAX_HOURS = 4;
 
 export function createAgentService(deps: AgentServiceDeps) {
   const freq = deps.prologFreqHours;
+
+  /** Key usage: who used which key version, from where, when last (not on registrations' history). */
+  function noteKeyUse(req: AgentRequest, deviceid: string | null, deviceId: number | null): Promise<void> {
+    const p = req.principal;
+    if (!deps.keyUsage || p?.type !== 'key' || !p.keyVersionId) return Promise.resolve();
+    return deps.keyUsage.seen({
+      keyVersionId: p.keyVersionId,
+      deviceid,
+      remoteAddr: req.remoteAddr,
+      deviceId,
+      at: req.receivedAt,
+    });
+  }
 
   /**
    * A rejected device is told, in terms both agents honour, to skip its inventory and come back rarely:
@@ -326,6 +342,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         return rec;
       });
     }
+    await noteKeyUse(req, msg.deviceid, rec.deviceId);
     let state = rec.state;
     if (state === 'quarantined' && rec.deviceId !== null && deps.policies)
       state = ((await deps.policies.evaluate(rec.deviceId)) as typeof state) ?? state;
@@ -450,6 +467,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       details: null,
       ...requestColumns(req),
     });
+    await noteKeyUse(req, info.deviceid ?? null, null);
   }
 
   /** Messages that carry data: read while the database is away, they go to the spool rather than fail. */

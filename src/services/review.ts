@@ -22,9 +22,9 @@ import {
   submissionCounts,
 } from '../store/review-store.js';
 import { transitionDevice } from './device-state.js';
-import { loadInventoryView, loadSubmissionBody, lockInventory, setInventoryView } from '../store/agent-store.js';
+import { type InventorySummary, pageInventory } from '../store/read-store.js';
 import type { Actor } from './admin.js';
-import { viewFromBody } from './inventory-view.js';
+import { SMALL_BODY, summarizeSubmission } from './inventory-summary.js';
 import type { Notifier } from './notifier.js';
 import { type Duplicate, withDuplicates } from './lookalikes.js';
 
@@ -65,6 +65,8 @@ export function createReview(deps: {
   clock: Clock;
   notifier?: Pick<Notifier, 'emit'>;
   /** UPSTREAM_URL set: approvals enqueue what they release for GLPI. */ forward?: boolean;
+  /** The background pass that prepares inventory summaries: told when a page found one missing. */
+  summaries?: { kick(): void };
 }) {
   const { sql, clock } = deps;
 
@@ -280,7 +282,7 @@ export function createReview(deps: {
         /** devices that share a serial, UUID, MAC or name with this one (lookalikes.ts) */
         duplicates,
         conflictWithDevice: conflictWith,
-        inventory: await inventorySummary(device.id),
+        inventory: await inventorySummary(device),
         history: await deviceHistory(sql, device.id),
         submissions: await submissionCounts(sql, device.id),
         sources,
@@ -291,34 +293,37 @@ export function createReview(deps: {
     },
   };
 
-  /** OS, hardware, software count… from the inventory view (built now from the raw bytes if needed). */
-  async function inventorySummary(deviceId: number) {
-    const view = await sql.begin(async (tx) => {
-      const state = await lockInventory(tx, deviceId);
-      if (!state) return null;
-      if (!state.hasView && state.fullSubmissionId !== null) {
-        const full = await loadSubmissionBody(tx, state.fullSubmissionId);
-        if (full)
-          await setInventoryView(tx, deviceId, viewFromBody(full.body, full.compression, full.format), clock.now());
-      }
-      return loadInventoryView(tx, deviceId);
-    });
-    if (!view) return null;
-    const first = (v: unknown) => (Array.isArray(v) ? v[0] : v) as Record<string, unknown> | undefined;
-    const os = first(view.operatingsystem);
-    const bios = first(view.bios);
-    const hw = first(view.hardware);
-    const count = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
+  /**
+   * OS, hardware, software count…: from the merged view (summarised in SQL), else from the summary the
+   * background pass prepared; never a large body parsed here (see services/inventory-summary.ts).
+   */
+  async function inventorySummary(device: {
+    id: number;
+    os: string | null;
+    manufacturer: string | null;
+    model: string | null;
+    serial: string | null;
+    uuid: string | null;
+  }): Promise<InventorySummary | null> {
+    const inv = await pageInventory(sql, device.id);
+    if (!inv) return null;
+    if (inv.fromView) return inv.fromView;
+    if (inv.summary && inv.fresh) return inv.summary;
+    if (inv.fullSubmissionId === null) return inv.summary;
+    if (inv.fullDecodedSize !== null && inv.fullDecodedSize <= SMALL_BODY)
+      return summarizeSubmission(sql, inv.fullSubmissionId);
+    deps.summaries?.kick();
     return {
-      os: os?.full_name ?? os?.name ?? null,
-      manufacturer: bios?.smanufacturer ?? null,
-      model: bios?.smodel ?? null,
-      serial: bios?.ssn ?? null,
-      uuid: hw?.uuid ?? null,
-      memoryMb: hw?.memory ?? null,
-      softwareCount: count(view.softwares),
-      networkCount: count(view.networks),
-      sections: Object.keys(view).sort(),
+      os: device.os,
+      manufacturer: device.manufacturer,
+      model: device.model,
+      serial: device.serial,
+      uuid: device.uuid,
+      memoryMb: null,
+      softwareCount: null,
+      networkCount: null,
+      sections: [],
+      pending: true,
     };
   }
 }

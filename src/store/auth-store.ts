@@ -139,32 +139,95 @@ export interface VersionUsageRow {
   lastUsed: Date;
 }
 
-/** Which devices and addresses used each version of a key, and when last. */
-export async function keyUsage(sql: Queryable, keyId: number): Promise<VersionUsageRow[]> {
-  return sql<VersionUsageRow[]>`
-    select v.version, v.prefix, v.expires_at as "expiresAt", r.deviceid, r.device_id as "deviceId", r.remote_addr as "remoteAddr",
-           count(*)::int as requests, max(r.received_at) as "lastUsed"
-    from key_versions v join registrations r on r.key_version_id = v.id
-    where v.key_id = ${keyId}
-    group by v.version, v.prefix, v.expires_at, r.deviceid, r.device_id, r.remote_addr
-    order by v.version, max(r.received_at) desc`;
+/** Where a key usage page ends: the version, and (last_used as PostgreSQL prints it, row id) in it. */
+export interface UsageCursor {
+  version: number;
+  at: string;
+  id: number;
 }
 
-/** Versions closing within `horizon` that devices used recently without having used a newer version since. */
+/**
+ * Which devices and addresses used one version of a key, and when last, most recently first: one page
+ * from key_version_usage (never the registrations history). `after` continues a page within this version.
+ */
+export async function keyVersionUsagePage(
+  sql: Queryable,
+  v: { id: number; version: number; prefix: string; expiresAt: Date | null },
+  after: { at: string; id: number } | null,
+  limit: number,
+): Promise<(VersionUsageRow & { cursor: UsageCursor })[]> {
+  const rows = await sql<(Omit<VersionUsageRow, 'version' | 'prefix' | 'expiresAt'> & { at: string; id: number })[]>`
+    select u.deviceid, u.device_id as "deviceId", u.remote_addr as "remoteAddr", u.requests::int as requests,
+           u.last_used as "lastUsed", u.last_used::text as at, u.id
+    from key_version_usage u
+    where u.key_version_id = ${v.id}
+      ${after ? sql`and (u.last_used, u.id) < (${after.at}::text::timestamptz, ${after.id}::bigint)` : sql``}
+    order by u.last_used desc, u.id desc
+    limit ${limit}`;
+  return rows.map(({ at, id, ...r }) => ({
+    version: v.version,
+    prefix: v.prefix,
+    expiresAt: v.expiresAt,
+    ...r,
+    cursor: { version: v.version, at, id },
+  }));
+}
+
+export interface KeyUsageDelta {
+  keyVersionId: number;
+  deviceid: string | null;
+  remoteAddr: string | null;
+  deviceId: number | null;
+  /** requests to add */
+  requests: number;
+  firstAt: Date;
+  lastAt: Date;
+}
+
+/**
+ * Adds counted requests to key_version_usage, one statement for many rows (the ingest path's usage
+ * tracker, services/key-usage.ts). Rows are written in key order so two replicas never deadlock.
+ */
+export async function addKeyUsage(sql: Queryable, rows: KeyUsageDelta[]): Promise<void> {
+  if (rows.length === 0) return;
+  const sorted = [...rows].sort(
+    (a, b) =>
+      a.keyVersionId - b.keyVersionId ||
+      (a.deviceid ?? '').localeCompare(b.deviceid ?? '') ||
+      (a.remoteAddr ?? '').localeCompare(b.remoteAddr ?? ''),
+  );
+  await sql`
+    insert into key_version_usage (key_version_id, deviceid, remote_addr, device_id, requests, first_used, last_used)
+    select * from unnest(${sorted.map((r) => r.keyVersionId)}::bigint[], ${sorted.map((r) => r.deviceid)}::text[],
+                         ${sorted.map((r) => r.remoteAddr)}::text[], ${sorted.map((r) => r.deviceId)}::bigint[],
+                         ${sorted.map((r) => r.requests)}::bigint[],
+                         ${sorted.map((r) => r.firstAt.toISOString())}::text[]::timestamptz[],
+                         ${sorted.map((r) => r.lastAt.toISOString())}::text[]::timestamptz[])
+    on conflict on constraint key_version_usage_uniq do update set
+      requests = key_version_usage.requests + excluded.requests,
+      first_used = least(key_version_usage.first_used, excluded.first_used),
+      last_used = greatest(key_version_usage.last_used, excluded.last_used),
+      device_id = coalesce(excluded.device_id, key_version_usage.device_id)`;
+}
+
+/**
+ * Versions closing within `horizon` that devices used without having used a newer version of the key
+ * since: read from key_version_usage, so it costs nothing while no version is closing.
+ */
 export async function expiringVersionsInUse(
   sql: Queryable,
   now: Date,
   horizon: Date,
 ): Promise<{ keyName: string; version: number; expiresAt: Date; devices: number }[]> {
   return sql<{ keyName: string; version: number; expiresAt: Date; devices: number }[]>`
-    select k.name as "keyName", v.version, v.expires_at as "expiresAt", count(distinct r.deviceid)::int as devices
+    select k.name as "keyName", v.version, v.expires_at as "expiresAt", count(distinct u.deviceid)::int as devices
     from key_versions v
     join registration_keys k on k.id = v.key_id
-    join registrations r on r.key_version_id = v.id
+    join key_version_usage u on u.key_version_id = v.id
     where v.expires_at > ${now} and v.expires_at <= ${horizon}
       and not exists (
-        select 1 from registrations r2 join key_versions v2 on v2.id = r2.key_version_id
-        where v2.key_id = v.key_id and v2.version > v.version and r2.deviceid = r.deviceid and r2.received_at >= r.received_at)
+        select 1 from key_version_usage u2 join key_versions v2 on v2.id = u2.key_version_id
+        where u2.deviceid = u.deviceid and v2.key_id = v.key_id and v2.version > v.version and u2.last_used >= u.last_used)
     group by k.name, v.version, v.expires_at`;
 }
 

@@ -123,7 +123,9 @@ async function openEmbedded(opts: OpenOptions): Promise<Database> {
   fs.mkdirSync(dataDir, { recursive: true });
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-  const db = await PGlite.create(path.join(dataDir, 'pgdata'));
+  // pg_trgm serves device search ("contains"); migration 0012 indexes with it when it is there.
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
+  const db = await PGlite.create(path.join(dataDir, 'pgdata'), { extensions: { pg_trgm } });
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
   await server.start();
   const [host, portText] = server.getServerConn().split(':');

@@ -49,13 +49,29 @@ export interface DeviceFilter {
   firstSeenTo?: Date;
   limit?: number;
   offset?: number;
+  /** keyset paging: the rows after this one in the list's order (last_seen desc, id desc) */
+  after?: DeviceCursor;
 }
 
-export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceRecord[]> {
-  return sql<DeviceRecord[]>`
+/** Where a device page ended: its last row's last_seen (as PostgreSQL prints it, microseconds kept) and id. */
+export interface DeviceCursor {
+  at: string;
+  id: number;
+}
+
+/**
+ * Devices matching the filter, most recently seen first, one page: by `offset`, or after a cursor (keyset:
+ * the cost of a page does not grow with how deep it is). `next` is the cursor of the page's last row.
+ * Every filter has an index in that order (migration 0012), and `q` ("contains") a trigram one.
+ */
+export async function listDevicesPage(
+  sql: Sql,
+  f: DeviceFilter,
+): Promise<{ devices: DeviceRecord[]; next: DeviceCursor | null }> {
+  const rows = await sql<(DeviceRecord & { cursorAt: string })[]>`
     select id, deviceid, state, name, serial, uuid, msn, asset_tag as "assetTag", manufacturer, model, macs, ips, os,
            assigned_tag as tag, tag as "claimedTag", agent_id as "agentId", agent_version as "agentVersion", first_seen as "firstSeen", last_seen as "lastSeen",
-           last_remote_addr as "lastRemoteAddr", last_inventory_at as "lastInventoryAt"
+           last_remote_addr as "lastRemoteAddr", last_inventory_at as "lastInventoryAt", last_seen::text as "cursorAt"
     from devices
     where true
       ${f.state ? sql`and state = ${f.state}` : sql``}
@@ -66,11 +82,19 @@ export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceReco
       ${f.claimedTag ? sql`and tag = ${f.claimedTag}` : sql``}
       ${f.key ? sql`and registered_key_id = (select id from registration_keys where name = ${f.key})` : sql``}
       ${f.subnet ? sql`and last_remote_addr is not null and last_remote_addr::inet <<= ${f.subnet}::cidr` : sql``}
-      ${f.q ? sql`and (name ilike ${`%${f.q}%`} or serial ilike ${`%${f.q}%`} or uuid ilike ${`%${f.q}%`} or deviceid ilike ${`%${f.q}%`} or array_to_string(macs, ' ') ilike ${`%${f.q.toLowerCase()}%`})` : sql``}
+      ${f.q ? sql`and (name ilike ${`%${f.q}%`} or serial ilike ${`%${f.q}%`} or uuid ilike ${`%${f.q}%`} or deviceid ilike ${`%${f.q}%`} or agentgate_macs_text(macs) ilike ${`%${f.q.toLowerCase()}%`})` : sql``}
       ${f.firstSeenFrom ? sql`and first_seen >= ${f.firstSeenFrom}` : sql``}
       ${f.firstSeenTo ? sql`and first_seen < ${f.firstSeenTo}` : sql``}
+      ${f.after ? sql`and (last_seen, id) < (${f.after.at}::text::timestamptz, ${f.after.id}::bigint)` : sql``}
     order by last_seen desc, id desc
-    limit ${f.limit ?? 1000} offset ${f.offset ?? 0}`;
+    limit ${f.limit ?? 1000} ${f.after ? sql`` : sql`offset ${f.offset ?? 0}`}`;
+  const last = rows[rows.length - 1];
+  const devices = rows.map(({ cursorAt: _c, ...d }) => d);
+  return { devices, next: last ? { at: last.cursorAt, id: last.id } : null };
+}
+
+export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceRecord[]> {
+  return (await listDevicesPage(sql, f)).devices;
 }
 
 /** Devices per state, for the quarantine-queue gauge. */
@@ -141,4 +165,80 @@ export async function listRegistrations(
     order by r.id desc
     limit ${f.limit ?? 50}`;
   return rows;
+}
+
+/** The device page's inventory summary (services/inventory-summary.ts computes the same from a parsed view). */
+export interface InventorySummary {
+  os: unknown;
+  manufacturer: unknown;
+  model: unknown;
+  serial: unknown;
+  uuid: unknown;
+  memoryMb: unknown;
+  softwareCount: number | null;
+  networkCount: number | null;
+  sections: string[];
+  /** true while the summary of the latest full inventory is still being prepared (shown: the device's own columns) */
+  pending?: boolean;
+}
+
+export interface PageInventory {
+  /** the summary of the merged view (partials merged after the full one), computed in SQL, when there is a view */
+  fromView: InventorySummary | null;
+  /** the summary the background pass wrote, and whether it describes the latest full inventory */
+  summary: InventorySummary | null;
+  fresh: boolean;
+  fullSubmissionId: number | null;
+  /** decoded size of the latest full inventory (small ones may be summarised on the spot) */
+  fullDecodedSize: number | null;
+}
+
+/**
+ * What the device page shows of the inventory, without sending a view or a body to the process: the
+ * summary of the merged view is built in SQL (first element of a list section, counts of lists, keys).
+ */
+export async function pageInventory(sql: Queryable, deviceId: number): Promise<PageInventory | null> {
+  const [row] = await sql<PageInventory[]>`
+    with i as (
+      select i.*, case jsonb_typeof(i.view -> 'operatingsystem') when 'array' then i.view -> 'operatingsystem' -> 0 else i.view -> 'operatingsystem' end as os,
+             case jsonb_typeof(i.view -> 'bios') when 'array' then i.view -> 'bios' -> 0 else i.view -> 'bios' end as bios,
+             case jsonb_typeof(i.view -> 'hardware') when 'array' then i.view -> 'hardware' -> 0 else i.view -> 'hardware' end as hw
+      from inventories i where i.device_id = ${deviceId}
+    )
+    select case when i.view is null then null else jsonb_build_object(
+             'os', coalesce(i.os -> 'full_name', i.os -> 'name'),
+             'manufacturer', i.bios -> 'smanufacturer', 'model', i.bios -> 'smodel', 'serial', i.bios -> 'ssn',
+             'uuid', i.hw -> 'uuid', 'memoryMb', i.hw -> 'memory',
+             'softwareCount', case jsonb_typeof(i.view -> 'softwares') when 'array' then jsonb_array_length(i.view -> 'softwares')
+                                when 'null' then 0 else (i.view -> 'softwares' is not null)::int end,
+             'networkCount', case jsonb_typeof(i.view -> 'networks') when 'array' then jsonb_array_length(i.view -> 'networks')
+                                when 'null' then 0 else (i.view -> 'networks' is not null)::int end,
+             'sections', to_jsonb(array(select jsonb_object_keys(i.view) as k order by k))) end as "fromView",
+           i.summary, i.summary_submission_id is not distinct from i.full_submission_id as fresh,
+           i.full_submission_id as "fullSubmissionId", s.decoded_size as "fullDecodedSize"
+    from i left join submissions s on s.id = i.full_submission_id`;
+  return row ?? null;
+}
+
+/** Full inventories whose summary is still to be prepared (no view, summary of an older one or none). */
+export async function summaryTodo(
+  sql: Queryable,
+  limit: number,
+): Promise<{ deviceId: number; submissionId: number }[]> {
+  return sql<{ deviceId: number; submissionId: number }[]>`
+    select device_id as "deviceId", full_submission_id as "submissionId" from inventories
+    where full_submission_id is not null and view is null and summary_submission_id is distinct from full_submission_id
+    order by device_id limit ${limit}`;
+}
+
+/** Stores a summary, unless a newer full inventory arrived meanwhile (then the next pass does that one). */
+export async function saveSummary(
+  sql: Queryable,
+  deviceId: number,
+  submissionId: number,
+  summary: InventorySummary,
+): Promise<void> {
+  await sql`
+    update inventories set summary = ${sql.json(summary as never)}, summary_submission_id = ${submissionId}
+    where device_id = ${deviceId} and full_submission_id = ${submissionId}`;
 }

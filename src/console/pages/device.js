@@ -142,8 +142,8 @@ export async function devicePage(page, ref) {
                 ['Serial', mono(inv.serial)],
                 ['UUID', mono(inv.uuid)],
                 ['Memory', inv.memoryMb ? `${inv.memoryMb} MB` : text(null)],
-                ['Software', String(inv.softwareCount)],
-                ['Network interfaces', String(inv.networkCount)],
+                ['Software', inv.pending ? 'being prepared…' : String(inv.softwareCount)],
+                ['Network interfaces', inv.pending ? 'being prepared…' : String(inv.networkCount)],
                 [
                   'Sections',
                   inv.sections?.length

@@ -1,0 +1,86 @@
+/**
+ * The device page's inventory summary, prepared off the request path: a background pass (every gateway,
+ * polling, kicked when a page finds one missing) parses each new full inventory once after it is stored and
+ * writes its summary next to it (inventories.summary). The page then reads a few hundred bytes instead of
+ * parsing a 230 KB XML body (134–154 ms at p95 on a 100k-device database, issue 17). Small bodies (at most
+ * SMALL_BODY decoded) are still summarised on the spot when the pass has not got to them yet; a large one
+ * shows the device's own identity columns, marked `pending`, for the second or so until the pass is done.
+ */
+import type { Logger } from 'pino';
+import { loadSubmissionBody } from '../store/agent-store.js';
+import type { Sql } from '../store/db.js';
+import { type InventorySummary, saveSummary, summaryTodo } from '../store/read-store.js';
+import { viewFromBody } from './inventory-view.js';
+import { createPoller } from './poller.js';
+
+/** Decoded size up to which a page may parse an inventory itself (a real one is ~230 KB). */
+export const SMALL_BODY = 64 * 1024;
+const BATCH = 20;
+
+/** OS, hardware, software count… of an inventory view (the same fields read-store's pageInventory builds in SQL). */
+export function summarize(view: Record<string, unknown>): InventorySummary {
+  const first = (v: unknown) => (Array.isArray(v) ? v[0] : v) as Record<string, unknown> | undefined;
+  const os = first(view.operatingsystem);
+  const bios = first(view.bios);
+  const hw = first(view.hardware);
+  const count = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
+  return {
+    os: os?.full_name ?? os?.name ?? null,
+    manufacturer: bios?.smanufacturer ?? null,
+    model: bios?.smodel ?? null,
+    serial: bios?.ssn ?? null,
+    uuid: hw?.uuid ?? null,
+    memoryMb: hw?.memory ?? null,
+    softwareCount: count(view.softwares),
+    networkCount: count(view.networks),
+    sections: Object.keys(view).sort(),
+  };
+}
+
+/** The summary of a stored submission, or a marked empty one when its body cannot be read. */
+export async function summarizeSubmission(sql: Sql, submissionId: number): Promise<InventorySummary> {
+  const body = await loadSubmissionBody(sql, submissionId);
+  try {
+    if (body) return summarize(viewFromBody(body.body, body.compression, body.format));
+  } catch {
+    // an unreadable body is summarised as empty, once, rather than retried for ever
+  }
+  return {
+    os: null,
+    manufacturer: null,
+    model: null,
+    serial: null,
+    uuid: null,
+    memoryMb: null,
+    softwareCount: null,
+    networkCount: null,
+    sections: [],
+  };
+}
+
+export function createInventorySummaries(deps: { sql: Sql; logger: Logger; pollMs?: number }) {
+  async function runOnce(): Promise<number> {
+    const todo = await summaryTodo(deps.sql, BATCH);
+    for (const t of todo) {
+      await saveSummary(deps.sql, t.deviceId, t.submissionId, await summarizeSubmission(deps.sql, t.submissionId));
+      // One parse at a time, and the event loop gets a turn between two.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return todo.length;
+  }
+  const poller = createPoller({
+    name: 'inventory summaries',
+    logger: deps.logger,
+    pollMs: deps.pollMs ?? 5000,
+    batchSize: () => BATCH,
+    runOnce,
+  });
+  return {
+    runOnce,
+    start: () => poller.start(),
+    stop: () => poller.stop(),
+    kick: () => poller.kick(),
+  };
+}
+
+export type InventorySummaries = ReturnType<typeof createInventorySummaries>;
