@@ -51,6 +51,7 @@ export interface Config {
   upstreamClientSecret: string | undefined;
   upstreamMaxAttempts: number;
   upstreamWorkers: number;
+  upstreamTag: 'key' | 'agent';
 }
 
 /** Events a webhook can be sent for (src/services/notifier.ts). */
@@ -503,6 +504,13 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     doc: 'inventories forwarded at once by this process; 0 = none here (run `agent-gate forward` elsewhere)',
     default: '2',
     parse: int(0, 64),
+  },
+  {
+    env: 'UPSTREAM_TAG',
+    field: 'upstreamTag',
+    doc: "key = inventories go to GLPI with the tag of the registration key or client their device is pinned to, replacing the agent's (a credential without a tag leaves the agent's); agent = always the agent's own tag",
+    default: 'key',
+    parse: oneOf('key', 'agent'),
   },
 ] as Key<keyof Config>[];
 
