@@ -167,6 +167,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     policies,
     onDeviceEvent,
     forward,
+    onClaimedTagMismatch: (kind) => metrics.claimedTagMismatch(kind),
   });
   return {
     config,

@@ -38,7 +38,12 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
         line('macs', d.macs);
         line('ips', d.ips);
         line('tag', d.tag);
-        line('claimed tag', d.claimedTag === null ? null : `${d.claimedTag} (sent by the agent, not verified)`);
+        line(
+          'claimed tag',
+          d.claimedTag === null
+            ? null
+            : `${d.claimedTag} (sent by the agent, not verified${d.claimedTagMismatch ? '; DIFFERS from its tag' : ''})`,
+        );
         line('key', d.keyName);
         line('client', d.clientId);
         line('agent', d.agentVersion);
