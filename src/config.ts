@@ -61,6 +61,7 @@ export interface Config {
   upstreamMaxAttempts: number;
   upstreamWorkers: number;
   upstreamRate: number;
+  upstreamTag: 'key' | 'agent';
 }
 
 /** Events a webhook can be sent for (src/services/notifier.ts). */
@@ -590,6 +591,13 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     doc: "inventories per second sent to GLPI (GLPI's own import is the slow part: one with 15k computers peaks near 4/s); shared by every process through REDIS_URL, else per process; 0 = unlimited",
     default: '4',
     parse: rate,
+  },
+  {
+    env: 'UPSTREAM_TAG',
+    field: 'upstreamTag',
+    doc: "key = inventories go to GLPI with the tag of the registration key or client their device is pinned to, replacing the agent's (a credential without a tag leaves the agent's); agent = always the agent's own tag",
+    default: 'key',
+    parse: oneOf('key', 'agent'),
   },
 ] as Key<keyof Config>[];
 

@@ -226,6 +226,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     inflateLimit: config.inflateLimit,
     logger,
     keyUsage,
+    onClaimedTagMismatch: (kind) => metrics.claimedTagMismatch(kind),
   });
   // The spool exists where a database can be away: a server on PostgreSQL (the embedded one is in-process).
   let spool: Spool | null = null;

@@ -159,6 +159,18 @@ export function createMetrics() {
     help: 'Duration of the last retention pass this process ran',
     registers: [registry],
   });
+  const upstreamTags = new client.Counter({
+    name: 'agentgate_upstream_tag_total',
+    help: "What became of the agent's tag in attempts to send an inventory to GLPI (as-sent: UPSTREAM_TAG=agent or a credential without a tag; kept: already the credential's; replaced; refused: could not be set, not sent)",
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const claimedTagMismatches = new client.Counter({
+    name: 'agentgate_claimed_tag_mismatch_total',
+    help: "Agent messages whose tag (inventory TAG or CONTACT tag) differs from the tag of the device's registration key or client",
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     spoolSource: (fn: typeof spoolSource) => void (spoolSource = fn),
@@ -167,6 +179,8 @@ export function createMetrics() {
       retentionPasses.inc({ outcome });
       if (seconds !== undefined) retentionSeconds.set(seconds);
     },
+    upstreamTag: (result: 'as-sent' | 'kept' | 'replaced' | 'refused') => upstreamTags.inc({ result }),
+    claimedTagMismatch: (kind: string) => claimedTagMismatches.inc({ kind }),
     outboxSource: (fn: typeof outboxSource) => void (outboxSource = fn),
     forwardBreaker: (state: 'closed' | 'open') => {
       if (state === 'open' && !breakerIsOpen) breakerTrips.inc();

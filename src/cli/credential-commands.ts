@@ -187,12 +187,19 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
     .description('create a client credential and print its secret once')
     .requiredOption('--name <name>', 'a name for people')
     .option('--device <id>', 'bind it to one device (device id or deviceid): it may submit for no other')
+    .option(
+      '--tag <tag>',
+      "tag/entity of the devices it registers, sent to GLPI instead of the agent's (wins over a key's)",
+    )
     .option('--comment <text>', 'free text')
     .option('--json', 'print JSON')
-    .action(async (o: { name: string; device?: string; comment?: string; json?: boolean }) => {
+    .action(async (o: { name: string; device?: string; tag?: string; comment?: string; json?: boolean }) => {
       await withDeps(async (deps) => {
         const deviceid = o.device ? await deps.records.resolveDeviceid(o.device) : null;
-        const c = await deps.admin.createClient({ name: o.name, deviceid, comment: o.comment ?? null }, cliActor());
+        const c = await deps.admin.createClient(
+          { name: o.name, deviceid, tag: o.tag ?? null, comment: o.comment ?? null },
+          cliActor(),
+        );
         if (o.json) return printJson(c);
         process.stdout.write(
           `client "${c.name}" created.\nclientId: ${c.clientId}\nclientSecret (shown once, store it now): ${c.clientSecret}\nGLPI Agent ≥ 1.10: --oauth-client-id ${c.clientId} --oauth-client-secret <secret>\nothers: --user ${c.clientId} --password <secret>\n`,
@@ -206,7 +213,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const rows = await deps.admin.listClients();
         if (o.json) return printJson(rows);
-        printTable(rows, ['clientId', 'name', 'secret', 'deviceid', 'createdAt', 'revokedAt', 'lastUsedAt']);
+        printTable(rows, ['clientId', 'name', 'secret', 'deviceid', 'tag', 'createdAt', 'revokedAt', 'lastUsedAt']);
       });
     });
   clients

@@ -71,6 +71,7 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
         line('ips', d.ips);
         line('tag', d.tag);
         line('claimed tag', d.claimedTag === null ? null : `${d.claimedTag} (sent by the agent, not verified)`);
+        if (d.claimedTagMismatch) line('tag mismatch', 'the agent claims another tag than its own (GLPI gets its tag)');
         line('key', d.keyName);
         line('client', d.clientId);
         line('agent', d.agentVersion);

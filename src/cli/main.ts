@@ -127,12 +127,17 @@ export function buildCli(): Command {
     .description('list devices, most recently seen first')
     .option('--state <state>', `only devices in this state (${DEVICE_STATES.join(', ')})`, state)
     .option('--limit <n>', 'at most this many', positiveInt, 1000)
+    .option('--claimed-tag-mismatch', "only devices whose agent claims another tag than their key's or client's")
     .option('--json', 'print a JSON array')
-    .action(async (opts: { state?: string; limit: number; json?: boolean }) => {
+    .action(async (opts: { state?: string; limit: number; claimedTagMismatch?: boolean; json?: boolean }) => {
       await withDeps(async (deps) => {
-        const rows = await createRecords(deps.db.sql).devices({ state: opts.state, limit: opts.limit });
+        const rows = await createRecords(deps.db.sql).devices({
+          state: opts.state,
+          limit: opts.limit,
+          claimedTagMismatch: opts.claimedTagMismatch,
+        });
         if (opts.json) printJson(rows);
-        else printTable(rows as never, ['id', 'deviceid', 'state', 'name', 'serial', 'tag', 'lastSeen']);
+        else printTable(rows as never, ['id', 'deviceid', 'state', 'name', 'serial', 'tag', 'claimedTag', 'lastSeen']);
       });
     });
 

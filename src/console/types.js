@@ -36,8 +36,9 @@
  * @property {string[]} macs
  * @property {string[]} ips
  * @property {string | null} os
- * @property {string | null} tag the registration key's tag (what policies and filters match)
+ * @property {string | null} tag the tag of its registration key or client (what policies and filters match, what GLPI gets)
  * @property {string | null} [claimedTag] the tag the agent sent: shown, never trusted
+ * @property {boolean} [claimedTagMismatch] both tags set and different
  * @property {string | null} agentId
  * @property {string | null} agentVersion
  * @property {string} firstSeen

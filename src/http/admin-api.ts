@@ -136,6 +136,11 @@ export const ROUTES: Route[] = [
       if (subnet && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(subnet))
         throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
       const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
+      const flag = (v: unknown, name: string): boolean | undefined => {
+        if (v === undefined || v === 'false') return undefined;
+        if (v === 'true') return true;
+        throw new AppError('bad_request', `${name} must be true or false`);
+      };
       if (!Number.isInteger(offset) || offset < 0)
         throw new AppError('bad_request', 'offset must be a whole number ≥ 0');
       const cursor = str(req.query.cursor, 'cursor', { optional: true, max: 200 });
@@ -148,6 +153,7 @@ export const ROUTES: Route[] = [
         limit: limit(req.query.limit, 100),
         tag: str(req.query.tag, 'tag', { optional: true }),
         claimedTag: str(req.query.claimedTag, 'claimedTag', { optional: true }),
+        claimedTagMismatch: flag(req.query.claimedTagMismatch, 'claimedTagMismatch'),
         key: str(req.query.key, 'key', { optional: true }),
         q: str(req.query.q, 'q', { optional: true }),
         firstSeenFrom: date(req.query.firstSeenFrom, 'firstSeenFrom') ?? undefined,
@@ -382,6 +388,7 @@ export const ROUTES: Route[] = [
           {
             name: str(b.name, 'name')!,
             deviceid,
+            tag: str(b.tag, 'tag', { optional: true }) ?? null,
             comment: str(b.comment, 'comment', { optional: true, max: 1000 }) ?? null,
           },
           actor,

@@ -10,6 +10,7 @@ import * as store from '../store/auth-store.js';
 import type { AuditAction, OperatorRole } from '../store/auth-store.js';
 import { generateClientId, generateSecret, hashSecret, masked, visiblePrefix } from './secrets.js';
 import { normalizeFingerprint } from './credentials.js';
+import { tagProblem } from '../protocol/inventory-tag.js';
 
 export { AUDIT_ACTIONS, OPERATOR_ROLES, type AuditAction, type OperatorRole } from '../store/auth-store.js';
 
@@ -56,6 +57,12 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function checkName(what: string, name: string): void {
   if (!NAME.test(name)) throw new AppError('bad_request', `${what} name must be 1-64 letters, digits, '.', '_' or '-'`);
+}
+
+/** A tag must be one GLPI can be sent unambiguously (src/protocol/inventory-tag.ts), or none. */
+function checkTag(tag: string | null | undefined): void {
+  const problem = tag === null || tag === undefined ? null : tagProblem(tag);
+  if (problem) throw new AppError('bad_request', `Invalid tag: ${problem}`);
 }
 
 /** A key as people see it: the row without its id, and its versions with secrets masked. */
@@ -132,6 +139,7 @@ export function createAdmin(deps: AdminDeps) {
       actor: Actor,
     ): Promise<{ key: KeyView; secret: string }> {
       checkName('key', input.name);
+      checkTag(input.tag);
       if (input.maxDevices !== undefined && (!Number.isInteger(input.maxDevices) || input.maxDevices < 0))
         throw new AppError('bad_request', 'maxDevices must be a whole number ≥ 0 (0 = unlimited)');
       const secret = input.secret ?? generateSecret('agk');
@@ -238,10 +246,11 @@ export function createAdmin(deps: AdminDeps) {
     },
 
     async createClient(
-      input: { name: string; deviceid?: string | null; comment?: string | null },
+      input: { name: string; deviceid?: string | null; tag?: string | null; comment?: string | null },
       actor: Actor,
-    ): Promise<{ clientId: string; clientSecret: string; name: string; deviceid: string | null }> {
+    ): Promise<{ clientId: string; clientSecret: string; name: string; deviceid: string | null; tag: string | null }> {
       checkName('client', input.name);
+      checkTag(input.tag);
       const clientSecret = generateSecret('ags');
       const clientId = generateClientId();
       return sql.begin(async (tx) => {
@@ -251,12 +260,19 @@ export function createAdmin(deps: AdminDeps) {
           hash: hashSecret(clientSecret),
           prefix: visiblePrefix(clientSecret),
           deviceid: input.deviceid ?? null,
+          tag: input.tag ?? null,
           comment: input.comment ?? null,
           createdBy: actor.name,
           at: clock.now(),
         });
         await audit(tx, actor, 'client.create', 'agent_client', clientId, null, publicClient(row));
-        return { clientId, clientSecret, name: row.name, deviceid: row.deviceid };
+        // A client bound to a device that exists already speaks for it from now on: its tag wins over the key's.
+        if (row.deviceid && row.tag) {
+          const before = await store.assignDeviceTag(tx, row.deviceid, row.tag);
+          if (before !== undefined && before !== row.tag)
+            await audit(tx, actor, 'device.tag', 'device', row.deviceid, { tag: before }, { tag: row.tag, clientId });
+        }
+        return { clientId, clientSecret, name: row.name, deviceid: row.deviceid, tag: row.tag };
       });
     },
 
@@ -373,6 +389,7 @@ function publicClient(c: store.ClientRow) {
     name: c.name,
     secret: masked(c.secretPrefix),
     deviceid: c.deviceid,
+    tag: c.tag,
     comment: c.comment,
     createdBy: c.createdBy,
     createdAt: c.createdAt,

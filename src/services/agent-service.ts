@@ -124,6 +124,8 @@ export interface AgentServiceDeps {
   logger?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   /** Counts each request made with a registration key version (services/key-usage.ts). */
   keyUsage?: { seen(u: KeyUse): Promise<void> };
+  /** Told of each recorded message whose claimed tag differs from its credential's (metrics). */
+  onClaimedTagMismatch?: (kind: MessageKind) => void;
 }
 
 /** Thrown when a credential is used outside what it allows: answered exactly like a bad credential. */
@@ -275,6 +277,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       message: answer.status >= 400 ? `${msg.format} ${msg.kind} ${msg.action}` : null,
       details: msg.kind === 'contact' ? contactDetails(msg) : req.spooled ? { spooled: true } : null,
       messageKey: req.messageKey ?? null,
+      claimedTag: claimedTagOf(msg),
       ...requestColumns(req),
     };
   }
@@ -343,6 +346,8 @@ export function createAgentService(deps: AgentServiceDeps) {
       });
     }
     await noteKeyUse(req, msg.deviceid, rec.deviceId);
+    const claimed = claimedTagOf(msg);
+    if (claimed !== null && req.principal?.tag && claimed !== req.principal.tag) deps.onClaimedTagMismatch?.(msg.kind);
     let state = rec.state;
     if (state === 'quarantined' && rec.deviceId !== null && deps.policies)
       state = ((await deps.policies.evaluate(rec.deviceId)) as typeof state) ?? state;
@@ -591,6 +596,13 @@ function deviceFacts(req: AgentRequest, msg: AgentMessage) {
     registeredCertId: req.principal?.type === 'cert' ? req.principal.id : null,
     assignedTag: req.principal?.tag ?? null,
   };
+}
+
+/** The tag a message claims: an inventory's TAG (as GLPI would read it), a CONTACT's `tag`; else null. */
+function claimedTagOf(msg: AgentMessage): string | null {
+  if (msg.identity) return msg.identity.tag;
+  const tag = msg.kind === 'contact' ? msg.json?.tag : undefined;
+  return typeof tag === 'string' && tag !== '' ? tag.slice(0, 255) : null;
 }
 
 /** What a CONTACT says about the agent, secrets already redacted by the protocol layer. */

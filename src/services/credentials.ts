@@ -167,7 +167,7 @@ export function createCredentialService(deps: CredentialServiceDeps) {
       clientId: c.clientId,
       username,
       boundDeviceid: c.deviceid,
-      tag: null,
+      tag: c.tag,
       maxDevices: 0,
       via,
     };

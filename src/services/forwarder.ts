@@ -9,7 +9,8 @@
  *
  * How: the outbox worker (outbox-worker.ts; UPSTREAM_WORKERS in each gateway, or `agent-gate forward`; any
  * number of replicas) claims due rows with FOR UPDATE SKIP LOCKED, only the oldest unsent row of each device, so a device never has two
- * inventories in flight and GLPI gets them in arrival order. Each is POSTed to UPSTREAM_URL as received:
+ * inventories in flight and GLPI gets them in arrival order. Each is POSTed to UPSTREAM_URL as received
+ * (but for the tag: with UPSTREAM_TAG=key, the device credential's tag replaces the agent's, upstream-body.ts):
  *
  *   POST <UPSTREAM_URL>
  *   Content-Type: <as the agent sent it>      (application/x-compress-zlib when a redaction re-encoded a raw-deflate body)
@@ -92,6 +93,7 @@ export type ForwarderConfig = Pick<
   | 'upstreamMaxAttempts'
   | 'upstreamWorkers'
   | 'upstreamRate'
+  | 'upstreamTag'
 >;
 
 /** How often a forwarding process refreshes its row in `forwarders`. */
@@ -136,6 +138,7 @@ export function createForwarder(deps: ForwarderDeps) {
         logger,
         signal: (): AbortSignal => worker.signal(),
         networkError: (err): string => worker.networkError(err),
+        onTag: (result) => metrics?.upstreamTag(result),
       })
     : null;
   const name = deps.name ?? `${os.hostname()}:${process.pid}`;

@@ -1,6 +1,6 @@
 /**
  * One attempt to hand an inventory to GLPI, for the forwarder's outbox worker: the request as the agent made
- * it (the stored bytes, its Content-Type, User-Agent, GLPI-Agent-ID, X-Forwarded-For), the authentication
+ * it (the stored bytes — or with the credential's tag, upstream-body.ts —, its Content-Type, User-Agent, GLPI-Agent-ID, X-Forwarded-For), the authentication
  * (none, Basic, or GLPI 11 OAuth2 client credentials: a token from <base>/api.php/token, cached until it
  * expires and renewed once when GLPI refuses it), and what GLPI's answer means: 2xx delivered; 5xx, 429 and
  * no answer transient; anything else refused (3xx too: redirects are never followed), with the start of
@@ -14,6 +14,9 @@ import type { Config } from '../config.js';
 import type { Clock } from '../clock.js';
 import type { ClaimedRow } from '../store/outbox-store.js';
 import { type AttemptResult, type Outcome, classifyStatus, hostOf, httpErrorText } from './outbox-worker.js';
+import { type UpstreamBody, upstreamBody } from './upstream-body.js';
+
+export { forwardContentType } from './upstream-body.js';
 
 /** Kept of GLPI's answer. */
 const RESPONSE_KEEP = 2000;
@@ -37,16 +40,6 @@ export function upstreamTokenUrl(upstreamUrl: string): string {
   else if (p.includes('/front/')) p = p.slice(0, p.indexOf('/front/'));
   u.pathname = `${p.replace(/\/+$/, '')}/api.php/token`;
   return u.toString();
-}
-
-/** The Content-Type to send: the agent's, unless a redaction re-encoded a raw-deflate body as zlib (or none was sent). */
-export function forwardContentType(row: Pick<ClaimedRow, 'contentType' | 'compression' | 'format'>): string {
-  const media = (row.contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  if (row.contentType && !(row.compression === 'zlib' && media === 'application/x-compress-deflate'))
-    return row.contentType;
-  if (row.compression === 'zlib') return 'application/x-compress-zlib';
-  if (row.compression === 'gzip') return 'application/x-compress-gzip';
-  return row.format === 'json' ? 'application/json' : 'application/xml';
 }
 
 /** An attempt that ends before GLPI's answer to the inventory (token trouble, no answer): its recorded result. */
@@ -86,14 +79,21 @@ function expiresInOf(v: unknown): number {
 
 export interface GlpiUpstreamDeps {
   url: string;
-  config: Pick<Config, 'upstreamUser' | 'upstreamPassword' | 'upstreamClientId' | 'upstreamClientSecret'>;
+  config: Pick<
+    Config,
+    'upstreamUser' | 'upstreamPassword' | 'upstreamClientId' | 'upstreamClientSecret' | 'upstreamTag'
+  >;
   clock: Clock;
   logger: Logger;
   /** Per request: the worker's timeout and stop. */
   signal: () => AbortSignal;
   /** The worker's text for a request that got no answer. */
   networkError: (err: unknown) => string;
+  /** Told what became of the agent's tag in each attempt (metrics). */
+  onTag?: (result: 'as-sent' | 'kept' | 'replaced' | 'refused') => void;
 }
+
+type Sendable = Exclude<UpstreamBody, { refused: string }>;
 
 export function createGlpiUpstream(deps: GlpiUpstreamDeps) {
   const { url, config, clock, logger } = deps;
@@ -148,35 +148,39 @@ export function createGlpiUpstream(deps: GlpiUpstreamDeps) {
     return { value: await tokenRequest, fresh: true };
   }
 
-  /** The inventory as received; a request that gets no answer throws (the worker records it as transient). */
-  function post(row: ClaimedRow, authorization: string | null): Promise<Response> {
+  /** The inventory as prepared; a request that gets no answer throws (the worker records it as transient). */
+  function post(row: ClaimedRow, out: Sendable, authorization: string | null): Promise<Response> {
     const headers: Record<string, string> = {
-      'Content-Type': forwardContentType(row),
+      'Content-Type': out.contentType,
       'User-Agent': row.userAgent ?? 'agent-gate',
     };
     if (row.agentId) headers['GLPI-Agent-ID'] = row.agentId;
     if (row.remoteAddr) headers['X-Forwarded-For'] = row.remoteAddr;
     if (authorization) headers.Authorization = authorization;
-    const body = row.body as Uint8Array<ArrayBuffer>;
+    const body = out.body as Uint8Array<ArrayBuffer>;
     return fetch(url, { method: 'POST', redirect: 'manual', headers, body, signal: deps.signal() });
   }
 
-  async function postAuthorized(row: ClaimedRow): Promise<Response> {
-    if (auth !== 'oauth2') return post(row, auth === 'basic' ? basic : null);
+  async function postAuthorized(row: ClaimedRow, out: Sendable): Promise<Response> {
+    if (auth !== 'oauth2') return post(row, out, auth === 'basic' ? basic : null);
     const t = await bearer();
-    const res = await post(row, `Bearer ${t.value}`);
+    const res = await post(row, out, `Bearer ${t.value}`);
     if (res.status !== 401 || t.fresh) return res;
     // The cached token was refused (revoked, GLPI restarted): one new token, one more try.
     await res.body?.cancel();
     token = null;
-    return post(row, `Bearer ${(await bearer()).value}`);
+    return post(row, out, `Bearer ${(await bearer()).value}`);
   }
 
   /** One attempt: what GLPI answered, classified for the outbox worker. */
   async function send(row: ClaimedRow): Promise<AttemptResult> {
+    // The one place the body is prepared for sending: as stored, or with the credential's tag (UPSTREAM_TAG).
+    const out = await upstreamBody(row, config.upstreamTag);
+    deps.onTag?.('refused' in out ? 'refused' : out.tag);
+    if ('refused' in out) return { outcome: 'refused', status: null, error: out.refused, response: null };
     let res: Response;
     try {
-      res = await postAuthorized(row);
+      res = await postAuthorized(row, out);
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
       return { outcome: err.outcome, status: err.status, error: err.message, response: err.response };

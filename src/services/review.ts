@@ -212,15 +212,15 @@ export function createReview(deps: {
       if (!device) throw new AppError('not_found', 'No such device');
       const at = clock.now();
       return sql.begin(async (tx) => {
-        let pin: { keyId: number | null; clientPk: number | null };
+        let pin: { keyId: number | null; clientPk: number | null; tag: string | null };
         if (to.key) {
           const key = await findKeyByName(tx, to.key);
           if (!key) throw new AppError('not_found', `No registration key named "${to.key}"`);
-          pin = { keyId: key.id, clientPk: null };
+          pin = { keyId: key.id, clientPk: null, tag: key.tag };
         } else {
           const client = await findClient(tx, to.client!);
           if (!client || client.revokedAt) throw new AppError('not_found', `No active client ${to.client}`);
-          pin = { keyId: null, clientPk: client.id };
+          pin = { keyId: null, clientPk: client.id, tag: client.tag };
         }
         const before = await findDeviceByDeviceid(tx, device.deviceid);
         await setDevicePin(tx, device.id, pin);
@@ -236,10 +236,22 @@ export function createReview(deps: {
             clientPk: before?.registeredClientPk ?? null,
             certId: before?.registeredCertId ?? null,
           },
-          after: { keyId: pin.keyId, clientPk: pin.clientPk, key: to.key ?? null, clientId: to.client ?? null },
+          after: {
+            keyId: pin.keyId,
+            clientPk: pin.clientPk,
+            key: to.key ?? null,
+            clientId: to.client ?? null,
+            tag: pin.tag,
+          },
           reason,
         });
-        return { id: device.id, deviceid: device.deviceid, key: to.key ?? null, clientId: to.client ?? null };
+        return {
+          id: device.id,
+          deviceid: device.deviceid,
+          key: to.key ?? null,
+          clientId: to.client ?? null,
+          tag: pin.tag,
+        };
       });
     },
 

@@ -124,6 +124,8 @@ export interface RegistrationInput {
   clientPk?: number | null;
   certFingerprint?: string | null;
   certSubject?: string | null;
+  /** The tag the message claimed (inventory TAG, CONTACT tag). */
+  claimedTag?: string | null;
   /** Unique per message (spooled inventories): a second record of the same message fails (MESSAGE_KEY_INDEX). */
   messageKey?: string | null;
 }
@@ -147,13 +149,13 @@ function registrationInsert(
     insert into registrations (received_at, device_id, deviceid, method, path, kind, format, compression, body_size,
                                decoded_size, partial, remote_addr, user_agent, agent_id, proxy_id, request_id, outcome,
                                status, message, details, auth_type, auth_user, key_id, key_version_id, client_pk,
-                               cert_fingerprint, cert_subject, message_key)
+                               cert_fingerprint, cert_subject, message_key, claimed_tag)
     values (${r.receivedAt}, ${deviceId}, ${r.deviceid}, ${r.method}, ${r.path}, ${r.kind}, ${r.format}, ${r.compression},
             ${r.bodySize}, ${r.decodedSize}, ${r.partial}, ${r.remoteAddr}, ${r.userAgent}, ${r.agentId}, ${r.proxyId},
             ${r.requestId}, ${outcome}, ${r.status}, ${r.message},
             ${r.details === null ? null : tx.json(r.details as never)}, ${r.authType ?? null}, ${r.authUser ?? null},
             ${r.keyId ?? null}, ${r.keyVersionId ?? null}, ${r.clientPk ?? null}, ${r.certFingerprint ?? null},
-            ${r.certSubject ?? null}, ${r.messageKey ?? null})
+            ${r.certSubject ?? null}, ${r.messageKey ?? null}, ${r.claimedTag ?? null})
     returning id`;
 }
 

@@ -238,6 +238,8 @@ export interface ClientRow {
   secretHash: Buffer;
   secretPrefix: string;
   deviceid: string | null;
+  /** The tag of the devices it registers (what GLPI gets with UPSTREAM_TAG=key); null = the agent's own. */
+  tag: string | null;
   comment: string | null;
   createdBy: string;
   createdAt: Date;
@@ -246,7 +248,7 @@ export interface ClientRow {
 }
 
 const CLIENT_COLUMNS = (sql: Queryable) => sql`
-  id, client_id as "clientId", name, secret_hash as "secretHash", secret_prefix as "secretPrefix", deviceid, comment,
+  id, client_id as "clientId", name, secret_hash as "secretHash", secret_prefix as "secretPrefix", deviceid, tag, comment,
   created_by as "createdBy", created_at as "createdAt", revoked_at as "revokedAt", last_used_at as "lastUsedAt"`;
 
 export async function insertClient(
@@ -257,16 +259,33 @@ export async function insertClient(
     hash: Buffer;
     prefix: string;
     deviceid: string | null;
+    tag: string | null;
     comment: string | null;
     createdBy: string;
     at: Date;
   },
 ): Promise<ClientRow> {
   const [row] = await sql<ClientRow[]>`
-    insert into agent_clients (client_id, name, secret_hash, secret_prefix, deviceid, comment, created_by, created_at)
-    values (${c.clientId}, ${c.name}, ${c.hash}, ${c.prefix}, ${c.deviceid}, ${c.comment}, ${c.createdBy}, ${c.at})
+    insert into agent_clients (client_id, name, secret_hash, secret_prefix, deviceid, tag, comment, created_by, created_at)
+    values (${c.clientId}, ${c.name}, ${c.hash}, ${c.prefix}, ${c.deviceid}, ${c.tag}, ${c.comment}, ${c.createdBy}, ${c.at})
     returning ${CLIENT_COLUMNS(sql)}`;
   return row!;
+}
+
+/**
+ * A client created with a tag for a device that already exists (clients create --device --tag) speaks for
+ * it from now on, so its tag becomes the device's: the client's tag wins over the key's. Returns the
+ * device's tag before, or undefined when no such device exists yet.
+ */
+export async function assignDeviceTag(
+  sql: Queryable,
+  deviceid: string,
+  tag: string,
+): Promise<string | null | undefined> {
+  const [row] = await sql<{ before: string | null }[]>`
+    update devices d set assigned_tag = ${tag} from (select id, assigned_tag as before from devices where deviceid = ${deviceid} for update) p
+    where d.id = p.id returning p.before`;
+  return row ? row.before : undefined;
 }
 
 export async function findClient(sql: Queryable, clientId: string): Promise<ClientRow | null> {
@@ -382,6 +401,7 @@ export const AUDIT_ACTIONS = [
   'device.reject',
   'device.undo',
   'device.rebind',
+  'device.tag',
   'submissions.purge',
   // registration keys
   'key.create',

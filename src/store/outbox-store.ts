@@ -78,6 +78,8 @@ export interface ClaimedRow {
   userAgent: string | null;
   agentId: string | null;
   remoteAddr: string | null;
+  /** The device's tag (that of the registration key or client it is pinned to): what GLPI gets with UPSTREAM_TAG=key. */
+  tag: string | null;
 }
 
 /**
@@ -99,11 +101,11 @@ export async function claimDue(sql: Sql, o: { now: Date; leaseUntil: Date; limit
     if (due.length === 0) return [];
     return tx<ClaimedRow[]>`
       update outbox o set state = 'in_flight', attempts = o.attempts + 1, next_attempt_at = ${o.leaseUntil}
-      from submissions s left join registrations r on r.id = s.registration_id
-      where o.id in ${tx(due.map((d) => d.id))} and s.id = o.submission_id
+      from submissions s left join registrations r on r.id = s.registration_id, devices d
+      where o.id in ${tx(due.map((d) => d.id))} and s.id = o.submission_id and d.id = o.device_id
       returning o.id, o.submission_id as "submissionId", o.device_id as "deviceId", o.deviceid, o.attempts, o.created_at as "createdAt",
                 s.body, s.content_type as "contentType", s.compression, s.format,
-                r.user_agent as "userAgent", r.agent_id as "agentId", r.remote_addr as "remoteAddr"`;
+                r.user_agent as "userAgent", r.agent_id as "agentId", r.remote_addr as "remoteAddr", d.assigned_tag as tag`;
   });
   return ([...claimed] as ClaimedRow[]).sort((a, b) => a.id - b.id);
 }

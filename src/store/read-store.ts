@@ -18,10 +18,12 @@ export interface DeviceRecord {
   macs: string[];
   ips: string[];
   os: string | null;
-  /** the tag of the registration key the device registered with (what policies' --tag match); null without one */
+  /** the tag of the registration key or client the device is pinned to (what policies' --tag match, what GLPI gets); null without one */
   tag: string | null;
-  /** the tag the agent sends (inventory TAG or CONTACT tag): recorded and shown, never trusted */
+  /** the tag the agent sends (inventory TAG): recorded and shown, never trusted */
   claimedTag: string | null;
+  /** both tags are set and differ: the agent claims another tag (entity) than its credential's */
+  claimedTagMismatch: boolean;
   agentId: string | null;
   agentVersion: string | null;
   firstSeen: Date;
@@ -39,6 +41,8 @@ export interface DeviceFilter {
   tag?: string;
   /** the tag the agent sends */
   claimedTag?: string;
+  /** only devices whose claimed tag differs from their tag (both set) */
+  claimedTagMismatch?: boolean;
   /** name of the registration key that registered the device */
   key?: string;
   /** CIDR the last source address falls in */
@@ -52,6 +56,9 @@ export interface DeviceFilter {
   /** keyset paging: the rows after this one in the list's order (last_seen desc, id desc) */
   after?: DeviceCursor;
 }
+
+/** A device's claimed tag differs from the one the gateway gave it (both set). */
+const MISMATCH = (sql: Queryable) => sql`coalesce(tag <> assigned_tag, false)`;
 
 /** Where a device page ended: its last row's last_seen (as PostgreSQL prints it, microseconds kept) and id. */
 export interface DeviceCursor {
@@ -70,7 +77,7 @@ export async function listDevicesPage(
 ): Promise<{ devices: DeviceRecord[]; next: DeviceCursor | null }> {
   const rows = await sql<(DeviceRecord & { cursorAt: string })[]>`
     select id, deviceid, state, name, serial, uuid, msn, asset_tag as "assetTag", manufacturer, model, macs, ips, os,
-           assigned_tag as tag, tag as "claimedTag", agent_id as "agentId", agent_version as "agentVersion", first_seen as "firstSeen", last_seen as "lastSeen",
+           assigned_tag as tag, tag as "claimedTag", ${MISMATCH(sql)} as "claimedTagMismatch", agent_id as "agentId", agent_version as "agentVersion", first_seen as "firstSeen", last_seen as "lastSeen",
            last_remote_addr as "lastRemoteAddr", last_inventory_at as "lastInventoryAt", last_seen::text as "cursorAt"
     from devices
     where true
@@ -80,6 +87,7 @@ export async function listDevicesPage(
       ${f.ids ? sql`and id = any(${f.ids}::bigint[])` : sql``}
       ${f.tag ? sql`and assigned_tag = ${f.tag}` : sql``}
       ${f.claimedTag ? sql`and tag = ${f.claimedTag}` : sql``}
+      ${f.claimedTagMismatch ? sql`and ${MISMATCH(sql)}` : sql``}
       ${f.key ? sql`and registered_key_id = (select id from registration_keys where name = ${f.key})` : sql``}
       ${f.subnet ? sql`and last_remote_addr is not null and last_remote_addr::inet <<= ${f.subnet}::cidr` : sql``}
       ${f.q ? sql`and (name ilike ${`%${f.q}%`} or serial ilike ${`%${f.q}%`} or uuid ilike ${`%${f.q}%`} or deviceid ilike ${`%${f.q}%`} or agentgate_macs_text(macs) ilike ${`%${f.q.toLowerCase()}%`})` : sql``}
@@ -131,6 +139,8 @@ export interface RegistrationRecord {
   /** SHA-256 of the client certificate the request came with (lowercase hex), and its subject. */
   certFingerprint: string | null;
   certSubject: string | null;
+  /** the tag the message claimed (inventory TAG, CONTACT tag), or null */
+  claimedTag: string | null;
 }
 
 /** At most this many proxies in a chain, each cut to PROXY_ID_MAX characters. */
@@ -156,7 +166,8 @@ export async function listRegistrations(
            r.path, r.body_size as "bodySize", r.decoded_size as "decodedSize", r.remote_addr as "remoteAddr",
            r.user_agent as "userAgent", r.agent_id as "agentId", ${proxyChain(sql, sql`r.proxy_id`)} as "proxyChain", r.message, r.received_at as "receivedAt",
            r.auth_type as "authType", r.auth_user as "authUser", k.name as "keyName", v.version as "keyVersion",
-           c.client_id as "clientId", r.cert_fingerprint as "certFingerprint", r.cert_subject as "certSubject"
+           c.client_id as "clientId", r.cert_fingerprint as "certFingerprint", r.cert_subject as "certSubject",
+           r.claimed_tag as "claimedTag"
     from registrations r
     left join registration_keys k on k.id = r.key_id
     left join key_versions v on v.id = r.key_version_id

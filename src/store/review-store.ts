@@ -159,14 +159,18 @@ export async function deviceSources(sql: Queryable, deviceId: number) {
     group by remote_addr order by max(received_at) desc limit 20`;
 }
 
-/** Moves a device's pin to another credential (a reviewer's audited act): a key, or a client (a certificate pin is dropped). */
+/**
+ * Moves a device's pin to another credential (a reviewer's audited act): a key, or a client (a certificate
+ * pin is dropped). The device's tag becomes that credential's (what GLPI gets with UPSTREAM_TAG=key).
+ */
 export async function setDevicePin(
   tx: Queryable,
   deviceId: number,
-  pin: { keyId: number | null; clientPk: number | null },
+  pin: { keyId: number | null; clientPk: number | null; tag: string | null },
 ): Promise<void> {
   await tx`
-    update devices set registered_key_id = ${pin.keyId}, registered_client_pk = ${pin.clientPk}, registered_cert_id = null
+    update devices set registered_key_id = ${pin.keyId}, registered_client_pk = ${pin.clientPk}, registered_cert_id = null,
+                       assigned_tag = ${pin.tag}
     where id = ${deviceId}`;
 }
 

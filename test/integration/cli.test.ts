@@ -397,6 +397,7 @@ describe('devices and registrations, after agent traffic through a gateway on th
     expect(shown.proxies.map((p) => p.proxyChain)).toEqual([['relay-paris', 'relay-core']]);
     const text = await cli(['devices', 'show', DEVICEID]);
     expect(text.stdout).toMatch(/^claimed tag\s+claimed-lyon \(sent by the agent, not verified\)$/m);
+    expect(text.stdout).toMatch(/^tag mismatch\s+the agent claims another tag than its own/m);
     expect(text.stdout).toMatch(/^via proxies\s+relay-paris > relay-core$/m);
     const dry = await cli([
       'devices',

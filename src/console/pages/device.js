@@ -104,11 +104,19 @@ export async function devicePage(page, ref) {
             ['Model', text(d.model)],
             ['MACs', mono(d.macs?.length ? d.macs.join(', ') : null)],
             ['IPs', mono(d.ips?.length ? d.ips.join(', ') : null)],
-            ['Tag (its key’s)', text(d.tag)],
+            ['Tag (its key’s or client’s, sent to GLPI)', text(d.tag)],
             [
               'Claimed tag',
               d.claimedTag
-                ? h('span', null, text(d.claimedTag), h('span', { class: 'muted' }, ' sent by the agent, not verified'))
+                ? h(
+                    'span',
+                    { id: 'claimed-tag' },
+                    text(d.claimedTag),
+                    d.claimedTagMismatch
+                      ? h('span', { class: 'badge badge-differs', id: 'tag-mismatch' }, 'differs from its tag')
+                      : null,
+                    h('span', { class: 'muted' }, ' sent by the agent, not verified'),
+                  )
                 : text(null),
             ],
             [
