@@ -168,6 +168,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
         ar.defer = await deps.admission.admit({
           deviceid: msg.deviceid,
           credential: ar.principal ? `${ar.principal.type}:${ar.principal.id}` : null,
+          remoteAddr: ar.remoteAddr,
         });
       }
       const answer = await withDeadline(
