@@ -68,6 +68,7 @@ function baseRequest(req: Request, receivedAt: Date): AgentRequest {
     principal: null,
     presentedSecrets: presentedSecrets(req),
     defer: null,
+    authenticated: false,
   };
 }
 
@@ -75,16 +76,9 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   const router = express.Router();
 
   async function handleGet(req: Request, res: Response): Promise<void> {
-    const ar = baseRequest(req, deps.clock.now());
     const action = typeof req.query.action === 'string' ? req.query.action : undefined;
     if (action?.toLowerCase() === 'getconfig') {
-      const machineid = typeof req.query.machineid === 'string' ? req.query.machineid.slice(0, 255) : null;
-      const task = req.query.task;
-      const tasks =
-        typeof task === 'object' && task !== null && !Array.isArray(task)
-          ? Object.fromEntries(Object.entries(task).filter((e): e is [string, string] => typeof e[1] === 'string'))
-          : {};
-      const answer = await deps.service.getConfig(ar, machineid, tasks);
+      const answer = deps.service.getConfig(); // needs no credential; writes nothing (counted below)
       deps.metrics.agentRequest('getconfig', 'none', answer.outcome);
       sendAgentAnswer(req, res, answer, 'none'); // always plain: agents do not decode a compressed getConfig answer
       return;
@@ -129,6 +123,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       return deps.auth.challenge(req, res, auth, ar.compression);
     }
     ar.principal = auth.principal;
+    ar.authenticated = true;
     // A large body decodes to many times its size: only a few at once. The others wait their turn before
     // their body is even read (it stays in the socket: TCP holds the sender), so memory stays bounded
     // however many arrive together; the agents wait 180 s for an answer.

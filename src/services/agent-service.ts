@@ -57,6 +57,11 @@ export interface AgentRequest {
   presentedSecrets: string[];
   /** Set when admission limits say "not now" for this PROLOG/CONTACT. */
   defer: DeferReason | null;
+  /**
+   * The credential check let the request in (a verified credential, or AGENT_AUTH=off). Until then nothing
+   * the request says is recorded: a getConfig GET or a refusal before authentication writes no row.
+   */
+  authenticated: boolean;
 }
 
 export interface AgentAnswer {
@@ -394,32 +399,19 @@ export function createAgentService(deps: AgentServiceDeps) {
     return deps.batcher.record({ device: null, registration, submission: null, fullInventory: false });
   }
 
-  /** getConfig GETs (Deploy, ESX, Collect): the quiet "no job" answer, recorded; needs no credential. */
-  async function getConfig(
-    req: AgentRequest,
-    machineid: string | null,
-    tasks: Record<string, string>,
-  ): Promise<AgentAnswer> {
-    const answer: AgentAnswer = { status: 200, format: 'json', text: getConfigAnswer(), outcome: 'accepted' };
-    await recordRegistration({
-      deviceId: null,
-      deviceid: machineid,
-      kind: 'getconfig',
-      format: 'none',
-      compression: 'none',
-      bodySize: 0,
-      decodedSize: 0,
-      partial: false,
-      outcome: answer.outcome,
-      status: answer.status,
-      message: null,
-      details: { tasks },
-      ...requestColumns(req),
-    });
-    return answer;
+  /**
+   * getConfig GETs (Deploy, ESX, Collect): the quiet "no job" answer, needing no credential. The agents send
+   * them without one (they would only add it after a 401), so what they say — a machineid, a path — is
+   * merely asserted: nothing is written, they are only counted (agentgate_agent_requests_total{kind="getconfig"}).
+   */
+  function getConfig(): AgentAnswer {
+    return { status: 200, format: 'json', text: getConfigAnswer(), outcome: 'accepted' };
   }
 
-  /** Records a request refused before (or while) it could be understood: the refusal is the only row written. */
+  /**
+   * Records a request refused after authentication, before (or while) it could be understood: the refusal
+   * is the only row written. A refusal before authentication writes nothing.
+   */
   async function recordRefusal(
     req: AgentRequest,
     info: {
@@ -431,6 +423,9 @@ export function createAgentService(deps: AgentServiceDeps) {
       message: string;
     },
   ): Promise<void> {
+    // Before authentication nothing is written (it is counted in agentgate_agent_requests_total and logged):
+    // an unauthenticated sender may not add rows, under a deviceid it names or at all.
+    if (!req.authenticated) return;
     await recordRegistration({
       deviceId: null,
       deviceid: info.deviceid ?? null,
