@@ -240,7 +240,7 @@ if admitted < share then
   redis.call('HINCRBY', win, 'w:' .. tenant, 1)
 else
   local others = (n - 1) * share
-  local reserve = math.min(others - (withinAll - within), others * (1 - (now % windowMs) / windowMs))
+  local reserve = math.min(math.ceil(others - (withinAll - within)), math.ceil(others * (1 - (now % windowMs) / windowMs)))
   if reserve < 0 then reserve = 0 end
   if budget - total <= reserve then return 'share' end
 end

@@ -132,7 +132,11 @@ export function budgetVerdict(s: BudgetWindowState, budget: number): 'within' | 
   if (s.total >= budget) return s.active > 1 && s.admitted >= share ? 'share' : 'budget';
   if (s.admitted < share) return 'within';
   const others = (s.active - 1) * share;
-  const reserve = Math.max(0, Math.min(others - (s.withinAll - s.within), others * (1 - s.elapsed)));
+  // Whole admissions: a part of one still reserved keeps it for the others.
+  const reserve = Math.max(
+    0,
+    Math.min(Math.ceil(others - (s.withinAll - s.within)), Math.ceil(others * (1 - s.elapsed))),
+  );
   return budget - s.total > reserve ? 'spare' : 'share';
 }
 
