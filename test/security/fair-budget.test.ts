@@ -147,6 +147,13 @@ describe('a PROLOG flood through one key', () => {
     const [key] = await gate.ctx.sql<{ frozenReason: string | null }[]>`
       select frozen_reason as "frozenReason" from registration_keys where name = 'site-a'`;
     expect(key!.frozenReason).toMatch(/^spike: \d+ new devices from key site-a/);
+    // What the console's key list shows (the "frozen" badge, with the reason as its title).
+    const keys = await gate.api('GET', '/api/v1/keys', undefined, 'admin');
+    const byName = new Map(
+      (keys.json as { name: string; frozenAt: string | null; frozenReason: string | null }[]).map((k) => [k.name, k]),
+    );
+    expect(byName.get('site-a')!.frozenReason).toMatch(/^spike: /);
+    expect(byName.get('site-b')!.frozenAt).toBeNull();
     const m = await metricsText();
     expect(m).toContain('agentgate_spike_alerts_total{scope="key"} 1');
     expect(m).toMatch(/^agentgate_new_deviceids_total\{key="site-a",outcome="deferred"\} [1-9]\d*$/m);
