@@ -409,7 +409,7 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'INVENTORY_BUDGET_PER_SECOND',
     field: 'inventoryBudgetPerSecond',
-    doc: 'inventories admitted per second (gateway-wide); past it PROLOG/CONTACT get "not now, come back in 1-4 h" with jitter',
+    doc: 'inventories admitted per second (gateway-wide), shared fairly between the credentials that want them; past it (or past its share) PROLOG/CONTACT get "not now, come back in 1-4 h" with jitter',
     default: '100',
     parse: int(1, 1_000_000),
   },
@@ -423,7 +423,7 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'SPIKE_NEW_DEVICES_PER_KEY',
     field: 'spikeNewDevicesPerKey',
-    doc: 'new devices per registration key per SPIKE_WINDOW before the key is frozen for auto-approval',
+    doc: 'new deviceids per registration key per SPIKE_WINDOW before the key is frozen for auto-approval (and its new deviceids are deferred for the rest of the window)',
     default: '500',
     parse: int(1, 10_000_000),
   },

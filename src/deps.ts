@@ -172,9 +172,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   });
   closers.push(() => limits.shutdown());
   const admission = createAdmission({
-    perDevice: limits.counter('device', 3600_000),
-    perCredential: limits.counter('key', 60_000),
-    budget: limits.counter('budget', 1000),
+    backend: limits.admission,
     devicePerHour: config.rateLimitDevicePerHour,
     credentialPerMinute: config.rateLimitKeyPerMinute,
     budgetPerSecond: config.inventoryBudgetPerSecond,
@@ -199,13 +197,15 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     windowSeconds: config.spikeWindowSeconds,
     emit: (_q, event, data) => notifier.emit(db.sql, event, data),
   });
+  // Every message naming a new deviceid is counted before it is recorded (a deferred flood creates no device).
+  const newDeviceid: Parameters<typeof createAgentService>[0]['newDeviceid'] = ({ req }) =>
+    spike
+      .newDevice({ keyName: req.principal?.type === 'key' ? req.principal.name : null, remoteAddr: req.remoteAddr })
+      .catch((err: unknown) => {
+        logger.error({ err }, 'spike detector failed');
+        return false;
+      });
   const onDeviceEvent: Parameters<typeof createAgentService>[0]['onDeviceEvent'] = (e) => {
-    if (e.type === 'device.new') {
-      const d = e.details as { keyName?: string | null; remoteAddr?: string | null };
-      spike
-        .newDevice({ keyName: d.keyName ?? null, remoteAddr: d.remoteAddr ?? null })
-        .catch((err: unknown) => logger.error({ err }, 'spike detector failed'));
-    }
     const event =
       e.type === 'device.conflict' ? 'device.conflict' : e.state === 'quarantined' ? 'device.quarantined' : null;
     if (!event) return;
@@ -222,6 +222,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     securityEvent: (type, e) => credentials.securityEvent(type, e),
     policies,
     onDeviceEvent,
+    newDeviceid,
+    metrics,
     forward,
     inflateLimit: config.inflateLimit,
     logger,

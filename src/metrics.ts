@@ -77,6 +77,12 @@ export function createMetrics() {
     labelNames: ['scope'] as const,
     registers: [registry],
   });
+  const newDeviceids = new client.Counter({
+    name: 'agentgate_new_deviceids_total',
+    help: 'Messages naming a deviceid never seen before, by registration key (or credential type: client, cert, none) and outcome (registered = a quarantined device was created; deferred = told to come back later, no device created)',
+    labelNames: ['key', 'outcome'] as const,
+    registers: [registry],
+  });
   const devices = new client.Gauge({
     name: 'agentgate_devices',
     help: 'Devices by state (quarantined = the review queue), read at each scrape',
@@ -194,6 +200,7 @@ export function createMetrics() {
     },
     deferred: (reason: string) => deferred.inc({ reason }),
     spike: (scope: string) => spikes.inc({ scope }),
+    newDeviceid: (key: string, outcome: 'registered' | 'deferred') => newDeviceids.inc({ key, outcome }),
     webhookDelivery: (event: string, outcome: 'delivered' | 'retry' | 'failed') =>
       webhookDeliveries.inc({ event, outcome }),
     setWebhookPending: (n: number) => webhookPending.set(n),

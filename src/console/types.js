@@ -306,6 +306,8 @@
  * @property {string | null} comment
  * @property {string} createdBy
  * @property {string} createdAt
+ * @property {string | null} [frozenAt] frozen for auto-approval (a new-device spike, or an admin)
+ * @property {string | null} [frozenReason]
  * @property {KeyVersion[]} versions
  */
 

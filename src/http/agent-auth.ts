@@ -115,7 +115,7 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
                 fingerprint: presented.fingerprint,
                 subject: presented.subject,
                 issuer: presented.issuer,
-                path: ar.path,
+                path: ar.path.slice(0, 256),
               },
             })
             .catch(() => {});
@@ -143,7 +143,7 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
             details: {
               scheme: basic ? 'basic' : authz.split(' ', 1)[0]!.slice(0, 16),
               user: basic?.user.slice(0, 64) ?? null,
-              path: ar.path,
+              path: ar.path.slice(0, 256),
             },
           })
           .catch(() => {});

@@ -81,6 +81,7 @@ function baseRequest(req: Request, receivedAt: Date): AgentRequest {
     principal: null,
     presentedSecrets: presentedSecrets(req),
     defer: null,
+    authenticated: false,
   };
 }
 
@@ -88,16 +89,9 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   const router = express.Router();
 
   async function handleGet(req: Request, res: Response): Promise<void> {
-    const ar = baseRequest(req, deps.clock.now());
     const action = typeof req.query.action === 'string' ? req.query.action : undefined;
     if (action?.toLowerCase() === 'getconfig') {
-      const machineid = typeof req.query.machineid === 'string' ? req.query.machineid.slice(0, 255) : null;
-      const task = req.query.task;
-      const tasks =
-        typeof task === 'object' && task !== null && !Array.isArray(task)
-          ? Object.fromEntries(Object.entries(task).filter((e): e is [string, string] => typeof e[1] === 'string'))
-          : {};
-      const answer = await deps.service.getConfig(ar, machineid, tasks);
+      const answer = deps.service.getConfig(); // needs no credential; writes nothing (counted below)
       deps.metrics.agentRequest('getconfig', 'none', answer.outcome);
       sendAgentAnswer(req, res, answer, 'none'); // always plain: agents do not decode a compressed getConfig answer
       return;
@@ -147,6 +141,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       return deps.auth.challenge(req, res, auth, ar.compression);
     }
     ar.principal = auth.principal;
+    ar.authenticated = !unverified; // an unverified one is checked once its body is read (verifyLate)
     // A large body decodes to many times its size: only a few at once. The others wait their turn before
     // their body is even read (it stays in the socket: TCP holds the sender), so memory stays bounded
     // however many arrive together; the agents wait 180 s for an answer.
@@ -195,6 +190,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
         ar.defer = await deps.admission.admit({
           deviceid: msg.deviceid,
           credential: ar.principal ? `${ar.principal.type}:${ar.principal.id}` : null,
+          remoteAddr: ar.remoteAddr,
         });
       } else if (unverified) {
         // Not known from memory: wait for the database (the agent waits 180 s) to check the credential.
@@ -205,6 +201,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
           return deps.auth.challenge(req, res, verified, compressionFromLabel(req));
         }
         ar.principal = verified.principal;
+        ar.authenticated = true;
       }
       if (deps.spool && deps.service.spoolable(msg)) return await storeOrSpool(req, res, ar, msg, deps.spool);
       const answer = await withDeadline(

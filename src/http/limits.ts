@@ -22,7 +22,16 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RedisStore } from 'rate-limit-redis';
 import { AppError } from '../errors.js';
-import type { WindowCounter } from '../services/admission.js';
+import {
+  ACTIVE_MS,
+  type AdmissionBackend,
+  type AdmissionQuery,
+  BUDGET_WINDOW_MS,
+  CREDENTIAL_WINDOW_MS,
+  DEVICE_WINDOW_MS,
+  type DeferReason,
+  createMemoryAdmission,
+} from '../services/admission.js';
 import { sendAgentError } from './agent-answer.js';
 import type { Metrics } from '../metrics.js';
 
@@ -181,6 +190,163 @@ export class FailoverStore implements Store {
   }
 }
 
+/** A fixed-window counter: `hit(key)` counts one and resolves to the number of hits in the window so far. */
+export interface WindowCounter {
+  hit(key: string): Promise<number>;
+}
+
+/**
+ * The whole admission decision of src/services/admission.ts (budgetVerdict) in one Lua script: the device
+ * and credential counters, the active tenants and the fair share of the current budget window, atomically,
+ * in one round trip. Keys: agentgate:device:<deviceid>, agentgate:key:<credential> (fixed windows),
+ * agentgate:budget:active (tenant -> last ask, ms) and agentgate:budget:<window> (a hash: total, u = admitted
+ * within their share, a:<tenant>, w:<tenant>). Returns '' (admitted) or the deferral reason.
+ */
+export const ADMISSION_LUA = `
+local function hit(k, ms)
+  local n = redis.call('INCR', k)
+  if n == 1 or redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, ms) end
+  return n
+end
+local now = tonumber(ARGV[8])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local reason = ''
+if hit(ARGV[1], tonumber(ARGV[10])) > tonumber(ARGV[5]) then reason = 'device' end
+if ARGV[2] ~= '' and hit(ARGV[2], tonumber(ARGV[11])) > tonumber(ARGV[6]) and reason == '' then reason = 'key' end
+if reason ~= '' then return reason end
+local budget = tonumber(ARGV[7])
+local activeMs = tonumber(ARGV[9])
+local windowMs = tonumber(ARGV[12])
+local tenant = ARGV[4]
+local active = ARGV[3] .. 'active'
+redis.call('ZADD', active, now, tenant)
+redis.call('ZREMRANGEBYSCORE', active, '-inf', now - activeMs)
+redis.call('PEXPIRE', active, activeMs)
+local n = redis.call('ZCARD', active)
+local win = ARGV[3] .. math.floor(now / windowMs)
+local v = redis.call('HMGET', win, 'total', 'u', 'a:' .. tenant, 'w:' .. tenant)
+local total, withinAll = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+local admitted, within = tonumber(v[3]) or 0, tonumber(v[4]) or 0
+local share = budget / n
+if total >= budget then
+  if n > 1 and admitted >= share then return 'share' end
+  return 'budget'
+end
+if admitted < share then
+  redis.call('HINCRBY', win, 'u', 1)
+  redis.call('HINCRBY', win, 'w:' .. tenant, 1)
+else
+  local others = (n - 1) * share
+  local reserve = math.min(math.ceil(others - (withinAll - within)), math.ceil(others * (1 - (now % windowMs) / windowMs)))
+  if reserve < 0 then reserve = 0 end
+  if budget - total <= reserve then return 'share' end
+end
+redis.call('HINCRBY', win, 'total', 1)
+redis.call('HINCRBY', win, 'a:' .. tenant, 1)
+redis.call('PEXPIRE', win, 2 * windowMs)
+return ''
+`;
+
+const REASONS = new Set<string>(['device', 'key', 'budget', 'share']);
+
+/** Admission through Redis (ADMISSION_LUA), falling back to this process while Redis is away, like the limiters. */
+export class RedisAdmission implements AdmissionBackend {
+  private readonly memory = createMemoryAdmission();
+  private healthy = true;
+  private recheck: NodeJS.Timeout | null = null;
+  private defined = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly mode: RedisFailureMode,
+    private readonly logger: Logger,
+    private readonly onMode: (usingRedis: boolean) => void,
+    readonly prefix = 'agentgate:',
+  ) {}
+
+  private run(q: AdmissionQuery): Promise<unknown> {
+    if (!this.defined) {
+      this.redis.defineCommand('agentgateAdmit', { numberOfKeys: 0, lua: ADMISSION_LUA });
+      this.defined = true;
+    }
+    const p = this.prefix;
+    const admit = (this.redis as unknown as Record<string, (...args: string[]) => Promise<unknown>>).agentgateAdmit!;
+    return admit.call(
+      this.redis,
+      `${p}device:${q.deviceid}`,
+      q.credential === null ? '' : `${p}key:${q.credential}`,
+      `${p}budget:`,
+      q.tenant,
+      String(q.devicePerHour),
+      String(q.credentialPerMinute),
+      String(q.budgetPerSecond),
+      q.nowMs === null ? '' : String(q.nowMs),
+      String(ACTIVE_MS),
+      String(DEVICE_WINDOW_MS),
+      String(CREDENTIAL_WINDOW_MS),
+      String(BUDGET_WINDOW_MS),
+    );
+  }
+
+  async decide(q: AdmissionQuery): Promise<DeferReason | null> {
+    if (this.healthy) {
+      try {
+        const out = await this.run(q);
+        return typeof out === 'string' && REASONS.has(out) ? (out as DeferReason) : null;
+      } catch (err) {
+        this.fail(err);
+      }
+    }
+    if (this.mode === 'closed') throw new AppError('unavailable', 'Service temporarily unavailable');
+    return this.memory.decide(q);
+  }
+
+  markDown(): void {
+    if (!this.healthy) return;
+    this.healthy = false;
+    this.startRecheck();
+  }
+
+  private fail(err: unknown): void {
+    if (this.healthy) {
+      this.logger.error(
+        { err: (err as Error).message, limiter: 'agentgate:admission' },
+        this.mode === 'memory'
+          ? 'REDIS UNREACHABLE: admission (device, key, fair budget) falls back to this process only until it returns'
+          : 'REDIS UNREACHABLE: limited requests are refused (RATE_LIMIT_REDIS_FAILURE=closed)',
+      );
+      this.onMode(false);
+    }
+    this.healthy = false;
+    this.startRecheck();
+  }
+
+  private startRecheck(): void {
+    this.recheck ??= setInterval(() => void this.tryRecover(), RECHECK_MS);
+    this.recheck.unref();
+  }
+
+  private async tryRecover(): Promise<void> {
+    try {
+      await this.redis.ping();
+      this.healthy = true;
+      clearInterval(this.recheck!);
+      this.recheck = null;
+      this.memory.clear();
+      this.onMode(true);
+    } catch {
+      /* still away */
+    }
+  }
+
+  shutdown(): void {
+    if (this.recheck) clearInterval(this.recheck);
+  }
+}
+
 function tooMany(kind: string, metrics: Metrics, prologFreqHours: number) {
   return (req: Request, res: Response, _next: unknown, options: Options) => {
     metrics.limited(kind);
@@ -200,11 +366,15 @@ export interface AgentLimits {
   recordAuthFailure(req: Request): Promise<void>;
   /** A fixed window of `windowMs` through the same stores (shared by the replicas through Redis). */
   counter(name: string, windowMs: number): WindowCounter;
+  /** PROLOG/CONTACT admission (device, credential, fair budget): one Lua script per decision in Redis. */
+  admission: AdmissionBackend;
   shutdown(): void;
 }
 
 export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   const stores: Store[] = [];
+  /** Everything that falls back from Redis: the first to see it away tells the others. */
+  const participants: { markDown(): void }[] = [];
   const usingRedis = new Map<string, boolean>();
   const store = (prefix: string): Store | undefined => {
     if (!deps.redis) return undefined; // express-rate-limit's own MemoryStore
@@ -212,9 +382,10 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
       usingRedis.set(prefix, up);
       deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
       // One request must not wait out a timeout per limiter: the first to see Redis away tells the others.
-      if (!up) for (const other of stores) if (other !== s && other instanceof FailoverStore) other.markDown();
+      if (!up) for (const other of participants) if (other !== s) other.markDown();
     });
     stores.push(s);
+    participants.push(s);
     return s;
   };
   // validate: false — the configuration is fixed here and checked by tests; the per-request checks cost time.
@@ -244,9 +415,21 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
       })
       .catch(next);
   };
+  let admission: AdmissionBackend;
+  if (deps.redis) {
+    const a: RedisAdmission = new RedisAdmission(deps.redis, deps.redisFailure, deps.logger, (up) => {
+      usingRedis.set('agentgate:admission', up);
+      deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
+      if (!up) for (const other of participants) if (other !== a) other.markDown();
+    });
+    participants.push(a);
+    stores.push({ shutdown: () => a.shutdown() } as unknown as Store);
+    admission = a;
+  } else admission = createMemoryAdmission();
   return {
     perIp,
     authFailures,
+    admission,
     async recordAuthFailure(req) {
       await authStore.increment(ipKeyGenerator(req.ip ?? 'unknown'));
     },

@@ -55,35 +55,68 @@ const XML_KINDS: Record<string, MessageKind> = {
 
 /**
  * The agents' command line is copied into the inventory (versionprovider perl_args) when run with --debug,
- * --password included. Blank out the values of secret options inside that one field only. A value runs to
- * white space, '"' or '<', and takes a backslash with the character it escapes: in JSON, `a\"b` is one
- * value, and blanking only `a\` would turn its escaped quote into the end of the string.
+ * --password included. A password may hold anything (spaces, quotes, backslashes, one character), so no
+ * rule can tell where its value ends: a perl_args that names any credential option is blanked whole.
  */
-const SECRET_ARG =
-  /(--(?:password|oauth-client-secret|oauth-client-id|user|ssl-key-password)(?:=|\s+)|\s-p\s+)((?:[^\s"<\\]|\\[^\s<])+)/g;
+const CREDENTIAL_OPTION =
+  /(?:^|[^\w-])(?:--(?:password|oauth-client-secret|oauth-client-id|user|ssl-key-password|proxy|credentials?)(?=[=\s"'\\&\]<]|$)|-p(?=[=\s"'\\&\]<]|$))/;
 
-/** Blanks the values of secret options in one command line. */
-export function redactArgs(args: string): string {
-  return args.replace(SECRET_ARG, `$1${REDACTED}`);
+/** True when one command line names a credential option (so it is to be blanked whole). */
+export function namesCredential(args: string): boolean {
+  return CREDENTIAL_OPTION.test(args);
 }
 
+/** Blanks one command line whole if it names a credential option. */
+export function redactArgs(args: string): string {
+  return namesCredential(args) ? REDACTED : args;
+}
+
+/** The end of the JSON string that starts at `open` (the index of its opening quote), or -1. */
+function jsonStringEnd(text: string, open: number): number {
+  for (let i = open + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c)
+      i++; // backslash: the next character is escaped
+    else if (c === 0x22) return i;
+  }
+  return -1;
+}
+
+/**
+ * Blanks, in the text, every `<PERL_ARGS>…</PERL_ARGS>` content (CDATA included) and every `"perl_args"`
+ * JSON string value that names a credential option. The rest of the document is left byte for byte.
+ */
 export function redactPerlArgs(text: string): string {
   let out = text;
-  for (const marker of ['PERL_ARGS>', '"perl_args"']) {
-    let at = out.indexOf(marker);
-    while (at !== -1) {
-      const end = marker === 'PERL_ARGS>' ? out.indexOf('<', at + marker.length) : out.indexOf('\n', at);
-      const stop = end === -1 ? out.length : end;
-      const field = out.slice(at, stop);
-      const cleaned = redactArgs(field);
-      if (cleaned !== field) out = out.slice(0, at) + cleaned + out.slice(stop);
-      at = out.indexOf(marker, at + cleaned.length);
+  for (let at = out.indexOf('<PERL_ARGS>'); at !== -1; at = out.indexOf('<PERL_ARGS>', at + 1)) {
+    const from = at + '<PERL_ARGS>'.length;
+    const close = out.indexOf('</PERL_ARGS>', from);
+    const stop = close === -1 ? out.length : close;
+    const field = out.slice(from, stop);
+    if (field !== REDACTED && namesCredential(field)) out = out.slice(0, from) + REDACTED + out.slice(stop);
+  }
+  const value = /"perl_args"\s*:\s*"/g;
+  let m: RegExpExecArray | null;
+  while ((m = value.exec(out)) !== null) {
+    const open = m.index + m[0].length - 1;
+    const end = jsonStringEnd(out, open);
+    if (end === -1) break;
+    const field = out.slice(open + 1, end);
+    if (field !== REDACTED && namesCredential(field)) {
+      out = out.slice(0, open + 1) + REDACTED + out.slice(end);
+      value.lastIndex = open + 1 + REDACTED.length + 1;
     }
   }
   return out;
 }
 
-/** CONTACT `httpd-plugins` lists every config key of each plugin: tokens, users, passwords. */
+/** Keys of a plugin's configuration that hold credentials, whatever their value. */
+const SECRET_KEY = /token|pass|pwd|user|secret|key|credential|auth/i;
+
+/**
+ * CONTACT `httpd-plugins` lists every config key of each plugin: tokens, users, passwords. Each such key's
+ * value (string, number, list or object: anything) is blanked whole.
+ */
 function redactHttpdPlugins(msg: Record<string, unknown>): boolean {
   const plugins = msg['httpd-plugins'];
   if (typeof plugins !== 'object' || plugins === null) return false;
@@ -91,7 +124,7 @@ function redactHttpdPlugins(msg: Record<string, unknown>): boolean {
   for (const conf of Object.values(plugins as Record<string, unknown>)) {
     if (typeof conf !== 'object' || conf === null) continue;
     for (const key of Object.keys(conf)) {
-      if (/token|password|user|secret|key/i.test(key) && (conf as Record<string, unknown>)[key] !== REDACTED) {
+      if (SECRET_KEY.test(key) && (conf as Record<string, unknown>)[key] !== REDACTED) {
         (conf as Record<string, unknown>)[key] = REDACTED;
         changed = true;
       }
@@ -225,7 +258,7 @@ export function parseJsonMessage(original: string, secrets: readonly string[] = 
       throw new AppError('bad_request', 'Invalid JSON: inventory without content');
     identity = identityFromSections(m.content as Record<string, unknown>, m.tag);
   }
-  const pluginsRedacted = kind === 'contact' && redactHttpdPlugins(m);
+  const pluginsRedacted = redactHttpdPlugins(m);
   // Redacted in the parsed message (a key written "perl\u005fargs" escapes the text's marker): the text kept
   // is then the judged message, serialized.
   const argsRedacted = redactParsedPerlArgs(m);

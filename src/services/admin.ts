@@ -110,6 +110,8 @@ export function createAdmin(deps: AdminDeps) {
       comment: key.comment,
       createdBy: key.createdBy,
       createdAt: key.createdAt,
+      frozenAt: key.frozenAt ?? null,
+      frozenReason: key.frozenReason ?? null,
       versions: versions.map((v) => ({
         version: v.version,
         secret: masked(v.prefix),

@@ -40,6 +40,7 @@ import {
 } from '../store/agent-store.js';
 import { takeKeyDeviceSlot } from '../store/auth-store.js';
 import { AppError, ERROR_STATUS } from '../errors.js';
+import type { Metrics } from '../metrics.js';
 import type { DeferReason } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import type { SpoolHeader } from './spool.js';
@@ -72,6 +73,11 @@ export interface AgentRequest {
   messageKey?: string | null;
   /** The message comes back from the spool (recorded later than it arrived; receivedAt is its arrival). */
   spooled?: boolean;
+  /**
+   * The credential check let the request in (a verified credential, or AGENT_AUTH=off). Until then nothing
+   * the request says is recorded: a getConfig GET or a refusal before authentication writes no row.
+   */
+  authenticated: boolean;
 }
 
 /** What the spool keeps of a request besides its body: everything handle() reads, and no secret. */
@@ -126,6 +132,19 @@ export interface AgentServiceDeps {
   keyUsage?: { seen(u: KeyUse): Promise<void> };
   /** Told of each recorded message whose claimed tag differs from its credential's (metrics). */
   onClaimedTagMismatch?: (kind: MessageKind) => void;
+  /**
+   * Told of every message naming a deviceid the gateway does not know, before it is recorded (the spike
+   * detector counts it); true when the request's key is in a new-device spike right now.
+   */
+  newDeviceid?: (e: { req: AgentRequest; kind: MessageKind }) => Promise<boolean>;
+  metrics?: Pick<Metrics, 'deferred' | 'newDeviceid'>;
+}
+
+/** The `key` label of agentgate_new_deviceids_total: the registration key's name, else the credential type. */
+function keyLabel(req: AgentRequest): string {
+  const p = req.principal;
+  if (!p) return 'none';
+  return p.type === 'key' ? p.name : p.type;
 }
 
 /** Thrown when a credential is used outside what it allows: answered exactly like a bad credential. */
@@ -290,12 +309,10 @@ export function createAgentService(deps: AgentServiceDeps) {
   }
 
   async function handle(req: AgentRequest, msg: AgentMessage): Promise<AgentAnswer> {
-    let answer: AgentAnswer = { ...answerFor(msg, req), outcome: 'accepted' };
-    if (answer.status >= 400) answer.outcome = 'unsupported';
-    else if (req.defer && (msg.kind === 'prolog' || msg.kind === 'contact')) answer.outcome = `deferred:${req.defer}`;
     // Network-task messages describe other devices: never let them create or change the sender's record.
     const touchesDevice =
       msg.kind === 'prolog' || msg.kind === 'contact' || msg.kind === 'inventory' || msg.kind === 'get_params';
+    const admissible = msg.kind === 'prolog' || msg.kind === 'contact';
     const bound = req.principal?.boundDeviceid;
     if (bound && touchesDevice && bound !== msg.deviceid) {
       // A per-device credential presented with another device's identity: refused like a bad credential.
@@ -307,8 +324,27 @@ export function createAgentService(deps: AgentServiceDeps) {
       throw new CredentialMisuse(`client bound to ${bound} used for ${msg.deviceid}`);
     }
     const stored = STORED_KINDS.has(msg.kind) ? storedBody(req, msg) : null;
-    const device = touchesDevice ? deviceFacts(req, msg) : null;
-    if (device) device.conflict = await judgeIdentity(req, msg);
+    let device: ReturnType<typeof deviceFacts> | null = touchesDevice ? deviceFacts(req, msg) : null;
+    if (device) {
+      const judged = await judgeIdentity(req, msg);
+      device.conflict = judged.conflict;
+      if (judged.known === null) {
+        // A deviceid the gateway has never seen: counted per key and subnet (the spike detector) whatever
+        // happens next. While its key is in a spike, a PROLOG/CONTACT of a new deviceid is told to come back
+        // later; and a deferred PROLOG/CONTACT of a new deviceid creates no device (so no review-queue entry):
+        // only its registration row is written. Its agent comes back in 1-4 h and registers then.
+        const spiking = (await deps.newDeviceid?.({ req, kind: msg.kind })) === true;
+        if (spiking && admissible && !req.defer) {
+          req.defer = 'spike';
+          deps.metrics?.deferred('spike');
+        }
+        if (req.defer && admissible) device = null;
+        deps.metrics?.newDeviceid(keyLabel(req), req.defer && admissible ? 'deferred' : 'registered');
+      }
+    }
+    let answer: AgentAnswer = { ...answerFor(msg, req), outcome: 'accepted' };
+    if (answer.status >= 400) answer.outcome = 'unsupported';
+    else if (req.defer && admissible) answer.outcome = `deferred:${req.defer}`;
     const record: RecordInput = {
       device,
       registration: registrationOf(req, msg, null, answer),
@@ -379,7 +415,10 @@ export function createAgentService(deps: AgentServiceDeps) {
    * pinned to a client or certificate that is not this one; a conflict when it is pinned to another key,
    * or when the hardware it reports contradicts the device on record.
    */
-  async function judgeIdentity(req: AgentRequest, msg: AgentMessage): Promise<Conflict | null> {
+  async function judgeIdentity(
+    req: AgentRequest,
+    msg: AgentMessage,
+  ): Promise<{ conflict: Conflict | null; known: unknown }> {
     const judged = msg.identity
       ? await findConflict(deps.sql, msg.deviceid, msg.identity, {
           full: msg.kind === 'inventory' && !msg.partial,
@@ -401,9 +440,9 @@ export function createAgentService(deps: AgentServiceDeps) {
         });
         throw new CredentialMisuse(`device ${msg.deviceid} is pinned to another credential`);
       }
-      if (verdict === 'conflict' && known) return credentialConflict(known, req.principal);
+      if (verdict === 'conflict' && known) return { conflict: credentialConflict(known, req.principal), known };
     }
-    return judged.conflict;
+    return { conflict: judged.conflict, known };
   }
 
   /** Merges a partial inventory into the view, first building the view from the last full one if needed. */
@@ -420,32 +459,19 @@ export function createAgentService(deps: AgentServiceDeps) {
     return deps.batcher.record({ device: null, registration, submission: null, fullInventory: false });
   }
 
-  /** getConfig GETs (Deploy, ESX, Collect): the quiet "no job" answer, recorded; needs no credential. */
-  async function getConfig(
-    req: AgentRequest,
-    machineid: string | null,
-    tasks: Record<string, string>,
-  ): Promise<AgentAnswer> {
-    const answer: AgentAnswer = { status: 200, format: 'json', text: getConfigAnswer(), outcome: 'accepted' };
-    await recordRegistration({
-      deviceId: null,
-      deviceid: machineid,
-      kind: 'getconfig',
-      format: 'none',
-      compression: 'none',
-      bodySize: 0,
-      decodedSize: 0,
-      partial: false,
-      outcome: answer.outcome,
-      status: answer.status,
-      message: null,
-      details: { tasks },
-      ...requestColumns(req),
-    });
-    return answer;
+  /**
+   * getConfig GETs (Deploy, ESX, Collect): the quiet "no job" answer, needing no credential. The agents send
+   * them without one (they would only add it after a 401), so what they say — a machineid, a path — is
+   * merely asserted: nothing is written, they are only counted (agentgate_agent_requests_total{kind="getconfig"}).
+   */
+  function getConfig(): AgentAnswer {
+    return { status: 200, format: 'json', text: getConfigAnswer(), outcome: 'accepted' };
   }
 
-  /** Records a request refused before (or while) it could be understood: the refusal is the only row written. */
+  /**
+   * Records a request refused after authentication, before (or while) it could be understood: the refusal
+   * is the only row written. A refusal before authentication writes nothing.
+   */
   async function recordRefusal(
     req: AgentRequest,
     info: {
@@ -457,6 +483,9 @@ export function createAgentService(deps: AgentServiceDeps) {
       message: string;
     },
   ): Promise<void> {
+    // Before authentication nothing is written (it is counted in agentgate_agent_requests_total and logged):
+    // an unauthenticated sender may not add rows, under a deviceid it names or at all.
+    if (!req.authenticated) return;
     await recordRegistration({
       deviceId: null,
       deviceid: info.deviceid ?? null,
@@ -532,6 +561,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       principal: h.principal,
       presentedSecrets: [], // redacted before it was spooled
       defer: null,
+      authenticated: true, // verified at arrival, before it was spooled
       messageKey: h.key,
       spooled: true,
     };

@@ -59,17 +59,24 @@ export function createSpikeDetector(deps: SpikeDeps) {
   }
 
   return {
-    /** Called once per new device; alerts exactly when a count crosses its threshold. */
-    async newDevice(d: { keyName: string | null; remoteAddr: string | null }): Promise<void> {
+    /**
+     * Called once per message naming a new deviceid, before it is recorded (so a flood that is only deferred
+     * is counted too); alerts exactly when a count crosses its threshold. True while the key is past its
+     * threshold in this window: its new deviceids are then told to come back later (admission `spike`).
+     */
+    async newDevice(d: { keyName: string | null; remoteAddr: string | null }): Promise<boolean> {
+      let spiking = false;
       if (d.keyName) {
         const n = await deps.countNewDevice(`key:${d.keyName}`);
         if (n === deps.perKey + 1) await alert('key', d.keyName, n, d.keyName);
+        spiking = n > deps.perKey;
       }
       const subnet = subnetOf(d.remoteAddr);
       if (subnet) {
         const n = await deps.countNewDevice(`subnet:${subnet}`);
         if (n === deps.perSubnet + 1) await alert('subnet', subnet, n, d.keyName);
       }
+      return spiking;
     },
   };
 }

@@ -139,12 +139,68 @@ export function isDuplicateMessage(err: unknown): boolean {
   return e?.code === '23505' && e.constraint_name === MESSAGE_KEY_INDEX;
 }
 
+/**
+ * The longest text kept in each registration column (characters; longer values are cut, never refused):
+ * whatever a request carries in its path or headers is stored bounded. Documented in the README.
+ */
+export const REGISTRATION_TEXT_MAX = {
+  deviceid: 255,
+  method: 16,
+  path: 256,
+  kind: 32,
+  format: 8,
+  compression: 16,
+  remoteAddr: 64,
+  userAgent: 256,
+  agentId: 128,
+  proxyId: 256,
+  requestId: 64,
+  outcome: 32,
+  message: 512,
+  authType: 32,
+  authUser: 128,
+  certFingerprint: 64,
+  certSubject: 1000,
+} as const;
+
+/** `s` cut to `max` characters (whole UTF-16 code points: a surrogate pair is never split). */
+export function cut(s: string | null | undefined, max: number): string | null {
+  if (s === null || s === undefined) return null;
+  if (s.length <= max) return s;
+  const end = /[\uD800-\uDBFF]/.test(s[max - 1]!) ? max - 1 : max;
+  return s.slice(0, end);
+}
+
+function bounded(r: RegistrationInput): RegistrationInput {
+  const m = REGISTRATION_TEXT_MAX;
+  return {
+    ...r,
+    deviceid: cut(r.deviceid, m.deviceid),
+    method: cut(r.method, m.method)!,
+    path: cut(r.path, m.path)!,
+    kind: cut(r.kind, m.kind)!,
+    compression: cut(r.compression, m.compression)!,
+    remoteAddr: cut(r.remoteAddr, m.remoteAddr),
+    userAgent: cut(r.userAgent, m.userAgent),
+    agentId: cut(r.agentId, m.agentId),
+    proxyId: cut(r.proxyId, m.proxyId),
+    requestId: cut(r.requestId, m.requestId),
+    outcome: cut(r.outcome, m.outcome)!,
+    message: cut(r.message, m.message),
+    authType: cut(r.authType, m.authType),
+    authUser: cut(r.authUser, m.authUser),
+    certFingerprint: cut(r.certFingerprint, m.certFingerprint),
+    certSubject: cut(r.certSubject, m.certSubject),
+  };
+}
+
 function registrationInsert(
   tx: Tx,
-  r: RegistrationInput,
+  input: RegistrationInput,
   deviceId: postgres.Fragment,
-  outcome: postgres.Fragment = tx`${r.outcome}`,
+  outcome: postgres.Fragment = tx`${cut(input.outcome, REGISTRATION_TEXT_MAX.outcome)}`,
 ) {
+  const r = bounded(input);
   return tx`
     insert into registrations (received_at, device_id, deviceid, method, path, kind, format, compression, body_size,
                                decoded_size, partial, remote_addr, user_agent, agent_id, proxy_id, request_id, outcome,

@@ -38,6 +38,9 @@ export interface KeyRow {
   comment: string | null;
   createdBy: string;
   createdAt: Date;
+  /** Frozen for auto-approval (by the spike detector or an admin), and why. */
+  frozenAt: Date | null;
+  frozenReason: string | null;
 }
 
 export interface KeyVersionRow {
@@ -51,7 +54,7 @@ export interface KeyVersionRow {
 
 const KEY_COLUMNS = (sql: Queryable) => sql`
   id, name, active, expires_at as "expiresAt", max_devices as "maxDevices", devices_used as "devicesUsed", tag, comment,
-  created_by as "createdBy", created_at as "createdAt"`;
+  created_by as "createdBy", created_at as "createdAt", frozen_at as "frozenAt", frozen_reason as "frozenReason"`;
 
 export async function countKeys(sql: Queryable): Promise<number> {
   const [r] = await sql<{ n: number }[]>`select count(*)::int as n from registration_keys`;

@@ -7,9 +7,20 @@ import { badge } from '../ui.js';
 
 /** @param {Key} k */
 export function keyStatus(k) {
-  if (!k.active) return badge('revoked');
-  if (k.expiresAt && new Date(k.expiresAt) <= new Date()) return badge('expired');
-  return badge('active');
+  const status = !k.active
+    ? badge('revoked')
+    : k.expiresAt && new Date(k.expiresAt) <= new Date()
+      ? badge('expired')
+      : badge('active');
+  if (!k.frozenAt) return status;
+  // A spike of new deviceids (or an admin) froze the key: its new devices stay quarantined.
+  const frozen = h(
+    'span',
+    { class: 'badge badge-closing', title: k.frozenReason ?? 'frozen for auto-approval' },
+    'frozen ',
+    fmtDate(k.frozenAt),
+  );
+  return h('span', null, status, ' ', frozen);
 }
 
 /** @param {KeyVersion} v */
