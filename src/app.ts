@@ -42,6 +42,9 @@ export function buildApp(deps: Deps): express.Express {
       logger: deps.logger,
       version: VERSION,
       forwarder: deps.forwarder,
+      limits: deps.limits,
+      securityEvent: (kind, e) => deps.credentials.securityEvent(kind, e),
+      metrics: deps.metrics,
     }),
   );
   app.use(consoleRoutes());

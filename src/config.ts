@@ -200,6 +200,40 @@ const upstreamUrl: Parser<string | undefined> = (raw) => {
   return url.toString();
 };
 
+/**
+ * An estimate of a chosen secret's strength in bits, for refusing weak BOOTSTRAP_* values at start. After
+ * an optional type prefix (`agk_`, `ago_`…) the value counts length × log2(alphabet), the alphabet being
+ * the character classes it uses (26 lower, 26 upper, 10 digits, 33 others); a run of 5 identical characters
+ * or of 5 consecutive ones (`00000`, `12345`, `edcba`) makes it 0. 22 random base64url characters score ~131.
+ * It catches short, repetitive and counting values, not dictionary phrases: generate secrets
+ * (`openssl rand -base64 32`), never make them up.
+ */
+export function secretStrengthBits(value: string): number {
+  const s = value.replace(/^ag[a-z]_/, '');
+  for (let i = 0; i + 4 < s.length; i++) {
+    const d = [1, 2, 3, 4].map((k) => s.charCodeAt(i + k) - s.charCodeAt(i + k - 1));
+    if (d.every((x) => x === d[0]) && Math.abs(d[0]!) <= 1) return 0;
+  }
+  const alphabet =
+    (/[a-z]/.test(s) ? 26 : 0) +
+    (/[A-Z]/.test(s) ? 26 : 0) +
+    (/[0-9]/.test(s) ? 10 : 0) +
+    (/[^a-zA-Z0-9]/.test(s) ? 33 : 0);
+  return alphabet === 0 ? 0 : Math.floor(s.length * Math.log2(alphabet));
+}
+
+export const MIN_SECRET_BITS = 128;
+
+const strongSecret: Parser<string | undefined> = (raw) => {
+  if (raw === '') return undefined;
+  const bits = secretStrengthBits(raw);
+  if (bits < MIN_SECRET_BITS)
+    throw new Error(
+      `too weak (about ${bits} bits, at least ${MIN_SECRET_BITS} needed: e.g. 22 or more random base64url characters after the prefix, no runs such as 00000 or 12345); generate one with: echo "ag?_$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')", or leave it unset to have one generated`,
+    );
+  return raw;
+};
+
 export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'PORT',
@@ -298,17 +332,17 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'BOOTSTRAP_SECRET',
     field: 'bootstrapSecret',
-    doc: 'plaintext of the first registration key "default" (else one is generated and logged once)',
+    doc: 'plaintext of the first registration key "default" (else one is generated and logged once); at least 128 bits (e.g. agk_ + 22 random base64url characters), weaker values are refused at start',
     default: undefined,
-    parse: optional,
+    parse: strongSecret,
     secret: true,
   },
   {
     env: 'BOOTSTRAP_ADMIN_TOKEN',
     field: 'bootstrapAdminToken',
-    doc: 'token of the first admin operator (else one is generated and logged once)',
+    doc: 'token of the first admin operator (else one is generated and logged once); at least 128 bits (e.g. ago_ + 22 random base64url characters), weaker values are refused at start',
     default: undefined,
-    parse: optional,
+    parse: strongSecret,
     secret: true,
   },
   {

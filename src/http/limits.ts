@@ -198,6 +198,8 @@ export interface AgentLimits {
   authFailures: RequestHandler;
   /** Counts one invalid credential for the request's address; resolves once counted. */
   recordAuthFailure(req: Request): Promise<void>;
+  /** True when the request's address is past its invalid-credential budget (for callers with their own answer). */
+  authFailuresExceeded(req: Request): Promise<boolean>;
   /** A fixed window of `windowMs` through the same stores (shared by the replicas through Redis). */
   counter(name: string, windowMs: number): WindowCounter;
   shutdown(): void;
@@ -249,6 +251,10 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     authFailures,
     async recordAuthFailure(req) {
       await authStore.increment(ipKeyGenerator(req.ip ?? 'unknown'));
+    },
+    async authFailuresExceeded(req) {
+      const seen = await authStore.get?.(ipKeyGenerator(req.ip ?? 'unknown'));
+      return seen !== undefined && seen.totalHits >= deps.authFailuresPer15Min;
     },
     counter(name, windowMs) {
       const counted: Store = store(`agentgate:${name}:`) ?? new MemoryStore();
