@@ -9,6 +9,9 @@ export type AgentAuthMode = 'required' | 'off';
 export interface Config {
   port: number;
   host: string;
+  adminHost: string | undefined;
+  adminPort: number | undefined;
+  metricsToken: string | undefined;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
   dataDir: string;
@@ -238,11 +241,33 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'PORT',
     field: 'port',
-    doc: 'TCP port of the agent endpoint and the admin API',
+    doc: 'TCP port of the agent endpoint (and of the admin API, console and /metrics unless ADMIN_PORT is set)',
     default: '8080',
     parse: int(0, 65535),
   },
   { env: 'HOST', field: 'host', doc: 'address to listen on', default: '0.0.0.0', parse: text },
+  {
+    env: 'ADMIN_PORT',
+    field: 'adminPort',
+    doc: 'TCP port of a separate admin listener: /api, /console and /metrics are then served only there (404 on PORT); unset = everything on PORT',
+    default: undefined,
+    parse: (raw) => (raw === '' ? undefined : int(0, 65535)(raw)),
+  },
+  {
+    env: 'ADMIN_HOST',
+    field: 'adminHost',
+    doc: 'address of the admin listener (with ADMIN_PORT): loopback or an internal interface; unset = 127.0.0.1',
+    default: undefined,
+    parse: optional,
+  },
+  {
+    env: 'METRICS_TOKEN',
+    field: 'metricsToken',
+    doc: 'bearer token that /metrics then requires (Authorization: Bearer <token>); unset = /metrics is open to whoever reaches its port',
+    default: undefined,
+    parse: optional,
+    secret: true,
+  },
   {
     env: 'DATABASE_URL',
     field: 'databaseUrl',
@@ -564,6 +589,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   }
   const cfg = out as unknown as Config;
   if (problems.length === 0) {
+    if (cfg.adminHost && cfg.adminPort === undefined) problems.push('ADMIN_HOST: needs ADMIN_PORT');
+    if (cfg.adminPort !== undefined && cfg.adminPort !== 0 && cfg.adminPort === cfg.port)
+      problems.push('ADMIN_PORT: must differ from PORT');
     if (cfg.inflateLimit < cfg.bodyLimit) problems.push('INFLATE_LIMIT: must not be smaller than BODY_LIMIT');
     if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) problems.push('TLS_CERT and TLS_KEY: set both or neither');
     if (cfg.tlsClientCa && !cfg.tlsCert) problems.push('TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY');

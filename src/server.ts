@@ -42,6 +42,9 @@ export interface RunningServer {
   deps: Deps;
   port: number;
   url: string;
+  /** With ADMIN_PORT: the admin listener's port and URL. */
+  adminPort?: number;
+  adminUrl?: string;
   close(): Promise<void>;
 }
 
@@ -57,7 +60,14 @@ export async function startServer(
     await deps.close();
     throw err;
   }
-  const app = buildApp(deps);
+  let listeners: Listener[];
+  try {
+    listeners = await startListeners(deps);
+  } catch (err) {
+    await deps.close();
+    throw err;
+  }
+  const { port, url } = listeners[0]!;
   const graceWatch = watchGraceWindows(deps);
   const retention = setInterval(() => {
     deps.review.purgeRejected(config.rejectedRetentionSeconds).then(
@@ -74,6 +84,90 @@ export async function startServer(
     );
   }, 3600_000);
   retention.unref();
+  if (config.agentAuth === 'off') logger.warn('AGENT_AUTH=off: any agent is accepted without a credential (lab mode)');
+  deps.notifier.start();
+  deps.forwarder.start();
+
+  let closing: Promise<void> | null = null;
+  // While draining, answers say Connection: close, so keep-alive clients let the process exit at once.
+  for (const { server: s } of listeners)
+    s.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (closing) res.setHeader('Connection', 'close');
+    });
+  async function close(): Promise<void> {
+    closing ??= (async () => {
+      await Promise.all(
+        listeners.map(
+          ({ server: s }) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeIdleConnections();
+              // In-flight requests get a bounded time to finish; then the rest are cut.
+              setTimeout(() => s.closeAllConnections(), 10_000).unref();
+            }),
+        ),
+      );
+      clearInterval(graceWatch);
+      clearInterval(retention);
+      await deps.notifier.stop();
+      await deps.forwarder.stop();
+      await deps.close();
+    })();
+    return closing;
+  }
+  const admin = listeners[1];
+  return { deps, port, url, adminPort: admin?.port, adminUrl: admin?.url, close };
+}
+
+interface Listener {
+  server: http.Server;
+  port: number;
+  url: string;
+}
+
+/**
+ * The HTTP(S) listeners: the agent port (HOST:PORT), and with ADMIN_PORT a second one (ADMIN_HOST, default
+ * 127.0.0.1) that alone serves the admin API, the console and /metrics. Both close on shutdown.
+ */
+async function startListeners(deps: Deps): Promise<Listener[]> {
+  const { config, logger } = deps;
+  const split = config.adminPort !== undefined;
+  const agents = await listen(deps, buildApp(deps, { surface: split ? 'agents' : 'all' }), config.host, config.port, {
+    clientCerts: true,
+  });
+  logger.info(
+    { url: agents.url, host: config.host, port: agents.port, agentAuth: config.agentAuth },
+    `agent-gate listening: point agents at ${agents.url}/`,
+  );
+  if (!split) return [agents];
+  const adminHost = config.adminHost ?? '127.0.0.1';
+  try {
+    const admin = await listen(deps, buildApp(deps, { surface: 'admin' }), adminHost, config.adminPort, {
+      clientCerts: false,
+    });
+    logger.info(
+      { url: admin.url, host: adminHost, port: admin.port },
+      `admin listener: admin API, console and /metrics at ${admin.url} (not on the agent port)`,
+    );
+    return [agents, admin];
+  } catch (err) {
+    agents.server.close();
+    throw err;
+  }
+}
+
+/**
+ * One listener with the request timeouts. TLS_CERT/TLS_KEY apply to both; TLS_CLIENT_CA (agent
+ * certificates as credentials) only to the agent port.
+ */
+async function listen(
+  deps: Deps,
+  app: http.RequestListener,
+  host: string,
+  port: number,
+  opts: { clientCerts: boolean },
+): Promise<Listener> {
+  const { config } = deps;
   const tls = config.tlsCert && config.tlsKey;
   const server = tls
     ? https.createServer(
@@ -84,7 +178,7 @@ export async function startServer(
           // TLS_CLIENT_CA: ask every client for a certificate. `required` refuses the handshake without a
           // verified one; `optional` lets it finish and leaves the verdict (socket.authorized) to agent
           // authentication, which refuses a presented certificate that failed verification (http/agent-auth.ts).
-          ...(config.tlsClientCa
+          ...(config.tlsClientCa && opts.clientCerts
             ? {
                 ca: fs.readFileSync(config.tlsClientCa),
                 requestCert: true,
@@ -103,39 +197,9 @@ export async function startServer(
   server.keepAliveTimeout = 75_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
-  const scheme = tls ? 'https' : 'http';
-  const url = `${scheme}://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-  logger.info(
-    { url, host: config.host, port, agentAuth: config.agentAuth },
-    `agent-gate listening: point agents at ${url}/`,
-  );
-  if (config.agentAuth === 'off') logger.warn('AGENT_AUTH=off: any agent is accepted without a credential (lab mode)');
-  deps.notifier.start();
-  deps.forwarder.start();
-
-  let closing: Promise<void> | null = null;
-  // While draining, answers say Connection: close, so keep-alive clients let the process exit at once.
-  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (closing) res.setHeader('Connection', 'close');
-  });
-  async function close(): Promise<void> {
-    closing ??= (async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        // In-flight requests get a bounded time to finish; then the rest are cut.
-        setTimeout(() => server.closeAllConnections(), 10_000).unref();
-      });
-      clearInterval(graceWatch);
-      clearInterval(retention);
-      await deps.notifier.stop();
-      await deps.forwarder.stop();
-      await deps.close();
-    })();
-    return closing;
-  }
-  return { deps, port, url, close };
+  const bound = (server.address() as AddressInfo).port;
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return { server, port: bound, url: `${tls ? 'https' : 'http'}://${shown}:${bound}` };
 }
