@@ -287,7 +287,7 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'DATA_DIR',
     field: 'dataDir',
-    doc: 'directory of the embedded database (used only without DATABASE_URL)',
+    doc: 'directory of the embedded database (used only without DATABASE_URL); created 0700, private to the gateway user',
     default: './data',
     parse: text,
   },
