@@ -16,7 +16,17 @@ import { consoleRoutes } from './http/console.js';
 import { healthRoutes } from './http/health.js';
 import { tokenEndpoint } from './http/token-endpoint.js';
 
-export function buildApp(deps: Deps): express.Express {
+/**
+ * What one listener serves. `all` (one port, the default): everything. With ADMIN_PORT the agent port
+ * serves `agents` (agent endpoint, token endpoint, /healthz, /readyz) and the admin port `admin` (admin
+ * API, console, /metrics, /healthz, /readyz); each answers the other's paths as unknown ones (404).
+ */
+export type Surface = 'all' | 'agents' | 'admin';
+
+export function buildApp(deps: Deps, opts: { surface?: Surface } = {}): express.Express {
+  const surface = opts.surface ?? 'all';
+  const agents = surface !== 'admin';
+  const operators = surface !== 'agents';
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -32,7 +42,35 @@ export function buildApp(deps: Deps): express.Express {
     });
     next();
   });
-  app.use(healthRoutes({ readiness: deps.readiness, metrics: deps.metrics, records: deps.records }));
+  app.use(
+    healthRoutes({
+      readiness: deps.readiness,
+      metrics: deps.metrics,
+      records: deps.records,
+      metricsEndpoint: operators,
+      metricsToken: deps.config.metricsToken,
+    }),
+  );
+  if (operators) mountOperators(app, deps);
+  if (agents) mountAgents(app, deps);
+  app.use((_req: Request, _res: Response, next: NextFunction) => {
+    next(new AppError('not_found', 'Not found'));
+  });
+  // The last resort: anything not answered yet. Agents get their own format, everyone else JSON.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const appErr = toAppError(err);
+    if (appErr.status >= 500)
+      requestLog(res, deps.logger).error({ err: appErr.cause ?? appErr, path: req.path }, 'request failed');
+    if (res.headersSent) return void res.end();
+    if (AGENT_PATH.test(req.path))
+      return sendAgentError(req, res, appErr, { prologFreqHours: deps.config.prologFreqHours });
+    sendJsonError(res, appErr);
+  });
+  return app;
+}
+
+/** The operators' side: admin API and console (and, through healthRoutes, /metrics). */
+function mountOperators(app: express.Express, deps: Deps): void {
   app.use(
     adminApi({
       admin: deps.admin,
@@ -46,9 +84,16 @@ export function buildApp(deps: Deps): express.Express {
       inventoryRead: deps.inventoryRead,
       securityEvents: deps.securityEvents,
       auditRead: deps.auditRead,
+      limits: deps.limits,
+      securityEvent: (kind, e) => deps.credentials.securityEvent(kind, e),
+      metrics: deps.metrics,
     }),
   );
   app.use(consoleRoutes());
+}
+
+/** The agents' side: the token endpoint and the agent endpoint. */
+function mountAgents(app: express.Express, deps: Deps): void {
   const limits = deps.limits;
   app.use(
     tokenEndpoint({
@@ -88,20 +133,6 @@ export function buildApp(deps: Deps): express.Express {
       spool: deps.spool,
     }),
   );
-  app.use((_req: Request, _res: Response, next: NextFunction) => {
-    next(new AppError('not_found', 'Not found'));
-  });
-  // The last resort: anything not answered yet. Agents get their own format, everyone else JSON.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const appErr = toAppError(err);
-    if (appErr.status >= 500)
-      requestLog(res, deps.logger).error({ err: appErr.cause ?? appErr, path: req.path }, 'request failed');
-    if (res.headersSent) return void res.end();
-    if (AGENT_PATH.test(req.path))
-      return sendAgentError(req, res, appErr, { prologFreqHours: deps.config.prologFreqHours });
-    sendJsonError(res, appErr);
-  });
-  return app;
 }
 
 /** TRUST_PROXY as express understands it: unset → trust nobody; a number → hops; else a list of addresses/CIDRs/names. */

@@ -9,6 +9,9 @@ export type AgentAuthMode = 'required' | 'off';
 export interface Config {
   port: number;
   host: string;
+  adminHost: string | undefined;
+  adminPort: number | undefined;
+  metricsToken: string | undefined;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
   dataDir: string;
@@ -218,15 +221,71 @@ const rate: Parser<number> = (raw) => {
   return Number(raw);
 };
 
+/**
+ * An estimate of a chosen secret's strength in bits, for refusing weak BOOTSTRAP_* values at start. After
+ * an optional type prefix (`agk_`, `ago_`…) the value counts length × log2(alphabet), the alphabet being
+ * the character classes it uses (26 lower, 26 upper, 10 digits, 33 others); a run of 5 identical characters
+ * or of 5 consecutive ones (`00000`, `12345`, `edcba`) makes it 0. 22 random base64url characters score ~131.
+ * It catches short, repetitive and counting values, not dictionary phrases: generate secrets
+ * (`openssl rand -base64 32`), never make them up.
+ */
+export function secretStrengthBits(value: string): number {
+  const s = value.replace(/^ag[a-z]_/, '');
+  for (let i = 0; i + 4 < s.length; i++) {
+    const d = [1, 2, 3, 4].map((k) => s.charCodeAt(i + k) - s.charCodeAt(i + k - 1));
+    if (d.every((x) => x === d[0]) && Math.abs(d[0]!) <= 1) return 0;
+  }
+  const alphabet =
+    (/[a-z]/.test(s) ? 26 : 0) +
+    (/[A-Z]/.test(s) ? 26 : 0) +
+    (/[0-9]/.test(s) ? 10 : 0) +
+    (/[^a-zA-Z0-9]/.test(s) ? 33 : 0);
+  return alphabet === 0 ? 0 : Math.floor(s.length * Math.log2(alphabet));
+}
+
+export const MIN_SECRET_BITS = 128;
+
+const strongSecret: Parser<string | undefined> = (raw) => {
+  if (raw === '') return undefined;
+  const bits = secretStrengthBits(raw);
+  if (bits < MIN_SECRET_BITS)
+    throw new Error(
+      `too weak (about ${bits} bits, at least ${MIN_SECRET_BITS} needed: e.g. 22 or more random base64url characters after the prefix, no runs such as 00000 or 12345); generate one with: echo "ag?_$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')", or leave it unset to have one generated`,
+    );
+  return raw;
+};
+
 export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'PORT',
     field: 'port',
-    doc: 'TCP port of the agent endpoint and the admin API',
+    doc: 'TCP port of the agent endpoint (and of the admin API, console and /metrics unless ADMIN_PORT is set)',
     default: '8080',
     parse: int(0, 65535),
   },
   { env: 'HOST', field: 'host', doc: 'address to listen on', default: '0.0.0.0', parse: text },
+  {
+    env: 'ADMIN_PORT',
+    field: 'adminPort',
+    doc: 'TCP port of a separate admin listener: /api, /console and /metrics are then served only there (404 on PORT); unset = everything on PORT',
+    default: undefined,
+    parse: (raw) => (raw === '' ? undefined : int(0, 65535)(raw)),
+  },
+  {
+    env: 'ADMIN_HOST',
+    field: 'adminHost',
+    doc: 'address of the admin listener (with ADMIN_PORT): loopback or an internal interface; unset = 127.0.0.1',
+    default: undefined,
+    parse: optional,
+  },
+  {
+    env: 'METRICS_TOKEN',
+    field: 'metricsToken',
+    doc: 'bearer token that /metrics then requires (Authorization: Bearer <token>); unset = /metrics is open to whoever reaches its port',
+    default: undefined,
+    parse: optional,
+    secret: true,
+  },
   {
     env: 'DATABASE_URL',
     field: 'databaseUrl',
@@ -246,7 +305,7 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'DATA_DIR',
     field: 'dataDir',
-    doc: 'directory of the embedded database (used only without DATABASE_URL)',
+    doc: 'directory of the embedded database (used only without DATABASE_URL); created 0700, private to the gateway user',
     default: './data',
     parse: text,
   },
@@ -337,17 +396,17 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'BOOTSTRAP_SECRET',
     field: 'bootstrapSecret',
-    doc: 'plaintext of the first registration key "default" (else one is generated and logged once)',
+    doc: 'plaintext of the first registration key "default" (else one is generated and logged once); at least 128 bits (e.g. agk_ + 22 random base64url characters), weaker values are refused at start',
     default: undefined,
-    parse: optional,
+    parse: strongSecret,
     secret: true,
   },
   {
     env: 'BOOTSTRAP_ADMIN_TOKEN',
     field: 'bootstrapAdminToken',
-    doc: 'token of the first admin operator (else one is generated and logged once)',
+    doc: 'token of the first admin operator (else one is generated and logged once); at least 128 bits (e.g. ago_ + 22 random base64url characters), weaker values are refused at start',
     default: undefined,
-    parse: optional,
+    parse: strongSecret,
     secret: true,
   },
   {
@@ -625,6 +684,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   }
   const cfg = out as unknown as Config;
   if (problems.length === 0) {
+    if (cfg.adminHost && cfg.adminPort === undefined) problems.push('ADMIN_HOST: needs ADMIN_PORT');
+    if (cfg.adminPort !== undefined && cfg.adminPort !== 0 && cfg.adminPort === cfg.port)
+      problems.push('ADMIN_PORT: must differ from PORT');
     if (cfg.inflateLimit < cfg.bodyLimit) problems.push('INFLATE_LIMIT: must not be smaller than BODY_LIMIT');
     if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) problems.push('TLS_CERT and TLS_KEY: set both or neither');
     if (cfg.tlsClientCa && !cfg.tlsCert) problems.push('TLS_CLIENT_CA: needs TLS_CERT and TLS_KEY');

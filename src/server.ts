@@ -44,6 +44,9 @@ export interface RunningServer {
   deps: Deps;
   port: number;
   url: string;
+  /** With ADMIN_PORT: the admin listener's port and URL. */
+  adminPort?: number;
+  adminUrl?: string;
   /** Stops at once (tests, embedding): no drain, requests in flight still finish within the bound. */
   close(): Promise<void>;
   /** SIGTERM: /readyz fails, serving goes on for SHUTDOWN_DRAIN, then close(). */
@@ -162,7 +165,14 @@ export async function startServer(
     await deps.close();
     throw err;
   }
-  const app = buildApp(deps);
+  let listeners: Listener[];
+  try {
+    listeners = await startListeners(deps);
+  } catch (err) {
+    await deps.close();
+    throw err;
+  }
+  const { port, url } = listeners[0]!;
   const graceWatch = watchGraceWindows(deps);
   const retention = setInterval(() => {
     deps.review.purgeRejected(config.rejectedRetentionSeconds).then(
@@ -179,51 +189,13 @@ export async function startServer(
     );
   }, 3600_000);
   retention.unref();
-  const tls = config.tlsCert && config.tlsKey;
-  const server = tls
-    ? https.createServer(
-        {
-          connectionsCheckingInterval: 1000,
-          cert: fs.readFileSync(config.tlsCert),
-          key: fs.readFileSync(config.tlsKey),
-          // TLS_CLIENT_CA: ask every client for a certificate. `required` refuses the handshake without a
-          // verified one; `optional` lets it finish and leaves the verdict (socket.authorized) to agent
-          // authentication, which refuses a presented certificate that failed verification (http/agent-auth.ts).
-          ...(config.tlsClientCa
-            ? {
-                ca: fs.readFileSync(config.tlsClientCa),
-                requestCert: true,
-                rejectUnauthorized: config.tlsClientCert === 'required',
-              }
-            : {}),
-        },
-        app,
-      )
-    : http.createServer({ connectionsCheckingInterval: 1000 }, app);
-  // Slow senders: the whole request (headers and body) must arrive within REQUEST_TIMEOUT (checked every
-  // second: connectionsCheckingInterval above, Node's default being 30 s).
-  server.requestTimeout = config.requestTimeoutSeconds * 1000;
-  server.headersTimeout = Math.min(60_000, server.requestTimeout);
-  // Longer than the idle timeout of common load balancers (60 s), so they never reuse a connection we closed.
-  server.keepAliveTimeout = 75_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  const scheme = tls ? 'https' : 'http';
-  const url = `${scheme}://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-  logger.info(
-    { url, host: config.host, port, agentAuth: config.agentAuth },
-    `agent-gate listening: point agents at ${url}/`,
-  );
   if (config.agentAuth === 'off') logger.warn('AGENT_AUTH=off: any agent is accepted without a credential (lab mode)');
   deps.notifier.start();
   deps.forwarder.start();
   deps.retention.start();
   deps.inventorySummaries.start();
 
-  const drains = [drainable(server)];
+  const drains = listeners.map(({ server: s }) => drainable(s));
   let stopping: Promise<void> | null = null;
   /** Stops everything: each listener (see drainable), then the workers and the pools. */
   function stop(drainMs: number): Promise<void> {
@@ -244,11 +216,99 @@ export async function startServer(
     })();
     return stopping;
   }
+  const admin = listeners[1];
   return {
     deps,
     port,
     url,
+    adminPort: admin?.port,
+    adminUrl: admin?.url,
     close: () => stop(0),
     shutdown: () => stop(config.shutdownDrainSeconds * 1000),
   };
+}
+
+interface Listener {
+  server: http.Server;
+  port: number;
+  url: string;
+}
+
+/**
+ * The HTTP(S) listeners: the agent port (HOST:PORT), and with ADMIN_PORT a second one (ADMIN_HOST, default
+ * 127.0.0.1) that alone serves the admin API, the console and /metrics. Both close on shutdown.
+ */
+async function startListeners(deps: Deps): Promise<Listener[]> {
+  const { config, logger } = deps;
+  const split = config.adminPort !== undefined;
+  const agents = await listen(deps, buildApp(deps, { surface: split ? 'agents' : 'all' }), config.host, config.port, {
+    clientCerts: true,
+  });
+  logger.info(
+    { url: agents.url, host: config.host, port: agents.port, agentAuth: config.agentAuth },
+    `agent-gate listening: point agents at ${agents.url}/`,
+  );
+  if (!split) return [agents];
+  const adminHost = config.adminHost ?? '127.0.0.1';
+  try {
+    const admin = await listen(deps, buildApp(deps, { surface: 'admin' }), adminHost, config.adminPort, {
+      clientCerts: false,
+    });
+    logger.info(
+      { url: admin.url, host: adminHost, port: admin.port },
+      `admin listener: admin API, console and /metrics at ${admin.url} (not on the agent port)`,
+    );
+    return [agents, admin];
+  } catch (err) {
+    agents.server.close();
+    throw err;
+  }
+}
+
+/**
+ * One listener with the request timeouts. TLS_CERT/TLS_KEY apply to both; TLS_CLIENT_CA (agent
+ * certificates as credentials) only to the agent port.
+ */
+async function listen(
+  deps: Deps,
+  app: http.RequestListener,
+  host: string,
+  port: number,
+  opts: { clientCerts: boolean },
+): Promise<Listener> {
+  const { config } = deps;
+  const tls = config.tlsCert && config.tlsKey;
+  const server = tls
+    ? https.createServer(
+        {
+          connectionsCheckingInterval: 1000,
+          cert: fs.readFileSync(config.tlsCert),
+          key: fs.readFileSync(config.tlsKey),
+          // TLS_CLIENT_CA: ask every client for a certificate. `required` refuses the handshake without a
+          // verified one; `optional` lets it finish and leaves the verdict (socket.authorized) to agent
+          // authentication, which refuses a presented certificate that failed verification (http/agent-auth.ts).
+          ...(config.tlsClientCa && opts.clientCerts
+            ? {
+                ca: fs.readFileSync(config.tlsClientCa),
+                requestCert: true,
+                rejectUnauthorized: config.tlsClientCert === 'required',
+              }
+            : {}),
+        },
+        app,
+      )
+    : http.createServer({ connectionsCheckingInterval: 1000 }, app);
+  // Slow senders: the whole request (headers and body) must arrive within REQUEST_TIMEOUT (checked every
+  // second: connectionsCheckingInterval above, Node's default being 30 s).
+  server.requestTimeout = config.requestTimeoutSeconds * 1000;
+  server.headersTimeout = Math.min(60_000, server.requestTimeout);
+  // Longer than the idle timeout of common load balancers (60 s), so they never reuse a connection we closed.
+  server.keepAliveTimeout = 75_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = (server.address() as AddressInfo).port;
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return { server, port: bound, url: `${tls ? 'https' : 'http'}://${shown}:${bound}` };
 }

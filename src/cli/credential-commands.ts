@@ -7,7 +7,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { parseDuration } from '../config.js';
 import type { Deps } from '../deps.js';
 import { type Actor, OPERATOR_ROLES, type OperatorRole } from '../services/admin.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, write } from './output.js';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
@@ -72,7 +72,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
             cliActor(),
           );
           if (o.json) return printJson({ name: key.name, version: 1, secret, key });
-          process.stdout.write(
+          write(
             `registration key "${key.name}" created.\nsecret (shown once, store it now): ${secret}\nagents: --user <anything> --password ${secret}\n`,
           );
         });
@@ -127,7 +127,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
             previousVersionsExpireAt: r.previousExpiresAt,
             key: r.key,
           });
-        process.stdout.write(
+        write(
           `registration key "${o.name}" rotated to version ${r.version}.\nnew secret (shown once, store it now): ${r.secret}\nolder versions stop working at ${when(r.previousExpiresAt)}\nwho still uses them: agent-gate secrets usage --name ${o.name}\n`,
         );
       });
@@ -174,7 +174,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
         await withDeps(async (deps) => {
           const key = await deps.admin.setKeyActive(o.name, active, cliActor());
           if (o.json) return printJson(key);
-          process.stdout.write(`registration key "${key.name}" is now ${key.active ? 'active' : 'revoked'}\n`);
+          write(`registration key "${key.name}" is now ${key.active ? 'active' : 'revoked'}\n`);
         });
       });
   }
@@ -186,7 +186,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
     .command('create')
     .description('create a client credential and print its secret once')
     .requiredOption('--name <name>', 'a name for people')
-    .option('--device <id>', 'bind it to one device (device id or deviceid): it may submit for no other')
+    .option('--device <device>', 'bind it to one device (a deviceid, or id:N for row N): it may submit for no other')
     .option(
       '--tag <tag>',
       "tag/entity of the devices it registers, sent to GLPI instead of the agent's (wins over a key's)",
@@ -201,7 +201,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
           cliActor(),
         );
         if (o.json) return printJson(c);
-        process.stdout.write(
+        write(
           `client "${c.name}" created.\nclientId: ${c.clientId}\nclientSecret (shown once, store it now): ${c.clientSecret}\nGLPI Agent ≥ 1.10: --oauth-client-id ${c.clientId} --oauth-client-secret <secret>\nothers: --user ${c.clientId} --password <secret>\n`,
         );
       });
@@ -225,7 +225,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const c = await deps.admin.revokeClient(o.clientId, cliActor());
         if (o.json) return printJson(c);
-        process.stdout.write(`client ${c.clientId} revoked\n`);
+        write(`client ${c.clientId} revoked\n`);
       });
     });
 
@@ -255,7 +255,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const c = await deps.admin.revokeCertificate(o.fingerprint, cliActor());
         if (o.json) return printJson(c);
-        process.stdout.write(`certificate ${c.fingerprint} (${c.subject}) revoked\n`);
+        write(`certificate ${c.fingerprint} (${c.subject}) revoked\n`);
       });
     });
 
@@ -274,9 +274,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const op = await deps.admin.createOperator({ name: o.name, role: o.role }, cliActor());
         if (o.json) return printJson(op);
-        process.stdout.write(
-          `operator "${op.name}" (${op.role}) created.\ntoken (shown once, store it now): ${op.token}\n`,
-        );
+        write(`operator "${op.name}" (${op.role}) created.\ntoken (shown once, store it now): ${op.token}\n`);
       });
     });
   operators
@@ -297,7 +295,7 @@ export function credentialCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const op = await deps.admin.revokeOperator(o.name, cliActor());
         if (o.json) return printJson(op);
-        process.stdout.write(`operator "${op.name}" revoked\n`);
+        write(`operator "${op.name}" revoked\n`);
       });
     });
 

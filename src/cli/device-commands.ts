@@ -1,13 +1,16 @@
 /**
- * `agent-gate devices show|approve|reject|undo`: the review workflow from the command line. IDs may be
- * device ids or deviceids. A --filter decision first reports how many devices match; --yes confirms it.
+ * `agent-gate devices show|approve|reject|undo`: the review workflow from the command line. A device is
+ * named as everywhere (services/records.ts parseDeviceRef): `id:15` (or `#15`) is row 15, anything else a
+ * deviceid, so `15` is the device whose deviceid is "15". A --filter decision first reports how many devices match; --yes confirms it.
  */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { type Decision, parseFilter } from '../services/review.js';
 import { cliActor } from './credential-commands.js';
-import { cell, printJson, printTable } from './output.js';
+import { cell, printJson, printTable, write } from './output.js';
+
+const DEVICE_REF_HELP = 'a deviceid, or id:N (or #N) for the row id N shown by devices list';
 
 type InventoryOut = Awaited<ReturnType<Deps['inventoryRead']['inventory']>>;
 
@@ -39,7 +42,7 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
   devices
     .command('show')
     .description('everything known about one device: identity, inventory summary, history, sources, conflicts')
-    .argument('<id>', 'device id or deviceid')
+    .argument('<device>', DEVICE_REF_HELP)
     .option('--inventory', 'print the inventory itself, section by section (software, disks, interfaces, users…)')
     .option('--json', 'print JSON')
     .action(async (ref: string, o: { json?: boolean; inventory?: boolean }) => {
@@ -55,8 +58,8 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
         if (!d) throw new AppError('not_found', `No device "${ref}"`);
         if (o.json) return printJson(d);
         const line = (k: string, v: unknown) =>
-          process.stdout.write(
-            `${k.padEnd(16)}${v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.join(', ') || '-' : v instanceof Date ? v.toISOString() : cell(v)}\n`,
+          write(
+            `${k.padEnd(16)}${v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.map(cell).join(', ') || '-' : v instanceof Date ? v.toISOString() : cell(v)}\n`,
           );
         line('id', d.id);
         line('deviceid', d.deviceid);
@@ -93,10 +96,10 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
             ? 'none'
             : d.duplicates.map((x) => `${x.id} ${x.deviceid} (same ${x.shared.join(', ')})`).join('; '),
         );
-        if (d.state === 'conflict') process.stdout.write(`\nconflict: ${JSON.stringify(d.conflictDetails)}\n`);
-        process.stdout.write('\nhistory:\n');
+        if (d.state === 'conflict') write(`\nconflict: ${cell(d.conflictDetails)}\n`);
+        write('\nhistory:\n');
         printTable(d.history as never, ['at', 'from', 'to', 'actor', 'reason']);
-        process.stdout.write('\nsubmissions:\n');
+        write('\nsubmissions:\n');
         printTable(d.submissions as never, ['state', 'kind', 'n', 'bytes']);
       });
     });
@@ -107,7 +110,7 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
       .description(
         `${decision} devices: ${decision === 'approve' ? 'their held inventories are released in order' : 'their agents are told to stop sending inventories'}`,
       )
-      .argument('[ids...]', 'device ids or deviceids')
+      .argument('[devices...]', DEVICE_REF_HELP)
       .option('--reason <text>', 'why (kept in the device history and the audit log)')
       .option(
         '--filter <filter>',
@@ -125,12 +128,12 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
             if (!o.yes) {
               if (o.json) return printJson(preview);
               printTable(preview.devices as never, ['id', 'deviceid', 'name', 'state']);
-              process.stdout.write(`${preview.count} device(s) match. Re-run with --yes to ${decision} them.\n`);
+              write(`${preview.count} device(s) match. Re-run with --yes to ${decision} them.\n`);
               return;
             }
             const done = await deps.review.decideByFilter(filter, decision, o.reason ?? null, actor, preview.count);
             if (o.json) return printJson(done);
-            process.stdout.write(`${decision === 'approve' ? 'approved' : 'rejected'} ${done.count} device(s)\n`);
+            write(`${decision === 'approve' ? 'approved' : 'rejected'} ${done.count} device(s)\n`);
             return;
           }
           const results = await deps.review.decide(ids, decision, o.reason ?? null, actor);
@@ -143,7 +146,7 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
   devices
     .command('rebind')
     .description('pin a device to another credential (audited): a registration key or a per-agent client')
-    .argument('<id>', 'device id or deviceid')
+    .argument('<device>', DEVICE_REF_HELP)
     .option('--key <name>', 'registration key the device may speak through from now on')
     .option('--client <clientId>', 'per-agent client (agc_…) the device may speak through from now on')
     .option('--reason <text>', 'why (recorded in the audit log)')
@@ -154,20 +157,20 @@ export function deviceCommands(devices: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const r = await deps.review.rebind(ref, { key: o.key, client: o.client }, o.reason ?? null, cliActor());
         if (o.json) return printJson(r);
-        process.stdout.write(`device ${r.deviceid} is pinned to ${r.key ? `key ${r.key}` : `client ${r.clientId}`}\n`);
+        write(`device ${r.deviceid} is pinned to ${r.key ? `key ${r.key}` : `client ${r.clientId}`}\n`);
       });
     });
 
   devices
     .command('undo')
     .description('revert the last decision on a device (within 15 minutes)')
-    .argument('<id>', 'device id or deviceid')
+    .argument('<device>', DEVICE_REF_HELP)
     .option('--json', 'print JSON')
     .action(async (ref: string, o: { json?: boolean }) => {
       await withDeps(async (deps) => {
         const r = await deps.review.undo(ref, cliActor());
         if (o.json) return printJson(r);
-        process.stdout.write(`device ${r?.deviceid} is ${r?.to} again\n`);
+        write(`device ${r?.deviceid} is ${r?.to} again\n`);
       });
     });
 }

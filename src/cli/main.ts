@@ -10,7 +10,7 @@ import { startServer } from '../server.js';
 import { type Deps, createDeps } from '../deps.js';
 import { migrate } from '../store/migrate.js';
 import { DEVICE_STATES, createRecords } from '../services/records.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, write, writeError } from './output.js';
 import { credentialCommands } from './credential-commands.js';
 import { deviceCommands } from './device-commands.js';
 import { policyCommands } from './policy-commands.js';
@@ -107,9 +107,7 @@ export function buildCli(): Command {
     .action(async () => {
       await withDeps(async (deps) => {
         const applied = await migrate(deps.db.sql);
-        process.stdout.write(
-          applied.length ? `applied migrations: ${applied.join(', ')}\n` : 'database is up to date\n',
-        );
+        write(applied.length ? `applied migrations: ${applied.join(', ')}\n` : 'database is up to date\n');
       });
     });
 
@@ -118,7 +116,7 @@ export function buildCli(): Command {
     .description('list every configuration key with its default')
     .option('--env', 'print it as an env file (config/example.env)')
     .action((o: { env?: boolean }) => {
-      process.stdout.write(o.env ? configEnvFile() : `${configTable()}\n`);
+      write(o.env ? configEnvFile() : `${configTable()}\n`);
     });
 
   const devices = program.command('devices').description('devices known to the gateway');
@@ -181,7 +179,7 @@ export async function runCli(argv: string[]): Promise<void> {
   } catch (err) {
     // AppError messages are written for people; anything else is shown as is (no stack trace).
     const message = err instanceof AppError ? err.publicMessage : (err as Error).message;
-    process.stderr.write(`agent-gate: ${err instanceof ConfigError ? err.message : message}\n`);
+    writeError(`agent-gate: ${err instanceof ConfigError ? err.message : message}\n`);
     process.exitCode = 1;
   }
 }

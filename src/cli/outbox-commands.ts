@@ -13,7 +13,7 @@ import { AppError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { OUTBOX_STATES } from '../store/outbox-store.js';
 import { cliActor } from './credential-commands.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, write } from './output.js';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
@@ -172,7 +172,7 @@ export function outboxCommands(program: Command, withDeps: WithDeps): void {
         await withDeps(async (deps) => {
           const r = await deps.forwarder[what](id, cliActor());
           if (o.json) return printJson(r);
-          process.stdout.write(what === 'retry' ? `outbox item ${id} is due again\n` : `outbox item ${id} dropped\n`);
+          write(what === 'retry' ? `outbox item ${id} is due again\n` : `outbox item ${id} dropped\n`);
         });
       });
   }

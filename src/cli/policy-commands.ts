@@ -9,7 +9,7 @@ import { AppError } from '../errors.js';
 import { MATCH_KEYS } from '../services/policy-engine.js';
 import { type ProposedRule, checkRule } from '../services/policies.js';
 import { cliActor } from './credential-commands.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, write, writeError } from './output.js';
 
 type WithDeps = <T>(fn: (deps: Deps) => Promise<T>) => Promise<T>;
 
@@ -53,7 +53,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
           ['id', 'position', 'action', 'match', 'comment'],
         );
         if (allowlists.length) {
-          process.stdout.write('\nallowlists:\n');
+          write('\nallowlists:\n');
           printTable(allowlists, ['name', 'kind', 'entries']);
         }
       });
@@ -86,7 +86,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
         cliActor(),
       );
       if (o.json) return printJson(r);
-      process.stdout.write(
+      write(
         `rule #${r.rule.id} added at position ${r.rule.position}; ${r.applied.length} quarantined device(s) decided by the rules now\n`,
       );
       if (r.applied.length) printTable(r.applied, ['id', 'deviceid', 'to', 'ruleId']);
@@ -101,7 +101,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const r = await deps.policies.remove(id, cliActor());
         if (o.json) return printJson(r);
-        process.stdout.write(`rule #${r.id} removed\n`);
+        write(`rule #${r.id} removed\n`);
       });
     });
 
@@ -115,7 +115,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
       await withDeps(async (deps) => {
         const r = await deps.policies.test(o.file ? readRules(o.file) : null, o.days);
         if (o.json) return printJson(r);
-        process.stdout.write(
+        write(
           `${r.rules} rule(s). Quarantine queue: ${r.queue.devices} device(s): ${r.queue.wouldApprove.length} would be approved, ${r.queue.wouldReject.length} rejected, ${r.queue.wouldStay} stay.\n`,
         );
         printTable([...r.queue.wouldApprove, ...r.queue.wouldReject] as never, [
@@ -126,11 +126,11 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
           'ruleId',
           'frozen',
         ]);
-        process.stdout.write(
+        write(
           `\nDevices first seen in the last ${r.recent.days} day(s) whose state the rules would not have given: ${r.recent.decisions.length} of ${r.recent.devices}\n`,
         );
         printTable(r.recent.decisions, ['id', 'deviceid', 'name', 'state', 'decision', 'ruleId']);
-        for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+        for (const w of r.warnings) writeError(`warning: ${w}\n`);
       });
     });
 
@@ -154,8 +154,8 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
           cliActor(),
         );
         if (o.json) return printJson(r);
-        process.stdout.write(`allowlist ${r.name} (${r.kind}): ${r.entries} entries\n`);
-        for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+        write(`allowlist ${r.name} (${r.kind}): ${r.entries} entries\n`);
+        for (const w of r.warnings ?? []) writeError(`warning: ${w}\n`);
       });
     });
 
@@ -179,9 +179,7 @@ export function policyCommands(program: Command, withDeps: WithDeps): void {
         await withDeps(async (deps) => {
           const r = await deps.policies.setFrozen(o.name, frozen, o.reason ?? null, cliActor());
           if (o.json) return printJson(r);
-          process.stdout.write(
-            `registration key "${r.name}" is ${r.frozen ? 'frozen for auto-approval' : 'no longer frozen'}\n`,
-          );
+          write(`registration key "${r.name}" is ${r.frozen ? 'frozen for auto-approval' : 'no longer frozen'}\n`);
         });
       });
   }

@@ -133,14 +133,21 @@ export const getStatus = () => call('GET', '/status');
 export const listDevices = (query) => call('GET', `/devices${qs({ ...query })}`);
 
 /**
- * @param {string | number} ref numeric id or deviceid
+ * How a device is named in paths, as in the CLI: `id:15` is row 15, anything else a deviceid (so a device
+ * whose deviceid is "15" is never mistaken for row 15).
+ * @param {number} id
+ */
+export const rowRef = (id) => `id:${id}`;
+
+/**
+ * @param {string} ref a deviceid, or `id:N` for row N (what the console's own links carry)
  * @returns {Promise<DeviceDetail>}
  */
 export const getDevice = (ref) => call('GET', `/devices/${enc(ref)}`);
 
 /**
  * @param {Decision} decision
- * @param {{ ids: (string | number)[], reason?: string }} what
+ * @param {{ ids: (string | number)[], reason?: string }} what ids: row ids as numbers, deviceids as strings
  * @returns {Promise<{ results: DecisionResult[] }>}
  */
 export const decide = (decision, what) => call('POST', `/devices/${decision}`, what);
@@ -165,7 +172,7 @@ export const decideFilter = (decision, what) => call('POST', `/devices/${decisio
  * @param {number} id
  * @returns {Promise<DecisionResult | null>}
  */
-export const undoDecision = (id) => call('POST', `/devices/${enc(id)}/undo`);
+export const undoDecision = (id) => call('POST', `/devices/${enc(rowRef(id))}/undo`);
 
 /**
  * Pins a device to another credential (audited).
@@ -173,7 +180,7 @@ export const undoDecision = (id) => call('POST', `/devices/${enc(id)}/undo`);
  * @param {{ key?: string, client?: string, reason?: string }} to
  * @returns {Promise<{ id: number, deviceid: string, key: string | null, clientId: string | null }>}
  */
-export const rebindDevice = (id, to) => call('POST', `/devices/${enc(id)}/rebind`, to);
+export const rebindDevice = (id, to) => call('POST', `/devices/${enc(rowRef(id))}/rebind`, to);
 
 /**
  * The inventory itself, as sections.

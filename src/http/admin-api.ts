@@ -16,7 +16,12 @@ import type { InventoryRead } from '../services/inventory-read.js';
 import { SECURITY_EVENT_TYPES, type SecurityEvents } from '../services/security-events.js';
 import type { AuditRead } from '../services/audit-read.js';
 import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+import type { AgentLimits } from './limits.js';
+import type { z } from 'zod';
 import { requestLog, sendJsonError } from './request-context.js';
+import * as S from './admin-schemas.js';
+import type { BodySchema } from './admin-schemas.js';
 
 export type Role = OperatorRole;
 
@@ -37,7 +42,21 @@ export interface AdminApiDeps {
   securityEvents?: SecurityEvents;
   /** The audit log with filters; without it, the plain list. */
   auditRead?: AuditRead;
+  /**
+   * Brute force: a wrong operator token counts towards the address's invalid-credential budget
+   * (RATE_LIMIT_AUTH_FAILURES_PER_15MIN, shared with the agents'), and past it every token gets 429.
+   */
+  limits?: Pick<AgentLimits, 'recordAuthFailure' | 'authFailuresExceeded'>;
+  /** Records a wrong operator token as a security event (like agents' invalid credentials). */
+  securityEvent?: (
+    kind: string,
+    e: { remoteAddr: string | null; deviceid: string | null; details: Record<string, unknown> },
+  ) => Promise<void>;
+  /** Counts refusals (agentgate_agent_auth_failures_total{reason="operator"}, limiter hits). */
+  metrics?: Pick<Metrics, 'authFailure' | 'limited'>;
 }
+
+const BRUTE_FORCE_WINDOW_SECONDS = 15 * 60;
 
 type Handler = (
   req: Request,
@@ -50,6 +69,8 @@ interface Route {
   method: 'get' | 'post';
   path: string;
   role: Role;
+  /** POST: the body's schema (validated before the handler runs, and the OpenAPI request body). */
+  body?: BodySchema;
   handler: Handler;
 }
 
@@ -85,10 +106,9 @@ function beforeId(v: unknown): number | undefined {
   return Number(v);
 }
 
-function body(req: Request): Record<string, unknown> {
-  return typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body)
-    ? (req.body as Record<string, unknown>)
-    : {};
+/** The body as its route's schema parsed it (the dispatcher below replaced req.body with that). */
+function body<S extends BodySchema>(req: Request, _schema: S): z.infer<S> {
+  return req.body as z.infer<S>;
 }
 
 function param(req: Request, name: string): string {
@@ -190,39 +210,33 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: `/api/v1/devices/${decision}`,
     role: 'reviewer',
+    body: S.DecideBody,
     handler: async (req, actor, d) => {
-      const b = body(req);
-      const reason = str(b.reason, 'reason', { optional: true, max: 1000 }) ?? null;
-      if (typeof b.filter === 'string') {
-        const confirm = b.confirmCount === undefined ? undefined : Number(b.confirmCount);
-        if (confirm !== undefined && (!Number.isInteger(confirm) || confirm < 0))
-          throw new AppError('bad_request', 'confirmCount must be a whole number');
-        return { body: await d.review.decideByFilter(parseFilter(b.filter), decision, reason, actor, confirm) };
-      }
-      if (!Array.isArray(b.ids) || !b.ids.every((x) => typeof x === 'string' || typeof x === 'number'))
-        throw new AppError('bad_request', 'Give ids (device ids or deviceids) or a filter');
-      return { body: { results: await d.review.decide(b.ids.map(String), decision, reason, actor) } };
+      const b = body(req, S.DecideBody);
+      const reason = b.reason ?? null;
+      if (b.filter !== undefined)
+        return {
+          body: await d.review.decideByFilter(parseFilter(b.filter), decision, reason, actor, b.confirmCount),
+        };
+      return { body: { results: await d.review.decide(b.ids ?? [], decision, reason, actor) } };
     },
   })),
   {
     method: 'post',
     path: '/api/v1/devices/:id/undo',
     role: 'reviewer',
+    body: S.NoBody,
     handler: async (req, actor, d) => ({ body: await d.review.undo(param(req, 'id'), actor) }),
   },
   {
     method: 'post',
     path: '/api/v1/devices/:id/rebind',
     role: 'reviewer',
+    body: S.RebindBody,
     handler: async (req, actor, d) => {
-      const b = body(req);
+      const b = body(req, S.RebindBody);
       return {
-        body: await d.review.rebind(
-          param(req, 'id'),
-          { key: str(b.key, 'key', { optional: true }), client: str(b.client, 'client', { optional: true }) },
-          str(b.reason, 'reason', { optional: true, max: 1000 }) ?? null,
-          actor,
-        ),
+        body: await d.review.rebind(param(req, 'id'), { key: b.key, client: b.client }, b.reason ?? null, actor),
       };
     },
   },
@@ -247,16 +261,16 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/keys',
     role: 'admin',
+    body: S.CreateKeyBody,
     handler: async (req, actor, d) => {
-      const b = body(req);
-      const maxDevices = b.maxDevices === undefined ? 0 : Number(b.maxDevices);
+      const b = body(req, S.CreateKeyBody);
       const created = await d.admin.createKey(
         {
-          name: str(b.name, 'name')!,
-          tag: str(b.tag, 'tag', { optional: true }) ?? null,
-          maxDevices,
+          name: b.name,
+          tag: b.tag ?? null,
+          maxDevices: b.maxDevices ?? 0,
           expiresAt: date(b.expiresAt, 'expiresAt'),
-          comment: str(b.comment, 'comment', { optional: true, max: 1000 }) ?? null,
+          comment: b.comment ?? null,
         },
         actor,
       );
@@ -267,8 +281,9 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/keys/:name/rotate',
     role: 'admin',
+    body: S.RotateBody,
     handler: async (req, actor, d) => {
-      const graceText = str(body(req).grace, 'grace', { optional: true }) ?? '7d';
+      const graceText = body(req, S.RotateBody).grace ?? '7d';
       let grace: number;
       try {
         grace = parseDuration(graceText);
@@ -282,12 +297,14 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/keys/:name/revoke',
     role: 'admin',
+    body: S.NoBody,
     handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), false, actor) }),
   },
   {
     method: 'post',
     path: '/api/v1/keys/:name/activate',
     role: 'admin',
+    body: S.NoBody,
     handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), true, actor) }),
   },
   {
@@ -305,11 +322,12 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: `/api/v1/keys/:name/${what}`,
     role: 'admin',
+    body: S.FreezeBody,
     handler: async (req, actor, d) => ({
       body: await d.policies.setFrozen(
         param(req, 'name'),
         what === 'freeze',
-        str(body(req).reason, 'reason', { optional: true, max: 500 }) ?? null,
+        body(req, S.FreezeBody).reason ?? null,
         actor,
       ),
     }),
@@ -324,32 +342,27 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/policies',
     role: 'admin',
+    body: S.AddPolicyBody,
     handler: async (req, actor, d) => {
-      const b = body(req);
-      const position = b.position === undefined || b.position === null ? null : Number(b.position);
-      if (position !== null && (!Number.isInteger(position) || position < 1))
-        throw new AppError('bad_request', 'position must be a whole number ≥ 1');
-      return { status: 201, body: await d.policies.add({ ...checkRule(b), position }, actor) };
+      const { position, ...rule } = body(req, S.AddPolicyBody);
+      return { status: 201, body: await d.policies.add({ ...checkRule(rule), position: position ?? null }, actor) };
     },
   },
   {
     method: 'post',
     path: '/api/v1/policies/test',
     role: 'admin',
+    body: S.TestPoliciesBody,
     handler: async (req, _a, d) => {
-      const b = body(req);
-      if (b.rules !== undefined && !Array.isArray(b.rules))
-        throw new AppError('bad_request', 'rules must be an array of {action, match, comment}');
-      const days = b.days === undefined ? 7 : Number(b.days);
-      if (!Number.isInteger(days) || days < 0 || days > 3650)
-        throw new AppError('bad_request', 'days must be a whole number from 0 to 3650');
-      return { body: await d.policies.test(Array.isArray(b.rules) ? b.rules.map(checkRule) : null, days) };
+      const b = body(req, S.TestPoliciesBody);
+      return { body: await d.policies.test(b.rules ? b.rules.map(checkRule) : null, b.days ?? 7) };
     },
   },
   {
     method: 'post',
     path: '/api/v1/policies/:id/remove',
     role: 'admin',
+    body: S.NoBody,
     handler: async (req, actor, d) => {
       const id = Number(param(req, 'id'));
       if (!Number.isInteger(id)) throw new AppError('bad_request', 'rule id must be a number');
@@ -360,11 +373,12 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/allowlists/:name/:kind',
     role: 'admin',
+    body: S.AllowlistBody,
     handler: async (req, actor, d) => {
       const kind = param(req, 'kind');
       if (kind !== 'serial' && kind !== 'uuid' && kind !== 'mac')
         throw new AppError('bad_request', 'kind must be serial, uuid or mac');
-      const csv = str(body(req).csv, 'csv', { max: 10_000_000 })!;
+      const { csv } = body(req, S.AllowlistBody);
       return { body: await d.policies.importAllowlist(param(req, 'name'), kind, csv, actor) };
     },
   },
@@ -378,19 +392,14 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/clients',
     role: 'admin',
+    body: S.CreateClientBody,
     handler: async (req, actor, d) => {
-      const b = body(req);
-      const device = str(b.device, 'device', { optional: true });
-      const deviceid = device ? await d.records.resolveDeviceid(device) : null;
+      const b = body(req, S.CreateClientBody);
+      const deviceid = b.device ? await d.records.resolveDeviceid(b.device) : null;
       return {
         status: 201,
         body: await d.admin.createClient(
-          {
-            name: str(b.name, 'name')!,
-            deviceid,
-            tag: str(b.tag, 'tag', { optional: true }) ?? null,
-            comment: str(b.comment, 'comment', { optional: true, max: 1000 }) ?? null,
-          },
+          { name: b.name, deviceid, tag: b.tag ?? null, comment: b.comment ?? null },
           actor,
         ),
       };
@@ -400,6 +409,7 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/clients/:clientId/revoke',
     role: 'admin',
+    body: S.NoBody,
     handler: async (req, actor, d) => ({ body: await d.admin.revokeClient(param(req, 'clientId'), actor) }),
   },
   {
@@ -412,6 +422,7 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/certs/:fingerprint/revoke',
     role: 'admin',
+    body: S.NoBody,
     handler: async (req, actor, d) => ({ body: await d.admin.revokeCertificate(param(req, 'fingerprint'), actor) }),
   },
   {
@@ -424,18 +435,17 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/operators',
     role: 'admin',
+    body: S.CreateOperatorBody,
     handler: async (req, actor, d) => {
-      const b = body(req);
-      return {
-        status: 201,
-        body: await d.admin.createOperator({ name: str(b.name, 'name')!, role: str(b.role, 'role') as Role }, actor),
-      };
+      const b = body(req, S.CreateOperatorBody);
+      return { status: 201, body: await d.admin.createOperator({ name: b.name, role: b.role }, actor) };
     },
   },
   {
     method: 'post',
     path: '/api/v1/operators/:name/revoke',
     role: 'admin',
+    body: S.NoBody,
     handler: async (req, actor, d) => ({ body: await d.admin.revokeOperator(param(req, 'name'), actor) }),
   },
   {
@@ -495,6 +505,7 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: `/api/v1/outbox/:id/${what}`,
     role: 'admin',
+    body: S.NoBody,
     handler: async (req, actor, d) => ({ body: await outbox(d)[what](outboxId(param(req, 'id')), actor) }),
   })),
 ];
@@ -510,6 +521,13 @@ function outboxId(v: string): number {
 }
 
 const ROLE_RANK: Record<Role, number> = { reviewer: 1, admin: 2 };
+
+/** A route's body in OpenAPI terms, from its schema: required when the schema has a required field. */
+function requestBody(schema: BodySchema): Record<string, unknown> {
+  const json = S.openApiSchema(schema);
+  const required = Array.isArray(json.required) && json.required.length > 0;
+  return { required, content: { 'application/json': { schema: json } } };
+}
 
 /** The admin API as OpenAPI 3.0, built from ROUTES so it cannot drift from what is served. */
 export function openApiDocument(version: string): Record<string, unknown> {
@@ -528,9 +546,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       description: `Needs an operator token with the ${r.role} role${r.role === 'reviewer' ? ' (or admin)' : ''}.`,
       'x-role': r.role,
       parameters: params,
-      ...(r.method === 'post'
-        ? { requestBody: { required: false, content: { 'application/json': { schema: { type: 'object' } } } } }
-        : {}),
+      ...(r.body ? { requestBody: requestBody(r.body) } : {}),
       responses: {
         '200': { description: 'OK', content: { 'application/json': { schema: {} } } },
         '400': { $ref: '#/components/responses/Error' },
@@ -580,14 +596,40 @@ export function adminApi(deps: AdminApiDeps): express.Router {
   // Every /api route: an operator bearer token first. Unknown routes also answer 401 to the anonymous. A
   // database that fails here is a 503 (through the error handler below), never also a 401.
   router.use('/api', (req: Request, res: Response, next: NextFunction) => {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m) return next(new AppError('unauthorized', 'Operator token required'));
-    deps.admin.operatorForToken(m[1]!).then((operator) => {
-      if (!operator) return next(new AppError('unauthorized', 'Operator token required'));
+    const authz = req.headers.authorization;
+    if (!authz) return next(new AppError('unauthorized', 'Operator token required'));
+    void (async () => {
+      // Past the address's budget of wrong credentials, no token is even looked at (a good one included:
+      // the answer must not tell a brute-forcer that a guess was right).
+      if (await deps.limits?.authFailuresExceeded(req)) {
+        deps.metrics?.limited('auth_failures');
+        throw new AppError('rate_limited', 'Too many invalid credentials from this address', {
+          retryAfterSeconds: BRUTE_FORCE_WINDOW_SECONDS,
+        });
+      }
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
+      const operator = m ? await deps.admin.operatorForToken(m[1]!) : null;
+      if (!operator) {
+        await refused(req, m ? 'unknown or revoked token' : 'not a bearer token');
+        throw new AppError('unauthorized', 'Operator token required');
+      }
       res.locals.operator = operator;
-      next();
-    }, next);
+    })().then(() => next(), next);
   });
+
+  /** A wrong operator credential: counted for brute force, recorded as a security event (never its value). */
+  async function refused(req: Request, reason: string): Promise<void> {
+    deps.metrics?.authFailure('operator');
+    await deps.limits?.recordAuthFailure(req).catch(() => {});
+    // Awaited: the 401 goes out once the event is written (an operator's answer, not an agent's: no hurry).
+    await deps
+      .securityEvent?.('invalid_operator_token', {
+        remoteAddr: req.ip ?? null,
+        deviceid: null,
+        details: { reason, method: req.method, path: (req.baseUrl + req.path).slice(0, 200) },
+      })
+      .catch(() => {});
+  }
   // Bodies are read only for callers who proved who they are, and only as JSON: a body of any other type
   // would be ignored, and a route would run on its defaults (`rotate` with a 7-day grace instead of the
   // "0" an admin sent as a form during an emergency). A POST without a body is fine.
@@ -604,6 +646,11 @@ export function adminApi(deps: AdminApiDeps): express.Router {
       const operator = res.locals.operator as { name: string; role: Role };
       if (ROLE_RANK[operator.role] < ROLE_RANK[route.role])
         return next(new AppError('forbidden', `This needs the ${route.role} role`));
+      try {
+        if (route.body) req.body = S.parseBody(route.body, req.body);
+      } catch (err) {
+        return next(err);
+      }
       route
         .handler(req, { name: `operator:${operator.name}`, remoteAddr: req.ip ?? null }, deps, operator.role)
         .then((out) => {

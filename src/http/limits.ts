@@ -364,6 +364,8 @@ export interface AgentLimits {
   authFailures: RequestHandler;
   /** Counts one invalid credential for the request's address; resolves once counted. */
   recordAuthFailure(req: Request): Promise<void>;
+  /** True when the request's address is past its invalid-credential budget (for callers with their own answer). */
+  authFailuresExceeded(req: Request): Promise<boolean>;
   /** A fixed window of `windowMs` through the same stores (shared by the replicas through Redis). */
   counter(name: string, windowMs: number): WindowCounter;
   /** PROLOG/CONTACT admission (device, credential, fair budget): one Lua script per decision in Redis. */
@@ -432,6 +434,10 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     admission,
     async recordAuthFailure(req) {
       await authStore.increment(ipKeyGenerator(req.ip ?? 'unknown'));
+    },
+    async authFailuresExceeded(req) {
+      const seen = await authStore.get?.(ipKeyGenerator(req.ip ?? 'unknown'));
+      return seen !== undefined && seen.totalHits >= deps.authFailuresPer15Min;
     },
     counter(name, windowMs) {
       const counted: Store = store(`agentgate:${name}:`) ?? new MemoryStore();

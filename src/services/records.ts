@@ -27,13 +27,32 @@ import { withDuplicates } from './lookalikes.js';
 
 export { DEVICE_STATES, type DeviceState } from '../store/agent-store.js';
 
+/**
+ * How an operator names a device, the same in the CLI, the admin API and the console: `id:15` (or `#15`) is
+ * the row id 15, `deviceid:X` is the deviceid X, and anything else is a deviceid as written — so `15` is the
+ * device whose deviceid is "15", never row 15. In a JSON body a number (not a string) is a row id. A
+ * deviceid is chosen by the agent, so a bare value is never guessed to be an id.
+ */
+export type DeviceRef = { id: number } | { deviceid: string };
+
+export function parseDeviceRef(ref: string | number): DeviceRef {
+  if (typeof ref === 'number') return { id: ref };
+  const id = /^(?:id:|#)(\d{1,15})$/i.exec(ref);
+  if (id) return { id: Number(id[1]) };
+  if (/^(?:id:|#)/i.test(ref)) return { id: -1 }; // id:abc names no row (ids are whole numbers)
+  return { deviceid: ref.startsWith('deviceid:') ? ref.slice('deviceid:'.length) : ref };
+}
+
+/** The device a reference names, or null. (An empty deviceid or id 0 names none: never "no filter".) */
+export async function findDevice(sql: Sql, ref: string | number) {
+  const r = parseDeviceRef(ref);
+  if ('id' in r ? !(r.id >= 1) : r.deviceid === '') return null;
+  const rows = await listDevices(sql, { ...r, limit: 1 });
+  return rows[0] ?? null;
+}
+
 export function createRecords(sql: Sql) {
-  /** A device by numeric id or by deviceid (operators use both). */
-  async function device(ref: string) {
-    const byId = /^\d{1,15}$/.test(ref) ? await listDevices(sql, { id: Number(ref), limit: 1 }) : [];
-    const rows = byId.length ? byId : await listDevices(sql, { deviceid: ref, limit: 1 });
-    return rows[0] ?? null;
-  }
+  const device = (ref: string | number) => findDevice(sql, ref);
   return {
     /** A page of devices, each with its look-alikes (`duplicates`), `agent`, `credential` and `proxyChain`. */
     devices: async (f: DeviceFilter) => withCredentials(sql, await withDuplicates(sql, await listDevices(sql, f))),
@@ -48,7 +67,11 @@ export function createRecords(sql: Sql) {
     device,
     /** The deviceid a credential is bound to: a known device's, or the given deviceid for a device not seen yet. */
     async resolveDeviceid(ref: string): Promise<string> {
-      return (await device(ref))?.deviceid ?? ref;
+      const parsed = parseDeviceRef(ref);
+      const known = (await device(ref))?.deviceid;
+      if (known) return known;
+      if ('id' in parsed) throw new AppError('not_found', `No device with id ${ref.replace(/^(id:|#)/i, '')}`);
+      return parsed.deviceid;
     },
     registrations: (f: { deviceid?: string; limit?: number }) => listRegistrations(sql, f),
     devicesByState: () => countDevicesByState(sql),

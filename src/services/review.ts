@@ -27,6 +27,7 @@ import type { Actor } from './admin.js';
 import { SMALL_BODY, summarizeSubmission } from './inventory-summary.js';
 import type { Notifier } from './notifier.js';
 import { type Duplicate, withDuplicates } from './lookalikes.js';
+import { findDevice } from './records.js';
 
 export const UNDO_WINDOW_SECONDS = 15 * 60;
 export const MAX_BULK = 1000;
@@ -70,11 +71,8 @@ export function createReview(deps: {
 }) {
   const { sql, clock } = deps;
 
-  async function resolve(ref: string) {
-    const byId = /^\d{1,15}$/.test(ref) ? await listDevices(sql, { id: Number(ref), limit: 1 }) : [];
-    const rows = byId.length ? byId : await listDevices(sql, { deviceid: ref, limit: 1 });
-    return rows[0] ?? null;
-  }
+  /** A device by reference: `id:15`/`#15` the row id, anything else a deviceid (records.ts parseDeviceRef). */
+  const resolve = (ref: string | number) => findDevice(sql, ref);
 
   async function decideIds(ids: number[], decision: Decision, reason: string | null, actor: Actor) {
     const at = clock.now();
@@ -115,7 +113,7 @@ export function createReview(deps: {
     resolve,
 
     /** Decides devices named by id or deviceid; unknown references are an error before anything changes. */
-    async decide(refs: string[], decision: Decision, reason: string | null, actor: Actor) {
+    async decide(refs: (string | number)[], decision: Decision, reason: string | null, actor: Actor) {
       if (refs.length === 0) throw new AppError('bad_request', 'Name at least one device');
       if (refs.length > MAX_BULK) throw new AppError('bad_request', `At most ${MAX_BULK} devices at once`);
       const devices = await Promise.all(refs.map(async (ref) => [ref, await resolve(ref)] as const));
@@ -286,7 +284,7 @@ export function createReview(deps: {
       if (!device) return null;
       const extra = await deviceDecisionContext(sql, device.id);
       const sources = await deviceSources(sql, device.id);
-      const conflictWith = extra?.conflictWith ? await resolve(String(extra.conflictWith)) : null;
+      const conflictWith = extra?.conflictWith ? await resolve(extra.conflictWith) : null;
       const duplicates: Duplicate[] = (await withDuplicates(sql, [device]))[0]?.duplicates ?? [];
       return {
         ...device,

@@ -1,8 +1,12 @@
 /**
  * The database connection: PostgreSQL from DATABASE_URL, or an embedded PGlite under DATA_DIR served on a
- * loopback port, so that every query in the project goes through postgres.js either way. The embedded
- * server writes DATA_DIR/embedded.json so that a CLI started beside a running gateway joins it instead of
- * opening the same files twice (which would corrupt them).
+ * Unix socket inside DATA_DIR, so that every query in the project goes through postgres.js either way. The
+ * embedded server writes DATA_DIR/embedded.json so that a CLI started beside a running gateway joins it
+ * instead of opening the same files twice (which would corrupt them).
+ *
+ * The embedded database is private to the gateway's user: PGlite has no authentication, so nothing of it
+ * is on TCP, and DATA_DIR is 0700 with its files 0600 (the socket, embedded.json, the database files).
+ * Another local account can neither connect nor read the files.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -70,9 +74,15 @@ function redactUrl(url: string): string {
 
 interface EmbeddedInfo {
   pid: number;
-  host: string;
-  port: number;
+  /** The Unix socket PGlite is served on, inside DATA_DIR. */
+  socket: string;
 }
+
+const SOCKET_NAME = 'embedded.sock';
+/** What the gateway itself keeps in DATA_DIR; a directory holding anything else is not tightened. */
+const OURS = new Set(['pgdata', 'embedded.json', SOCKET_NAME]);
+/** sun_path holds 108 bytes on Linux (104 on macOS): longer socket paths cannot be bound. */
+const MAX_SOCKET_PATH = 100;
 
 function alive(pid: number): boolean {
   try {
@@ -83,9 +93,9 @@ function alive(pid: number): boolean {
   }
 }
 
-function canConnect(host: string, port: number): Promise<boolean> {
+function canConnect(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect({ host, port }, () => {
+    const s = net.connect({ path: socket }, () => {
       s.end();
       resolve(true);
     });
@@ -97,22 +107,65 @@ function canConnect(host: string, port: number): Promise<boolean> {
   });
 }
 
-function connectEmbedded(host: string, port: number): Sql {
+function connectEmbedded(socket: string): Sql {
   // PGlite runs one query at a time: a single connection keeps transactions whole.
-  return postgres({ host, port, user: 'postgres', database: 'postgres', max: 1, ...PG_OPTIONS }) as unknown as Sql;
+  return postgres({ path: socket, user: 'postgres', database: 'postgres', max: 1, ...PG_OPTIONS }) as unknown as Sql;
+}
+
+/**
+ * DATA_DIR for the embedded database: created 0700, or an existing one tightened to 0700 when it holds only
+ * the gateway's own files (older versions created it 0755). An existing directory that other users may
+ * enter and that holds anything else (a home directory, /tmp) is refused rather than changed: chmod-ing a
+ * shared directory would break its other users, and leaving it open would expose the database.
+ */
+export function preparePrivateDir(dir: string): { tightened: boolean } {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(dir, 0o700);
+    return { tightened: false };
+  }
+  if (!st.isDirectory()) throw new Error(`DATA_DIR ${dir} is not a directory`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid)
+    throw new Error(
+      `DATA_DIR ${dir} belongs to uid ${st.uid}, not to the gateway's user (uid ${uid}): the embedded database must be private to the gateway's user`,
+    );
+  if ((st.mode & 0o077) === 0) return { tightened: false };
+  const foreign = fs.readdirSync(dir).filter((name) => !OURS.has(name));
+  if (foreign.length > 0)
+    throw new Error(
+      `DATA_DIR ${dir} is open to other users (mode ${(st.mode & 0o777).toString(8)}) and holds files that are not the embedded database's (${foreign.slice(0, 3).join(', ')}): run chmod 700 on it, or set DATA_DIR to a directory of its own`,
+    );
+  fs.chmodSync(dir, 0o700);
+  return { tightened: true };
+}
+
+/** Takes group and other permissions off every file and directory under `dir` (databases from older versions). */
+function privateTree(dir: string): void {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isSymbolicLink()) continue;
+    const mode = fs.statSync(p).mode & 0o777;
+    if (mode & 0o077) fs.chmodSync(p, mode & 0o700);
+    if (entry.isDirectory()) privateTree(p);
+  }
 }
 
 async function openEmbedded(opts: OpenOptions): Promise<Database> {
   const dataDir = path.resolve(opts.dataDir);
   const infoFile = path.join(dataDir, 'embedded.json');
   const running = readInfo(infoFile);
-  if (running && running.pid !== process.pid && alive(running.pid) && (await canConnect(running.host, running.port))) {
+  if (running && running.pid !== process.pid && alive(running.pid) && (await canConnect(running.socket))) {
     if (opts.role === 'server') {
       throw new Error(
         `the embedded database in ${dataDir} is in use by process ${running.pid}; set DATABASE_URL to run several gateways`,
       );
     }
-    const sql = connectEmbedded(running.host, running.port);
+    const sql = connectEmbedded(running.socket);
     return {
       sql,
       mode: 'embedded-shared',
@@ -120,27 +173,42 @@ async function openEmbedded(opts: OpenOptions): Promise<Database> {
       close: () => sql.end({ timeout: 5 }),
     };
   }
-  fs.mkdirSync(dataDir, { recursive: true });
+  const socket = path.join(dataDir, SOCKET_NAME);
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH)
+    throw new Error(
+      `DATA_DIR ${dataDir} is too long for the embedded database's Unix socket (${socket} must stay under ${MAX_SOCKET_PATH} bytes): choose a shorter DATA_DIR`,
+    );
+  const { tightened } = preparePrivateDir(dataDir);
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   // pg_trgm serves device search ("contains"); migration 0012 indexes with it when it is there.
   const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
   const db = await PGlite.create(path.join(dataDir, 'pgdata'), { extensions: { pg_trgm } });
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
+  // PGlite writes its files with the modes of its emulated file system (0666/0755, whatever the umask):
+  // made owner-only at every start. Files it creates later keep its modes, but sit inside DATA_DIR (0700),
+  // which no other account can enter.
+  privateTree(dataDir);
+  // A socket left by a process that died (the check above found nobody behind it) would block the bind.
+  fs.rmSync(socket, { force: true });
+  const server = new PGLiteSocketServer({ db, path: socket, maxConnections: 8 });
   await server.start();
-  const [host, portText] = server.getServerConn().split(':');
-  const info: EmbeddedInfo = { pid: process.pid, host: host ?? '127.0.0.1', port: Number(portText) };
-  fs.writeFileSync(infoFile, JSON.stringify(info));
-  const sql = connectEmbedded(info.host, info.port);
+  fs.chmodSync(socket, 0o600);
+  const info: EmbeddedInfo = { pid: process.pid, socket };
+  fs.writeFileSync(infoFile, JSON.stringify(info), { mode: 0o600 });
+  fs.chmodSync(infoFile, 0o600);
+  const sql = connectEmbedded(socket);
   return {
     sql,
     mode: 'embedded',
-    describe: `embedded PGlite in ${dataDir}`,
+    describe: `embedded PGlite in ${dataDir}${tightened ? ' (DATA_DIR was open to other users: now 0700)' : ''}`,
     async close() {
       await sql.end({ timeout: 5 });
       await server.stop();
       await db.close();
-      if (readInfo(infoFile)?.pid === process.pid) fs.rmSync(infoFile, { force: true });
+      if (readInfo(infoFile)?.pid === process.pid) {
+        fs.rmSync(infoFile, { force: true });
+        fs.rmSync(socket, { force: true });
+      }
     },
   };
 }
@@ -148,7 +216,7 @@ async function openEmbedded(opts: OpenOptions): Promise<Database> {
 function readInfo(file: string): EmbeddedInfo | undefined {
   try {
     const info = JSON.parse(fs.readFileSync(file, 'utf8')) as EmbeddedInfo;
-    return typeof info.pid === 'number' && typeof info.port === 'number' ? info : undefined;
+    return typeof info.pid === 'number' && typeof info.socket === 'string' ? info : undefined;
   } catch {
     return undefined;
   }

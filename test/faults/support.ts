@@ -18,9 +18,10 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../helpers/env.js';
 import { eventually } from '../helpers/eventually.js';
 import { loadScenario } from '../helpers/fixtures.js';
 import { listenLoopback } from '../helpers/raw-http.js';
+import { TEST_ADMIN_TOKEN, TEST_FAULT_SECRET } from '../helpers/secrets.js';
 
-export const SECRET = 'fault-test-registration-key-0123456789';
-const ADMIN_TOKEN = 'ago_fault-test-token-00000000000000000000000000';
+export const SECRET = TEST_FAULT_SECRET;
+const ADMIN_TOKEN = TEST_ADMIN_TOKEN;
 
 /**
  * For the shape of a scenario only (how long the load runs before and after a fault, the pace of the load

@@ -8,9 +8,10 @@ import type { RunningServer } from '../../src/server.js';
 import type { RegistrationRecord } from '../../src/store/read-store.js';
 import { startTestServer } from './context.js';
 import type { AgentRun } from './fusioninventory.js';
+import { TEST_BOOTSTRAP_SECRET } from './secrets.js';
 
 /** Plaintext of the registration key "default" that the gateway bootstraps at first start. */
-export const BOOTSTRAP_SECRET = 'acceptance-pw-0123456789';
+export const BOOTSTRAP_SECRET = TEST_BOOTSTRAP_SECRET;
 
 /**
  * What FusionInventory 2.6 logs at [error] level when the server still answers 401 after it sent its

@@ -9,12 +9,13 @@ import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer } from '../helpers/context.js';
 import type { RunningServer } from '../../src/server.js';
+import { TEST_BOOTSTRAP_SECRET } from '../helpers/secrets.js';
 
 const ZLIB = 'application/x-compress-zlib';
 const FI_UA = 'FusionInventory-Agent_v2.6-3';
 const REQUEST_TIMEOUT_S = 2;
 const BODY_LIMIT = 64 * 1024;
-const SECRET = 'socket-secret-0001';
+const SECRET = TEST_BOOTSTRAP_SECRET;
 
 let open: { server: RunningServer; close(): Promise<void> };
 let authed: { server: RunningServer; close(): Promise<void> };

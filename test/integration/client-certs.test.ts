@@ -22,6 +22,7 @@ import {
   makePki,
   tls12Handshake,
 } from './client-cert-pki.js';
+import { TEST_ADMIN_TOKEN } from '../helpers/secrets.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'bin/agent-gate.js');
@@ -261,7 +262,7 @@ describe('admin API', () => {
       TLS_CERT: pki.file('server.crt'),
       TLS_KEY: pki.file('server.key'),
       TLS_CLIENT_CA: pki.file('ca.crt'),
-      BOOTSTRAP_ADMIN_TOKEN: 'ago_certs-admin-token-0000000000',
+      BOOTSTRAP_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       SECRET_CACHE_TTL: '1h',
     });
   });
@@ -277,7 +278,7 @@ describe('admin API', () => {
       httpsRequest(port, pki.caPem, {
         method,
         path: p,
-        headers: { Authorization: 'Bearer ago_certs-admin-token-0000000000' },
+        headers: { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
       }).then((a) => ({ status: a.status, json: JSON.parse(a.body.toString()) as unknown }));
     expect((await httpsPost(port, pki.caPem, { body: prolog(id), cert: c.cert, key: c.key })).status).toBe(200);
     const list = await api('GET', '/api/v1/certs');

@@ -40,9 +40,10 @@ beforeAll(async () => {
       if (!log.includes('agent-gate listening') && server.exitCode === null)
         throw new Error(`not listening yet; its log so far:\n${log}`);
     },
-    { timeout: 60_000, interval: 100, message: 'the embedded gateway starts' },
+    // PGlite creates its database on the first start: that takes a minute or more on a loaded machine.
+    { timeout: 150_000, interval: 100, message: 'the embedded gateway starts' },
   );
-}, 70_000);
+}, 160_000);
 
 afterAll(async () => {
   if (server.exitCode === null) {

@@ -13,6 +13,7 @@ import { type TestContext, createSchema, createTestContext, send } from '../help
 import { TEST_REDIS_URL } from '../helpers/env.js';
 import { eventually } from '../helpers/eventually.js';
 import { textOf } from '../helpers/fixtures.js';
+import { TEST_ADMIN_TOKEN } from '../helpers/secrets.js';
 
 const prolog = zlib.deflateSync(textOf('fusioninventory-plain', '0001-post-prolog.json'));
 const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
@@ -117,7 +118,7 @@ describe('two gateway processes sharing one Redis', () => {
       REDIS_URL: TEST_REDIS_URL,
       AGENT_AUTH: 'off',
       RATE_LIMIT_IP_PER_MINUTE: '6',
-      BOOTSTRAP_ADMIN_TOKEN: 'ago_shared-test-token-0000000000000000000000000',
+      BOOTSTRAP_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     };
     procs.push(await startGateway(env));
     procs.push(await startGateway(env));

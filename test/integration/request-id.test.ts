@@ -11,6 +11,7 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createDeps } from '../../src/deps.js';
 import { createSchema } from '../helpers/context.js';
+import { TEST_ADMIN_TOKEN, TEST_UNKNOWN_TOKEN } from '../helpers/secrets.js';
 
 function capturingLogger() {
   const lines: Record<string, unknown>[] = [];
@@ -35,7 +36,7 @@ describe('request ids', () => {
     const config = loadConfig({
       DATABASE_URL: schema.url,
       LOG_LEVEL: 'info',
-      BOOTSTRAP_ADMIN_TOKEN: 'ago_' + 'x'.repeat(40),
+      BOOTSTRAP_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     });
     deps = await createDeps(config, captured.logger, { role: 'server', migrate: true });
   });
@@ -77,7 +78,7 @@ describe('request ids', () => {
     await deps.db.sql.end({ timeout: 1 }); // last test of the file: the pool is closed for good
     const res = await request(app)
       .get('/api/v1/me')
-      .set('Authorization', `Bearer ago_${'y'.repeat(40)}`)
+      .set('Authorization', `Bearer ${TEST_UNKNOWN_TOKEN}`)
       .set('X-Request-Id', 'req-db-down-0001');
     expect(res.status).toBe(503);
     expect(res.body).toEqual({

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { CONFIG_KEYS, ConfigError, configTable, loadConfig, parseDuration, parseSize } from '../../src/config.js';
+import {
+  CONFIG_KEYS,
+  ConfigError,
+  configTable,
+  loadConfig,
+  parseDuration,
+  parseSize,
+  secretStrengthBits,
+} from '../../src/config.js';
 
 const MB = 1024 * 1024;
 
@@ -196,8 +204,32 @@ describe('loadConfig values', () => {
     expect(problemsOf({ ...tls, TLS_CLIENT_CERT: 'maybe' })[0]).toMatch(/^TLS_CLIENT_CERT: "maybe" is not one of/);
   });
 
+  it.each([
+    ['BOOTSTRAP_SECRET', 'acceptance-pw-0123456789'],
+    ['BOOTSTRAP_SECRET', 'agk_short-but-prefixed'],
+    ['BOOTSTRAP_ADMIN_TOKEN', 'ago_shared-test-token-0000000000000000000000000'],
+    ['BOOTSTRAP_ADMIN_TOKEN', `ago_${'x'.repeat(40)}`],
+    ['BOOTSTRAP_ADMIN_TOKEN', 'ago_abcdefghijklmnopqrstuvwxyz'],
+  ])('refuses a weak %s (%s): one problem, saying why and how to make one', (key, value) => {
+    const problems = problemsOf({ [key]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${key}: too weak \\(about \\d+ bits, at least 128 needed`));
+    expect(problems[0]).toContain('openssl rand');
+    expect(problems[0]).not.toContain(value);
+  });
+
+  it('accepts generated-looking BOOTSTRAP_* values of at least 128 bits', () => {
+    const cfg = loadConfig({
+      BOOTSTRAP_SECRET: 'agk_Vq3-xT8mLr2Zp9Wc4Ns7Jb1Ke',
+      BOOTSTRAP_ADMIN_TOKEN: `ago_${'kT4_zQ9-mW2xR7vL1cN8bJ3hF6sD5pY0gU'}`,
+    });
+    expect(cfg.bootstrapSecret).toBe('agk_Vq3-xT8mLr2Zp9Wc4Ns7Jb1Ke');
+    expect(secretStrengthBits('Vq3-xT8mLr2Zp9Wc4Ns7Jb1Ke')).toBeGreaterThanOrEqual(128);
+    expect(loadConfig({ BOOTSTRAP_SECRET: '' }).bootstrapSecret).toBeUndefined();
+  });
+
   it('never echoes the value of a secret key in a problem', () => {
-    // Secrets are free text, so they cannot be invalid; a bad neighbour must not leak them either.
+    // A weak secret is refused, and neither its problem line nor a bad neighbour's may show its value.
     const problems = problemsOf({ BOOTSTRAP_SECRET: 'hunter2-secret', PORT: 'x' });
     expect(problems.join('\n')).not.toContain('hunter2-secret');
   });

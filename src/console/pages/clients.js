@@ -17,7 +17,7 @@ export async function clientsPage(page) {
     autocomplete: 'off',
     placeholder: 'pc-0042',
   });
-  const device = h('input', { name: 'device', autocomplete: 'off', placeholder: 'numeric id or deviceid (optional)' });
+  const device = h('input', { name: 'device', autocomplete: 'off', placeholder: 'deviceid, or id:N (optional)' });
   const comment = h('input', { name: 'comment', maxlength: '1000', autocomplete: 'off' });
   const errors = h('div');
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create client');

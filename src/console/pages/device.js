@@ -2,7 +2,7 @@
 // A device page: decide (approve / reject with a reason, undo the last decision), a conflict's two
 // fingerprints side by side, identity, inventory summary, history, sources, submissions, recent requests.
 /** @import { ConflictDetails, Decision, DeviceDetail } from '../types.js' */
-import { decide as decideDevices, getDevice, rebindDevice, undoDecision } from '../api.js';
+import { decide as decideDevices, getDevice, rebindDevice, rowRef, undoDecision } from '../api.js';
 import { h, link } from '../dom.js';
 import { fmtBytes, fmtDate, mono, summarize, text } from '../format.js';
 import { load, pageHeader, reload } from '../page.js';
@@ -11,7 +11,7 @@ import { changesPanel, inventoryPanel, lookalikesPanel } from './device-inventor
 
 /**
  * @param {HTMLElement} page
- * @param {string} ref numeric id or deviceid
+ * @param {string} ref `id:N` or a deviceid (see rowRef)
  */
 export async function devicePage(page, ref) {
   const back = h('a', { href: '#/devices', class: 'back' }, '← Quarantine queue');
@@ -299,7 +299,7 @@ function conflictPanel(d, c) {
             'span',
             null,
             'Known device: ',
-            link(['devices', other.id], other.name || other.deviceid),
+            link(['devices', rowRef(other.id)], other.name || other.deviceid),
             ' ',
             badge(other.state),
             '.',

@@ -4,7 +4,7 @@
 /** @import { Decision, Device } from '../types.js' */
 /** @import { Attrs } from '../dom.js' */
 /** @import { Column } from '../ui.js' */
-import { decide, decideFilter, getStatus, listDevices, previewFilter } from '../api.js';
+import { decide, decideFilter, getStatus, listDevices, previewFilter, rowRef } from '../api.js';
 import { h, link } from '../dom.js';
 import { dayStart, fmtDate, mono, summarize, text, timeText } from '../format.js';
 import { goto, load, pageHeader, refresh, reload } from '../page.js';
@@ -355,7 +355,7 @@ export async function queuePage(page, params) {
         );
         const names = out.devices
           .slice(0, 12)
-          .map((d) => h('li', null, link(['devices', d.id], d.name || d.deviceid), ' ', badge(d.state)));
+          .map((d) => h('li', null, link(['devices', rowRef(d.id)], d.name || d.deviceid), ' ', badge(d.state)));
         confirmSlot.replaceChildren(
           h(
             'div',
@@ -454,7 +454,7 @@ export async function queuePage(page, params) {
           h(
             'span',
             null,
-            link(['devices', d.id], d.name || '(no name)', { class: 'device-link' }),
+            link(['devices', rowRef(d.id)], d.name || '(no name)', { class: 'device-link' }),
             d.duplicates?.length
               ? h(
                   'span',
