@@ -77,6 +77,8 @@ export function buildApp(deps: Deps): express.Express {
       logger: deps.logger,
       metrics: deps.metrics,
       heavyConcurrency: deps.config.heavyConcurrency,
+      decodeBudget: deps.config.decodeBudget,
+      parser: deps.parser,
       bodyLimit: deps.config.bodyLimit,
       inflateLimit: deps.config.inflateLimit,
       prologFreqHours: deps.config.prologFreqHours,

@@ -23,6 +23,7 @@ import { createSpikeDetector } from './services/spike.js';
 import { type Admission, createAdmission } from './services/admission.js';
 import { type Readiness, createReadiness } from './services/readiness.js';
 import { type Policies, createPolicies } from './services/policies.js';
+import { type ParsePool, createParsePool } from './services/parse-pool.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -46,6 +47,8 @@ export interface Deps {
   /** GLPI outbox and its forwarding worker (started by the server and by `agent-gate forward`). */
   forwarder: Forwarder;
   policies: Policies;
+  /** Worker threads for large parses and inventory views (PARSE_WORKERS). */
+  parser: ParsePool;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -159,7 +162,13 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
         logger.error({ err, event, deviceid: e.deviceid }, 'webhook event could not be recorded'),
       );
   };
+  const parser = createParsePool({
+    threads: config.parseWorkers,
+    heapMb: Math.floor(config.parseWorkerHeap / (1024 * 1024)),
+    inflateLimit: config.inflateLimit,
+  });
   const agentService = createAgentService({
+    views: parser,
     sql: db.sql,
     batcher,
     prologFreqHours: config.prologFreqHours,
@@ -179,7 +188,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     credentials,
     admin,
     records: createRecords(db.sql),
-    review: createReview({ sql: db.sql, clock, notifier, forward }),
+    review: createReview({ sql: db.sql, clock, notifier, forward, views: parser }),
+    parser,
     forwarder,
     notifier,
     policies,
@@ -192,6 +202,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
       await batcher.drain();
       await notifier.stop();
       await forwarder.stop();
+      await parser.close();
       redis?.disconnect();
       await db.close();
     },

@@ -24,7 +24,7 @@ import {
 import { transitionDevice } from './device-state.js';
 import { loadInventoryView, loadSubmissionBody, lockInventory, setInventoryView } from '../store/agent-store.js';
 import type { Actor } from './admin.js';
-import { viewFromBody } from './inventory-view.js';
+import { type InventoryViews, inlineViews } from './inventory-view.js';
 import type { Notifier } from './notifier.js';
 
 export const UNDO_WINDOW_SECONDS = 15 * 60;
@@ -64,8 +64,11 @@ export function createReview(deps: {
   clock: Clock;
   notifier?: Pick<Notifier, 'emit'>;
   /** UPSTREAM_URL set: approvals enqueue what they release for GLPI. */ forward?: boolean;
+  /** Builds inventory views (in a parse worker for large ones); default: on the event loop. */
+  views?: InventoryViews;
 }) {
   const { sql, clock } = deps;
+  const views = deps.views ?? inlineViews;
 
   async function resolve(ref: string) {
     const byId = /^\d{1,15}$/.test(ref) ? await listDevices(sql, { id: Number(ref), limit: 1 }) : [];
@@ -295,7 +298,12 @@ export function createReview(deps: {
       if (!state.hasView && state.fullSubmissionId !== null) {
         const full = await loadSubmissionBody(tx, state.fullSubmissionId);
         if (full)
-          await setInventoryView(tx, deviceId, viewFromBody(full.body, full.compression, full.format), clock.now());
+          await setInventoryView(
+            tx,
+            deviceId,
+            await views.viewJson(full.body, full.compression, full.format),
+            clock.now(),
+          );
       }
       return loadInventoryView(tx, deviceId);
     });
