@@ -109,12 +109,7 @@ async function inflateStream(
   const chunks: Buffer[] = [];
   let produced = 0;
   let failure: Error | null = null;
-  let held: Promise<void> | null = null;
-  const takeHeld = () => {
-    const h = held;
-    held = null;
-    return h;
-  };
+  let uncharged = 0;
   const check = () => {
     const f = failure; // set by the listeners above
     if (f) throw f;
@@ -129,17 +124,14 @@ async function inflateStream(
       return;
     }
     if (keep) chunks.push(chunk);
-    const wait = charge(chunk.length);
-    if (wait) {
-      const previous = held;
-      held = Promise.all([previous, wait]).then(
-        () => undefined,
-        (err: unknown) => {
-          failure ??= err instanceof Error ? err : new Error(String(err));
-        },
-      );
-    }
+    uncharged += chunk.length;
   });
+  // Charged once per piece (its output has all arrived when its write completes), and at the end.
+  const chargeNow = async () => {
+    const n = uncharged;
+    uncharged = 0;
+    if (n > 0) await charge(n);
+  };
   engine.once('end', () => (ended = true));
   const errored = new Promise<never>((_, reject) =>
     engine.once('error', (err) =>
@@ -156,13 +148,13 @@ async function inflateStream(
       const size = Math.min(MAX_PIECE, Math.max(MIN_PIECE, Math.floor(PIECE_OUTPUT / ratio)));
       await write(input.subarray(at, at + size));
       at += size;
-      await takeHeld(); // the budget said wait: no more input until it has room
       check();
+      await chargeNow(); // when the budget says wait, no more input until it has room
     }
     if (!ended) engine.end();
     await Promise.race([ending, errored]);
-    await takeHeld();
     check();
+    await chargeNow();
     // One buffer of its own, exactly the decoded size (never Node's shared pool): it can be moved to a worker.
     const buffer = Buffer.allocUnsafeSlow(keep ? produced : 0);
     let offset = 0;
