@@ -402,7 +402,7 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     env: 'DECODE_BUDGET',
     field: 'decodeBudget',
     doc: 'decompressed bytes in flight, gateway-wide, charged as bodies inflate; past it bodies wait unread (one body at a time may exceed it, by at most INFLATE_LIMIT)',
-    default: '128mb',
+    default: '64mb',
     parse: atLeast(1024 * 1024, parseSize),
   },
   {
