@@ -16,6 +16,7 @@ import { RAISED_LIMITS, limitSettings } from './lib/limits.js';
 import { type Proc, startFloor, startGateway } from './lib/processes.js';
 import { type MessageName, variants } from './lib/traffic.js';
 import { bigInventory, residentMb } from './lib/memory.js';
+import { jsonBomb, xmlBomb } from './lib/bombs.js';
 import zlib from 'node:zlib';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -38,7 +39,11 @@ async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected 
   return r;
 }
 
+/** `BENCH_ONLY=bomb`: only the decompression-bomb case (it needs no other case's set-up). */
+const ONLY = process.env.BENCH_ONLY ?? '';
+
 async function main(): Promise<void> {
+  if (ONLY === 'bomb') return bombOnly();
   const schema = `agbench_${Math.floor(Date.now() / 1000)}_${crypto.randomBytes(3).toString('hex')}`;
   const admin = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
   await admin.unsafe(`create schema "${schema}"`);
@@ -54,6 +59,7 @@ async function main(): Promise<void> {
   const results: Record<string, LoadResult> = {};
   let proc: Proc | null = null;
   let memory: Awaited<ReturnType<typeof measureMemory>> | null;
+  let bomb: BombResult | null;
   try {
     process.stdout.write('floors:\n');
     proc = await startFloor('noop');
@@ -102,6 +108,7 @@ async function main(): Promise<void> {
     results.reject429 = await measure('429, over RATE_LIMIT_IP_PER_MINUTE', proc, inventories, 429);
     await proc.stop();
     memory = await measureMemory({ DATABASE_URL: required.DATABASE_URL, AGENT_AUTH: 'off', ...raised });
+    bomb = await measureBombs({ DATABASE_URL: required.DATABASE_URL, AGENT_AUTH: 'off', ...raised });
   } finally {
     await proc?.stop();
     await admin.unsafe(`drop schema if exists "${schema}" cascade`);
@@ -125,6 +132,133 @@ async function main(): Promise<void> {
     process.stdout.write(
       `memory: ${MEMORY_UPLOADS} concurrent uploads of a ${memory.megabytes.toFixed(1)} MB (decompressed) inventory: ${memory.ok}/${MEMORY_UPLOADS} answered 200; gateway peak RSS ${memory.peak.toFixed(0)} MB (idle ${memory.idle.toFixed(0)} MB)   target ≤ 300 MB  ${memory.peak <= 300 ? 'ok' : 'ABOVE TARGET'}\n`,
     );
+  if (bomb) printBombs(bomb);
+}
+
+/** The bomb case alone, in a schema of its own. */
+async function bombOnly(): Promise<void> {
+  const schema = `agbench_${Math.floor(Date.now() / 1000)}_${crypto.randomBytes(3).toString('hex')}`;
+  const admin = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
+  await admin.unsafe(`create schema "${schema}"`);
+  try {
+    const url = `${DATABASE_URL}${DATABASE_URL.includes('?') ? '&' : '?'}search_path=${schema}`;
+    printBombs(await measureBombs({ DATABASE_URL: url, AGENT_AUTH: 'off', ...limitSettings(RAISED_LIMITS) }));
+  } finally {
+    await admin.unsafe(`drop schema if exists "${schema}" cascade`);
+    await admin.end();
+  }
+}
+
+const BOMB_CLIENTS = 8;
+const BOMB_MB = 60;
+
+interface BombResult {
+  compressedKb: number;
+  statuses: Record<string, number>;
+  normal: number[];
+  healthP99: number;
+  healthMax: number;
+  healthCount: number;
+  peak: number;
+  idle: number;
+  seconds: number;
+}
+
+/**
+ * Decompression bombs: BOMB_CLIENTS clients at once, half JSON and half XML, each a ~100 KB zlib body that
+ * inflates to ~60 MB. Meanwhile /healthz is asked every 20 ms (its p99 is the event loop's health) and a
+ * normal inventory is sent every second; the gateway's peak RSS is read from /proc afterwards.
+ */
+async function measureBombs(env: Record<string, string>): Promise<BombResult> {
+  process.stdout.write(
+    `decompression bomb (${BOMB_CLIENTS} parallel clients, ~${BOMB_MB} MB each decompressed, JSON and XML):\n`,
+  );
+  const bodies = { json: jsonBomb(BOMB_MB, 'bench-bomb-json'), xml: xmlBomb(BOMB_MB, 'bench-bomb-xml') };
+  const normalBody = variants('fi-inventory', 1)[0]!;
+  const proc = await startGateway(env);
+  try {
+    const base = `http://127.0.0.1:${proc.port}`;
+    const idle = residentMb(proc.child.pid!).now;
+    const started = performance.now();
+    let done = false;
+    const health: number[] = [];
+    const probe = (async () => {
+      while (!done) {
+        const t = performance.now();
+        const ok = await fetch(`${base}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        );
+        health.push(ok ? performance.now() - t : Infinity);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const normal: number[] = [];
+    const normals = (async () => {
+      while (!done) {
+        normal.push(
+          await fetch(`${base}/`, {
+            method: 'POST',
+            headers: { 'Content-Type': normalBody.headers['Content-Type'] ?? 'application/x-compress-zlib' },
+            body: new Uint8Array(normalBody.body!),
+          }).then(
+            (r) => r.status,
+            () => 0,
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+    const answers = await Promise.all(
+      Array.from({ length: BOMB_CLIENTS }, (_, i) => {
+        const kind = i % 2 === 0 ? 'json' : 'xml';
+        return fetch(`${base}/`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-compress-zlib' },
+          body: new Uint8Array(bodies[kind]),
+          signal: AbortSignal.timeout(170_000),
+        }).then(
+          (r) => `${kind} ${r.status}`,
+          () => `${kind} failed`,
+        );
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    done = true;
+    await Promise.all([probe, normals]);
+    const statuses: Record<string, number> = {};
+    for (const a of answers) statuses[a] = (statuses[a] ?? 0) + 1;
+    const sorted = [...health].sort((a, b) => a - b);
+    return {
+      compressedKb: (bodies.json.length + bodies.xml.length) / 2 / 1024,
+      statuses,
+      normal,
+      healthP99: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? Infinity,
+      healthMax: sorted.at(-1) ?? Infinity,
+      healthCount: sorted.length,
+      peak: residentMb(proc.child.pid!).peak,
+      idle,
+      seconds,
+    };
+  } finally {
+    await proc.stop();
+  }
+}
+
+function countOf(statuses: number[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of statuses) out[s] = (out[s] ?? 0) + 1;
+  return out;
+}
+
+function printBombs(b: BombResult): void {
+  const normalOk = b.normal.filter((s) => s === 200).length;
+  process.stdout.write(
+    `  bombs: ${BOMB_CLIENTS} × ~${b.compressedKb.toFixed(0)} KB zlib → ~${BOMB_MB} MB, answered ${JSON.stringify(b.statuses)} in ${b.seconds.toFixed(1)} s\n` +
+      `  normal inventory meanwhile: ${normalOk}/${b.normal.length} answered 200 ${JSON.stringify(countOf(b.normal))}   ${b.normal.length > 0 && normalOk === b.normal.length ? 'ok' : 'NOT ACCEPTED'}\n` +
+      `  /healthz meanwhile: p99 ${b.healthP99.toFixed(1)} ms (max ${b.healthMax.toFixed(1)} ms, ${b.healthCount} probes)   target < 200 ms  ${b.healthP99 < 200 ? 'ok' : 'ABOVE TARGET'}\n` +
+      `  gateway peak RSS ${b.peak.toFixed(0)} MB (idle ${b.idle.toFixed(0)} MB)   target < 600 MB  ${b.peak < 600 ? 'ok' : 'ABOVE TARGET'}\n`,
+  );
 }
 
 const MEMORY_UPLOADS = 50;

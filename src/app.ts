@@ -126,6 +126,8 @@ function mountAgents(app: express.Express, deps: Deps): void {
       logger: deps.logger,
       metrics: deps.metrics,
       heavyConcurrency: deps.config.heavyConcurrency,
+      decodeBudget: deps.config.decodeBudget,
+      parser: deps.parser,
       bodyLimit: deps.config.bodyLimit,
       inflateLimit: deps.config.inflateLimit,
       prologFreqHours: deps.config.prologFreqHours,

@@ -48,6 +48,9 @@ export interface Config {
   submissionRetentionSeconds: number;
   auditRetentionSeconds: number | undefined;
   heavyConcurrency: number;
+  decodeBudget: number;
+  parseWorkers: number;
+  parseWorkerHeap: number;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   tlsClientCa: string | undefined;
@@ -513,6 +516,27 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
     doc: 'large bodies (> 256 KB compressed) decoded at once; the rest wait unread, so memory stays bounded (one 20 MB inventory needs ~60 MB)',
     default: '1',
     parse: int(1, 1000),
+  },
+  {
+    env: 'DECODE_BUDGET',
+    field: 'decodeBudget',
+    doc: 'decompressed bytes in flight, gateway-wide, charged as bodies inflate; past it bodies wait unread (one body at a time may exceed it, by at most INFLATE_LIMIT)',
+    default: '64mb',
+    parse: atLeast(1024 * 1024, parseSize),
+  },
+  {
+    env: 'PARSE_WORKERS',
+    field: 'parseWorkers',
+    doc: 'worker threads that parse bodies over 1 MB decompressed and build inventory views, off the event loop',
+    default: '1',
+    parse: int(1, 64),
+  },
+  {
+    env: 'PARSE_WORKER_HEAP',
+    field: 'parseWorkerHeap',
+    doc: 'heap cap of each parse worker; a body whose parse needs more gets 413 (a 60 MB JSON inventory needs ~200 MB)',
+    default: '320mb',
+    parse: atLeast(32 * 1024 * 1024, parseSize),
   },
   {
     env: 'REJECTED_RETENTION',

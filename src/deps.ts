@@ -34,6 +34,7 @@ import type { SpooledRequest } from './services/agent-service.js';
 import { type Retention, createRetention } from './services/retention.js';
 import { createKeyUsageTracker } from './services/key-usage.js';
 import { type InventorySummaries, createInventorySummaries } from './services/inventory-summary.js';
+import { type ParsePool, createParsePool } from './services/parse-pool.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -69,6 +70,8 @@ export interface Deps {
   retention: Retention;
   /** Prepares the device page's inventory summaries after full inventories are stored (started by the server). */
   inventorySummaries: InventorySummaries;
+  /** Worker threads for large parses and inventory views (PARSE_WORKERS). */
+  parser: ParsePool;
   /** Runs `fn` when the deps close (timers of things built on them). */
   onClose(fn: () => void): void;
   close(): Promise<void>;
@@ -215,7 +218,13 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
         logger.error({ err, event, deviceid: e.deviceid }, 'webhook event could not be recorded'),
       );
   };
+  const parser = createParsePool({
+    threads: config.parseWorkers,
+    heapMb: Math.floor(config.parseWorkerHeap / (1024 * 1024)),
+    inflateLimit: config.inflateLimit,
+  });
   const agentService = createAgentService({
+    views: parser,
     sql: db.sql,
     batcher,
     prologFreqHours: config.prologFreqHours,
@@ -269,7 +278,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     submissionSeconds: config.submissionRetentionSeconds,
     auditSeconds: config.auditRetentionSeconds,
   });
-  const inventorySummaries = createInventorySummaries({ sql: db.sql, logger });
+  const inventorySummaries = createInventorySummaries({ sql: db.sql, logger, views: parser });
   return {
     config,
     logger,
@@ -281,11 +290,12 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     credentials,
     admin,
     records: createRecords(db.sql),
-    review: createReview({ sql: db.sql, clock, notifier, forward, summaries: inventorySummaries }),
+    review: createReview({ sql: db.sql, clock, notifier, forward, summaries: inventorySummaries, views: parser }),
+    parser,
     forwarder,
     notifier,
     policies,
-    inventoryRead: createInventoryRead({ sql: db.sql, viewLimit: config.inventoryViewLimit }),
+    inventoryRead: createInventoryRead({ sql: db.sql, viewLimit: config.inventoryViewLimit, views: parser }),
     securityEvents: createSecurityEvents(db.sql),
     auditRead: createAuditRead(db.sql),
     retention,
@@ -305,6 +315,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
       await keyUsage.stop();
       await notifier.stop();
       await forwarder.stop();
+      await parser.close();
       redis?.disconnect();
       await db.close();
     },

@@ -177,6 +177,62 @@ export function createMetrics() {
     labelNames: ['kind'] as const,
     registers: [registry],
   });
+  // The body queues (decode budget, large-body gate) and the parse workers, read at each scrape.
+  let decodeSource: (() => DecodeReading) | null = null;
+  const reading = () => decodeSource?.() ?? null;
+  const gauge = (name: string, help: string, read: (r: DecodeReading) => number) =>
+    new client.Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const r = reading();
+        if (r) this.set(read(r));
+      },
+    });
+  gauge(
+    'agentgate_decode_budget_bytes_in_flight',
+    'Decompressed bytes of agent bodies in flight (DECODE_BUDGET), charged as they inflate',
+    (r) => r.budgetInFlight,
+  );
+  gauge('agentgate_decode_budget_bytes', 'The budget of decompressed bytes in flight (DECODE_BUDGET)', (r) => r.budget);
+  gauge(
+    'agentgate_decode_budget_waiters',
+    'Agent bodies waiting, unread, for room in the decode budget',
+    (r) => r.budgetWaiting,
+  );
+  gauge(
+    'agentgate_heavy_body_waiters',
+    'Large agent bodies waiting, unread, for a HEAVY_CONCURRENCY slot',
+    (r) => r.heavyWaiting,
+  );
+  gauge('agentgate_parse_pool_threads', 'Parse worker threads running', (r) => r.pool.threads);
+  gauge('agentgate_parse_pool_queued', 'Parse tasks waiting for a worker thread', (r) => r.pool.queued);
+  gauge(
+    'agentgate_parse_pool_running',
+    'Parse tasks handed to the worker threads, queued or running',
+    (r) => r.pool.running,
+  );
+  new client.Gauge({
+    name: 'agentgate_parse_tasks',
+    help: 'Parse tasks since start, by task (parse, view) and outcome (inline, ok, refused, out_of_memory, failed)',
+    labelNames: ['task', 'outcome'] as const,
+    registers: [registry],
+    collect() {
+      const r = reading();
+      if (!r) return;
+      for (const [key, n] of r.tasks) {
+        const [task, outcome] = key.split(':');
+        this.set({ task: task!, outcome: outcome! }, n);
+      }
+    },
+  });
+  const waitersLeft = new client.Counter({
+    name: 'agentgate_body_waiters_left_total',
+    help: 'Agent bodies whose client left while they waited (decode budget, large-body gate); their place was given back',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     spoolSource: (fn: typeof spoolSource) => void (spoolSource = fn),
@@ -193,6 +249,8 @@ export function createMetrics() {
       breakerIsOpen = state === 'open';
       breakerOpen.set(breakerIsOpen ? 1 : 0);
     },
+    decodeSource: (fn: () => DecodeReading) => void (decodeSource = fn),
+    waiterLeft: (queue: 'budget' | 'heavy') => waitersLeft.inc({ queue }),
     outboxAttempt: (outcome: 'delivered' | 'retry' | 'dead') => outboxAttempts.inc({ outcome }),
     setDeviceCounts: (counts: { state: string; n: number }[]) => {
       for (const state of ['quarantined', 'approved', 'rejected', 'conflict'])
@@ -217,3 +275,13 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What the body queues and the parse workers report to the metrics. */
+export interface DecodeReading {
+  budget: number;
+  budgetInFlight: number;
+  budgetWaiting: number;
+  heavyWaiting: number;
+  pool: { threads: number; queued: number; running: number };
+  tasks: Map<string, number>;
+}

@@ -8,8 +8,8 @@ import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError, ERROR_STATUS, toAppError } from '../errors.js';
-import { detectCompression, inflateBody, sniffFormat, jsonText, xmlText } from '../protocol/decode.js';
-import { type AgentMessage, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
+import { detectCompression, inflateBody } from '../protocol/decode.js';
+import type { AgentMessage } from '../protocol/message.js';
 import {
   type AgentAnswer,
   type AgentRequest,
@@ -27,6 +27,8 @@ import type { Admission } from '../services/admission.js';
 import { compressionFromLabel, formatFromHeaders, header, sendAgentAnswer, sendAgentError } from './agent-answer.js';
 import { requestLog } from './request-context.js';
 import { parseBasic } from '../services/credentials.js';
+import { ClientGone, type DecodeTicket, createDecodeBudget, createGate } from '../services/body-budget.js';
+import type { ParsePool } from '../services/parse-pool.js';
 
 /**
  * `/` (or one folder such as `/glpi/`), `/Inventory`, and `/front/inventory.php`, `/plugins/fusioninventory/…`,
@@ -45,6 +47,10 @@ export interface AgentEndpointDeps {
   admission: Admission;
   /** Large bodies processed at once (HEAVY_CONCURRENCY). */
   heavyConcurrency: number;
+  /** Decompressed bytes in flight, gateway-wide (DECODE_BUDGET). */
+  decodeBudget: number;
+  /** Parses large bodies in worker threads. */
+  parser: ParsePool;
   bodyLimit: number;
   inflateLimit: number;
   prologFreqHours: number;
@@ -115,6 +121,15 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   }
 
   const heavy = createGate(deps.heavyConcurrency);
+  const budget = createDecodeBudget(deps.decodeBudget);
+  deps.metrics.decodeSource(() => ({
+    budget: budget.limit,
+    budgetInFlight: budget.inFlight,
+    budgetWaiting: budget.waiting,
+    heavyWaiting: heavy.waiting,
+    pool: deps.parser.stats(),
+    tasks: deps.parser.tasks,
+  }));
 
   async function handlePost(req: Request, res: Response): Promise<void> {
     const ar = baseRequest(req, deps.clock.now());
@@ -142,11 +157,19 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     }
     ar.principal = auth.principal;
     ar.authenticated = !unverified; // an unverified one is checked once its body is read (verifyLate)
-    // A large body decodes to many times its size: only a few at once. The others wait their turn before
-    // their body is even read (it stays in the socket: TCP holds the sender), so memory stays bounded
-    // however many arrive together; the agents wait 180 s for an answer.
-    let release = declared > HEAVY_BODY_BYTES ? await heavy() : null;
+    // Two queues, each waited in before the body (or the rest of it) is read: it stays in the socket, TCP
+    // holds the sender, and the agents wait 180 s for an answer. A large body (by its compressed size) waits
+    // for one of HEAVY_CONCURRENCY slots; every body waits for room in the decode budget, charged with its
+    // decoded bytes as they inflate. A client that leaves (disconnect, REQUEST_TIMEOUT) drops out of either
+    // queue at once and gives its place back.
+    const left = clientLeft(res);
+    let queue: 'heavy' | 'budget' = 'heavy';
+    let release: (() => void) | null = null;
+    let ticket: DecodeTicket | null = null;
     try {
+      if (declared > HEAVY_BODY_BYTES) release = await heavy(left.signal);
+      queue = 'budget';
+      ticket = await budget.open(left.signal);
       let body: Buffer;
       try {
         body = await readBody(req, deps.bodyLimit);
@@ -155,10 +178,26 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
         if (err instanceof AppError && err.code === 'payload_too_large') res.setHeader('Connection', 'close');
         return await fail(req, res, ar, err, null);
       }
-      if (!release && body.length > HEAVY_BODY_BYTES) release = await heavy(); // chunked: size known only now
-      await processBody(req, res, ar, body, unverified);
+      if (!release && body.length > HEAVY_BODY_BYTES) {
+        // Chunked: the size is known only now. Never wait for the gate while holding a budget account (each
+        // queue would wait for the other): leave the budget (nothing is charged yet), take a slot, come back.
+        ticket.close();
+        ticket = null;
+        queue = 'heavy';
+        release = await heavy(left.signal);
+        queue = 'budget';
+        ticket = await budget.open(left.signal);
+      }
+      await processBody(req, res, ar, body, ticket, unverified);
+    } catch (err) {
+      if (!(err instanceof ClientGone)) throw err;
+      // Nobody is left to answer; its place in the queue is already given back.
+      deps.metrics.waiterLeft(queue);
+      requestLog(res, deps.logger).info({ queue, remote: ar.remoteAddr }, 'agent left while its body waited');
     } finally {
+      ticket?.close();
       release?.();
+      left.dispose();
     }
   }
 
@@ -167,6 +206,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     res: Response,
     ar: AgentRequest,
     body: Buffer,
+    ticket: DecodeTicket,
     unverified = false,
   ): Promise<void> {
     ar.body = body;
@@ -174,15 +214,11 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     try {
       if (body.length === 0) throw new AppError('bad_request', 'Empty body');
       ar.compression = detectCompression(ar.contentType ?? undefined, body);
-      const decoded = await inflateBody(body, ar.compression, deps.inflateLimit);
+      // Each decoded byte is charged to the budget as it is produced; past it the inflater waits.
+      const decoded = await inflateBody(body, ar.compression, deps.inflateLimit, (n) => ticket.charge(n));
       ar.decodedSize = decoded.length;
-      const format = sniffFormat(decoded);
-      if (format === 'unknown')
-        throw new AppError('bad_request', 'Unsupported content: expected an XML or JSON message');
-      msg =
-        format === 'json'
-          ? parseJsonMessage(jsonText(decoded), ar.presentedSecrets)
-          : parseXmlMessage(xmlText(decoded).text, ar.presentedSecrets);
+      // A large body is parsed in a worker thread; the inflater's output is moved there, not copied.
+      msg = await deps.parser.parse(decoded, ar.presentedSecrets, ar.compression, decoded !== body);
       if (msg.kind === 'prolog' || msg.kind === 'contact') {
         const outage = outageDeferral(msg.deviceid, unverified);
         const reason = outage ?? (await waitForSpooled(msg.deviceid));
@@ -212,6 +248,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       deps.metrics.inflated(ar.decodedSize);
       sendAgentAnswer(req, res, answer, ar.compression);
     } catch (err) {
+      if (err instanceof ClientGone) throw err; // not a refusal: nobody is left to answer
       await fail(req, res, ar, err, msg);
     }
   }
@@ -405,22 +442,18 @@ function withDeadline<T>(p: Promise<T>, ms = DB_DEADLINE_MS): Promise<T> {
 /** Compressed size from which a body counts as large (a 228 KB desktop inventory is ~18 KB compressed). */
 export const HEAVY_BODY_BYTES = 256 * 1024;
 
-/** A counting semaphore: `await gate()` resolves to a release function once a slot is free. */
-export function createGate(slots: number): () => Promise<() => void> {
-  let free = slots;
-  const waiting: (() => void)[] = [];
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else free++;
+/**
+ * An AbortSignal aborted when the client goes away before its answer is sent (disconnect, or the socket
+ * destroyed by REQUEST_TIMEOUT): the queues drop such a waiter.
+ */
+function clientLeft(res: Response): { signal: AbortSignal; dispose(): void } {
+  const ac = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) ac.abort();
   };
-  return () =>
-    new Promise((resolve) => {
-      if (free > 0) {
-        free--;
-        resolve(release);
-      } else waiting.push(() => resolve(release));
-    });
+  if (res.socket?.destroyed ?? !res.socket) ac.abort();
+  res.once('close', onClose);
+  return { signal: ac.signal, dispose: () => res.off('close', onClose) };
 }
 
 /**
@@ -445,6 +478,7 @@ export function readBody(req: Request, limit: number): Promise<Buffer> {
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('aborted', onAborted);
+      req.off('close', onClose);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
@@ -465,9 +499,14 @@ export function readBody(req: Request, limit: number): Promise<Buffer> {
       reject(new AppError('bad_request', 'Incomplete request body', { cause: err }));
     };
     const onAborted = () => onError(new Error('request aborted'));
+    // A socket closed before the body ended (even before these listeners: a waiter whose client left) must
+    // settle the read, or its request would hold its queue slots forever.
+    const onClose = () => onError(new Error('connection closed before the body ended'));
+    if (req.destroyed || req.socket?.destroyed) return onClose();
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
     req.on('aborted', onAborted);
+    req.on('close', onClose);
   });
 }

@@ -1,9 +1,8 @@
 /**
  * Request bodies as the agents send them: compression is announced only by Content-Type (any case, any
  * parameters), confirmed by magic bytes, and sniffed when the label is unknown or wrong. Inflation is capped
- * (a zip bomb stops at INFLATE_LIMIT) and runs on the libuv pool so a big body does not stall other agents.
- */
-import { promisify } from 'node:util';
+ * (a zip bomb stops at INFLATE_LIMIT), incremental (every decoded byte is charged to the caller's budget as
+ * it is produced) and runs on the libuv pool so a big body does not stall other agents. */
 import { isUtf8 } from 'node:buffer';
 import zlib from 'node:zlib';
 import { AppError } from '../errors.js';
@@ -11,10 +10,7 @@ import { AppError } from '../errors.js';
 export type Compression = 'zlib' | 'gzip' | 'deflate' | 'none';
 export type BodyFormat = 'xml' | 'json' | 'unknown';
 
-const inflateAsync = promisify(zlib.inflate);
 const SYNC_INFLATE_MAX = 4096;
-const gunzipAsync = promisify(zlib.gunzip);
-const inflateRawAsync = promisify(zlib.inflateRaw);
 
 /** Media type without parameters, lower-cased ("Application/x-compress-zlib; x=y" → "application/x-compress-zlib"). */
 export function mediaType(contentType: string | undefined): string {
@@ -41,30 +37,134 @@ export function detectCompression(contentType: string | undefined, body: Buffer)
   return 'none';
 }
 
-/** Decompresses with a hard output cap. Truncated or corrupt streams are a 400, an over-cap body a 413. */
-export async function inflateBody(body: Buffer, compression: Compression, limit: number): Promise<Buffer> {
+/**
+ * Called with each run of decoded bytes as the inflater produces them (a budget of decoded bytes in flight):
+ * a returned promise holds the inflater, which reads no further input until it settles, and its rejection
+ * aborts the inflation with that error.
+ */
+export type ChargeDecoded = (bytes: number) => Promise<void> | undefined | void;
+
+/** Output a piece of input may produce before the budget is asked again (zlib can reach ~1000:1). */
+const PIECE_OUTPUT = 1024 * 1024;
+const MIN_PIECE = 1024;
+const MAX_PIECE = 64 * 1024;
+
+/**
+ * Decompresses with a hard output cap. Truncated or corrupt streams are a 400, an over-cap body a 413.
+ * Incremental: the input is fed in pieces sized so that each yields about PIECE_OUTPUT bytes at the ratio
+ * seen so far, and `charge` is told of every decoded byte before the next piece is fed, so a bomb is charged
+ * (and can be held, or stopped at the cap) as it inflates, never after. Runs on the libuv pool.
+ */
+export async function inflateBody(
+  body: Buffer,
+  compression: Compression,
+  limit: number,
+  charge: ChargeDecoded = () => undefined,
+): Promise<Buffer> {
   if (compression === 'none') {
     if (body.length > limit) throw tooLarge(limit);
+    await charge(body.length);
     return body;
   }
-  const opts = { maxOutputLength: limit, info: true } as const;
-  let out: { buffer: Buffer; engine: zlib.Zlib };
-  try {
-    // Small bodies (PROLOG, CONTACT, partials) inflate faster inline than through the thread pool.
-    if (body.length <= SYNC_INFLATE_MAX && compression === 'zlib') out = infoOf(zlib.inflateSync(body, opts));
-    else if (compression === 'zlib') out = infoOf(await inflateAsync(body, opts));
-    else if (compression === 'gzip') out = infoOf(await gunzipAsync(body, opts));
-    else out = infoOf(await inflateRawAsync(body, opts));
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(limit, err);
-    throw new AppError('bad_request', `Invalid ${compression} body: cannot decompress`, { cause: err });
+  if (body.length <= SYNC_INFLATE_MAX && compression === 'zlib') {
+    // Small bodies (PROLOG, CONTACT) inflate faster inline than through the thread pool; at most ~4 MB.
+    let out: { buffer: Buffer; engine: zlib.Zlib };
+    try {
+      out = infoOf(zlib.inflateSync(body, { maxOutputLength: limit, info: true }));
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(limit, err);
+      throw new AppError('bad_request', `Invalid ${compression} body: cannot decompress`, { cause: err });
+    }
+    if (out.engine.bytesWritten !== body.length) throw trailingData(compression);
+    await charge(out.buffer.length);
+    return out.buffer;
   }
+  const decoded = await inflateStream(body, compression, limit, charge);
   // Security: the compressed stream must end where the body ends. Bytes after it (or a second gzip member,
   // which Node joins and PHP's gzdecode does not read) would be stored and forwarded without being judged.
-  const consumed = compression === 'gzip' ? await firstGzipMemberLength(body, limit) : out.engine.bytesWritten;
-  if (consumed !== body.length)
-    throw new AppError('bad_request', `Invalid ${compression} body: data after the end of the compressed stream`);
-  return out.buffer;
+  const consumed = compression === 'gzip' ? await firstGzipMemberLength(body, limit) : decoded.consumed;
+  if (consumed !== body.length) throw trailingData(compression);
+  return decoded.buffer;
+}
+
+function trailingData(compression: Compression): AppError {
+  return new AppError('bad_request', `Invalid ${compression} body: data after the end of the compressed stream`);
+}
+
+function createEngine(compression: Compression): zlib.Inflate | zlib.Gunzip | zlib.InflateRaw {
+  if (compression === 'zlib') return zlib.createInflate();
+  if (compression === 'gzip') return zlib.createGunzip();
+  return zlib.createInflateRaw();
+}
+
+/** Streams `input` through an inflater in budgeted pieces; `keep` false only counts (the gzip member check). */
+async function inflateStream(
+  input: Buffer,
+  compression: Compression,
+  limit: number,
+  charge: ChargeDecoded,
+  keep = true,
+): Promise<{ buffer: Buffer; consumed: number }> {
+  const engine = createEngine(compression);
+  const chunks: Buffer[] = [];
+  let produced = 0;
+  let failure: Error | null = null;
+  let uncharged = 0;
+  const check = () => {
+    const f = failure; // set by the listeners above
+    if (f) throw f;
+  };
+  let ended = false;
+  const ending = new Promise<void>((resolve) => engine.once('end', () => resolve()));
+  engine.on('data', (chunk: Buffer) => {
+    if (failure) return;
+    produced += chunk.length;
+    if (produced > limit) {
+      failure = tooLarge(limit);
+      return;
+    }
+    if (keep) chunks.push(chunk);
+    uncharged += chunk.length;
+  });
+  // Charged once per piece (its output has all arrived when its write completes), and at the end.
+  const chargeNow = async () => {
+    const n = uncharged;
+    uncharged = 0;
+    if (n > 0) await charge(n);
+  };
+  engine.once('end', () => (ended = true));
+  const errored = new Promise<never>((_, reject) =>
+    engine.once('error', (err) =>
+      reject(new AppError('bad_request', `Invalid ${compression} body: cannot decompress`, { cause: err })),
+    ),
+  );
+  errored.catch(() => {});
+  const write = (piece: Buffer) =>
+    Promise.race([new Promise<void>((resolve) => engine.write(piece, () => resolve())), errored]);
+  try {
+    let at = 0;
+    while (at < input.length && !ended) {
+      const ratio = at > 0 ? Math.max(1, produced / at) : 1032; // deflate at most: a first piece of 1 KB
+      const size = Math.min(MAX_PIECE, Math.max(MIN_PIECE, Math.floor(PIECE_OUTPUT / ratio)));
+      await write(input.subarray(at, at + size));
+      at += size;
+      check();
+      await chargeNow(); // when the budget says wait, no more input until it has room
+    }
+    if (!ended) engine.end();
+    await Promise.race([ending, errored]);
+    check();
+    await chargeNow();
+    // One buffer of its own, exactly the decoded size (never Node's shared pool): it can be moved to a worker.
+    const buffer = Buffer.allocUnsafeSlow(keep ? produced : 0);
+    let offset = 0;
+    for (const c of chunks) offset += c.copy(buffer, offset);
+    chunks.length = 0;
+    return { buffer, consumed: engine.bytesWritten };
+  } finally {
+    engine.removeAllListeners('data');
+    engine.destroy();
+  }
 }
 
 /** zlib's convenience methods with `info: true` answer {buffer, engine}; their typings say Buffer. */
@@ -79,9 +179,9 @@ async function firstGzipMemberLength(body: Buffer, limit: number): Promise<numbe
   if (flags & 0x04) at += 2 + body.readUInt16LE(at); // FEXTRA
   for (const bit of [0x08, 0x10]) if (flags & bit) at = body.indexOf(0, at) + 1; // FNAME, FCOMMENT
   if (flags & 0x02) at += 2; // FHCRC
-  // Off the event loop, like the gunzip itself (a second pass: gzip is rare, the agents send zlib).
-  const raw = infoOf(await inflateRawAsync(body.subarray(at), { maxOutputLength: limit, info: true }));
-  return at + raw.engine.bytesWritten + 8;
+  // A second pass that only counts (gzip is rare, the agents send zlib): nothing kept, nothing charged.
+  const raw = await inflateStream(body.subarray(at), 'deflate', limit, () => undefined, false);
+  return at + raw.consumed + 8;
 }
 
 function tooLarge(limit: number, cause?: unknown): AppError {

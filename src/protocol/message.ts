@@ -8,6 +8,7 @@ import { AppError } from '../errors.js';
 import { type Identity, identityFromSections, xmlSectionsToJsonShape } from './identity.js';
 import { assertUniqueKeys } from './json-keys.js';
 import { readXmlRequest, scalar } from './xml.js';
+import { jsonText, sniffFormat, xmlText } from './decode.js';
 
 export type MessageKind =
   'prolog' | 'contact' | 'inventory' | 'getconfig' | 'get_params' | 'netdiscovery' | 'netinventory' | 'other';
@@ -28,6 +29,19 @@ export interface AgentMessage {
   text: string;
   /** True when redaction changed the text, so the stored bytes must be re-encoded. */
   redacted: boolean;
+  /** Lower-cased names of the content sections a JSON inventory carries ([] otherwise). */
+  sections: string[];
+  /**
+   * Set when the body was parsed in a worker thread (a large one): `text` is then empty and `json` holds no
+   * `content`, so nothing the size of the inventory crosses back to the event loop. What is needed of them
+   * comes here instead, prepared in the worker.
+   */
+  offThread?: {
+    /** The redacted text re-encoded for storage (set when `redacted`), compressed as `compression`. */
+    reencoded: { body: Buffer; compression: 'zlib' | 'gzip' | 'none' } | null;
+    /** `json.content` as JSON text, for a partial inventory to merge (else null). */
+    contentJson: string | null;
+  };
 }
 
 export const REDACTED = '[REDACTED]';
@@ -181,6 +195,7 @@ export function parseXmlMessage(text: string, secrets: readonly string[] = []): 
     json: null,
     text: cleanText,
     redacted: cleanText !== text,
+    sections: [],
   };
 }
 
@@ -273,5 +288,15 @@ export function parseJsonMessage(original: string, secrets: readonly string[] = 
     json: m,
     text: cleanText,
     redacted: cleanText !== original,
+    sections: kind === 'inventory' ? Object.keys(m.content as object).map((k) => k.toLowerCase()) : [],
   };
+}
+
+/** A decoded body (XML or JSON, told by its first byte) as a message. */
+export function parseDecoded(decoded: Buffer, secrets: readonly string[] = []): AgentMessage {
+  const format = sniffFormat(decoded);
+  if (format === 'unknown') throw new AppError('bad_request', 'Unsupported content: expected an XML or JSON message');
+  return format === 'json'
+    ? parseJsonMessage(jsonText(decoded), secrets)
+    : parseXmlMessage(xmlText(decoded).text, secrets);
 }

@@ -45,8 +45,8 @@ import type { DeferReason } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import type { SpoolHeader } from './spool.js';
 import { withDeadline } from './db-health.js';
-import { viewFromBody } from './inventory-view.js';
 import type { KeyUse } from './key-usage.js';
+import { type InventoryViews, inlineViews } from './inventory-view.js';
 import { type Conflict, boundClient, credentialConflict, findConflict, knownDevice, pinVerdict } from './conflicts.js';
 
 export interface AgentRequest {
@@ -125,6 +125,8 @@ export interface AgentServiceDeps {
   ) => Promise<void>;
   /** UPSTREAM_URL is set: an approved device's inventories also go to the GLPI outbox, in the transaction that records them. */
   forward?: boolean;
+  /** Builds inventory views (in a parse worker for large ones); default: on the event loop. */
+  views?: InventoryViews;
   /** INFLATE_LIMIT, for spooled bodies decoded again at replay. */
   inflateLimit?: number;
   logger?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
@@ -192,6 +194,7 @@ export const DEFER_MAX_HOURS = 4;
 
 export function createAgentService(deps: AgentServiceDeps) {
   const freq = deps.prologFreqHours;
+  const views = deps.views ?? inlineViews;
 
   /** Key usage: who used which key version, from where, when last (not on registrations' history). */
   function noteKeyUse(req: AgentRequest, deviceid: string | null, deviceId: number | null): Promise<void> {
@@ -304,6 +307,7 @@ export function createAgentService(deps: AgentServiceDeps) {
   /** The bytes kept for a submission: as received, unless redaction changed the text. */
   function storedBody(req: AgentRequest, msg: AgentMessage): { body: Buffer; compression: Compression } {
     if (!msg.redacted) return { body: req.body, compression: req.compression };
+    if (msg.offThread?.reencoded) return msg.offThread.reencoded; // re-encoded by the parse worker
     const compression = req.compression === 'deflate' ? 'zlib' : req.compression;
     return { body: encodeAnswer(msg.text, msg.format, compression).body, compression };
   }
@@ -422,7 +426,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     const judged = msg.identity
       ? await findConflict(deps.sql, msg.deviceid, msg.identity, {
           full: msg.kind === 'inventory' && !msg.partial,
-          sections: new Set(Object.keys(msg.json?.content ?? {}).map((k) => k.toLowerCase())),
+          sections: new Set(msg.sections),
         })
       : { conflict: null, known: await knownDevice(deps.sql, msg.deviceid) };
     const known = judged.known;
@@ -450,9 +454,11 @@ export function createAgentService(deps: AgentServiceDeps) {
     const state = await lockInventory(tx, deviceId);
     if (state && !state.hasView && state.fullSubmissionId !== null) {
       const full = await loadSubmissionBody(tx, state.fullSubmissionId);
-      if (full) await setInventoryView(tx, deviceId, viewFromBody(full.body, full.compression, full.format), at);
+      if (full)
+        await setInventoryView(tx, deviceId, await views.viewJson(full.body, full.compression, full.format), at);
     }
-    await mergePartialInventory(tx, deviceId, (msg.json?.content ?? {}) as Record<string, unknown>, msg.format, at);
+    const content = msg.offThread?.contentJson ?? ((msg.json?.content ?? {}) as Record<string, unknown>);
+    await mergePartialInventory(tx, deviceId, content, msg.format, at);
   }
 
   function recordRegistration(registration: RegistrationInput): Promise<unknown> {

@@ -20,7 +20,7 @@ import {
   submissionBody,
   submissionFacts,
 } from '../store/inventory-read-store.js';
-import { viewFromBody } from './inventory-view.js';
+import { type InventoryViews, inlineViews } from './inventory-view.js';
 
 type Obj = Record<string, unknown>;
 type Scalar = string | number | boolean | null;
@@ -61,6 +61,8 @@ export interface InventoryReadDeps {
   sql: Sql;
   /** INVENTORY_VIEW_LIMIT: the largest decoded inventory parsed for reading, in bytes. */
   viewLimit: number;
+  /** Builds views (in a parse worker for large ones); default: on the event loop. */
+  views?: InventoryViews;
 }
 
 function asList(v: unknown): Obj[] {
@@ -295,8 +297,8 @@ export function createInventoryRead(deps: InventoryReadDeps) {
     const body = await submissionBody(sql, s.id);
     if (!body) return null;
     try {
-      // Promise.resolve: viewFromBody is synchronous today and may become a worker-pool call.
-      return await Promise.resolve(viewFromBody(body, s.compression, s.format));
+      // Built by `views`: in a parse worker for a large body, not on the event loop.
+      return JSON.parse(await (deps.views ?? inlineViews).viewJson(body, s.compression, s.format)) as Obj;
     } catch (err) {
       throw new AppError('unavailable', 'This stored inventory cannot be read', { cause: err });
     }

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { loadSubmissionBody } from '../store/agent-store.js';
 import type { Sql } from '../store/db.js';
 import { type InventorySummary, saveSummary, summaryTodo } from '../store/read-store.js';
-import { viewFromBody } from './inventory-view.js';
+import { type InventoryViews, inlineViews } from './inventory-view.js';
 import { createPoller } from './poller.js';
 
 /** Decoded size up to which a page may parse an inventory itself (a real one is ~230 KB). */
@@ -38,10 +38,18 @@ export function summarize(view: Record<string, unknown>): InventorySummary {
 }
 
 /** The summary of a stored submission, or a marked empty one when its body cannot be read. */
-export async function summarizeSubmission(sql: Sql, submissionId: number): Promise<InventorySummary> {
+export async function summarizeSubmission(
+  sql: Sql,
+  submissionId: number,
+  views: InventoryViews = inlineViews,
+): Promise<InventorySummary> {
   const body = await loadSubmissionBody(sql, submissionId);
   try {
-    if (body) return summarize(viewFromBody(body.body, body.compression, body.format));
+    // The view is built by `views` (a parse worker for a large body), never parsed here on the event loop.
+    if (body)
+      return summarize(
+        JSON.parse(await views.viewJson(body.body, body.compression, body.format)) as Record<string, unknown>,
+      );
   } catch {
     // an unreadable body is summarised as empty, once, rather than retried for ever
   }
@@ -58,11 +66,16 @@ export async function summarizeSubmission(sql: Sql, submissionId: number): Promi
   };
 }
 
-export function createInventorySummaries(deps: { sql: Sql; logger: Logger; pollMs?: number }) {
+export function createInventorySummaries(deps: { sql: Sql; logger: Logger; pollMs?: number; views?: InventoryViews }) {
   async function runOnce(): Promise<number> {
     const todo = await summaryTodo(deps.sql, BATCH);
     for (const t of todo) {
-      await saveSummary(deps.sql, t.deviceId, t.submissionId, await summarizeSubmission(deps.sql, t.submissionId));
+      await saveSummary(
+        deps.sql,
+        t.deviceId,
+        t.submissionId,
+        await summarizeSubmission(deps.sql, t.submissionId, deps.views),
+      );
       // One parse at a time, and the event loop gets a turn between two.
       await new Promise((resolve) => setImmediate(resolve));
     }

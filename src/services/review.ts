@@ -25,6 +25,7 @@ import { transitionDevice } from './device-state.js';
 import { type InventorySummary, pageInventory } from '../store/read-store.js';
 import type { Actor } from './admin.js';
 import { SMALL_BODY, summarizeSubmission } from './inventory-summary.js';
+import { type InventoryViews, inlineViews } from './inventory-view.js';
 import type { Notifier } from './notifier.js';
 import { type Duplicate, withDuplicates } from './lookalikes.js';
 import { findDevice } from './records.js';
@@ -68,8 +69,11 @@ export function createReview(deps: {
   /** UPSTREAM_URL set: approvals enqueue what they release for GLPI. */ forward?: boolean;
   /** The background pass that prepares inventory summaries: told when a page found one missing. */
   summaries?: { kick(): void };
+  /** Builds inventory views (in a parse worker for large ones); default: on the event loop. */
+  views?: InventoryViews;
 }) {
   const { sql, clock } = deps;
+  const views = deps.views ?? inlineViews;
 
   /** A device by reference: `id:15`/`#15` the row id, anything else a deviceid (records.ts parseDeviceRef). */
   const resolve = (ref: string | number) => findDevice(sql, ref);
@@ -321,7 +325,7 @@ export function createReview(deps: {
     if (inv.summary && inv.fresh) return inv.summary;
     if (inv.fullSubmissionId === null) return inv.summary;
     if (inv.fullDecodedSize !== null && inv.fullDecodedSize <= SMALL_BODY)
-      return summarizeSubmission(sql, inv.fullSubmissionId);
+      return summarizeSubmission(sql, inv.fullSubmissionId, views);
     deps.summaries?.kick();
     return {
       os: device.os,

@@ -348,13 +348,16 @@ export async function loadSubmissionBody(
   return row ?? null;
 }
 
+/** `view` as an object, or as JSON text (made in a parse worker, so the event loop never serialises it). */
 export async function setInventoryView(
   tx: Tx,
   deviceId: number,
-  view: Record<string, unknown>,
+  view: Record<string, unknown> | string,
   at: Date,
 ): Promise<void> {
-  await tx`update inventories set view = ${tx.json(view as never)}, updated_at = ${at} where device_id = ${deviceId}`;
+  // ::text first: a parameter PostgreSQL types as jsonb is JSON-encoded again by the driver.
+  const value = typeof view === 'string' ? tx`${view}::text::jsonb` : tx`${tx.json(view as never)}`;
+  await tx`update inventories set view = ${value}, updated_at = ${at} where device_id = ${deviceId}`;
 }
 
 /**
@@ -365,11 +368,12 @@ export async function setInventoryView(
 export async function mergePartialInventory(
   tx: Tx,
   deviceId: number,
-  content: Record<string, unknown>,
+  content: Record<string, unknown> | string,
   format: string,
   at: Date,
 ): Promise<void> {
-  const partial = tx.json(content as never);
+  // As JSON text when a parse worker serialised it already.
+  const partial = typeof content === 'string' ? tx`${content}::text::jsonb` : tx`${tx.json(content as never)}`;
   await tx`
     insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
     values (${deviceId}, null, ${format}, ${partial}, 1, ${at})

@@ -1,0 +1,230 @@
+/**
+ * Worker threads for the work that grows with an inventory's size (parse-worker.ts): a large body's parse,
+ * and building an inventory view. Small bodies (PROLOG, CONTACT, a desktop's 230 KB inventory, small
+ * partials) are parsed inline: they are the hot path, and a thread hop costs more than their parse.
+ *
+ * Each worker's heap is capped (`heapMb`): a body whose parse needs more — a document built to explode in
+ * memory — fails that one task with 413 and the worker is replaced, instead of growing the process.
+ *
+ * The workers load the TypeScript sources through tsx's tsImport, from a bootstrap of plain JavaScript, so
+ * this works under `agent-gate serve` (tsx registered by bin/agent-gate.js, which workers do not inherit),
+ * under `node --import tsx` and under vitest alike. A worker that dies (its heap cap) fails only its task
+ * and is replaced for the next one; idle workers stop after a minute.
+ */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { AppError } from '../errors.js';
+import type { Compression } from '../protocol/decode.js';
+import { type AgentMessage, parseDecoded } from '../protocol/message.js';
+import { viewFromBody } from './inventory-view.js';
+import type { ParseTask, ViewTask, WorkerAnswer } from './parse-worker.js';
+
+/** Decoded bodies up to this size are parsed on the event loop (about 10 ms for 1 MB of JSON). */
+export const INLINE_PARSE_MAX = 1024 * 1024;
+/** Stored bodies (compressed) up to this size get their view built inline. */
+export const INLINE_VIEW_MAX = 64 * 1024;
+
+export interface ParsePoolOptions {
+  /** Worker threads (PARSE_WORKERS). */
+  threads: number;
+  /** Heap cap of each worker, MB. */
+  heapMb: number;
+  /** INFLATE_LIMIT: the cap on a stored body decoded again for its view. */
+  inflateLimit: number;
+}
+
+export interface ParsePoolStats {
+  threads: number;
+  queued: number;
+  running: number;
+  completed: number;
+}
+
+export interface ParsePool {
+  /**
+   * A decoded request body as a message; a large one is parsed by a worker. With `transfer` the bytes are
+   * moved to it, not copied (the caller must not use `decoded` afterwards: pass it for the inflater's output,
+   * never for the request body itself).
+   */
+  parse(decoded: Buffer, secrets: string[], compression: Compression, transfer?: boolean): Promise<AgentMessage>;
+  /** The inventory view of a stored submission, as JSON text. */
+  viewJson(body: Buffer, compression: string, format: string): Promise<string>;
+  /**
+   * Starts a worker and waits until it has loaded its modules (about 2 s, paid otherwise by the first large
+   * body): for a process that wants that cost up front.
+   */
+  warm(): Promise<void>;
+  stats(): ParsePoolStats;
+  /** Counts of tasks by where they ran and how they ended, for the metrics. */
+  readonly tasks: Map<string, number>;
+  close(): Promise<void>;
+}
+
+/** A copy in an ArrayBuffer of its own (never Node's shared pool), so it can be moved to a worker. */
+function copyOf(b: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(b.length);
+  b.copy(copy);
+  return copy;
+}
+
+/**
+ * What each worker runs: plain JavaScript (a worker does not inherit the main thread's tsx hooks, and
+ * `--import tsx` in a worker's execArgv does not take on Node 20), which loads parse-worker.ts through
+ * tsx's tsImport and answers `{id, name, task}` messages.
+ */
+function bootstrap(): string {
+  const target = new URL('./parse-worker.ts', import.meta.url).href;
+  const tsxRoot = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
+  const api = pathToFileURL(path.join(tsxRoot, 'dist', 'esm', 'api', 'index.mjs')).href;
+  return `
+const { parentPort } = require('node:worker_threads');
+const ready = import(${JSON.stringify(api)}).then((tsx) => tsx.tsImport(${JSON.stringify(target)}, ${JSON.stringify(target)}));
+parentPort.on('message', async ({ id, name, task }) => {
+  try {
+    const mod = await ready;
+    parentPort.postMessage({ id, out: mod[name](task) });
+  } catch (err) {
+    parentPort.postMessage({ id, crash: String((err && err.stack) || err) });
+  }
+});`;
+}
+
+interface Job {
+  id: number;
+  name: 'parse' | 'view';
+  task: ParseTask | ViewTask;
+  transfer: ArrayBuffer[];
+  resolve(v: unknown): void;
+  reject(err: unknown): void;
+}
+
+interface Thread {
+  worker: Worker;
+  job: Job | null;
+  idle: NodeJS.Timeout | null;
+}
+
+const IDLE_MS = 60_000;
+
+export function createParsePool(opts: ParsePoolOptions): ParsePool {
+  let running = 0;
+  let completed = 0;
+  let nextId = 0;
+  let closed = false;
+  const code = bootstrap();
+  const threads: Thread[] = [];
+  const queue: Job[] = [];
+  const tasks = new Map<string, number>();
+  const count = (key: string) => tasks.set(key, (tasks.get(key) ?? 0) + 1);
+
+  function spawn(): Thread {
+    const worker = new Worker(code, {
+      eval: true,
+      resourceLimits: { maxOldGenerationSizeMb: opts.heapMb },
+    });
+    const t: Thread = { worker, job: null, idle: null };
+    worker.on('message', (m: { id: number; out?: unknown; crash?: string }) => {
+      const job = t.job;
+      if (!job || job.id !== m.id) return;
+      t.job = null;
+      completed++;
+      if (m.crash !== undefined) job.reject(new Error(`parse worker: ${m.crash}`));
+      else job.resolve(m.out);
+      pump();
+    });
+    const gone = (err: unknown) => {
+      const at = threads.indexOf(t);
+      if (at === -1) return;
+      threads.splice(at, 1);
+      if (t.idle) clearTimeout(t.idle);
+      const job = t.job;
+      t.job = null;
+      job?.reject(err);
+      pump(); // a replacement for what waits
+    };
+    worker.on('error', gone);
+    worker.on('exit', (codeOut) => gone(new Error(`parse worker exited with ${codeOut}`)));
+    threads.push(t);
+    return t;
+  }
+
+  function pump(): void {
+    while (queue.length > 0 && !closed) {
+      const t = threads.find((x) => x.job === null) ?? (threads.length < opts.threads ? spawn() : null);
+      if (!t) return;
+      const job = queue.shift()!;
+      t.job = job;
+      if (t.idle) clearTimeout(t.idle);
+      t.idle = null;
+      t.worker.ref();
+      t.worker.postMessage({ id: job.id, name: job.name, task: job.task }, job.transfer);
+    }
+    for (const t of threads)
+      if (t.job === null && !t.idle) {
+        t.worker.unref(); // an idle worker never keeps the process alive
+        t.idle = setTimeout(() => void t.worker.terminate(), IDLE_MS).unref();
+      }
+  }
+
+  async function run<T>(name: 'parse' | 'view', task: ParseTask | ViewTask, transfer: ArrayBuffer[]): Promise<T> {
+    if (closed) throw new AppError('unavailable', 'Service temporarily unavailable');
+    running++;
+    try {
+      const answer = await new Promise<WorkerAnswer<T>>((resolve, reject) => {
+        queue.push({ id: nextId++, name, task, transfer, resolve: (v) => resolve(v as WorkerAnswer<T>), reject });
+        pump();
+      });
+      if ('error' in answer) {
+        count(`${name}:refused`);
+        throw new AppError(answer.error.code, answer.error.message);
+      }
+      count(`${name}:ok`);
+      return answer.ok;
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      if ((err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY') {
+        count(`${name}:out_of_memory`);
+        throw new AppError('payload_too_large', 'Body too large to parse', { cause: err });
+      }
+      count(`${name}:failed`);
+      throw err;
+    } finally {
+      running--;
+    }
+  }
+
+  return {
+    async parse(decoded, secrets, compression, transfer = false) {
+      if (decoded.length <= INLINE_PARSE_MAX) {
+        count('parse:inline');
+        return parseDecoded(decoded, secrets);
+      }
+      // Moved when allowed and the buffer holds these bytes alone (the inflater's output does); else copied
+      // once into a buffer of their own, which is moved.
+      const own = transfer && decoded.byteOffset === 0 && decoded.buffer.byteLength === decoded.length;
+      const bytes = own ? decoded : copyOf(decoded);
+      return run<AgentMessage>('parse', { decoded: bytes, secrets, compression }, [bytes.buffer as ArrayBuffer]);
+    },
+    async viewJson(body, compression, format) {
+      if (body.length <= INLINE_VIEW_MAX) {
+        count('view:inline');
+        return JSON.stringify(viewFromBody(body, compression, format, opts.inflateLimit));
+      }
+      const bytes = copyOf(body);
+      const task: ViewTask = { body: bytes, compression, format, limit: opts.inflateLimit };
+      return run<string>('view', task, [bytes.buffer as ArrayBuffer]);
+    },
+    async warm() {
+      await run('parse', { decoded: Buffer.from('{}'), secrets: [], compression: 'none' }, []).catch(() => {});
+    },
+    stats: () => ({ threads: threads.length, queued: queue.length, running, completed }),
+    tasks,
+    async close() {
+      closed = true;
+      for (const job of queue.splice(0)) job.reject(new AppError('unavailable', 'Service temporarily unavailable'));
+      await Promise.all(threads.map((t) => t.worker.terminate()));
+    },
+  };
+}
