@@ -138,6 +138,8 @@ export const listDevices = (query) => call('GET', `/devices${qs({ ...query })}`)
  * @param {number} id
  */
 export const rowRef = (id) => `id:${id}`;
+/** A reference to a device by its deviceid, explicit (a deviceid may itself look like `id:5`). */
+export const deviceRef = (/** @type {string} */ deviceid) => `deviceid:${deviceid}`;
 
 /**
  * @param {string} ref a deviceid, or `id:N` for row N (what the console's own links carry)

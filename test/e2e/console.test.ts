@@ -347,7 +347,7 @@ describe('a reviewer', () => {
       expect(await page.locator('main form, main table, main details, main .secret').count(), hash).toBe(0);
       await expect(page.locator('#nav a').allInnerTexts()).resolves.toEqual(['Quarantine queue']);
     }
-    expect(calls.filter((c) => !/^GET \/api\/v1\/(me|meta|devices)$/.test(c))).toEqual([]);
+    expect(calls.filter((c) => !/^GET \/api\/v1\/(me|meta|devices|status)$/.test(c))).toEqual([]);
     await page.close();
   });
 
@@ -552,7 +552,7 @@ describe('an analyst', () => {
   it("reads a real agent's software on the device page, filters it, and folds sections", async () => {
     const page = await openPage();
     await signIn(page, token);
-    await page.goto(`${base}/console#/devices/${vmId}`);
+    await page.goto(`${base}/console#/devices/id:${vmId}`);
     const software = page.locator('#inventory details[data-section="softwares"]');
     await software.waitFor();
     const total = (JSON.parse(glpiCapture.decoded_text) as GlpiMessage).content.softwares.length;
@@ -585,7 +585,7 @@ describe('an analyst', () => {
     ).toBe(200);
     const page = await openPage();
     await signIn(page, token);
-    await page.goto(`${base}/console#/devices/${vmId}`);
+    await page.goto(`${base}/console#/devices/id:${vmId}`);
     const changes = page.locator('#software-changes');
     await changes.waitFor();
     await expect(changes.locator('h3').innerText()).resolves.toBe('Software (1 added, 0 removed, 1 upgraded)');

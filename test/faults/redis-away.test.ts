@@ -155,7 +155,7 @@ describe('Redis away under load (through a pausable proxy)', () => {
     expect(readyAway, '/readyz while Redis is away').toMatchObject({ status: 200 });
     expect(JSON.parse((readyAway as { text: string }).text)).toEqual({
       status: 'ready',
-      checks: { database: 'ok', redis: 'degraded' },
+      checks: { database: 'ok', redis: 'degraded', spool: 'empty' },
     });
     expect(backAfterMs, `${GAUGE} back to 1 after Redis returned`).not.toBeNull();
   }
@@ -199,7 +199,7 @@ describe('Redis away with RATE_LIMIT_REDIS_FAILURE=closed', () => {
     );
     expect(JSON.parse((away as unknown as { text: string }).text)).toEqual({
       status: 'not ready',
-      checks: { database: 'ok', redis: 'unreachable' },
+      checks: { database: 'ok', redis: 'unreachable', spool: 'empty' },
     });
     proxy.resume();
     await eventually(async () => expect(await get(gw.port, '/readyz', 5000)).toMatchObject({ status: 200 }), {

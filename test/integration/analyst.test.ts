@@ -179,7 +179,7 @@ describe('the inventory, its changes and look-alikes', () => {
     // The renamed one still shares its MACs, not its name; the all-zero MAC both carry is junk (GLPI's list).
     const renamed = fusion.duplicates.find((x) => x.deviceid === 'vm-inv-1');
     expect(renamed?.shared).toEqual(['mac']);
-    const show = await get(`/api/v1/devices/${second.id}`);
+    const show = await get(`/api/v1/devices/id:${second.id}`);
     expect((show.body as Row).duplicates.map((x) => x.deviceid).sort()).toEqual(['vm-fusion-1', 'vm-inv-1']);
     const out = await cli(ctx, ['devices', 'list', '--json']);
     expect(out.code, out.stderr).toBe(0);

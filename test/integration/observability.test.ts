@@ -22,7 +22,7 @@ it('healthz and readyz answer, readyz with its checks', async () => {
   expect(ready.status).toBe(200);
   expect(JSON.parse(ready.text)).toEqual({
     status: 'ready',
-    checks: { database: 'ok', redis: 'not configured (in-memory)' },
+    checks: { database: 'ok', redis: 'not configured (in-memory)', spool: 'empty' },
   });
 });
 

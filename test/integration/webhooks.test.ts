@@ -570,6 +570,7 @@ describe('webhook configuration', () => {
       'device.rejected',
       'device.undone',
       'spike.detected',
+      'security.spike',
     ]);
     expect(cfg.webhookMaxAttempts).toBe(12);
   });

@@ -3,7 +3,7 @@
 // knows) and time, paged newest first; each change as a readable before → after list of the fields that
 // changed, not two JSON blobs.
 /** @import { AuditEntry } from '../types.js' */
-import { listAudit, qs } from '../api.js';
+import { deviceRef, listAudit, qs } from '../api.js';
 import { h, link } from '../dom.js';
 import { dayStart, fmtDate, mono, text } from '../format.js';
 import { goto, load, pageHeader } from '../page.js';
@@ -168,7 +168,7 @@ export async function auditPage(page, params) {
             label: 'Target',
             cell: (e) =>
               e.targetType === 'device' && e.targetId
-                ? link(['devices', e.targetId], e.targetId, { class: 'mono' })
+                ? link(['devices', deviceRef(e.targetId)], e.targetId, { class: 'mono' })
                 : text([e.targetType, e.targetId].filter(Boolean).join(' ')),
           },
           { label: 'Reason', cell: (e) => text(e.reason) },

@@ -3,7 +3,7 @@
 // in conflict, against the approved one), and the inventory itself — collapsible sections with counts and
 // a software filter.
 /** @import { DeviceChanges, DeviceDetail, DeviceInventory, InventorySection, ListChange } from '../types.js' */
-import { getChanges, getInventory } from '../api.js';
+import { getChanges, getInventory, rowRef } from '../api.js';
 import { h, link } from '../dom.js';
 import { fmtDate, text } from '../format.js';
 import { badge, errorBox, section, table } from '../ui.js';
@@ -26,7 +26,7 @@ export function lookalikesPanel(d) {
     ),
     table(
       [
-        { label: 'Device', cell: (x) => link(['devices', x.id], x.name || x.deviceid) },
+        { label: 'Device', cell: (x) => link(['devices', rowRef(x.id)], x.name || x.deviceid) },
         { label: 'Deviceid', cell: (x) => h('span', { class: 'mono' }, x.deviceid) },
         { label: 'State', cell: (x) => badge(x.state) },
         {
@@ -197,7 +197,7 @@ function changesContent(c) {
 export function changesPanel(id) {
   const body = h('div', null, h('p', { class: 'muted' }, 'Comparing inventories…'));
   const panel = h('section', { class: 'card', id: 'changes', 'aria-label': 'Changes' }, h('h2', null, 'Changes'), body);
-  getChanges(id).then(
+  getChanges(rowRef(id)).then(
     (c) => body.replaceChildren(...[changesContent(c)].flat().filter((n) => n !== null)),
     (err) => body.replaceChildren(errorBox(err)),
   );
@@ -301,7 +301,7 @@ export function inventoryPanel(id) {
     h('h2', null, 'Inventory'),
     body,
   );
-  getInventory(id).then(
+  getInventory(rowRef(id)).then(
     (inv) => body.replaceChildren(...inventoryContent(inv).filter((n) => n !== null)),
     (err) => body.replaceChildren(errorBox(err)),
   );

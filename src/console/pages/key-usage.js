@@ -2,7 +2,7 @@
 // A registration key's usage (admins): which devices are still on an older version after a rotation, and
 // for each version which deviceids and addresses used it, how often and when last.
 /** @import { KeyUsageRow } from '../types.js' */
-import { keyUsage } from '../api.js';
+import { keyUsage, rowRef } from '../api.js';
 import { h, link } from '../dom.js';
 import { fmtDate, mono, text } from '../format.js';
 import { load, pageHeader } from '../page.js';
@@ -11,7 +11,9 @@ import { keyStatus, versionStatus } from './key-badges.js';
 
 /** @param {KeyUsageRow} u */
 const deviceCell = (u) =>
-  u.deviceId ? link(['devices', u.deviceId], u.deviceid ?? String(u.deviceId), { class: 'mono' }) : mono(u.deviceid);
+  u.deviceId
+    ? link(['devices', rowRef(u.deviceId)], u.deviceid ?? String(u.deviceId), { class: 'mono' })
+    : mono(u.deviceid);
 
 /**
  * @param {HTMLElement} page

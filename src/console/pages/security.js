@@ -2,7 +2,7 @@
 // Security events (admins): failed agent credentials and token requests, credentials used for a device they
 // do not speak for — filtered by type (the types the server knows), address, credential and time, paged.
 /** @import { SecurityEvent } from '../types.js' */
-import { listSecurityEvents, qs } from '../api.js';
+import { deviceRef, listSecurityEvents, qs } from '../api.js';
 import { h, link } from '../dom.js';
 import { dayStart, fmtDate, mono, text } from '../format.js';
 import { goto, load, pageHeader } from '../page.js';
@@ -115,7 +115,8 @@ export async function securityPage(page, params) {
           { label: 'Credential', cell: (e) => mono(e.credential) },
           {
             label: 'Device',
-            cell: (e) => (e.deviceid ? link(['devices', e.deviceid], e.deviceid, { class: 'mono' }) : text(null)),
+            cell: (e) =>
+              e.deviceid ? link(['devices', deviceRef(e.deviceid)], e.deviceid, { class: 'mono' }) : text(null),
           },
           { label: 'Details', cell: detailsText },
         ],
