@@ -105,11 +105,17 @@ describe('Redis away under load (through a pausable proxy)', () => {
     phase = 'away';
     const awayUntil = Date.now() + AWAY_MS;
     let readyAway: Awaited<ReturnType<typeof get>> | undefined;
+    const readyStatusesAway = new Set<unknown>();
     while (Date.now() < awayUntil) {
       const gauge = await metric(gw.port, GAUGE);
       gaugeWhileAway.add(gauge);
-      // Once this process noticed (the gauge reads 0): what /readyz says while Redis is away.
-      if (gauge === '0') readyAway ??= await get(gw.port, '/readyz', 10_000);
+      // Once this process noticed (the gauge reads 0): what /readyz says while Redis is away. /readyz is a
+      // probed state (one probe a second), so the last answer of the outage is the one judged; every
+      // answer meanwhile must be a 200.
+      if (gauge === '0') {
+        readyAway = await get(gw.port, '/readyz', 10_000);
+        readyStatusesAway.add('status' in readyAway ? readyAway.status : readyAway);
+      }
       await sleep(300); // sampling the gauge all the while Redis is away
     }
     proxy.resume();
@@ -152,7 +158,7 @@ describe('Redis away under load (through a pausable proxy)', () => {
     expect([...gaugeWhileAway], `${GAUGE} while Redis is away`).toContain('0');
     // Ready all the while: with RATE_LIMIT_REDIS_FAILURE=memory every agent is served, so a readiness-gated
     // balancer must not pull the replica (every replica at once, Redis being shared).
-    expect(readyAway, '/readyz while Redis is away').toMatchObject({ status: 200 });
+    expect([...readyStatusesAway], '/readyz answers while Redis is away').toEqual([200]);
     expect(JSON.parse((readyAway as { text: string }).text)).toEqual({
       status: 'ready',
       checks: { database: 'ok', redis: 'degraded', spool: 'empty' },
