@@ -164,6 +164,8 @@ export interface FaultGateway {
   kill(): Promise<void>;
   /** Starts `agent-gate serve` again on the same schema, spool and environment (proc and port change). */
   respawn(): Promise<void>;
+  /** A second `agent-gate serve` on the same schema and environment, with its own spool and log (a replica). */
+  replica(): Promise<Proc>;
   close(): Promise<void>;
 }
 
@@ -219,6 +221,8 @@ export async function startFaultGateway(
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   };
   let closed: Promise<void> | undefined;
+  const replicas: Proc[] = [];
+  const spoolDirs = [spoolDir];
   const gw: FaultGateway = {
     proc,
     port: proc.port,
@@ -237,6 +241,15 @@ export async function startFaultGateway(
         child.once('exit', () => resolve());
         child.kill('SIGKILL');
       }),
+    async replica() {
+      const n = logFiles.length;
+      logFiles.push(`${logFile}.${n}`);
+      const replicaSpool = `${spoolDir}-replica-${n}`;
+      spoolDirs.push(replicaSpool);
+      const p = await startGateway({ ...env, SPOOL_DIR: replicaSpool }, { logFile: logFiles.at(-1) });
+      replicas.push(p);
+      return p;
+    },
     async respawn() {
       // A log file of its own, read after the first one's by logs().
       logFiles.push(`${logFile}.${logFiles.length}`);
@@ -245,11 +258,11 @@ export async function startFaultGateway(
     },
     close: () =>
       (closed ??= (async () => {
-        await gw.proc.stop();
+        await Promise.all([gw.proc.stop(), ...replicas.map((r) => r.stop())]);
         await admin.end({ timeout: 5 });
         await schema.drop();
         for (const f of logFiles) fs.rmSync(f, { force: true });
-        fs.rmSync(spoolDir, { recursive: true, force: true });
+        for (const d of spoolDirs) fs.rmSync(d, { recursive: true, force: true });
       })()),
   };
   return gw;
