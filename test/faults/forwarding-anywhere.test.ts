@@ -6,37 +6,15 @@
  * inventory to GLPI. Then `forward status --json` from the same shell shows the switch on and the gateway
  * as a forwarder with its breaker closed.
  */
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONFIG_KEYS } from '../../src/config.js';
+import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/eventually.js';
 import { FakeGlpi } from '../helpers/fake-glpi.js';
 import { type FaultGateway, RUN, judge, makeAgents, markerOf, message, post, startFaultGateway } from './support.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = path.join(ROOT, 'bin', 'agent-gate.js');
-
 /** The CLI as run from an admin's shell: only DATABASE_URL, none of the gateway's other settings. */
-function cli(databaseUrl: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const key of CONFIG_KEYS) delete env[key.env];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (databaseUrl: string, args: string[]) => runCli(args, { DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' });
 
 describe('an approval from a CLI without UPSTREAM_URL', () => {
   const glpi = new FakeGlpi();

@@ -4,19 +4,14 @@
  * credential fields, security events with filters and the security.spike webhook, the audit log's filters
  * and paging, and the INVENTORY_VIEW_LIMIT refusal.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONFIG_KEYS } from '../../src/config.js';
+import { runCli } from '../helpers/cli.js';
 import { type TestContext, createTestContext, send } from '../helpers/context.js';
 import { eventually } from '../helpers/eventually.js';
 import { loadScenario } from '../helpers/fixtures.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = path.join(ROOT, 'bin', 'agent-gate.js');
 const actor = { name: 'test:setup', remoteAddr: null };
 
 /** The GLPI Agent 1.12 inventory as captured (JSON, zlib), as a parsed message we can edit. */
@@ -44,23 +39,7 @@ function postXml(ctx: TestContext, deviceid: string) {
   });
 }
 
-function cli(ctx: TestContext, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const key of CONFIG_KEYS) delete env[key.env];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...env, DATABASE_URL: ctx.databaseUrl, LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (ctx: TestContext, args: string[]) => runCli(args, { DATABASE_URL: ctx.databaseUrl, LOG_LEVEL: 'silent' });
 
 describe('the inventory, its changes and look-alikes', () => {
   let ctx: TestContext;

@@ -5,12 +5,9 @@
  * and subject recorded) and pins the device it registers; a revoked, unverifiable or foreign certificate
  * gets exactly the 401 of a missing credential; `agent-gate certs list|revoke` manage them.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONFIG_KEYS } from '../../src/config.js';
+import { runCli } from '../helpers/cli.js';
 import { type AuthGateway, BOOTSTRAP_SECRET, startAuthGateway } from '../helpers/fusioninventory-auth.js';
 import { textOf } from '../helpers/fixtures.js';
 import {
@@ -24,8 +21,6 @@ import {
 } from './client-cert-pki.js';
 import { TEST_ADMIN_TOKEN } from '../helpers/secrets.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(ROOT, 'bin/agent-gate.js');
 const actor = { name: 'test:certs', remoteAddr: null };
 const CHALLENGE = 'Basic realm="agent-gate"';
 
@@ -49,23 +44,7 @@ beforeAll(() => {
 });
 afterAll(() => pki?.remove());
 
-function cli(databaseUrl: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const key of CONFIG_KEYS) delete env[key.env];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...env, DATABASE_URL: databaseUrl },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (databaseUrl: string, args: string[]) => runCli(args, { DATABASE_URL: databaseUrl });
 
 describe('TLS_CLIENT_CERT=optional', () => {
   let gw: AuthGateway;

@@ -12,6 +12,7 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CONFIG_KEYS } from '../../src/config.js';
 import { createForwarder } from '../../src/services/forwarder.js';
+import { runCli } from '../helpers/cli.js';
 import { type TestContext, createTestContext, send, startTestServer } from '../helpers/context.js';
 import { eventually } from '../helpers/eventually.js';
 import { FakeGlpi } from '../helpers/fake-glpi.js';
@@ -145,31 +146,7 @@ describe('admin API', () => {
 });
 
 describe('agent-gate outbox', () => {
-  interface CliResult {
-    code: number | null;
-    stdout: string;
-    stderr: string;
-  }
-  function cliEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
-    const out: NodeJS.ProcessEnv = { ...process.env };
-    for (const key of CONFIG_KEYS) delete out[key.env];
-    return { ...out, DATABASE_URL: ctx.databaseUrl, LOG_LEVEL: 'warn', ...env };
-  }
-  function cli(args: string[]): Promise<CliResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        cwd: ROOT,
-        env: cliEnv(),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const cli = (args: string[]) => runCli(args, { DATABASE_URL: ctx.databaseUrl, LOG_LEVEL: 'warn' });
 
   it('list --state dead --json, retry --json and drop', async () => {
     const a = await deadLetter('ops-cli-1');
