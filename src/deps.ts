@@ -266,6 +266,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     redis,
     redisFailure: config.rateLimitRedisFailure,
     spool: spoolStats,
+    agentPathDown: () => dbHealth.down,
   });
   closers.push(() => readiness.close());
   const retention = createRetention({

@@ -33,6 +33,8 @@ export interface ReadinessDeps {
   redisFailure?: 'memory' | 'closed';
   intervalMs?: number;
   timeoutMs?: number;
+  /** True while the agent path considers the database away (services/db-health.ts). */
+  agentPathDown?: () => boolean;
   /** The local spool, shown in the details (it does not make the process unready: it is how it copes). */
   spool?: (() => { messages: number; bytes: number; oldest: string | null }) | null;
 }
@@ -76,7 +78,10 @@ export function createReadiness(deps: ReadinessDeps) {
     try {
       const pending = await migrations();
       if (pending === TIMED_OUT) return 'unreachable (no answer)';
-      return pending === 0 ? 'ok' : `${pending} migrations pending`;
+      if (pending !== 0) return `${pending} migrations pending`;
+      // Ready only once the agent path also sees the database again (it probes on its own while it is
+      // down): one state for both, so a balancer never sends agents that would still be deferred.
+      return deps.agentPathDown?.() ? 'unreachable (agent path recovering)' : 'ok';
     } catch {
       return 'unreachable';
     }
