@@ -9,7 +9,7 @@ import { createLogger } from '../logger.js';
 import { startServer } from '../server.js';
 import { type Deps, createDeps } from '../deps.js';
 import { migrate } from '../store/migrate.js';
-import { DEVICE_STATES, createRecords } from '../services/records.js';
+import { DEVICE_SORTS, DEVICE_STATES, type DeviceSort, createRecords } from '../services/records.js';
 import { printJson, printTable, write, writeError } from './output.js';
 import { credentialCommands } from './credential-commands.js';
 import { deviceCommands } from './device-commands.js';
@@ -20,6 +20,12 @@ import { outboxCommands } from './outbox-commands.js';
 function positiveInt(v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
   return Number(v);
+}
+
+function sortKey(v: string): DeviceSort {
+  if (!(DEVICE_SORTS as readonly string[]).includes(v))
+    throw new InvalidArgumentError(`must be one of ${DEVICE_SORTS.join(', ')}`);
+  return v as DeviceSort;
 }
 
 function state(v: string): string {
@@ -122,22 +128,43 @@ export function buildCli(): Command {
   const devices = program.command('devices').description('devices known to the gateway');
   devices
     .command('list')
-    .description('list devices, most recently seen first')
+    .description('list devices, most recently seen first (or in the order --sort names)')
     .option('--state <state>', `only devices in this state (${DEVICE_STATES.join(', ')})`, state)
     .option('--limit <n>', 'at most this many', positiveInt, 1000)
     .option('--claimed-tag-mismatch', "only devices whose agent claims another tag than their key's or client's")
+    .option(
+      '--sort <key>',
+      `order by ${DEVICE_SORTS.join(', ')} (lastSeen and firstSeen newest first, the others A to Z)`,
+      sortKey,
+    )
+    .option('--desc', 'descending (Z to A, newest first)')
+    .option('--asc', 'ascending (A to Z, oldest first)')
     .option('--json', 'print a JSON array')
-    .action(async (opts: { state?: string; limit: number; claimedTagMismatch?: boolean; json?: boolean }) => {
-      await withDeps(async (deps) => {
-        const rows = await createRecords(deps.db.sql).devices({
-          state: opts.state,
-          limit: opts.limit,
-          claimedTagMismatch: opts.claimedTagMismatch,
+    .action(
+      async (opts: {
+        state?: string;
+        limit: number;
+        claimedTagMismatch?: boolean;
+        sort?: DeviceSort;
+        desc?: boolean;
+        asc?: boolean;
+        json?: boolean;
+      }) => {
+        if (opts.asc && opts.desc) throw new AppError('bad_request', 'give --asc or --desc, not both');
+        await withDeps(async (deps) => {
+          const { devices: rows } = await createRecords(deps.db.sql).devicesPage({
+            state: opts.state,
+            limit: opts.limit,
+            claimedTagMismatch: opts.claimedTagMismatch,
+            sort: opts.sort,
+            dir: opts.desc ? 'desc' : opts.asc ? 'asc' : undefined,
+          });
+          if (opts.json) printJson(rows);
+          else
+            printTable(rows as never, ['id', 'deviceid', 'state', 'name', 'serial', 'tag', 'claimedTag', 'lastSeen']);
         });
-        if (opts.json) printJson(rows);
-        else printTable(rows as never, ['id', 'deviceid', 'state', 'name', 'serial', 'tag', 'claimedTag', 'lastSeen']);
-      });
-    });
+      },
+    );
 
   deviceCommands(devices, withDeps);
 

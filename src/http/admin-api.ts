@@ -7,7 +7,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { parseDuration } from '../config.js';
 import { AppError, toAppError } from '../errors.js';
 import { type Actor, type Admin, AUDIT_ACTIONS, OPERATOR_ROLES, type OperatorRole } from '../services/admin.js';
-import { DEVICE_STATES, type Records } from '../services/records.js';
+import { DEVICE_SORTS, DEVICE_STATES, type DeviceSort, type Records, type SortDir } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
 import type { Forwarder } from '../services/forwarder.js';
@@ -99,6 +99,17 @@ function date(v: unknown, what: string): Date | null {
   return d;
 }
 
+/** `sort` (a DEVICE_SORTS key) and `dir` (asc or desc); both optional, each refused naming what was sent. */
+function deviceSort(sortValue: unknown, dirValue: unknown): { sort?: DeviceSort; dir?: SortDir } {
+  const sort = str(sortValue, 'sort', { optional: true, max: 64 });
+  if (sort !== undefined && !(DEVICE_SORTS as readonly string[]).includes(sort))
+    throw new AppError('bad_request', `sort must be one of ${DEVICE_SORTS.join(', ')} (not "${sort}")`);
+  const dir = str(dirValue, 'dir', { optional: true, max: 64 });
+  if (dir !== undefined && dir !== 'asc' && dir !== 'desc')
+    throw new AppError('bad_request', `dir must be asc or desc (not "${dir}")`);
+  return { sort: sort as DeviceSort | undefined, dir };
+}
+
 /** `before`: the id of the last entry of the page seen (paging, newest first). */
 function beforeId(v: unknown): number | undefined {
   if (v === undefined || v === '') return undefined;
@@ -163,7 +174,8 @@ export const ROUTES: Route[] = [
       };
       if (!Number.isInteger(offset) || offset < 0)
         throw new AppError('bad_request', 'offset must be a whole number ≥ 0');
-      const cursor = str(req.query.cursor, 'cursor', { optional: true, max: 200 });
+      const cursor = str(req.query.cursor, 'cursor', { optional: true, max: 2048 });
+      const { sort, dir } = deviceSort(req.query.sort, req.query.dir);
       if (cursor && offset > 0) throw new AppError('bad_request', 'give offset or cursor, not both');
       const filter = {
         state,
@@ -178,6 +190,8 @@ export const ROUTES: Route[] = [
         q: str(req.query.q, 'q', { optional: true }),
         firstSeenFrom: date(req.query.firstSeenFrom, 'firstSeenFrom') ?? undefined,
         firstSeenTo: date(req.query.firstSeenTo, 'firstSeenTo') ?? undefined,
+        sort,
+        dir,
       };
       // The body stays the list it always was; the next page's cursor travels in a header.
       const page = await d.records.devicesPage(filter);

@@ -3,6 +3,7 @@
  */
 import { AppError } from '../errors.js';
 import type { Sql } from '../store/db.js';
+import { DEVICE_SORTS, type DeviceSort, type SortDir, defaultDir } from '../store/device-sort.js';
 import {
   type DeviceCursor,
   type DeviceFilter,
@@ -12,20 +13,41 @@ import {
   listRegistrations,
 } from '../store/read-store.js';
 
-/** A device page's cursor as the API hands it out: opaque, URL-safe. */
-export function encodeDeviceCursor(c: DeviceCursor): string {
-  return Buffer.from(`${c.at}|${c.id}`).toString('base64url');
+/** A device page's cursor as the API hands it out: opaque, URL-safe; it names the order it belongs to. */
+export function encodeDeviceCursor(c: DeviceCursor, sort: DeviceSort, dir: SortDir): string {
+  return Buffer.from(JSON.stringify({ s: sort, d: dir, k: c.key, i: c.id })).toString('base64url');
 }
 
-export function decodeDeviceCursor(text: string): DeviceCursor {
-  const m = /^([0-9: .+-]{10,40})\|(\d{1,15})$/.exec(Buffer.from(text, 'base64url').toString('utf8'));
-  if (!m) throw new AppError('bad_request', 'cursor is not one this server gave');
-  return { at: m[1]!, id: Number(m[2]) };
+const CURSOR_KEY_MAX = 1024;
+
+export function decodeDeviceCursor(text: string): DeviceCursor & { sort: DeviceSort; dir: SortDir } {
+  const raw = Buffer.from(text, 'base64url').toString('utf8');
+  // The cursors of earlier versions (last_seen|id, in the default order) still work across an upgrade.
+  const old = /^([0-9: .+-]{10,40})\|(\d{1,15})$/.exec(raw);
+  if (old) return { key: old[1]!, id: Number(old[2]), sort: 'lastSeen', dir: 'desc' };
+  let o: unknown;
+  try {
+    o = JSON.parse(raw);
+  } catch {
+    o = null;
+  }
+  const c = (typeof o === 'object' && o !== null ? o : {}) as Record<string, unknown>;
+  if (
+    !(DEVICE_SORTS as readonly unknown[]).includes(c.s) ||
+    (c.d !== 'asc' && c.d !== 'desc') ||
+    typeof c.k !== 'string' ||
+    c.k.length > CURSOR_KEY_MAX ||
+    !Number.isSafeInteger(c.i) ||
+    (c.i as number) < 1
+  )
+    throw new AppError('bad_request', 'cursor is not one this server gave');
+  return { key: c.k, id: c.i as number, sort: c.s as DeviceSort, dir: c.d };
 }
 import { withCredentials } from './device-credentials.js';
 import { withDuplicates } from './lookalikes.js';
 
 export { DEVICE_STATES, type DeviceState } from '../store/agent-store.js';
+export { DEVICE_SORTS, type DeviceSort, type SortDir } from '../store/device-sort.js';
 
 /**
  * How an operator names a device, the same in the CLI, the admin API and the console: `id:15` (or `#15`) is
@@ -56,13 +78,24 @@ export function createRecords(sql: Sql) {
   return {
     /** A page of devices, each with its look-alikes (`duplicates`), `agent`, `credential` and `proxyChain`. */
     devices: async (f: DeviceFilter) => withCredentials(sql, await withDuplicates(sql, await listDevices(sql, f))),
-    /** One page and the cursor of the next (null when this page is not full). */
-    async devicesPage(f: DeviceFilter & { cursor?: string }) {
+    /**
+     * One page, in the order asked (default: last seen, newest first), and the cursor of the next (null when
+     * this page is not full). A cursor only continues the order it was given for.
+     */
+    async devicesPage(f: DeviceFilter & { cursor?: string; sort?: DeviceSort; dir?: SortDir }) {
       const { cursor, ...filter } = f;
-      const page = await listDevicesPage(sql, { ...filter, after: cursor ? decodeDeviceCursor(cursor) : undefined });
+      const sort = f.sort ?? 'lastSeen';
+      const dir = f.dir ?? defaultDir(sort);
+      const after = cursor ? decodeDeviceCursor(cursor) : undefined;
+      if (after && (after.sort !== sort || after.dir !== dir))
+        throw new AppError(
+          'bad_request',
+          `cursor continues sort=${after.sort}&dir=${after.dir}, not sort=${sort}&dir=${dir}: ask with the same order, or start again without the cursor`,
+        );
+      const page = await listDevicesPage(sql, { ...filter, sort, dir, after });
       const full = page.devices.length === (f.limit ?? 1000);
       const devices = await withCredentials(sql, await withDuplicates(sql, page.devices));
-      return { devices, nextCursor: full && page.next ? encodeDeviceCursor(page.next) : null };
+      return { devices, nextCursor: full && page.next ? encodeDeviceCursor(page.next, sort, dir) : null };
     },
     device,
     /** The deviceid a credential is bound to: a known device's, or the given deviceid for a device not seen yet. */

@@ -3,6 +3,9 @@
  */
 import type postgres from 'postgres';
 import type { Queryable, Sql } from './db.js';
+import { type DeviceCursor, type DeviceOrder, deviceOrder } from './device-sort.js';
+
+export type { DeviceCursor } from './device-sort.js';
 
 export interface DeviceRecord {
   id: number;
@@ -53,32 +56,26 @@ export interface DeviceFilter {
   firstSeenTo?: Date;
   limit?: number;
   offset?: number;
-  /** keyset paging: the rows after this one in the list's order (last_seen desc, id desc) */
-  after?: DeviceCursor;
 }
 
 /** A device's claimed tag differs from the one the gateway gave it (both set). */
 const MISMATCH = (sql: Queryable) => sql`coalesce(tag <> assigned_tag, false)`;
 
-/** Where a device page ended: its last row's last_seen (as PostgreSQL prints it, microseconds kept) and id. */
-export interface DeviceCursor {
-  at: string;
-  id: number;
-}
-
 /**
- * Devices matching the filter, most recently seen first, one page: by `offset`, or after a cursor (keyset:
- * the cost of a page does not grow with how deep it is). `next` is the cursor of the page's last row.
- * Every filter has an index in that order (migration 0012), and `q` ("contains") a trigram one.
+ * Devices matching the filter, in the order asked (store/device-sort.ts; most recently seen first by
+ * default), one page: by `offset`, or after a cursor (keyset: the cost of a page does not grow with how
+ * deep it is). `next` is the cursor of the page's last row. Every filter has an index in the default order
+ * (migration 0012), and `q` ("contains") a trigram one; other orders sort the matching rows.
  */
 export async function listDevicesPage(
   sql: Sql,
-  f: DeviceFilter,
+  f: DeviceFilter & DeviceOrder,
 ): Promise<{ devices: DeviceRecord[]; next: DeviceCursor | null }> {
-  const rows = await sql<(DeviceRecord & { cursorAt: string })[]>`
+  const order = deviceOrder(sql, f);
+  const rows = await sql<(DeviceRecord & { cursorKey: string })[]>`
     select id, deviceid, state, name, serial, uuid, msn, asset_tag as "assetTag", manufacturer, model, macs, ips, os,
            assigned_tag as tag, tag as "claimedTag", ${MISMATCH(sql)} as "claimedTagMismatch", agent_id as "agentId", agent_version as "agentVersion", first_seen as "firstSeen", last_seen as "lastSeen",
-           last_remote_addr as "lastRemoteAddr", last_inventory_at as "lastInventoryAt", last_seen::text as "cursorAt"
+           last_remote_addr as "lastRemoteAddr", last_inventory_at as "lastInventoryAt", ${order.cursorColumn}
     from devices
     where true
       ${f.state ? sql`and state = ${f.state}` : sql``}
@@ -93,12 +90,12 @@ export async function listDevicesPage(
       ${f.q ? sql`and (name ilike ${`%${f.q}%`} or serial ilike ${`%${f.q}%`} or uuid ilike ${`%${f.q}%`} or deviceid ilike ${`%${f.q}%`} or agentgate_macs_text(macs) ilike ${`%${f.q.toLowerCase()}%`})` : sql``}
       ${f.firstSeenFrom ? sql`and first_seen >= ${f.firstSeenFrom}` : sql``}
       ${f.firstSeenTo ? sql`and first_seen < ${f.firstSeenTo}` : sql``}
-      ${f.after ? sql`and (last_seen, id) < (${f.after.at}::text::timestamptz, ${f.after.id}::bigint)` : sql``}
-    order by last_seen desc, id desc
+      ${order.after}
+    ${order.orderBy}
     limit ${f.limit ?? 1000} ${f.after ? sql`` : sql`offset ${f.offset ?? 0}`}`;
   const last = rows[rows.length - 1];
-  const devices = rows.map(({ cursorAt: _c, ...d }) => d);
-  return { devices, next: last ? { at: last.cursorAt, id: last.id } : null };
+  const devices = rows.map(({ cursorKey: _c, ...d }) => d);
+  return { devices, next: last ? { key: last.cursorKey, id: last.id } : null };
 }
 
 export async function listDevices(sql: Sql, f: DeviceFilter): Promise<DeviceRecord[]> {

@@ -7,6 +7,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestContext, createTestContext, replay } from '../helpers/context.js';
 import { loadScenario } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
 
 let ctx: TestContext;
 let reviewer: string;
@@ -91,6 +92,120 @@ describe('GET /api/v1/devices', () => {
     expect(await q('SN161')).toEqual(['dl-23']);
     expect(await q('CC:00:00:0A')).toEqual(['dl-10']);
     expect(await q('nothing-like-this')).toEqual([]);
+  });
+});
+
+describe('GET /api/v1/devices?sort=&dir=', () => {
+  // Their own rows (state conflict: the lists above read quarantined devices): names with case, ties and none.
+  const names = ['beta', 'Alpha', null, 'gamma', 'alpha', 'Delta', 'beta', null, 'epsilon', 'Zeta', 'eta'];
+  beforeAll(async () => {
+    for (const [i, name] of names.entries())
+      await ctx.sql`
+        insert into devices (deviceid, state, name, serial, os, first_seen, last_seen)
+        values (${`ds-${i}`}, 'conflict', ${name}, ${`S${(i * 7) % 11}`}, ${i % 2 ? 'Windows 11' : 'debian 12'},
+                timestamptz '2026-02-01' + ${i % 4} * interval '1 day', timestamptz '2026-03-01' + ${i} * interval '1.000001 seconds')`;
+  });
+
+  type Row = { id: number; deviceid: string; name: string | null; firstSeen: string };
+  async function all(query: string): Promise<Row[]> {
+    return (await get(`/api/v1/devices?state=conflict&limit=1000&${query}`).expect(200)).body as Row[];
+  }
+  async function byCursor(query: string, size: number): Promise<Row[][]> {
+    const out: Row[][] = [];
+    let cursor: string | undefined;
+    do {
+      const res = await get(
+        `/api/v1/devices?state=conflict&${query}&limit=${size}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      out.push(res.body as Row[]);
+      cursor = res.headers['x-next-cursor'];
+    } while (cursor && out.length < 20);
+    return out;
+  }
+  const key = (r: Row) => (r.name ?? '').toLowerCase();
+
+  it('sorts by name (case-insensitive, empty first, ties by id) both ways, and the cursor pages in that order', async () => {
+    const asc = await all('sort=name');
+    expect(asc).toHaveLength(names.length);
+    const expected = [...asc].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id - b.id));
+    expect(asc.map((r) => r.deviceid)).toEqual(expected.map((r) => r.deviceid));
+    expect(asc.map((r) => r.name).slice(0, 4)).toEqual([null, null, 'Alpha', 'alpha']);
+    expect(asc.at(-1)!.name).toBe('Zeta');
+    const pages = await byCursor('sort=name&dir=asc', 3);
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 3, 2]);
+    expect(pages.flat().map((r) => r.deviceid)).toEqual(asc.map((r) => r.deviceid));
+    // Descending is the exact reverse (ties by id descending too), by cursor and by offset alike.
+    const desc = await all('sort=name&dir=desc');
+    expect(desc.map((r) => r.deviceid)).toEqual([...asc].reverse().map((r) => r.deviceid));
+    expect((await byCursor('sort=name&dir=desc', 4)).flat().map((r) => r.deviceid)).toEqual(
+      desc.map((r) => r.deviceid),
+    );
+    const offsetPage = (await get('/api/v1/devices?state=conflict&sort=name&dir=desc&limit=4&offset=4').expect(200))
+      .body as Row[];
+    expect(offsetPage.map((r) => r.deviceid)).toEqual(desc.slice(4, 8).map((r) => r.deviceid));
+  });
+
+  it('sorts by first seen newest first by default, and by every other column the queue sorts by', async () => {
+    const first = await all('sort=firstSeen');
+    const t = first.map((r) => Date.parse(r.firstSeen));
+    expect(t).toEqual([...t].sort((a, b) => b - a));
+    expect(new Set(t).size).toBe(4); // ties, broken by id (descending)
+    expect((await byCursor('sort=firstSeen', 2)).flat().map((r) => r.deviceid)).toEqual(first.map((r) => r.deviceid));
+    const oldest = await all('sort=firstSeen&dir=asc');
+    expect(oldest.map((r) => r.deviceid)).toEqual([...first].reverse().map((r) => r.deviceid));
+    // lastSeen is the default order: sort=lastSeen (desc) gives what no sort gives.
+    expect((await all('sort=lastSeen')).map((r) => r.deviceid)).toEqual((await all('')).map((r) => r.deviceid));
+    for (const sort of ['state', 'deviceid', 'serial', 'os', 'agent', 'address']) {
+      const rows = await all(`sort=${sort}`);
+      expect(rows, sort).toHaveLength(names.length);
+      expect(
+        (await byCursor(`sort=${sort}`, 4)).flat().map((r) => r.deviceid),
+        sort,
+      ).toEqual(rows.map((r) => r.deviceid));
+    }
+    const serials = ((await all('sort=serial')) as unknown as { serial: string }[]).map((r) => r.serial.toLowerCase());
+    expect(serials).toEqual([...serials].sort());
+  });
+
+  it('devices list --sort name --desc --json prints the same order as the API; a bad --sort is refused', async () => {
+    const env = { DATABASE_URL: ctx.databaseUrl, LOG_LEVEL: 'warn' };
+    const r = await runCli(['devices', 'list', '--state', 'conflict', '--sort', 'name', '--desc', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const api = await all('sort=name&dir=desc');
+    expect((JSON.parse(r.stdout) as Row[]).map((d) => d.deviceid)).toEqual(api.map((d) => d.deviceid));
+    const asc = await runCli(['devices', 'list', '--state', 'conflict', '--sort', 'firstSeen', '--asc', '--json'], env);
+    expect((JSON.parse(asc.stdout) as Row[]).map((d) => d.deviceid)).toEqual(
+      (await all('sort=firstSeen&dir=asc')).map((d) => d.deviceid),
+    );
+    const bad = await runCli(['devices', 'list', '--sort', 'secret'], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toMatch(/--sort.*must be one of lastSeen, firstSeen, name/);
+  });
+
+  it('refuses an unknown sort or dir naming the value, and a cursor given for another order', async () => {
+    const bad = await get('/api/v1/devices?sort=secret');
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toMatch(/sort must be one of lastSeen, firstSeen, name, .* \(not "secret"\)/);
+    const badDir = await get('/api/v1/devices?sort=name&dir=up');
+    expect(badDir.status).toBe(400);
+    expect(badDir.body.message).toBe('dir must be asc or desc (not "up")');
+    const res = await get('/api/v1/devices?state=conflict&sort=name&limit=2').expect(200);
+    const cursor = res.headers['x-next-cursor'] as string;
+    expect(cursor).toBeTruthy();
+    for (const other of ['sort=name&dir=desc', 'sort=serial', '']) {
+      const mixed = await get(`/api/v1/devices?state=conflict&${other}&limit=2&cursor=${cursor}`);
+      expect(mixed.status, other).toBe(400);
+      expect(mixed.body.message).toMatch(/^cursor continues sort=name&dir=asc, not sort=/);
+    }
+    // A forged cursor (well-formed JSON, wrong fields) is refused like any other it did not give.
+    const forged = Buffer.from(JSON.stringify({ s: 'name; drop table devices', d: 'asc', k: 'a', i: 1 })).toString(
+      'base64url',
+    );
+    expect((await get(`/api/v1/devices?sort=name&cursor=${forged}`)).body.message).toBe(
+      'cursor is not one this server gave',
+    );
   });
 });
 
