@@ -5,7 +5,7 @@
 /**
  * @import { AuditEntry, Client, CreatedClient, CreatedKey, Decision, DecisionResult, Device, DeviceDetail,
  *   DeviceQuery, FilterDecided, FilterDryRun, Key, KeyUsage, Me, Meta, RotatedKey, DeviceInventory, DeviceChanges,
- *   SecurityEvent } from './types.js'
+ *   SecurityEvent, Policies, PolicyAdded, PolicyRule, PolicyTest, OutboxItem, Operator, CreatedOperator } from './types.js'
  */
 import { getSession } from './session.js';
 
@@ -276,3 +276,72 @@ export const listAudit = (query) => call('GET', `/audit${qs(query)}`);
  * @returns {Promise<SecurityEvent[]>}
  */
 export const listSecurityEvents = (query) => call('GET', `/security-events${qs(query)}`);
+
+// ---- auto-approval policies ---------------------------------------------------------------------------------
+
+/** @returns {Promise<Policies>} */
+export const listPolicies = () => call('GET', '/policies');
+
+/**
+ * A rule the policies page builds: what it does, what it matches, why.
+ * @typedef {{ action: 'approve' | 'quarantine' | 'reject', match: Record<string, string>, comment?: string }} ProposedRule
+ */
+
+/**
+ * Saves a rule (at `position`, or last); the rules are applied to the quarantine queue at once.
+ * @param {ProposedRule & { position?: number }} rule
+ * @returns {Promise<PolicyAdded>}
+ */
+export const addPolicy = (rule) => call('POST', '/policies', rule);
+
+/**
+ * The dry run: what these rules (or, without them, the saved ones) would decide; nothing is saved.
+ * @param {{ rules?: ProposedRule[], days?: number }} what
+ * @returns {Promise<PolicyTest>}
+ */
+export const testPolicies = (what) => call('POST', '/policies/test', what);
+
+/**
+ * @param {number} id
+ * @returns {Promise<PolicyRule>}
+ */
+export const removePolicy = (id) => call('POST', `/policies/${id}/remove`);
+
+// ---- forwarding outbox --------------------------------------------------------------------------------------
+
+/**
+ * @param {{ state?: string, deviceid?: string, limit?: number }} query
+ * @returns {Promise<OutboxItem[]>}
+ */
+export const listOutbox = (query) => call('GET', `/outbox${qs(query)}`);
+
+/**
+ * A dead (or waiting) item is due again now, with fresh attempts (audited).
+ * @param {number} id
+ * @returns {Promise<OutboxItem>}
+ */
+export const retryOutbox = (id) => call('POST', `/outbox/${id}/retry`);
+
+/**
+ * A dead (or waiting) item is removed: it will not be sent; the submission stays (audited).
+ * @param {number} id
+ * @returns {Promise<{ id: number, dropped: true }>}
+ */
+export const dropOutbox = (id) => call('POST', `/outbox/${id}/drop`);
+
+// ---- operators ----------------------------------------------------------------------------------------------
+
+/** @returns {Promise<Operator[]>} */
+export const listOperators = () => call('GET', '/operators');
+
+/**
+ * @param {{ name: string, role: string }} input
+ * @returns {Promise<CreatedOperator>}
+ */
+export const createOperator = (input) => call('POST', '/operators', input);
+
+/**
+ * @param {string} name
+ * @returns {Promise<Operator>}
+ */
+export const revokeOperator = (name) => call('POST', `/operators/${enc(name)}/revoke`);

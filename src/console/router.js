@@ -1,6 +1,7 @@
 // @ts-check
-// The console's routes (#/devices, #/devices/<id>, #/keys, #/keys/<name>, #/clients, #/audit), the
-// navigation and "who" bar they share, and signing out. Each page fills itself in as its data arrives.
+// The console's routes (#/devices, #/devices/<id>, #/keys, #/keys/<name>, #/clients, #/policies, #/outbox,
+// #/security, #/audit, #/operators), the navigation and "who" bar they share, and signing out. Each page
+// fills itself in as its data arrives.
 /** @import { Child } from './dom.js' */
 import { isSignedOut } from './api.js';
 import { byId, h, link } from './dom.js';
@@ -16,6 +17,9 @@ import { clearSession, getSession, hasRole } from './session.js';
 import { alertBox, badge, button, errorBox } from './ui.js';
 import { timeZoneLabel } from './format.js';
 import { securityPage } from './pages/security.js';
+import { policiesPage } from './pages/policies.js';
+import { outboxPage } from './pages/outbox.js';
+import { operatorsPage } from './pages/operators.js';
 
 /**
  * A section of the console: its navigation label, the least role it is for (a name from the server's
@@ -40,12 +44,15 @@ const ROUTES = {
     render: (page, parts) => (parts[1] ? keyUsagePage(page, parts[1]) : keysPage(page)),
   },
   clients: { label: 'Clients', role: 'admin', render: (page) => clientsPage(page) },
+  policies: { label: 'Policies', role: 'admin', render: (page) => policiesPage(page) },
+  outbox: { label: 'Outbox', role: 'admin', render: (page, _parts, params) => outboxPage(page, params) },
   security: {
     label: 'Security events',
     role: 'admin',
     render: (page, _parts, params) => securityPage(page, params),
   },
   audit: { label: 'Audit log', role: 'admin', render: (page, _parts, params) => auditPage(page, params) },
+  operators: { label: 'Operators', role: 'admin', render: (page) => operatorsPage(page) },
 };
 
 /** @param {string} [current] the section shown */

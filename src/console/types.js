@@ -140,6 +140,8 @@
  * @property {string} [firstSeenTo]
  * @property {number} [limit]
  * @property {number} [offset]
+ * @property {string} [sort] lastSeen (the default), firstSeen, name, state, deviceid, serial, os, agent, address
+ * @property {'asc' | 'desc'} [dir] default: desc for the times, asc for the rest
  */
 
 /**
@@ -396,6 +398,81 @@
  * @property {unknown} before
  * @property {unknown} after
  * @property {string | null} reason
+ */
+
+/**
+ * A saved auto-approval rule (GET /api/v1/policies), tried in `position` order: the first that matches decides.
+ * @typedef {object} PolicyRule
+ * @property {number} id
+ * @property {number} position
+ * @property {'approve' | 'quarantine' | 'reject'} action
+ * @property {Record<string, string>} match key, tag, cidr, allowlist, manufacturer, model, agent ({}: every device)
+ * @property {string | null} comment
+ * @property {string} createdBy
+ * @property {string} createdAt
+ */
+
+/**
+ * GET /api/v1/policies: the rules and the allowlists they may name.
+ * @typedef {object} Policies
+ * @property {PolicyRule[]} rules
+ * @property {{ name: string, kind: string, entries: number }[]} allowlists
+ */
+
+/**
+ * What a rule set would decide for one device (POST /api/v1/policies/test).
+ * @typedef {object} PolicyJudgement
+ * @property {number} id
+ * @property {string} deviceid
+ * @property {string | null} name
+ * @property {string} state
+ * @property {'approve' | 'quarantine' | 'reject'} decision
+ * @property {number | null} ruleId the rule that decided (negative: the n-th proposed rule)
+ * @property {boolean} frozen a rule said approve, but the key is frozen for auto-approval
+ */
+
+/**
+ * POST /api/v1/policies/test: the dry run, for the quarantine queue and for the devices of the last days.
+ * @typedef {object} PolicyTest
+ * @property {number} rules
+ * @property {string[]} warnings
+ * @property {{ devices: number, wouldApprove: PolicyJudgement[], wouldReject: PolicyJudgement[], wouldStay: number }} queue
+ * @property {{ days: number, devices: number, decisions: PolicyJudgement[] }} recent
+ */
+
+/**
+ * POST /api/v1/policies: the saved rule and what applying the rules to the queue changed.
+ * @typedef {object} PolicyAdded
+ * @property {PolicyRule} rule
+ * @property {{ id: number, deviceid: string, to: string, ruleId: number }[]} applied
+ */
+
+/**
+ * An item of the GLPI forwarding outbox (GET /api/v1/outbox), newest first.
+ * @typedef {object} OutboxItem
+ * @property {number} id
+ * @property {number} submissionId
+ * @property {number} deviceId
+ * @property {string} deviceid
+ * @property {string} kind
+ * @property {boolean} partial
+ * @property {number} bytes
+ * @property {'pending' | 'in_flight' | 'delivered' | 'dead'} state
+ * @property {number} attempts
+ * @property {string | null} nextAttemptAt
+ * @property {number | null} lastStatus GLPI's last HTTP status (null: no answer)
+ * @property {string | null} lastError
+ * @property {string | null} lastResponse the start of GLPI's last answer
+ * @property {string} createdAt
+ * @property {string | null} deliveredAt
+ */
+
+/**
+ * POST /api/v1/operators: the operator and its token, shown once.
+ * @typedef {object} CreatedOperator
+ * @property {string} name
+ * @property {string} role
+ * @property {string} token
  */
 
 export {};

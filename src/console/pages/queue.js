@@ -31,22 +31,13 @@ function credentialText(d) {
 const proxyText = (d) => (d.proxyChain ?? []).join(' → ');
 
 /**
- * What each sortable column sorts by (the rows of the page shown, in the browser).
- * @type {Record<string, (d: Device) => string | number>}
+ * The columns the server sorts by, across pages (GET /api/v1/devices?sort=&dir=); times go newest first
+ * unless asked otherwise, the rest A to Z. Credential and proxy come from each device's latest request and
+ * are not sortable.
  */
-const SORTS = {
-  state: (d) => d.state,
-  name: (d) => (d.name ?? '').toLowerCase(),
-  deviceid: (d) => d.deviceid,
-  serial: (d) => d.serial ?? '',
-  agent: agentText,
-  credential: credentialText,
-  proxy: proxyText,
-  address: (d) => d.lastRemoteAddr ?? '',
-  os: (d) => d.os ?? '',
-  firstSeen: (d) => Date.parse(d.firstSeen) || 0,
-  lastSeen: (d) => Date.parse(d.lastSeen) || 0,
-};
+const SORTS = ['state', 'name', 'deviceid', 'serial', 'agent', 'address', 'os', 'firstSeen', 'lastSeen'];
+/** @param {string} key */
+const defaultDir = (key) => /** @type {'asc' | 'desc'} */ (key === 'lastSeen' || key === 'firstSeen' ? 'desc' : 'asc');
 
 /** @param {string} state */
 function queueTitle(state) {
@@ -67,7 +58,7 @@ function queueTitle(state) {
  * @property {string} to YYYY-MM-DD, inclusive
  * @property {number} size
  * @property {number} offset
- * @property {string} sort a column of SORTS (this page's rows), or '' for the server's order (last seen)
+ * @property {string} sort a column of SORTS, or '' for the server's default order (last seen, newest first)
  * @property {'asc' | 'desc'} dir
  */
 
@@ -80,6 +71,8 @@ function queueTitle(state) {
 function queueFilter(params) {
   const size = Number(params.get('size'));
   const offset = Number(params.get('offset'));
+  const sort = SORTS.includes(params.get('sort') ?? '') ? String(params.get('sort')) : '';
+  const dir = params.get('dir');
   return {
     state: params.get('state') ?? 'quarantined',
     tag: params.get('tag') ?? '',
@@ -90,8 +83,8 @@ function queueFilter(params) {
     to: params.get('to') ?? '',
     size: PAGE_SIZES.includes(size) ? size : 50,
     offset: Number.isInteger(offset) && offset > 0 ? offset : 0,
-    sort: Object.hasOwn(SORTS, params.get('sort') ?? '') ? String(params.get('sort')) : '',
-    dir: params.get('dir') === 'desc' ? 'desc' : 'asc',
+    sort,
+    dir: dir === 'desc' || dir === 'asc' ? dir : defaultDir(sort || 'lastSeen'),
   };
 }
 
@@ -103,7 +96,7 @@ function queueHash(f) {
   if (f.size !== 50) p.set('size', String(f.size));
   if (f.offset) p.set('offset', String(f.offset));
   if (f.sort) p.set('sort', f.sort);
-  if (f.sort && f.dir === 'desc') p.set('dir', 'desc');
+  if (f.sort) p.set('dir', f.dir);
   const s = p.toString();
   return `#/devices${s ? `?${s}` : ''}`;
 }
@@ -236,38 +229,34 @@ export async function queuePage(page, params) {
     firstSeenTo: dayStart(f.to, true),
     limit: f.size + 1,
     offset: f.offset,
+    sort: f.sort || undefined,
+    dir: f.sort ? f.dir : undefined,
   };
   await load(page, async () => {
     const rows = await listDevices(query);
     const more = rows.length > f.size;
     const devices = rows.slice(0, f.size);
-    const by = f.sort ? SORTS[f.sort] : undefined;
-    if (by)
-      devices.sort((a, b) => {
-        const x = by(a);
-        const y = by(b);
-        const c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
-        return (f.dir === 'desc' ? -c : c) || a.id - b.id;
-      });
     /**
-     * A column header that sorts this page by `key` (again: the other way).
+     * A column header that sorts every page by `key` (again: the other way), from the first page.
      * @param {string} label
      * @param {string} key
      */
     const sortable = (label, key) => {
-      const active = f.sort === key;
-      const dir = active && f.dir === 'asc' ? 'desc' : 'asc';
+      const active = (f.sort || 'lastSeen') === key;
+      const current = f.sort ? f.dir : 'desc';
+      /** @type {'asc' | 'desc'} */
+      const dir = active ? (current === 'asc' ? 'desc' : 'asc') : defaultDir(key);
       return h(
         'a',
         {
           class: `sort${active ? ' sort-active' : ''}`,
           'data-sort': key,
-          href: queueHash({ ...f, sort: key, dir }),
-          'aria-sort': active ? (f.dir === 'asc' ? 'ascending' : 'descending') : undefined,
-          title: 'sort the devices of this page',
+          href: queueHash({ ...f, sort: key, dir, offset: 0 }),
+          'aria-sort': active ? (current === 'asc' ? 'ascending' : 'descending') : undefined,
+          title: 'sort every matching device (all pages)',
         },
         label,
-        active ? (f.dir === 'asc' ? ' ▲' : ' ▼') : '',
+        active ? (current === 'asc' ? ' ▲' : ' ▼') : '',
       );
     };
     /** @type {Set<number>} */
@@ -474,8 +463,8 @@ export async function queuePage(page, params) {
       },
       { label: sortable('Serial', 'serial'), cell: (d) => mono(d.serial) },
       { label: sortable('Agent', 'agent'), class: 'col-agent', cell: (d) => text(agentText(d)) },
-      { label: sortable('Credential', 'credential'), cell: (d) => text(credentialText(d)) },
-      { label: sortable('Proxy', 'proxy'), cell: (d) => text(proxyText(d)) },
+      { label: 'Credential', cell: (d) => text(credentialText(d)) },
+      { label: 'Proxy', cell: (d) => text(proxyText(d)) },
       { label: 'Tag', cell: (d) => text(d.tag) },
       { label: sortable('Address', 'address'), cell: (d) => mono(d.lastRemoteAddr) },
       { label: sortable('OS', 'os'), class: 'col-os', cell: (d) => text(d.os) },
