@@ -15,6 +15,7 @@ import { hashSecret } from '../../src/services/secrets.js';
 import { startTestServer } from '../helpers/context.js';
 import { loadScenario } from '../helpers/fixtures.js';
 import { eventually } from '../helpers/eventually.js';
+import { FakeGlpi } from '../helpers/fake-glpi.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** The console's entry module (index.html loads it; it imports the others). */
@@ -29,6 +30,8 @@ let gwAuth: Awaited<ReturnType<typeof startTestServer>>;
 let baseAuth = '';
 let browser: BrowserContext;
 let profile = '';
+/** The gateways of this file: the only addresses the browser may reach. */
+const gateways: string[] = [];
 /** Requests the browser tried to make anywhere but the gateway (all aborted). */
 const elsewhere: string[] = [];
 /** Script errors, console errors (CSP violations show up there) and dialogs (alert() = injected script). */
@@ -46,6 +49,7 @@ beforeAll(async () => {
   ]);
   base = gw.server.url;
   baseAuth = gwAuth.server.url;
+  gateways.push(base, baseAuth);
   profile = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-chromium-'));
   // launchPersistentContext passes the fresh profile as --user-data-dir (Playwright refuses it in args).
   browser = await chromium.launchPersistentContext(profile, {
@@ -68,7 +72,7 @@ beforeAll(async () => {
   });
   await browser.route('**/*', (route) => {
     const url = route.request().url();
-    if (url.startsWith(`${base}/`) || url.startsWith(`${baseAuth}/`)) return route.continue();
+    if (gateways.some((g) => url.startsWith(`${g}/`))) return route.continue();
     elsewhere.push(url);
     return route.abort();
   });
@@ -338,7 +342,7 @@ describe('a reviewer', () => {
     ).resolves.toEqual([...known.states, 'any']);
 
     await expect(page.locator('#nav a').allInnerTexts()).resolves.toEqual(['Quarantine queue']);
-    for (const hash of ['#/keys', '#/keys/default', '#/clients', '#/audit']) {
+    for (const hash of ['#/keys', '#/keys/default', '#/clients', '#/audit', '#/policies', '#/outbox', '#/operators']) {
       await page.goto(`${base}/console${hash}`);
       await page.getByRole('heading', { level: 1, name: 'Not allowed' }).waitFor();
       await expect(page.locator('main .alert-error').innerText()).resolves.toMatch(
@@ -410,9 +414,16 @@ describe('an admin', () => {
     const token = (await gwAuth.server.deps.admin.createOperator({ name: 'ada', role: 'admin' }, actor)).token;
     const page = await openPage();
     await signIn(page, token, baseAuth);
-    await expect(page.locator('#nav').innerText()).resolves.toMatch(
-      /Quarantine queue\s+Registration keys\s+Clients\s+Security events\s+Audit log/,
-    );
+    await expect(page.locator('#nav a').allInnerTexts()).resolves.toEqual([
+      'Quarantine queue',
+      'Registration keys',
+      'Clients',
+      'Policies',
+      'Outbox',
+      'Security events',
+      'Audit log',
+      'Operators',
+    ]);
 
     await page.getByRole('link', { name: 'Registration keys' }).click();
     await page.getByText('Create a registration key').click();
@@ -630,7 +641,11 @@ describe('an analyst', () => {
     await page.locator('a.sort-active[data-sort="name"][aria-sort="ascending"]').waitFor();
     const asc = await names();
     expect(asc.length).toBeGreaterThan(2);
-    expect(asc).toEqual([...asc].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase())));
+    // The server's order (case-insensitive, in the database's collation), not the browser's.
+    const res = await fetch(`${base}/api/v1/devices?state=quarantined&sort=name&dir=asc`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    expect(asc).toEqual(((await res.json()) as { name: string | null }[]).map((d) => d.name || '(no name)'));
     await page.locator('a.sort[data-sort="name"]').click();
     await page.locator('a.sort-active[data-sort="name"][aria-sort="descending"]').waitFor();
     expect(await names()).toEqual([...asc].reverse());
@@ -713,6 +728,262 @@ describe('a security analyst (admin)', () => {
     await expect(entry.locator('.audit-diff del').innerText()).resolves.toBe('true');
     await expect(entry.locator('.audit-diff ins').innerText()).resolves.toBe('false');
     expect(await page.locator('main pre').count()).toBe(0); // no raw JSON blob
+    await page.close();
+  });
+});
+
+describe('an admin managing policies', () => {
+  let token = '';
+  beforeAll(async () => {
+    token = (await gw.server.deps.admin.createOperator({ name: 'pia', role: 'admin' }, actor)).token;
+    // A quarantined device the rule below matches (model OptiPlex 7090, as every newDevice has), one it does not.
+    await newDevice('pol-match-2026-01-01-00-00-01', { name: 'pol-optiplex', serial: 'SN-POL-1' });
+  });
+
+  it('dry-runs a new rule and sees what it would decide, adds it (confirmed with that result), and removes it', async () => {
+    const [row0] = await gw.server.deps.db.sql<{ n: number }[]>`
+      select count(*)::int as n from devices where state = 'quarantined' and model = 'OptiPlex 7090'`;
+    const matching = row0!.n;
+    expect(matching).toBeGreaterThanOrEqual(1);
+    const page = await openPage();
+    await signIn(page, token);
+    await page.getByRole('link', { name: 'Policies' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Auto-approval policies' }).waitFor();
+    await page.locator('td.empty', { hasText: 'No rule' }).waitFor();
+
+    // The saved rules (none): nothing would change.
+    await page.locator('#test-saved').click();
+    await expect(page.locator('#saved-test .would-approve').innerText()).resolves.toBe('0');
+    await expect(page.locator('#saved-test .would-reject').innerText()).resolves.toBe('0');
+
+    // A new rule's dry run: it would reject the matching quarantined devices, the untrusted name as text.
+    await page.locator('#policy-action').selectOption('reject');
+    await page.locator('#policy-model').fill('OptiPlex 7090');
+    await page.locator('#policy-comment').fill('e2e: no desktops here');
+    await page.locator('#test-new').click();
+    const result = page.locator('#new-test');
+    await expect(result.locator('.would-reject').innerText()).resolves.toBe(String(matching));
+    await expect(result.locator('.would-approve').innerText()).resolves.toBe('0');
+    const rejected = result.locator('.test-queue tbody tr', { hasText: 'pol-optiplex' });
+    await expect(rejected.innerText()).resolves.toMatch(/pol-optiplex\s+quarantined\s+reject\s+the new rule/);
+    await expect(result.locator('.test-queue tbody tr', { hasText: XSS }).count()).resolves.toBe(1);
+    // The devices of the last 7 days it would have decided otherwise: the same one among them.
+    await expect(result.locator('.test-recent h3').innerText()).resolves.toMatch(
+      /^First seen in the last 7 days: \d+ of \d+ would have been decided otherwise$/,
+    );
+    await result.locator('.test-recent tbody tr', { hasText: 'pol-optiplex' }).waitFor();
+    // Nothing saved, nothing decided by a dry run.
+    expect(await gw.server.deps.db.sql`select id from policy_rules`).toHaveLength(0);
+    expect(await state('pol-match-2026-01-01-00-00-01')).toBe('quarantined');
+    await page.screenshot({ path: '/tmp/console-policy-dry-run.png', fullPage: true });
+
+    // Adding it: the confirmation shows the same dry run, then it is saved and applied to the queue.
+    await page.locator('#add-policy').click();
+    const dialog = page.getByRole('dialog');
+    await expect(dialog.locator('.would-reject').innerText()).resolves.toBe(String(matching));
+    await dialog.getByRole('button', { name: 'Add rule' }).click();
+    await page.locator('.alert-success', { hasText: `added at position 1; ${matching} quarantined device` }).waitFor();
+    const rules = await gw.server.deps.db.sql<{ id: number; action: string; match: unknown; comment: string }[]>`
+      select id, action, match, comment from policy_rules`;
+    expect(rules).toEqual([
+      {
+        id: expect.any(Number) as number,
+        action: 'reject',
+        match: { model: 'OptiPlex 7090' },
+        comment: 'e2e: no desktops here',
+      },
+    ]);
+    expect(await state('pol-match-2026-01-01-00-00-01')).toBe('rejected');
+    const row = page.locator('tbody tr.policy-rule');
+    await expect(row.innerText()).resolves.toMatch(/^1\s+#\d+\s+reject\s+model OptiPlex 7090\s+e2e: no desktops here/);
+
+    // Removing it, after a confirmation.
+    await page.locator(`[data-action="remove-${rules[0]!.id}"]`).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await page.locator('.alert-success', { hasText: `Rule #${rules[0]!.id} removed.` }).waitFor();
+    await page.locator('td.empty', { hasText: 'No rule' }).waitFor();
+    expect(await gw.server.deps.db.sql`select id from policy_rules`).toHaveLength(0);
+    const audit = await gw.server.deps.db.sql<{ action: string; actor: string }[]>`
+      select action, actor from audit_log where action like 'policy.%' order by id`;
+    expect(audit).toEqual([
+      { action: 'policy.add', actor: 'operator:pia' },
+      { action: 'policy.remove', actor: 'operator:pia' },
+    ]);
+    await page.close();
+  });
+});
+
+describe('an admin with dead letters in the forwarding outbox', () => {
+  const glpi = new FakeGlpi();
+  let fwd: Awaited<ReturnType<typeof startTestServer>>;
+  let fwdBase = '';
+  let token = '';
+  const ids: Record<string, number> = {};
+  beforeAll(async () => {
+    await glpi.up();
+    glpi.otherwise = 422; // GLPI refuses every inventory: one attempt, then a dead letter
+    fwd = await startTestServer({
+      AGENT_AUTH: 'off',
+      UPSTREAM_URL: glpi.url,
+      UPSTREAM_MAX_ATTEMPTS: '1',
+      UPSTREAM_RATE: '0',
+    });
+    fwdBase = fwd.server.url;
+    gateways.push(fwdBase);
+    token = (await fwd.server.deps.admin.createOperator({ name: 'otto', role: 'admin' }, actor)).token;
+    for (const deviceid of ['fwd-retry-2026-01-01-00-00-01', 'fwd-drop-2026-01-01-00-00-02']) {
+      await agent(deviceid, 'PROLOG', '', { url: fwdBase });
+      await fwd.server.deps.review.decide([deviceid], 'approve', null, actor);
+      await agent(deviceid, 'INVENTORY', '<HARDWARE><NAME>fwd</NAME></HARDWARE>', { url: fwdBase });
+    }
+    await eventually(
+      async () => {
+        const rows = await fwd.server.deps.db.sql<{ id: number; deviceid: string; state: string }[]>`
+          select id, deviceid, state from outbox`;
+        expect(rows.map((r) => r.state)).toEqual(['dead', 'dead']);
+        for (const r of rows) ids[r.deviceid] = Number(r.id);
+      },
+      { timeout: 15_000, message: 'both inventories refused by GLPI, then dead letters' },
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await fwd?.close();
+    await glpi.down();
+  });
+
+  it("sees both dead letters with GLPI's answer, retries one (then delivered) and drops the other", async () => {
+    const retryId = ids['fwd-retry-2026-01-01-00-00-01']!;
+    const dropId = ids['fwd-drop-2026-01-01-00-00-02']!;
+    const page = await openPage();
+    await signIn(page, token, fwdBase);
+    await page.getByRole('link', { name: 'Outbox' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Forwarding outbox' }).waitFor();
+    await page.locator('#outbox-state').selectOption('dead');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const rows = page.locator('tbody tr.outbox-dead');
+    await rows.first().waitFor();
+    expect(await rows.count()).toBe(2);
+    const retryRow = page.locator('tbody tr', { hasText: 'fwd-retry' });
+    await expect(retryRow.innerText()).resolves.toMatch(/inventory\s+.+\s+dead\s+1\s+HTTP 422/);
+    await page.screenshot({ path: '/tmp/console-outbox.png', fullPage: true });
+
+    // GLPI accepts again: the retried item is sent and delivered.
+    glpi.otherwise = 200;
+    await page.locator(`[data-action="retry-${retryId}"]`).click();
+    await page
+      .locator('.alert-success', { hasText: `Outbox item ${retryId} (fwd-retry-2026-01-01-00-00-01) is due again` })
+      .waitFor();
+    await eventually(
+      async () => {
+        const [row] = await fwd.server.deps.db.sql<{ state: string }[]>`select state from outbox where id = ${retryId}`;
+        expect(row?.state).toBe('delivered');
+      },
+      { timeout: 15_000, message: 'the retried item delivered' },
+    );
+    expect(glpi.delivered().map((r) => r.deviceid)).toEqual(['fwd-retry-2026-01-01-00-00-01']);
+
+    // Dropping asks first; Cancel keeps the item.
+    await page.locator(`[data-action="drop-${dropId}"]`).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    expect(await fwd.server.deps.db.sql`select id from outbox where id = ${dropId}`).toHaveLength(1);
+    await page.locator(`[data-action="drop-${dropId}"]`).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Drop' }).click();
+    await page
+      .locator('.alert-success', { hasText: `Outbox item ${dropId} (fwd-drop-2026-01-01-00-00-02) dropped` })
+      .waitFor();
+    expect(await fwd.server.deps.db.sql`select id from outbox where id = ${dropId}`).toHaveLength(0);
+    // Still on the dead letters: none left. Any state: the delivered one.
+    await page.locator('td.empty', { hasText: 'No outbox item matches these filters.' }).waitFor();
+    await page.locator('#outbox-state').selectOption('');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect(page.locator('tbody tr.outbox-item').innerText()).resolves.toMatch(/fwd-retry.+delivered/s);
+    const audit = await fwd.server.deps.db.sql<{ action: string; actor: string; target: string }[]>`
+      select action, actor, target_id as target from audit_log where action like 'outbox.%' order by id`;
+    expect(audit).toEqual([
+      { action: 'outbox.retry', actor: 'operator:otto', target: String(retryId) },
+      { action: 'outbox.drop', actor: 'operator:otto', target: String(dropId) },
+    ]);
+    await page.close();
+  });
+});
+
+describe('an admin managing operators', () => {
+  it('creates a reviewer (token shown once, and it works), sees it listed, and revokes it after a confirmation', async () => {
+    const token = (await gw.server.deps.admin.createOperator({ name: 'oda', role: 'admin' }, actor)).token;
+    const page = await openPage();
+    await signIn(page, token);
+    await page.getByRole('link', { name: 'Operators' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Operators' }).waitFor();
+    await expect(page.locator('tbody tr', { hasText: 'oda' }).innerText()).resolves.toContain('(you)');
+    await page.getByText('Create an operator').click();
+    await page.locator('#operator-name').fill('olga');
+    await page.locator('#operator-role').selectOption('reviewer');
+    await page.getByRole('button', { name: 'Create operator' }).click();
+    const secret = await page.locator('.secret input[data-secret="Token"]').inputValue();
+    expect(secret).toMatch(/^ago_/);
+    const me = await fetch(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } });
+    expect(await me.json()).toEqual({ name: 'operator:olga', role: 'reviewer' });
+    const row = page.locator('tbody tr', { hasText: 'olga' });
+    await expect(row.innerText()).resolves.toMatch(/olga\s+reviewer\s+active\s+ago_/);
+    await page.getByRole('button', { name: /I have stored it/ }).click();
+    expect(await page.content()).not.toContain(secret);
+
+    await page.locator('[data-action="revoke-olga"]').click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
+    await page.locator('.alert-success', { hasText: 'Operator "olga" revoked.' }).waitFor();
+    await expect(row.innerText()).resolves.toMatch(/olga\s+reviewer\s+revoked/);
+    const after = await fetch(`${base}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } });
+    expect(after.status).toBe(401);
+    await after.arrayBuffer();
+    // Revoking oneself is said before it is done.
+    await page.locator('[data-action="revoke-oda"]').click();
+    await page.getByRole('dialog').locator('.alert-error', { hasText: 'This is you' }).waitFor();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    await page.close();
+  });
+});
+
+describe('a reviewer sorting the queue', () => {
+  let token = '';
+  beforeAll(async () => {
+    token = (await gw.server.deps.admin.createOperator({ name: 'sol', role: 'reviewer' }, actor)).token;
+    // 30 conflicts (seen after every other device) whose names run opposite to when they were last seen:
+    // sorting one page of the default order (newest first) in the browser could never show sort-00 first.
+    await gw.server.deps.db.sql`
+      insert into devices (deviceid, state, name, first_seen, last_seen)
+      select 'sort-' || lpad(g::text, 2, '0') || '-2026', 'conflict', 'sort-' || lpad(g::text, 2, '0'),
+             now() - interval '1 day', now() + interval '1 hour' + g * interval '1 second'
+      from generate_series(0, 29) g`;
+  });
+
+  it('sorts by name across pages on the server, both ways', async () => {
+    const page = await openPage();
+    await signIn(page, token);
+    await page.goto(`${base}/console#/devices?state=conflict&size=25`);
+    const names = () => page.locator('tbody tr td.col-name .device-link').allInnerTexts();
+    await page.locator('tbody tr').first().waitFor();
+    // The default order: last seen, newest first (the header says so).
+    await page.locator('a.sort-active[data-sort="lastSeen"][aria-sort="descending"]').waitFor();
+    expect((await names())[0]).toBe('sort-29');
+
+    await page.locator('a.sort[data-sort="name"]').click();
+    await page.locator('a.sort-active[data-sort="name"][aria-sort="ascending"]').waitFor();
+    const sorts = Array.from({ length: 30 }, (_, i) => `sort-${String(i).padStart(2, '0')}`);
+    // build-01-clone, the conflict from the reviewer's tests, comes first.
+    expect(await names()).toEqual(['build-01-clone', ...sorts.slice(0, 24)]);
+    await page.getByRole('link', { name: 'Next →' }).click();
+    await page.locator('.pager', { hasText: 'Devices 26–31 of 31' }).waitFor();
+    expect(await names()).toEqual(sorts.slice(24));
+    await page.locator('a.sort-active[data-sort="name"][aria-sort="ascending"]').waitFor();
+
+    // The other way, from the first page again.
+    await page.locator('a.sort[data-sort="name"]').click();
+    await page.locator('a.sort-active[data-sort="name"][aria-sort="descending"]').waitFor();
+    await page.locator('.pager', { hasText: 'Devices 1–25' }).waitFor();
+    expect(await names()).toEqual([...sorts].reverse().slice(0, 25));
+    await page.getByRole('link', { name: 'Next →' }).click();
+    await page.locator('.pager', { hasText: 'Devices 26–31 of 31' }).waitFor();
+    expect(await names()).toEqual([...sorts.slice(0, 5).reverse(), 'build-01-clone']);
     await page.close();
   });
 });

@@ -103,14 +103,23 @@ function testResult(out, ruleName) {
         )
       : null,
     q.wouldApprove.length || q.wouldReject.length
-      ? [h('h3', null, 'Quarantine queue'), devices([...q.wouldApprove, ...q.wouldReject])]
+      ? h(
+          'div',
+          { class: 'test-queue' },
+          h('h3', null, 'Quarantine queue'),
+          devices([...q.wouldApprove, ...q.wouldReject]),
+        )
       : null,
     h(
-      'h3',
-      null,
-      `First seen in the last ${out.recent.days} day${out.recent.days === 1 ? '' : 's'}: ${out.recent.decisions.length} of ${out.recent.devices} would have been decided otherwise`,
+      'div',
+      { class: 'test-recent' },
+      h(
+        'h3',
+        null,
+        `First seen in the last ${out.recent.days} day${out.recent.days === 1 ? '' : 's'}: ${out.recent.decisions.length} of ${out.recent.devices} would have been decided otherwise`,
+      ),
+      out.recent.decisions.length ? devices(out.recent.decisions) : null,
     ),
-    out.recent.decisions.length ? devices(out.recent.decisions) : null,
   );
 }
 
