@@ -225,7 +225,7 @@ export const ROUTES: Route[] = [
     role: 'reviewer',
     summary: 'Revert the last decision on a device, within 15 minutes',
     body: S.NoBody,
-    response: R.Result,
+    response: R.DecisionResult,
     handler: async (req, actor, d) => ({ body: await d.review.undo(param(req, 'id'), actor) }),
   },
   {
@@ -234,7 +234,7 @@ export const ROUTES: Route[] = [
     role: 'reviewer',
     summary: 'Pin a device to another registration key or client (its state is left as it is)',
     body: S.RebindBody,
-    response: R.Result,
+    response: R.Rebound,
     handler: async (req, actor, d) => {
       const b = body(req, S.RebindBody);
       return {
@@ -327,7 +327,7 @@ export const ROUTES: Route[] = [
     role: 'admin',
     summary: what === 'freeze' ? "Stop auto-approving a key's new devices" : 'Auto-approve its devices again',
     body: S.FreezeBody,
-    response: R.Result,
+    response: R.Frozen,
     handler: async (req, actor, d) => ({
       body: await d.policies.setFrozen(
         param(req, 'name'),
@@ -352,7 +352,7 @@ export const ROUTES: Route[] = [
     role: 'admin',
     summary: 'Add an auto-approval rule',
     body: S.AddPolicyBody,
-    response: R.Result,
+    response: R.AddedRule,
     status: 201,
     handler: async (req, actor, d) => {
       const { position, ...rule } = body(req, S.AddPolicyBody);
@@ -365,7 +365,7 @@ export const ROUTES: Route[] = [
     role: 'admin',
     summary: 'Dry run: what the rules (or proposed ones) would have decided for the devices of the last days',
     body: S.TestPoliciesBody,
-    response: R.Result,
+    response: R.PolicyTest,
     handler: async (req, _a, d) => {
       const b = body(req, S.TestPoliciesBody);
       return { body: await d.policies.test(b.rules ? b.rules.map(checkRule) : null, b.days ?? 7) };
@@ -378,7 +378,7 @@ export const ROUTES: Route[] = [
     summary: 'Remove an auto-approval rule',
     params: { id: S.RULE_ID },
     body: S.NoBody,
-    response: R.Result,
+    response: R.Rule,
     handler: async (req, actor, d) => ({ body: await d.policies.remove(Number(param(req, 'id')), actor) }),
   },
   {
@@ -387,7 +387,7 @@ export const ROUTES: Route[] = [
     role: 'admin',
     summary: 'Replace an allowlist of serials, UUIDs or MACs with a CSV',
     body: S.AllowlistBody,
-    response: R.Result,
+    response: R.Allowlist,
     handler: async (req, actor, d) => {
       const kind = param(req, 'kind') as 'serial' | 'uuid' | 'mac';
       const { csv } = body(req, S.AllowlistBody);
@@ -429,7 +429,7 @@ export const ROUTES: Route[] = [
     role: 'admin',
     summary: 'Revoke a client credential and the bearer tokens it holds',
     body: S.NoBody,
-    response: R.Result,
+    response: R.Client,
     handler: async (req, actor, d) => ({ body: await d.admin.revokeClient(param(req, 'clientId'), actor) }),
   },
   {
@@ -447,7 +447,7 @@ export const ROUTES: Route[] = [
     role: 'admin',
     summary: 'Revoke a client certificate',
     body: S.NoBody,
-    response: R.Result,
+    response: R.Certificate,
     handler: async (req, actor, d) => ({ body: await d.admin.revokeCertificate(param(req, 'fingerprint'), actor) }),
   },
   {
@@ -478,7 +478,7 @@ export const ROUTES: Route[] = [
     role: 'admin',
     summary: 'Revoke an operator',
     body: S.NoBody,
-    response: R.Result,
+    response: R.Operator,
     handler: async (req, actor, d) => ({ body: await d.admin.revokeOperator(param(req, 'name'), actor) }),
   },
   {
@@ -541,7 +541,7 @@ export const ROUTES: Route[] = [
     summary: what === 'retry' ? 'Send an outbox item again, with a fresh count of attempts' : 'Drop an outbox item',
     params: { id: S.OUTBOX_ID },
     body: S.NoBody,
-    response: R.Result,
+    response: what === 'retry' ? R.OutboxItem : R.Dropped,
     handler: async (req, actor, d) => ({ body: await outbox(d)[what](Number(param(req, 'id')), actor) }),
   })),
 ];

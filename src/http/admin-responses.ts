@@ -188,7 +188,7 @@ export const DeviceChanges = open({
   ),
 });
 
-const DecisionResult = open({
+export const DecisionResult = open({
   id: int,
   deviceid: text,
   from: text,
@@ -252,13 +252,45 @@ export const KeyUsage = open({
   nextCursor: opt(text).describe('the next page (?cursor=), null on the last one'),
 });
 
-const Rule = open({
+const ACTIONS = z.enum(['approve', 'quarantine', 'reject']);
+
+export const Rule = open({
   id: int,
   position: int,
-  action: z.enum(['approve', 'quarantine', 'reject']),
+  action: ACTIONS,
   match: z.record(z.string(), z.unknown()),
   comment: opt(text),
 }).meta({ id: 'Rule' });
+
+export const AddedRule = open({
+  rule: Rule,
+  applied: z
+    .array(open({ id: int, deviceid: text, to: text, ruleId: int }))
+    .describe('what the rule set did to the quarantine queue at once'),
+});
+
+const Judged = open({
+  id: int,
+  deviceid: text,
+  name: opt(text),
+  state: text,
+  decision: ACTIONS,
+  ruleId: opt(int),
+  frozen: z.boolean(),
+});
+
+export const PolicyTest = open({
+  rules: int.describe('rules judged with'),
+  warnings: z.array(text),
+  queue: open({ devices: int, wouldApprove: z.array(Judged), wouldReject: z.array(Judged), wouldStay: int }),
+  recent: open({ days: int, devices: int, decisions: z.array(Judged) }).describe(
+    'devices first seen in the last days whose state the rules would change',
+  ),
+});
+
+export const Allowlist = open({ name: text, kind: z.enum(['serial', 'uuid', 'mac']), entries: int });
+
+export const Frozen = open({ name: text, frozen: z.boolean() });
 
 export const Policies = open({
   rules: z.array(Rule),
@@ -341,25 +373,26 @@ export const SecurityEvents = z.array(
   }),
 );
 
-export const OutboxItems = z.array(
-  open({
-    id: int,
-    submissionId: int,
-    deviceId: int,
-    deviceid: text,
-    kind: text,
-    partial: z.boolean(),
-    bytes: int,
-    state: z.enum(OUTBOX_STATES),
-    attempts: int,
-    nextAttemptAt: opt(time),
-    lastStatus: opt(int),
-    lastError: opt(text),
-    lastResponse: opt(text),
-    createdAt: time,
-    deliveredAt: opt(time),
-  }),
-);
+export const OutboxItem = open({
+  id: int,
+  submissionId: int,
+  deviceId: int,
+  deviceid: text,
+  kind: text,
+  partial: z.boolean(),
+  bytes: int,
+  state: z.enum(OUTBOX_STATES),
+  attempts: int,
+  nextAttemptAt: opt(time),
+  lastStatus: opt(int),
+  lastError: opt(text),
+  lastResponse: opt(text),
+  createdAt: time,
+  deliveredAt: opt(time),
+}).meta({ id: 'OutboxItem' });
 
-/** An answer whose fields this document does not list (an action's result): a JSON object. */
-export const Result = open({});
+export const OutboxItems = z.array(OutboxItem);
+
+export const Rebound = open({ id: int, deviceid: text, key: opt(text), clientId: opt(text), tag: opt(text) });
+
+export const Dropped = open({ id: int, dropped: z.literal(true) });
