@@ -207,7 +207,9 @@ export const RULE_ID = idParam('a rule id');
 
 /** The query string as its schema reads it, or a 400 that names every invalid or unknown parameter. */
 export function parseQuery<S extends QuerySchema>(schema: S, query: unknown): z.infer<S> {
-  const r = schema.safeParse(query ?? {});
+  // An empty value (`?state=&tag=paris`, as an HTML form sends it) is the parameter left out.
+  const given = Object.fromEntries(Object.entries(query ?? {}).filter(([, v]) => v !== ''));
+  const r = schema.safeParse(given);
   if (r.success) return r.data;
   throw new AppError('bad_request', `Invalid query: ${describeIssues(r.error.issues, 'parameter').join('; ')}`, {
     details: { issues: r.error.issues.length },

@@ -366,6 +366,9 @@ describe('query parameters are checked by the schemas the document shows', () =>
     expect(none.body).toEqual([]);
     const one = await call('get', '/api/v1/registrations', '/api/v1/registrations?limit=1&deviceid=oa-dev-1');
     expect(one.body).toHaveLength(1);
+    // An empty value is the parameter left out (an HTML form sends every field).
+    const blank = await call('get', '/api/v1/devices', '/api/v1/devices?state=&firstSeenFrom=&limit=&q=');
+    expect((blank.body as unknown[]).length).toBe(2);
   });
 
   it('a bad path parameter is a 400 naming it', async () => {
