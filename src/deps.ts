@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './store/db.js';
-import { migrate } from './store/migrate.js';
+import { migrate, pendingMigrations } from './store/migrate.js';
 import { createAgentService } from './services/agent-service.js';
 import { createRecordBatcher } from './store/batcher.js';
 import { createMetrics } from './metrics.js';
@@ -85,7 +85,12 @@ export interface DepsOptions {
 }
 
 export async function createDeps(config: Readonly<Config>, logger: Logger, opts: DepsOptions): Promise<Deps> {
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, role: opts.role });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    role: opts.role,
+    progress: opts.role === 'server' ? (message, fields) => logger.info(fields, message) : undefined,
+  });
   if (opts.role === 'server') {
     if (db.mode === 'postgres') logger.info({ database: db.describe }, 'database: PostgreSQL');
     else
@@ -96,8 +101,14 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   }
   try {
     if (opts.migrate) {
+      const pending = await pendingMigrations(db.sql);
+      if (pending > 0) logger.info({ pending }, `applying ${pending} database migration${pending === 1 ? '' : 's'}…`);
       const applied = await migrate(db.sql);
-      if (applied.length > 0) logger.info({ applied }, 'database migrations applied');
+      if (applied.length > 0)
+        logger.info(
+          { applied, count: applied.length, version: applied[applied.length - 1] },
+          `database migrations applied: ${applied.length} (schema at version ${applied[applied.length - 1]})`,
+        );
     }
   } catch (err) {
     await db.close();
@@ -209,6 +220,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
         return false;
       });
   const onDeviceEvent: Parameters<typeof createAgentService>[0]['onDeviceEvent'] = (e) => {
+    // One line per device that arrives and waits for a person (never again for its later messages).
+    if (e.type === 'device.new' && e.state === 'quarantined') logQuarantined(logger, e);
     const event =
       e.type === 'device.conflict' ? 'device.conflict' : e.state === 'quarantined' ? 'device.quarantined' : null;
     if (!event) return;
@@ -321,4 +334,23 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
       await db.close();
     },
   };
+}
+
+/** The line an operator watching the log acts on: which device, from where, through which credential. */
+function logQuarantined(
+  logger: Logger,
+  e: { deviceId: number; deviceid: string; details: Record<string, unknown> },
+): void {
+  const d = e.details;
+  const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
+  const name = text(d.name);
+  const address = text(d.remoteAddr);
+  const key = text(d.keyName);
+  const client = text(d.clientId);
+  const via = key ? ` with registration key "${key}"` : client ? ` with client ${client}` : '';
+  logger.info(
+    { id: e.deviceId, deviceid: e.deviceid, name, address, key, client },
+    `new device quarantined: ${name ? `${JSON.stringify(name.slice(0, 200))} ` : ''}(deviceid ${e.deviceid}) from ${address ?? 'an unknown address'}${via}; ` +
+      `approve it with: agent-gate devices approve id:${e.deviceId}`,
+  );
 }

@@ -244,9 +244,13 @@ async function startListeners(deps: Deps): Promise<Listener[]> {
   const agents = await listen(deps, buildApp(deps, { surface: split ? 'agents' : 'all' }), config.host, config.port, {
     clientCerts: true,
   });
+  // The line a newcomer waits for: where agents go, where people go, and how long the start took.
+  const readySeconds = Math.round(process.uptime() * 10) / 10;
   logger.info(
-    { url: agents.url, host: config.host, port: agents.port, agentAuth: config.agentAuth },
-    `agent-gate listening: point agents at ${agents.url}/`,
+    { url: agents.url, host: config.host, port: agents.port, agentAuth: config.agentAuth, readySeconds },
+    `agent-gate listening: point agents at ${agents.url}/` +
+      (split ? '' : `; web console at ${agents.url}/console`) +
+      ` (ready in ${readySeconds} s)`,
   );
   if (!split) return [agents];
   const adminHost = config.adminHost ?? '127.0.0.1';

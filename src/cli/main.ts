@@ -3,12 +3,15 @@
  * server and goes through the services, never SQL. Errors print one clear line and exit non-zero.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, configEnvFile, configTable, loadConfig } from '../config.js';
+import path from 'node:path';
+import { type Config, ConfigError, configEnvFile, configTable, loadConfig } from '../config.js';
 import { AppError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { startServer } from '../server.js';
 import { type Deps, createDeps } from '../deps.js';
 import { migrate } from '../store/migrate.js';
+import { embeddedDatabaseExists } from '../store/db.js';
+import { VERSION } from '../version.js';
 import { DEVICE_SORTS, DEVICE_STATES, type DeviceSort, createRecords } from '../services/records.js';
 import { printJson, printTable, write, writeError } from './output.js';
 import { credentialCommands } from './credential-commands.js';
@@ -34,9 +37,30 @@ function state(v: string): string {
   return v;
 }
 
+/**
+ * Without DATABASE_URL, a command reads the embedded database under DATA_DIR (default ./data, relative to
+ * where it runs). Run anywhere else, it would create an empty database there and answer from it: a newcomer
+ * would see no devices and no keys and not know why. So it says where it looked and how to point it.
+ * (`serve` creates the database, and so may `migrate`.)
+ */
+function requireDatabase(config: Readonly<Config>): void {
+  if (config.databaseUrl || embeddedDatabaseExists(config.dataDir)) return;
+  const where = path.resolve(config.dataDir);
+  const given = process.env.DATA_DIR ? 'DATA_DIR' : 'the default DATA_DIR, relative to this directory';
+  throw new AppError(
+    'not_found',
+    `no database to read: DATABASE_URL is not set, and there is no embedded database in ${where} (${given}).
+` +
+      "Run agent-gate in the gateway's directory, or point it at the gateway's database: " +
+      'DATABASE_URL=postgres://… (the gateway uses PostgreSQL), or DATA_DIR=/path/to/data or --data-dir /path/to/data ' +
+      "(the gateway's embedded database). `agent-gate serve` creates an embedded database on its first start.",
+  );
+}
+
 /** Opens deps for one command (no migrations, no server logs) and always closes them. */
-async function withDeps<T>(fn: (deps: Deps) => Promise<T>): Promise<T> {
+async function withDeps<T>(fn: (deps: Deps) => Promise<T>, opts: { create?: boolean } = {}): Promise<T> {
   const config = loadConfig();
+  if (!opts.create) requireDatabase(config);
   const deps = await createDeps(config, createLogger({ level: 'warn', pretty: false }), { role: 'cli' });
   try {
     return await fn(deps);
@@ -83,7 +107,14 @@ function guardAgainstDriverFaults(logger: ReturnType<typeof createLogger>): void
 export function buildCli(): Command {
   const program = new Command('agent-gate')
     .description('Registration gateway for FusionInventory and GLPI inventory agents')
+    .version(VERSION, '-V, --version', 'print the version')
+    .option('--data-dir <dir>', "the embedded database's directory (DATA_DIR; without DATABASE_URL)")
     .showHelpAfterError('(add --help for usage)');
+  // --data-dir is DATA_DIR for this run, whatever the command (read by loadConfig like the environment).
+  program.hook('preAction', () => {
+    const dir = program.opts<{ dataDir?: string }>().dataDir;
+    if (dir !== undefined) process.env.DATA_DIR = dir;
+  });
 
   program
     .command('serve')
@@ -111,10 +142,13 @@ export function buildCli(): Command {
     .command('migrate')
     .description('apply pending database migrations and exit')
     .action(async () => {
-      await withDeps(async (deps) => {
-        const applied = await migrate(deps.db.sql);
-        write(applied.length ? `applied migrations: ${applied.join(', ')}\n` : 'database is up to date\n');
-      });
+      await withDeps(
+        async (deps) => {
+          const applied = await migrate(deps.db.sql);
+          write(applied.length ? `applied migrations: ${applied.join(', ')}\n` : 'database is up to date\n');
+        },
+        { create: true },
+      );
     });
 
   program

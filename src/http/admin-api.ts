@@ -18,10 +18,11 @@ import type { AuditRead } from '../services/audit-read.js';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { AgentLimits } from './limits.js';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { requestLog, sendJsonError } from './request-context.js';
 import * as S from './admin-schemas.js';
-import type { BodySchema } from './admin-schemas.js';
+import type { BodySchema, QuerySchema } from './admin-schemas.js';
+import * as R from './admin-responses.js';
 
 export type Role = OperatorRole;
 
@@ -69,53 +70,37 @@ interface Route {
   method: 'get' | 'post';
   path: string;
   role: Role;
+  /** One line for the OpenAPI document. */
+  summary: string;
+  /** GET: the query string's schema (validated before the handler runs: a 400 names each bad parameter). */
+  query?: QuerySchema;
   /** POST: the body's schema (validated before the handler runs, and the OpenAPI request body). */
   body?: BodySchema;
+  /** Path parameters whose schema is not the usual one for their name (S.PATH_PARAMS). */
+  params?: Record<string, z.ZodType>;
+  /** The answer's schema, and its status when it is not 200. */
+  response: z.ZodType;
+  status?: 201;
+  /** The next page's cursor travels in an X-Next-Cursor header. */
+  nextCursorHeader?: true;
   handler: Handler;
 }
 
-function str(v: unknown, what: string, opts: { optional?: boolean; max?: number } = {}): string | undefined {
-  if (v === undefined || v === null || v === '') {
-    if (opts.optional) return undefined;
-    throw new AppError('bad_request', `${what} is required`);
-  }
-  if (typeof v !== 'string' || v.length > (opts.max ?? 256))
-    throw new AppError('bad_request', `${what} must be a string of at most ${opts.max ?? 256} characters`);
-  return v;
+/** The path parameters of a route: every `:name`, with its schema. */
+export function pathParams(route: Pick<Route, 'path' | 'params'>): Record<string, z.ZodType> {
+  const names = [...route.path.matchAll(/:(\w+)/g)].map((m) => m[1]!);
+  return Object.fromEntries(names.map((n) => [n, route.params?.[n] ?? S.PATH_PARAMS[n] ?? z.string()]));
 }
 
-function limit(v: unknown, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 1000)
-    throw new AppError('bad_request', 'limit must be a whole number from 1 to 1000');
-  return n;
+/** The query string as its route's schema parsed it (the dispatcher below checked it first). */
+const parsedQueries = new WeakMap<Request, unknown>();
+function query<S extends QuerySchema>(req: Request, _schema: S): z.infer<S> {
+  return parsedQueries.get(req) as z.infer<S>;
 }
 
-function date(v: unknown, what: string): Date | null {
-  if (v === undefined || v === null || v === '') return null;
-  const d = typeof v === 'string' || typeof v === 'number' ? new Date(v) : new Date(NaN);
-  if (Number.isNaN(d.getTime())) throw new AppError('bad_request', `${what} must be an ISO 8601 date`);
-  return d;
-}
-
-/** `sort` (a DEVICE_SORTS key) and `dir` (asc or desc); both optional, each refused naming what was sent. */
-function deviceSort(sortValue: unknown, dirValue: unknown): { sort?: DeviceSort; dir?: SortDir } {
-  const sort = str(sortValue, 'sort', { optional: true, max: 64 });
-  if (sort !== undefined && !(DEVICE_SORTS as readonly string[]).includes(sort))
-    throw new AppError('bad_request', `sort must be one of ${DEVICE_SORTS.join(', ')} (not "${sort}")`);
-  const dir = str(dirValue, 'dir', { optional: true, max: 64 });
-  if (dir !== undefined && dir !== 'asc' && dir !== 'desc')
-    throw new AppError('bad_request', `dir must be asc or desc (not "${dir}")`);
-  return { sort: sort as DeviceSort | undefined, dir };
-}
-
-/** `before`: the id of the last entry of the page seen (paging, newest first). */
-function beforeId(v: unknown): number | undefined {
-  if (v === undefined || v === '') return undefined;
-  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw new AppError('bad_request', 'before must be an entry id');
-  return Number(v);
-}
+const flag = (v: 'true' | 'false' | undefined): true | undefined => (v === 'true' ? true : undefined);
+const date = (v: string | undefined): Date | undefined => (v === undefined ? undefined : new Date(v));
+const entryId = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
 
 /** The body as its route's schema parsed it (the dispatcher below replaced req.body with that). */
 function body<S extends BodySchema>(req: Request, _schema: S): z.infer<S> {
@@ -131,6 +116,9 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/me',
     role: 'reviewer',
+    summary: 'The operator the token belongs to, and its role',
+    query: S.NoQuery,
+    response: R.Me,
     handler: async (_req, actor, _d, role) => ({ body: { name: actor.name, role } }),
   },
   {
@@ -138,6 +126,9 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/meta',
     role: 'reviewer',
+    summary: 'The device states, audit actions, roles and security event types the server knows',
+    query: S.NoQuery,
+    response: R.Meta,
     handler: () =>
       Promise.resolve({
         body: {
@@ -153,45 +144,27 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/status',
     role: 'reviewer',
+    summary: "This process's local spool (inventories read while the database was away)",
+    query: S.NoQuery,
+    response: R.Status,
     handler: (_req, _a, d) => Promise.resolve({ body: { spool: d.spool ? d.spool() : null } }),
   },
   {
     method: 'get',
     path: '/api/v1/devices',
     role: 'reviewer',
+    summary: 'Devices, most recently seen first, one page (the next page: X-Next-Cursor)',
+    query: S.DevicesQuery,
+    response: R.Devices,
+    nextCursorHeader: true,
     handler: async (req, _a, d) => {
-      const state = str(req.query.state, 'state', { optional: true });
-      if (state && !(DEVICE_STATES as readonly string[]).includes(state))
-        throw new AppError('bad_request', `state must be one of ${DEVICE_STATES.join(', ')}`);
-      const subnet = str(req.query.subnet, 'subnet', { optional: true });
-      if (subnet && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(subnet))
-        throw new AppError('bad_request', 'subnet must be a CIDR such as 10.1.0.0/16');
-      const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
-      const flag = (v: unknown, name: string): boolean | undefined => {
-        if (v === undefined || v === 'false') return undefined;
-        if (v === 'true') return true;
-        throw new AppError('bad_request', `${name} must be true or false`);
-      };
-      if (!Number.isInteger(offset) || offset < 0)
-        throw new AppError('bad_request', 'offset must be a whole number ≥ 0');
-      const cursor = str(req.query.cursor, 'cursor', { optional: true, max: 2048 });
-      const { sort, dir } = deviceSort(req.query.sort, req.query.dir);
-      if (cursor && offset > 0) throw new AppError('bad_request', 'give offset or cursor, not both');
+      const q = query(req, S.DevicesQuery);
+      if (q.cursor && q.offset > 0) throw new AppError('bad_request', 'Invalid query: give offset or cursor, not both');
       const filter = {
-        state,
-        subnet,
-        offset,
-        cursor,
-        limit: limit(req.query.limit, 100),
-        tag: str(req.query.tag, 'tag', { optional: true }),
-        claimedTag: str(req.query.claimedTag, 'claimedTag', { optional: true }),
-        claimedTagMismatch: flag(req.query.claimedTagMismatch, 'claimedTagMismatch'),
-        key: str(req.query.key, 'key', { optional: true }),
-        q: str(req.query.q, 'q', { optional: true }),
-        firstSeenFrom: date(req.query.firstSeenFrom, 'firstSeenFrom') ?? undefined,
-        firstSeenTo: date(req.query.firstSeenTo, 'firstSeenTo') ?? undefined,
-        sort,
-        dir,
+        ...q,
+        claimedTagMismatch: flag(q.claimedTagMismatch),
+        firstSeenFrom: date(q.firstSeenFrom),
+        firstSeenTo: date(q.firstSeenTo),
       };
       // The body stays the list it always was; the next page's cursor travels in a header.
       const page = await d.records.devicesPage(filter);
@@ -202,6 +175,9 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/devices/:id',
     role: 'reviewer',
+    summary: 'One device: identity, inventory summary, look-alikes, history, submissions, sources, requests',
+    query: S.NoQuery,
+    response: R.DeviceDetail,
     handler: async (req, _a, d) => {
       const device = await d.review.show(param(req, 'id'));
       if (!device) throw new AppError('not_found', 'No such device');
@@ -213,6 +189,12 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: `/api/v1/devices/:id/${what}`,
     role: 'reviewer',
+    summary:
+      what === 'inventory'
+        ? "The device's current inventory, section by section (latest full plus merged partials, or the held one)"
+        : "What changed between the device's latest inventory and the one before (a conflict: the approved identity)",
+    query: S.NoQuery,
+    response: what === 'inventory' ? R.DeviceInventory : R.DeviceChanges,
     handler: async (req, _a, d) => {
       if (!d.inventoryRead) throw new AppError('not_found', 'Inventories cannot be read here');
       const device = await d.records.device(param(req, 'id'));
@@ -224,7 +206,9 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: `/api/v1/devices/${decision}`,
     role: 'reviewer',
+    summary: `${decision === 'approve' ? 'Approve' : 'Reject'} devices by reference, or by filter (a dry run without confirmCount)`,
     body: S.DecideBody,
+    response: R.DecideResult,
     handler: async (req, actor, d) => {
       const b = body(req, S.DecideBody);
       const reason = b.reason ?? null;
@@ -239,14 +223,18 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/devices/:id/undo',
     role: 'reviewer',
+    summary: 'Revert the last decision on a device, within 15 minutes',
     body: S.NoBody,
+    response: R.DecisionResult,
     handler: async (req, actor, d) => ({ body: await d.review.undo(param(req, 'id'), actor) }),
   },
   {
     method: 'post',
     path: '/api/v1/devices/:id/rebind',
     role: 'reviewer',
+    summary: 'Pin a device to another registration key or client (its state is left as it is)',
     body: S.RebindBody,
+    response: R.Rebound,
     handler: async (req, actor, d) => {
       const b = body(req, S.RebindBody);
       return {
@@ -258,24 +246,28 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/registrations',
     role: 'reviewer',
-    handler: async (req, _a, d) => ({
-      body: await d.records.registrations({
-        deviceid: str(req.query.deviceid, 'deviceid', { optional: true }),
-        limit: limit(req.query.limit, 50),
-      }),
-    }),
+    summary: 'Recorded agent requests, newest first',
+    query: S.RegistrationsQuery,
+    response: R.Registrations,
+    handler: async (req, _a, d) => ({ body: await d.records.registrations(query(req, S.RegistrationsQuery)) }),
   },
   {
     method: 'get',
     path: '/api/v1/keys',
     role: 'admin',
+    summary: 'Registration keys, their device counts and versions (secrets masked)',
+    query: S.NoQuery,
+    response: R.Keys,
     handler: async (_r, _a, d) => ({ body: await d.admin.listKeys() }),
   },
   {
     method: 'post',
     path: '/api/v1/keys',
     role: 'admin',
+    summary: 'Create a registration key (its secret is in this answer only)',
     body: S.CreateKeyBody,
+    response: R.CreatedKey,
+    status: 201,
     handler: async (req, actor, d) => {
       const b = body(req, S.CreateKeyBody);
       const created = await d.admin.createKey(
@@ -283,7 +275,7 @@ export const ROUTES: Route[] = [
           name: b.name,
           tag: b.tag ?? null,
           maxDevices: b.maxDevices ?? 0,
-          expiresAt: date(b.expiresAt, 'expiresAt'),
+          expiresAt: b.expiresAt ? new Date(b.expiresAt) : null,
           comment: b.comment ?? null,
         },
         actor,
@@ -295,7 +287,9 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/keys/:name/rotate',
     role: 'admin',
+    summary: 'A new version of a key (its secret in this answer only); older ones work until now + grace',
     body: S.RotateBody,
+    response: R.RotatedKey,
     handler: async (req, actor, d) => {
       const graceText = body(req, S.RotateBody).grace ?? '7d';
       let grace: number;
@@ -307,36 +301,33 @@ export const ROUTES: Route[] = [
       return { body: await d.admin.rotateKey(param(req, 'name'), grace, actor) };
     },
   },
-  {
+  ...(['revoke', 'activate'] as const).map((what): Route => ({
     method: 'post',
-    path: '/api/v1/keys/:name/revoke',
+    path: `/api/v1/keys/:name/${what}`,
     role: 'admin',
+    summary: what === 'revoke' ? 'Stop every version of a key at once' : 'Undo a revocation',
     body: S.NoBody,
-    handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), false, actor) }),
-  },
-  {
-    method: 'post',
-    path: '/api/v1/keys/:name/activate',
-    role: 'admin',
-    body: S.NoBody,
-    handler: async (req, actor, d) => ({ body: await d.admin.setKeyActive(param(req, 'name'), true, actor) }),
-  },
+    response: R.Key,
+    handler: async (req, actor, d) => ({
+      body: await d.admin.setKeyActive(param(req, 'name'), what === 'activate', actor),
+    }),
+  })),
   {
     method: 'get',
     path: '/api/v1/keys/:name/usage',
     role: 'admin',
-    handler: async (req, _a, d) => ({
-      body: await d.admin.keyUsage(param(req, 'name'), {
-        limit: limit(req.query.limit, 100),
-        cursor: str(req.query.cursor, 'cursor', { optional: true }),
-      }),
-    }),
+    summary: "Which deviceids and addresses used each of a key's versions, how often and when last",
+    query: S.KeyUsageQuery,
+    response: R.KeyUsage,
+    handler: async (req, _a, d) => ({ body: await d.admin.keyUsage(param(req, 'name'), query(req, S.KeyUsageQuery)) }),
   },
   ...(['freeze', 'unfreeze'] as const).map((what): Route => ({
     method: 'post',
     path: `/api/v1/keys/:name/${what}`,
     role: 'admin',
+    summary: what === 'freeze' ? "Stop auto-approving a key's new devices" : 'Auto-approve its devices again',
     body: S.FreezeBody,
+    response: R.Frozen,
     handler: async (req, actor, d) => ({
       body: await d.policies.setFrozen(
         param(req, 'name'),
@@ -350,13 +341,19 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/policies',
     role: 'admin',
+    summary: 'Auto-approval rules, in order, and the allowlists',
+    query: S.NoQuery,
+    response: R.Policies,
     handler: async (_r, _a, d) => ({ body: await d.policies.list() }),
   },
   {
     method: 'post',
     path: '/api/v1/policies',
     role: 'admin',
+    summary: 'Add an auto-approval rule',
     body: S.AddPolicyBody,
+    response: R.AddedRule,
+    status: 201,
     handler: async (req, actor, d) => {
       const { position, ...rule } = body(req, S.AddPolicyBody);
       return { status: 201, body: await d.policies.add({ ...checkRule(rule), position: position ?? null }, actor) };
@@ -366,7 +363,9 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/policies/test',
     role: 'admin',
+    summary: 'Dry run: what the rules (or proposed ones) would have decided for the devices of the last days',
     body: S.TestPoliciesBody,
+    response: R.PolicyTest,
     handler: async (req, _a, d) => {
       const b = body(req, S.TestPoliciesBody);
       return { body: await d.policies.test(b.rules ? b.rules.map(checkRule) : null, b.days ?? 7) };
@@ -376,22 +375,21 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/policies/:id/remove',
     role: 'admin',
+    summary: 'Remove an auto-approval rule',
+    params: { id: S.RULE_ID },
     body: S.NoBody,
-    handler: async (req, actor, d) => {
-      const id = Number(param(req, 'id'));
-      if (!Number.isInteger(id)) throw new AppError('bad_request', 'rule id must be a number');
-      return { body: await d.policies.remove(id, actor) };
-    },
+    response: R.Rule,
+    handler: async (req, actor, d) => ({ body: await d.policies.remove(Number(param(req, 'id')), actor) }),
   },
   {
     method: 'post',
     path: '/api/v1/allowlists/:name/:kind',
     role: 'admin',
+    summary: 'Replace an allowlist of serials, UUIDs or MACs with a CSV',
     body: S.AllowlistBody,
+    response: R.Allowlist,
     handler: async (req, actor, d) => {
-      const kind = param(req, 'kind');
-      if (kind !== 'serial' && kind !== 'uuid' && kind !== 'mac')
-        throw new AppError('bad_request', 'kind must be serial, uuid or mac');
+      const kind = param(req, 'kind') as 'serial' | 'uuid' | 'mac';
       const { csv } = body(req, S.AllowlistBody);
       return { body: await d.policies.importAllowlist(param(req, 'name'), kind, csv, actor) };
     },
@@ -400,13 +398,19 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/clients',
     role: 'admin',
+    summary: 'Per-agent client credentials (secrets masked)',
+    query: S.NoQuery,
+    response: R.Clients,
     handler: async (_r, _a, d) => ({ body: await d.admin.listClients() }),
   },
   {
     method: 'post',
     path: '/api/v1/clients',
     role: 'admin',
+    summary: 'Create a client credential (its secret is in this answer only)',
     body: S.CreateClientBody,
+    response: R.CreatedClient,
+    status: 201,
     handler: async (req, actor, d) => {
       const b = body(req, S.CreateClientBody);
       const deviceid = b.device ? await d.records.resolveDeviceid(b.device) : null;
@@ -423,33 +427,46 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/clients/:clientId/revoke',
     role: 'admin',
+    summary: 'Revoke a client credential and the bearer tokens it holds',
     body: S.NoBody,
+    response: R.Client,
     handler: async (req, actor, d) => ({ body: await d.admin.revokeClient(param(req, 'clientId'), actor) }),
   },
   {
     method: 'get',
     path: '/api/v1/certs',
     role: 'admin',
+    summary: 'Client certificates seen (TLS_CLIENT_CA), most recently seen first',
+    query: S.NoQuery,
+    response: R.Certificates,
     handler: async (_r, _a, d) => ({ body: await d.admin.listCertificates() }),
   },
   {
     method: 'post',
     path: '/api/v1/certs/:fingerprint/revoke',
     role: 'admin',
+    summary: 'Revoke a client certificate',
     body: S.NoBody,
+    response: R.Certificate,
     handler: async (req, actor, d) => ({ body: await d.admin.revokeCertificate(param(req, 'fingerprint'), actor) }),
   },
   {
     method: 'get',
     path: '/api/v1/operators',
     role: 'admin',
+    summary: 'Operators (tokens masked)',
+    query: S.NoQuery,
+    response: R.Operators,
     handler: async (_r, _a, d) => ({ body: await d.admin.listOperators() }),
   },
   {
     method: 'post',
     path: '/api/v1/operators',
     role: 'admin',
+    summary: 'Create an operator (its token is in this answer only)',
     body: S.CreateOperatorBody,
+    response: R.CreatedOperator,
+    status: 201,
     handler: async (req, actor, d) => {
       const b = body(req, S.CreateOperatorBody);
       return { status: 201, body: await d.admin.createOperator({ name: b.name, role: b.role }, actor) };
@@ -459,26 +476,27 @@ export const ROUTES: Route[] = [
     method: 'post',
     path: '/api/v1/operators/:name/revoke',
     role: 'admin',
+    summary: 'Revoke an operator',
     body: S.NoBody,
+    response: R.Operator,
     handler: async (req, actor, d) => ({ body: await d.admin.revokeOperator(param(req, 'name'), actor) }),
   },
   {
     method: 'get',
     path: '/api/v1/audit',
     role: 'admin',
+    summary: 'Who did what, newest first (paged by before)',
+    query: S.AuditQuery,
+    response: R.AuditEntries,
     handler: async (req, _a, d) => {
-      const f = {
-        limit: limit(req.query.limit, 100),
-        action: str(req.query.action, 'action', { optional: true }),
-      };
-      if (!d.auditRead) return { body: await d.admin.listAudit(f) };
+      const q = query(req, S.AuditQuery);
+      if (!d.auditRead) return { body: await d.admin.listAudit({ limit: q.limit, action: q.action }) };
       return {
         body: await d.auditRead.list({
-          ...f,
-          actor: str(req.query.actor, 'actor', { optional: true }),
-          since: date(req.query.since, 'since') ?? undefined,
-          until: date(req.query.until, 'until') ?? undefined,
-          beforeId: beforeId(req.query.before),
+          ...q,
+          since: date(q.since),
+          until: date(q.until),
+          beforeId: entryId(q.before),
         }),
       };
     },
@@ -487,17 +505,21 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/security-events',
     role: 'admin',
+    summary: 'Failed credentials and credentials used for a device they do not speak for, newest first',
+    query: S.SecurityEventsQuery,
+    response: R.SecurityEvents,
     handler: async (req, _a, d) => {
-      if (!d.securityEvents) return { body: await d.admin.listSecurityEvents(limit(req.query.limit, 100)) };
+      const q = query(req, S.SecurityEventsQuery);
+      if (!d.securityEvents) return { body: await d.admin.listSecurityEvents(q.limit) };
       return {
         body: await d.securityEvents.list({
-          limit: limit(req.query.limit, 100),
-          kind: str(req.query.type, 'type', { optional: true }),
-          address: str(req.query.address, 'address', { optional: true, max: 64 }),
-          credential: str(req.query.key, 'key', { optional: true }),
-          since: date(req.query.since, 'since') ?? undefined,
-          until: date(req.query.until, 'until') ?? undefined,
-          beforeId: beforeId(req.query.before),
+          limit: q.limit,
+          kind: q.type,
+          address: q.address,
+          credential: q.key,
+          since: date(q.since),
+          until: date(q.until),
+          beforeId: entryId(q.before),
         }),
       };
     },
@@ -507,31 +529,26 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/v1/outbox',
     role: 'admin',
-    handler: async (req, _a, d) => ({
-      body: await outbox(d).list({
-        state: str(req.query.state, 'state', { optional: true }),
-        deviceid: str(req.query.deviceid, 'deviceid', { optional: true }),
-        limit: limit(req.query.limit, 100),
-      }),
-    }),
+    summary: 'The GLPI forwarding outbox, newest first',
+    query: S.OutboxQuery,
+    response: R.OutboxItems,
+    handler: async (req, _a, d) => ({ body: await outbox(d).list(query(req, S.OutboxQuery)) }),
   },
   ...(['retry', 'drop'] as const).map((what): Route => ({
     method: 'post',
     path: `/api/v1/outbox/:id/${what}`,
     role: 'admin',
+    summary: what === 'retry' ? 'Send an outbox item again, with a fresh count of attempts' : 'Drop an outbox item',
+    params: { id: S.OUTBOX_ID },
     body: S.NoBody,
-    handler: async (req, actor, d) => ({ body: await outbox(d)[what](outboxId(param(req, 'id')), actor) }),
+    response: what === 'retry' ? R.OutboxItem : R.Dropped,
+    handler: async (req, actor, d) => ({ body: await outbox(d)[what](Number(param(req, 'id')), actor) }),
   })),
 ];
 
 function outbox(d: AdminApiDeps): NonNullable<AdminApiDeps['forwarder']> {
   if (!d.forwarder) throw new AppError('not_found', 'Forwarding is not available');
   return d.forwarder;
-}
-
-function outboxId(v: string): number {
-  if (!/^\d{1,15}$/.test(v)) throw new AppError('bad_request', 'outbox id must be a number');
-  return Number(v);
 }
 
 const ROLE_RANK: Record<Role, number> = { reviewer: 1, admin: 2 };
@@ -543,60 +560,134 @@ function requestBody(schema: BodySchema): Record<string, unknown> {
   return { required, content: { 'application/json': { schema: json } } };
 }
 
-/** The admin API as OpenAPI 3.0, built from ROUTES so it cannot drift from what is served. */
+/** A route's path and query parameters in OpenAPI terms, from the schemas that check them. */
+function parameters(route: Route): Record<string, unknown>[] {
+  const path = Object.entries(pathParams(route)).map(([name, schema]) => {
+    const { description, ...json } = S.openApiSchema(schema);
+    return { name, in: 'path', required: true, ...(description ? { description } : {}), schema: json };
+  });
+  const shape = route.query ? (S.openApiSchema(route.query).properties as Record<string, Record<string, unknown>>) : {};
+  const required = new Set(route.query ? ((S.openApiSchema(route.query).required as string[] | undefined) ?? []) : []);
+  const query = Object.entries(shape).map(([name, { description, ...json }]) => ({
+    name,
+    in: 'query',
+    // A parameter with a default may be left out (zod lists it as required in what it reads).
+    required: required.has(name) && json.default === undefined,
+    ...(description ? { description: description as string } : {}),
+    schema: json,
+  }));
+  return [...path, ...query];
+}
+
+const ERROR_RESPONSES: Record<string, string> = {
+  '400': 'Invalid parameter or body (the message names each one)',
+  '401': 'No valid operator token',
+  '403': 'The token’s role is not enough',
+  '404': 'No such device, key, client… (or route)',
+  '409': 'Conflicts with what is there (a name taken, a decision too old to undo…)',
+  '429': 'Too many invalid credentials from this address',
+  '503': 'The database is away',
+};
+
+/** The admin API as OpenAPI 3.1, built from ROUTES and the schemas that check requests, so it cannot drift. */
 export function openApiDocument(version: string): Record<string, unknown> {
+  const defs: Record<string, unknown> = {};
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTES) {
     const path = r.path.replace(/:(\w+)/g, '{$1}');
-    const params = [...r.path.matchAll(/:(\w+)/g)].map((m) => ({
-      name: m[1],
-      in: 'path',
-      required: true,
-      schema: { type: 'string' },
-    }));
+    const ok: Record<string, unknown> = {
+      description: r.status === 201 ? 'Created' : 'OK',
+      content: { 'application/json': { schema: responseSchema(r.response, defs) } },
+    };
+    if (r.nextCursorHeader) ok.headers = { 'X-Next-Cursor': { $ref: '#/components/headers/X-Next-Cursor' } };
     paths[path] ??= {};
     paths[path][r.method] = {
-      summary: `${r.method.toUpperCase()} ${path}`,
+      operationId: operationId(r),
+      summary: r.summary,
       description: `Needs an operator token with the ${r.role} role${r.role === 'reviewer' ? ' (or admin)' : ''}.`,
       'x-role': r.role,
-      parameters: params,
+      tags: [r.path.split('/')[3]!],
+      parameters: parameters(r),
       ...(r.body ? { requestBody: requestBody(r.body) } : {}),
       responses: {
-        '200': { description: 'OK', content: { 'application/json': { schema: {} } } },
-        '400': { $ref: '#/components/responses/Error' },
-        '401': { $ref: '#/components/responses/Error' },
-        '403': { $ref: '#/components/responses/Error' },
-        '404': { $ref: '#/components/responses/Error' },
+        [String(r.status ?? 200)]: ok,
+        ...Object.fromEntries(Object.keys(ERROR_RESPONSES).map((s) => [s, { $ref: `#/components/responses/${s}` }])),
       },
     };
   }
   return {
-    openapi: '3.0.3',
+    openapi: '3.1.0',
     info: {
       title: 'agent-gate admin API',
       version,
-      description: 'Operators review devices and manage credentials. Authorization: Bearer <operator token>.',
+      description:
+        'Operators review devices and manage credentials. Every route needs an operator token ' +
+        '(Authorization: Bearer ago_…) with the role it names (x-role; admin can do all a reviewer can). ' +
+        'Errors are {status: "error", code, message, requestId}.',
     },
     servers: [{ url: '/' }],
     security: [{ operatorToken: [] }],
     components: {
-      securitySchemes: { operatorToken: { type: 'http', scheme: 'bearer' } },
-      responses: {
-        Error: {
-          description: 'Error',
-          content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                properties: { status: { type: 'string', enum: ['error'] }, message: { type: 'string' } },
-              },
-            },
-          },
+      securitySchemes: {
+        operatorToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'An operator token (ago_…): agent-gate operators create --name N --role reviewer|admin',
         },
       },
+      schemas: { ...(toComponents(defs) as object), Error: S.openApiSchema(R.ErrorBody, 'output') },
+      headers: {
+        'X-Next-Cursor': {
+          description: 'The next page: pass it as ?cursor= (absent on the last page)',
+          schema: { type: 'string' },
+        },
+      },
+      responses: Object.fromEntries(
+        Object.entries(ERROR_RESPONSES).map(([s, description]) => [
+          s,
+          {
+            description,
+            headers: { 'X-Request-Id': { schema: { type: 'string' } } },
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+          },
+        ]),
+      ),
     },
     paths,
   };
+}
+
+/** A name for each operation: getDevices, postKeysRotate… */
+function operationId(r: Route): string {
+  const words = r.path
+    .replace('/api/v1/', '')
+    .split('/')
+    .filter((p) => !p.startsWith(':'))
+    .flatMap((p) => p.split('-'));
+  const params = [...r.path.matchAll(/:(\w+)/g)].map((m) => `By${m[1]![0]!.toUpperCase()}${m[1]!.slice(1)}`);
+  return r.method + words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('') + params.join('');
+}
+
+/**
+ * Response schemas as OpenAPI schema objects: each named part (a `.meta({ id })` in admin-responses.ts)
+ * goes once to components.schemas (`defs`) and is referred to from every answer that holds it.
+ */
+function responseSchema(schema: z.ZodType, defs: Record<string, unknown>): unknown {
+  const json = S.openApiSchema(schema, 'output');
+  const { $defs, ...rest } = json as { $defs?: Record<string, unknown> };
+  Object.assign(defs, $defs ?? {});
+  return toComponents(rest);
+}
+
+function toComponents(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(toComponents);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(
+    Object.entries(v).map(([k, x]) => [
+      k,
+      k === '$ref' && typeof x === 'string' ? x.replace('#/$defs/', '#/components/schemas/') : toComponents(x),
+    ]),
+  );
 }
 
 export function adminApi(deps: AdminApiDeps): express.Router {
@@ -661,6 +752,8 @@ export function adminApi(deps: AdminApiDeps): express.Router {
       if (ROLE_RANK[operator.role] < ROLE_RANK[route.role])
         return next(new AppError('forbidden', `This needs the ${route.role} role`));
       try {
+        S.parsePath(pathParams(route), req.params);
+        if (route.query) parsedQueries.set(req, S.parseQuery(route.query, req.query));
         if (route.body) req.body = S.parseBody(route.body, req.body);
       } catch (err) {
         return next(err);

@@ -77,6 +77,9 @@ import { createGlpiUpstream } from './glpi-upstream.js';
 import { createRateGate } from './upstream-rate.js';
 import { type AttemptResult, type Backoff, backoffMs, createOutboxWorker, hostOf } from './outbox-worker.js';
 
+/** The outbox's states (filters name them; the admin API documents them). */
+export { OUTBOX_STATES };
+
 export { forwardContentType, upstreamTokenUrl } from './glpi-upstream.js';
 
 export const UPSTREAM_TIMEOUT_MS = 60_000;

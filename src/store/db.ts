@@ -32,6 +32,16 @@ export interface OpenOptions {
   max?: number;
   /** A server refuses to share an embedded database with another server; the CLI may join one. */
   role: 'server' | 'cli';
+  /** Told what is happening while the embedded database starts (its first start takes a while). */
+  progress?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+/** Where the embedded database keeps its files inside DATA_DIR. */
+const PGDATA = 'pgdata';
+
+/** Whether DATA_DIR holds an embedded database (one that a gateway or `migrate` created there). */
+export function embeddedDatabaseExists(dataDir: string): boolean {
+  return fs.existsSync(path.join(path.resolve(dataDir), PGDATA, 'PG_VERSION'));
 }
 
 /**
@@ -80,7 +90,7 @@ interface EmbeddedInfo {
 
 const SOCKET_NAME = 'embedded.sock';
 /** What the gateway itself keeps in DATA_DIR; a directory holding anything else is not tightened. */
-const OURS = new Set(['pgdata', 'embedded.json', SOCKET_NAME]);
+const OURS = new Set([PGDATA, 'embedded.json', SOCKET_NAME]);
 /** sun_path holds 108 bytes on Linux (104 on macOS): longer socket paths cannot be bound. */
 const MAX_SOCKET_PATH = 100;
 
@@ -179,11 +189,20 @@ async function openEmbedded(opts: OpenOptions): Promise<Database> {
       `DATA_DIR ${dataDir} is too long for the embedded database's Unix socket (${socket} must stay under ${MAX_SOCKET_PATH} bytes): choose a shorter DATA_DIR`,
     );
   const { tightened } = preparePrivateDir(dataDir);
+  // PGlite creates the database (initdb) on the first start: many seconds of nothing to see otherwise.
+  const firstStart = !embeddedDatabaseExists(dataDir);
+  const started = Date.now();
+  opts.progress?.(
+    firstStart
+      ? `initialising the embedded database in ${dataDir} (first start, ~20 s)…`
+      : `opening the embedded database in ${dataDir}…`,
+    { dataDir, firstStart },
+  );
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   // pg_trgm serves device search ("contains"); migration 0012 indexes with it when it is there.
   const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
-  const db = await PGlite.create(path.join(dataDir, 'pgdata'), { extensions: { pg_trgm } });
+  const db = await PGlite.create(path.join(dataDir, PGDATA), { extensions: { pg_trgm } });
   // PGlite writes its files with the modes of its emulated file system (0666/0755, whatever the umask):
   // made owner-only at every start. Files it creates later keep its modes, but sit inside DATA_DIR (0700),
   // which no other account can enter.
@@ -197,6 +216,12 @@ async function openEmbedded(opts: OpenOptions): Promise<Database> {
   fs.writeFileSync(infoFile, JSON.stringify(info), { mode: 0o600 });
   fs.chmodSync(infoFile, 0o600);
   const sql = connectEmbedded(socket);
+  const seconds = Math.round((Date.now() - started) / 100) / 10;
+  opts.progress?.(`embedded database ${firstStart ? 'initialised' : 'open'} in ${seconds} s`, {
+    dataDir,
+    firstStart,
+    seconds,
+  });
   return {
     sql,
     mode: 'embedded',

@@ -15,13 +15,16 @@ export interface CliResult {
   stderr: string;
 }
 
-/** `agent-gate ARGS…` in an operator's shell with only `env` configured; resolves once it exits. */
-export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
+/**
+ * `agent-gate ARGS…` in an operator's shell with only `env` configured, run in the checkout (or in `cwd`);
+ * resolves once it exits.
+ */
+export function runCli(args: string[], env: Record<string, string>, opts: { cwd?: string } = {}): Promise<CliResult> {
   const shell: NodeJS.ProcessEnv = { ...process.env };
   for (const key of CONFIG_KEYS) delete shell[key.env];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
+      cwd: opts.cwd ?? ROOT,
       env: { ...shell, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -187,10 +187,10 @@ describe('GET /api/v1/devices?sort=&dir=', () => {
   it('refuses an unknown sort or dir naming the value, and a cursor given for another order', async () => {
     const bad = await get('/api/v1/devices?sort=secret');
     expect(bad.status).toBe(400);
-    expect(bad.body.message).toMatch(/sort must be one of lastSeen, firstSeen, name, .* \(not "secret"\)/);
+    expect(bad.body.message).toMatch(/sort: must be one of lastSeen, firstSeen, name, .* \(not "secret"\)/);
     const badDir = await get('/api/v1/devices?sort=name&dir=up');
     expect(badDir.status).toBe(400);
-    expect(badDir.body.message).toBe('dir must be asc or desc (not "up")');
+    expect(badDir.body.message).toBe('Invalid query: dir: must be asc or desc (not "up")');
     const res = await get('/api/v1/devices?state=conflict&sort=name&limit=2').expect(200);
     const cursor = res.headers['x-next-cursor'] as string;
     expect(cursor).toBeTruthy();

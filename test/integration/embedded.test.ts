@@ -60,6 +60,39 @@ it('starts with no services and says so clearly', () => {
   expect(log).toMatch(/redis: none \(no REDIS_URL\)/);
 });
 
+it('the first start says what it is doing while the embedded database initialises, then where to go', () => {
+  const lines = log
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg: string; level: number; time: number } & Record<string, unknown>);
+  const at = (re: RegExp) => {
+    const i = lines.findIndex((l) => re.test(l.msg));
+    expect(i, `a line matching ${re}; the log:\n${log}`).toBeGreaterThanOrEqual(0);
+    return i;
+  };
+  const dir = fs.realpathSync(dataDir);
+  const initialising = at(/^initialising the embedded database in .* \(first start, ~20 s\)…$/);
+  expect(lines[initialising]!.msg).toContain(dir);
+  // The first line the gateway writes: nothing before the long wait.
+  expect(initialising).toBe(0);
+  const initialised = at(/^embedded database initialised in \d+(\.\d)? s$/);
+  const applying = at(/^applying \d+ database migrations…$/);
+  const applied = at(/^database migrations applied: \d+ \(schema at version \d+\)$/);
+  const pending = Number(/applying (\d+)/.exec(lines[applying]!.msg)![1]);
+  expect(pending).toBeGreaterThan(10);
+  expect(lines[applied]).toMatchObject({ count: pending, version: pending });
+  const ready = at(/^agent-gate listening: /);
+  expect(lines[ready]!.msg).toMatch(
+    new RegExp(
+      `^agent-gate listening: point agents at http://127\\.0\\.0\\.1:${port}/; web console at http://127\\.0\\.0\\.1:${port}/console \\(ready in \\d+(\\.\\d)? s\\)$`,
+    ),
+  );
+  expect([initialising, initialised, applying, applied, ready]).toEqual(
+    [initialising, initialised, applying, applied, ready].sort((a, b) => a - b),
+  );
+  for (const i of [initialising, initialised, applying, applied, ready]) expect(lines[i]!.level).toBe(30);
+});
+
 it('records an agent, and the CLI beside it reads the same database', async () => {
   const prolog = textOf('fusioninventory-plain', '0001-post-prolog.json').replace(
     /<DEVICEID>[^<]+/,
@@ -80,6 +113,34 @@ it('records an agent, and the CLI beside it reads the same database', async () =
   expect(cli.status, cli.stderr).toBe(0);
   const devices = JSON.parse(cli.stdout) as { deviceid: string; state: string }[];
   expect(devices).toEqual([expect.objectContaining({ deviceid: 'embedded-ws-1', state: 'quarantined' })]);
+  // The gateway logged it once, as a newcomer watching the log would see it (its output comes through a pipe).
+  await eventually(
+    () =>
+      expect(log.match(/new device quarantined: [^\n]*\(deviceid embedded-ws-1\) from 127\.0\.0\.1/g)).toHaveLength(1),
+    { timeout: 10_000, interval: 50, message: 'the quarantine log line' },
+  );
+});
+
+it('the CLI run from another directory reaches the same database with --data-dir', () => {
+  const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-cli-elsewhere-'));
+  try {
+    const { DATA_DIR: _unset, ...shell } = env;
+    const run = (args: string[]) =>
+      spawnSync(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), ...args], {
+        cwd: elsewhere,
+        env: shell,
+        encoding: 'utf8',
+      });
+    const lost = run(['devices', 'list', '--json']);
+    expect(lost.status).toBe(1);
+    expect(lost.stderr).toContain(`no embedded database in ${path.join(fs.realpathSync(elsewhere), 'data')}`);
+    const found = run(['--data-dir', dataDir, 'devices', 'list', '--json']);
+    expect(found.status, found.stderr).toBe(0);
+    expect(JSON.parse(found.stdout)).toEqual([expect.objectContaining({ deviceid: 'embedded-ws-1' })]);
+    expect(fs.readdirSync(elsewhere)).toEqual([]);
+  } finally {
+    fs.rmSync(elsewhere, { recursive: true, force: true });
+  }
 });
 
 it('refuses a second gateway on the same embedded database', () => {

@@ -49,7 +49,7 @@ it('serves an OpenAPI document listing every admin route, without a token', asyn
   const res = await send(ctx.app, { method: 'GET', path: '/api/openapi.json' });
   expect(res.status).toBe(200);
   const doc = JSON.parse(res.text) as { openapi: string; paths: Record<string, Record<string, { 'x-role': string }>> };
-  expect(doc.openapi).toBe('3.0.3');
+  expect(doc.openapi).toBe('3.1.0');
   for (const r of ROUTES) {
     const op = doc.paths[r.path.replace(/:(\w+)/g, '{$1}')]?.[r.method];
     expect(op, `${r.method} ${r.path}`).toBeDefined();
