@@ -7,7 +7,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { parseDuration } from '../config.js';
 import { AppError, toAppError } from '../errors.js';
 import { type Actor, type Admin, AUDIT_ACTIONS, OPERATOR_ROLES, type OperatorRole } from '../services/admin.js';
-import { DEVICE_SORTS, DEVICE_STATES, type DeviceSort, type Records, type SortDir } from '../services/records.js';
+import { DEVICE_STATES, type Records } from '../services/records.js';
 import { type Decision, type Review, parseFilter } from '../services/review.js';
 import { type Policies, checkRule } from '../services/policies.js';
 import type { Forwarder } from '../services/forwarder.js';
