@@ -23,3 +23,9 @@ begin
 exception when others then
   raise notice 'device search index not created (%): device search runs unindexed', sqlerrm;
 end $$;
+
+-- Deleting a submission sets inventories.full_submission_id null (on delete set null): without an index
+-- that is a scan of inventories per deleted row. At 100k devices a retention batch of 1000 submissions
+-- took ~3.5 s for it.
+create index if not exists inventories_full_submission_idx on inventories (full_submission_id)
+  where full_submission_id is not null;
