@@ -315,9 +315,10 @@ async function main(): Promise<void> {
     out(`  rotation check found: ${JSON.stringify(closing)}`);
     const over = results.filter((r) => r.p95 >= TARGET_MS);
     const explain: Record<string, string> = {
-      [`GET /api/v1/devices?q=${q}&limit=50`]: `select id from devices where name ilike '%${q}%' or serial ilike '%${q}%' or uuid ilike '%${q}%' or deviceid ilike '%${q}%' or agentgate_macs_text(macs) ilike '%${q.toLowerCase()}%' order by last_seen desc, id desc limit 50`,
+      [`GET /api/v1/devices?q=${q}&limit=50`]: `select id from devices where agentgate_device_search_text(name, serial, uuid, deviceid, macs) ilike '%${q}%' order by last_seen desc, id desc limit 50`,
       [`GET /api/v1/devices?tag=paris&limit=50&offset=${offset}`]: `select id from devices where assigned_tag = 'paris' order by last_seen desc, id desc limit 50 offset ${offset}`,
       'GET /api/v1/devices?state=quarantined&limit=50': `select id from devices where state = 'quarantined' order by last_seen desc, id desc limit 50`,
+      'rotation check (lyon v1 closes within 24 h)': `with closing as materialized (select v.id, v.key_id, v.version, v.expires_at, k.name from key_versions v join registration_keys k on k.id = v.key_id where v.expires_at > now() and v.expires_at <= now() + interval '1 day'), newer as materialized (select c.id as closing_id, u.deviceid, u.last_used from closing c join key_versions v on v.key_id = c.key_id and v.version > c.version join key_version_usage u on u.key_version_id = v.id) select c.name, c.version, count(distinct u.deviceid) from closing c join key_version_usage u on u.key_version_id = c.id where not exists (select 1 from newer n where n.closing_id = c.id and n.deviceid = u.deviceid and n.last_used >= u.last_used) group by c.name, c.version`,
     };
     for (const r of over) {
       out(`EXPLAIN for ${r.label} (over ${TARGET_MS} ms):`);
