@@ -9,6 +9,7 @@
  * around each (flat at a steady fleet). The passes use SCALE_REGISTRATION_RETENTION (14d) and
  * SCALE_SUBMISSION_RETENTION (3d) so that they have work on a 30-day dataset.
  */
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import postgres from 'postgres';
@@ -26,11 +27,15 @@ const N = Number(process.env.SCALE_DEVICES ?? 100_000);
 const DAYS = Number(process.env.SCALE_DAYS ?? 30);
 const INV_DAYS = Number(process.env.SCALE_INVENTORY_DAYS ?? 7);
 const SAMPLES = Number(process.env.SCALE_SAMPLES ?? 40);
-const KEEP = process.env.SCALE_KEEP === '1';
+const KEEP = process.env.SCALE_KEEP === '1' || process.env.SCALE_REUSE === '1';
+/** Times the calls on a database kept by an earlier run (SCALE_KEEP=1): no build, no retention passes. */
+const REUSE = process.env.SCALE_REUSE === '1';
 const SERVER_URL = process.env.SCALE_SERVER_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const DB = 'agentgate_scale';
+const DB = process.env.SCALE_DB ?? 'agentgate_scale';
+if (!/^[a-z_][a-z0-9_]*$/.test(DB)) throw new Error(`SCALE_DB: not a plain database name: ${DB}`);
 const TARGET_MS = 100;
-const ADMIN_TOKEN = 'ago_scale_admin_token_for_loopback_only_0000000000';
+// A fresh strong token each run (BOOTSTRAP_ADMIN_TOKEN refuses weak ones).
+const ADMIN_TOKEN = `ago_${randomBytes(32).toString('base64url')}`;
 const KEYS = ['paris', 'lyon', 'berlin', 'madrid'];
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -69,9 +74,9 @@ async function build(sql: postgres.Sql, dayOffset = 0, onlyDay?: number): Promis
       await sql`
         insert into devices (id, deviceid, state, name, uuid, serial, manufacturer, model, macs, ips, os, tag, agent_version,
                              first_seen, last_seen, last_remote_addr, last_inventory_at, registered_key_id, assigned_tag, state_changed_at)
-        select g, 'LT-' || lpad(g::text, 5, '0') || '-2025-01-01-00-00-00',
+        select g, 'LT-' || lpad(g::text, greatest(5, length(g::text)), '0') || '-2025-01-01-00-00-00',
                case when g % 50 = 0 then 'quarantined' when g % 97 = 0 then 'conflict' when g % 193 = 0 then 'rejected' else 'approved' end,
-               'LT-' || lpad(g::text, 5, '0'), md5('uuid' || g), 'SN' || lpad((g * 7919)::text, 10, '0'), 'LENOVO', 'ThinkPad T14',
+               'LT-' || lpad(g::text, greatest(5, length(g::text)), '0'), md5('uuid' || g), 'SN' || lpad((g * 7919)::text, 10, '0'), 'LENOVO', 'ThinkPad T14',
                array['aa:bb:' || to_char(g / 65536, 'FM00') || ':' || lpad(to_hex((g / 256) % 256), 2, '0') || ':' || lpad(to_hex(g % 256), 2, '0') || ':01'],
                array['10.' || (g / 65536) || '.' || ((g / 256) % 256) || '.' || (g % 256)], 'Windows 11 Pro',
                (array['paris', 'lyon', 'berlin', 'madrid'])[1 + g % 4], 'FusionInventory-Agent_v2.6',
@@ -92,7 +97,7 @@ async function build(sql: postgres.Sql, dayOffset = 0, onlyDay?: number): Promis
         insert into registrations (id, received_at, device_id, deviceid, method, path, kind, format, compression, body_size, decoded_size,
                                    remote_addr, user_agent, outcome, status, auth_type, auth_user, key_id, key_version_id, details)
         select ((${d}::bigint * ${N} + g) * 4 + k), now() - (${DAYS - d - dayOffset} * interval '1 day') + (g % 86400) * interval '1 second' + k * interval '2 seconds',
-               case when k < 2 then g end, 'LT-' || lpad(g::text, 5, '0') || '-2025-01-01-00-00-00',
+               case when k < 2 then g end, 'LT-' || lpad(g::text, greatest(5, length(g::text)), '0') || '-2025-01-01-00-00-00',
                case when k < 2 then 'POST' else 'GET' end, '/',
                (array['prolog', 'inventory', 'getconfig', 'getconfig'])[k + 1], case when k < 2 then 'xml' else 'none' end,
                case when k < 2 then 'zlib' else 'none' end, case k when 0 then 250 when 1 then 18000 else 0 end,
@@ -132,7 +137,7 @@ async function build(sql: postgres.Sql, dayOffset = 0, onlyDay?: number): Promis
     await step('outbox (a GLPI outage: 0.5 % pending, old), usage, audit, security events', async () => {
       await sql`
         insert into outbox (submission_id, device_id, deviceid, state, next_attempt_at, created_at)
-        select ${invFirst}::bigint * ${N} + g, g, 'LT-' || lpad(g::text, 5, '0') || '-2025-01-01-00-00-00', 'pending', now(), now() - interval '6 days'
+        select ${invFirst}::bigint * ${N} + g, g, 'LT-' || lpad(g::text, greatest(5, length(g::text)), '0') || '-2025-01-01-00-00-00', 'pending', now(), now() - interval '6 days'
         from generate_series(1, ${N}) g where g % 200 = 7`;
       await sql`
         insert into key_version_usage (key_version_id, deviceid, remote_addr, device_id, requests, first_used, last_used)
@@ -148,7 +153,38 @@ async function build(sql: postgres.Sql, dayOffset = 0, onlyDay?: number): Promis
         from generate_series(1, ${Math.max(1, Math.floor(N / 2))}) g`;
     });
   }
-  await step('analyze', () => sql`analyze`);
+}
+
+/**
+ * The first build, as a bulk load: the registrations' and submissions' non-unique indexes dropped during it
+ * and built once after (sorted, not row by row), foreign-key triggers off (the rows are consistent by
+ * construction), no commit flush. Then what autovacuum would have done by then on a live fleet: GIN
+ * pending lists (trigram search, MACs) merged, visibility maps set for index-only scans; submissions (the
+ * bodies, most of the size) only analyzed.
+ */
+async function initialBuild(url: string, sql: postgres.Sql): Promise<void> {
+  const bulk = postgres(url, {
+    onnotice: () => {},
+    max: 1,
+    connection: { session_replication_role: 'replica', maintenance_work_mem: '512MB', synchronous_commit: 'off' },
+  });
+  try {
+    const later = await bulk<{ name: string; def: string }[]>`
+      select indexname as name, indexdef as def from pg_indexes
+      where schemaname = current_schema() and tablename in ('registrations', 'submissions')
+        and indexdef not like 'CREATE UNIQUE INDEX%'`;
+    for (const i of later) await bulk.unsafe(`drop index ${i.name}`);
+    await build(bulk);
+    await step(`the ${later.length} indexes dropped for the load`, async () => {
+      for (const i of later) await bulk.unsafe(i.def);
+    });
+  } finally {
+    await bulk.end();
+  }
+  await step('vacuum analyze (submissions: analyze)', async () => {
+    await sql`vacuum analyze devices, registrations, key_version_usage, inventories, outbox, audit_log, security_events`;
+    await sql`analyze`;
+  });
 }
 
 function pct(sorted: number[], p: number): number {
@@ -178,8 +214,10 @@ async function main(): Promise<void> {
   const t0 = process.hrtime.bigint();
   out(`scale: ${N} devices, ${DAYS} days of requests, ${INV_DAYS} days of inventory bodies, database ${DB}`);
   const server = postgres(SERVER_URL, { onnotice: () => {}, max: 1 });
-  await server.unsafe(`drop database if exists ${DB}`);
-  await server.unsafe(`create database ${DB}`);
+  if (!REUSE) {
+    await server.unsafe(`drop database if exists ${DB}`);
+    await server.unsafe(`create database ${DB}`);
+  }
   const url = scaleUrl();
   const config = loadConfig({
     DATABASE_URL: url,
@@ -192,8 +230,10 @@ async function main(): Promise<void> {
   const sql = postgres(url, { onnotice: () => {}, max: 2 });
   let httpServer: http.Server | null = null;
   try {
-    out('build:');
-    await build(sql);
+    if (!REUSE) {
+      out('build:');
+      await initialBuild(url, sql);
+    }
     const size = async () =>
       (await sql<{ n: number }[]>`select pg_database_size(current_database())::bigint as n`)[0]!.n;
     const counts = async () =>
@@ -205,7 +245,10 @@ async function main(): Promise<void> {
     out(`  ${c0.r} registrations, ${c0.s} submissions, database ${mb(await size())}`);
 
     const token = (
-      await deps.admin.createOperator({ name: 'scale2', role: 'admin' }, { name: 'scale', remoteAddr: null })
+      await deps.admin.createOperator(
+        { name: `scale-${randomBytes(4).toString('hex')}`, role: 'admin' },
+        { name: 'scale', remoteAddr: null },
+      )
     ).token;
     // Steady state: the background pass has summarised the full inventories of the devices the pages open.
     const sample = Array.from({ length: SAMPLES + 3 }, (_, i) => 1 + ((i * 7919) % N));
@@ -253,10 +296,10 @@ async function main(): Promise<void> {
         get(`/api/v1/devices?tag=paris&limit=50&cursor=${cursorAt}`).then(() => {}),
       ),
       await timeCall('GET /api/v1/devices/:id (not viewed since its last full inventory)', (i) =>
-        get(`/api/v1/devices/${sample[i]!}`).then(() => {}),
+        get(`/api/v1/devices/id:${sample[i]!}`).then(() => {}),
       ),
       await timeCall('GET /api/v1/devices/:id (summary not prepared yet: pending)', (i) =>
-        get(`/api/v1/devices/${unsummarised[i]!}`).then(() => {}),
+        get(`/api/v1/devices/id:${unsummarised[i]!}`).then(() => {}),
       ),
       await timeCall('GET /api/v1/keys/paris/usage', () => get('/api/v1/keys/paris/usage').then(() => {})),
       await timeCall('GET /api/v1/keys/lyon/usage?limit=1000 (rotated key)', () =>
@@ -272,9 +315,10 @@ async function main(): Promise<void> {
     out(`  rotation check found: ${JSON.stringify(closing)}`);
     const over = results.filter((r) => r.p95 >= TARGET_MS);
     const explain: Record<string, string> = {
-      [`GET /api/v1/devices?q=${q}&limit=50`]: `select id from devices where name ilike '%${q}%' or serial ilike '%${q}%' or uuid ilike '%${q}%' or deviceid ilike '%${q}%' or agentgate_macs_text(macs) ilike '%${q.toLowerCase()}%' order by last_seen desc, id desc limit 50`,
+      [`GET /api/v1/devices?q=${q}&limit=50`]: `select id from devices where agentgate_device_search_text(name, serial, uuid, deviceid, macs) ilike '%${q}%' order by last_seen desc, id desc limit 50`,
       [`GET /api/v1/devices?tag=paris&limit=50&offset=${offset}`]: `select id from devices where assigned_tag = 'paris' order by last_seen desc, id desc limit 50 offset ${offset}`,
       'GET /api/v1/devices?state=quarantined&limit=50': `select id from devices where state = 'quarantined' order by last_seen desc, id desc limit 50`,
+      'rotation check (lyon v1 closes within 24 h)': `with closing as materialized (select v.id, v.key_id, v.version, v.expires_at, k.name from key_versions v join registration_keys k on k.id = v.key_id where v.expires_at > now() and v.expires_at <= now() + interval '1 day'), newer as materialized (select c.id as closing_id, u.deviceid, u.last_used from closing c join key_versions v on v.key_id = c.key_id and v.version > c.version join key_version_usage u on u.key_version_id = v.id) select c.name, c.version, count(distinct u.deviceid) from closing c join key_version_usage u on u.key_version_id = c.id where not exists (select 1 from newer n where n.closing_id = c.id and n.deviceid = u.deviceid and n.last_used >= u.last_used) group by c.name, c.version`,
     };
     for (const r of over) {
       out(`EXPLAIN for ${r.label} (over ${TARGET_MS} ms):`);
@@ -316,6 +360,10 @@ async function main(): Promise<void> {
       `key usage on the ingest path: ${firstOfDay.toFixed(2)} ms for the first request of a (version, device, address) a day, ${repeated.toFixed(2)} µs for the others`,
     );
 
+    if (REUSE) {
+      out(`SCALE_REUSE=1: no retention passes; database ${DB} kept`);
+      return;
+    }
     const settings = {
       registrationSeconds: parseDuration(process.env.SCALE_REGISTRATION_RETENTION ?? '14d'),
       submissionSeconds: parseDuration(process.env.SCALE_SUBMISSION_RETENTION ?? '3d'),
@@ -342,6 +390,7 @@ async function main(): Promise<void> {
     out(`  database ${mb(before)} before, ${mb(after1)} after (space kept for reuse: plain VACUUM)`);
     out('  a day later (one more day of traffic):');
     await build(sql, 1, DAYS);
+    await sql`analyze`;
     const p2 = await passAt(1);
     await sql`vacuum analyze`;
     const after2 = await size();

@@ -92,6 +92,11 @@ describe('GET /api/v1/devices', () => {
     expect(await q('SN161')).toEqual(['dl-23']);
     expect(await q('CC:00:00:0A')).toEqual(['dl-10']);
     expect(await q('nothing-like-this')).toEqual([]);
+    // Literally: LIKE's wildcards match only themselves, and no match spans two fields (name, then serial).
+    expect(await q('_')).toEqual([]);
+    expect(await q('%')).toEqual([]);
+    expect(await q('LT-0023SN161')).toEqual([]);
+    expect(await q('LT-0023\u0001SN161')).toEqual([]);
   });
 });
 

@@ -8,6 +8,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { createRetention } from '../../src/services/retention.js';
+import { backfillOutbox } from '../../src/store/outbox-store.js';
 import { type TestContext, createTestContext } from '../helpers/context.js';
 
 const DAY = 86400_000;
@@ -149,6 +150,57 @@ describe('a retention pass', () => {
 
     // A second pass finds nothing more.
     expect(await retention({ batch: 1000 }).runOnce()).toMatchObject({ submissions: 0, registrations: 0 });
+  });
+
+  it('keeps an unsettled submission (and its registration) across passes, and deletes it once GLPI has it', async () => {
+    const g = await device('ret-g', 'approved');
+    await reference(g, await submission(g, 1));
+    const pending = await submission(g, 40, { withRegistration: true });
+    await outbox(pending, g, 'pending');
+    const [reg] = await ctx.sql<{ id: number }[]>`select registration_id as id from submissions where id = ${pending}`;
+    await ctx.sql`update registrations set received_at = ${ago(100)} where id = ${reg!.id}`;
+    // A quarantined device approved since: its old held inventory was released and waits for GLPI.
+    const h = await device('ret-h', 'approved');
+    await reference(h, await submission(h, 2));
+    const released = await submission(h, 70, { state: 'released' });
+    await outbox(released, h, 'in_flight');
+
+    for (let i = 0; i < 3; i++) await retention({ batch: 1 }).runOnce();
+    expect(await remaining('submissions', [pending, released])).toEqual([pending, released]);
+    expect(await remaining('registrations', [reg!.id])).toEqual([reg!.id]);
+
+    // GLPI got them: the next pass deletes them, the registration with its submission.
+    await ctx.sql`update outbox set state = 'delivered', delivered_at = ${ago(0)} where submission_id in (${pending}, ${released})`;
+    await retention({ batch: 1 }).runOnce();
+    expect(await remaining('submissions', [pending, released])).toEqual([]);
+    expect(await remaining('registrations', [reg!.id])).toEqual([]);
+  });
+
+  it('never deletes what a backfill would still forward: forwarding off for weeks, then a pass, then backfill', async () => {
+    // No outbox rows at all (forwarding was off): the device's latest full inventory and the partials after it.
+    const b = await device('ret-b', 'approved');
+    const full1 = await submission(b, 50);
+    const partial1 = await submission(b, 45, { partial: true });
+    const full2 = await submission(b, 40);
+    const partial2 = await submission(b, 35, { partial: true });
+    const partial3 = await submission(b, 33, { partial: true });
+    await reference(b, full2);
+    const report = await retention({ batch: 1 }).runOnce();
+    expect(await remaining('submissions', [full1, partial1, full2, partial2, partial3])).toEqual([
+      full2,
+      partial2,
+      partial3,
+    ]);
+    expect(report!.submissions).toBeGreaterThanOrEqual(2);
+    // A backfill enqueues from the newest full inventory on: exactly what the pass kept, nothing superseded missing.
+    await ctx.sql.begin(async (tx) => {
+      await backfillOutbox(tx, ago(60), ctx.clock.now());
+    });
+    expect(
+      (await ctx.sql<{ id: number }[]>`select submission_id as id from outbox where device_id = ${b} order by id`).map(
+        (o) => o.id,
+      ),
+    ).toEqual([full2, partial2, partial3]);
   });
 
   it('keeps the audit log and security events unless AUDIT_RETENTION is set', async () => {
