@@ -140,6 +140,8 @@ export interface AgentServiceDeps {
    */
   newDeviceid?: (e: { req: AgentRequest; kind: MessageKind }) => Promise<boolean>;
   metrics?: Pick<Metrics, 'deferred' | 'newDeviceid'>;
+  /** Told how long each phase of handle() took (agentgate_agent_phase_seconds): identity, spike, record_tx, after. */
+  phase?: (name: string, seconds: number) => void;
 }
 
 /** The `key` label of agentgate_new_deviceids_total: the registration key's name, else the credential type. */
@@ -195,6 +197,13 @@ export const DEFER_MAX_HOURS = 4;
 export function createAgentService(deps: AgentServiceDeps) {
   const freq = deps.prologFreqHours;
   const views = deps.views ?? inlineViews;
+  const observe = deps.phase;
+  /** Observes the time since `since` as `name`; returns now (the start of the next phase). */
+  function lap(name: string, since: number): number {
+    const now = performance.now();
+    observe?.(name, (now - since) / 1000);
+    return now;
+  }
 
   /** Key usage: who used which key version, from where, when last (not on registrations' history). */
   function noteKeyUse(req: AgentRequest, deviceid: string | null, deviceId: number | null): Promise<void> {
@@ -329,8 +338,10 @@ export function createAgentService(deps: AgentServiceDeps) {
     }
     const stored = STORED_KINDS.has(msg.kind) ? storedBody(req, msg) : null;
     let device: ReturnType<typeof deviceFacts> | null = touchesDevice ? deviceFacts(req, msg) : null;
+    let t = performance.now();
     if (device) {
       const judged = await judgeIdentity(req, msg);
+      t = lap('identity', t);
       device.conflict = judged.conflict;
       if (judged.known === null) {
         // A deviceid the gateway has never seen: counted per key and subnet (the spike detector) whatever
@@ -344,6 +355,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         }
         if (req.defer && admissible) device = null;
         deps.metrics?.newDeviceid(keyLabel(req), req.defer && admissible ? 'deferred' : 'registered');
+        t = lap('spike', t);
       }
     }
     let answer: AgentAnswer = { ...answerFor(msg, req), outcome: 'accepted' };
@@ -384,7 +396,9 @@ export function createAgentService(deps: AgentServiceDeps) {
           await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
         return rec;
       });
+      lap('record_tx', t);
     }
+    t = performance.now(); // the batcher observes its own record_wait and record_statement
     await noteKeyUse(req, msg.deviceid, rec.deviceId);
     const claimed = claimedTagOf(msg);
     if (claimed !== null && req.principal?.tag && claimed !== req.principal.tag) deps.onClaimedTagMismatch?.(msg.kind);
@@ -411,6 +425,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     if (answer.status < 400 && answer.outcome === 'accepted' && state !== null && state !== 'approved') {
       answer = { ...(state === 'rejected' ? (rejectedAnswer(msg) ?? answer) : answer), outcome: state };
     }
+    lap('after', t);
     return answer;
   }
 
