@@ -438,6 +438,9 @@ export function createAgentService(deps: AgentServiceDeps) {
     req: AgentRequest,
     msg: AgentMessage,
   ): Promise<{ conflict: Conflict | null; known: unknown }> {
+    // The two indexed reads at once (two pooled connections, one round trip of waiting instead of two).
+    const bound = req.principal ? boundClient(deps.sql, msg.deviceid) : null;
+    bound?.catch(() => {}); // awaited below; never an unhandled rejection if the first read fails
     const judged = msg.identity
       ? await findConflict(deps.sql, msg.deviceid, msg.identity, {
           full: msg.kind === 'inventory' && !msg.partial,
@@ -446,7 +449,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       : { conflict: null, known: await knownDevice(deps.sql, msg.deviceid) };
     const known = judged.known;
     if (req.principal) {
-      const verdict = pinVerdict(known, await boundClient(deps.sql, msg.deviceid), req.principal);
+      const verdict = pinVerdict(known, await bound!, req.principal);
       if (verdict === 'refuse') {
         await deps.securityEvent?.('device_credential_mismatch', {
           remoteAddr: req.remoteAddr,
