@@ -420,14 +420,22 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     if (!AGENT_PATH.test(req.path)) return next();
     const t0 = performance.now();
     res.once('finish', () => lap('total', t0));
-    // Abuse limits first: before the credential is checked or a byte of the body is read.
+    // Abuse limits first: before the credential is checked or a byte of the body is read. The address's
+    // invalid-credential count is read while its request count is incremented (one round trip of waiting,
+    // not two); only an address past its budget goes through the refusing middleware, which answers the 429.
+    const bruteForce = deps.limits.authFailuresExceeded(req);
+    bruteForce.catch(() => {}); // awaited below, unless perIp refused first
     deps.limits.perIp(req, res, (err?: unknown) => {
       if (err) return next(err);
-      deps.limits.authFailures(req, res, (err2?: unknown) => {
-        if (err2) return next(err2);
-        lap('limits', t0);
-        dispatch(req, res, next);
-      });
+      bruteForce.then(
+        (exceeded) => {
+          if (exceeded)
+            return deps.limits.authFailures(req, res, (e?: unknown) => (e ? next(e) : dispatch(req, res, next)));
+          lap('limits', t0);
+          dispatch(req, res, next);
+        },
+        (e: unknown) => next(e),
+      );
     });
   });
   return router;
