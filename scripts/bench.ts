@@ -39,14 +39,19 @@ function cycle(reqs: LoadRequest[]): (i: number) => LoadRequest {
   return (i) => reqs[i % reqs.length]!;
 }
 
-async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected = 200): Promise<LoadResult> {
+/** A measured case: the client's view, and the server process's CPU time per answered request (all threads). */
+type Measured = LoadResult & { cpuMs: number };
+
+async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected = 200): Promise<Measured> {
   await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
+  const cpu0 = cpuSeconds(proc.child.pid!);
   const r = await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: SECONDS });
+  const cpuMs = ((cpuSeconds(proc.child.pid!) - cpu0) * 1000) / Math.max(1, r.requests);
   const bad = Object.entries(r.statuses).filter(([s]) => s !== String(expected));
   process.stdout.write(
-    `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms${bad.length || r.errors ? `   NON-${expected}: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n`,
+    `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms   CPU ${cpuMs.toFixed(2)} ms/req${bad.length || r.errors ? `   NON-${expected}: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n`,
   );
-  return r;
+  return { ...r, cpuMs };
 }
 
 /**
@@ -91,7 +96,7 @@ const PHASES = [
 ] as const;
 const SUB_PHASES = new Set(['identity', 'spike', 'record_wait', 'record_statement', 'record_tx', 'after']);
 
-interface GatewayCase extends LoadResult {
+interface GatewayCase extends Measured {
   breakdown: string;
 }
 
@@ -105,7 +110,9 @@ async function measureGateway(label: string, proc: Proc, reqs: LoadRequest[]): P
   const before = await phaseTotals(proc.port);
   const cpu0 = cpuSeconds(proc.child.pid!);
   const r = await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: SECONDS });
-  const cpu = (cpuSeconds(proc.child.pid!) - cpu0) / r.seconds;
+  const cpuUsed = cpuSeconds(proc.child.pid!) - cpu0;
+  const cpu = cpuUsed / r.seconds;
+  const cpuMs = (cpuUsed * 1000) / Math.max(1, r.requests);
   const after = await phaseTotals(proc.port);
   const parts: string[] = [];
   for (const phase of PHASES) {
@@ -117,11 +124,11 @@ async function measureGateway(label: string, proc: Proc, reqs: LoadRequest[]): P
     parts.push(`${SUB_PHASES.has(phase) ? '·' : ''}${phase} ${ms.toFixed(2)}`);
   }
   const bad = Object.entries(r.statuses).filter(([s]) => s !== '200');
-  const breakdown = `      ms/request: ${parts.join(', ')}; gateway CPU ${(cpu * 100).toFixed(0)} % of a core`;
+  const breakdown = `      ms/request: ${parts.join(', ')}; gateway CPU ${(cpu * 100).toFixed(0)} % of a core, ${cpuMs.toFixed(2)} ms/req`;
   process.stdout.write(
     `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms${bad.length || r.errors ? `   NON-200: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n${breakdown}\n`,
   );
-  return { ...r, breakdown };
+  return { ...r, cpuMs, breakdown };
 }
 
 /** A client credential made with the CLI and an OAuth bearer token for it, as a GLPI Agent ≥ 1.10 gets one. */
@@ -156,7 +163,7 @@ async function main(): Promise<void> {
   await admin.unsafe(`create schema "${schema}"`);
   const databaseUrl = withSearchPath(DATABASE_URL, schema);
   const raised = limitSettings(RAISED_LIMITS);
-  const results: Record<string, LoadResult> = {};
+  const results: Record<string, Measured> = {};
   let proc: Proc | null = null;
   let memory: Awaited<ReturnType<typeof measureMemory>> | null = null;
   let bomb: BombResult | null = null;
@@ -219,6 +226,21 @@ async function main(): Promise<void> {
     process.stdout.write(
       `  ${name.padEnd(44)} ${value.toFixed(2)}${target ? `   target ≥ ${target}  ${value >= target ? 'ok' : 'BELOW TARGET'}` : ''}\n`,
     );
+  if (ingest) {
+    // CPU time per request barely depends on what else the machine runs (throughput does, a lot, on a
+    // shared 2-core machine): the floor's process CPU per request over the gateway's, the ratio the
+    // throughputs would have if both were CPU-bound on the same core.
+    process.stdout.write('CPU per request, store floor process / gateway process (same run):\n');
+    for (const [name, a, b] of [
+      ['XML inventory', 'storeXml', 'xmlMix'],
+      ['JSON inventory', 'storeJson', 'jsonMix'],
+      ['PROLOG', 'storeProlog', 'prologMix'],
+      ['CONTACT', 'storeContact', 'contactMix'],
+    ] as const)
+      process.stdout.write(
+        `  ${name.padEnd(16)} ${results[a]!.cpuMs.toFixed(2)} / ${results[b]!.cpuMs.toFixed(2)} ms = ${(results[a]!.cpuMs / results[b]!.cpuMs).toFixed(2)}\n`,
+      );
+  }
   if (memory)
     process.stdout.write(
       `memory: ${MEMORY_UPLOADS} concurrent uploads of a ${memory.megabytes.toFixed(1)} MB (decompressed) inventory: ${memory.ok}/${MEMORY_UPLOADS} answered 200; gateway peak RSS ${memory.peak.toFixed(0)} MB (idle ${memory.idle.toFixed(0)} MB)   target ≤ 300 MB  ${memory.peak <= 300 ? 'ok' : 'ABOVE TARGET'}\n`,
@@ -250,7 +272,7 @@ async function measureIngest(
   databaseUrl: string,
   schema: string,
   raised: Record<string, string>,
-  results: Record<string, LoadResult>,
+  results: Record<string, Measured>,
 ): Promise<void> {
   const tag = `${schema.slice(-6)}-`; // Redis counters of an earlier run never apply to this one
   const env = deployedEnv(databaseUrl);
@@ -317,7 +339,7 @@ async function measureDeployed(
   label: string,
   env: Record<string, string>,
   base: Messages,
-  results: Record<string, LoadResult>,
+  results: Record<string, Measured>,
   prefix: string,
   root?: string,
 ): Promise<void> {
