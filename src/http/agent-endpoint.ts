@@ -236,12 +236,17 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
         const outage = outageDeferral(msg.deviceid, unverified);
         const reason = outage ?? (await waitForSpooled(msg.deviceid));
         if (reason) return deferNow(req, res, ar, msg, reason);
-        ar.defer = await deps.admission.admit({
-          deviceid: msg.deviceid,
-          credential: ar.principal ? `${ar.principal.type}:${ar.principal.id}` : null,
-          remoteAddr: ar.remoteAddr,
-        });
-        t = lap('admission', t);
+        // Decided in Redis while handle() reads the device from PostgreSQL (one round trip of waiting instead
+        // of two); handle() awaits it before the verdict is used. It counts the message either way, as before.
+        const started = t;
+        ar.admission = deps.admission
+          .admit({
+            deviceid: msg.deviceid,
+            credential: ar.principal ? `${ar.principal.type}:${ar.principal.id}` : null,
+            remoteAddr: ar.remoteAddr,
+          })
+          .finally(() => lap('admission', started));
+        ar.admission.catch(() => {}); // awaited in handle(); never an unhandled rejection if handle() fails first
       } else if (unverified) {
         // Not known from memory: wait for the database (the agent waits 180 s) to check the credential.
         const verified = await verifyLate(req, ar);

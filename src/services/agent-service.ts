@@ -69,6 +69,8 @@ export interface AgentRequest {
   presentedSecrets: string[];
   /** Set when admission limits say "not now" for this PROLOG/CONTACT. */
   defer: DeferReason | null;
+  /** The admission decision still being made (PROLOG/CONTACT): handle() sets `defer` from it. */
+  admission?: Promise<DeferReason | null>;
   /** Unique per message that may be spooled: stored with its registration, so it is recorded at most once. */
   messageKey?: string | null;
   /** The message comes back from the spool (recorded later than it arrived; receivedAt is its arrival). */
@@ -342,6 +344,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     if (device) {
       const judged = await judgeIdentity(req, msg);
       t = lap('identity', t);
+      if (req.admission) req.defer = await takeAdmission(req);
       device.conflict = judged.conflict;
       if (judged.known === null) {
         // A deviceid the gateway has never seen: counted per key and subnet (the spike detector) whatever
@@ -358,6 +361,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         t = lap('spike', t);
       }
     }
+    if (req.admission) req.defer = await takeAdmission(req); // a message without a device to judge
     let answer: AgentAnswer = { ...answerFor(msg, req), outcome: 'accepted' };
     if (answer.status >= 400) answer.outcome = 'unsupported';
     else if (req.defer && admissible) answer.outcome = `deferred:${req.defer}`;
@@ -650,6 +654,13 @@ function deviceFacts(req: AgentRequest, msg: AgentMessage) {
     registeredCertId: req.principal?.type === 'cert' ? req.principal.id : null,
     assignedTag: req.principal?.tag ?? null,
   };
+}
+
+/** The admission decision started by the endpoint, taken once (a later step may set `defer` itself: spike). */
+function takeAdmission(req: AgentRequest): Promise<DeferReason | null> {
+  const pending = req.admission!;
+  req.admission = undefined;
+  return pending;
 }
 
 /** The tag a message claims: an inventory's TAG (as GLPI would read it), a CONTACT's `tag`; else null. */
