@@ -1,20 +1,29 @@
 /**
  * `npm run bench`: throughput of the gateway's full HTTP path against floors measured in the same run on
  * the same machine (so the ratios, not the absolute numbers, are what to compare across machines):
- *   XML / JSON inventory ingest  vs  express + zlib inflate of the same bodies
- *   PROLOG / CONTACT             vs  an express no-op
- *   rejections (AGENT_AUTH=required): an inventory body without Authorization (401) and from an address over
- *   RATE_LIMIT_IP_PER_MINUTE (429), both answered before the body is read or inflated  vs  the express no-op
- *   reading the same bodies. Their limits live in process memory unless BENCH_REDIS_URL is set.
- * Loopback only, bounded in time. Uses PostgreSQL at BENCH_DATABASE_URL (default: the local test database,
- * in a schema of its own, dropped afterwards).
+ *   the store floor (scripts/lib/floor-server.ts `store`): express.raw + zlib.inflateSync + a group-committed
+ *     multi-row INSERT of the raw body into the same PostgreSQL, answered after the commit: the honest floor
+ *     of a gateway that records what it acknowledges, for XML / JSON inventories, PROLOG and CONTACT bodies;
+ *   the inflate-only and express no-op floors, for reference;
+ *   the gateway as deployed: AGENT_AUTH=required, credentials up front (the registration key over Basic for
+ *     FusionInventory, an OAuth bearer token for the GLPI Agent), REDIS_URL set, DEVICES devices of each
+ *     agent, all registered first; measured with every device quarantined, then with half of them approved.
+ *     Each case prints where a request's time went (agentgate_agent_phase_seconds, means per request) and
+ *     the gateway's CPU use;
+ *   rejections: an inventory body without Authorization (401) and from an address over
+ *     RATE_LIMIT_IP_PER_MINUTE (429), both answered before the body is read or inflated, vs the no-op;
+ *   memory: 50 concurrent ~20 MB uploads; decompression bombs (BENCH_ONLY=bomb alone).
+ * BENCH_SECONDS per case (default 5), BENCH_CONCURRENCY clients (8), BENCH_DEVICES per agent (250),
+ * BENCH_REDIS_URL (redis://127.0.0.1:6379/7), BENCH_ONLY (bomb | ingest | memory), BENCH_COMPARE (another
+ * checkout, measured in the same run). Loopback only, bounded in time. Uses PostgreSQL at BENCH_DATABASE_URL
+ * (default: the local test database, in a schema of its own, dropped afterwards).
  */
 import crypto from 'node:crypto';
 import postgres from 'postgres';
 import { type LoadRequest, type LoadResult, runLoad } from './lib/load-client.js';
 import { RAISED_LIMITS, limitSettings } from './lib/limits.js';
-import { type Proc, startFloor, startGateway } from './lib/processes.js';
-import { type MessageName, variants } from './lib/traffic.js';
+import { type Proc, cpuSeconds, runCli, startFloor, startGateway } from './lib/processes.js';
+import { variants } from './lib/traffic.js';
 import { bigInventory, residentMb } from './lib/memory.js';
 import { jsonBomb, xmlBomb } from './lib/bombs.js';
 import zlib from 'node:zlib';
@@ -22,117 +31,356 @@ import zlib from 'node:zlib';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const DEVICES = 500;
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? ''; // empty: in-memory limits
+const DEVICES = Number(process.env.BENCH_DEVICES ?? 250);
+/** Limits, admission and the spike counters of the gateway as deployed (its own database number). */
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/7';
 
 function cycle(reqs: LoadRequest[]): (i: number) => LoadRequest {
   return (i) => reqs[i % reqs.length]!;
 }
 
-async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected = 200): Promise<LoadResult> {
+/** A measured case: the client's view, and the server process's CPU time per answered request (all threads). */
+type Measured = LoadResult & { cpuMs: number };
+
+async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected = 200): Promise<Measured> {
   await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
+  const cpu0 = cpuSeconds(proc.child.pid!);
   const r = await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: SECONDS });
+  const cpuMs = ((cpuSeconds(proc.child.pid!) - cpu0) * 1000) / Math.max(1, r.requests);
   const bad = Object.entries(r.statuses).filter(([s]) => s !== String(expected));
   process.stdout.write(
-    `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms${bad.length || r.errors ? `   NON-${expected}: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n`,
+    `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms   CPU ${cpuMs.toFixed(2)} ms/req${bad.length || r.errors ? `   NON-${expected}: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n`,
   );
-  return r;
+  return { ...r, cpuMs };
 }
 
-/** `BENCH_ONLY=bomb`: only the decompression-bomb case (it needs no other case's set-up). */
+/**
+ * `BENCH_ONLY`: `bomb` runs only the decompression-bomb case (it needs no other case's set-up); `ingest`
+ * only the floors and the gateway as deployed (no rejections, memory or bomb case); `memory` only the
+ * 20 MB-upload memory case.
+ */
 const ONLY = process.env.BENCH_ONLY ?? '';
+
+const withSearchPath = (url: string, schema: string) => `${url}${url.includes('?') ? '&' : '?'}search_path=${schema}`;
+
+/** The gateway's agentgate_agent_phase_seconds sums and counts, by phase. */
+async function phaseTotals(port: number): Promise<Map<string, { sum: number; count: number }>> {
+  const out = new Map<string, { sum: number; count: number }>();
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  for (const m of text.matchAll(/^agentgate_agent_phase_seconds_(sum|count)\{phase="([a-z_]+)"\} (\S+)$/gm)) {
+    const e = out.get(m[2]!) ?? { sum: 0, count: 0 };
+    e[m[1] as 'sum' | 'count'] = Number(m[3]);
+    out.set(m[2]!, e);
+  }
+  return out;
+}
+
+/** The order phases happen in (sub-phases of `handle` indented). */
+const PHASES = [
+  'limits',
+  'auth',
+  'queue',
+  'read',
+  'inflate',
+  'parse',
+  'admission',
+  'handle',
+  'identity',
+  'spike',
+  'record_wait',
+  'record_statement',
+  'record_tx',
+  'after',
+  'answer',
+  'total',
+] as const;
+const SUB_PHASES = new Set(['identity', 'spike', 'record_wait', 'record_statement', 'record_tx', 'after']);
+
+interface GatewayCase extends Measured {
+  breakdown: string;
+}
+
+/**
+ * A measured case on the gateway, with where the time went: per request, the mean of each phase the
+ * gateway observed (agentgate_agent_phase_seconds, only this case's requests: the difference of two
+ * scrapes), and the gateway process's CPU use over the case (/proc: 100 % = one core busy).
+ */
+async function measureGateway(label: string, proc: Proc, reqs: LoadRequest[]): Promise<GatewayCase> {
+  await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
+  const before = await phaseTotals(proc.port);
+  const cpu0 = cpuSeconds(proc.child.pid!);
+  const r = await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: SECONDS });
+  const cpuUsed = cpuSeconds(proc.child.pid!) - cpu0;
+  const cpu = cpuUsed / r.seconds;
+  const cpuMs = (cpuUsed * 1000) / Math.max(1, r.requests);
+  const after = await phaseTotals(proc.port);
+  const parts: string[] = [];
+  for (const phase of PHASES) {
+    const a = after.get(phase);
+    const b = before.get(phase) ?? { sum: 0, count: 0 };
+    if (!a || a.count === b.count) continue;
+    // Mean over the requests that passed through the phase, in ms.
+    const ms = ((a.sum - b.sum) / (a.count - b.count)) * 1000;
+    parts.push(`${SUB_PHASES.has(phase) ? '·' : ''}${phase} ${ms.toFixed(2)}`);
+  }
+  const bad = Object.entries(r.statuses).filter(([s]) => s !== '200');
+  const breakdown = `      ms/request: ${parts.join(', ')}; gateway CPU ${(cpu * 100).toFixed(0)} % of a core, ${cpuMs.toFixed(2)} ms/req`;
+  process.stdout.write(
+    `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms${bad.length || r.errors ? `   NON-200: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n${breakdown}\n`,
+  );
+  return { ...r, cpuMs, breakdown };
+}
+
+/** A client credential made with the CLI and an OAuth bearer token for it, as a GLPI Agent ≥ 1.10 gets one. */
+async function bearerToken(port: number, databaseUrl: string, root?: string): Promise<string> {
+  const made = JSON.parse(
+    await runCli(
+      ['clients', 'create', '--name', 'bench-client', '--comment', 'npm run bench', '--json'],
+      {
+        DATABASE_URL: databaseUrl,
+      },
+      root,
+    ),
+  ) as { clientId: string; clientSecret: string };
+  const res = await fetch(`http://127.0.0.1:${port}/api.php/token`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: made.clientId,
+      client_secret: made.clientSecret,
+    }).toString(),
+  });
+  const j = (await res.json()) as { access_token?: string };
+  if (!res.ok || !j.access_token) throw new Error(`token endpoint answered ${res.status}`);
+  return j.access_token;
+}
 
 async function main(): Promise<void> {
   if (ONLY === 'bomb') return bombOnly();
   const schema = `agbench_${Math.floor(Date.now() / 1000)}_${crypto.randomBytes(3).toString('hex')}`;
   const admin = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
   await admin.unsafe(`create schema "${schema}"`);
-  const msgs = Object.fromEntries(
-    (['fi-prolog', 'fi-inventory', 'ga-contact', 'ga-inventory'] as MessageName[]).map((m) => [
-      m,
-      variants(m, DEVICES),
-    ]),
-  ) as Record<MessageName, LoadRequest[]>;
-  process.stdout.write(
-    `bench: ${SECONDS} s per case, ${CONCURRENCY} concurrent loopback clients, ${DEVICES} simulated devices, PostgreSQL ${DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}\n`,
-  );
-  const results: Record<string, LoadResult> = {};
+  const databaseUrl = withSearchPath(DATABASE_URL, schema);
+  const raised = limitSettings(RAISED_LIMITS);
+  const results: Record<string, Measured> = {};
   let proc: Proc | null = null;
-  let memory: Awaited<ReturnType<typeof measureMemory>> | null;
-  let bomb: BombResult | null;
+  let memory: Awaited<ReturnType<typeof measureMemory>> | null = null;
+  let bomb: BombResult | null = null;
+  const ingest = ONLY === '' || ONLY === 'ingest';
   try {
-    process.stdout.write('floors:\n');
-    proc = await startFloor('noop');
-    results.noopProlog = await measure('express no-op, PROLOG body', proc, msgs['fi-prolog']);
-    results.noopContact = await measure('express no-op, CONTACT body', proc, msgs['ga-contact']);
-    await proc.stop();
-    proc = await startFloor('inflate');
-    results.inflateXml = await measure('express + inflate, XML inventory', proc, msgs['fi-inventory']);
-    results.inflateJson = await measure('express + inflate, JSON inventory', proc, msgs['ga-inventory']);
-    await proc.stop();
-    process.stdout.write('agent-gate (AGENT_AUTH=off, full path: parse, identity, Postgres transaction):\n');
-    // One address and 500 devices replayed thousands of times a second: raise the abuse limits, the per-device
-    // limit and the inventory budget, or this measures 429s and "come back later" answers instead of ingest.
-    const raised = limitSettings(RAISED_LIMITS);
-    proc = await startGateway({
-      DATABASE_URL: `${DATABASE_URL}${DATABASE_URL.includes('?') ? '&' : '?'}search_path=${schema}`,
-      AGENT_AUTH: 'off',
-      ...raised,
-    });
-    results.prolog = await measure('PROLOG (FusionInventory)', proc, msgs['fi-prolog']);
-    results.contact = await measure('CONTACT (GLPI Agent)', proc, msgs['ga-contact']);
-    results.xml = await measure('XML inventory, 18 KB zlib / 234 KB', proc, msgs['fi-inventory']);
-    results.json = await measure('JSON inventory, 18 KB zlib / 228 KB', proc, msgs['ga-inventory']);
-    await proc.stop();
-    proc = null;
-    const inventories = msgs['fi-inventory'];
-    const kb = inventories.reduce((n, r) => n + r.body!.length, 0) / inventories.length / 1024;
-    process.stdout.write(
-      `rejections (AGENT_AUTH=required, answered before the body is read or inflated; ${kb.toFixed(1)} KB zlib XML inventory bodies; limits ${REDIS_URL ? `in Redis ${REDIS_URL.replace(/:[^:@/]*@/, ':***@')}` : 'in process memory'}):\n`,
-    );
-    proc = await startFloor('noop');
-    results.noopInventory = await measure('express no-op, inventory body', proc, inventories);
-    await proc.stop();
-    const required = {
-      DATABASE_URL: `${DATABASE_URL}${DATABASE_URL.includes('?') ? '&' : '?'}search_path=${schema}`,
-      REDIS_URL,
-      AGENT_AUTH: 'required',
-      BOOTSTRAP_SECRET: `agk_${crypto.randomBytes(32).toString('base64url')}`,
-      BOOTSTRAP_ADMIN_TOKEN: `ago_${crypto.randomBytes(32).toString('base64url')}`,
-    };
-    proc = await startGateway({ ...required, ...raised });
-    results.reject401 = await measure('401, no Authorization', proc, inventories, 401);
-    await proc.stop();
-    proc = await startGateway({ ...required, RATE_LIMIT_IP_PER_MINUTE: '1' });
-    await runLoad(proc.port, cycle(inventories), { concurrency: 1, seconds: 5, maxRequests: 1 }); // the minute's one allowed request
-    results.reject429 = await measure('429, over RATE_LIMIT_IP_PER_MINUTE', proc, inventories, 429);
-    await proc.stop();
-    memory = await measureMemory({ DATABASE_URL: required.DATABASE_URL, AGENT_AUTH: 'off', ...raised });
-    bomb = await measureBombs({ DATABASE_URL: required.DATABASE_URL, AGENT_AUTH: 'off', ...raised });
+    if (ingest) await measureIngest(databaseUrl, schema, raised, results);
+    if (ONLY === '') {
+      const inventories = variants('fi-inventory', DEVICES);
+      const kb = inventories.reduce((n, r) => n + r.body!.length, 0) / inventories.length / 1024;
+      process.stdout.write(
+        `rejections (AGENT_AUTH=required, answered before the body is read or inflated; ${kb.toFixed(1)} KB zlib XML inventory bodies; limits in Redis ${redact(REDIS_URL)}):\n`,
+      );
+      proc = await startFloor('noop');
+      results.noopInventory = await measure('express no-op, inventory body', proc, inventories);
+      await proc.stop();
+      const required = deployedEnv(databaseUrl);
+      proc = await startGateway({ ...required, ...raised });
+      results.reject401 = await measure('401, no Authorization', proc, inventories, 401);
+      await proc.stop();
+      proc = await startGateway({ ...required, RATE_LIMIT_IP_PER_MINUTE: '1' });
+      await runLoad(proc.port, cycle(inventories), { concurrency: 1, seconds: 5, maxRequests: 1 }); // the minute's one allowed request
+      results.reject429 = await measure('429, over RATE_LIMIT_IP_PER_MINUTE', proc, inventories, 429);
+      await proc.stop();
+      proc = null;
+    }
+    if (ONLY === '' || ONLY === 'memory')
+      memory = await measureMemory({ DATABASE_URL: databaseUrl, AGENT_AUTH: 'off', ...raised });
+    if (ONLY === '') bomb = await measureBombs({ DATABASE_URL: databaseUrl, AGENT_AUTH: 'off', ...raised });
   } finally {
     await proc?.stop();
     await admin.unsafe(`drop schema if exists "${schema}" cascade`);
     await admin.end();
   }
-  const ratio = (a: string, b: string) => results[a]!.rps / results[b]!.rps;
-  const rows: [string, number, number][] = [
-    ['XML inventory ingest / inflate floor', ratio('xml', 'inflateXml'), 0.35],
-    ['JSON inventory ingest / inflate floor', ratio('json', 'inflateJson'), 0.45],
-    ['PROLOG / express no-op', ratio('prolog', 'noopProlog'), 0.6],
-    ['CONTACT / express no-op', ratio('contact', 'noopContact'), 0.6],
-    ['401 rejection / express no-op', ratio('reject401', 'noopInventory'), 0.8],
-    ['429 rejection / express no-op', ratio('reject429', 'noopInventory'), 0.8],
-  ];
-  process.stdout.write('ratios (same run):\n');
+  const ratio = (a: string, b: string) => (results[a] && results[b] ? results[a].rps / results[b].rps : NaN);
+  const rows: [string, number, number][] = ingest
+    ? [
+        ['XML inventory, quarantined / store floor', ratio('xmlQ', 'storeXml'), 0.8],
+        ['XML inventory, half approved / store floor', ratio('xmlMix', 'storeXml'), 0.8],
+        ['JSON inventory, quarantined / store floor', ratio('jsonQ', 'storeJson'), 0.8],
+        ['JSON inventory, half approved / store floor', ratio('jsonMix', 'storeJson'), 0.8],
+        ['PROLOG, quarantined / store floor', ratio('prologQ', 'storeProlog'), 0.7],
+        ['PROLOG, half approved / store floor', ratio('prologMix', 'storeProlog'), 0.7],
+        ['CONTACT, quarantined / store floor', ratio('contactQ', 'storeContact'), 0.7],
+        ['CONTACT, half approved / store floor', ratio('contactMix', 'storeContact'), 0.7],
+        ['(XML inventory / inflate floor)', ratio('xmlMix', 'inflateXml'), 0],
+        ['(JSON inventory / inflate floor)', ratio('jsonMix', 'inflateJson'), 0],
+        ['(PROLOG / express no-op)', ratio('prologMix', 'noopProlog'), 0],
+        ['(CONTACT / express no-op)', ratio('contactMix', 'noopContact'), 0],
+      ]
+    : [];
+  if (results.cmpxmlQ)
+    for (const name of ['prologQ', 'contactQ', 'xmlQ', 'jsonQ', 'prologMix', 'contactMix', 'xmlMix', 'jsonMix'])
+      rows.push([`(${name}: this checkout / BENCH_COMPARE)`, ratio(name, `cmp${name}`), 0]);
+  if (results.reject401) {
+    rows.push(['401 rejection / express no-op', ratio('reject401', 'noopInventory'), 0.8]);
+    rows.push(['429 rejection / express no-op', ratio('reject429', 'noopInventory'), 0.8]);
+  }
+  if (rows.length) process.stdout.write('ratios (same run):\n');
   for (const [name, value, target] of rows)
     process.stdout.write(
-      `  ${name.padEnd(40)} ${value.toFixed(2)}   target ≥ ${target}  ${value >= target ? 'ok' : 'BELOW TARGET'}\n`,
+      `  ${name.padEnd(44)} ${value.toFixed(2)}${target ? `   target ≥ ${target}  ${value >= target ? 'ok' : 'BELOW TARGET'}` : ''}\n`,
     );
+  if (ingest) {
+    // CPU time per request barely depends on what else the machine runs (throughput does, a lot, on a
+    // shared 2-core machine): the floor's process CPU per request over the gateway's, the ratio the
+    // throughputs would have if both were CPU-bound on the same core.
+    process.stdout.write('CPU per request, store floor process / gateway process (same run):\n');
+    for (const [name, a, b] of [
+      ['XML inventory', 'storeXml', 'xmlMix'],
+      ['JSON inventory', 'storeJson', 'jsonMix'],
+      ['PROLOG', 'storeProlog', 'prologMix'],
+      ['CONTACT', 'storeContact', 'contactMix'],
+    ] as const)
+      process.stdout.write(
+        `  ${name.padEnd(16)} ${results[a]!.cpuMs.toFixed(2)} / ${results[b]!.cpuMs.toFixed(2)} ms = ${(results[a]!.cpuMs / results[b]!.cpuMs).toFixed(2)}\n`,
+      );
+  }
   if (memory)
     process.stdout.write(
       `memory: ${MEMORY_UPLOADS} concurrent uploads of a ${memory.megabytes.toFixed(1)} MB (decompressed) inventory: ${memory.ok}/${MEMORY_UPLOADS} answered 200; gateway peak RSS ${memory.peak.toFixed(0)} MB (idle ${memory.idle.toFixed(0)} MB)   target ≤ 300 MB  ${memory.peak <= 300 ? 'ok' : 'ABOVE TARGET'}\n`,
     );
   if (bomb) printBombs(bomb);
+}
+
+const redact = (url: string) => url.replace(/:[^:@/]*@/, ':***@');
+
+/** The gateway as deployed: agent credentials required, limits and admission shared through Redis. */
+function deployedEnv(databaseUrl: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL,
+    AGENT_AUTH: 'required',
+    BOOTSTRAP_SECRET: `agk_${crypto.randomBytes(32).toString('base64url')}`,
+    BOOTSTRAP_ADMIN_TOKEN: `ago_${crypto.randomBytes(32).toString('base64url')}`,
+  };
+}
+
+/**
+ * The floors and the gateway as deployed, on the same bodies at the same concurrency: FusionInventory
+ * devices (PROLOG, XML inventory) with the registration key over Basic sent up front, GLPI Agent devices
+ * (CONTACT, JSON inventory) with an OAuth bearer token; DEVICES of each, every one registered (quarantined)
+ * before anything is measured; then half of them approved and everything measured again.
+ * BENCH_COMPARE=<another checkout of agent-gate> measures that one too, in the same run (its own schema).
+ */
+async function measureIngest(
+  databaseUrl: string,
+  schema: string,
+  raised: Record<string, string>,
+  results: Record<string, Measured>,
+): Promise<void> {
+  const tag = `${schema.slice(-6)}-`; // Redis counters of an earlier run never apply to this one
+  const env = deployedEnv(databaseUrl);
+  const basic = { Authorization: `Basic ${Buffer.from(`bench:${env.BOOTSTRAP_SECRET}`).toString('base64')}` };
+  // Bearer tokens are made per gateway (its own database); the floors see one of the same length.
+  const placeholder = { Authorization: `Bearer agt_${'x'.repeat(43)}` };
+  const msgs = {
+    prolog: variants('fi-prolog', DEVICES, basic, tag),
+    xml: variants('fi-inventory', DEVICES, basic, tag),
+    contact: variants('ga-contact', DEVICES, placeholder, tag),
+    json: variants('ga-inventory', DEVICES, placeholder, tag),
+  };
+  process.stdout.write(
+    `bench: ${SECONDS} s per case, ${CONCURRENCY} concurrent loopback clients, ${DEVICES} FusionInventory + ${DEVICES} GLPI Agent devices, PostgreSQL ${redact(DATABASE_URL)}, Redis ${redact(REDIS_URL)}\n`,
+  );
+  let proc: Proc | null = null;
+  try {
+    process.stdout.write('floors (same bodies, same headers):\n');
+    proc = await startFloor('noop');
+    results.noopProlog = await measure('express no-op, PROLOG body', proc, msgs.prolog);
+    results.noopContact = await measure('express no-op, CONTACT body', proc, msgs.contact);
+    await proc.stop();
+    proc = await startFloor('inflate');
+    results.inflateXml = await measure('express + inflate, XML inventory', proc, msgs.xml);
+    results.inflateJson = await measure('express + inflate, JSON inventory', proc, msgs.json);
+    await proc.stop();
+    proc = await startFloor('store', { FLOOR_DATABASE_URL: databaseUrl });
+    results.storeProlog = await measure('store floor, PROLOG body', proc, msgs.prolog);
+    results.storeContact = await measure('store floor, CONTACT body', proc, msgs.contact);
+    results.storeXml = await measure('store floor, XML inventory', proc, msgs.xml);
+    results.storeJson = await measure('store floor, JSON inventory', proc, msgs.json);
+    await proc.stop();
+    proc = null;
+  } finally {
+    await proc?.stop();
+  }
+  await measureDeployed('agent-gate', { ...env, ...raised }, msgs, results, '');
+  const compare = process.env.BENCH_COMPARE;
+  if (compare) {
+    const other = `${schema}_cmp`;
+    const admin = postgres(DATABASE_URL, { onnotice: () => {}, max: 1 });
+    await admin.unsafe(`create schema "${other}"`);
+    try {
+      const url = withSearchPath(DATABASE_URL, other);
+      await measureDeployed(
+        `BENCH_COMPARE ${compare}`,
+        { ...env, DATABASE_URL: url, ...raised },
+        msgs,
+        results,
+        'cmp',
+        compare,
+      );
+    } finally {
+      await admin.unsafe(`drop schema if exists "${other}" cascade`);
+      await admin.end();
+    }
+  }
+}
+
+type Messages = Record<'prolog' | 'xml' | 'contact' | 'json', LoadRequest[]>;
+
+/** The gateway cases on one gateway (this checkout, or `root`); results under `prefix` + name. */
+async function measureDeployed(
+  label: string,
+  env: Record<string, string>,
+  base: Messages,
+  results: Record<string, Measured>,
+  prefix: string,
+  root?: string,
+): Promise<void> {
+  const proc = await startGateway(env, { root });
+  try {
+    const bearer = `Bearer ${await bearerToken(proc.port, env.DATABASE_URL!, root)}`;
+    const withBearer = (reqs: LoadRequest[]) =>
+      reqs.map((r) => ({ ...r, headers: { ...r.headers, Authorization: bearer } }));
+    const msgs: Messages = { ...base, contact: withBearer(base.contact), json: withBearer(base.json) };
+    // First contact of every device (not measured): each becomes a quarantined device pinned to its credential.
+    for (const reqs of [msgs.prolog, msgs.contact]) {
+      const r = await runLoad(proc.port, (i) => reqs[i]!, {
+        concurrency: CONCURRENCY,
+        seconds: 120,
+        maxRequests: reqs.length,
+      });
+      if (r.statuses[200] !== reqs.length) throw new Error(`registering devices: ${JSON.stringify(r.statuses)}`);
+    }
+    process.stdout.write(
+      `${label} as deployed (AGENT_AUTH=required: key over Basic / OAuth bearer up front; REDIS_URL; every device known):\n`,
+    );
+    process.stdout.write(' all devices quarantined:\n');
+    results[`${prefix}prologQ`] = await measureGateway('PROLOG (FusionInventory, key)', proc, msgs.prolog);
+    results[`${prefix}contactQ`] = await measureGateway('CONTACT (GLPI Agent, bearer)', proc, msgs.contact);
+    results[`${prefix}xmlQ`] = await measureGateway('XML inventory, 18 KB zlib / 234 KB', proc, msgs.xml);
+    results[`${prefix}jsonQ`] = await measureGateway('JSON inventory, 18 KB zlib / 228 KB', proc, msgs.json);
+    // Bench set-up, not the operators' path: half the devices approved directly in the bench's schema.
+    const sql = postgres(env.DATABASE_URL!, { onnotice: () => {}, max: 1 });
+    try {
+      await sql`update devices set state = 'approved', state_changed_at = now() where id % 2 = 0`;
+    } finally {
+      await sql.end();
+    }
+    process.stdout.write(' half the devices approved:\n');
+    results[`${prefix}prologMix`] = await measureGateway('PROLOG (FusionInventory, key)', proc, msgs.prolog);
+    results[`${prefix}contactMix`] = await measureGateway('CONTACT (GLPI Agent, bearer)', proc, msgs.contact);
+    results[`${prefix}xmlMix`] = await measureGateway('XML inventory, 18 KB zlib / 234 KB', proc, msgs.xml);
+    results[`${prefix}jsonMix`] = await measureGateway('JSON inventory, 18 KB zlib / 228 KB', proc, msgs.json);
+  } finally {
+    await proc.stop();
+  }
 }
 
 /** The bomb case alone, in a schema of its own. */

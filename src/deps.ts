@@ -154,7 +154,11 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     onCredentialsChanged: () => credentials.clearCache(),
     flushKeyUsage: () => keyUsage.flush(),
   });
-  const batcher = createRecordBatcher(db.sql, { maxBatch: 64, concurrency: db.mode === 'postgres' ? 4 : 1 });
+  const batcher = createRecordBatcher(db.sql, {
+    maxBatch: 64,
+    concurrency: db.mode === 'postgres' ? 4 : 1,
+    observe: (phase, seconds) => metrics.agentPhase(phase, seconds),
+  });
   // Whether accepted and released inventories of approved devices go to the GLPI outbox is the database's
   // forwarding switch (read in the writing statement), not this process's UPSTREAM_URL: an approval from a
   // shell without it still enqueues for the gateways that forward. A gateway with UPSTREAM_URL turns the
@@ -251,6 +255,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     logger,
     keyUsage,
     onClaimedTagMismatch: (kind) => metrics.claimedTagMismatch(kind),
+    phase: (name, seconds) => metrics.agentPhase(name, seconds),
   });
   // The spool exists where a database can be away: a server on PostgreSQL (the embedded one is in-process).
   let spool: Spool | null = null;

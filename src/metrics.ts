@@ -77,6 +77,15 @@ export function createMetrics() {
     labelNames: ['scope'] as const,
     registers: [registry],
   });
+  // Where an agent request's time goes (issue 13): one observation per phase a request passed through.
+  const agentPhases = new client.Histogram({
+    name: 'agentgate_agent_phase_seconds',
+    help: 'Time agent requests spent in each phase of the ingest path (limits, auth, queue, read, inflate, parse, admission, identity, spike, record_wait, record_statement, after, answer, total)',
+    labelNames: ['phase'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
+    registers: [registry],
+  });
+  const phaseChildren = new Map<string, client.Histogram.Internal<'phase'>>();
   const newDeviceids = new client.Counter({
     name: 'agentgate_new_deviceids_total',
     help: 'Messages naming a deviceid never seen before, by registration key (or credential type: client, cert, none) and outcome (registered = a quarantined device was created; deferred = told to come back later, no device created)',
@@ -271,6 +280,11 @@ export function createMetrics() {
     httpDone: (route: string, status: number, seconds: number) =>
       httpDuration.observe({ route, status: `${Math.floor(status / 100)}xx` }, seconds),
     authFailure: (reason: string) => authFailures.inc({ reason }),
+    agentPhase: (phase: string, seconds: number) => {
+      let child = phaseChildren.get(phase);
+      if (!child) phaseChildren.set(phase, (child = agentPhases.labels({ phase })));
+      child.observe(seconds);
+    },
   };
 }
 

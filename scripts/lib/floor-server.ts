@@ -1,25 +1,98 @@
 /**
- * Reference servers for the benchmarks, run as their own process: `noop` (express, reads the body, answers
- * a fixed 200) and `inflate` (the same plus a capped zlib inflate of the body): the floor our ingest is
- * measured against in the same run.
+ * Reference servers for the benchmarks, run as their own process, the floors our ingest is measured against
+ * in the same run:
+ *   noop     express, reads the body, answers a fixed 200;
+ *   inflate  the same plus a capped zlib inflate of the body;
+ *   store    the honest floor of a gateway that records what it acknowledges: express.raw, zlib.inflateSync,
+ *            and a queue flushed as ONE multi-row `insert … (received_at, size, body)` per flush (at most
+ *            FLOOR_FLUSHES = 2 flushes in flight, body column `storage external`), each request answered only
+ *            after the commit that holds its row. PostgreSQL at FLOOR_DATABASE_URL (the bench's own schema).
  */
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import express from 'express';
+import postgres from 'postgres';
 
 const inflate = promisify(zlib.inflate);
 const mode = process.argv[2] ?? 'noop';
-const app = express();
-app.use(express.raw({ type: () => true, limit: '64mb' }));
-app.all('/{*any}', async (req, res) => {
-  if (mode === 'inflate' && Buffer.isBuffer(req.body) && req.body.length > 0)
-    await inflate(req.body, { maxOutputLength: 64 * 1024 * 1024 });
-  res
-    .type('application/xml')
-    .send('<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><RESPONSE>SEND</RESPONSE></REPLY>\n');
+const ANSWER = '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><RESPONSE>SEND</RESPONSE></REPLY>\n';
+const FLOOR_FLUSHES = 2;
+const FLOOR_BATCH = 64;
+
+interface Row {
+  at: Date;
+  body: Buffer;
+  done: (err?: unknown) => void;
+}
+
+function storeQueue(sql: postgres.Sql) {
+  const queue: Row[] = [];
+  let inFlight = 0;
+  function pump(): void {
+    while (inFlight < FLOOR_FLUSHES && queue.length > 0) {
+      const batch = queue.splice(0, FLOOR_BATCH);
+      inFlight++;
+      sql`insert into floor_store ${sql(
+        batch.map((r) => ({ received_at: r.at, size: r.body.length, body: r.body })),
+        'received_at',
+        'size',
+        'body',
+      )}`
+        .then(
+          () => batch.forEach((r) => r.done()),
+          (err: unknown) => batch.forEach((r) => r.done(err)),
+        )
+        .finally(() => {
+          inFlight--;
+          pump();
+        });
+    }
+  }
+  return (body: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({
+        at: new Date(),
+        body,
+        done: (err) => (err ? reject(err instanceof Error ? err : new Error('insert failed')) : resolve()),
+      });
+      pump();
+    });
+}
+
+async function main(): Promise<void> {
+  const app = express();
+  app.use(express.raw({ type: () => true, limit: '64mb' }));
+  let store: ((body: Buffer) => Promise<void>) | null = null;
+  if (mode === 'store') {
+    const sql = postgres(process.env.FLOOR_DATABASE_URL!, { onnotice: () => {}, max: FLOOR_FLUSHES });
+    await sql`create table if not exists floor_store (id bigserial primary key, received_at timestamptz not null,
+      size int not null, body bytea not null)`;
+    await sql`alter table floor_store alter column body set storage external`;
+    store = storeQueue(sql);
+  }
+  app.all('/{*any}', async (req, res) => {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (mode === 'inflate' && body.length > 0) await inflate(body, { maxOutputLength: 64 * 1024 * 1024 });
+    if (store) {
+      // zlib bodies (0x78 header) are inflated; a plain one (a JSON CONTACT sent uncompressed) is stored as is.
+      if (body.length > 1 && body[0] === 0x78) zlib.inflateSync(body, { maxOutputLength: 64 * 1024 * 1024 });
+      try {
+        await store(body);
+      } catch {
+        res.status(503).end();
+        return;
+      }
+    }
+    res.type('application/xml').send(ANSWER);
+  });
+  const server = app.listen(0, '127.0.0.1', () => {
+    const addr = server.address();
+    process.stdout.write(`${JSON.stringify({ port: typeof addr === 'object' && addr ? addr.port : 0 })}\n`);
+  });
+  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`floor server failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
 });
-const server = app.listen(0, '127.0.0.1', () => {
-  const addr = server.address();
-  process.stdout.write(`${JSON.stringify({ port: typeof addr === 'object' && addr ? addr.port : 0 })}\n`);
-});
-process.on('SIGTERM', () => server.close(() => process.exit(0)));

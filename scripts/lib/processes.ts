@@ -3,6 +3,7 @@
  * floor servers, each on a free loopback port, stopped with SIGTERM.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,10 +53,15 @@ async function waitHttp(port: number, pathName: string, child: ChildProcess, tim
 }
 
 /** Runs `agent-gate serve` with the given environment on a free port; resolves once /readyz says ready. */
-export async function startGateway(env: Record<string, string>, opts: { logFile?: string } = {}): Promise<Proc> {
+export async function startGateway(
+  env: Record<string, string>,
+  /** root: another checkout of agent-gate to run (a before/after comparison in one bench run). */
+  opts: { logFile?: string; nodeArgs?: string[]; root?: string } = {},
+): Promise<Proc> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), 'serve'], {
-    cwd: ROOT,
+  const root = opts.root ?? ROOT;
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), path.join(root, 'bin', 'agent-gate.js'), 'serve'], {
+    cwd: root,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', opts.logFile ? 'pipe' : 'ignore', 'inherit'],
   });
@@ -73,15 +79,44 @@ export async function startGateway(env: Record<string, string>, opts: { logFile?
   return { port, child, stop };
 }
 
-export async function startFloor(mode: 'noop' | 'inflate'): Promise<Proc> {
+/** A floor server (scripts/lib/floor-server.ts); `store` needs FLOOR_DATABASE_URL in `env`. */
+export async function startFloor(mode: 'noop' | 'inflate' | 'store', env: Record<string, string> = {}): Promise<Proc> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(ROOT, 'scripts', 'lib', 'floor-server.ts'), mode],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } },
   );
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`floor server exited with ${code}`)));
   });
   return { port, child, stop: stopper(child) };
+}
+
+/** `node bin/agent-gate.js …` as an operator runs it: its stdout, or an error carrying its stderr. */
+export function runCli(args: string[], env: Record<string, string>, root = ROOT): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'agent-gate.js'), ...args], {
+      cwd: root,
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`agent-gate ${args.slice(0, 2).join(' ')} exited ${code}: ${stderr.trim().slice(0, 300)}`));
+    });
+  });
+}
+
+/** CPU seconds (user + system) a process has used so far (Linux /proc; clock ticks at 100 Hz). */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }

@@ -93,6 +93,12 @@ function baseRequest(req: Request, receivedAt: Date): AgentRequest {
 
 export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   const router = express.Router();
+  /** Observes the time since `since` as phase `name` (agentgate_agent_phase_seconds); returns now. */
+  function lap(name: string, since: number): number {
+    const now = performance.now();
+    deps.metrics.agentPhase(name, (now - since) / 1000);
+    return now;
+  }
 
   async function handleGet(req: Request, res: Response): Promise<void> {
     const action = typeof req.query.action === 'string' ? req.query.action : undefined;
@@ -132,6 +138,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   }));
 
   async function handlePost(req: Request, res: Response): Promise<void> {
+    let t = performance.now();
     const ar = baseRequest(req, deps.clock.now());
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > deps.bodyLimit) {
@@ -145,6 +152,7 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     let unverified = false;
     try {
       auth = await withDeadline(deps.auth.authenticate(req, ar));
+      t = lap('auth', t);
     } catch (err) {
       if (!isUnavailable(err)) return fail(req, res, ar, err, null);
       unverified = true;
@@ -170,9 +178,11 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       if (declared > HEAVY_BODY_BYTES) release = await heavy(left.signal);
       queue = 'budget';
       ticket = await budget.open(left.signal);
+      t = lap('queue', t);
       let body: Buffer;
       try {
         body = await readBody(req, deps.bodyLimit);
+        lap('read', t);
       } catch (err) {
         // Past the limit the answer goes out at once and the connection closes; the rest is not read.
         if (err instanceof AppError && err.code === 'payload_too_large') res.setHeader('Connection', 'close');
@@ -215,19 +225,28 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       if (body.length === 0) throw new AppError('bad_request', 'Empty body');
       ar.compression = detectCompression(ar.contentType ?? undefined, body);
       // Each decoded byte is charged to the budget as it is produced; past it the inflater waits.
+      let t = performance.now();
       const decoded = await inflateBody(body, ar.compression, deps.inflateLimit, (n) => ticket.charge(n));
+      t = lap('inflate', t);
       ar.decodedSize = decoded.length;
       // A large body is parsed in a worker thread; the inflater's output is moved there, not copied.
       msg = await deps.parser.parse(decoded, ar.presentedSecrets, ar.compression, decoded !== body);
+      t = lap('parse', t);
       if (msg.kind === 'prolog' || msg.kind === 'contact') {
         const outage = outageDeferral(msg.deviceid, unverified);
         const reason = outage ?? (await waitForSpooled(msg.deviceid));
         if (reason) return deferNow(req, res, ar, msg, reason);
-        ar.defer = await deps.admission.admit({
-          deviceid: msg.deviceid,
-          credential: ar.principal ? `${ar.principal.type}:${ar.principal.id}` : null,
-          remoteAddr: ar.remoteAddr,
-        });
+        // Decided in Redis while handle() reads the device from PostgreSQL (one round trip of waiting instead
+        // of two); handle() awaits it before the verdict is used. It counts the message either way, as before.
+        const started = t;
+        ar.admission = deps.admission
+          .admit({
+            deviceid: msg.deviceid,
+            credential: ar.principal ? `${ar.principal.type}:${ar.principal.id}` : null,
+            remoteAddr: ar.remoteAddr,
+          })
+          .finally(() => lap('admission', started));
+        ar.admission.catch(() => {}); // awaited in handle(); never an unhandled rejection if handle() fails first
       } else if (unverified) {
         // Not known from memory: wait for the database (the agent waits 180 s) to check the credential.
         const verified = await verifyLate(req, ar);
@@ -244,9 +263,11 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
         deps.service.handle(ar, msg),
         msg.kind === 'prolog' || msg.kind === 'contact' ? GATE_DB_DEADLINE_MS : INVENTORY_DB_DEADLINE_MS,
       );
+      t = lap('handle', t);
       deps.metrics.agentRequest(msg.kind, msg.format, answer.outcome);
       deps.metrics.inflated(ar.decodedSize);
       sendAgentAnswer(req, res, answer, ar.compression);
+      lap('answer', t);
     } catch (err) {
       if (err instanceof ClientGone) throw err; // not a refusal: nobody is left to answer
       await fail(req, res, ar, err, msg);
@@ -402,10 +423,24 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
 
   router.use((req, res, next) => {
     if (!AGENT_PATH.test(req.path)) return next();
-    // Abuse limits first: before the credential is checked or a byte of the body is read.
+    const t0 = performance.now();
+    res.once('finish', () => lap('total', t0));
+    // Abuse limits first: before the credential is checked or a byte of the body is read. The address's
+    // invalid-credential count is read while its request count is incremented (one round trip of waiting,
+    // not two); only an address past its budget goes through the refusing middleware, which answers the 429.
+    const bruteForce = deps.limits.authFailuresExceeded(req);
+    bruteForce.catch(() => {}); // awaited below, unless perIp refused first
     deps.limits.perIp(req, res, (err?: unknown) => {
       if (err) return next(err);
-      deps.limits.authFailures(req, res, (err2?: unknown) => (err2 ? next(err2) : dispatch(req, res, next)));
+      bruteForce.then(
+        (exceeded) => {
+          if (exceeded)
+            return deps.limits.authFailures(req, res, (e?: unknown) => (e ? next(e) : dispatch(req, res, next)));
+          lap('limits', t0);
+          dispatch(req, res, next);
+        },
+        (e: unknown) => next(e),
+      );
     });
   });
   return router;

@@ -69,6 +69,8 @@ export interface AgentRequest {
   presentedSecrets: string[];
   /** Set when admission limits say "not now" for this PROLOG/CONTACT. */
   defer: DeferReason | null;
+  /** The admission decision still being made (PROLOG/CONTACT): handle() sets `defer` from it. */
+  admission?: Promise<DeferReason | null>;
   /** Unique per message that may be spooled: stored with its registration, so it is recorded at most once. */
   messageKey?: string | null;
   /** The message comes back from the spool (recorded later than it arrived; receivedAt is its arrival). */
@@ -140,6 +142,8 @@ export interface AgentServiceDeps {
    */
   newDeviceid?: (e: { req: AgentRequest; kind: MessageKind }) => Promise<boolean>;
   metrics?: Pick<Metrics, 'deferred' | 'newDeviceid'>;
+  /** Told how long each phase of handle() took (agentgate_agent_phase_seconds): identity, spike, record_tx, after. */
+  phase?: (name: string, seconds: number) => void;
 }
 
 /** The `key` label of agentgate_new_deviceids_total: the registration key's name, else the credential type. */
@@ -195,6 +199,13 @@ export const DEFER_MAX_HOURS = 4;
 export function createAgentService(deps: AgentServiceDeps) {
   const freq = deps.prologFreqHours;
   const views = deps.views ?? inlineViews;
+  const observe = deps.phase;
+  /** Observes the time since `since` as `name`; returns now (the start of the next phase). */
+  function lap(name: string, since: number): number {
+    const now = performance.now();
+    observe?.(name, (now - since) / 1000);
+    return now;
+  }
 
   /** Key usage: who used which key version, from where, when last (not on registrations' history). */
   function noteKeyUse(req: AgentRequest, deviceid: string | null, deviceId: number | null): Promise<void> {
@@ -329,8 +340,11 @@ export function createAgentService(deps: AgentServiceDeps) {
     }
     const stored = STORED_KINDS.has(msg.kind) ? storedBody(req, msg) : null;
     let device: ReturnType<typeof deviceFacts> | null = touchesDevice ? deviceFacts(req, msg) : null;
+    let t = performance.now();
     if (device) {
       const judged = await judgeIdentity(req, msg);
+      t = lap('identity', t);
+      if (req.admission) req.defer = await takeAdmission(req);
       device.conflict = judged.conflict;
       if (judged.known === null) {
         // A deviceid the gateway has never seen: counted per key and subnet (the spike detector) whatever
@@ -344,8 +358,10 @@ export function createAgentService(deps: AgentServiceDeps) {
         }
         if (req.defer && admissible) device = null;
         deps.metrics?.newDeviceid(keyLabel(req), req.defer && admissible ? 'deferred' : 'registered');
+        t = lap('spike', t);
       }
     }
+    if (req.admission) req.defer = await takeAdmission(req); // a message without a device to judge
     let answer: AgentAnswer = { ...answerFor(msg, req), outcome: 'accepted' };
     if (answer.status >= 400) answer.outcome = 'unsupported';
     else if (req.defer && admissible) answer.outcome = `deferred:${req.defer}`;
@@ -384,7 +400,9 @@ export function createAgentService(deps: AgentServiceDeps) {
           await mergePartial(tx, rec.deviceId, msg, req.receivedAt);
         return rec;
       });
+      lap('record_tx', t);
     }
+    t = performance.now(); // the batcher observes its own record_wait and record_statement
     await noteKeyUse(req, msg.deviceid, rec.deviceId);
     const claimed = claimedTagOf(msg);
     if (claimed !== null && req.principal?.tag && claimed !== req.principal.tag) deps.onClaimedTagMismatch?.(msg.kind);
@@ -411,6 +429,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     if (answer.status < 400 && answer.outcome === 'accepted' && state !== null && state !== 'approved') {
       answer = { ...(state === 'rejected' ? (rejectedAnswer(msg) ?? answer) : answer), outcome: state };
     }
+    lap('after', t);
     return answer;
   }
 
@@ -423,6 +442,9 @@ export function createAgentService(deps: AgentServiceDeps) {
     req: AgentRequest,
     msg: AgentMessage,
   ): Promise<{ conflict: Conflict | null; known: unknown }> {
+    // The two indexed reads at once (two pooled connections, one round trip of waiting instead of two).
+    const bound = req.principal ? boundClient(deps.sql, msg.deviceid) : null;
+    bound?.catch(() => {}); // awaited below; never an unhandled rejection if the first read fails
     const judged = msg.identity
       ? await findConflict(deps.sql, msg.deviceid, msg.identity, {
           full: msg.kind === 'inventory' && !msg.partial,
@@ -431,7 +453,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       : { conflict: null, known: await knownDevice(deps.sql, msg.deviceid) };
     const known = judged.known;
     if (req.principal) {
-      const verdict = pinVerdict(known, await boundClient(deps.sql, msg.deviceid), req.principal);
+      const verdict = pinVerdict(known, await bound!, req.principal);
       if (verdict === 'refuse') {
         await deps.securityEvent?.('device_credential_mismatch', {
           remoteAddr: req.remoteAddr,
@@ -632,6 +654,13 @@ function deviceFacts(req: AgentRequest, msg: AgentMessage) {
     registeredCertId: req.principal?.type === 'cert' ? req.principal.id : null,
     assignedTag: req.principal?.tag ?? null,
   };
+}
+
+/** The admission decision started by the endpoint, taken once (a later step may set `defer` itself: spike). */
+function takeAdmission(req: AgentRequest): Promise<DeferReason | null> {
+  const pending = req.admission!;
+  req.admission = undefined;
+  return pending;
 }
 
 /** The tag a message claims: an inventory's TAG (as GLPI would read it), a CONTACT's `tag`; else null. */

@@ -51,7 +51,7 @@ export function viewFromBody(
 /** Where inventory views are built: parse-pool.ts (worker threads for large ones), or inlineViews. */
 export interface InventoryViews {
   /** The view of a stored submission as JSON text, ready to store. */
-  viewJson(body: Buffer, compression: string, format: string): Promise<string>;
+  viewJson(body: Buffer, compression: string, format: string, opts?: { offThread?: boolean }): Promise<string>;
 }
 
 /** On the event loop: for callers without a parse pool (the pool's own small-body path does the same). */

@@ -49,8 +49,11 @@ export interface ParsePool {
    * never for the request body itself).
    */
   parse(decoded: Buffer, secrets: string[], compression: Compression, transfer?: boolean): Promise<AgentMessage>;
-  /** The inventory view of a stored submission, as JSON text. */
-  viewJson(body: Buffer, compression: string, format: string): Promise<string>;
+  /**
+   * The inventory view of a stored submission, as JSON text. `offThread`: always in a worker, whatever its
+   * size (background work, e.g. the prepared summaries, never takes the event loop from agents).
+   */
+  viewJson(body: Buffer, compression: string, format: string, opts?: { offThread?: boolean }): Promise<string>;
   /**
    * Starts a worker and waits until it has loaded its modules (about 2 s, paid otherwise by the first large
    * body): for a process that wants that cost up front.
@@ -207,8 +210,8 @@ export function createParsePool(opts: ParsePoolOptions): ParsePool {
       const bytes = own ? decoded : copyOf(decoded);
       return run<AgentMessage>('parse', { decoded: bytes, secrets, compression }, [bytes.buffer as ArrayBuffer]);
     },
-    async viewJson(body, compression, format) {
-      if (body.length <= INLINE_VIEW_MAX) {
+    async viewJson(body, compression, format, viewOpts) {
+      if (body.length <= INLINE_VIEW_MAX && !viewOpts?.offThread) {
         count('view:inline');
         return JSON.stringify(viewFromBody(body, compression, format, opts.inflateLimit));
       }

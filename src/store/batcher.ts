@@ -11,6 +11,8 @@ import { type RecordInput, type Recorded, recordMessage } from './agent-store.js
 
 interface Pending {
   input: RecordInput;
+  /** performance.now() when queued */
+  queuedAt: number;
   resolve: (r: Recorded) => void;
   reject: (err: unknown) => void;
 }
@@ -20,12 +22,24 @@ export interface BatcherOptions {
   maxBatch: number;
   /** Flushes in flight at once (each holds one pooled connection). */
   concurrency: number;
+  /** Told, per record, how long it waited for its flush and how long its flush took to commit (seconds). */
+  observe?: (phase: 'record_wait' | 'record_statement', seconds: number) => void;
 }
 
 export function createRecordBatcher(sql: Sql, opts: BatcherOptions) {
   const queue: Pending[] = [];
   let inFlight = 0;
   let idleWaiters: (() => void)[] = [];
+
+  async function timed(batch: Pending[]): Promise<void> {
+    const started = performance.now();
+    if (opts.observe) for (const p of batch) opts.observe('record_wait', (started - p.queuedAt) / 1000);
+    await writeBatch(batch);
+    if (opts.observe) {
+      const took = (performance.now() - started) / 1000;
+      for (let i = 0; i < batch.length; i++) opts.observe('record_statement', took);
+    }
+  }
 
   async function writeBatch(batch: Pending[]): Promise<void> {
     if (batch.length === 1) {
@@ -49,7 +63,7 @@ export function createRecordBatcher(sql: Sql, opts: BatcherOptions) {
     while (inFlight < opts.concurrency && queue.length > 0) {
       const batch = queue.splice(0, opts.maxBatch);
       inFlight++;
-      void writeBatch(batch).finally(() => {
+      void timed(batch).finally(() => {
         inFlight--;
         if (queue.length > 0) pump();
         else if (inFlight === 0) {
@@ -65,7 +79,7 @@ export function createRecordBatcher(sql: Sql, opts: BatcherOptions) {
     /** Resolves once the record is committed. */
     record(input: RecordInput): Promise<Recorded> {
       return new Promise((resolve, reject) => {
-        queue.push({ input, resolve, reject });
+        queue.push({ input, queuedAt: performance.now(), resolve, reject });
         pump();
       });
     },
