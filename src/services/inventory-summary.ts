@@ -17,25 +17,7 @@ import { createPoller } from './poller.js';
 export const SMALL_BODY = 64 * 1024;
 const BATCH = 20;
 
-/** OS, hardware, software count… of an inventory view (the same fields read-store's pageInventory builds in SQL). */
-export function summarize(view: Record<string, unknown>): InventorySummary {
-  const first = (v: unknown) => (Array.isArray(v) ? v[0] : v) as Record<string, unknown> | undefined;
-  const os = first(view.operatingsystem);
-  const bios = first(view.bios);
-  const hw = first(view.hardware);
-  const count = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
-  return {
-    os: os?.full_name ?? os?.name ?? null,
-    manufacturer: bios?.smanufacturer ?? null,
-    model: bios?.smodel ?? null,
-    serial: bios?.ssn ?? null,
-    uuid: hw?.uuid ?? null,
-    memoryMb: hw?.memory ?? null,
-    softwareCount: count(view.softwares),
-    networkCount: count(view.networks),
-    sections: Object.keys(view).sort(),
-  };
-}
+export { summarize } from './inventory-view.js';
 
 /** The summary of a stored submission, or a marked empty one when its body cannot be read. */
 export async function summarizeSubmission(
@@ -45,11 +27,8 @@ export async function summarizeSubmission(
 ): Promise<InventorySummary> {
   const body = await loadSubmissionBody(sql, submissionId);
   try {
-    // The view is built by `views` (a parse worker for a large body), never parsed here on the event loop.
-    if (body)
-      return summarize(
-        JSON.parse(await views.viewJson(body.body, body.compression, body.format)) as Record<string, unknown>,
-      );
+    // The view and its summary are made by `views` (a parse worker for a large body), never on the event loop.
+    if (body) return await views.summary(body.body, body.compression, body.format);
   } catch {
     // an unreadable body is summarised as empty, once, rather than retried for ever
   }

@@ -8,7 +8,8 @@ import { AppError, type ErrorCode } from '../errors.js';
 import { encodeAnswer } from '../protocol/answers.js';
 import type { Compression } from '../protocol/decode.js';
 import { type AgentMessage, parseDecoded } from '../protocol/message.js';
-import { viewFromBody } from './inventory-view.js';
+import { summarize, viewFromBody } from './inventory-view.js';
+import type { InventorySummary } from '../store/read-store.js';
 
 export type WorkerAnswer<T> = { ok: T } | { error: { code: ErrorCode; message: string } };
 
@@ -22,7 +23,8 @@ function guard<T>(fn: () => T): WorkerAnswer<T> {
 }
 
 export interface ParseTask {
-  decoded: Uint8Array;
+  /** The decoded body, in parts (joined here, off the event loop). */
+  decoded: Uint8Array[];
   secrets: string[];
   /** The request's compression, so a redacted text is re-encoded the way it came. */
   compression: Compression;
@@ -31,7 +33,10 @@ export interface ParseTask {
 /** Parses one decoded body (transferred, not copied) into a message slimmed for the trip back. */
 export function parse(task: ParseTask): WorkerAnswer<AgentMessage> {
   return guard(() => {
-    const decoded = Buffer.from(task.decoded.buffer, task.decoded.byteOffset, task.decoded.byteLength);
+    const parts = task.decoded.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+    task.decoded.length = 0;
+    const decoded = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    parts.length = 0; // only the joined copy is referenced from here on
     return slimMessage(parseDecoded(decoded, task.secrets), task.compression);
   });
 }
@@ -48,6 +53,14 @@ export function view(task: ViewTask): WorkerAnswer<string> {
   return guard(() => {
     const body = Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength);
     return JSON.stringify(viewFromBody(body, task.compression, task.format, task.limit));
+  });
+}
+
+/** The summary of a stored submission's view (only the summary crosses back). */
+export function summary(task: ViewTask): WorkerAnswer<InventorySummary> {
+  return guard(() => {
+    const body = Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength);
+    return summarize(viewFromBody(body, task.compression, task.format, task.limit));
   });
 }
 
