@@ -7,8 +7,8 @@
 import { AppError, type ErrorCode } from '../errors.js';
 import { encodeAnswer } from '../protocol/answers.js';
 import type { Compression } from '../protocol/decode.js';
-import { type AgentMessage, parseDecoded } from '../protocol/message.js';
-import { summarize, viewFromBody } from './inventory-view.js';
+import { type AgentMessage, decodedText, parseText } from '../protocol/message.js';
+import { summaryFromBody, viewFromBody } from './inventory-view.js';
 import type { InventorySummary } from '../store/read-store.js';
 
 export type WorkerAnswer<T> = { ok: T } | { error: { code: ErrorCode; message: string } };
@@ -33,11 +33,9 @@ export interface ParseTask {
 /** Parses one decoded body (transferred, not copied) into a message slimmed for the trip back. */
 export function parse(task: ParseTask): WorkerAnswer<AgentMessage> {
   return guard(() => {
-    const parts = task.decoded.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
-    task.decoded.length = 0;
-    const decoded = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    parts.length = 0; // only the joined copy is referenced from here on
-    return slimMessage(parseDecoded(decoded, task.secrets), task.compression);
+    // The bytes are referenced only until they are text: the parse below may then collect them.
+    const text = decodedText(Buffer.concat(task.decoded.splice(0)));
+    return slimMessage(parseText(text, task.secrets), task.compression);
   });
 }
 
@@ -60,7 +58,7 @@ export function view(task: ViewTask): WorkerAnswer<string> {
 export function summary(task: ViewTask): WorkerAnswer<InventorySummary> {
   return guard(() => {
     const body = Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength);
-    return summarize(viewFromBody(body, task.compression, task.format, task.limit));
+    return summaryFromBody(body, task.compression, task.format, task.limit);
   });
 }
 
