@@ -534,8 +534,8 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'PARSE_WORKER_HEAP',
     field: 'parseWorkerHeap',
-    doc: 'heap cap of each parse worker; a body whose parse needs more gets 413 (a 60 MB JSON inventory needs ~200 MB)',
-    default: '320mb',
+    doc: 'heap cap of each parse worker; a body whose parse needs more gets 413 (a 64 MB JSON inventory, INFLATE_LIMIT, parses in 176 MB; a larger cap only lets V8 collect later)',
+    default: '192mb',
     parse: atLeast(32 * 1024 * 1024, parseSize),
   },
   {
