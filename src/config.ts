@@ -392,7 +392,7 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'SPOOL_MAX',
     field: 'spoolMaxBytes',
-    doc: 'most bytes the spool holds; from 90 % of it new PROLOG/CONTACT are told to come back later',
+    doc: 'most bytes the spool holds; from 90 % of it new PROLOG/CONTACT are told to come back later; one credential holds at most SPOOL_MAX / n of it (n credentials spooling, at most half while alone)',
     default: '1gb',
     parse: atLeast(1024 * 1024, parseSize),
   },

@@ -41,7 +41,7 @@ import {
 import { takeKeyDeviceSlot } from '../store/auth-store.js';
 import { AppError, ERROR_STATUS } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import type { DeferReason } from './admission.js';
+import { type DeferReason, tenantOf } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import type { SpoolHeader } from './spool.js';
 import { withDeadline } from './db-health.js';
@@ -557,6 +557,8 @@ export function createAgentService(deps: AgentServiceDeps) {
         deviceid: msg.deviceid,
         kind: msg.kind,
         receivedAt: req.receivedAt.toISOString(),
+        // Its share of SPOOL_MAX (spool.ts spoolShare): the credential's, or the address's without one.
+        owner: tenantOf(req.principal ? `${req.principal.type}:${req.principal.id}` : null, req.remoteAddr),
         method: req.method,
         path: req.path,
         remoteAddr: req.remoteAddr,
