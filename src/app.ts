@@ -49,6 +49,8 @@ export function buildApp(deps: Deps, opts: { surface?: Surface } = {}): express.
       records: deps.records,
       metricsEndpoint: operators,
       metricsToken: deps.config.metricsToken,
+      limits: deps.limits,
+      securityEvent: (kind, e) => deps.credentials.securityEvent(kind, e),
     }),
   );
   if (operators) mountOperators(app, deps);

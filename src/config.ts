@@ -392,7 +392,7 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'SPOOL_MAX',
     field: 'spoolMaxBytes',
-    doc: 'most bytes the spool holds; from 90 % of it new PROLOG/CONTACT are told to come back later',
+    doc: 'most bytes the spool holds; from 90 % of it new PROLOG/CONTACT are told to come back later; one credential holds at most SPOOL_MAX / n of it (n credentials spooling, at most half while alone)',
     default: '1gb',
     parse: atLeast(1024 * 1024, parseSize),
   },
@@ -534,8 +534,8 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'PARSE_WORKER_HEAP',
     field: 'parseWorkerHeap',
-    doc: 'heap cap of each parse worker; a body whose parse needs more gets 413 (a 60 MB JSON inventory needs ~200 MB)',
-    default: '320mb',
+    doc: 'heap cap of each parse worker; a body whose parse needs more gets 413 (a 64 MB JSON inventory, INFLATE_LIMIT, parses in 176 MB; a larger cap only lets V8 collect later)',
+    default: '192mb',
     parse: atLeast(32 * 1024 * 1024, parseSize),
   },
   {

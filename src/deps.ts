@@ -249,6 +249,12 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
     policies,
     onDeviceEvent,
     newDeviceid,
+    admitFirstContact: (req, deviceid) =>
+      admission.admit({
+        deviceid,
+        credential: req.principal ? `${req.principal.type}:${req.principal.id}` : null,
+        remoteAddr: req.remoteAddr,
+      }),
     metrics,
     forward,
     inflateLimit: config.inflateLimit,

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError, ERROR_STATUS, toAppError } from '../errors.js';
-import { detectCompression, inflateBody } from '../protocol/decode.js';
+import { detectCompression, inflateBodyParts, partsLength } from '../protocol/decode.js';
 import type { AgentMessage } from '../protocol/message.js';
 import {
   type AgentAnswer,
@@ -226,11 +226,12 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
       ar.compression = detectCompression(ar.contentType ?? undefined, body);
       // Each decoded byte is charged to the budget as it is produced; past it the inflater waits.
       let t = performance.now();
-      const decoded = await inflateBody(body, ar.compression, deps.inflateLimit, (n) => ticket.charge(n));
+      const decoded = await inflateBodyParts(body, ar.compression, deps.inflateLimit, (n) => ticket.charge(n));
       t = lap('inflate', t);
-      ar.decodedSize = decoded.length;
-      // A large body is parsed in a worker thread; the inflater's output is moved there, not copied.
-      msg = await deps.parser.parse(decoded, ar.presentedSecrets, ar.compression, decoded !== body);
+      ar.decodedSize = partsLength(decoded);
+      // A large body is parsed in a worker thread; the inflater's output is moved there as it is, neither
+      // joined nor copied on the event loop.
+      msg = await deps.parser.parse(decoded, ar.presentedSecrets, ar.compression, decoded[0] !== body);
       t = lap('parse', t);
       if (msg.kind === 'prolog' || msg.kind === 'contact') {
         const outage = outageDeferral(msg.deviceid, unverified);

@@ -61,10 +61,26 @@ export async function inflateBody(
   limit: number,
   charge: ChargeDecoded = () => undefined,
 ): Promise<Buffer> {
+  return joinParts(await inflateBodyParts(body, compression, limit, charge));
+}
+
+/**
+ * inflateBody without the final join: the decoded bytes as the inflater produced them, in order. Joining
+ * 60 MB into one buffer is a single copy of ~100 ms or more on the event loop (and, until the parts are
+ * collected, the body held twice); a large body's parts are moved to a parse worker as they are and joined
+ * there (parse-pool.ts). Each part's ArrayBuffer belongs to this body alone (never Node's shared pool), so
+ * the parts can be transferred — except for `compression` 'none', where the one part is the body itself.
+ */
+export async function inflateBodyParts(
+  body: Buffer,
+  compression: Compression,
+  limit: number,
+  charge: ChargeDecoded = () => undefined,
+): Promise<Buffer[]> {
   if (compression === 'none') {
     if (body.length > limit) throw tooLarge(limit);
     await charge(body.length);
-    return body;
+    return [body];
   }
   if (body.length <= SYNC_INFLATE_MAX && compression === 'zlib') {
     // Small bodies (PROLOG, CONTACT) inflate faster inline than through the thread pool; at most ~4 MB.
@@ -77,24 +93,44 @@ export async function inflateBody(
     }
     if (out.engine.bytesWritten !== body.length) throw trailingData(compression);
     await charge(out.buffer.length);
-    return out.buffer;
+    return [out.buffer];
   }
   const decoded = await inflateStream(body, compression, limit, charge);
   // Security: the compressed stream must end where the body ends. Bytes after it (or a second gzip member,
   // which Node joins and PHP's gzdecode does not read) would be stored and forwarded without being judged.
   const consumed = compression === 'gzip' ? await firstGzipMemberLength(body, limit) : decoded.consumed;
   if (consumed !== body.length) throw trailingData(compression);
-  return decoded.buffer;
+  return decoded.parts;
+}
+
+/** The decoded parts as one buffer (the part itself when there is one). */
+export function joinParts(parts: readonly Buffer[]): Buffer {
+  if (parts.length === 1) return parts[0]!;
+  return Buffer.concat(parts);
+}
+
+/** Total length of decoded parts. */
+export function partsLength(parts: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
 }
 
 function trailingData(compression: Compression): AppError {
   return new AppError('bad_request', `Invalid ${compression} body: data after the end of the compressed stream`);
 }
 
+/**
+ * The inflater's output buffer: each one filled is one callback on the event loop. Node's default (16 KB)
+ * made a 60 MB body ~3 800 callbacks; 256 KB makes it ~240 (a small body still gets one buffer).
+ */
+const OUTPUT_CHUNK = 256 * 1024;
+
 function createEngine(compression: Compression): zlib.Inflate | zlib.Gunzip | zlib.InflateRaw {
-  if (compression === 'zlib') return zlib.createInflate();
-  if (compression === 'gzip') return zlib.createGunzip();
-  return zlib.createInflateRaw();
+  const opts = { chunkSize: OUTPUT_CHUNK };
+  if (compression === 'zlib') return zlib.createInflate(opts);
+  if (compression === 'gzip') return zlib.createGunzip(opts);
+  return zlib.createInflateRaw(opts);
 }
 
 /** Streams `input` through an inflater in budgeted pieces; `keep` false only counts (the gzip member check). */
@@ -104,7 +140,7 @@ async function inflateStream(
   limit: number,
   charge: ChargeDecoded,
   keep = true,
-): Promise<{ buffer: Buffer; consumed: number }> {
+): Promise<{ parts: Buffer[]; consumed: number }> {
   const engine = createEngine(compression);
   const chunks: Buffer[] = [];
   let produced = 0;
@@ -155,12 +191,9 @@ async function inflateStream(
     await Promise.race([ending, errored]);
     check();
     await chargeNow();
-    // One buffer of its own, exactly the decoded size (never Node's shared pool): it can be moved to a worker.
-    const buffer = Buffer.allocUnsafeSlow(keep ? produced : 0);
-    let offset = 0;
-    for (const c of chunks) offset += c.copy(buffer, offset);
-    chunks.length = 0;
-    return { buffer, consumed: engine.bytesWritten };
+    // Not joined (see inflateBodyParts). zlib allocates each output buffer (OUTPUT_CHUNK, never Node's
+    // shared pool) for this engine alone, and the engine is destroyed below: the parts can be moved.
+    return { parts: chunks, consumed: engine.bytesWritten };
   } finally {
     engine.removeAllListeners('data');
     engine.destroy();

@@ -294,9 +294,20 @@ export function parseJsonMessage(original: string, secrets: readonly string[] = 
 
 /** A decoded body (XML or JSON, told by its first byte) as a message. */
 export function parseDecoded(decoded: Buffer, secrets: readonly string[] = []): AgentMessage {
+  return parseText(decodedText(decoded), secrets);
+}
+
+/** The text of a decoded body and its format (told by its first byte). */
+export function decodedText(decoded: Buffer): { format: WireFormat; text: string } {
   const format = sniffFormat(decoded);
   if (format === 'unknown') throw new AppError('bad_request', 'Unsupported content: expected an XML or JSON message');
-  return format === 'json'
-    ? parseJsonMessage(jsonText(decoded), secrets)
-    : parseXmlMessage(xmlText(decoded).text, secrets);
+  return { format, text: format === 'json' ? jsonText(decoded) : xmlText(decoded).text };
+}
+
+/**
+ * parseDecoded in two steps, so that a caller holding a large body can let go of its bytes once they are
+ * text (the parse worker does: a 60 MB body is then not held three times — bytes, text, tree — at once).
+ */
+export function parseText(t: { format: WireFormat; text: string }, secrets: readonly string[] = []): AgentMessage {
+  return t.format === 'json' ? parseJsonMessage(t.text, secrets) : parseXmlMessage(t.text, secrets);
 }

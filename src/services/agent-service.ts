@@ -41,7 +41,7 @@ import {
 import { takeKeyDeviceSlot } from '../store/auth-store.js';
 import { AppError, ERROR_STATUS } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import type { DeferReason } from './admission.js';
+import { type DeferReason, tenantOf } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import type { SpoolHeader } from './spool.js';
 import { withDeadline } from './db-health.js';
@@ -141,6 +141,11 @@ export interface AgentServiceDeps {
    * detector counts it); true when the request's key is in a new-device spike right now.
    */
   newDeviceid?: (e: { req: AgentRequest; kind: MessageKind }) => Promise<boolean>;
+  /**
+   * The fair budget (admission.ts) for a first contact that is not a PROLOG/CONTACT: an inventory naming a
+   * deviceid the gateway does not know. null = admitted.
+   */
+  admitFirstContact?: (req: AgentRequest, deviceid: string) => Promise<DeferReason | null>;
   metrics?: Pick<Metrics, 'deferred' | 'newDeviceid'>;
   /** Told how long each phase of handle() took (agentgate_agent_phase_seconds): identity, spike, record_tx, after. */
   phase?: (name: string, seconds: number) => void;
@@ -159,6 +164,9 @@ export class CredentialMisuse extends AppError {
     super('unauthorized', 'Authorization required', { details: { misuse: message } });
   }
 }
+
+/** Retry-After for an inventory of an unknown device refused by the spike deferral or the fair budget. */
+export const FIRST_CONTACT_RETRY_SECONDS = 3600;
 
 /** A record of this message exists already (its message key): it was recorded, by an earlier try or replay. */
 export { isDuplicateMessage };
@@ -357,6 +365,25 @@ export function createAgentService(deps: AgentServiceDeps) {
           deps.metrics?.deferred('spike');
         }
         if (req.defer && admissible) device = null;
+        if (!admissible && !req.spooled) {
+          // SECURITY: a first contact without PROLOG/CONTACT (an inventory under a fresh deviceid) would
+          // otherwise create a device outside the spike deferral and the fair budget. The agents' own runs
+          // register with PROLOG/CONTACT first, so their inventory names a known device; a sender that skips
+          // it is answered "come back later" (429, nothing recorded but the refusal) past either limit.
+          // (A spooled message was accepted before the outage; it is recorded as it was acknowledged.)
+          const reason = spiking ? 'spike' : ((await deps.admitFirstContact?.(req, msg.deviceid)) ?? null);
+          if (reason) {
+            deps.metrics?.deferred(reason);
+            deps.metrics?.newDeviceid(keyLabel(req), 'deferred');
+            throw new AppError(
+              'rate_limited',
+              'New device: register with PROLOG or CONTACT first, or come back later',
+              {
+                retryAfterSeconds: FIRST_CONTACT_RETRY_SECONDS,
+              },
+            );
+          }
+        }
         deps.metrics?.newDeviceid(keyLabel(req), req.defer && admissible ? 'deferred' : 'registered');
         t = lap('spike', t);
       }
@@ -552,6 +579,8 @@ export function createAgentService(deps: AgentServiceDeps) {
         deviceid: msg.deviceid,
         kind: msg.kind,
         receivedAt: req.receivedAt.toISOString(),
+        // Its share of SPOOL_MAX (spool.ts spoolShare): the credential's, or the address's without one.
+        owner: tenantOf(req.principal ? `${req.principal.type}:${req.principal.id}` : null, req.remoteAddr),
         method: req.method,
         path: req.path,
         remoteAddr: req.remoteAddr,

@@ -17,25 +17,7 @@ import { createPoller } from './poller.js';
 export const SMALL_BODY = 64 * 1024;
 const BATCH = 20;
 
-/** OS, hardware, software count… of an inventory view (the same fields read-store's pageInventory builds in SQL). */
-export function summarize(view: Record<string, unknown>): InventorySummary {
-  const first = (v: unknown) => (Array.isArray(v) ? v[0] : v) as Record<string, unknown> | undefined;
-  const os = first(view.operatingsystem);
-  const bios = first(view.bios);
-  const hw = first(view.hardware);
-  const count = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
-  return {
-    os: os?.full_name ?? os?.name ?? null,
-    manufacturer: bios?.smanufacturer ?? null,
-    model: bios?.smodel ?? null,
-    serial: bios?.ssn ?? null,
-    uuid: hw?.uuid ?? null,
-    memoryMb: hw?.memory ?? null,
-    softwareCount: count(view.softwares),
-    networkCount: count(view.networks),
-    sections: Object.keys(view).sort(),
-  };
-}
+export { summarize } from './inventory-view.js';
 
 /** The summary of a stored submission, or a marked empty one when its body cannot be read. */
 export async function summarizeSubmission(
@@ -45,15 +27,10 @@ export async function summarizeSubmission(
 ): Promise<InventorySummary> {
   const body = await loadSubmissionBody(sql, submissionId);
   try {
-    // The view is built by `views` in a parse worker whatever its size: this pass keeps up with ingest (one
-    // parse per stored inventory), and on the event loop it took ~27 % of it from the agents (issue 13).
-    if (body)
-      return summarize(
-        JSON.parse(await views.viewJson(body.body, body.compression, body.format, { offThread: true })) as Record<
-          string,
-          unknown
-        >,
-      );
+    // The view and its summary are made in a parse worker whatever the body's size (views.summary): this pass
+    // keeps up with ingest (one full parse per stored inventory), and on the event loop it took ~27 % of it
+    // from the agents (issue 13); a 60 MB view is never parsed again on the event loop (issue 12).
+    if (body) return await views.summary(body.body, body.compression, body.format);
   } catch {
     // an unreadable body is summarised as empty, once, rather than retried for ever
   }

@@ -16,9 +16,10 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../errors.js';
-import type { Compression } from '../protocol/decode.js';
+import { type Compression, joinParts, partsLength } from '../protocol/decode.js';
 import { type AgentMessage, parseDecoded } from '../protocol/message.js';
 import { viewFromBody } from './inventory-view.js';
+import type { InventorySummary } from '../store/read-store.js';
 import type { ParseTask, ViewTask, WorkerAnswer } from './parse-worker.js';
 
 /** Decoded bodies up to this size are parsed on the event loop (about 10 ms for 1 MB of JSON). */
@@ -44,16 +45,21 @@ export interface ParsePoolStats {
 
 export interface ParsePool {
   /**
-   * A decoded request body as a message; a large one is parsed by a worker. With `transfer` the bytes are
-   * moved to it, not copied (the caller must not use `decoded` afterwards: pass it for the inflater's output,
+   * A decoded request body (one buffer, or the inflater's parts in order) as a message; a large one is
+   * parsed by a worker, which joins the parts (never the event loop). With `transfer` the bytes are moved
+   * to it, not copied (the caller must not use `decoded` afterwards: pass it for the inflater's output,
    * never for the request body itself).
    */
-  parse(decoded: Buffer, secrets: string[], compression: Compression, transfer?: boolean): Promise<AgentMessage>;
-  /**
-   * The inventory view of a stored submission, as JSON text. `offThread`: always in a worker, whatever its
-   * size (background work, e.g. the prepared summaries, never takes the event loop from agents).
-   */
-  viewJson(body: Buffer, compression: string, format: string, opts?: { offThread?: boolean }): Promise<string>;
+  parse(
+    decoded: Buffer | Buffer[],
+    secrets: string[],
+    compression: Compression,
+    transfer?: boolean,
+  ): Promise<AgentMessage>;
+  /** The inventory view of a stored submission, as JSON text. */
+  viewJson(body: Buffer, compression: string, format: string): Promise<string>;
+  /** The summary of that view, made in a worker whatever its size (only the summary comes back). */
+  summary(body: Buffer, compression: string, format: string): Promise<InventorySummary>;
   /**
    * Starts a worker and waits until it has loaded its modules (about 2 s, paid otherwise by the first large
    * body): for a process that wants that cost up front.
@@ -96,7 +102,7 @@ parentPort.on('message', async ({ id, name, task }) => {
 
 interface Job {
   id: number;
-  name: 'parse' | 'view';
+  name: 'parse' | 'view' | 'summary';
   task: ParseTask | ViewTask;
   transfer: ArrayBuffer[];
   resolve(v: unknown): void;
@@ -171,7 +177,7 @@ export function createParsePool(opts: ParsePoolOptions): ParsePool {
       }
   }
 
-  async function run<T>(name: 'parse' | 'view', task: ParseTask | ViewTask, transfer: ArrayBuffer[]): Promise<T> {
+  async function run<T>(name: Job['name'], task: ParseTask | ViewTask, transfer: ArrayBuffer[]): Promise<T> {
     if (closed) throw new AppError('unavailable', 'Service temporarily unavailable');
     running++;
     try {
@@ -200,18 +206,19 @@ export function createParsePool(opts: ParsePoolOptions): ParsePool {
 
   return {
     async parse(decoded, secrets, compression, transfer = false) {
-      if (decoded.length <= INLINE_PARSE_MAX) {
+      const parts = Array.isArray(decoded) ? decoded : [decoded];
+      if (partsLength(parts) <= INLINE_PARSE_MAX) {
         count('parse:inline');
-        return parseDecoded(decoded, secrets);
+        return parseDecoded(joinParts(parts), secrets);
       }
-      // Moved when allowed and the buffer holds these bytes alone (the inflater's output does); else copied
-      // once into a buffer of their own, which is moved.
-      const own = transfer && decoded.byteOffset === 0 && decoded.buffer.byteLength === decoded.length;
-      const bytes = own ? decoded : copyOf(decoded);
-      return run<AgentMessage>('parse', { decoded: bytes, secrets, compression }, [bytes.buffer as ArrayBuffer]);
+      // Moved when allowed (the inflater's parts: each ArrayBuffer is theirs alone, several parts may share
+      // one); else copied once into a buffer of their own, which is moved.
+      const moved = transfer ? parts : [copyOf(joinParts(parts))];
+      const buffers = [...new Set(moved.map((p) => p.buffer as ArrayBuffer))];
+      return run<AgentMessage>('parse', { decoded: moved, secrets, compression }, buffers);
     },
-    async viewJson(body, compression, format, viewOpts) {
-      if (body.length <= INLINE_VIEW_MAX && !viewOpts?.offThread) {
+    async viewJson(body, compression, format) {
+      if (body.length <= INLINE_VIEW_MAX) {
         count('view:inline');
         return JSON.stringify(viewFromBody(body, compression, format, opts.inflateLimit));
       }
@@ -219,8 +226,15 @@ export function createParsePool(opts: ParsePoolOptions): ParsePool {
       const task: ViewTask = { body: bytes, compression, format, limit: opts.inflateLimit };
       return run<string>('view', task, [bytes.buffer as ArrayBuffer]);
     },
+    async summary(body, compression, format) {
+      // Always in a worker, whatever the size: the summaries are background work, which on the event loop
+      // took ~27 % of it from the agents under ingest load (issue 13).
+      const bytes = copyOf(body);
+      const task: ViewTask = { body: bytes, compression, format, limit: opts.inflateLimit };
+      return run<InventorySummary>('summary', task, [bytes.buffer as ArrayBuffer]);
+    },
     async warm() {
-      await run('parse', { decoded: Buffer.from('{}'), secrets: [], compression: 'none' }, []).catch(() => {});
+      await run('parse', { decoded: [Buffer.from('{}')], secrets: [], compression: 'none' }, []).catch(() => {});
     },
     stats: () => ({ threads: threads.length, queued: queue.length, running, completed }),
     tasks,

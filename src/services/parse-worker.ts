@@ -7,8 +7,9 @@
 import { AppError, type ErrorCode } from '../errors.js';
 import { encodeAnswer } from '../protocol/answers.js';
 import type { Compression } from '../protocol/decode.js';
-import { type AgentMessage, parseDecoded } from '../protocol/message.js';
-import { viewFromBody } from './inventory-view.js';
+import { type AgentMessage, decodedText, parseText } from '../protocol/message.js';
+import { summaryFromBody, viewFromBody } from './inventory-view.js';
+import type { InventorySummary } from '../store/read-store.js';
 
 export type WorkerAnswer<T> = { ok: T } | { error: { code: ErrorCode; message: string } };
 
@@ -22,7 +23,8 @@ function guard<T>(fn: () => T): WorkerAnswer<T> {
 }
 
 export interface ParseTask {
-  decoded: Uint8Array;
+  /** The decoded body, in parts (joined here, off the event loop). */
+  decoded: Uint8Array[];
   secrets: string[];
   /** The request's compression, so a redacted text is re-encoded the way it came. */
   compression: Compression;
@@ -31,8 +33,9 @@ export interface ParseTask {
 /** Parses one decoded body (transferred, not copied) into a message slimmed for the trip back. */
 export function parse(task: ParseTask): WorkerAnswer<AgentMessage> {
   return guard(() => {
-    const decoded = Buffer.from(task.decoded.buffer, task.decoded.byteOffset, task.decoded.byteLength);
-    return slimMessage(parseDecoded(decoded, task.secrets), task.compression);
+    // The bytes are referenced only until they are text: the parse below may then collect them.
+    const text = decodedText(Buffer.concat(task.decoded.splice(0)));
+    return slimMessage(parseText(text, task.secrets), task.compression);
   });
 }
 
@@ -48,6 +51,14 @@ export function view(task: ViewTask): WorkerAnswer<string> {
   return guard(() => {
     const body = Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength);
     return JSON.stringify(viewFromBody(body, task.compression, task.format, task.limit));
+  });
+}
+
+/** The summary of a stored submission's view (only the summary crosses back). */
+export function summary(task: ViewTask): WorkerAnswer<InventorySummary> {
+  return guard(() => {
+    const body = Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength);
+    return summaryFromBody(body, task.compression, task.format, task.limit);
   });
 }
 

@@ -13,6 +13,8 @@ export const SECURITY_EVENT_TYPES = [
   'invalid_client',
   'client_device_mismatch',
   'device_credential_mismatch',
+  'invalid_operator_token',
+  'invalid_metrics_token',
 ] as const;
 
 /** Failed credentials: what security.spike counts. */

@@ -146,15 +146,35 @@ export interface SpoolHeader {
   deviceid: string;
   kind: string;
   receivedAt: string;
+  /**
+   * Whose share of SPOOL_MAX the message is charged to: the credential (`key:<id>`, `client:<id>`…), or the
+   * source address without one (admission.ts tenantOf). Absent (older records): a share of their own.
+   */
+  owner?: string;
   [k: string]: unknown;
 }
 
 export class SpoolFull extends Error {
-  constructor(readonly bytes: number) {
-    super(`spool full (${bytes} bytes)`);
+  constructor(
+    readonly bytes: number,
+    /** Set when the spool had room but not within this owner's share. */
+    readonly share?: number,
+  ) {
+    super(share === undefined ? `spool full (${bytes} bytes)` : `spool share full (${bytes} of ${share} bytes)`);
     this.name = 'SpoolFull';
   }
 }
+
+/**
+ * Share of SPOOL_MAX one owner may hold: SPOOL_MAX / n, n the owners with messages in the spool (this one
+ * counted), and at most half while it is alone, so that during an outage one key holder cannot fill the
+ * spool that every other credential's agents need: what it leaves is always there for the others.
+ */
+export function spoolShare(maxBytes: number, owners: number): number {
+  return Math.floor(maxBytes / Math.max(2, owners));
+}
+
+const NO_OWNER = '(none)';
 
 export interface SpoolOptions {
   dir: string;
@@ -182,6 +202,7 @@ interface Entry {
   segment: number;
   offset: number;
   length: number;
+  owner: string;
   deviceid: string;
   key: string;
   receivedAt: string;
@@ -306,6 +327,14 @@ export function createSpool(opts: SpoolOptions) {
     perDevice.set(deviceid, (perDevice.get(deviceid) ?? 0) + 1);
   }
 
+  /** Bytes in the spool per owner (see SpoolHeader.owner and spoolShare). */
+  const perOwner = new Map<string, number>();
+  function charge(owner: string, n: number): void {
+    const left = (perOwner.get(owner) ?? 0) + n;
+    if (left > 0) perOwner.set(owner, left);
+    else perOwner.delete(owner);
+  }
+
   function dropDevice(deviceid: string): void {
     const n = (perDevice.get(deviceid) ?? 1) - 1;
     if (n > 0) return void perDevice.set(deviceid, n);
@@ -346,6 +375,7 @@ export function createSpool(opts: SpoolOptions) {
           segment: seq,
           offset: r.offset,
           length: r.length,
+          owner: typeof h.owner === 'string' ? h.owner : NO_OWNER,
           deviceid: h.deviceid,
           key: h.key,
           receivedAt: String(h.receivedAt),
@@ -355,6 +385,7 @@ export function createSpool(opts: SpoolOptions) {
         bytes += r.length;
         messages++;
         addDevice(h.deviceid);
+        charge(typeof h.owner === 'string' ? h.owner : NO_OWNER, r.length);
       }
       segments.set(seq, seg);
       nextSeq = Math.max(nextSeq, seq + 1);
@@ -432,6 +463,7 @@ export function createSpool(opts: SpoolOptions) {
           bytes -= p.buf.length;
           messages--;
           dropDevice(p.entry.deviceid);
+          charge(p.entry.owner, -p.buf.length);
           p.reject(err);
         }
         log.error({ err, dir }, 'spool: could not write to disk');
@@ -499,6 +531,7 @@ export function createSpool(opts: SpoolOptions) {
       bytes -= e.length;
       messages--;
       dropDevice(e.deviceid);
+      charge(e.owner, -e.length);
       const seg = segments.get(e.segment);
       if (seg && --seg.pending === 0) {
         await exclusive(async () => {
@@ -549,6 +582,10 @@ export function createSpool(opts: SpoolOptions) {
       if (closed) return Promise.reject(new Error('spool closed'));
       const buf = encodeRecord(header, body);
       if (bytes + buf.length > opts.maxBytes) return Promise.reject(new SpoolFull(bytes));
+      const owner = header.owner ?? NO_OWNER;
+      const held = perOwner.get(owner) ?? 0;
+      const share = spoolShare(opts.maxBytes, perOwner.size + (held === 0 ? 1 : 0));
+      if (held + buf.length > share) return Promise.reject(new SpoolFull(held, share));
       try {
         lock();
       } catch (err) {
@@ -558,11 +595,13 @@ export function createSpool(opts: SpoolOptions) {
       reserved += buf.length;
       messages++;
       addDevice(header.deviceid);
+      charge(owner, buf.length);
       return new Promise<void>((resolve, reject) => {
         pending.push({
           buf,
           entry: {
             length: buf.length,
+            owner,
             deviceid: header.deviceid,
             key: header.key,
             receivedAt: header.receivedAt,

@@ -131,20 +131,32 @@ describe('the inventory budget (shared through Redis)', () => {
     expect(new Set(deferred.map((c) => c.expiration)).size).toBeGreaterThan(1); // spread, not one wave
   });
 
-  it('an inventory that arrives anyway is stored, never refused for load', async () => {
+  it('an inventory of a known device that arrives anyway is stored, never refused for load; a new one is admitted like its PROLOG', async () => {
+    // A device the gateway knows (registered while the budget had room).
+    const known = await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog('known-1') });
+    expect(known.text).toContain('<RESPONSE>SEND</RESPONSE>');
     for (let i = 0; i < 10; i++)
       await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog(`drain-${i}`) });
-    // Its own PROLOG came when the budget was spent; the agent sends its inventory anyway.
-    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog('late-1') });
-    const inv = zlib.deflateSync(
-      '<?xml version="1.0"?><REQUEST><CONTENT><HARDWARE><NAME>late</NAME></HARDWARE></CONTENT><DEVICEID>late-1</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>',
-    );
-    const res = await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inv });
+    const inventory = (deviceid: string) =>
+      zlib.deflateSync(
+        `<?xml version="1.0"?><REQUEST><CONTENT><HARDWARE><NAME>late</NAME></HARDWARE></CONTENT><DEVICEID>${deviceid}</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>`,
+      );
+    const stored = async (deviceid: string) =>
+      (
+        await ctx.sql<
+          { n: number }[]
+        >`select count(*)::int as n from submissions s join devices d on d.id = s.device_id where d.deviceid = ${deviceid}`
+      )[0]!.n;
+    // The budget is spent: the known device's inventory is taken all the same.
+    const res = await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inventory('known-1') });
     expect(res.status).toBe(200);
-    const [s] = await ctx.sql<
-      { n: number }[]
-    >`select count(*)::int as n from submissions s join devices d on d.id = s.device_id where d.deviceid = 'late-1'`;
-    expect(s!.n).toBe(1);
+    expect(await stored('known-1')).toBe(1);
+    // A new device whose PROLOG was deferred (it created no device) sends its inventory anyway: a first
+    // contact, admitted through the same budget, so it is told to come back later and creates nothing.
+    await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: prolog('late-1') });
+    const late = await send(ctx.app, { method: 'POST', path: '/', headers: zlibXml, body: inventory('late-1') });
+    expect(late.status).toBe(429);
+    expect((await ctx.sql`select 1 from devices where deviceid = 'late-1'`).length).toBe(0);
   });
 });
 

@@ -141,6 +141,38 @@ describe('spool on disk', () => {
     await spool.close();
   });
 
+  it('gives each owner a share of SPOOL_MAX: half while alone, SPOOL_MAX / n with n owners spooling', async () => {
+    const spool = createSpool({
+      dir: tmp(),
+      maxBytes: 10_000,
+      logger,
+      isTransient: () => true,
+      replay: () => Promise.reject(new Error('away')),
+    });
+    const rec = (i: number, owner: string) => spool.append({ ...header(i), owner }, Buffer.alloc(900, 0x78));
+    const size = encodeRecord({ ...header(0), owner: 'key:1' }, Buffer.alloc(900, 0x78)).length;
+    // The flooder alone: up to half of SPOOL_MAX, then refused with its share named.
+    let a = 0;
+    for (; a < 20; a++) {
+      const err = await rec(a, 'key:1').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      if (err) {
+        expect(err).toBeInstanceOf(SpoolFull);
+        expect((err as SpoolFull).share).toBe(5000);
+        break;
+      }
+    }
+    expect(a).toBe(Math.floor(5000 / size));
+    // Another credential still finds room, and so does a third (their shares are SPOOL_MAX / n).
+    await rec(100, 'key:2');
+    await rec(101, 'client:7');
+    await expect(rec(102, 'key:1')).rejects.toBeInstanceOf(SpoolFull); // over its share of a third
+    expect(spool.stats().messages).toBe(a + 2);
+    await spool.close();
+  });
+
   it('after a crash mid-append, the next process replays the whole records and skips the torn one', async () => {
     const dir = tmp();
     const first = createSpool({
