@@ -151,7 +151,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, opts:
   const admin = createAdmin({
     sql: db.sql,
     clock,
-    onCredentialsChanged: () => credentials.clearCache(),
+    onCredentialsChanged: (what) => credentials.clearCache(what),
     flushKeyUsage: () => keyUsage.flush(),
   });
   const batcher = createRecordBatcher(db.sql, {

@@ -9,7 +9,7 @@ import type { Queryable, Sql } from '../store/db.js';
 import * as store from '../store/auth-store.js';
 import type { AuditAction, OperatorRole } from '../store/auth-store.js';
 import { generateClientId, generateSecret, hashSecret, masked, visiblePrefix } from './secrets.js';
-import { normalizeFingerprint } from './credentials.js';
+import { type ChangedCredential, normalizeFingerprint } from './credentials.js';
 import { tagProblem } from '../protocol/inventory-tag.js';
 
 export { AUDIT_ACTIONS, OPERATOR_ROLES, type AuditAction, type OperatorRole } from '../store/auth-store.js';
@@ -23,7 +23,8 @@ export interface AdminDeps {
   sql: Sql;
   clock: Clock;
   /** Called after a change that must stop cached verifications in this process. */
-  onCredentialsChanged?: () => void;
+  /** A credential changed (rotated, revoked, activated): `what` names it; absent, only caches are refreshed. */
+  onCredentialsChanged?: (what?: ChangedCredential) => void;
   /** Writes the key usage counted in memory (services/key-usage.ts) before it is read. */
   flushKeyUsage?: () => Promise<void>;
 }
@@ -72,7 +73,7 @@ export interface KeyView extends Omit<store.KeyRow, 'id'> {
 
 export function createAdmin(deps: AdminDeps) {
   const { sql, clock } = deps;
-  const changed = () => deps.onCredentialsChanged?.();
+  const changed = (what?: ChangedCredential) => deps.onCredentialsChanged?.(what);
 
   async function audit(
     tx: Queryable,
@@ -193,10 +194,10 @@ export function createAdmin(deps: AdminDeps) {
         });
         const after = await keyView(tx, key);
         await audit(tx, actor, 'key.rotate', 'registration_key', key.name, before, after, `grace ${graceSeconds}s`);
-        return { key: after, secret, version, previousExpiresAt };
+        return { keyId: key.id, result: { key: after, secret, version, previousExpiresAt } };
       });
-      changed();
-      return result;
+      changed({ type: 'key', id: result.keyId });
+      return result.result;
     },
 
     async setKeyActive(name: string, active: boolean, actor: Actor): Promise<KeyView> {
@@ -206,10 +207,10 @@ export function createAdmin(deps: AdminDeps) {
         await store.updateKey(tx, key.id, { active });
         const after = await keyView(tx, { ...key, active });
         await audit(tx, actor, active ? 'key.activate' : 'key.revoke', 'registration_key', key.name, before, after);
-        return after;
+        return { keyId: key.id, after };
       });
-      changed();
-      return view;
+      changed({ type: 'key', id: view.keyId });
+      return view.after;
     },
 
     async listKeys(): Promise<KeyView[]> {
@@ -289,10 +290,10 @@ export function createAdmin(deps: AdminDeps) {
         await store.revokeClient(tx, client.id, clock.now());
         const after = publicClient((await store.findClient(tx, clientId))!);
         await audit(tx, actor, 'client.revoke', 'agent_client', clientId, publicClient(client), after);
-        return after;
+        return { id: client.id, after };
       });
-      changed();
-      return result;
+      changed({ type: 'client', id: result.id });
+      return result.after;
     },
 
     /** Client certificates seen (TLS_CLIENT_CA), most recently seen first, with the devices pinned to each. */
@@ -316,10 +317,10 @@ export function createAdmin(deps: AdminDeps) {
         await store.revokeCertificate(tx, cert.id, clock.now(), actor.name);
         const after = publicCertificate((await store.findCertificate(tx, hex))!);
         await audit(tx, actor, 'cert.revoke', 'client_certificate', hex, publicCertificate(cert), after);
-        return after;
+        return { id: cert.id, after };
       });
-      changed();
-      return result;
+      changed({ type: 'cert', id: result.id, fingerprint: hex });
+      return result.after;
     },
 
     async createOperator(

@@ -15,6 +15,14 @@ import * as store from '../store/auth-store.js';
 import { type DbHealth, isUnavailable, withDeadline } from './db-health.js';
 import { generateSecret, hashSecret, sameDigest } from './secrets.js';
 
+/** A credential an operator changed: a key (rotated, revoked, activated), a client or a certificate (revoked). */
+export interface ChangedCredential {
+  type: 'key' | 'client' | 'cert';
+  id: number;
+  /** a certificate's SHA-256 (hex): it may stand for a client (its CN), so its principal is not always 'cert' */
+  fingerprint?: string;
+}
+
 export interface AgentPrincipal {
   type: 'key' | 'client' | 'cert';
   /** registration key id, client primary key or client certificate id */
@@ -327,10 +335,23 @@ export function createCredentialService(deps: CredentialServiceDeps) {
       await deps.onSecurityEvent?.(kind, e);
     },
 
-    /** Forget cached verifications (after a rotation or revocation in this process). */
-    clearCache(): void {
+    /**
+     * Forget cached verifications after a rotation or revocation in this process. The short cache goes
+     * whole (the database is asked again). The outage cache forgets only the changed credential: clearing it
+     * whole made every agent's credential unknown for the next outage, so their inventories waited for the
+     * database and got a 503 — which the agents answer by dropping them.
+     */
+    clearCache(what?: ChangedCredential): void {
       cache.clear();
-      outage.clear();
+      if (!what) return;
+      for (const [k, e] of outage) {
+        const p = e.principal;
+        if (
+          (p.type === what.type && p.id === what.id) ||
+          (what.fingerprint && p.cert?.fingerprint === what.fingerprint)
+        )
+          outage.delete(k);
+      }
     },
   };
 }

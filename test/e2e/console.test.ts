@@ -703,6 +703,8 @@ describe('a security analyst (admin)', () => {
       'invalid_client',
       'client_device_mismatch',
       'device_credential_mismatch',
+      'invalid_operator_token',
+      'invalid_metrics_token',
     ]);
     await page.locator('#se-type').selectOption('device_credential_mismatch');
     await page.getByRole('button', { name: 'Apply' }).click();
