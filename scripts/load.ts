@@ -24,7 +24,6 @@
  * exits 1 if one is missing.
  */
 import crypto from 'node:crypto';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type http from 'node:http';
 import os from 'node:os';
@@ -40,7 +39,7 @@ import {
   runAgent,
 } from './lib/agent-sim.js';
 import { RAISED_LIMITS, hasConfigKey, limitSettings } from './lib/limits.js';
-import { type Proc, ROOT, startGateway } from './lib/processes.js';
+import { type Proc, runCli, startGateway } from './lib/processes.js';
 
 function num(name: string, def: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -83,27 +82,6 @@ function loadLimits(budgetLow: boolean): Record<string, string> {
   return limitSettings(wanted);
 }
 
-/** `node bin/agent-gate.js …` as an operator would run it; stdout, or an error with stderr. */
-function cli(args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'agent-gate.js'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`agent-gate ${args.slice(0, 2).join(' ')} exited ${code}: ${stderr.trim().slice(0, 300)}`));
-    });
-  });
-}
-
 async function createClients(
   count: number,
   databaseUrl: string,
@@ -113,7 +91,7 @@ async function createClients(
     const batch = [i, i + 1].filter((k) => k < count);
     const outs = await Promise.all(
       batch.map((k) =>
-        cli(['clients', 'create', '--name', `load-client-${k}`, '--comment', 'npm run load', '--json'], {
+        runCli(['clients', 'create', '--name', `load-client-${k}`, '--comment', 'npm run load', '--json'], {
           DATABASE_URL: databaseUrl,
           LOG_LEVEL: 'warn',
         }),
