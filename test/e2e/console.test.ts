@@ -391,8 +391,8 @@ describe('a reviewer', () => {
     await expect(row.getByRole('link', { name: XSS }).innerText()).resolves.toBe(XSS);
     await expect(row.innerText()).resolves.toContain('"><script>alert(2)</script>');
     await row.getByRole('link', { name: XSS }).click();
+    await page.getByRole('heading', { name: 'Identity' }).waitFor(); // the device page, not the queue any more
     await expect(page.locator('h1').innerText()).resolves.toBe(XSS);
-    await page.getByRole('heading', { name: 'Identity' }).waitFor();
     expect(await page.locator('main img, main script, main b').count()).toBe(0);
     await page.waitForTimeout(200);
     expect(problems).toEqual([]);
@@ -484,11 +484,12 @@ describe('an admin', () => {
     await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByLabel('Action').fill('key.create');
     await page.getByRole('button', { name: 'Apply' }).click();
+    // The filtered page replaces the unfiltered one (where site-paris also has its key.rotate row): wait for it.
+    await expect
+      .poll(() => page.locator('tbody tr td:nth-child(3)').allInnerTexts(), { timeout: 10_000 })
+      .toEqual(['key.create', 'key.create']); // site-paris, and the bootstrap key "default"
     const audit = page.locator('tbody tr', { hasText: 'site-paris' });
-    await audit.waitFor();
     await expect(audit.innerText()).resolves.toContain('operator:ada');
-    const actions = await page.locator('tbody tr td:nth-child(3)').allInnerTexts();
-    expect(actions).toEqual(['key.create', 'key.create']); // site-paris, and the bootstrap key "default"
     await page.screenshot({ path: '/tmp/console-audit.png', fullPage: true });
     await page.close();
   });
