@@ -371,11 +371,12 @@ export function createSpool(opts: SpoolOptions) {
           log.warn({ segment: path.basename(file), offset: r.offset }, 'spool: record without key skipped');
           continue;
         }
+        const owner = typeof h.owner === 'string' ? h.owner : NO_OWNER;
         queue.push({
           segment: seq,
           offset: r.offset,
           length: r.length,
-          owner: typeof h.owner === 'string' ? h.owner : NO_OWNER,
+          owner,
           deviceid: h.deviceid,
           key: h.key,
           receivedAt: String(h.receivedAt),
@@ -385,7 +386,7 @@ export function createSpool(opts: SpoolOptions) {
         bytes += r.length;
         messages++;
         addDevice(h.deviceid);
-        charge(typeof h.owner === 'string' ? h.owner : NO_OWNER, r.length);
+        charge(owner, r.length);
       }
       segments.set(seq, seg);
       nextSeq = Math.max(nextSeq, seq + 1);
