@@ -7,3 +7,15 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => new Date() };
+
+/**
+ * A stopwatch for request phases: `lap(name, since)` reports the seconds since `since` (a performance.now()
+ * reading) as phase `name` to `observe` (absent: nothing) and returns now, the start of the next phase.
+ */
+export function phaseLap(observe?: (name: string, seconds: number) => void): (name: string, since: number) => number {
+  return (name, since) => {
+    const now = performance.now();
+    observe?.(name, (now - since) / 1000);
+    return now;
+  };
+}

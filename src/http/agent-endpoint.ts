@@ -21,7 +21,7 @@ import type { AgentAuth, AuthResult } from './agent-auth.js';
 import { type DbHealth, isUnavailable, withDeadline as settleWithin } from '../services/db-health.js';
 import type { Spool } from '../services/spool.js';
 import type { Metrics } from '../metrics.js';
-import type { Clock } from '../clock.js';
+import { type Clock, phaseLap } from '../clock.js';
 import type { AgentLimits } from './limits.js';
 import type { Admission } from '../services/admission.js';
 import { compressionFromLabel, formatFromHeaders, header, sendAgentAnswer, sendAgentError } from './agent-answer.js';
@@ -94,11 +94,7 @@ function baseRequest(req: Request, receivedAt: Date): AgentRequest {
 export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
   const router = express.Router();
   /** Observes the time since `since` as phase `name` (agentgate_agent_phase_seconds); returns now. */
-  function lap(name: string, since: number): number {
-    const now = performance.now();
-    deps.metrics.agentPhase(name, (now - since) / 1000);
-    return now;
-  }
+  const lap = phaseLap((name, seconds) => deps.metrics.agentPhase(name, seconds));
 
   async function handleGet(req: Request, res: Response): Promise<void> {
     const action = typeof req.query.action === 'string' ? req.query.action : undefined;

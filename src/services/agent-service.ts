@@ -41,6 +41,7 @@ import {
 import { takeKeyDeviceSlot } from '../store/auth-store.js';
 import { AppError, ERROR_STATUS } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { phaseLap } from '../clock.js';
 import { type DeferReason, tenantOf } from './admission.js';
 import type { AgentPrincipal } from './credentials.js';
 import type { SpoolHeader } from './spool.js';
@@ -207,13 +208,8 @@ export const DEFER_MAX_HOURS = 4;
 export function createAgentService(deps: AgentServiceDeps) {
   const freq = deps.prologFreqHours;
   const views = deps.views ?? inlineViews;
-  const observe = deps.phase;
   /** Observes the time since `since` as `name`; returns now (the start of the next phase). */
-  function lap(name: string, since: number): number {
-    const now = performance.now();
-    observe?.(name, (now - since) / 1000);
-    return now;
-  }
+  const lap = phaseLap(deps.phase);
 
   /** Key usage: who used which key version, from where, when last (not on registrations' history). */
   function noteKeyUse(req: AgentRequest, deviceid: string | null, deviceId: number | null): Promise<void> {
