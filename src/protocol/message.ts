@@ -9,6 +9,7 @@ import { type Identity, identityFromSections, xmlSectionsToJsonShape } from './i
 import { assertUniqueKeys } from './json-keys.js';
 import { readXmlRequest, scalar } from './xml.js';
 import { jsonText, sniffFormat, xmlText } from './decode.js';
+import { type ContentSummary, summarize, xmlSummary } from './summary.js';
 
 export type MessageKind =
   'prolog' | 'contact' | 'inventory' | 'getconfig' | 'get_params' | 'netdiscovery' | 'netinventory' | 'other';
@@ -31,6 +32,11 @@ export interface AgentMessage {
   redacted: boolean;
   /** Lower-cased names of the content sections a JSON inventory carries ([] otherwise). */
   sections: string[];
+  /**
+   * A full inventory's summary for the device page, made from what this parse read (protocol/summary.ts);
+   * null for other messages, and for an XML document only a full parse can summarise.
+   */
+  summary: ContentSummary | null;
   /**
    * Set when the body was parsed in a worker thread (a large one): `text` is then empty and `json` holds no
    * `content`, so nothing the size of the inventory crosses back to the event loop. What is needed of them
@@ -181,9 +187,11 @@ export function parseXmlMessage(text: string, secrets: readonly string[] = []): 
   const action = (req.query ?? 'INVENTORY').trim().toUpperCase();
   const kind = XML_KINDS[action] ?? 'other';
   let identity: Identity | null = null;
+  let summary: ContentSummary | null = null;
   if (kind === 'inventory') {
     const { sections, tag } = xmlSectionsToJsonShape(req.identity);
     identity = identityFromSections(sections, tag);
+    summary = xmlSummary(req.sectionNames, req.identity);
   }
   return {
     format: 'xml',
@@ -196,6 +204,7 @@ export function parseXmlMessage(text: string, secrets: readonly string[] = []): 
     text: cleanText,
     redacted: cleanText !== text,
     sections: [],
+    summary,
   };
 }
 
@@ -289,6 +298,7 @@ export function parseJsonMessage(original: string, secrets: readonly string[] = 
     text: cleanText,
     redacted: cleanText !== original,
     sections: kind === 'inventory' ? Object.keys(m.content as object).map((k) => k.toLowerCase()) : [],
+    summary: kind === 'inventory' && m.partial !== true ? summarize(m.content as Record<string, unknown>) : null,
   };
 }
 

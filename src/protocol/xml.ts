@@ -119,6 +119,8 @@ export interface XmlRequest {
   deviceid: string | undefined;
   /** Identity sections of CONTENT only (HARDWARE, BIOS, NETWORKS, ACCOUNTINFO, OPERATINGSYSTEM, VERSIONCLIENT). */
   identity: XmlObject;
+  /** Names of CONTENT's children, in document order, repeated as they repeat. */
+  sectionNames: string[];
   hasContent: boolean;
 }
 
@@ -204,6 +206,7 @@ export function readXmlRequest(text: string): XmlRequest {
     query: scalar(head.QUERY),
     deviceid: scalar(head.DEVICEID),
     identity,
+    sectionNames: scan.contentSections.map((s) => s.name),
     hasContent: scan.rootChildren.some((s) => s.name === 'CONTENT'),
   };
 }

@@ -1,10 +1,11 @@
 /**
- * The device page's inventory summary, prepared off the request path: a background pass (every gateway,
- * polling, kicked when a page finds one missing) parses each new full inventory once after it is stored and
- * writes its summary next to it (inventories.summary). The page then reads a few hundred bytes instead of
- * parsing a 230 KB XML body (134–154 ms at p95 on a 100k-device database, issue 17). Small bodies (at most
- * SMALL_BODY decoded) are still summarised on the spot when the pass has not got to them yet; a large one
- * shows the device's own identity columns, marked `pending`, for the second or so until the pass is done.
+ * The device page's inventory summary, never made on the request path. Ingest writes it with each full
+ * inventory, from what the message parse read (protocol/summary.ts): the document is not parsed a second
+ * time. This background pass (every gateway, polling, kicked when a page finds one missing) does what ingest
+ * leaves to it: documents only a full parse can summarise (section names not in upper case), and rows stored
+ * before ingest made summaries. Small bodies (at most SMALL_BODY decoded) are still summarised on the spot
+ * when the pass has not got to them yet; a large one shows the device's own identity columns, marked
+ * `pending`, for the second or so until the pass is done.
  */
 import type { Logger } from 'pino';
 import { loadSubmissionBody } from '../store/agent-store.js';
@@ -27,9 +28,8 @@ export async function summarizeSubmission(
 ): Promise<InventorySummary> {
   const body = await loadSubmissionBody(sql, submissionId);
   try {
-    // The view and its summary are made in a parse worker whatever the body's size (views.summary): this pass
-    // keeps up with ingest (one full parse per stored inventory), and on the event loop it took ~27 % of it
-    // from the agents (issue 13); a 60 MB view is never parsed again on the event loop (issue 12).
+    // The view and its summary are made in a parse worker whatever the body's size (views.summary): a 60 MB
+    // view is never parsed again on the event loop (issue 12).
     if (body) return await views.summary(body.body, body.compression, body.format);
   } catch {
     // an unreadable body is summarised as empty, once, rather than retried for ever

@@ -10,6 +10,7 @@ import { lowerKeys } from '../protocol/identity.js';
 import { parseXmlDocument } from '../protocol/xml.js';
 import { sanitizeJson } from '../protocol/message.js';
 import type { InventorySummary } from '../store/read-store.js';
+import { summarize } from '../protocol/summary.js';
 
 /** INFLATE_LIMIT's default; the gateway passes its own. */
 const DEFAULT_LIMIT = 64 * 1024 * 1024;
@@ -85,25 +86,7 @@ export function summaryFromBody(
   return summarize(shallow);
 }
 
-/** OS, hardware, software count… of an inventory view (the same fields read-store's pageInventory builds in SQL). */
-export function summarize(view: Record<string, unknown>): InventorySummary {
-  const first = (v: unknown) => (Array.isArray(v) ? v[0] : v) as Record<string, unknown> | undefined;
-  const os = first(view.operatingsystem);
-  const bios = first(view.bios);
-  const hw = first(view.hardware);
-  const count = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
-  return {
-    os: os?.full_name ?? os?.name ?? null,
-    manufacturer: bios?.smanufacturer ?? null,
-    model: bios?.smodel ?? null,
-    serial: bios?.ssn ?? null,
-    uuid: hw?.uuid ?? null,
-    memoryMb: hw?.memory ?? null,
-    softwareCount: count(view.softwares),
-    networkCount: count(view.networks),
-    sections: Object.keys(view).sort(),
-  };
-}
+export { summarize };
 
 /** Where inventory views are built: parse-pool.ts (worker threads for large ones), or inlineViews. */
 export interface InventoryViews {

@@ -308,8 +308,8 @@ export function createReview(deps: {
   };
 
   /**
-   * OS, hardware, software count…: from the merged view (summarised in SQL), else from the summary the
-   * background pass prepared; never a large body parsed here (see services/inventory-summary.ts).
+   * OS, hardware, software count…: from the merged view (summarised in SQL), else from the summary ingest
+   * (or the background pass) wrote; never a large body parsed here (see services/inventory-summary.ts).
    */
   async function inventorySummary(device: {
     id: number;

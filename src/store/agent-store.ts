@@ -239,6 +239,11 @@ export interface RecordInput {
   submission: SubmissionInput | null;
   /** The submission is the device's new full inventory. */
   fullInventory: boolean;
+  /**
+   * That full inventory's summary for the device page (InventorySummary), made at ingest; null leaves it to
+   * the background pass (services/inventory-summary.ts).
+   */
+  summary?: Record<string, unknown> | null;
   /** Registration key whose devices_used counts this device if the statement creates it (unlimited keys). */
   countForKeyId?: number | null;
   /** An inventory that may be forwarded: an approved device's submission is also put in the outbox when the database's forwarding switch is on. */
@@ -295,11 +300,14 @@ export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
     ${
       s && m.fullInventory && m.device
         ? tx`, i as (
-      insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
-      select (select id from d), s.id, ${s.format}, null, 0, ${s.receivedAt} from s
+      insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at, summary,
+                               summary_submission_id)
+      select (select id from d), s.id, ${s.format}, null, 0, ${s.receivedAt},
+             ${m.summary ? tx.json(m.summary as never) : null}, ${m.summary ? tx`s.id` : tx`null::bigint`} from s
       on conflict (device_id) do update set
         full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
-        partials_merged = 0, updated_at = excluded.updated_at
+        partials_merged = 0, updated_at = excluded.updated_at, summary = excluded.summary,
+        summary_submission_id = excluded.summary_submission_id
       -- A held conflict never replaces the device's reference inventory: a person compares both first.
       where (select state from d) <> 'conflict')`
         : tx``

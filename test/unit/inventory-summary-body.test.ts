@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { summarize, summaryFromBody, viewFromBody } from '../../src/services/inventory-view.js';
 import { jsonBomb, xmlBomb } from '../../scripts/lib/bombs.js';
 import { SCENARIOS, bodyOf, loadScenario } from '../helpers/fixtures.js';
+import { parseDecoded } from '../../src/protocol/message.js';
+import { decodeStoredBody } from '../../src/services/inventory-view.js';
 
 // summaryFromBody skips building the whole view (a second tree as large as the document): it must give
 // exactly what summarize(viewFromBody(…)) gives, for every captured inventory and for odd documents.
@@ -44,5 +46,42 @@ describe('summaryFromBody', () => {
     const expected = summarize(viewFromBody(body, 'zlib', format));
     expect(expected.softwareCount).toBeGreaterThan(500);
     expect(summaryFromBody(body, 'zlib', format)).toEqual(expected);
+  });
+});
+
+// The summary made at ingest (protocol/summary.ts) from what the message parse read: the full parse's.
+describe('the summary a full inventory carries from its parse', () => {
+  it.each(inventories)('equals summaryFromBody for $name', ({ r }) => {
+    const body = bodyOf(r);
+    const format = r.decoded_text.trimStart().startsWith('{') ? 'json' : 'xml';
+    const compression = r.compression ?? 'none';
+    const msg = parseDecoded(decodeStoredBody(body, compression));
+    if (msg.partial) return expect(msg.summary).toBeNull();
+    expect(msg.summary).not.toBeNull();
+    expect(msg.summary).toEqual(summaryFromBody(body, compression, format));
+  });
+
+  it('counts every list entry, empty ones too, and names every section once', () => {
+    const xml =
+      '<REQUEST><CONTENT><BIOS><SSN>s</SSN></BIOS><SOFTWARES/><SOFTWARES><NAME>a</NAME></SOFTWARES><SOFTWARES></SOFTWARES>' +
+      '<HARDWARE/><NETWORKS><MACADDR>aa:bb:cc:dd:ee:ff</MACADDR></NETWORKS><ENVS><KEY>k</KEY></ENVS><ENVS/></CONTENT>' +
+      '<DEVICEID>d</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>';
+    const msg = parseDecoded(Buffer.from(xml));
+    expect(msg.summary).toMatchObject({ serial: 's', softwareCount: 3, networkCount: 1, uuid: null });
+    expect(msg.summary).toEqual(summaryFromBody(Buffer.from(xml), 'none', 'xml'));
+  });
+
+  it('is left to the full parse (null) when a section name is not in upper case', () => {
+    const xml =
+      '<REQUEST><CONTENT><SOFTWARES><NAME>a</NAME></SOFTWARES><softwares><name>b</name></softwares></CONTENT>' +
+      '<DEVICEID>d</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>';
+    expect(parseDecoded(Buffer.from(xml)).summary).toBeNull();
+  });
+
+  it('is null for a partial JSON inventory and for other messages', () => {
+    const partial = { action: 'inventory', deviceid: 'd', partial: true, content: { softwares: [{ name: 'a' }] } };
+    expect(parseDecoded(Buffer.from(JSON.stringify(partial))).summary).toBeNull();
+    const prolog = '<REQUEST><DEVICEID>d</DEVICEID><QUERY>PROLOG</QUERY></REQUEST>';
+    expect(parseDecoded(Buffer.from(prolog)).summary).toBeNull();
   });
 });

@@ -3,13 +3,15 @@
  * (fast-xml-parser's validator and parser over the whole document, test/unit/support/xml-reference.ts).
  * Thousands of seeded mutations of the real captured messages; for each, either the gateway refuses it with
  * the bad-input AppError (a 400 in the agent's format), or root, QUERY, DEVICEID and the identity sections
- * it reads equal the full parse's — and so does the identity parseXmlMessage derives from the text it keeps.
+ * it reads equal the full parse's — and so do the identity and the summary parseXmlMessage derives from the
+ * text it keeps.
  * Replay a failure with DIFF_SEED=<seed> DIFF_CASES=<n>.
  */
 import { describe, expect, it } from 'vitest';
 import { identityFromSections, xmlSectionsToJsonShape } from '../../src/protocol/identity.js';
 import { parseXmlMessage, validDeviceid } from '../../src/protocol/message.js';
 import { AppError } from '../../src/errors.js';
+import { summaryFromBody } from '../../src/services/inventory-view.js';
 import { type Disagreement, canon, summary } from './support/canon.js';
 import { SLIM_XML, XML_SAMPLES } from './support/corpus.js';
 import { diffSettings, rng } from './support/prng.js';
@@ -47,6 +49,11 @@ function messageDisagreement(text: string): string | null {
     const { sections, tag } = xmlSectionsToJsonShape(r.identity);
     const expected = canon(identityFromSections(sections, tag));
     if (canon(msg.identity) !== expected) return `identity ${canon(msg.identity)}\n   full parse ${expected}`;
+    // The device page's summary made at ingest is the full parse's (or left to it: null).
+    if (msg.summary !== null) {
+      const full = canon(summaryFromBody(Buffer.from(msg.text, 'utf8'), 'none', 'xml'));
+      if (canon(msg.summary) !== full) return `summary ${canon(msg.summary)}\n   full parse ${full}`;
+    }
   }
   return null;
 }

@@ -1,0 +1,66 @@
+/**
+ * The device page's inventory summary (OS, hardware, software count…), made at ingest from what the message
+ * parse has read already: the JSON content, or for XML the scan's section list and the identity sections it
+ * parsed. No second parse of the document: the background pass (services/inventory-summary.ts) used to parse
+ * every stored full inventory again to make it, about half of the gateway's CPU per XML inventory (issue 13).
+ * It now does only what ingest leaves to it (summary null): documents whose section names are not all upper
+ * case, where the view's case folding decides which of two sections wins.
+ */
+import { lowerKeys } from './identity.js';
+
+/** The same fields as store/read-store.ts InventorySummary (store/ may not import protocol/). */
+export interface ContentSummary {
+  os: unknown;
+  manufacturer: unknown;
+  model: unknown;
+  serial: unknown;
+  uuid: unknown;
+  memoryMb: unknown;
+  softwareCount: number | null;
+  networkCount: number | null;
+  sections: string[];
+}
+
+/** OS, hardware, software count… of an inventory view (the same fields read-store's pageInventory builds in SQL). */
+export function summarize(view: Record<string, unknown>): ContentSummary {
+  const first = (v: unknown) => (Array.isArray(v) ? v[0] : v) as Record<string, unknown> | undefined;
+  const os = first(view.operatingsystem);
+  const bios = first(view.bios);
+  const hw = first(view.hardware);
+  const count = (v: unknown) => (Array.isArray(v) ? v.length : v ? 1 : 0);
+  return {
+    os: os?.full_name ?? os?.name ?? null,
+    manufacturer: bios?.smanufacturer ?? null,
+    model: bios?.smodel ?? null,
+    serial: bios?.ssn ?? null,
+    uuid: hw?.uuid ?? null,
+    memoryMb: hw?.memory ?? null,
+    softwareCount: count(view.softwares),
+    networkCount: count(view.networks),
+    sections: Object.keys(view).sort(),
+  };
+}
+
+/** The sections summarize reads whole; XML parses them with the identity sections. */
+const READ_WHOLE = ['OPERATINGSYSTEM', 'BIOS', 'HARDWARE'] as const;
+/** The sections summarize counts: list sections, so a full parse gives one array entry per element. */
+const COUNTED = ['SOFTWARES', 'NETWORKS'] as const;
+
+/**
+ * summarize(view of the whole document) for an XML inventory, from the names of CONTENT's children (in
+ * document order, repeated as they repeat) and the identity sections already parsed. null when a name is
+ * not in upper case: the view lower-cases names and the last of two that fold together wins, which only the
+ * full parse can tell (the background pass does it).
+ */
+export function xmlSummary(sectionNames: readonly string[], identity: Record<string, unknown>): ContentSummary | null {
+  const counts = new Map<string, number>();
+  for (const name of sectionNames) {
+    if (name.toUpperCase() !== name) return null;
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  const view: Record<string, unknown> = {};
+  for (const name of counts.keys()) view[name.toLowerCase()] = true;
+  for (const name of READ_WHOLE) if (counts.has(name)) view[name.toLowerCase()] = lowerKeys(identity[name]);
+  for (const name of COUNTED) if (counts.has(name)) view[name.toLowerCase()] = new Array<never>(counts.get(name)!);
+  return summarize(view);
+}
