@@ -146,6 +146,10 @@ export class Stats {
   /** Next contact given at PROLOG/CONTACT, in seconds (the agents' reading of PROLOG_FREQ / expiration). */
   nextContactSeconds: number[] = [];
   inventoriesDeferred = 0;
+  /** ms from a request's start to its new connection's TCP connect. */
+  connects: number[] = [];
+  /** Every answer as [performance.now() when it arrived, ms it took]: latency over time. */
+  timeline: [number, number][] = [];
 
   problem(kind: 'network' | 'status' | 'answer', text: string): void {
     if (kind === 'network') this.networkErrors++;
@@ -157,6 +161,7 @@ export class Stats {
   answered(kind: Kind, status: number, ms: number, challenge: boolean): void {
     this.requests++;
     this.statuses[status] = (this.statuses[status] ?? 0) + 1;
+    this.timeline.push([performance.now(), ms]);
     const map = challenge ? this.challenges : this.final;
     if (!map.has(kind)) map.set(kind, []);
     map.get(kind)!.push(ms);
@@ -233,6 +238,11 @@ function send(ctx: SimContext, conn: http.Agent, r: LoadRequest, extra: Record<s
     );
     req.setTimeout(ctx.timeoutMs, () => req.destroy(new Error(`no answer within ${ctx.timeoutMs} ms`)));
     req.on('error', reject);
+    req.once('socket', (socket) => {
+      // A new connection (each message opens one, as the agents do): how long its TCP connect took.
+      if (!socket.connecting) return;
+      socket.once('connect', () => ctx.stats.connects.push(Number(process.hrtime.bigint() - t0) / 1e6));
+    });
     req.end(r.body);
   });
 }
