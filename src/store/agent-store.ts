@@ -66,6 +66,15 @@ function identityUpdate(tx: Tx) {
       agent_version = case when devices.state = 'conflict' then devices.agent_version else coalesce(excluded.agent_version, devices.agent_version) end`;
 }
 
+/**
+ * How far a message's last_seen may be ahead of the one on record before the row takes it (messages that
+ * carry an inventory always do). last_seen is in four indexes (the device lists' orders, migration 0012):
+ * writing it makes the update non-HOT, so every index — the trigram and MAC GINs included — gets a new
+ * entry. A PROLOG or CONTACT within this much of the recorded last_seen changes no indexed column and is a
+ * HOT update (migration 0015 leaves room for it on the page).
+ */
+export const LAST_SEEN_RESOLUTION = '60 seconds';
+
 /** The device upsert as a fragment (insert … on conflict … returning id, state, inserted). */
 function deviceUpsert(tx: Tx, d: DeviceFacts) {
   return tx`
@@ -88,7 +97,9 @@ function deviceUpsert(tx: Tx, d: DeviceFacts) {
       state_changed_at = case when devices.state in ('rejected', 'conflict') then devices.state_changed_at else excluded.last_seen end,
       conflict_with = excluded.conflict_with, conflict_details = excluded.conflict_details`
           : tx`
-      last_seen = greatest(devices.last_seen, excluded.last_seen),
+      last_seen = case when excluded.last_inventory_at is not null
+                         or excluded.last_seen >= devices.last_seen + ${LAST_SEEN_RESOLUTION}::interval
+                       then greatest(devices.last_seen, excluded.last_seen) else devices.last_seen end,
       last_remote_addr = coalesce(excluded.last_remote_addr, devices.last_remote_addr),
       last_inventory_at = coalesce(excluded.last_inventory_at, devices.last_inventory_at)
       ${identityUpdate(tx)}`
