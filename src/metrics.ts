@@ -242,6 +242,11 @@ export function createMetrics() {
     labelNames: ['queue'] as const,
     registers: [registry],
   });
+  // The per-request series are looked up by one string instead of prom-client hashing a labels object each
+  // time (a few label combinations, each made once).
+  const requestChildren = new Map<string, client.Counter.Internal>();
+  const httpChildren = new Map<string, client.Histogram.Internal<'route' | 'status'>>();
+  const authFailureChildren = new Map<string, client.Counter.Internal>();
   return {
     registry,
     spoolSource: (fn: typeof spoolSource) => void (spoolSource = fn),
@@ -275,11 +280,14 @@ export function createMetrics() {
     limiterBackend: (usingRedis: boolean) => limiterRedis.set(usingRedis ? 1 : 0),
     setGraceWarnings: (n: number) => graceWarnings.set(n),
     keyVersionUsed: (key: string, version: number) => keyVersionUse.inc({ key, version: String(version) }),
-    agentRequest: (kind: string, format: string, outcome: string) => requests.inc({ kind, format, outcome }),
+    agentRequest: (kind: string, format: string, outcome: string) =>
+      child(requestChildren, `${kind}|${format}|${outcome}`, () => requests.labels({ kind, format, outcome })).inc(),
     inflated: (bytes: number) => inflatedBytes.observe(bytes),
     httpDone: (route: string, status: number, seconds: number) =>
-      httpDuration.observe({ route, status: `${Math.floor(status / 100)}xx` }, seconds),
-    authFailure: (reason: string) => authFailures.inc({ reason }),
+      child(httpChildren, `${route}|${status}`, () =>
+        httpDuration.labels({ route, status: `${Math.floor(status / 100)}xx` }),
+      ).observe(seconds),
+    authFailure: (reason: string) => child(authFailureChildren, reason, () => authFailures.labels({ reason })).inc(),
     agentPhase: (phase: string, seconds: number) => {
       let child = phaseChildren.get(phase);
       if (!child) phaseChildren.set(phase, (child = agentPhases.labels({ phase })));
@@ -289,6 +297,13 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The child series of `key`, made by `make` the first time. */
+function child<T>(children: Map<string, T>, key: string, make: () => T): T {
+  let c = children.get(key);
+  if (c === undefined) children.set(key, (c = make()));
+  return c;
+}
 
 /** What the body queues and the parse workers report to the metrics. */
 export interface DecodeReading {

@@ -87,6 +87,8 @@ export interface RequiredAuthDeps {
 /** AGENT_AUTH=required: a registration key or client credential over Basic, or a bearer token. */
 export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
   const challengeHeader = `Basic realm="${deps.realm}"`;
+  // One refusal for every challenge (an Error per 401 costs its stack trace; the answer is the same anyway).
+  const unauthorized = new AppError('unauthorized', AUTH_REQUIRED_MESSAGE);
   return {
     async authenticate(req, ar) {
       // Two Authorization headers are ambiguous (a proxy may honour the other one): never a credential.
@@ -155,7 +157,7 @@ export function requiredAgentAuth(deps: RequiredAuthDeps): AgentAuth {
     challenge(req, res, _result, compression) {
       // Same status, header and body for a missing, unknown, expired or revoked credential.
       res.setHeader('WWW-Authenticate', challengeHeader);
-      sendAgentError(req, res, new AppError('unauthorized', AUTH_REQUIRED_MESSAGE), {
+      sendAgentError(req, res, unauthorized, {
         compression,
         prologFreqHours: deps.prologFreqHours,
       });

@@ -5,7 +5,7 @@
  * with its correlation headers echoed; no stack trace or internal detail ever reaches an agent.
  */
 import crypto from 'node:crypto';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError, ERROR_STATUS, toAppError } from '../errors.js';
 import { detectCompression, inflateBodyParts, partsLength } from '../protocol/decode.js';
@@ -91,8 +91,8 @@ function baseRequest(req: Request, receivedAt: Date): AgentRequest {
   };
 }
 
-export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
-  const router = express.Router();
+/** The agent endpoint as one middleware (no router of its own: it is entered by every agent request). */
+export function agentEndpoint(deps: AgentEndpointDeps): RequestHandler {
   /** Observes the time since `since` as phase `name` (agentgate_agent_phase_seconds); returns now. */
   const lap = phaseLap((name, seconds) => deps.metrics.agentPhase(name, seconds));
 
@@ -418,29 +418,22 @@ export function agentEndpoint(deps: AgentEndpointDeps): express.Router {
     methodNotAllowed(req, res);
   }
 
-  router.use((req, res, next) => {
+  return (req, res, next) => {
     if (!AGENT_PATH.test(req.path)) return next();
     const t0 = performance.now();
     res.once('finish', () => lap('total', t0));
-    // Abuse limits first: before the credential is checked or a byte of the body is read. The address's
-    // invalid-credential count is read while its request count is incremented (one round trip of waiting,
-    // not two); only an address past its budget goes through the refusing middleware, which answers the 429.
-    const bruteForce = deps.limits.authFailuresExceeded(req);
-    bruteForce.catch(() => {}); // awaited below, unless perIp refused first
-    deps.limits.perIp(req, res, (err?: unknown) => {
-      if (err) return next(err);
-      bruteForce.then(
-        (exceeded) => {
-          if (exceeded)
-            return deps.limits.authFailures(req, res, (e?: unknown) => (e ? next(e) : dispatch(req, res, next)));
-          lap('limits', t0);
-          dispatch(req, res, next);
-        },
-        (e: unknown) => next(e),
-      );
-    });
-  });
-  return router;
+    // Abuse limits first: before the credential is checked or a byte of the body is read. The request is
+    // counted for its address and the address's invalid credentials are read in one round trip; an address
+    // past either budget is answered 429 (per-address first).
+    deps.limits.edge(req).then(
+      (refused) => {
+        if (refused) return deps.limits.refuse(req, res, refused);
+        lap('limits', t0);
+        dispatch(req, res, next);
+      },
+      (e: unknown) => next(e),
+    );
+  };
 }
 
 /**

@@ -143,6 +143,17 @@ export class FailoverStore implements Store {
     }
   }
 
+  /** Waits for the start-up connection; then true while this store counts in Redis (not failed over). */
+  async onRedis(): Promise<boolean> {
+    await this.starting;
+    return this.healthy && this.redisStore !== null;
+  }
+
+  /** Redis (or this store's memory, or `unavailable` with RATE_LIMIT_REDIS_FAILURE=closed) failed: fail over. */
+  failed(err: unknown): void {
+    this.fail(err);
+  }
+
   private async run<T>(viaRedis: (s: RedisStore) => Promise<T>, viaMemory: () => Promise<T> | T): Promise<T> {
     await this.starting;
     if (this.healthy && this.redisStore) {
@@ -250,6 +261,24 @@ redis.call('PEXPIRE', win, 2 * windowMs)
 return ''
 `;
 
+/**
+ * The agent edge's two limits in one round trip (http/agent-endpoint.ts, every agent request): counts the
+ * request in its address's per-minute window, exactly as rate-limit-redis's increment script does on the
+ * same key (so the token endpoint's limiter shares the count), and reads the address's invalid-credential
+ * count as its get script does. KEYS: agentgate:ip:<address>, agentgate:authfail:<address>; ARGV: the
+ * per-address window in ms. Returns {hits in the window, invalid credentials in theirs}.
+ */
+export const EDGE_LUA = `
+local hits
+if redis.call('PTTL', KEYS[1]) <= 0 then
+  redis.call('SET', KEYS[1], 1, 'PX', tonumber(ARGV[1]))
+  hits = 1
+else
+  hits = redis.call('INCR', KEYS[1])
+end
+return {hits, tonumber(redis.call('GET', KEYS[2]) or '0') or 0}
+`;
+
 const REASONS = new Set<string>(['device', 'key', 'budget', 'share']);
 
 /** Admission through Redis (ADMISSION_LUA), falling back to this process while Redis is away, like the limiters. */
@@ -347,19 +376,29 @@ export class RedisAdmission implements AdmissionBackend {
   }
 }
 
-function tooMany(kind: string, metrics: Metrics, prologFreqHours: number) {
-  return (req: Request, res: Response, _next: unknown, options: Options) => {
+function tooMany(kind: string, metrics: Metrics, prologFreqHours: number, windowMs: number) {
+  // One refusal per limiter, made once (an Error per 429 costs its stack trace; the answer is the same).
+  const refusal = new AppError('rate_limited', 'Too many requests', { retryAfterSeconds: Math.ceil(windowMs / 1000) });
+  return (req: Request, res: Response) => {
     metrics.limited(kind);
-    const retryAfterSeconds = Math.ceil(options.windowMs / 1000);
-    sendAgentError(req, res, new AppError('rate_limited', 'Too many requests', { retryAfterSeconds }), {
-      prologFreqHours,
-    });
+    sendAgentError(req, res, refusal, { prologFreqHours });
   };
 }
+
+/** The limiter that refuses a request at the agent edge. */
+export type EdgeLimiter = 'ip' | 'auth_failures';
 
 export interface AgentLimits {
   /** Requests per source address. */
   perIp: RequestHandler;
+  /**
+   * perIp and authFailures at once, for the agent endpoint: counts the request for its address and reads
+   * the address's invalid credentials (one Redis round trip); resolves to the limiter that refuses it
+   * (per-address first, as perIp then authFailures would), or null.
+   */
+  edge(req: Request): Promise<EdgeLimiter | null>;
+  /** The 429 of the limiter `edge` named (counted in agentgate_limiter_hits_total). */
+  refuse(req: Request, res: Response, limiter: EdgeLimiter): void;
   /** Refuses an address past its invalid-credential budget (counted with recordAuthFailure). */
   authFailures: RequestHandler;
   /** Counts one invalid credential for the request's address; resolves once counted. */
@@ -378,8 +417,8 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   /** Everything that falls back from Redis: the first to see it away tells the others. */
   const participants: { markDown(): void }[] = [];
   const usingRedis = new Map<string, boolean>();
-  const store = (prefix: string): Store | undefined => {
-    if (!deps.redis) return undefined; // express-rate-limit's own MemoryStore
+  const store = (prefix: string): FailoverStore | null => {
+    if (!deps.redis) return null; // a MemoryStore instead
     const s: FailoverStore = new FailoverStore(deps.redis, prefix, deps.redisFailure, deps.logger, (up) => {
       usingRedis.set(prefix, up);
       deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
@@ -392,31 +431,60 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   };
   // validate: false — the configuration is fixed here and checked by tests; the per-request checks cost time.
   const common = { standardHeaders: false as const, legacyHeaders: false, passOnStoreError: false, validate: false };
+  const ipWindowMs = 60_000;
+  const ipFailover = store('agentgate:ip:');
+  const ipStore: Store = ipFailover ?? new MemoryStore();
+  if (!ipFailover) stores.push(ipStore);
+  const refuseIp = tooMany('ip', deps.metrics, deps.prologFreqHours, ipWindowMs);
   const perIp = rateLimit({
     ...common,
-    windowMs: 60_000,
+    windowMs: ipWindowMs,
     limit: deps.ipPerMinute,
-    store: store('agentgate:ip:'),
-    handler: tooMany('ip', deps.metrics, deps.prologFreqHours),
+    store: ipStore, // initialised by rateLimit
+    handler: refuseIp,
   });
   // Brute force: only invalid credentials count. express-rate-limit's own way (count every request on
   // arrival, forgive the good ones when answered) refuses a burst of valid agents behind one address while
   // they are in flight, so this layer reads and counts through the same store, with its windows, directly.
   const authWindowMs = 15 * 60_000;
-  const authStore: Store = store('agentgate:authfail:') ?? new MemoryStore();
-  if (!deps.redis) stores.push(authStore);
+  const authFailover = store('agentgate:authfail:');
+  const authStore: Store = authFailover ?? new MemoryStore();
+  if (!authFailover) stores.push(authStore);
   void authStore.init?.({ windowMs: authWindowMs } as Options);
-  const refuseBruteForce = tooMany('auth_failures', deps.metrics, deps.prologFreqHours);
+  const refuseBruteForce = tooMany('auth_failures', deps.metrics, deps.prologFreqHours, authWindowMs);
   const authFailures: RequestHandler = (req, res, next) => {
     const key = ipKeyGenerator(req.ip ?? 'unknown');
     Promise.resolve(authStore.get?.(key))
       .then((seen) => {
-        if (seen && seen.totalHits >= deps.authFailuresPer15Min)
-          return refuseBruteForce(req, res, next, { windowMs: authWindowMs } as Options);
+        if (seen && seen.totalHits >= deps.authFailuresPer15Min) return refuseBruteForce(req, res);
         next();
       })
       .catch(next);
   };
+
+  const redis = deps.redis;
+  if (redis) redis.defineCommand('agentgateEdge', { numberOfKeys: 2, lua: EDGE_LUA });
+  const edgeScript = redis
+    ? (redis as unknown as Record<string, (...args: string[]) => Promise<[number, number]>>).agentgateEdge!.bind(redis)
+    : null;
+  /** [hits in the address's minute, its invalid credentials]: one script while both counters are in Redis. */
+  async function edgeCounts(key: string): Promise<[number, number]> {
+    if (edgeScript && ipFailover && authFailover && (await ipFailover.onRedis()) && (await authFailover.onRedis())) {
+      try {
+        const [hits, failures] = await edgeScript(
+          `${ipFailover.prefix}${key}`,
+          `${authFailover.prefix}${key}`,
+          String(ipWindowMs),
+        );
+        return [Number(hits), Number(failures)];
+      } catch (err) {
+        ipFailover.failed(err); // tells the other limiters too; the counts below come from memory
+      }
+    }
+    // Without Redis, or while it is away: each store on its own (memory, or `unavailable` when closed).
+    const [hit, seen] = await Promise.all([ipStore.increment(key), authStore.get?.(key)]);
+    return [hit.totalHits, seen?.totalHits ?? 0];
+  }
   let admission: AdmissionBackend;
   if (deps.redis) {
     const a: RedisAdmission = new RedisAdmission(deps.redis, deps.redisFailure, deps.logger, (up) => {
@@ -432,6 +500,14 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     perIp,
     authFailures,
     admission,
+    async edge(req) {
+      const [hits, failures] = await edgeCounts(ipKeyGenerator(req.ip ?? 'unknown'));
+      if (hits > deps.ipPerMinute) return 'ip';
+      return failures >= deps.authFailuresPer15Min ? 'auth_failures' : null;
+    },
+    refuse(req, res, limiter) {
+      (limiter === 'ip' ? refuseIp : refuseBruteForce)(req, res);
+    },
     async recordAuthFailure(req) {
       await authStore.increment(ipKeyGenerator(req.ip ?? 'unknown'));
     },

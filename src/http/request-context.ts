@@ -13,8 +13,30 @@ import type { AppError } from '../errors.js';
 const WELL_FORMED = /^[A-Za-z0-9._:-]{8,128}$/;
 
 interface RequestContext {
-  requestId: string;
-  log: Logger;
+  readonly requestId: string;
+  readonly log: Logger;
+}
+
+/**
+ * Made when first asked for: most agent requests never log a line nor show their id (agents are not sent
+ * it), so the id is generated and the child logger made only for the requests that do.
+ */
+class LazyContext implements RequestContext {
+  private id: string | undefined;
+  private child: Logger | undefined;
+  constructor(
+    private readonly logger: Logger,
+    private readonly given: string | string[] | undefined,
+  ) {}
+
+  get requestId(): string {
+    const given = this.given;
+    return (this.id ??= typeof given === 'string' && WELL_FORMED.test(given) ? given : randomUUID());
+  }
+
+  get log(): Logger {
+    return (this.child ??= this.logger.child({ requestId: this.requestId }));
+  }
 }
 
 /**
@@ -23,11 +45,9 @@ interface RequestContext {
  */
 export function requestContext(logger: Logger, echo: (req: Request) => boolean): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && WELL_FORMED.test(given) ? given : randomUUID();
-    const ctx: RequestContext = { requestId, log: logger.child({ requestId }) };
+    const ctx = new LazyContext(logger, req.headers['x-request-id']);
     res.locals.ctx = ctx;
-    if (echo(req)) res.setHeader('X-Request-Id', requestId);
+    if (echo(req)) res.setHeader('X-Request-Id', ctx.requestId);
     next();
   };
 }
