@@ -191,7 +191,7 @@ export function parseXmlMessage(text: string, secrets: readonly string[] = []): 
   if (kind === 'inventory') {
     const { sections, tag } = xmlSectionsToJsonShape(req.identity);
     identity = identityFromSections(sections, tag);
-    summary = xmlSummary(req.sectionNames, req.identity);
+    summary = xmlSummary(req.sectionNames, sections);
   }
   return {
     format: 'xml',

@@ -6,8 +6,6 @@
  * It now does only what ingest leaves to it (summary null): documents whose section names are not all upper
  * case, where the view's case folding decides which of two sections wins.
  */
-import { lowerKeys } from './identity.js';
-
 /** The same fields as store/read-store.ts InventorySummary (store/ may not import protocol/). */
 export interface ContentSummary {
   os: unknown;
@@ -41,26 +39,28 @@ export function summarize(view: Record<string, unknown>): ContentSummary {
   };
 }
 
-/** The sections summarize reads whole; XML parses them with the identity sections. */
-const READ_WHOLE = ['OPERATINGSYSTEM', 'BIOS', 'HARDWARE'] as const;
+/** The sections summarize reads whole, parsed with the identity sections. */
+const READ_WHOLE = ['operatingsystem', 'bios', 'hardware'] as const;
 /** The sections summarize counts: list sections, so a full parse gives one array entry per element. */
-const COUNTED = ['SOFTWARES', 'NETWORKS'] as const;
+const COUNTED = ['softwares', 'networks'] as const;
 
 /**
  * summarize(view of the whole document) for an XML inventory, from the names of CONTENT's children (in
- * document order, repeated as they repeat) and the identity sections already parsed. null when a name is
- * not in upper case: the view lower-cases names and the last of two that fold together wins, which only the
- * full parse can tell (the background pass does it).
+ * document order, repeated as they repeat) and the identity sections already parsed and lower-cased
+ * (identity.ts xmlSectionsToJsonShape). null when a name is not in upper case: the view lower-cases names
+ * and the last of two that fold together wins, which only the full parse can tell (the background pass
+ * does it).
  */
 export function xmlSummary(sectionNames: readonly string[], identity: Record<string, unknown>): ContentSummary | null {
   const counts = new Map<string, number>();
   for (const name of sectionNames) {
     if (name.toUpperCase() !== name) return null;
-    counts.set(name, (counts.get(name) ?? 0) + 1);
+    const key = name.toLowerCase();
+    counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   const view: Record<string, unknown> = {};
-  for (const name of counts.keys()) view[name.toLowerCase()] = true;
-  for (const name of READ_WHOLE) if (counts.has(name)) view[name.toLowerCase()] = lowerKeys(identity[name]);
-  for (const name of COUNTED) if (counts.has(name)) view[name.toLowerCase()] = new Array<never>(counts.get(name)!);
+  for (const key of counts.keys()) view[key] = true;
+  for (const key of READ_WHOLE) if (counts.has(key)) view[key] = identity[key];
+  for (const key of COUNTED) if (counts.has(key)) view[key] = new Array<never>(counts.get(key)!);
   return summarize(view);
 }

@@ -402,7 +402,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         body: stored.body,
       },
       fullInventory: msg.kind === 'inventory' && !msg.partial,
-      summary: msg.kind === 'inventory' && !msg.partial ? (msg.summary as Record<string, unknown> | null) : null,
+      summary: msg.summary as Record<string, unknown> | null, // null but for a full inventory
       forward: deps.forward === true && msg.kind === 'inventory',
     };
     const key = req.principal?.type === 'key' ? req.principal : null;
