@@ -27,6 +27,7 @@ import { variants } from './lib/traffic.js';
 import { bigInventory, residentMb } from './lib/memory.js';
 import { jsonBomb, xmlBomb } from './lib/bombs.js';
 import zlib from 'node:zlib';
+import { AGENT_PHASES, HANDLE_PHASES } from '../src/metrics.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -75,27 +76,6 @@ async function phaseTotals(port: number): Promise<Map<string, { sum: number; cou
   return out;
 }
 
-/** The order phases happen in (sub-phases of `handle` indented). */
-const PHASES = [
-  'limits',
-  'auth',
-  'queue',
-  'read',
-  'inflate',
-  'parse',
-  'admission',
-  'handle',
-  'identity',
-  'spike',
-  'record_wait',
-  'record_statement',
-  'record_tx',
-  'after',
-  'answer',
-  'total',
-] as const;
-const SUB_PHASES = new Set(['identity', 'spike', 'record_wait', 'record_statement', 'record_tx', 'after']);
-
 interface GatewayCase extends Measured {
   breakdown: string;
 }
@@ -115,13 +95,13 @@ async function measureGateway(label: string, proc: Proc, reqs: LoadRequest[]): P
   const cpuMs = (cpuUsed * 1000) / Math.max(1, r.requests);
   const after = await phaseTotals(proc.port);
   const parts: string[] = [];
-  for (const phase of PHASES) {
+  for (const phase of AGENT_PHASES) {
     const a = after.get(phase);
     const b = before.get(phase) ?? { sum: 0, count: 0 };
     if (!a || a.count === b.count) continue;
     // Mean over the requests that passed through the phase, in ms.
     const ms = ((a.sum - b.sum) / (a.count - b.count)) * 1000;
-    parts.push(`${SUB_PHASES.has(phase) ? '·' : ''}${phase} ${ms.toFixed(2)}`);
+    parts.push(`${HANDLE_PHASES.has(phase) ? '·' : ''}${phase} ${ms.toFixed(2)}`);
   }
   const bad = Object.entries(r.statuses).filter(([s]) => s !== '200');
   const breakdown = `      ms/request: ${parts.join(', ')}; gateway CPU ${(cpu * 100).toFixed(0)} % of a core, ${cpuMs.toFixed(2)} ms/req`;

@@ -55,6 +55,7 @@ import {
 import { CONFIG_KEYS } from '../src/config.js';
 import { RAISED_LIMITS, hasConfigKey, limitSettings } from './lib/limits.js';
 import { type Proc, cpuSeconds, runCli, startGateway } from './lib/processes.js';
+import { AGENT_PHASES, HANDLE_PHASES } from '../src/metrics.js';
 
 function num(name: string, def: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -224,27 +225,6 @@ function pick(samples: Sample[], name: string, labels: Record<string, string> = 
     .reduce((a, s) => a + s.value, 0);
 }
 
-/** The order of the gateway's request phases (agentgate_agent_phase_seconds; parts of `handle` marked ·). */
-const PHASE_ORDER = [
-  'limits',
-  'auth',
-  'queue',
-  'read',
-  'inflate',
-  'parse',
-  'admission',
-  'handle',
-  'identity',
-  'spike',
-  'record_wait',
-  'record_statement',
-  'record_tx',
-  'after',
-  'answer',
-  'total',
-];
-const HANDLE_PARTS = new Set(['identity', 'spike', 'record_wait', 'record_statement', 'record_tx', 'after']);
-
 /** What one measured phase costs and where its waiting is: gateway and load generator, from before/after readings. */
 interface Probe {
   t0: number;
@@ -324,11 +304,11 @@ async function reportProbe(
     `  gateway: CPU ${((gatewayCpu / seconds) * 100).toFixed(0)} % of a core (all its threads), ${((gatewayCpu * 1000) / Math.max(1, stats.requests)).toFixed(2)} ms per request, ${((gatewayCpu * 1000) / Math.max(1, runs)).toFixed(1)} ms per agent run; event-loop delay p99 ${(pick(after, 'nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(1)} ms, max ${(pick(after, 'nodejs_eventloop_lag_max_seconds') * 1000).toFixed(0)} ms; GC ${gc} pauses, ${(d('nodejs_gc_duration_seconds_sum') * 1000).toFixed(0)} ms in all, ${gcOver('0.01')} over 10 ms, ${gcOver('0.1')} over 100 ms: ${gcKinds}`,
   );
   const parts: string[] = [];
-  for (const phase of PHASE_ORDER) {
+  for (const phase of AGENT_PHASES) {
     const n = d('agentgate_agent_phase_seconds_count', { phase });
     if (n <= 0) continue;
     const mean = (d('agentgate_agent_phase_seconds_sum', { phase }) / n) * 1000;
-    parts.push(`${HANDLE_PARTS.has(phase) ? '·' : ''}${phase} ${mean.toFixed(2)}`);
+    parts.push(`${HANDLE_PHASES.has(phase) ? '·' : ''}${phase} ${mean.toFixed(2)}`);
   }
   out(`  gateway phases, mean ms per request that passed through each: ${parts.join(', ')}`);
   // Inside the gateway (the `total` phase: from its router to the answer's last byte) vs as the agents saw it

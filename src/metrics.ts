@@ -4,6 +4,37 @@
  */
 import client from 'prom-client';
 
+/**
+ * The phases of an agent request, in the order they happen (agentgate_agent_phase_seconds{phase}); the ones in
+ * HANDLE_PHASES are parts of `handle`. The bench and the load test print their breakdowns in this order.
+ */
+export const AGENT_PHASES = [
+  'limits',
+  'auth',
+  'queue',
+  'read',
+  'inflate',
+  'parse',
+  'admission',
+  'handle',
+  'identity',
+  'spike',
+  'record_wait',
+  'record_statement',
+  'record_tx',
+  'after',
+  'answer',
+  'total',
+] as const;
+export const HANDLE_PHASES: ReadonlySet<string> = new Set([
+  'identity',
+  'spike',
+  'record_wait',
+  'record_statement',
+  'record_tx',
+  'after',
+]);
+
 export function createMetrics() {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
@@ -80,7 +111,7 @@ export function createMetrics() {
   // Where an agent request's time goes (issue 13): one observation per phase a request passed through.
   const agentPhases = new client.Histogram({
     name: 'agentgate_agent_phase_seconds',
-    help: 'Time agent requests spent in each phase of the ingest path (limits, auth, queue, read, inflate, parse, admission, identity, spike, record_wait, record_statement, after, answer, total)',
+    help: `Time agent requests spent in each phase of the ingest path (${AGENT_PHASES.join(', ')}; ${[...HANDLE_PHASES].join(', ')} are parts of handle)`,
     labelNames: ['phase'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
     registers: [registry],
