@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createRecordBatcher } from '../../src/store/batcher.js';
-import type { RecordInput } from '../../src/store/agent-store.js';
 import { type TestContext, createTestContext } from '../helpers/context.js';
+import { messageRecord } from '../helpers/records.js';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -15,36 +15,7 @@ afterAll(async () => {
   await ctx.close();
 });
 
-function prolog(deviceid: string, kind = 'prolog'): RecordInput {
-  const at = new Date();
-  return {
-    device: { deviceid, initialState: 'approved', remoteAddr: '127.0.0.1', seenAt: at },
-    registration: {
-      receivedAt: at,
-      deviceId: null,
-      deviceid,
-      method: 'POST',
-      path: '/',
-      kind,
-      format: 'xml',
-      compression: 'zlib',
-      bodySize: 1,
-      decodedSize: 1,
-      partial: false,
-      remoteAddr: '127.0.0.1',
-      userAgent: null,
-      agentId: null,
-      proxyId: null,
-      requestId: null,
-      outcome: 'accepted',
-      status: 200,
-      message: null,
-      details: null,
-    },
-    submission: null,
-    fullInventory: false,
-  };
-}
+const prolog = (deviceid: string, kind = 'prolog') => messageRecord(deviceid, { kind });
 
 it('commits every concurrent record and gives each caller its own ids', async () => {
   const batcher = createRecordBatcher(ctx.sql, { maxBatch: 16, concurrency: 2 });

@@ -4,8 +4,9 @@
  * message that changes no indexed column leaves the device's index entries alone (a HOT update).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type RecordInput, recordMessage } from '../../src/store/agent-store.js';
+import { recordMessage } from '../../src/store/agent-store.js';
 import { type TestContext, createTestContext } from '../helpers/context.js';
+import { messageRecord } from '../helpers/records.js';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -18,48 +19,15 @@ afterAll(async () => {
 const T0 = new Date('2026-12-01T10:00:00.000Z');
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
 
-function message(
-  deviceid: string,
-  seenAt: Date,
-  o: { inventory?: boolean; name?: string; addr?: string } = {},
-): RecordInput {
-  return {
-    device: {
-      deviceid,
-      initialState: 'approved',
-      name: o.name ?? 'pc-1',
-      serial: 'SER-1',
-      macs: ['aa:bb:cc:dd:ee:01'],
-      remoteAddr: o.addr ?? '10.0.0.1',
-      seenAt,
-      inventoryAt: o.inventory ? seenAt : null,
-    },
-    registration: {
-      receivedAt: seenAt,
-      deviceId: null,
-      deviceid,
-      method: 'POST',
-      path: '/',
-      kind: o.inventory ? 'inventory' : 'prolog',
-      format: 'xml',
-      compression: 'zlib',
-      bodySize: 1,
-      decodedSize: 1,
-      partial: false,
-      remoteAddr: o.addr ?? '10.0.0.1',
-      userAgent: null,
-      agentId: null,
-      proxyId: null,
-      requestId: null,
-      outcome: 'accepted',
-      status: 200,
-      message: null,
-      details: null,
-    },
-    submission: null,
-    fullInventory: false,
-  };
-}
+const message = (deviceid: string, seenAt: Date, o: { inventory?: boolean; name?: string; addr?: string } = {}) =>
+  messageRecord(deviceid, {
+    seenAt,
+    name: o.name ?? 'pc-1',
+    serial: 'SER-1',
+    macs: ['aa:bb:cc:dd:ee:01'],
+    addr: o.addr ?? '10.0.0.1',
+    ...(o.inventory ? { inventory: true } : {}),
+  });
 
 const row = async (deviceid: string) =>
   (
