@@ -167,6 +167,8 @@ export async function victim(
   const before = await snapshot(gate, deviceid);
   expect(before.device?.state).toBe('approved');
   expect(before.outbox.length).toBeGreaterThan(0);
+  expect(before.inventory?.summary, 'the victim page has its inventory summary').toBeTruthy();
+  expect(before.inventory?.summarySubmissionId).toBe(before.inventory?.fullSubmissionId);
   return { deviceid, before };
 }
 
@@ -182,10 +184,15 @@ export interface Snapshot {
   device: Record<string, unknown> | undefined;
   outbox: { id: number; submissionId: number; state: string }[];
   submissions: { id: number; state: string }[];
+  /** What the device page shows of its inventory: the stored full inventory, its view and its summary. */
+  inventory: Record<string, unknown> | undefined;
   outboxTotal: number;
 }
 
-/** What an attack must not change about a device: its identity, its registered credential, its GLPI queue. */
+/**
+ * What an attack must not change about a device: its identity, its registered credential, its GLPI queue and
+ * the inventory the security team reads on its page.
+ */
 export async function snapshot(gate: Gate, deviceid: string): Promise<Snapshot> {
   const sql = gate.ctx.sql;
   const [device] = await sql<Record<string, unknown>[]>`
@@ -198,8 +205,12 @@ export async function snapshot(gate: Gate, deviceid: string): Promise<Snapshot> 
     where deviceid = ${deviceid} or device_id = ${(device?.id as number | undefined) ?? -1} order by id`;
   const submissions = await sql<Snapshot['submissions']>`
     select id::int, state from submissions where device_id = ${(device?.id as number | undefined) ?? -1} order by id`;
+  const [inventory] = await sql<Record<string, unknown>[]>`
+    select full_submission_id::int as "fullSubmissionId", format, view, partials_merged as "partialsMerged", summary,
+           summary_submission_id::int as "summarySubmissionId"
+    from inventories where device_id = ${(device?.id as number | undefined) ?? -1}`;
   const [total] = await sql<{ n: number }[]>`select count(*)::int as n from outbox`;
-  return { device, outbox, submissions, outboxTotal: total!.n };
+  return { device, outbox, submissions, inventory, outboxTotal: total!.n };
 }
 
 /**
@@ -216,6 +227,7 @@ export async function expectVictimUntouched(
   const after = await snapshot(gate, deviceid);
   expect(after.device, 'victim row').toEqual({ ...before.device, state: opts.state ?? before.device!.state });
   expect(after.outbox, 'victim outbox rows').toEqual(before.outbox);
+  expect(after.inventory, 'victim inventory (what its page shows)').toEqual(before.inventory);
   expect(after.outboxTotal, 'outbox rows in total').toBe(before.outboxTotal);
   await drain(gate);
   expect(
