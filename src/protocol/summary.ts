@@ -3,8 +3,9 @@
  * parse has read already: the JSON content, or for XML the scan's section list and the identity sections it
  * parsed. No second parse of the document: the background pass (services/inventory-summary.ts) used to parse
  * every stored full inventory again to make it, about half of the gateway's CPU per XML inventory (issue 13).
- * It now does only what ingest leaves to it (summary null): documents whose section names are not all upper
- * case, where the view's case folding decides which of two sections wins.
+ * It now does only what ingest leaves to it (summary null): documents with a section name not in upper case,
+ * which the full parse does not read as a list section (two names that differ only in case are refused by
+ * the parse, protocol/xml.ts).
  */
 /** The same fields as store/read-store.ts InventorySummary (store/ may not import protocol/). */
 export interface ContentSummary {
@@ -47,9 +48,9 @@ const COUNTED = ['softwares', 'networks'] as const;
 /**
  * summarize(view of the whole document) for an XML inventory, from the names of CONTENT's children (in
  * document order, repeated as they repeat) and the identity sections already parsed and lower-cased
- * (identity.ts xmlSectionsToJsonShape). null when a name is not in upper case: the view lower-cases names
- * and the last of two that fold together wins, which only the full parse can tell (the background pass
- * does it).
+ * (identity.ts xmlSectionsToJsonShape). null when a name is not in upper case: the full parse reads a lone
+ * <softwares/> as an empty value, not a list of one, so only it can count such a section (the background
+ * pass does it).
  */
 export function xmlSummary(sectionNames: readonly string[], identity: Record<string, unknown>): ContentSummary | null {
   const counts = new Map<string, number>();

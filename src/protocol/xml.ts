@@ -16,6 +16,8 @@
  * - DEVICEID or QUERY holding elements (the gateway would read nothing where GLPI reads their text);
  * - identity sections, or names inside them, not in upper case (GLPI lower-cases every name, so <hardware>
  *   beside <HARDWARE>, or <name> beside <NAME>, would collide there and not here);
+ * - two sections of CONTENT whose names differ only in case (<softwares> beside <SOFTWARES>): GLPI and the
+ *   inventory view read them as one, and which one wins is theirs to decide, not something to guess;
  * - a MAC element in NETWORKS (GLPI prefers it to the MACADDR the gateway reads).
  * The root itself is reported as found; parseXmlMessage refuses any root but REQUEST.
  */
@@ -135,7 +137,19 @@ function checkRequest(text: string, scan: XmlScan): void {
       throw badXml(`<${s.name}> must hold text only`);
   }
   const sections = new Set<string>();
+  // Section names as the view and GLPI read them (lower-cased) -> as written: two spellings of one name are
+  // one section there and two here. Sections come in runs of one name, so a run is looked at once.
+  const folded = new Map<string, string>();
+  let previous = '';
   for (const s of scan.contentSections) {
+    if (s.name !== previous) {
+      previous = s.name;
+      const key = s.name.toLowerCase();
+      const other = folded.get(key);
+      if (other === undefined) folded.set(key, s.name);
+      else if (other !== s.name)
+        throw badXml(`<${s.name}> beside <${other}> in <CONTENT>: names that differ only in case`);
+    }
     if (!IDENTITY_SECTIONS.has(s.name)) {
       // A section may number 200 000 entries: upper-case only names as long as an identity section's.
       if (!IDENTITY_LENGTHS.has(s.name.length)) continue;

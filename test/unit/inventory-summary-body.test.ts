@@ -72,10 +72,16 @@ describe('the summary a full inventory carries from its parse', () => {
   });
 
   it('is left to the full parse (null) when a section name is not in upper case', () => {
-    const xml =
-      '<REQUEST><CONTENT><SOFTWARES><NAME>a</NAME></SOFTWARES><softwares><name>b</name></softwares></CONTENT>' +
-      '<DEVICEID>d</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>';
-    expect(parseDecoded(Buffer.from(xml)).summary).toBeNull();
+    const xml = (content: string) =>
+      Buffer.from(`<REQUEST><CONTENT>${content}</CONTENT><DEVICEID>d</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>`);
+    // The full parse reads a lone lower-case section as a value, not a list: an empty one counts 0, not 1.
+    const lone = xml('<BIOS><SSN>s</SSN></BIOS><softwares/>');
+    expect(parseDecoded(lone).summary).toBeNull();
+    expect(summaryFromBody(lone, 'none', 'xml')).toMatchObject({ softwareCount: 0, sections: ['bios', 'softwares'] });
+    // Two spellings of one section are read as one by the view and by GLPI: refused, not summarised.
+    expect(() =>
+      parseDecoded(xml('<SOFTWARES><NAME>a</NAME></SOFTWARES><softwares><name>b</name></softwares>')),
+    ).toThrow(/<softwares> beside <SOFTWARES>/);
   });
 
   it('is null for a partial JSON inventory and for other messages', () => {

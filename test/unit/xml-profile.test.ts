@@ -169,6 +169,18 @@ describe('decoys at other depths', () => {
       '<HARDWARE><NAME>r</NAME><name>e</name></HARDWARE>',
       /NAME/,
     ],
+    [
+      'two spellings of one section (the view and GLPI read one)',
+      '<DEVICEID>d</DEVICEID>',
+      `${HW}<SOFTWARES><NAME>a</NAME></SOFTWARES><softwares><name>b</name></softwares>`,
+      /<softwares> beside <SOFTWARES>/,
+    ],
+    [
+      'two spellings of one section, neither in upper case',
+      '<DEVICEID>d</DEVICEID>',
+      `${HW}<Envs><KEY>a</KEY></Envs><envs><KEY>b</KEY></envs>`,
+      /<envs> beside <Envs>/,
+    ],
     ['a repeated UUID', '<DEVICEID>d</DEVICEID>', '<HARDWARE><UUID>1</UUID><UUID>2</UUID></HARDWARE>', /<UUID>/],
     ['a TAG under REQUEST (GLPI prefers it to ACCOUNTINFO)', '<TAG>evil</TAG><DEVICEID>d</DEVICEID>', HW, /<TAG>/],
     [
