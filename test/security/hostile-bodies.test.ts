@@ -125,8 +125,15 @@ describe('waiters that leave give their place back', () => {
     const queued = await Promise.all([1, 2, 3].map(() => stalledUpload(gate.port, large)));
     await eventually(async () => expect(await metric('agentgate_heavy_body_waiters')).toBe(3), { timeout: 20_000 });
     for (const s of queued) s.destroy();
-    await eventually(async () => expect(await metric('agentgate_heavy_body_waiters')).toBe(0), { timeout: 20_000 });
-    expect(await metric('agentgate_body_waiters_left_total', '{queue="heavy"}')).toBe(3);
+    // The queue drops a waiter when its socket closes; the leaver is counted once its rejection has reached
+    // the request (a few microtasks later): wait for both.
+    await eventually(
+      async () => {
+        expect(await metric('agentgate_heavy_body_waiters')).toBe(0);
+        expect(await metric('agentgate_body_waiters_left_total', '{queue="heavy"}')).toBe(3);
+      },
+      { timeout: 20_000 },
+    );
     holder.destroy(); // the slot holder leaves mid-body too: its read ends, its slot is released
 
     const body = bigInventory(8, 'large-after-leavers');
