@@ -48,7 +48,7 @@ import type { SpoolHeader } from './spool.js';
 import { withDeadline } from './db-health.js';
 import type { KeyUse } from './key-usage.js';
 import { type InventoryViews, inlineViews } from './inventory-view.js';
-import { type Conflict, boundClient, credentialConflict, findConflict, knownDevice, pinVerdict } from './conflicts.js';
+import { type Conflict, credentialConflict, judgeMessage, pinVerdict } from './conflicts.js';
 
 export interface AgentRequest {
   receivedAt: Date;
@@ -466,18 +466,14 @@ export function createAgentService(deps: AgentServiceDeps) {
     req: AgentRequest,
     msg: AgentMessage,
   ): Promise<{ conflict: Conflict | null; known: unknown }> {
-    // The two indexed reads at once (two pooled connections, one round trip of waiting instead of two).
-    const bound = req.principal ? boundClient(deps.sql, msg.deviceid) : null;
-    bound?.catch(() => {}); // awaited below; never an unhandled rejection if the first read fails
-    const judged = msg.identity
-      ? await findConflict(deps.sql, msg.deviceid, msg.identity, {
-          full: msg.kind === 'inventory' && !msg.partial,
-          sections: new Set(msg.sections),
-        })
-      : { conflict: null, known: await knownDevice(deps.sql, msg.deviceid) };
+    const judged = await judgeMessage(deps.sql, msg.deviceid, msg.identity ?? null, {
+      full: msg.kind === 'inventory' && !msg.partial,
+      sections: new Set(msg.sections),
+      bound: req.principal !== null,
+    });
     const known = judged.known;
     if (req.principal) {
-      const verdict = pinVerdict(known, await bound!, req.principal);
+      const verdict = pinVerdict(known, judged.boundClient, req.principal);
       if (verdict === 'refuse') {
         await deps.securityEvent?.('device_credential_mismatch', {
           remoteAddr: req.remoteAddr,

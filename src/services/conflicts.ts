@@ -17,12 +17,7 @@
  */
 import type { Identity } from '../protocol/identity.js';
 import type { Queryable } from '../store/db.js';
-import {
-  type IdentityMatch,
-  findBoundClient,
-  findDeviceByDeviceid,
-  findIdentityMatches,
-} from '../store/review-store.js';
+import { type IdentityMatch, readIdentity } from '../store/review-store.js';
 import type { AgentPrincipal } from './credentials.js';
 
 export interface Conflict {
@@ -74,48 +69,62 @@ export function credentialConflict(known: IdentityMatch, principal: AgentPrincip
   };
 }
 
-/** The device on record under `deviceid` (one indexed read), for its pin. */
-export function knownDevice(sql: Queryable, deviceid: string): Promise<IdentityMatch | null> {
-  return findDeviceByDeviceid(sql, deviceid);
-}
-
-/** The client created for `deviceid`, which alone may speak for it (one indexed read). */
-export function boundClient(sql: Queryable, deviceid: string): Promise<number | null> {
-  return findBoundClient(sql, deviceid);
+/** What the identity judgement of a message starts from: its verdict on the hardware, and the pins. */
+export interface IdentityJudgement {
+  conflict: Conflict | null;
+  /** The device on record under the message's deviceid, with its pin. */
+  known: IdentityMatch | null;
+  /** With `bound`: the active client created for the deviceid, which alone may speak for it. */
+  boundClient: number | null;
 }
 
 /**
- * Identity judgement of a message that carries hardware sections. `full`: a complete inventory, where a
- * section left out means the value is gone; a partial one leaves unchanged sections out.
+ * Identity judgement of a message, from one read (store readIdentity): the device on record and, when the
+ * message carries hardware sections (`id`), whether they contradict it or belong to a device under another
+ * deviceid. `full`: a complete inventory, where a section left out means the value is gone; a partial one
+ * leaves unchanged sections out.
  */
-export async function findConflict(
+export async function judgeMessage(
   sql: Queryable,
   deviceid: string,
+  id: Identity | null,
+  opts: { full: boolean; sections?: ReadonlySet<string>; bound: boolean },
+): Promise<IdentityJudgement> {
+  const read = await readIdentity(sql, deviceid, id?.uuid ?? null, id?.serial ?? null, opts.bound);
+  const self = read.matches.find((m) => m.deviceid === deviceid) ?? null;
+  return {
+    ...(id ? conflictOf(read.matches, self, deviceid, id, opts) : { conflict: null }),
+    known: self,
+    boundClient: read.boundClient,
+  };
+}
+
+/** The conflict of a message's hardware with the devices it matches (the device under its deviceid first). */
+function conflictOf(
+  matches: IdentityMatch[],
+  self: IdentityMatch | null,
+  deviceid: string,
   id: Identity,
-  opts: { full: boolean; sections?: ReadonlySet<string> } = { full: false },
-): Promise<{ conflict: Conflict | null; known: IdentityMatch | null }> {
-  const matches = await findIdentityMatches(sql, deviceid, id.uuid, id.serial);
-  const self = matches.find((m) => m.deviceid === deviceid) ?? null;
+  opts: { full: boolean; sections?: ReadonlySet<string> },
+): { conflict: Conflict | null } {
   const incoming = { deviceid, uuid: id.uuid, serial: id.serial, name: id.name, macs: id.macs };
   if (self) {
     const fields = contradictions(self, id, opts.full, opts.sections ?? new Set());
-    if (fields.length === 0) return { conflict: null, known: self };
+    if (fields.length === 0) return { conflict: null };
     return {
-      known: self,
       conflict: {
         withId: self.id,
         details: { reason: 'identity changed under the same deviceid', fields, known: pick(self), incoming },
       },
     };
   }
-  if (!id.uuid && !id.serial) return { conflict: null, known: null };
+  if (!id.uuid && !id.serial) return { conflict: null };
   const other = matches.find((m) => m.deviceid !== deviceid);
-  if (!other) return { conflict: null, known: null };
+  if (!other) return { conflict: null };
   const fields = (['uuid', 'serial'] as const).filter(
     (f) => other[f] !== null && id[f] !== null && other[f].toLowerCase() === id[f].toLowerCase(),
   );
   return {
-    known: null,
     conflict: {
       withId: other.id,
       details: { reason: 'hardware already known under another deviceid', fields, known: pick(other), incoming },

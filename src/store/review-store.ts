@@ -24,33 +24,43 @@ const MATCH_COLUMNS = (sql: Queryable) =>
   sql`id, deviceid, uuid, serial, name, macs, state, registered_key_id as "registeredKeyId", registered_client_pk as "registeredClientPk",
       registered_cert_id as "registeredCertId"`;
 
-/** The device on record under this deviceid, with its pin. */
-export async function findDeviceByDeviceid(sql: Queryable, deviceid: string): Promise<IdentityMatch | null> {
-  const [row] = await sql<IdentityMatch[]>`select ${MATCH_COLUMNS(sql)} from devices where deviceid = ${deviceid}`;
-  return row ?? null;
-}
-
-/** The active per-agent client created for this deviceid (clients create --device), if any: one indexed read. */
-export async function findBoundClient(sql: Queryable, deviceid: string): Promise<number | null> {
-  const [row] = await sql<{ id: number }[]>`
-    select id from agent_clients where deviceid = ${deviceid} and revoked_at is null order by id desc limit 1`;
-  return row?.id ?? null;
-}
-
-/** The device with this deviceid, and devices elsewhere with the same UUID or serial. */
-export async function findIdentityMatches(
+/**
+ * The identity judgement's one read of an agent message, in one statement (one round trip on one pooled
+ * connection): the device under this deviceid first, then up to 9 devices elsewhere with the same UUID or
+ * serial (none when both are null), and with `bound` the active per-agent client created for the deviceid
+ * (clients create --device), which alone may speak for it.
+ */
+export async function readIdentity(
   sql: Queryable,
   deviceid: string,
   uuid: string | null,
   serial: string | null,
-): Promise<IdentityMatch[]> {
-  return sql<IdentityMatch[]>`
-    select ${MATCH_COLUMNS(sql)} from devices
-    where deviceid = ${deviceid}
-       ${uuid ? sql`or uuid = ${uuid}` : sql``}
-       ${serial ? sql`or serial = ${serial}` : sql``}
-    order by (deviceid = ${deviceid}) desc, id
-    limit 10`;
+  bound: boolean,
+): Promise<{ matches: IdentityMatch[]; boundClient: number | null }> {
+  const rows = await sql<(IdentityMatch & { boundClient: number | null })[]>`
+    select b.bound as "boundClient", d.*
+    from (select ${
+      bound
+        ? sql`(select id from agent_clients where deviceid = ${deviceid} and revoked_at is null order by id desc limit 1)`
+        : sql`null::bigint`
+    } as bound) b
+    left join lateral (
+      select ${MATCH_COLUMNS(sql)} from devices
+      where deviceid = ${deviceid}
+         ${uuid ? sql`or uuid = ${uuid}` : sql``}
+         ${serial ? sql`or serial = ${serial}` : sql``}
+      order by (deviceid = ${deviceid}) desc, id
+      limit 10
+    ) d on true`;
+  const matches: IdentityMatch[] = [];
+  for (const { boundClient: _, ...m } of rows) if (m.id !== null) matches.push(m);
+  return { matches, boundClient: rows[0]?.boundClient ?? null };
+}
+
+/** The device on record under this deviceid, with its pin. */
+export async function findDeviceByDeviceid(sql: Queryable, deviceid: string): Promise<IdentityMatch | null> {
+  const [row] = await sql<IdentityMatch[]>`select ${MATCH_COLUMNS(sql)} from devices where deviceid = ${deviceid}`;
+  return row ?? null;
 }
 
 /** Locks a device's row for a state change; null when there is no such device. */
