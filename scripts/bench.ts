@@ -15,7 +15,8 @@
  *   memory: 50 concurrent ~20 MB uploads; decompression bombs (BENCH_ONLY=bomb alone).
  * BENCH_SECONDS per case (default 5), BENCH_CONCURRENCY clients (8), BENCH_DEVICES per agent (250),
  * BENCH_REDIS_URL (redis://127.0.0.1:6379/7), BENCH_ONLY (bomb | ingest | memory), BENCH_COMPARE (another
- * checkout, measured in the same run). Loopback only, bounded in time. Uses PostgreSQL at BENCH_DATABASE_URL
+ * checkout, measured in the same run), BENCH_PROFILE (a directory: the gateway as deployed writes a V8 CPU
+ * profile there when it stops). Loopback only, bounded in time. Uses PostgreSQL at BENCH_DATABASE_URL
  * (default: the local test database, in a schema of its own, dropped afterwards).
  */
 import crypto from 'node:crypto';
@@ -323,7 +324,12 @@ async function measureDeployed(
   prefix: string,
   root?: string,
 ): Promise<void> {
-  const proc = await startGateway(env, { root });
+  // BENCH_PROFILE=<dir>: the gateway writes a V8 CPU profile there when it stops (node --cpu-prof).
+  const profile = process.env.BENCH_PROFILE;
+  const proc = await startGateway(env, {
+    root,
+    ...(profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profile}`] } : {}),
+  });
   try {
     const bearer = `Bearer ${await bearerToken(proc.port, env.DATABASE_URL!, root)}`;
     const withBearer = (reqs: LoadRequest[]) =>
