@@ -30,9 +30,12 @@ afterEach(async () => {
   await gate.close();
 });
 
-/** The attacker's own device: the captured inventory under a new deviceid, with `extra` added to CONTENT. */
-const attackerInventory = (deviceid: string, extra: string) =>
-  xmlBody(fiInventoryText({ deviceid, name: 'shadow', extraXml: extra }));
+/** The attacker's own device, through key site-b: the captured inventory under a new deviceid, plus `extra`. */
+const sendAttackerInventory = (deviceid: string, extra: string) =>
+  gate.raw({
+    headers: { ...FI_HEADERS, Authorization: basic('inventory', KEY_B_SECRET) },
+    body: xmlBody(fiInventoryText({ deviceid, name: 'shadow', extraXml: extra })),
+  });
 
 async function pageOf(deviceid: string) {
   const list = await gate.api('GET', `/api/v1/devices?q=${encodeURIComponent(deviceid)}`);
@@ -62,10 +65,10 @@ async function storedSummary(deviceid: string) {
 it('a lower-case software section beside the upper-case ones is refused: the view and GLPI would read one of them', async () => {
   const { before } = await victim(gate, { hw: VICTIM_HW });
   const deviceid = 'shadow-2026-12-02-10-00-00';
-  const res = await gate.raw({
-    headers: { ...FI_HEADERS, Authorization: basic('inventory', KEY_B_SECRET) },
-    body: attackerInventory(deviceid, '<softwares><name>hidden-tool</name><version>1</version></softwares>'),
-  });
+  const res = await sendAttackerInventory(
+    deviceid,
+    '<softwares><name>hidden-tool</name><version>1</version></softwares>',
+  );
   expect(res.status).toBe(400);
   expect(textOfAnswer(res)).toContain('&lt;softwares&gt; beside &lt;SOFTWARES&gt;');
   expect(await gate.ctx.sql`select 1 from devices where deviceid = ${deviceid}`).toHaveLength(0);
@@ -75,10 +78,7 @@ it('a lower-case software section beside the upper-case ones is refused: the vie
 it('a lone lower-case section: the page shows what the full parse reads (ingest leaves it to the background pass)', async () => {
   const { before } = await victim(gate, { hw: VICTIM_HW });
   const deviceid = 'shadow-2026-12-02-10-00-02';
-  const res = await gate.raw({
-    headers: { ...FI_HEADERS, Authorization: basic('inventory', KEY_B_SECRET) },
-    body: attackerInventory(deviceid, '<licenseinfos/>'),
-  });
+  const res = await sendAttackerInventory(deviceid, '<licenseinfos/>');
   expect(res.status).toBe(200);
   const expected = await fullParseSummary(deviceid);
   expect(expected.sections).toContain('licenseinfos');
@@ -96,13 +96,10 @@ it('a lone lower-case section: the page shows what the full parse reads (ingest 
 it("a lower-case bios claiming the victim's serial after the real one is refused: two readings of who the device is", async () => {
   const { before } = await victim(gate, { hw: VICTIM_HW });
   const deviceid = 'shadow-2026-12-02-10-00-01';
-  const res = await gate.raw({
-    headers: { ...FI_HEADERS, Authorization: basic('inventory', KEY_B_SECRET) },
-    body: attackerInventory(
-      deviceid,
-      `<bios><ssn>${VICTIM_HW.serial}</ssn><smanufacturer>Dell Inc.</smanufacturer></bios>`,
-    ),
-  });
+  const res = await sendAttackerInventory(
+    deviceid,
+    `<bios><ssn>${VICTIM_HW.serial}</ssn><smanufacturer>Dell Inc.</smanufacturer></bios>`,
+  );
   expect(res.status).toBe(400);
   expect(textOfAnswer(res)).toMatch(/bios/i);
   expect(await gate.ctx.sql`select 1 from devices where deviceid = ${deviceid}`).toHaveLength(0);
