@@ -11,6 +11,7 @@
  * shared server is never touched. The inventories are the captured ones (test/fixtures), deviceid changed.
  */
 import crypto from 'node:crypto';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASE_URL } from '../helpers/env.js';
 import { eventually } from '../helpers/eventually.js';
@@ -36,7 +37,7 @@ import {
   startFaultGateway,
   storedMarkers,
 } from '../faults/support.js';
-import { basic } from './support.js';
+import { basic, snapshotOf } from './support.js';
 
 /** The smallest SPOOL_MAX the gateway takes (1 MiB): about 57 captured inventories (~18 KB each, compressed). */
 const SPOOL_MAX = 1024 * 1024;
@@ -52,6 +53,8 @@ describe('PostgreSQL away: one credential cannot fill the spool', () => {
   let proxy: TcpProxy;
   let glpi: FakeGlpi;
   let gw: FaultGateway;
+  /** The gateway's schema, directly (not through the proxy). */
+  let schemaSql: postgres.Sql;
   beforeAll(async () => {
     glpi = new FakeGlpi();
     await glpi.up();
@@ -62,9 +65,11 @@ describe('PostgreSQL away: one credential cannot fill the spool', () => {
       viaPort: proxy.port,
       env: { SPOOL_MAX: String(SPOOL_MAX), UPSTREAM_URL: glpi.url },
     });
+    schemaSql = postgres(gw.databaseUrl, { onnotice: () => {}, max: 1 });
   }, 90_000);
   afterAll(async () => {
     proxy?.resume();
+    await schemaSql?.end();
     await gw?.close();
     await proxy?.close();
     await glpi?.down();
@@ -101,26 +106,8 @@ describe('PostgreSQL away: one credential cannot fill the spool', () => {
         [deviceids],
       )
     )[0]!.n;
-  /** What the flood must not change about the victim: its row, submissions, GLPI queue and device page. */
-  const snapshot = async (deviceid: string) => {
-    const [device] = await q<Record<string, unknown>>(`select * from $schema.devices where deviceid = $1`, [deviceid]);
-    const id = (device?.id as string | undefined) ?? '-1';
-    return {
-      device,
-      submissions: await q(`select id::int, state from $schema.submissions where device_id = $1 order by id`, [id]),
-      outbox: await q(
-        `select id::int, submission_id::int as "submissionId", state from $schema.outbox where device_id = $1 order by id`,
-        [id],
-      ),
-      inventory: (
-        await q(
-          `select full_submission_id::int as "fullSubmissionId", format, view, partials_merged as "partialsMerged", summary, summary_submission_id::int as "summarySubmissionId" from $schema.inventories where device_id = $1`,
-          [id],
-        )
-      )[0],
-      outboxTotal: (await q<{ n: number }>(`select count(*)::int as n from $schema.outbox`))[0]!.n,
-    };
-  };
+  /** What the flood must not change about the victim (support.ts snapshot), read in the gateway's schema. */
+  const snapshot = (deviceid: string) => snapshotOf(schemaSql, deviceid);
   const send = (m: Message) => post(gw.port, m, { timeoutMs: 120_000 });
   /** The gateway's own word that an inventory was not spooled ("could not be spooled"), with its error. */
   const notSpooled = (deviceid: string) =>

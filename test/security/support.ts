@@ -10,6 +10,7 @@
 import http from 'node:http';
 import zlib from 'node:zlib';
 import { expect } from 'vitest';
+import type { Queryable } from '../../src/store/db.js';
 import { type TestContext, createTestContext, decodeAnswer } from '../helpers/context.js';
 import { FakeGlpi } from '../helpers/fake-glpi.js';
 import { type CapturedRequest, bodyOf, loadScenario } from '../helpers/fixtures.js';
@@ -193,8 +194,12 @@ export interface Snapshot {
  * What an attack must not change about a device: its identity, its registered credential, its GLPI queue and
  * the inventory the security team reads on its page.
  */
-export async function snapshot(gate: Gate, deviceid: string): Promise<Snapshot> {
-  const sql = gate.ctx.sql;
+export function snapshot(gate: Gate, deviceid: string): Promise<Snapshot> {
+  return snapshotOf(gate.ctx.sql, deviceid);
+}
+
+/** snapshot() through any connection whose search_path is the gateway's schema (a gateway process's, too). */
+export async function snapshotOf(sql: Queryable, deviceid: string): Promise<Snapshot> {
   const [device] = await sql<Record<string, unknown>[]>`
     select id::int, deviceid, state, name, uuid, serial, msn, asset_tag as "assetTag", manufacturer, model, macs, ips, os,
            tag, registered_key_id::int as "registeredKeyId", registered_client_pk::int as "registeredClientPk",
