@@ -93,18 +93,16 @@ describe('PostgreSQL away: one credential cannot fill the spool', () => {
     authorization: basic(agent.deviceid.slice(0, 16), secret),
   });
   const status = (o: Outcome) => (isAnswer(o) ? o.status : o.error);
-  const q = <T extends object = Record<string, unknown>>(sql: string, params: unknown[] = []) =>
-    gw.admin.unsafe<T[]>(sql.replaceAll('$schema', `"${gw.schema}"`), params as never[]);
   const countOf = async (table: 'devices' | 'registrations', deviceids: string[]) =>
     (
-      await q<{ n: number }>(`select count(*)::int as n from $schema.${table} where deviceid = any($1)`, [deviceids])
+      await schemaSql<
+        { n: number }[]
+      >`select count(*)::int as n from ${schemaSql(table)} where deviceid = any(${deviceids})`
     )[0]!.n;
   const submissionsOf = async (deviceids: string[]) =>
     (
-      await q<{ n: number }>(
-        `select count(*)::int as n from $schema.submissions s join $schema.devices d on d.id = s.device_id where d.deviceid = any($1)`,
-        [deviceids],
-      )
+      await schemaSql<{ n: number }[]>`select count(*)::int as n from submissions s join devices d on d.id = s.device_id
+                                      where d.deviceid = any(${deviceids})`
     )[0]!.n;
   /** What the flood must not change about the victim (support.ts snapshot), read in the gateway's schema. */
   const snapshot = (deviceid: string) => snapshotOf(schemaSql, deviceid);
@@ -231,10 +229,8 @@ describe('PostgreSQL away: one credential cannot fill the spool', () => {
     expect(acked.map((a) => stored.get(a.marker) ?? 0)).toEqual(acked.map(() => 1));
     expect(
       (
-        await q<{ n: number }>(
-          `select count(*)::int as n from $schema.registrations where details->>'spooled' = 'true' and deviceid = any($1)`,
-          [acked.map((a) => a.deviceid)],
-        )
+        await schemaSql<{ n: number }[]>`select count(*)::int as n from registrations
+          where details->>'spooled' = 'true' and deviceid = any(${acked.map((a) => a.deviceid)})`
       )[0]!.n,
     ).toBe(acked.length);
     // The refused inventories wrote nothing: no device, no registration, no submission.
