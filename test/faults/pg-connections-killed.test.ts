@@ -1,10 +1,11 @@
 /**
  * Faults under load (issue 7, item 2): a real gateway process receives PROLOG/CONTACT + inventory from 20
- * simulated agents (FusionInventory XML and GLPI Agent JSON, Basic auth, half of them --force runs) while its PostgreSQL connections
- * are killed again and again — and only its own: pg_terminate_backend on its application_name, the shared
- * server is never restarted. Every answer is a proper 200 or a clean 503 in the agent's format (no hang, no
- * 500), the process keeps running and serves again by itself, and every inventory it acknowledged is in
- * PostgreSQL afterwards, checked row by row (deviceid + a marker carried in the body).
+ * simulated agents (FusionInventory XML and GLPI Agent JSON, Basic auth, half of them --force runs) while its
+ * PostgreSQL connections are killed again and again — and only its own: pg_terminate_backend on its
+ * application_name, the shared server is never restarted. Every answer is a proper 200 or a clean 503 in the
+ * agent's format (no hang, no 500), the process keeps running and serves again by itself, and every
+ * inventory it acknowledged is in PostgreSQL afterwards, checked row by row (deviceid + a marker carried in
+ * the body).
  */
 import crypto from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';

@@ -205,15 +205,16 @@ export async function snapshotOf(sql: Queryable, deviceid: string): Promise<Snap
            tag, registered_key_id::int as "registeredKeyId", registered_client_pk::int as "registeredClientPk",
            assigned_tag as "assignedTag"
     from devices where deviceid = ${deviceid}`;
+  const deviceId = (device?.id as number | undefined) ?? -1; // no device: nothing of it to match
   const outbox = await sql<Snapshot['outbox']>`
     select id::int, submission_id::int as "submissionId", state from outbox
-    where deviceid = ${deviceid} or device_id = ${(device?.id as number | undefined) ?? -1} order by id`;
+    where deviceid = ${deviceid} or device_id = ${deviceId} order by id`;
   const submissions = await sql<Snapshot['submissions']>`
-    select id::int, state from submissions where device_id = ${(device?.id as number | undefined) ?? -1} order by id`;
+    select id::int, state from submissions where device_id = ${deviceId} order by id`;
   const [inventory] = await sql<Record<string, unknown>[]>`
     select full_submission_id::int as "fullSubmissionId", format, view, partials_merged as "partialsMerged", summary,
            summary_submission_id::int as "summarySubmissionId"
-    from inventories where device_id = ${(device?.id as number | undefined) ?? -1}`;
+    from inventories where device_id = ${deviceId}`;
   const [total] = await sql<{ n: number }[]>`select count(*)::int as n from outbox`;
   return { device, outbox, submissions, inventory, outboxTotal: total!.n };
 }
