@@ -344,6 +344,19 @@ async function measureDeployed(
       });
       if (r.statuses[200] !== reqs.length) throw new Error(`registering devices: ${JSON.stringify(r.statuses)}`);
     }
+    // A deferred first contact is also a 200: check that every device was made, or the cases below would
+    // measure first contacts of unknown devices instead of the fleet they claim.
+    const made = postgres(env.DATABASE_URL!, { onnotice: () => {}, max: 1 });
+    try {
+      const [row] = await made<{ n: number }[]>`select count(*)::int as n from devices where state = 'quarantined'`;
+      const n = row?.n ?? 0;
+      if (n !== msgs.prolog.length + msgs.contact.length)
+        throw new Error(
+          `registering devices: ${n} quarantined devices, ${msgs.prolog.length + msgs.contact.length} expected`,
+        );
+    } finally {
+      await made.end();
+    }
     process.stdout.write(
       `${label} as deployed (AGENT_AUTH=required: key over Basic / OAuth bearer up front; REDIS_URL; every device known):\n`,
     );

@@ -101,9 +101,6 @@ const withSearchPath = (url: string, schema: string) => `${url}${url.includes('?
 function loadLimits(budgetLow: boolean): Record<string, string> {
   const wanted =
     SCENARIO === 'steady' ? [...RAISED_LIMITS] : RAISED_LIMITS.filter(([k]) => k === 'RATE_LIMIT_IP_PER_MINUTE');
-  // 200 agents' first contacts from one /24 are the fleet's, not a spike (steady only; spike keeps the defaults).
-  if (SCENARIO === 'steady')
-    wanted.push(['SPIKE_NEW_DEVICES_PER_SUBNET', '1000000'], ['SPIKE_NEW_DEVICES_PER_KEY', '1000000']);
   if (budgetLow) wanted.push(['INVENTORY_BUDGET_PER_SECOND', String(BUDGET)]);
   // Optional: to look at one mechanism alone (e.g. the budget without the invalid-credential limiter).
   if (process.env.LOAD_AUTH_FAILURES_LIMIT)

@@ -5,12 +5,20 @@
  */
 import { CONFIG_KEYS } from '../../src/config.js';
 
-/** Per-address, per-key and per-device limits and the inventory budget, raised out of the way. */
+/**
+ * Per-address, per-key and per-device limits, the inventory budget and the new-device spike detector,
+ * raised out of the way. The spike thresholds matter most: every simulated device comes from 127.0.0.0/24,
+ * so past SPIKE_NEW_DEVICES_PER_SUBNET (200) new deviceids the key is frozen and the rest of the fleet's
+ * first contacts are deferred (no device made), and the counters outlive a run by SPIKE_WINDOW: a case
+ * meant for known devices would measure unknown ones.
+ */
 export const RAISED_LIMITS: [string, string][] = [
   ['RATE_LIMIT_IP_PER_MINUTE', '10000000'],
   ['RATE_LIMIT_KEY_PER_MINUTE', '10000000'],
   ['RATE_LIMIT_DEVICE_PER_HOUR', '1000000'],
   ['INVENTORY_BUDGET_PER_SECOND', '1000000'],
+  ['SPIKE_NEW_DEVICES_PER_KEY', '10000000'],
+  ['SPIKE_NEW_DEVICES_PER_SUBNET', '10000000'],
 ];
 
 export function hasConfigKey(name: string): boolean {
