@@ -527,7 +527,7 @@ export const CONFIG_KEYS: Key<keyof Config>[] = [
   {
     env: 'PARSE_WORKERS',
     field: 'parseWorkers',
-    doc: 'worker threads that parse bodies over 1 MB decompressed and build inventory views, off the event loop',
+    doc: 'worker threads that parse bodies over 1 MB decompressed (and share those over 32 KB with the event loop) and build inventory views, off the event loop',
     default: '1',
     parse: int(1, 64),
   },

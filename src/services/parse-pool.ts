@@ -1,7 +1,15 @@
 /**
- * Worker threads for the work that grows with an inventory's size (parse-worker.ts): a large body's parse,
- * and building an inventory view. Small bodies (PROLOG, CONTACT, a desktop's 230 KB inventory, small
- * partials) are parsed inline: they are the hot path, and a thread hop costs more than their parse.
+ * Worker threads for the work that grows with an inventory's size (parse-worker.ts): a body's parse, and
+ * building an inventory view.
+ *
+ * Where a body is parsed:
+ * - up to SHARED_PARSE_MIN (PROLOG, CONTACT, small partials): on the event loop, always; a thread hop costs
+ *   more than their parse;
+ * - over INLINE_PARSE_MAX: in a worker, always (its heap is capped, the event loop never holds its tree);
+ * - in between (a desktop's 230 KB inventory takes 2.5-3 ms to check and parse, issue 13): in a worker when
+ *   one is loaded and has no more than one task waiting, else on the event loop. Under load the two share
+ *   the work, so the gateway uses a second core; a worker that is still loading (about 2 s) or busy never
+ *   makes an agent wait for it.
  *
  * Each worker's heap is capped (`heapMb`): a body whose parse needs more — a document built to explode in
  * memory — fails that one task with 413 and the worker is replaced, instead of growing the process.
@@ -22,7 +30,9 @@ import { viewFromBody } from './inventory-view.js';
 import type { InventorySummary } from '../store/read-store.js';
 import type { ParseTask, ViewTask, WorkerAnswer } from './parse-worker.js';
 
-/** Decoded bodies up to this size are parsed on the event loop (about 10 ms for 1 MB of JSON). */
+/** Decoded bodies up to this size are always parsed on the event loop. */
+export const SHARED_PARSE_MIN = 32 * 1024;
+/** Decoded bodies over this size are always parsed in a worker (about 10 ms for 1 MB of JSON). */
 export const INLINE_PARSE_MAX = 1024 * 1024;
 /** Stored bodies (compressed) up to this size get their view built inline. */
 export const INLINE_VIEW_MAX = 64 * 1024;
@@ -90,6 +100,7 @@ function bootstrap(): string {
   return `
 const { parentPort } = require('node:worker_threads');
 const ready = import(${JSON.stringify(api)}).then((tsx) => tsx.tsImport(${JSON.stringify(target)}, ${JSON.stringify(target)}));
+ready.then(() => parentPort.postMessage({ loaded: true }), () => {});
 parentPort.on('message', async ({ id, name, task }) => {
   try {
     const mod = await ready;
@@ -113,6 +124,8 @@ interface Thread {
   worker: Worker;
   job: Job | null;
   idle: NodeJS.Timeout | null;
+  /** Its modules are loaded: a task sent now starts at once. */
+  loaded: boolean;
 }
 
 const IDLE_MS = 60_000;
@@ -133,8 +146,12 @@ export function createParsePool(opts: ParsePoolOptions): ParsePool {
       eval: true,
       resourceLimits: { maxOldGenerationSizeMb: opts.heapMb },
     });
-    const t: Thread = { worker, job: null, idle: null };
-    worker.on('message', (m: { id: number; out?: unknown; crash?: string }) => {
+    const t: Thread = { worker, job: null, idle: null, loaded: false };
+    worker.on('message', (m: { id: number; out?: unknown; crash?: string; loaded?: true }) => {
+      if (m.loaded) {
+        t.loaded = true;
+        return;
+      }
       const job = t.job;
       if (!job || job.id !== m.id) return;
       t.job = null;
@@ -177,6 +194,22 @@ export function createParsePool(opts: ParsePoolOptions): ParsePool {
       }
   }
 
+  /**
+   * A loaded worker can take a shared-size parse now: fewer tasks waiting than loaded workers. With none at
+   * all, one is started for the next ones (it loads while the event loop parses).
+   */
+  function workerFree(): boolean {
+    if (closed) return false;
+    if (threads.length === 0) {
+      spawn();
+      pump(); // idle until a task comes: its idle timer runs from now
+      return false;
+    }
+    let loaded = 0;
+    for (const t of threads) if (t.loaded) loaded++;
+    return loaded > 0 && queue.length < loaded;
+  }
+
   async function run<T>(name: Job['name'], task: ParseTask | ViewTask, transfer: ArrayBuffer[]): Promise<T> {
     if (closed) throw new AppError('unavailable', 'Service temporarily unavailable');
     running++;
@@ -207,7 +240,8 @@ export function createParsePool(opts: ParsePoolOptions): ParsePool {
   return {
     async parse(decoded, secrets, compression, transfer = false) {
       const parts = Array.isArray(decoded) ? decoded : [decoded];
-      if (partsLength(parts) <= INLINE_PARSE_MAX) {
+      const size = partsLength(parts);
+      if (size <= SHARED_PARSE_MIN || (size <= INLINE_PARSE_MAX && !workerFree())) {
         count('parse:inline');
         return parseDecoded(joinParts(parts), secrets);
       }
