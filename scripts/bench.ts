@@ -14,7 +14,7 @@
  *     RATE_LIMIT_IP_PER_MINUTE (429), both answered before the body is read or inflated, vs the no-op;
  *   memory: 50 concurrent ~20 MB uploads; decompression bombs (BENCH_ONLY=bomb alone).
  * BENCH_SECONDS per case (default 5), BENCH_CONCURRENCY clients (8), BENCH_DEVICES per agent (250),
- * BENCH_REDIS_URL (redis://127.0.0.1:6379/7), BENCH_ONLY (bomb | ingest | memory), BENCH_COMPARE (another
+ * BENCH_REDIS_URL (redis://127.0.0.1:6379/7), BENCH_ONLY (bomb | ingest | memory | reject), BENCH_COMPARE (another
  * checkout, measured in the same run), BENCH_PROFILE (a directory: the gateway as deployed writes a V8 CPU
  * profile there when it stops). Loopback only, bounded in time. Uses PostgreSQL at BENCH_DATABASE_URL
  * (default: the local test database, in a schema of its own, dropped afterwards).
@@ -59,7 +59,7 @@ async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected 
 /**
  * `BENCH_ONLY`: `bomb` runs only the decompression-bomb case (it needs no other case's set-up); `ingest`
  * only the floors and the gateway as deployed (no rejections, memory or bomb case); `memory` only the
- * 20 MB-upload memory case.
+ * 20 MB-upload memory case; `reject` only the 401 and 429 rejections and their no-op floor.
  */
 const ONLY = process.env.BENCH_ONLY ?? '';
 
@@ -151,7 +151,7 @@ async function main(): Promise<void> {
   const ingest = ONLY === '' || ONLY === 'ingest';
   try {
     if (ingest) await measureIngest(databaseUrl, schema, raised, results);
-    if (ONLY === '') {
+    if (ONLY === '' || ONLY === 'reject') {
       const inventories = variants('fi-inventory', DEVICES);
       const kb = inventories.reduce((n, r) => n + r.body!.length, 0) / inventories.length / 1024;
       process.stdout.write(
@@ -201,6 +201,9 @@ async function main(): Promise<void> {
   if (results.reject401) {
     rows.push(['401 rejection / express no-op', ratio('reject401', 'noopInventory'), 0.8]);
     rows.push(['429 rejection / express no-op', ratio('reject429', 'noopInventory'), 0.8]);
+    const cpu = (a: string) => results.noopInventory!.cpuMs / results[a]!.cpuMs;
+    rows.push(['(CPU per request, no-op / 401)', cpu('reject401'), 0]);
+    rows.push(['(CPU per request, no-op / 429)', cpu('reject429'), 0]);
   }
   if (rows.length) process.stdout.write('ratios (same run):\n');
   for (const [name, value, target] of rows)
