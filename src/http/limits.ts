@@ -266,18 +266,32 @@ return ''
  * request in its address's per-minute window, exactly as rate-limit-redis's increment script does on the
  * same key (so the token endpoint's limiter shares the count), and reads the address's invalid-credential
  * count as its get script does. KEYS: agentgate:ip:<address>, agentgate:authfail:<address>; ARGV: the
- * per-address window in ms. Returns {hits in the window, invalid credentials in theirs}.
+ * per-address window in ms. Returns {hits in the window, invalid credentials in theirs, ms left in each
+ * window (the second -2 when there is none)}.
  */
 export const EDGE_LUA = `
 local hits
-if redis.call('PTTL', KEYS[1]) <= 0 then
-  redis.call('SET', KEYS[1], 1, 'PX', tonumber(ARGV[1]))
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then
+  ttl = tonumber(ARGV[1])
+  redis.call('SET', KEYS[1], 1, 'PX', ttl)
   hits = 1
 else
   hits = redis.call('INCR', KEYS[1])
 end
-return {hits, tonumber(redis.call('GET', KEYS[2]) or '0') or 0}
+return {hits, tonumber(redis.call('GET', KEYS[2]) or '0') or 0, ttl, redis.call('PTTL', KEYS[2])}
 `;
+
+/**
+ * How long this process remembers a refusal the shared counters gave (at most; never past the end of the
+ * window that refused). An address past its budget stays refused until its window ends, and counting it
+ * further changes nothing (fixed windows), so within this time its requests are answered 429 without a
+ * Redis round trip: a flood costs this process and Redis one script per address per second instead of one
+ * per request. Short, so that a counter cleared in Redis by hand lets the address in again within a second.
+ */
+export const REFUSAL_MEMORY_MS = 1000;
+/** Refused addresses remembered at once; past it, refusals are asked of Redis again (a wide flood). */
+export const REFUSAL_MEMORY_MAX = 10_000;
 
 const REASONS = new Set<string>(['device', 'key', 'budget', 'share']);
 
@@ -465,25 +479,57 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   const redis = deps.redis;
   if (redis) redis.defineCommand('agentgateEdge', { numberOfKeys: 2, lua: EDGE_LUA });
   const edgeScript = redis
-    ? (redis as unknown as Record<string, (...args: string[]) => Promise<[number, number]>>).agentgateEdge!.bind(redis)
+    ? (
+        redis as unknown as Record<string, (...args: string[]) => Promise<[number, number, number, number]>>
+      ).agentgateEdge!.bind(redis)
     : null;
-  /** [hits in the address's minute, its invalid credentials]: one script while both counters are in Redis. */
-  async function edgeCounts(key: string): Promise<[number, number]> {
+  interface EdgeCounts {
+    /** Requests in the address's current minute, this one included. */
+    hits: number;
+    /** Invalid credentials in the address's current 15 minutes. */
+    failures: number;
+    /** Milliseconds left in each of those windows (unknown: 0). */
+    ipLeftMs: number;
+    authLeftMs: number;
+  }
+  /** The address's two counts: one script while both counters are in Redis. */
+  async function edgeCounts(key: string): Promise<EdgeCounts> {
     if (edgeScript && ipFailover && authFailover && (await ipFailover.onRedis()) && (await authFailover.onRedis())) {
       try {
-        const [hits, failures] = await edgeScript(
+        const [hits, failures, ipLeft, authLeft] = await edgeScript(
           `${ipFailover.prefix}${key}`,
           `${authFailover.prefix}${key}`,
           String(ipWindowMs),
         );
-        return [Number(hits), Number(failures)];
+        return {
+          hits: Number(hits),
+          failures: Number(failures),
+          ipLeftMs: Number(ipLeft),
+          authLeftMs: Math.max(0, Number(authLeft)),
+        };
       } catch (err) {
         ipFailover.failed(err); // tells the other limiters too; the counts below come from memory
       }
     }
     // Without Redis, or while it is away: each store on its own (memory, or `unavailable` when closed).
     const [hit, seen] = await Promise.all([ipStore.increment(key), authStore.get?.(key)]);
-    return [hit.totalHits, seen?.totalHits ?? 0];
+    const left = (reset: Date | undefined) => (reset ? Math.max(0, reset.getTime() - Date.now()) : 0);
+    return {
+      hits: hit.totalHits,
+      failures: seen?.totalHits ?? 0,
+      ipLeftMs: left(hit.resetTime),
+      authLeftMs: left(seen?.resetTime),
+    };
+  }
+  /** Addresses refused by the counters, by key: the limiter and until when (performance.now()). */
+  const refused = new Map<string, { limiter: EdgeLimiter; until: number }>();
+  function remember(key: string, limiter: EdgeLimiter, windowLeftMs: number): void {
+    if (refused.size >= REFUSAL_MEMORY_MAX) {
+      const now = performance.now();
+      for (const [k, r] of refused) if (r.until <= now) refused.delete(k);
+      if (refused.size >= REFUSAL_MEMORY_MAX) return;
+    }
+    refused.set(key, { limiter, until: performance.now() + Math.min(REFUSAL_MEMORY_MS, windowLeftMs) });
   }
   let admission: AdmissionBackend;
   if (deps.redis) {
@@ -501,9 +547,20 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     authFailures,
     admission,
     async edge(req) {
-      const [hits, failures] = await edgeCounts(ipKeyGenerator(req.ip ?? 'unknown'));
-      if (hits > deps.ipPerMinute) return 'ip';
-      return failures >= deps.authFailuresPer15Min ? 'auth_failures' : null;
+      const key = ipKeyGenerator(req.ip ?? 'unknown');
+      const known = refused.get(key);
+      if (known) {
+        if (known.until > performance.now()) return known.limiter;
+        refused.delete(key);
+      }
+      const c = await edgeCounts(key);
+      if (c.hits > deps.ipPerMinute) {
+        remember(key, 'ip', c.ipLeftMs);
+        return 'ip';
+      }
+      if (c.failures < deps.authFailuresPer15Min) return null;
+      remember(key, 'auth_failures', c.authLeftMs);
+      return 'auth_failures';
     },
     refuse(req, res, limiter) {
       (limiter === 'ip' ? refuseIp : refuseBruteForce)(req, res);

@@ -100,9 +100,30 @@ describe('limits in one gateway (real Redis)', () => {
     const authTtl = await ctx.deps.redis!.pttl('agentgate:authfail:203.0.113.3');
     expect(authTtl).toBeGreaterThan(60_000);
     expect(authTtl).toBeLessThanOrEqual(15 * 60_000);
-    // Ending the window (what expiry does) lets the address in again.
+    // Ending the window (what expiry does) lets the address in again, once this gateway's memory of the
+    // refusal (at most REFUSAL_MEMORY_MS, never past the window) has passed.
     await ctx.deps.redis!.del('agentgate:ip:198.51.100.9');
-    expect((await from('198.51.100.9')).status).toBe(401);
+    await eventually(async () => expect((await from('198.51.100.9')).status).toBe(401), { timeout: 5000 });
+  });
+
+  it('answers a refused address from memory: its counter in Redis stops moving', async () => {
+    const from = (ip: string) =>
+      send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': ip }, body: prolog });
+    const counter = async () => Number(await ctx.deps.redis!.get('agentgate:ip:198.51.100.10'));
+    const flood = [];
+    for (let i = 0; i < 6; i++) flood.push((await from('198.51.100.10')).status);
+    expect(flood).toEqual([401, 401, 401, 401, 401, 429]);
+    const counted = await counter();
+    expect(counted).toBe(6);
+    const more = [];
+    for (let i = 0; i < 3; i++) more.push((await from('198.51.100.10')).status);
+    expect(more).toEqual([429, 429, 429]);
+    // The remembered refusal is still the shared one: later it is asked of Redis again, and counted there.
+    expect(await counter()).toBeLessThan(counted + 3);
+    await eventually(async () => {
+      expect((await from('198.51.100.10')).status).toBe(429);
+      expect(await counter()).toBeGreaterThan(counted);
+    });
   });
 });
 
