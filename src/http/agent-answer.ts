@@ -10,7 +10,10 @@ import { encodeAnswer, errorBody } from '../protocol/answers.js';
 import { type Compression, mediaType } from '../protocol/decode.js';
 import type { WireFormat } from '../protocol/message.js';
 
-const ECHOED_HEADERS = ['GLPI-Agent-ID', 'GLPI-Request-ID', 'GLPI-Proxy-ID'];
+/** The correlation headers echoed in every answer: [name as sent, name as Node keys it]. */
+const ECHOED_HEADERS = ['GLPI-Agent-ID', 'GLPI-Request-ID', 'GLPI-Proxy-ID'].map((n) => [n, n.toLowerCase()] as const);
+/** A header value that may be echoed verbatim (visible ASCII, no space). */
+const ECHOABLE = /^[\x21-\x7e]+$/;
 
 /** A request header as one string of at most 256 characters, or null when absent or empty. */
 export function header(req: Request, name: string): string | null {
@@ -42,13 +45,19 @@ export function sendAgentAnswer(
   compression: Compression,
 ): void {
   const encoded = encodeAnswer(answer.text, answer.format, compression);
-  for (const name of ECHOED_HEADERS) {
-    const v = header(req, name);
-    if (v !== null && /^[\x21-\x7e]+$/.test(v)) res.setHeader(name, v);
+  for (const [name, key] of ECHOED_HEADERS) {
+    if (req.headers[key] === undefined) continue;
+    const v = header(req, key);
+    if (v !== null && ECHOABLE.test(v)) res.setHeader(name, v);
   }
   res.setHeader('Cache-Control', 'no-cache, no-store');
   res.setHeader('Content-Type', encoded.contentType); // exactly this: no charset parameter
-  res.status(answer.status).send(encoded.body);
+  // What express's res.send would do with a buffer here (no ETag, never a 304 for an agent's answer),
+  // without its per-call header lookups: every agent answer passes here.
+  res.setHeader('Content-Length', encoded.body.length);
+  res.statusCode = answer.status;
+  if (req.method === 'HEAD') res.end();
+  else res.end(encoded.body);
 }
 
 export interface AgentErrorOptions {
