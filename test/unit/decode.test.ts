@@ -132,6 +132,21 @@ describe('inflateBody', () => {
     expect((await appErrorOfAsync(inflateBody(bomb, 'gzip', 1024 * 1024))).code).toBe('payload_too_large');
   });
 
+  it('a small body that decodes past the inline cap (1 MB) is streamed: every byte, charged, under the limit', async () => {
+    const text = Buffer.from('<SOFTWARES><NAME>x</NAME></SOFTWARES>'.repeat(100_000)); // ~3.6 MB
+    const body = zlib.deflateSync(text);
+    expect(body.length).toBeLessThan(64 * 1024);
+    let charged = 0;
+    const out = await inflateBody(body, 'zlib', 8 << 20, (n) => void (charged += n));
+    expect(out.equals(text)).toBe(true);
+    expect(charged).toBe(text.length);
+    expect((await appErrorOfAsync(inflateBody(body, 'zlib', 2 << 20))).code).toBe('payload_too_large');
+    const trailing = Buffer.concat([body, Buffer.from('<REQUEST/>')]);
+    expect((await appErrorOfAsync(inflateBody(trailing, 'zlib', 8 << 20))).publicMessage).toBe(
+      'Invalid zlib body: data after the end of the compressed stream',
+    );
+  });
+
   it('refuses a plain body over the limit', async () => {
     expect((await appErrorOfAsync(inflateBody(XML, 'none', XML.length - 1))).code).toBe('payload_too_large');
   });
