@@ -44,5 +44,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-# node directly (not npm start) so SIGTERM reaches the process and in-flight requests are drained.
-CMD ["node", "bin/agent-gate.js", "serve"]
+# node directly (not npm start) so SIGTERM reaches the process and in-flight requests are drained; with
+# npm start's node flags (test/unit/deployment.test.ts keeps the two the same; README "Deployment").
+CMD ["node", "--max-semi-space-size=2", "bin/agent-gate.js", "serve"]

@@ -23,7 +23,7 @@
  * this version has (all agents come from 127.0.0.1 and the Basic ones share one key; nothing is deferred);
  * spike raises only the per-address one.
  * LOAD_AUTH_FAILURES_LIMIT, if set, becomes RATE_LIMIT_AUTH_FAILURES_PER_15MIN. LOAD_GATEWAY_NODE_ARGS: node options for
- * the gateway (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * the gateway after `npm start`'s own (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  * Deviceids carry a per-run tag, so Redis counters left by an earlier run (LOAD_REDIS_URL, default DB 6) do
  * not apply to this one.
  *

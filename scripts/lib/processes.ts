@@ -52,7 +52,20 @@ async function waitHttp(port: number, pathName: string, child: ChildProcess, tim
   throw new Error(`nothing answered on port ${port} within ${timeoutMs} ms`);
 }
 
-/** Runs `agent-gate serve` with the given environment on a free port; resolves once /readyz says ready. */
+/**
+ * The node flags `npm start` gives the gateway (package.json `scripts.start`; the Dockerfile's CMD has the
+ * same, test/unit/deployment.test.ts), so benchmarks and load runs measure it as deployed.
+ */
+export function startNodeArgs(root = ROOT): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const argv = pkg.scripts.start.split(' ');
+  return argv.slice(1, argv.indexOf('bin/agent-gate.js'));
+}
+
+/**
+ * Runs `agent-gate serve` with the given environment on a free port, with `npm start`'s node flags and
+ * then `nodeArgs`; resolves once /readyz says ready.
+ */
 export async function startGateway(
   env: Record<string, string>,
   /** root: another checkout of agent-gate to run (a before/after comparison in one bench run). */
@@ -60,11 +73,15 @@ export async function startGateway(
 ): Promise<Proc> {
   const port = await freePort();
   const root = opts.root ?? ROOT;
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), path.join(root, 'bin', 'agent-gate.js'), 'serve'], {
-    cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', opts.logFile ? 'pipe' : 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...startNodeArgs(root), ...(opts.nodeArgs ?? []), path.join(root, 'bin', 'agent-gate.js'), 'serve'],
+    {
+      cwd: root,
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
+      stdio: ['ignore', opts.logFile ? 'pipe' : 'ignore', 'inherit'],
+    },
+  );
   if (opts.logFile && child.stdout) {
     const { createWriteStream } = await import('node:fs');
     child.stdout.pipe(createWriteStream(opts.logFile));
