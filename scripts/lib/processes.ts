@@ -52,13 +52,18 @@ async function waitHttp(port: number, pathName: string, child: ChildProcess, tim
   throw new Error(`nothing answered on port ${port} within ${timeoutMs} ms`);
 }
 
+/** `npm start`'s command (package.json `scripts.start`), split into its words. */
+export function startCommand(root = ROOT): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  return pkg.scripts.start.split(' ');
+}
+
 /**
- * The node flags `npm start` gives the gateway (package.json `scripts.start`; the Dockerfile's CMD has the
- * same, test/unit/deployment.test.ts), so benchmarks and load runs measure it as deployed.
+ * The node flags `npm start` gives the gateway (the Dockerfile's CMD has the same,
+ * test/unit/deployment.test.ts), so benchmarks and load runs measure it as deployed.
  */
 export function startNodeArgs(root = ROOT): string[] {
-  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } };
-  const argv = pkg.scripts.start.split(' ');
+  const argv = startCommand(root);
   return argv.slice(1, argv.indexOf('bin/agent-gate.js'));
 }
 

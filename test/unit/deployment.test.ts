@@ -1,30 +1,23 @@
 /**
  * The image runs the gateway the way `npm start` does, node flags included: the bench and load scripts
- * measure `npm start`'s command (scripts/lib/processes.ts startNodeArgs), so an image that drifted from it
+ * measure `npm start`'s command (scripts/lib/processes.ts startCommand), so an image that drifted from it
  * would run something nobody measured.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-function startArgv(): string[] {
-  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-  return pkg.scripts.start.split(' ');
-}
+import { ROOT, startCommand } from '../../scripts/lib/processes.js';
 
 describe('deployment', () => {
   it("the Dockerfile's CMD is npm start's command", () => {
     const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     const cmd = /^CMD (\[.*\])$/m.exec(dockerfile);
     expect(cmd, 'a CMD in exec form').not.toBeNull();
-    expect(JSON.parse(cmd![1]!)).toEqual(startArgv());
+    expect(JSON.parse(cmd![1]!)).toEqual(startCommand());
   });
 
   it('caps the event loop young generation (the 20 MB-upload memory case of npm run bench)', () => {
-    expect(startArgv()).toContain('--max-semi-space-size=2');
-    expect(startArgv().slice(-2)).toEqual(['bin/agent-gate.js', 'serve']);
+    expect(startCommand()).toContain('--max-semi-space-size=2');
+    expect(startCommand().slice(-2)).toEqual(['bin/agent-gate.js', 'serve']);
   });
 });
