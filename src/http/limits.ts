@@ -127,7 +127,16 @@ export class FailoverStore implements Store {
     this.recheck.unref();
   }
 
+  /** Another limiter found Redis back: try it now rather than at this store's next re-check. */
+  recoverNow(): void {
+    if (!this.healthy) void this.tryRecover();
+  }
+
+  private recovering = false;
+
   private async tryRecover(): Promise<void> {
+    if (this.recovering || this.healthy) return;
+    this.recovering = true;
     try {
       await this.redis.ping();
       const store = this.makeRedisStore();
@@ -140,6 +149,8 @@ export class FailoverStore implements Store {
       this.onMode(true);
     } catch {
       /* still away */
+    } finally {
+      this.recovering = false;
     }
   }
 
@@ -190,7 +201,12 @@ export class FailoverStore implements Store {
 
   get(key: string): Promise<ClientRateLimitInfo | undefined> {
     return this.run(
-      (s) => s.get(key),
+      async (s) => {
+        // rate-limit-redis reads a missing key's GET as `false` (node-redis); ioredis gives null, which it
+        // parses to NaN hits. A key Redis does not have is no record, as MemoryStore answers.
+        const info = await s.get(key);
+        return Number.isFinite(info?.totalHits) ? info : undefined;
+      },
       () => this.memory.get(key),
     );
   }
@@ -372,7 +388,16 @@ export class RedisAdmission implements AdmissionBackend {
     this.recheck.unref();
   }
 
+  /** A limiter found Redis back: try it now rather than at the next re-check. */
+  recoverNow(): void {
+    if (!this.healthy) void this.tryRecover();
+  }
+
+  private recovering = false;
+
   private async tryRecover(): Promise<void> {
+    if (this.recovering || this.healthy) return;
+    this.recovering = true;
     try {
       await this.redis.ping();
       this.healthy = true;
@@ -382,6 +407,8 @@ export class RedisAdmission implements AdmissionBackend {
       this.onMode(true);
     } catch {
       /* still away */
+    } finally {
+      this.recovering = false;
     }
   }
 
@@ -428,8 +455,11 @@ export interface AgentLimits {
 
 export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   const stores: Store[] = [];
-  /** Everything that falls back from Redis: the first to see it away tells the others. */
-  const participants: { markDown(): void }[] = [];
+  /**
+   * Everything that falls back from Redis: the first to see it away tells the others, and the first to find
+   * it back tells them too, so that they are not on different backends for up to a re-check interval.
+   */
+  const participants: { markDown(): void; recoverNow(): void }[] = [];
   const usingRedis = new Map<string, boolean>();
   const store = (prefix: string): FailoverStore | null => {
     if (!deps.redis) return null; // a MemoryStore instead
@@ -437,7 +467,11 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
       usingRedis.set(prefix, up);
       deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
       // One request must not wait out a timeout per limiter: the first to see Redis away tells the others.
-      if (!up) for (const other of participants) if (other !== s) other.markDown();
+      for (const other of participants) {
+        if (other === s) continue;
+        if (up) other.recoverNow();
+        else other.markDown();
+      }
     });
     stores.push(s);
     participants.push(s);
@@ -536,7 +570,11 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     const a: RedisAdmission = new RedisAdmission(deps.redis, deps.redisFailure, deps.logger, (up) => {
       usingRedis.set('agentgate:admission', up);
       deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
-      if (!up) for (const other of participants) if (other !== a) other.markDown();
+      for (const other of participants) {
+        if (other === a) continue;
+        if (up) other.recoverNow();
+        else other.markDown();
+      }
     });
     participants.push(a);
     stores.push({ shutdown: () => a.shutdown() } as unknown as Store);
@@ -558,7 +596,8 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
         remember(key, 'ip', c.ipLeftMs);
         return 'ip';
       }
-      if (c.failures < deps.authFailuresPer15Min) return null;
+      // Refused on a count past the budget only: a count that is not a number refuses nobody.
+      if (!(c.failures >= deps.authFailuresPer15Min)) return null;
       remember(key, 'auth_failures', c.authLeftMs);
       return 'auth_failures';
     },

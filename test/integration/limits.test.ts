@@ -6,9 +6,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import zlib from 'node:zlib';
+import type { Options } from 'express-rate-limit';
 import { Redis } from 'ioredis';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Proc, freePort, startGateway } from '../../scripts/lib/processes.js';
+import { FailoverStore } from '../../src/http/limits.js';
 import { type TestContext, createSchema, createTestContext, send } from '../helpers/context.js';
 import { TEST_REDIS_URL } from '../helpers/env.js';
 import { eventually } from '../helpers/eventually.js';
@@ -265,5 +268,31 @@ describe('a burst of valid agents behind one address', () => {
       ),
     );
     expect(answers.map((a) => a.status)).toEqual(Array(40).fill(200));
+  });
+});
+
+describe('a limiter store read through Redis (ioredis)', () => {
+  let redis: Redis;
+  let store: FailoverStore;
+  const prefix = `agtest:${process.pid}:${Date.now()}:authfail:`;
+  beforeAll(async () => {
+    redis = new Redis(TEST_REDIS_URL);
+    store = new FailoverStore(redis, prefix, 'memory', pino({ level: 'silent' }), () => {});
+    await store.init({ windowMs: 60_000 } as Options);
+  });
+  afterAll(async () => {
+    store.shutdown();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  it('reads an address Redis has no count for as no record, as the in-memory store does', async () => {
+    // rate-limit-redis parsed ioredis's null for a missing key to NaN hits, and the agent edge read NaN
+    // invalid credentials as "past the budget": an address that never failed was refused (429).
+    expect(await store.get('198.51.100.30')).toBeUndefined();
+    expect(await store.onRedis()).toBe(true);
+    await store.increment('198.51.100.30');
+    expect(await store.get('198.51.100.30')).toMatchObject({ totalHits: 1 });
   });
 });
