@@ -21,7 +21,7 @@
  */
 import crypto from 'node:crypto';
 import postgres from 'postgres';
-import { type LoadRequest, type LoadResult, runLoad } from './lib/load-client.js';
+import { type LoadRequest, type LoadResult, quantile, runLoad } from './lib/load-client.js';
 import { RAISED_LIMITS, limitSettings } from './lib/limits.js';
 import { type Proc, cpuSeconds, runCli, startFloor, startGateway } from './lib/processes.js';
 import { variants } from './lib/traffic.js';
@@ -48,12 +48,71 @@ async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected 
   await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
   const cpu0 = cpuSeconds(proc.child.pid!);
   const r = await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: SECONDS });
-  const cpuMs = ((cpuSeconds(proc.child.pid!) - cpu0) * 1000) / Math.max(1, r.requests);
-  const bad = Object.entries(r.statuses).filter(([s]) => s !== String(expected));
+  const m = { ...r, cpuMs: ((cpuSeconds(proc.child.pid!) - cpu0) * 1000) / Math.max(1, r.requests) };
+  report(label, m, expected);
+  return m;
+}
+
+function report(label: string, m: Measured, expected: number): void {
+  const bad = Object.entries(m.statuses).filter(([s]) => s !== String(expected));
   process.stdout.write(
-    `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms   CPU ${cpuMs.toFixed(2)} ms/req${bad.length || r.errors ? `   NON-${expected}: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n`,
+    `  ${label.padEnd(34)} ${m.rps.toFixed(0).padStart(7)} req/s   p50 ${m.p50ms.toFixed(1)} ms   p99 ${m.p99ms.toFixed(1)} ms   CPU ${m.cpuMs.toFixed(2)} ms/req${bad.length || m.errors ? `   NON-${expected}: ${JSON.stringify(m.statuses)} errors ${m.errors}` : ''}\n`,
   );
-  return { ...r, cpuMs };
+}
+
+/** One case of an interleaved measurement: a server, its requests and the status every answer must have. */
+interface Case {
+  label: string;
+  proc: Proc;
+  reqs: LoadRequest[];
+  expected: number;
+}
+
+/**
+ * Cases measured in turns instead of one after the other: ROUNDS rounds, each giving every case an equal
+ * slice of BENCH_SECONDS, in an order that rotates from round to round, so that a slow stretch of this
+ * shared machine weighs on every case alike instead of on whichever ran then. A case's figures are its
+ * totals over the rounds (requests / seconds, CPU per request, percentiles of all its latencies).
+ */
+async function measureInterleaved(cases: Case[]): Promise<Measured[]> {
+  const ROUNDS = 5;
+  const totals = cases.map(() => ({ requests: 0, seconds: 0, cpu: 0, errors: 0, latencies: [] as number[] }));
+  const statuses = cases.map((): Record<number, number> => ({}));
+  for (const c of cases)
+    await runLoad(c.proc.port, cycle(c.reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < cases.length; k++) {
+      const i = (round + k) % cases.length;
+      const c = cases[i]!;
+      const t = totals[i]!;
+      const cpu0 = cpuSeconds(c.proc.child.pid!);
+      const r = await runLoad(c.proc.port, cycle(c.reqs), { concurrency: CONCURRENCY, seconds: SECONDS / ROUNDS });
+      t.cpu += cpuSeconds(c.proc.child.pid!) - cpu0;
+      t.requests += r.requests;
+      t.seconds += r.seconds;
+      t.errors += r.errors;
+      t.latencies.push(...r.latencies);
+      for (const [code, n] of Object.entries(r.statuses))
+        statuses[i]![Number(code)] = (statuses[i]![Number(code)] ?? 0) + n;
+    }
+  }
+  return cases.map((c, i) => {
+    const t = totals[i]!;
+    const latencies = t.latencies.sort((a, b) => a - b);
+    const m: Measured = {
+      requests: t.requests,
+      seconds: t.seconds,
+      rps: t.requests / t.seconds,
+      statuses: statuses[i]!,
+      errors: t.errors,
+      p50ms: quantile(latencies, 0.5),
+      p99ms: quantile(latencies, 0.99),
+      latencies,
+      cpuMs: (t.cpu * 1000) / Math.max(1, t.requests),
+    };
+    report(c.label, m, c.expected);
+    return m;
+  });
 }
 
 /**
@@ -145,7 +204,6 @@ async function main(): Promise<void> {
   const databaseUrl = withSearchPath(DATABASE_URL, schema);
   const raised = limitSettings(RAISED_LIMITS);
   const results: Record<string, Measured> = {};
-  let proc: Proc | null = null;
   let memory: Awaited<ReturnType<typeof measureMemory>> | null = null;
   let bomb: BombResult | null = null;
   const ingest = ONLY === '' || ONLY === 'ingest';
@@ -157,24 +215,33 @@ async function main(): Promise<void> {
       process.stdout.write(
         `rejections (AGENT_AUTH=required, answered before the body is read or inflated; ${kb.toFixed(1)} KB zlib XML inventory bodies; limits in Redis ${redact(REDIS_URL)}):\n`,
       );
-      proc = await startFloor('noop');
-      results.noopInventory = await measure('express no-op, inventory body', proc, inventories);
-      await proc.stop();
+      // The three servers run side by side and are measured in turns (measureInterleaved): these ratios
+      // compare requests of about a millisecond, where the machine's drift between two cases measured one
+      // after the other was as large as the difference looked for.
       const required = deployedEnv(databaseUrl);
-      proc = await startGateway({ ...required, ...raised });
-      results.reject401 = await measure('401, no Authorization', proc, inventories, 401);
-      await proc.stop();
-      proc = await startGateway({ ...required, RATE_LIMIT_IP_PER_MINUTE: '1' });
-      await runLoad(proc.port, cycle(inventories), { concurrency: 1, seconds: 5, maxRequests: 1 }); // the minute's one allowed request
-      results.reject429 = await measure('429, over RATE_LIMIT_IP_PER_MINUTE', proc, inventories, 429);
-      await proc.stop();
-      proc = null;
+      const servers: Proc[] = [];
+      try {
+        servers.push(await startFloor('noop'));
+        servers.push(await startGateway({ ...required, ...raised }));
+        servers.push(await startGateway({ ...required, RATE_LIMIT_IP_PER_MINUTE: '1' }));
+        const [noop, gateway, limited] = servers as [Proc, Proc, Proc];
+        await runLoad(limited.port, cycle(inventories), { concurrency: 1, seconds: 5, maxRequests: 1 }); // the minute's one allowed request
+        const measured = await measureInterleaved([
+          { label: 'express no-op, inventory body', proc: noop, reqs: inventories, expected: 200 },
+          { label: '401, no Authorization', proc: gateway, reqs: inventories, expected: 401 },
+          { label: '429, over RATE_LIMIT_IP_PER_MINUTE', proc: limited, reqs: inventories, expected: 429 },
+        ]);
+        results.noopInventory = measured[0]!;
+        results.reject401 = measured[1]!;
+        results.reject429 = measured[2]!;
+      } finally {
+        for (const p of servers) await p.stop();
+      }
     }
     if (ONLY === '' || ONLY === 'memory')
       memory = await measureMemory({ DATABASE_URL: databaseUrl, AGENT_AUTH: 'off', ...raised });
     if (ONLY === '') bomb = await measureBombs({ DATABASE_URL: databaseUrl, AGENT_AUTH: 'off', ...raised });
   } finally {
-    await proc?.stop();
     await admin.unsafe(`drop schema if exists "${schema}" cascade`);
     await admin.end();
   }

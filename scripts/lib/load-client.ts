@@ -19,6 +19,8 @@ export interface LoadResult {
   errors: number;
   p50ms: number;
   p99ms: number;
+  /** Every answered request's latency (ms), ascending. */
+  latencies: number[];
 }
 
 export async function runLoad(
@@ -74,7 +76,7 @@ export async function runLoad(
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+  const pct = (p: number) => quantile(latencies, p);
   return {
     requests: latencies.length,
     seconds,
@@ -83,5 +85,11 @@ export async function runLoad(
     errors,
     p50ms: pct(0.5),
     p99ms: pct(0.99),
+    latencies,
   };
+}
+
+/** The p-quantile of ascending latencies (0 when there are none), as runLoad reports them. */
+export function quantile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 }
