@@ -33,6 +33,7 @@ import {
   createMemoryAdmission,
 } from '../services/admission.js';
 import { sendAgentError } from './agent-answer.js';
+import { ALLOWANCE_MAX, ALLOWANCE_SHARE, EdgeMemory } from './edge-memory.js';
 import type { Metrics } from '../metrics.js';
 
 export type RedisFailureMode = 'memory' | 'closed';
@@ -278,12 +279,16 @@ return ''
 `;
 
 /**
- * The agent edge's two limits in one round trip (http/agent-endpoint.ts, every agent request): counts the
- * request in its address's per-minute window, exactly as rate-limit-redis's increment script does on the
- * same key (so the token endpoint's limiter shares the count), and reads the address's invalid-credential
- * count as its get script does. KEYS: agentgate:ip:<address>, agentgate:authfail:<address>; ARGV: the
- * per-address window in ms. Returns {hits in the window, invalid credentials in theirs, ms left in each
- * window (the second -2 when there is none)}.
+ * The agent edge's two limits in one round trip (http/agent-endpoint.ts): counts the request in its
+ * address's per-minute window, as rate-limit-redis's increment script does on the same key (so the token
+ * endpoint's limiter shares the count), and reads the address's invalid-credential count as its get script
+ * does. Then, for an address admitted far from its budget and without an invalid credential, reserves an
+ * allowance for this process (http/edge-memory.ts) in the same counter: min(ARGV[5], floor((limit - hits)
+ * / ARGV[4])) requests. KEYS: agentgate:ip:<address>, agentgate:authfail:<address>; ARGV: the per-address
+ * window in ms, the reserved requests this process gives back unused (dropped when the window has ended),
+ * the per-address limit, the share and the most one allowance reserves. Returns {hits in the window (this
+ * request included, the new reservation not), invalid credentials in theirs, ms left in each window (the
+ * second -2 when there is none), the requests reserved}.
  */
 export const EDGE_LUA = `
 local hits
@@ -293,21 +298,17 @@ if ttl <= 0 then
   redis.call('SET', KEYS[1], 1, 'PX', ttl)
   hits = 1
 else
-  hits = redis.call('INCR', KEYS[1])
+  hits = redis.call('INCRBY', KEYS[1], 1 - (tonumber(ARGV[2]) or 0))
 end
-return {hits, tonumber(redis.call('GET', KEYS[2]) or '0') or 0, ttl, redis.call('PTTL', KEYS[2])}
+local failures = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local limit = tonumber(ARGV[3])
+local reserved = 0
+if failures == 0 and hits <= limit then
+  reserved = math.min(tonumber(ARGV[5]), math.floor((limit - hits) / tonumber(ARGV[4])))
+  if reserved > 0 then redis.call('INCRBY', KEYS[1], reserved) else reserved = 0 end
+end
+return {hits, failures, ttl, redis.call('PTTL', KEYS[2]), reserved}
 `;
-
-/**
- * How long this process remembers a refusal the shared counters gave (at most; never past the end of the
- * window that refused). An address past its budget stays refused until its window ends, and counting it
- * further changes nothing (fixed windows), so within this time its requests are answered 429 without a
- * Redis round trip: a flood costs this process and Redis one script per address per second instead of one
- * per request. Short, so that a counter cleared in Redis by hand lets the address in again within a second.
- */
-export const REFUSAL_MEMORY_MS = 1000;
-/** Refused addresses remembered at once; past it, refusals are asked of Redis again (a wide flood). */
-export const REFUSAL_MEMORY_MAX = 10_000;
 
 const REASONS = new Set<string>(['device', 'key', 'budget', 'share']);
 
@@ -514,7 +515,7 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   if (redis) redis.defineCommand('agentgateEdge', { numberOfKeys: 2, lua: EDGE_LUA });
   const edgeScript = redis
     ? (
-        redis as unknown as Record<string, (...args: string[]) => Promise<[number, number, number, number]>>
+        redis as unknown as Record<string, (...args: string[]) => Promise<[number, number, number, number, number]>>
       ).agentgateEdge!.bind(redis)
     : null;
   interface EdgeCounts {
@@ -526,16 +527,24 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     ipLeftMs: number;
     authLeftMs: number;
   }
-  /** The address's two counts: one script while both counters are in Redis. */
-  async function edgeCounts(key: string): Promise<EdgeCounts> {
+  /**
+   * The address's two counts: one script while both counters are in Redis, which also gives back `unused`
+   * reserved requests and may reserve new ones (`reserved`). Without Redis each store on its own.
+   */
+  async function edgeCounts(key: string, unused: number): Promise<EdgeCounts & { reserved: number }> {
     if (edgeScript && ipFailover && authFailover && (await ipFailover.onRedis()) && (await authFailover.onRedis())) {
       try {
-        const [hits, failures, ipLeft, authLeft] = await edgeScript(
+        const [hits, failures, ipLeft, authLeft, reserved] = await edgeScript(
           `${ipFailover.prefix}${key}`,
           `${authFailover.prefix}${key}`,
           String(ipWindowMs),
+          String(unused),
+          String(deps.ipPerMinute),
+          String(ALLOWANCE_SHARE),
+          String(ALLOWANCE_MAX),
         );
         return {
+          reserved: Number(reserved),
           hits: Number(hits),
           failures: Number(failures),
           ipLeftMs: Number(ipLeft),
@@ -549,22 +558,15 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     const [hit, seen] = await Promise.all([ipStore.increment(key), authStore.get?.(key)]);
     const left = (reset: Date | undefined) => (reset ? Math.max(0, reset.getTime() - Date.now()) : 0);
     return {
+      reserved: 0,
       hits: hit.totalHits,
       failures: seen?.totalHits ?? 0,
       ipLeftMs: left(hit.resetTime),
       authLeftMs: left(seen?.resetTime),
     };
   }
-  /** Addresses refused by the counters, by key: the limiter and until when (performance.now()). */
-  const refused = new Map<string, { limiter: EdgeLimiter; until: number }>();
-  function remember(key: string, limiter: EdgeLimiter, windowLeftMs: number): void {
-    if (refused.size >= REFUSAL_MEMORY_MAX) {
-      const now = performance.now();
-      for (const [k, r] of refused) if (r.until <= now) refused.delete(k);
-      if (refused.size >= REFUSAL_MEMORY_MAX) return;
-    }
-    refused.set(key, { limiter, until: performance.now() + Math.min(REFUSAL_MEMORY_MS, windowLeftMs) });
-  }
+  /** Refusals and allowances between round trips (http/edge-memory.ts), by address key. */
+  const known = new EdgeMemory();
   let admission: AdmissionBackend;
   if (deps.redis) {
     const a: RedisAdmission = new RedisAdmission(deps.redis, deps.redisFailure, deps.logger, (up) => {
@@ -586,26 +588,29 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     admission,
     async edge(req) {
       const key = ipKeyGenerator(req.ip ?? 'unknown');
-      const known = refused.get(key);
-      if (known) {
-        if (known.until > performance.now()) return known.limiter;
-        refused.delete(key);
-      }
-      const c = await edgeCounts(key);
+      const k = known.take(key);
+      if ('refused' in k) return k.refused;
+      if ('allowed' in k) return null;
+      const c = await edgeCounts(key, k.unused);
       if (c.hits > deps.ipPerMinute) {
-        remember(key, 'ip', c.ipLeftMs);
+        known.refuse(key, 'ip', c.ipLeftMs);
         return 'ip';
       }
       // Refused on a count past the budget only: a count that is not a number refuses nobody.
-      if (!(c.failures >= deps.authFailuresPer15Min)) return null;
-      remember(key, 'auth_failures', c.authLeftMs);
-      return 'auth_failures';
+      if (c.failures >= deps.authFailuresPer15Min) {
+        known.refuse(key, 'auth_failures', c.authLeftMs);
+        return 'auth_failures';
+      }
+      known.reserved(key, c.reserved, c.ipLeftMs);
+      return null;
     },
     refuse(req, res, limiter) {
       (limiter === 'ip' ? refuseIp : refuseBruteForce)(req, res);
     },
     async recordAuthFailure(req) {
-      await authStore.increment(ipKeyGenerator(req.ip ?? 'unknown'));
+      const key = ipKeyGenerator(req.ip ?? 'unknown');
+      known.revoke(key); // the address's next request asks the shared counters, and sees this failure
+      await authStore.increment(key);
     },
     async authFailuresExceeded(req) {
       const seen = await authStore.get?.(ipKeyGenerator(req.ip ?? 'unknown'));

@@ -5,6 +5,7 @@
  * away and coming back is survived.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import type { Options } from 'express-rate-limit';
 import { Redis } from 'ioredis';
@@ -294,5 +295,71 @@ describe('a limiter store read through Redis (ioredis)', () => {
     expect(await store.onRedis()).toBe(true);
     await store.increment('198.51.100.30');
     expect(await store.get('198.51.100.30')).toMatchObject({ totalHits: 1 });
+  });
+});
+
+describe('allowances: requests reserved in Redis for one gateway (http/edge-memory.ts)', () => {
+  let ctx: TestContext;
+  const net = `198.18.${crypto.randomInt(256)}`; // this run's addresses (a database of its own, never flushed)
+  const redisUrl = TEST_REDIS_URL.replace(/\/\d+$/, '/12');
+  beforeAll(async () => {
+    ctx = await createTestContext({
+      AGENT_AUTH: 'required',
+      REDIS_URL: redisUrl,
+      TRUST_PROXY: 'loopback',
+      RATE_LIMIT_IP_PER_MINUTE: '400',
+      RATE_LIMIT_AUTH_FAILURES_PER_15MIN: '3',
+    });
+  });
+  afterAll(async () => {
+    await ctx.close();
+  });
+  const from = (ip: string, authz?: string) =>
+    send(ctx.app, {
+      method: 'POST',
+      path: '/',
+      headers: { ...zlibXml, 'X-Forwarded-For': ip, ...(authz ? { Authorization: authz } : {}) },
+      body: prolog,
+    });
+  const counter = async (ip: string) => Number(await ctx.deps.redis!.get(`agentgate:ip:${ip}`));
+
+  it('counts the requests it reserves when it reserves them, and gives back the ones it did not use', async () => {
+    const ip = `${net}.1`;
+    expect((await from(ip)).status).toBe(401);
+    // This request, and min(32, (400 - 1) / 8) reserved for this gateway: every replica reads 33.
+    expect(await counter(ip)).toBe(33);
+    const within = [];
+    for (let i = 0; i < 10; i++) within.push((await from(ip)).status);
+    expect(within).toEqual(Array(10).fill(401));
+    expect(await counter(ip), 'answered from the allowance: no round trip').toBe(33);
+    // Once the allowance ends (a second) or is used up, the next request asks again: what was not used goes
+    // back, and 32 more are reserved.
+    let sent = 11;
+    await eventually(async () => {
+      expect((await from(ip)).status).toBe(401);
+      sent++;
+      expect(await counter(ip)).not.toBe(33);
+    });
+    expect(await counter(ip)).toBe(sent + 32);
+  });
+
+  it('reserves nothing for an address with an invalid credential, and ends its allowance at one', async () => {
+    const ip = `${net}.2`;
+    expect((await from(ip)).status).toBe(401);
+    expect(await counter(ip)).toBe(33);
+    expect((await from(ip, badBasic)).status).toBe(401);
+    // The next request asks: 30 unused go back, and nothing more is reserved (one invalid credential).
+    expect((await from(ip)).status).toBe(401);
+    expect(await counter(ip)).toBe(3);
+    expect((await from(ip)).status).toBe(401);
+    expect(await counter(ip)).toBe(4);
+  });
+
+  it('admits exactly the budget of an address, its allowances included', async () => {
+    const ip = `${net}.3`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 404; i++) statuses.push((await from(ip)).status);
+    expect(statuses.slice(0, 400)).toEqual(Array(400).fill(401));
+    expect(statuses.slice(400)).toEqual([429, 429, 429, 429]);
   });
 });
