@@ -3,8 +3,9 @@
  * PostgreSQL (a fresh schema, dropped at the end) and Redis, all on loopback, bounded in time and count.
  *
  *   LOAD_SCENARIO=steady (default): first every agent's first run (its first contact, the device created; not
- *     measured against the target, its own p50/p99 printed), then for LOAD_SECONDS each (LOAD_PHASES, default
- *     both, in this order):
+ *     measured against the target, its own p50/p99 printed), then LOAD_WARMUP_SECONDS (3) of the paced traffic
+ *     (the agents' later runs, first seen there; printed, not measured), then for LOAD_SECONDS each
+ *     (LOAD_PHASES, default both, in this order):
  *     paced: LOAD_CONCURRENCY (100) agents that start their runs at random, LOAD_RATE runs per second in all
  *       (default: INVENTORY_BUDGET_PER_SECOND's default, 100, each run bringing one inventory): the fleet
  *       within the admission budget, issue 13's condition for p99 ≤ 50 ms;
@@ -80,6 +81,8 @@ const BUDGET_DEFAULT = Number(CONFIG_KEYS.find((k) => k.env === 'INVENTORY_BUDGE
 const RATE = num('LOAD_RATE', BUDGET_DEFAULT, 0.1, 100_000);
 /** steady: `paced` (the agents at RATE), `overload` (back to back, no pause) or `both` (paced first). */
 const PHASES = process.env.LOAD_PHASES ?? 'both';
+/** steady: seconds of the paced traffic after the first contacts and before the measured phases (0: none). */
+const WARMUP_SECONDS = num('LOAD_WARMUP_SECONDS', 3, 0, 60);
 /** Extra node options for the gateway (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), split on spaces. */
 const GATEWAY_NODE_ARGS = (process.env.LOAD_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const DATABASE_URL = process.env.LOAD_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -468,9 +471,13 @@ async function overload(ctx: SimContext, idle: SimAgent[]): Promise<void> {
  * The schedule does not wait for the gateway: a run due while the agent's previous one is still going starts
  * as soon as that one ends, late (counted: the gateway is then not keeping up with what is offered).
  */
-async function paced(ctx: SimContext, idle: SimAgent[]): Promise<{ starts: number; late: number[] }> {
+async function paced(
+  ctx: SimContext,
+  idle: SimAgent[],
+  seconds = SECONDS,
+): Promise<{ starts: number; late: number[] }> {
   const t0 = performance.now();
-  const end = t0 + SECONDS * 1000;
+  const end = t0 + seconds * 1000;
   const meanGapMs = (CONCURRENCY / RATE) * 1000;
   const gap = () => -Math.log(1 - Math.random()) * meanGapMs;
   let starts = 0;
@@ -581,6 +588,18 @@ async function main(): Promise<number> {
         `\nfirst contacts (not measured against the target): ${AGENTS} agents' first runs, ${CONCURRENCY} at once, in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${stats.requests} requests, p50 ${ms(all[Math.floor(all.length / 2)] ?? 0)} ms, p99 ${ms(all[Math.min(all.length - 1, Math.floor(all.length * 0.99))] ?? 0)} ms, errors ${stats.networkErrors + stats.unexpectedStatus + stats.badAnswers}`,
       );
       for (const [d, n] of stats.acked) acked.set(d, (acked.get(d) ?? 0) + n);
+      if (WARMUP_SECONDS > 0) {
+        // The agents' later runs (CONTACT, partial inventories) are first exercised here: the paced traffic
+        // for a few seconds before any phase is measured, as a gateway in service has long seen them.
+        const warm = new Stats();
+        const t1 = performance.now();
+        await paced({ port: proc.port, stats: warm, timeoutMs: REQUEST_TIMEOUT_MS, open }, idle, WARMUP_SECONDS);
+        const w = warm.timeline.map(([, v]) => v).sort((a, b) => a - b);
+        out(
+          `warm-up (not measured against the target): the paced traffic for ${((performance.now() - t1) / 1000).toFixed(1)} s: ${warm.requests} requests, p50 ${ms(w[Math.floor(w.length / 2)] ?? 0)} ms, p99 ${ms(w[Math.min(w.length - 1, Math.floor(w.length * 0.99))] ?? 0)} ms, errors ${warm.networkErrors + warm.unexpectedStatus + warm.badAnswers}`,
+        );
+        for (const [d, n] of warm.acked) acked.set(d, (acked.get(d) ?? 0) + n);
+      }
     }
     for (const phase of phases) {
       stats = new Stats();
