@@ -23,6 +23,16 @@ const prolog = zlib.deflateSync(textOf('fusioninventory-plain', '0001-post-prolo
 const zlibXml = { 'Content-Type': 'application/x-compress-zlib' };
 const badBasic = `Basic ${Buffer.from('inventory:wrong-password-123').toString('base64')}`;
 
+/** A PROLOG from `ip` (X-Forwarded-For, with TRUST_PROXY=loopback), with `authz` when given. */
+function prologFrom(ctx: TestContext, ip: string, authz?: string) {
+  return send(ctx.app, {
+    method: 'POST',
+    path: '/',
+    headers: { ...zlibXml, 'X-Forwarded-For': ip, ...(authz ? { Authorization: authz } : {}) },
+    body: prolog,
+  });
+}
+
 async function flushRedis(url: string): Promise<void> {
   const r = new Redis(url);
   await r.flushdb();
@@ -46,8 +56,7 @@ describe('limits in one gateway (real Redis)', () => {
   });
 
   it('cuts off a flood from one address and keeps serving another', async () => {
-    const from = (ip: string) =>
-      send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': ip }, body: prolog });
+    const from = (ip: string) => prologFrom(ctx, ip);
     const flood = [];
     for (let i = 0; i < 7; i++) flood.push((await from('198.51.100.7')).status);
     expect(flood).toEqual([401, 401, 401, 401, 401, 429, 429]);
@@ -61,13 +70,7 @@ describe('limits in one gateway (real Redis)', () => {
   });
 
   it('trips on invalid credentials, never on the missing ones every agent sends first', async () => {
-    const from = (ip: string, authz?: string) =>
-      send(ctx.app, {
-        method: 'POST',
-        path: '/',
-        headers: { ...zlibXml, 'X-Forwarded-For': ip, ...(authz ? { Authorization: authz } : {}) },
-        body: prolog,
-      });
+    const from = (ip: string, authz?: string) => prologFrom(ctx, ip, authz);
     const missing = [];
     for (let i = 0; i < 4; i++) missing.push((await from('203.0.113.1')).status);
     expect(missing).toEqual([401, 401, 401, 401]);
@@ -83,13 +86,7 @@ describe('limits in one gateway (real Redis)', () => {
   });
 
   it('reset when their window ends: the counters in Redis expire with it', async () => {
-    const from = (ip: string, authz?: string) =>
-      send(ctx.app, {
-        method: 'POST',
-        path: '/',
-        headers: { ...zlibXml, 'X-Forwarded-For': ip, ...(authz ? { Authorization: authz } : {}) },
-        body: prolog,
-      });
+    const from = (ip: string, authz?: string) => prologFrom(ctx, ip, authz);
     // Trip both limits from addresses of this test's own: a flood, and invalid credentials.
     const flood = [];
     for (let i = 0; i < 6; i++) flood.push((await from('198.51.100.9')).status);
@@ -111,8 +108,7 @@ describe('limits in one gateway (real Redis)', () => {
   });
 
   it('answers a refused address from memory: its counter in Redis stops moving', async () => {
-    const from = (ip: string) =>
-      send(ctx.app, { method: 'POST', path: '/', headers: { ...zlibXml, 'X-Forwarded-For': ip }, body: prolog });
+    const from = (ip: string) => prologFrom(ctx, ip);
     const counter = async () => Number(await ctx.deps.redis!.get('agentgate:ip:198.51.100.10'));
     const flood = [];
     for (let i = 0; i < 6; i++) flood.push((await from('198.51.100.10')).status);
@@ -314,13 +310,7 @@ describe('allowances: requests reserved in Redis for one gateway (http/edge-memo
   afterAll(async () => {
     await ctx.close();
   });
-  const from = (ip: string, authz?: string) =>
-    send(ctx.app, {
-      method: 'POST',
-      path: '/',
-      headers: { ...zlibXml, 'X-Forwarded-For': ip, ...(authz ? { Authorization: authz } : {}) },
-      body: prolog,
-    });
+  const from = (ip: string, authz?: string) => prologFrom(ctx, ip, authz);
   const counter = async (ip: string) => Number(await ctx.deps.redis!.get(`agentgate:ip:${ip}`));
 
   it('counts the requests it reserves when it reserves them, and gives back the ones it did not use', async () => {
