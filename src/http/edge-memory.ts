@@ -32,11 +32,12 @@ export const EDGE_MEMORY_MAX = 10_000;
  */
 const GIVE_BACK_MARGIN_MS = 100;
 
-export type Remembered = 'ip' | 'auth_failures';
+/** The limiter that refuses a request at the agent edge: per address, or its invalid credentials. */
+export type EdgeLimiter = 'ip' | 'auth_failures';
 
 interface Entry {
   /** A refusal, until `until`. */
-  refused: Remembered | null;
+  refused: EdgeLimiter | null;
   until: number;
   /** Reserved requests not used yet (an allowance, with `until`). */
   left: number;
@@ -46,7 +47,7 @@ interface Entry {
 /** What to do with a request of an address, as far as this process knows (`take`). */
 export type EdgeKnown =
   /** A refusal remembered from the shared counters. */
-  | { refused: Remembered }
+  | { refused: EdgeLimiter }
   /** Within the allowance: already counted in Redis. */
   | { allowed: true }
   /** Ask the shared counters, giving back `unused` reserved requests. */
@@ -81,7 +82,7 @@ export class EdgeMemory {
   }
 
   /** The shared counters refused the address: remembered for REFUSAL_MEMORY_MS at most, within its window. */
-  refuse(key: string, limiter: Remembered, windowLeftMs: number): void {
+  refuse(key: string, limiter: EdgeLimiter, windowLeftMs: number): void {
     const now = this.now();
     this.put(key, {
       refused: limiter,

@@ -33,7 +33,7 @@ import {
   createMemoryAdmission,
 } from '../services/admission.js';
 import { sendAgentError } from './agent-answer.js';
-import { ALLOWANCE_MAX, ALLOWANCE_SHARE, EdgeMemory } from './edge-memory.js';
+import { ALLOWANCE_MAX, ALLOWANCE_SHARE, EdgeMemory, type EdgeLimiter } from './edge-memory.js';
 import type { Metrics } from '../metrics.js';
 
 export type RedisFailureMode = 'memory' | 'closed';
@@ -428,7 +428,7 @@ function tooMany(kind: string, metrics: Metrics, prologFreqHours: number, window
 }
 
 /** The limiter that refuses a request at the agent edge. */
-export type EdgeLimiter = 'ip' | 'auth_failures';
+export type { EdgeLimiter } from './edge-memory.js';
 
 export interface AgentLimits {
   /** Requests per source address. */
@@ -460,20 +460,25 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
    * Everything that falls back from Redis: the first to see it away tells the others, and the first to find
    * it back tells them too, so that they are not on different backends for up to a re-check interval.
    */
-  const participants: { markDown(): void; recoverNow(): void }[] = [];
+  type Participant = { markDown(): void; recoverNow(): void };
+  const participants: Participant[] = [];
   const usingRedis = new Map<string, boolean>();
+  /** `name` (one participant, `self`) is now on Redis or off it: the gauge, and the others told. */
+  const backendChanged = (name: string, self: Participant, up: boolean): void => {
+    usingRedis.set(name, up);
+    deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
+    // One request must not wait out a timeout per limiter: the first to see Redis away tells the others.
+    for (const other of participants) {
+      if (other === self) continue;
+      if (up) other.recoverNow();
+      else other.markDown();
+    }
+  };
   const store = (prefix: string): FailoverStore | null => {
     if (!deps.redis) return null; // a MemoryStore instead
-    const s: FailoverStore = new FailoverStore(deps.redis, prefix, deps.redisFailure, deps.logger, (up) => {
-      usingRedis.set(prefix, up);
-      deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
-      // One request must not wait out a timeout per limiter: the first to see Redis away tells the others.
-      for (const other of participants) {
-        if (other === s) continue;
-        if (up) other.recoverNow();
-        else other.markDown();
-      }
-    });
+    const s: FailoverStore = new FailoverStore(deps.redis, prefix, deps.redisFailure, deps.logger, (up) =>
+      backendChanged(prefix, s, up),
+    );
     stores.push(s);
     participants.push(s);
     return s;
@@ -527,6 +532,9 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
     ipLeftMs: number;
     authLeftMs: number;
   }
+  // The edge script's arguments that never change (its window; the limit, share and most of an allowance).
+  const windowArg = String(ipWindowMs);
+  const allowanceArgs = [String(deps.ipPerMinute), String(ALLOWANCE_SHARE), String(ALLOWANCE_MAX)];
   /**
    * The address's two counts: one script while both counters are in Redis, which also gives back `unused`
    * reserved requests and may reserve new ones (`reserved`). Without Redis each store on its own.
@@ -537,11 +545,9 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
         const [hits, failures, ipLeft, authLeft, reserved] = await edgeScript(
           `${ipFailover.prefix}${key}`,
           `${authFailover.prefix}${key}`,
-          String(ipWindowMs),
+          windowArg,
           String(unused),
-          String(deps.ipPerMinute),
-          String(ALLOWANCE_SHARE),
-          String(ALLOWANCE_MAX),
+          ...allowanceArgs,
         );
         return {
           reserved: Number(reserved),
@@ -569,15 +575,9 @@ export function createAgentLimits(deps: LimitsDeps): AgentLimits {
   const known = new EdgeMemory();
   let admission: AdmissionBackend;
   if (deps.redis) {
-    const a: RedisAdmission = new RedisAdmission(deps.redis, deps.redisFailure, deps.logger, (up) => {
-      usingRedis.set('agentgate:admission', up);
-      deps.metrics.limiterBackend([...usingRedis.values()].every(Boolean));
-      for (const other of participants) {
-        if (other === a) continue;
-        if (up) other.recoverNow();
-        else other.markDown();
-      }
-    });
+    const a: RedisAdmission = new RedisAdmission(deps.redis, deps.redisFailure, deps.logger, (up) =>
+      backendChanged('agentgate:admission', a, up),
+    );
     participants.push(a);
     stores.push({ shutdown: () => a.shutdown() } as unknown as Store);
     admission = a;
