@@ -55,6 +55,7 @@ import {
 } from './lib/agent-sim.js';
 import { CONFIG_KEYS } from '../src/config.js';
 import { RAISED_LIMITS, hasConfigKey, limitSettings } from './lib/limits.js';
+import { quantile } from './lib/load-client.js';
 import { type Proc, cpuSeconds, runCli, startGateway } from './lib/processes.js';
 import { AGENT_PHASES, HANDLE_PHASES } from '../src/metrics.js';
 
@@ -182,7 +183,7 @@ function report(stats: Stats, elapsed: number, phase: Phase): number {
   // Issue 13's latency target: every answer (final ones and the 401 challenges alike) at 100 concurrent agents
   // within the admission budget, i.e. the paced phase at the budget's rate.
   const all = stats.timeline.map(([, v]) => v).sort((a, b) => a - b);
-  const p99 = all[Math.min(all.length - 1, Math.floor(all.length * 0.99))] ?? 0;
+  const p99 = quantile(all, 0.99);
   const verdict =
     phase === 'spike'
       ? '(the target applies to the steady scenario, paced phase)'
@@ -318,7 +319,7 @@ async function reportProbe(
   const seen50 = stats.timeline.filter(([, v]) => v > 50).length;
   const conn = [...stats.connects].sort((a, b) => a - b);
   out(
-    `  new connections (one per message, as the agents open them): ${conn.length}, TCP connect p50 ${ms(conn[Math.floor(conn.length / 2)] ?? 0)} ms, p99 ${ms(conn[Math.min(conn.length - 1, Math.floor(conn.length * 0.99))] ?? 0)} ms, max ${ms(conn[conn.length - 1] ?? 0)} ms`,
+    `  new connections (one per message, as the agents open them): ${conn.length}, TCP connect p50 ${ms(quantile(conn, 0.5))} ms, p99 ${ms(quantile(conn, 0.99))} ms, max ${ms(conn[conn.length - 1] ?? 0)} ms`,
   );
   // The same from express's first middleware (agentgate_http_request_duration_seconds, agent routes), by bucket.
   const httpN = d('agentgate_http_request_duration_seconds_count', { route: 'agent' });
@@ -352,7 +353,7 @@ async function reportProbe(
     .sort((a, b) => a[0] - b[0])
     .map(([, v]) => {
       v.sort((a, b) => a - b);
-      return ms(v[Math.min(v.length - 1, Math.floor(v.length * 0.99))]!);
+      return ms(quantile(v, 0.99));
     });
   out(`  p99 second by second (ms): ${seconds99.join(' ')}`);
 }
@@ -517,6 +518,12 @@ async function spike(ctx: SimContext, agents: SimAgent[]): Promise<void> {
   }
 }
 
+/** A stretch not measured against the target, in one line: its requests, p50/p99 of every answer, errors. */
+function summary(stats: Stats): string {
+  const all = stats.timeline.map(([, v]) => v).sort((a, b) => a - b);
+  return `${stats.requests} requests, p50 ${ms(quantile(all, 0.5))} ms, p99 ${ms(quantile(all, 0.99))} ms, errors ${stats.networkErrors + stats.unexpectedStatus + stats.badAnswers}`;
+}
+
 async function main(): Promise<number> {
   if (SCENARIO !== 'steady' && SCENARIO !== 'spike') throw new Error('LOAD_SCENARIO must be steady or spike');
   if (!['both', 'paced', 'overload'].includes(PHASES)) throw new Error('LOAD_PHASES must be both, paced or overload');
@@ -583,9 +590,8 @@ async function main(): Promise<number> {
       const ctx: SimContext = { port: proc.port, stats, timeoutMs: REQUEST_TIMEOUT_MS, open };
       const t0 = performance.now();
       await register(ctx, agents);
-      const all = stats.timeline.map(([, v]) => v).sort((a, b) => a - b);
       out(
-        `\nfirst contacts (not measured against the target): ${AGENTS} agents' first runs, ${CONCURRENCY} at once, in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${stats.requests} requests, p50 ${ms(all[Math.floor(all.length / 2)] ?? 0)} ms, p99 ${ms(all[Math.min(all.length - 1, Math.floor(all.length * 0.99))] ?? 0)} ms, errors ${stats.networkErrors + stats.unexpectedStatus + stats.badAnswers}`,
+        `\nfirst contacts (not measured against the target): ${AGENTS} agents' first runs, ${CONCURRENCY} at once, in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${summary(stats)}`,
       );
       for (const [d, n] of stats.acked) acked.set(d, (acked.get(d) ?? 0) + n);
       if (WARMUP_SECONDS > 0) {
@@ -594,9 +600,8 @@ async function main(): Promise<number> {
         const warm = new Stats();
         const t1 = performance.now();
         await paced({ port: proc.port, stats: warm, timeoutMs: REQUEST_TIMEOUT_MS, open }, idle, WARMUP_SECONDS);
-        const w = warm.timeline.map(([, v]) => v).sort((a, b) => a - b);
         out(
-          `warm-up (not measured against the target): the paced traffic for ${((performance.now() - t1) / 1000).toFixed(1)} s: ${warm.requests} requests, p50 ${ms(w[Math.floor(w.length / 2)] ?? 0)} ms, p99 ${ms(w[Math.min(w.length - 1, Math.floor(w.length * 0.99))] ?? 0)} ms, errors ${warm.networkErrors + warm.unexpectedStatus + warm.badAnswers}`,
+          `warm-up (not measured against the target): the paced traffic for ${((performance.now() - t1) / 1000).toFixed(1)} s: ${summary(warm)}`,
         );
         for (const [d, n] of warm.acked) acked.set(d, (acked.get(d) ?? 0) + n);
       }
