@@ -23,7 +23,7 @@ import crypto from 'node:crypto';
 import postgres from 'postgres';
 import { type LoadRequest, type LoadResult, quantile, runLoad } from './lib/load-client.js';
 import { RAISED_LIMITS, limitSettings } from './lib/limits.js';
-import { type Proc, cpuSeconds, runCli, startFloor, startGateway } from './lib/processes.js';
+import { type Proc, processUsage, runCli, startFloor, startGateway } from './lib/processes.js';
 import { variants } from './lib/traffic.js';
 import { bigInventory, residentMb } from './lib/memory.js';
 import { jsonBomb, xmlBomb } from './lib/bombs.js';
@@ -41,14 +41,35 @@ function cycle(reqs: LoadRequest[]): (i: number) => LoadRequest {
   return (i) => reqs[i % reqs.length]!;
 }
 
-/** A measured case: the client's view, and the server process's CPU time per answered request (all threads). */
-type Measured = LoadResult & { cpuMs: number };
+/** What the server process used per answered request (all threads): CPU ms, its kernel part, minor page faults. */
+interface Usage {
+  cpuMs: number;
+  sysMs: number;
+  faults: number;
+}
+
+/** A measured case: the client's view, and what the server process used per answered request. */
+type Measured = LoadResult & Usage;
+
+type UsageReading = ReturnType<typeof processUsage>;
+
+function perRequest(before: UsageReading, after: UsageReading, requests: number): Usage {
+  const n = Math.max(1, requests);
+  return {
+    cpuMs: ((after.cpu - before.cpu) * 1000) / n,
+    sysMs: ((after.sys - before.sys) * 1000) / n,
+    faults: (after.faults - before.faults) / n,
+  };
+}
+
+const usageText = (u: Usage) =>
+  `CPU ${u.cpuMs.toFixed(2)} ms/req (kernel ${u.sysMs.toFixed(2)}), ${u.faults.toFixed(0)} page faults/req`;
 
 async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected = 200): Promise<Measured> {
   await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
-  const cpu0 = cpuSeconds(proc.child.pid!);
+  const u0 = processUsage(proc.child.pid!);
   const r = await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: SECONDS });
-  const m = { ...r, cpuMs: ((cpuSeconds(proc.child.pid!) - cpu0) * 1000) / Math.max(1, r.requests) };
+  const m = { ...r, ...perRequest(u0, processUsage(proc.child.pid!), r.requests) };
   report(label, m, expected);
   return m;
 }
@@ -56,7 +77,7 @@ async function measure(label: string, proc: Proc, reqs: LoadRequest[], expected 
 function report(label: string, m: Measured, expected: number): void {
   const bad = Object.entries(m.statuses).filter(([s]) => s !== String(expected));
   process.stdout.write(
-    `  ${label.padEnd(34)} ${m.rps.toFixed(0).padStart(7)} req/s   p50 ${m.p50ms.toFixed(1)} ms   p99 ${m.p99ms.toFixed(1)} ms   CPU ${m.cpuMs.toFixed(2)} ms/req${bad.length || m.errors ? `   NON-${expected}: ${JSON.stringify(m.statuses)} errors ${m.errors}` : ''}\n`,
+    `  ${label.padEnd(34)} ${m.rps.toFixed(0).padStart(7)} req/s   p50 ${m.p50ms.toFixed(1)} ms   p99 ${m.p99ms.toFixed(1)} ms   ${usageText(m)}${bad.length || m.errors ? `   NON-${expected}: ${JSON.stringify(m.statuses)} errors ${m.errors}` : ''}\n`,
   );
 }
 
@@ -76,7 +97,15 @@ interface Case {
  */
 async function measureInterleaved(cases: Case[]): Promise<Measured[]> {
   const ROUNDS = 5;
-  const totals = cases.map(() => ({ requests: 0, seconds: 0, cpu: 0, errors: 0, latencies: [] as number[] }));
+  const totals = cases.map(() => ({
+    requests: 0,
+    seconds: 0,
+    cpu: 0,
+    sys: 0,
+    faults: 0,
+    errors: 0,
+    latencies: [] as number[],
+  }));
   const statuses = cases.map((): Record<number, number> => ({}));
   for (const c of cases)
     await runLoad(c.proc.port, cycle(c.reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
@@ -85,9 +114,12 @@ async function measureInterleaved(cases: Case[]): Promise<Measured[]> {
       const i = (round + k) % cases.length;
       const c = cases[i]!;
       const t = totals[i]!;
-      const cpu0 = cpuSeconds(c.proc.child.pid!);
+      const u0 = processUsage(c.proc.child.pid!);
       const r = await runLoad(c.proc.port, cycle(c.reqs), { concurrency: CONCURRENCY, seconds: SECONDS / ROUNDS });
-      t.cpu += cpuSeconds(c.proc.child.pid!) - cpu0;
+      const u1 = processUsage(c.proc.child.pid!);
+      t.cpu += u1.cpu - u0.cpu;
+      t.sys += u1.sys - u0.sys;
+      t.faults += u1.faults - u0.faults;
       t.requests += r.requests;
       t.seconds += r.seconds;
       t.errors += r.errors;
@@ -108,7 +140,7 @@ async function measureInterleaved(cases: Case[]): Promise<Measured[]> {
       p50ms: quantile(latencies, 0.5),
       p99ms: quantile(latencies, 0.99),
       latencies,
-      cpuMs: (t.cpu * 1000) / Math.max(1, t.requests),
+      ...perRequest({ cpu: 0, sys: 0, faults: 0 }, t, t.requests),
     };
     report(c.label, m, c.expected);
     return m;
@@ -148,11 +180,11 @@ interface GatewayCase extends Measured {
 async function measureGateway(label: string, proc: Proc, reqs: LoadRequest[]): Promise<GatewayCase> {
   await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: Math.min(1, SECONDS) }); // warm-up
   const before = await phaseTotals(proc.port);
-  const cpu0 = cpuSeconds(proc.child.pid!);
+  const u0 = processUsage(proc.child.pid!);
   const r = await runLoad(proc.port, cycle(reqs), { concurrency: CONCURRENCY, seconds: SECONDS });
-  const cpuUsed = cpuSeconds(proc.child.pid!) - cpu0;
-  const cpu = cpuUsed / r.seconds;
-  const cpuMs = (cpuUsed * 1000) / Math.max(1, r.requests);
+  const u1 = processUsage(proc.child.pid!);
+  const cpu = (u1.cpu - u0.cpu) / r.seconds;
+  const usage = perRequest(u0, u1, r.requests);
   const after = await phaseTotals(proc.port);
   const parts: string[] = [];
   for (const phase of AGENT_PHASES) {
@@ -164,11 +196,11 @@ async function measureGateway(label: string, proc: Proc, reqs: LoadRequest[]): P
     parts.push(`${HANDLE_PHASES.has(phase) ? '·' : ''}${phase} ${ms.toFixed(2)}`);
   }
   const bad = Object.entries(r.statuses).filter(([s]) => s !== '200');
-  const breakdown = `      ms/request: ${parts.join(', ')}; gateway CPU ${(cpu * 100).toFixed(0)} % of a core, ${cpuMs.toFixed(2)} ms/req`;
+  const breakdown = `      ms/request: ${parts.join(', ')}; gateway CPU ${(cpu * 100).toFixed(0)} % of a core, ${usageText(usage)}`;
   process.stdout.write(
     `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(1)} ms   p99 ${r.p99ms.toFixed(1)} ms${bad.length || r.errors ? `   NON-200: ${JSON.stringify(r.statuses)} errors ${r.errors}` : ''}\n${breakdown}\n`,
   );
-  return { ...r, cpuMs, breakdown };
+  return { ...r, ...usage, breakdown };
 }
 
 /** A client credential made with the CLI and an OAuth bearer token for it, as a GLPI Agent ≥ 1.10 gets one. */
