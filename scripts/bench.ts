@@ -4,6 +4,8 @@
  *   the store floor (scripts/lib/floor-server.ts `store`): express.raw + zlib.inflateSync + a group-committed
  *     multi-row INSERT of the raw body into the same PostgreSQL, answered after the commit: the honest floor
  *     of a gateway that records what it acknowledges, for XML / JSON inventories, PROLOG and CONTACT bodies;
+ *   the read floor (`read`): the store floor that also makes the decoded body one string (and JSON.parse's
+ *     it when it is JSON): the ceiling of any gateway that reads the documents it records, in JavaScript;
  *   the inflate-only and express no-op floors, for reference;
  *   the gateway as deployed: AGENT_AUTH=required, credentials up front (the registration key over Basic for
  *     FusionInventory, an OAuth bearer token for the GLPI Agent), REDIS_URL set, DEVICES devices of each
@@ -288,6 +290,10 @@ async function main(): Promise<void> {
         ['PROLOG, half approved / store floor', ratio('prologMix', 'storeProlog'), 0.7],
         ['CONTACT, quarantined / store floor', ratio('contactQ', 'storeContact'), 0.7],
         ['CONTACT, half approved / store floor', ratio('contactMix', 'storeContact'), 0.7],
+        ['(read floor / store floor, XML)', ratio('readXml', 'storeXml'), 0],
+        ['(read floor / store floor, JSON)', ratio('readJson', 'storeJson'), 0],
+        ['(XML inventory, half approved / read floor)', ratio('xmlMix', 'readXml'), 0],
+        ['(JSON inventory, half approved / read floor)', ratio('jsonMix', 'readJson'), 0],
         ['(XML inventory / inflate floor)', ratio('xmlMix', 'inflateXml'), 0],
         ['(JSON inventory / inflate floor)', ratio('jsonMix', 'inflateJson'), 0],
         ['(PROLOG / express no-op)', ratio('prologMix', 'noopProlog'), 0],
@@ -313,10 +319,12 @@ async function main(): Promise<void> {
     // CPU time per request barely depends on what else the machine runs (throughput does, a lot, on a
     // shared 2-core machine): the floor's process CPU per request over the gateway's, the ratio the
     // throughputs would have if both were CPU-bound on the same core.
-    process.stdout.write('CPU per request, store floor process / gateway process (same run):\n');
+    process.stdout.write('CPU per request, store floor process / gateway or read-floor process (same run):\n');
     for (const [name, a, b] of [
       ['XML inventory', 'storeXml', 'xmlMix'],
       ['JSON inventory', 'storeJson', 'jsonMix'],
+      ['XML, read floor', 'storeXml', 'readXml'],
+      ['JSON, read floor', 'storeJson', 'readJson'],
       ['PROLOG', 'storeProlog', 'prologMix'],
       ['CONTACT', 'storeContact', 'contactMix'],
     ] as const)
@@ -387,6 +395,10 @@ async function measureIngest(
     results.storeContact = await measure('store floor, CONTACT body', proc, msgs.contact);
     results.storeXml = await measure('store floor, XML inventory', proc, msgs.xml);
     results.storeJson = await measure('store floor, JSON inventory', proc, msgs.json);
+    await proc.stop();
+    proc = await startFloor('read', { FLOOR_DATABASE_URL: databaseUrl });
+    results.readXml = await measure('read floor, XML (as one string)', proc, msgs.xml);
+    results.readJson = await measure('read floor, JSON (JSON.parse)', proc, msgs.json);
     await proc.stop();
     proc = null;
   } finally {

@@ -6,7 +6,10 @@
  *   store    the honest floor of a gateway that records what it acknowledges: express.raw, zlib.inflateSync,
  *            and a queue flushed as ONE multi-row `insert … (received_at, size, body)` per flush (at most
  *            FLOOR_FLUSHES = 2 flushes in flight, body column `storage external`), each request answered only
- *            after the commit that holds its row. PostgreSQL at FLOOR_DATABASE_URL (the bench's own schema).
+ *            after the commit that holds its row. PostgreSQL at FLOOR_DATABASE_URL (the bench's own schema);
+ *   read     the store floor that also reads what it stores, as cheaply as JavaScript can: the decoded body
+ *            as one string, and JSON.parse of it when it is JSON (XML: the string only, no parse at all). A
+ *            ceiling for any gateway that looks at the documents it records, not a gateway.
  */
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
@@ -63,7 +66,7 @@ async function main(): Promise<void> {
   const app = express();
   app.use(express.raw({ type: () => true, limit: '64mb' }));
   let store: ((body: Buffer) => Promise<void>) | null = null;
-  if (mode === 'store') {
+  if (mode === 'store' || mode === 'read') {
     const sql = postgres(process.env.FLOOR_DATABASE_URL!, { onnotice: () => {}, max: FLOOR_FLUSHES });
     await sql`create table if not exists floor_store (id bigserial primary key, received_at timestamptz not null,
       size int not null, body bytea not null)`;
@@ -75,7 +78,12 @@ async function main(): Promise<void> {
     if (mode === 'inflate' && body.length > 0) await inflate(body, { maxOutputLength: 64 * 1024 * 1024 });
     if (store) {
       // zlib bodies (0x78 header) are inflated; a plain one (a JSON CONTACT sent uncompressed) is stored as is.
-      if (body.length > 1 && body[0] === 0x78) zlib.inflateSync(body, { maxOutputLength: 64 * 1024 * 1024 });
+      const decoded =
+        body.length > 1 && body[0] === 0x78 ? zlib.inflateSync(body, { maxOutputLength: 64 * 1024 * 1024 }) : body;
+      if (mode === 'read') {
+        const text = decoded.toString('utf8');
+        if (text.startsWith('{')) JSON.parse(text);
+      }
       try {
         await store(body);
       } catch {

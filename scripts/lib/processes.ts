@@ -102,7 +102,10 @@ export async function startGateway(
 }
 
 /** A floor server (scripts/lib/floor-server.ts); `store` needs FLOOR_DATABASE_URL in `env`. */
-export async function startFloor(mode: 'noop' | 'inflate' | 'store', env: Record<string, string> = {}): Promise<Proc> {
+export async function startFloor(
+  mode: 'noop' | 'inflate' | 'store' | 'read',
+  env: Record<string, string> = {},
+): Promise<Proc> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(ROOT, 'scripts', 'lib', 'floor-server.ts'), mode],
