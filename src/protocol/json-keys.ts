@@ -27,9 +27,22 @@ function stringEnd(text: string, open: number): number {
   }
 }
 
+/**
+ * Whether the key between the quotes is lower-case ASCII letters, digits and '_' only (nearly every key an
+ * agent sends): then it is already what `folded` would make of it.
+ */
+function plainKey(text: string, open: number, close: number): boolean {
+  for (let k = open + 1; k < close; k++) {
+    const c = text.charCodeAt(k);
+    if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x5f)) return false;
+  }
+  return true;
+}
+
 /** The key as a reader that decodes escapes, cleans it for jsonb and folds case would see it. */
 function folded(text: string, open: number, close: number): { key: string; folded: string } {
   const raw = text.slice(open + 1, close);
+  if (plainKey(text, open, close)) return { key: raw, folded: raw };
   const key = raw.includes('\\') ? (JSON.parse(text.slice(open, close + 1)) as string) : raw;
   let clean = key.includes('\u0000') ? key.split('\u0000').join('') : key;
   if (!(clean as WellFormed).isWellFormed()) clean = (clean as WellFormed).toWellFormed();
@@ -55,6 +68,7 @@ export function assertUniqueKeys(text: string): void {
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
+    if (c <= 0x20) continue; // white space, half of a pretty-printed inventory (JSON.parse accepted the text)
     if (c === QUOTE) {
       const close = stringEnd(text, i);
       const keys = frames[frames.length - 1];
