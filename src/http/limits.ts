@@ -50,13 +50,77 @@ export interface LimitsDeps {
 
 const RECHECK_MS = 5000;
 
+/**
+ * The failover state of one user of Redis (a limiter's FailoverStore, RedisAdmission): on Redis until a
+ * failure, which is logged once (`reportDown`) and reported (`onMode`); then a re-check every RECHECK_MS,
+ * one attempt at a time, that brings the user back once Redis answers a PING and `restore` succeeds.
+ * Another user of the same Redis can tell it Redis is away (`markDown`, no log line) or back (`recoverNow`).
+ */
+class RedisHealth {
+  healthy = true;
+  private recheck: NodeJS.Timeout | null = null;
+  private recovering = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly onMode: (usingRedis: boolean) => void,
+    private readonly reportDown: (err: unknown) => void,
+    /** What to set up again once Redis answers (throws while it is still away). */
+    private readonly restore: () => Promise<void>,
+  ) {}
+
+  markDown(): void {
+    if (!this.healthy) return;
+    this.healthy = false;
+    this.startRecheck();
+  }
+
+  fail(err: unknown): void {
+    if (this.healthy) {
+      this.reportDown(err);
+      this.onMode(false);
+    }
+    this.healthy = false;
+    this.startRecheck();
+  }
+
+  recoverNow(): void {
+    if (!this.healthy) void this.tryRecover();
+  }
+
+  shutdown(): void {
+    if (this.recheck) clearInterval(this.recheck);
+  }
+
+  private startRecheck(): void {
+    this.recheck ??= setInterval(() => void this.tryRecover(), RECHECK_MS);
+    this.recheck.unref();
+  }
+
+  private async tryRecover(): Promise<void> {
+    if (this.recovering || this.healthy) return;
+    this.recovering = true;
+    try {
+      await this.redis.ping();
+      await this.restore();
+      this.healthy = true;
+      clearInterval(this.recheck!);
+      this.recheck = null;
+      this.onMode(true);
+    } catch {
+      /* still away */
+    } finally {
+      this.recovering = false;
+    }
+  }
+}
+
 /** A Store that uses Redis while it answers and a local MemoryStore while it does not. */
 export class FailoverStore implements Store {
   private memory = new MemoryStore();
   private redisStore: RedisStore | null = null;
   private options: Options | null = null;
-  private healthy = true;
-  private recheck: NodeJS.Timeout | null = null;
+  private readonly health: RedisHealth;
   private starting: Promise<void> = Promise.resolve();
   localKeys = false;
 
@@ -64,9 +128,27 @@ export class FailoverStore implements Store {
     private readonly redis: Redis,
     readonly prefix: string,
     private readonly mode: RedisFailureMode,
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly onMode: (usingRedis: boolean) => void,
-  ) {}
+  ) {
+    this.health = new RedisHealth(
+      redis,
+      onMode,
+      (err) =>
+        logger.error(
+          { err: (err as Error).message, limiter: prefix },
+          mode === 'memory'
+            ? 'REDIS UNREACHABLE: rate limits fall back to this process only (in memory) until it returns'
+            : 'REDIS UNREACHABLE: limited requests are refused (RATE_LIMIT_REDIS_FAILURE=closed)',
+        ),
+      async () => {
+        const store = this.makeRedisStore();
+        await store.init(this.options!);
+        this.redisStore = store;
+        logger.warn({ limiter: prefix }, 'redis is back: rate limits are shared again');
+      },
+    );
+  }
 
   private makeRedisStore(): RedisStore {
     return new RedisStore({
@@ -87,7 +169,7 @@ export class FailoverStore implements Store {
         this.redisStore = store;
         this.onMode(true);
       } catch (err) {
-        this.fail(err);
+        this.health.fail(err);
       }
     })();
     return this.starting;
@@ -107,72 +189,32 @@ export class FailoverStore implements Store {
 
   /** Another limiter on the same Redis found it away: stop waiting on it here too (no extra log line). */
   markDown(): void {
-    if (!this.healthy) return;
-    this.healthy = false;
-    this.recheck ??= setInterval(() => void this.tryRecover(), RECHECK_MS);
-    this.recheck.unref();
-  }
-
-  private fail(err: unknown): void {
-    if (this.healthy) {
-      this.logger.error(
-        { err: (err as Error).message, limiter: this.prefix },
-        this.mode === 'memory'
-          ? 'REDIS UNREACHABLE: rate limits fall back to this process only (in memory) until it returns'
-          : 'REDIS UNREACHABLE: limited requests are refused (RATE_LIMIT_REDIS_FAILURE=closed)',
-      );
-      this.onMode(false);
-    }
-    this.healthy = false;
-    this.recheck ??= setInterval(() => void this.tryRecover(), RECHECK_MS);
-    this.recheck.unref();
+    this.health.markDown();
   }
 
   /** Another limiter found Redis back: try it now rather than at this store's next re-check. */
   recoverNow(): void {
-    if (!this.healthy) void this.tryRecover();
-  }
-
-  private recovering = false;
-
-  private async tryRecover(): Promise<void> {
-    if (this.recovering || this.healthy) return;
-    this.recovering = true;
-    try {
-      await this.redis.ping();
-      const store = this.makeRedisStore();
-      await store.init(this.options!);
-      this.redisStore = store;
-      this.healthy = true;
-      clearInterval(this.recheck!);
-      this.recheck = null;
-      this.logger.warn({ limiter: this.prefix }, 'redis is back: rate limits are shared again');
-      this.onMode(true);
-    } catch {
-      /* still away */
-    } finally {
-      this.recovering = false;
-    }
+    this.health.recoverNow();
   }
 
   /** Waits for the start-up connection; then true while this store counts in Redis (not failed over). */
   async onRedis(): Promise<boolean> {
     await this.starting;
-    return this.healthy && this.redisStore !== null;
+    return this.health.healthy && this.redisStore !== null;
   }
 
   /** Redis (or this store's memory, or `unavailable` with RATE_LIMIT_REDIS_FAILURE=closed) failed: fail over. */
   failed(err: unknown): void {
-    this.fail(err);
+    this.health.fail(err);
   }
 
   private async run<T>(viaRedis: (s: RedisStore) => Promise<T>, viaMemory: () => Promise<T> | T): Promise<T> {
     await this.starting;
-    if (this.healthy && this.redisStore) {
+    if (this.health.healthy && this.redisStore) {
       try {
         return await viaRedis(this.redisStore);
       } catch (err) {
-        this.fail(err);
+        this.health.fail(err);
       }
     }
     if (this.mode === 'closed') throw new AppError('unavailable', 'Service temporarily unavailable');
@@ -213,7 +255,7 @@ export class FailoverStore implements Store {
   }
 
   shutdown(): void {
-    if (this.recheck) clearInterval(this.recheck);
+    this.health.shutdown();
     this.memory.shutdown();
   }
 }
@@ -315,17 +357,32 @@ const REASONS = new Set<string>(['device', 'key', 'budget', 'share']);
 /** Admission through Redis (ADMISSION_LUA), falling back to this process while Redis is away, like the limiters. */
 export class RedisAdmission implements AdmissionBackend {
   private readonly memory = createMemoryAdmission();
-  private healthy = true;
-  private recheck: NodeJS.Timeout | null = null;
+  private readonly health: RedisHealth;
   private defined = false;
 
   constructor(
     private readonly redis: Redis,
     private readonly mode: RedisFailureMode,
-    private readonly logger: Logger,
-    private readonly onMode: (usingRedis: boolean) => void,
+    logger: Logger,
+    onMode: (usingRedis: boolean) => void,
     readonly prefix = 'agentgate:',
-  ) {}
+  ) {
+    this.health = new RedisHealth(
+      redis,
+      onMode,
+      (err) =>
+        logger.error(
+          { err: (err as Error).message, limiter: 'agentgate:admission' },
+          mode === 'memory'
+            ? 'REDIS UNREACHABLE: admission (device, key, fair budget) falls back to this process only until it returns'
+            : 'REDIS UNREACHABLE: limited requests are refused (RATE_LIMIT_REDIS_FAILURE=closed)',
+        ),
+      () => {
+        this.memory.clear();
+        return Promise.resolve();
+      },
+    );
+  }
 
   private run(q: AdmissionQuery): Promise<unknown> {
     if (!this.defined) {
@@ -352,69 +409,30 @@ export class RedisAdmission implements AdmissionBackend {
   }
 
   async decide(q: AdmissionQuery): Promise<DeferReason | null> {
-    if (this.healthy) {
+    if (this.health.healthy) {
       try {
         const out = await this.run(q);
         return typeof out === 'string' && REASONS.has(out) ? (out as DeferReason) : null;
       } catch (err) {
-        this.fail(err);
+        this.health.fail(err);
       }
     }
     if (this.mode === 'closed') throw new AppError('unavailable', 'Service temporarily unavailable');
     return this.memory.decide(q);
   }
 
+  /** Another limiter on the same Redis found it away: stop waiting on it here too (no extra log line). */
   markDown(): void {
-    if (!this.healthy) return;
-    this.healthy = false;
-    this.startRecheck();
-  }
-
-  private fail(err: unknown): void {
-    if (this.healthy) {
-      this.logger.error(
-        { err: (err as Error).message, limiter: 'agentgate:admission' },
-        this.mode === 'memory'
-          ? 'REDIS UNREACHABLE: admission (device, key, fair budget) falls back to this process only until it returns'
-          : 'REDIS UNREACHABLE: limited requests are refused (RATE_LIMIT_REDIS_FAILURE=closed)',
-      );
-      this.onMode(false);
-    }
-    this.healthy = false;
-    this.startRecheck();
-  }
-
-  private startRecheck(): void {
-    this.recheck ??= setInterval(() => void this.tryRecover(), RECHECK_MS);
-    this.recheck.unref();
+    this.health.markDown();
   }
 
   /** A limiter found Redis back: try it now rather than at the next re-check. */
   recoverNow(): void {
-    if (!this.healthy) void this.tryRecover();
-  }
-
-  private recovering = false;
-
-  private async tryRecover(): Promise<void> {
-    if (this.recovering || this.healthy) return;
-    this.recovering = true;
-    try {
-      await this.redis.ping();
-      this.healthy = true;
-      clearInterval(this.recheck!);
-      this.recheck = null;
-      this.memory.clear();
-      this.onMode(true);
-    } catch {
-      /* still away */
-    } finally {
-      this.recovering = false;
-    }
+    this.health.recoverNow();
   }
 
   shutdown(): void {
-    if (this.recheck) clearInterval(this.recheck);
+    this.health.shutdown();
   }
 }
 
