@@ -6,6 +6,9 @@
  *     of a gateway that records what it acknowledges, for XML / JSON inventories, PROLOG and CONTACT bodies;
  *   the read floor (`read`): the store floor that also makes the decoded body one string (and JSON.parse's
  *     it when it is JSON): the ceiling of any gateway that reads the documents it records, in JavaScript;
+ *   the trips floor (`trips`): the store floor that first makes one Redis round trip (a shared counter) and
+ *     one PostgreSQL read of the device by deviceid: the ceiling, for PROLOG and CONTACT, of any gateway
+ *     that keeps limits shared by replicas and decides who a device is before it answers;
  *   the inflate-only and express no-op floors, for reference;
  *   the gateway as deployed: AGENT_AUTH=required, credentials up front (the registration key over Basic for
  *     FusionInventory, an OAuth bearer token for the GLPI Agent), REDIS_URL set, DEVICES devices of each
@@ -294,6 +297,10 @@ async function main(): Promise<void> {
         ['(read floor / store floor, JSON)', ratio('readJson', 'storeJson'), 0],
         ['(XML inventory, half approved / read floor)', ratio('xmlMix', 'readXml'), 0],
         ['(JSON inventory, half approved / read floor)', ratio('jsonMix', 'readJson'), 0],
+        ['(trips floor / store floor, PROLOG)', ratio('tripsProlog', 'storeProlog'), 0],
+        ['(trips floor / store floor, CONTACT)', ratio('tripsContact', 'storeContact'), 0],
+        ['(PROLOG, half approved / trips floor)', ratio('prologMix', 'tripsProlog'), 0],
+        ['(CONTACT, half approved / trips floor)', ratio('contactMix', 'tripsContact'), 0],
         ['(XML inventory / inflate floor)', ratio('xmlMix', 'inflateXml'), 0],
         ['(JSON inventory / inflate floor)', ratio('jsonMix', 'inflateJson'), 0],
         ['(PROLOG / express no-op)', ratio('prologMix', 'noopProlog'), 0],
@@ -319,7 +326,7 @@ async function main(): Promise<void> {
     // CPU time per request barely depends on what else the machine runs (throughput does, a lot, on a
     // shared 2-core machine): the floor's process CPU per request over the gateway's, the ratio the
     // throughputs would have if both were CPU-bound on the same core.
-    process.stdout.write('CPU per request, store floor process / gateway or read-floor process (same run):\n');
+    process.stdout.write('CPU per request, store floor process / gateway, read- or trips-floor process (same run):\n');
     for (const [name, a, b] of [
       ['XML inventory', 'storeXml', 'xmlMix'],
       ['JSON inventory', 'storeJson', 'jsonMix'],
@@ -327,6 +334,8 @@ async function main(): Promise<void> {
       ['JSON, read floor', 'storeJson', 'readJson'],
       ['PROLOG', 'storeProlog', 'prologMix'],
       ['CONTACT', 'storeContact', 'contactMix'],
+      ['PROLOG, trips', 'storeProlog', 'tripsProlog'],
+      ['CONTACT, trips', 'storeContact', 'tripsContact'],
     ] as const)
       process.stdout.write(
         `  ${name.padEnd(16)} ${results[a]!.cpuMs.toFixed(2)} / ${results[b]!.cpuMs.toFixed(2)} ms = ${(results[a]!.cpuMs / results[b]!.cpuMs).toFixed(2)}\n`,
@@ -399,6 +408,10 @@ async function measureIngest(
     proc = await startFloor('read', { FLOOR_DATABASE_URL: databaseUrl });
     results.readXml = await measure('read floor, XML (as one string)', proc, msgs.xml);
     results.readJson = await measure('read floor, JSON (JSON.parse)', proc, msgs.json);
+    await proc.stop();
+    proc = await startFloor('trips', { FLOOR_DATABASE_URL: databaseUrl, REDIS_URL });
+    results.tripsProlog = await measure('trips floor, PROLOG body', proc, msgs.prolog);
+    results.tripsContact = await measure('trips floor, CONTACT body', proc, msgs.contact);
     await proc.stop();
     proc = null;
   } finally {

@@ -9,18 +9,30 @@
  *            after the commit that holds its row. PostgreSQL at FLOOR_DATABASE_URL (the bench's own schema);
  *   read     the store floor that also reads what it stores, as cheaply as JavaScript can: the decoded body
  *            as one string, and JSON.parse of it when it is JSON (XML: the string only, no parse at all). A
- *            ceiling for any gateway that looks at the documents it records, not a gateway.
+ *            ceiling for any gateway that looks at the documents it records, not a gateway;
+ *   trips    the store floor that first asks what a gateway keeping the issue's guarantees must ask before
+ *            it answers a PROLOG or CONTACT: one Redis round trip (an EVALSHA counting the device in a
+ *            window: limits shared by replicas, REDIS_URL) and one PostgreSQL read of the device by its
+ *            deviceid (who it is, pinned to what: an indexed select on a table of DEVICES rows). The
+ *            deviceid is cut out of the decoded body with one regex, no parse. A ceiling for the
+ *            registration messages of any gateway that keeps those guarantees, not a gateway.
  */
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import express from 'express';
 import postgres from 'postgres';
+import { Redis } from 'ioredis';
 
 const inflate = promisify(zlib.inflate);
 const mode = process.argv[2] ?? 'noop';
 const ANSWER = '<?xml version="1.0" encoding="UTF-8"?>\n<REPLY><RESPONSE>SEND</RESPONSE></REPLY>\n';
 const FLOOR_FLUSHES = 2;
 const FLOOR_BATCH = 64;
+/** A fixed-window counter, the least a shared limit can do in one round trip. */
+const COUNT_SCRIPT = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+const DEVICEID = /<DEVICEID>([^<]{1,255})<\/DEVICEID>|"deviceid"\s*:\s*"([^"]{1,255})"/;
 
 interface Row {
   at: Date;
@@ -62,16 +74,40 @@ function storeQueue(sql: postgres.Sql) {
     });
 }
 
+/**
+ * The trips floor's two questions before the store: a Redis count and a device read, one round trip each
+ * (a device seen for the first time is also inserted, as a gateway registers it: the warm-up's work).
+ */
+async function tripsOf(sql: postgres.Sql): Promise<(decoded: Buffer) => Promise<unknown>> {
+  await sql`create table if not exists floor_devices (id serial primary key, deviceid text not null unique,
+    state text not null default 'quarantined', key_id int)`;
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  redis.defineCommand('floorCount', { numberOfKeys: 1, lua: COUNT_SCRIPT });
+  const count = (redis as unknown as { floorCount: (key: string, ms: number) => Promise<number> }).floorCount;
+  return async (decoded) => {
+    const m = DEVICEID.exec(decoded.toString('latin1'));
+    const deviceid = m?.[1] ?? m?.[2] ?? '';
+    await count.call(redis, `floor:${deviceid}`, 60_000);
+    const rows = await sql`select id, state, key_id from floor_devices where deviceid = ${deviceid}`;
+    if (rows.length === 0) await sql`insert into floor_devices (deviceid) values (${deviceid}) on conflict do nothing`;
+    return rows;
+  };
+}
+
 async function main(): Promise<void> {
   const app = express();
   app.use(express.raw({ type: () => true, limit: '64mb' }));
   let store: ((body: Buffer) => Promise<void>) | null = null;
-  if (mode === 'store' || mode === 'read') {
-    const sql = postgres(process.env.FLOOR_DATABASE_URL!, { onnotice: () => {}, max: FLOOR_FLUSHES });
+  let ask: ((decoded: Buffer) => Promise<unknown>) | null = null;
+  if (mode === 'store' || mode === 'read' || mode === 'trips') {
+    // trips: the reads get connections of their own beside the flushes'.
+    const max = mode === 'trips' ? FLOOR_FLUSHES * 2 : FLOOR_FLUSHES;
+    const sql = postgres(process.env.FLOOR_DATABASE_URL!, { onnotice: () => {}, max });
     await sql`create table if not exists floor_store (id bigserial primary key, received_at timestamptz not null,
       size int not null, body bytea not null)`;
     await sql`alter table floor_store alter column body set storage external`;
     store = storeQueue(sql);
+    if (mode === 'trips') ask = await tripsOf(sql);
   }
   app.all('/{*any}', async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -85,6 +121,7 @@ async function main(): Promise<void> {
         if (text.startsWith('{')) JSON.parse(text);
       }
       try {
+        if (ask) await ask(decoded);
         await store(body);
       } catch {
         res.status(503).end();

@@ -101,9 +101,9 @@ export async function startGateway(
   return { port, child, stop };
 }
 
-/** A floor server (scripts/lib/floor-server.ts); `store` needs FLOOR_DATABASE_URL in `env`. */
+/** A floor server (scripts/lib/floor-server.ts); `store`, `read` and `trips` need FLOOR_DATABASE_URL in `env`. */
 export async function startFloor(
-  mode: 'noop' | 'inflate' | 'store' | 'read',
+  mode: 'noop' | 'inflate' | 'store' | 'read' | 'trips',
   env: Record<string, string> = {},
 ): Promise<Proc> {
   const child = spawn(
