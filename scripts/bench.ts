@@ -19,7 +19,7 @@
  *     RATE_LIMIT_IP_PER_MINUTE (429), both answered before the body is read or inflated, vs the no-op;
  *   memory: 50 concurrent ~20 MB uploads; decompression bombs (BENCH_ONLY=bomb alone).
  * BENCH_SECONDS per case (default 5), BENCH_CONCURRENCY clients (8), BENCH_DEVICES per agent (250),
- * BENCH_REDIS_URL (redis://127.0.0.1:6379/7), BENCH_ONLY (bomb | ingest | memory | reject), BENCH_COMPARE (another
+ * BENCH_REDIS_URL (redis://127.0.0.1:6379/7), BENCH_ONLY (bomb | gateway | ingest | memory | reject), BENCH_COMPARE (another
  * checkout, measured in the same run), BENCH_PROFILE (a directory: the gateway as deployed writes a V8 CPU
  * profile there when it stops). Loopback only, bounded in time. Uses PostgreSQL at BENCH_DATABASE_URL
  * (default: the local test database, in a schema of its own, dropped afterwards).
@@ -155,7 +155,8 @@ async function measureInterleaved(cases: Case[]): Promise<Measured[]> {
 /**
  * `BENCH_ONLY`: `bomb` runs only the decompression-bomb case (it needs no other case's set-up); `ingest`
  * only the floors and the gateway as deployed (no rejections, memory or bomb case); `memory` only the
- * 20 MB-upload memory case; `reject` only the 401 and 429 rejections and their no-op floor.
+ * 20 MB-upload memory case; `reject` only the 401 and 429 rejections and their no-op floor; `gateway` the
+ * gateway as deployed without the floors (no ratios to them: a quick before/after with BENCH_COMPARE).
  */
 const ONLY = process.env.BENCH_ONLY ?? '';
 
@@ -244,8 +245,9 @@ async function main(): Promise<void> {
   let memory: Awaited<ReturnType<typeof measureMemory>> | null = null;
   let bomb: BombResult | null = null;
   const ingest = ONLY === '' || ONLY === 'ingest';
+  const gatewayOnly = ONLY === 'gateway';
   try {
-    if (ingest) await measureIngest(databaseUrl, schema, raised, results);
+    if (ingest || gatewayOnly) await measureIngest(databaseUrl, schema, raised, results, !gatewayOnly);
     if (ONLY === '' || ONLY === 'reject') {
       const inventories = variants('fi-inventory', DEVICES);
       const kb = inventories.reduce((n, r) => n + r.body!.length, 0) / inventories.length / 1024;
@@ -308,8 +310,12 @@ async function main(): Promise<void> {
       ]
     : [];
   if (results.cmpxmlQ)
+    // CPU per request is the steadier of the two on a shared machine (the throughput ratio moves with it).
     for (const name of ['prologQ', 'contactQ', 'xmlQ', 'jsonQ', 'prologMix', 'contactMix', 'xmlMix', 'jsonMix'])
-      rows.push([`(${name}: this checkout / BENCH_COMPARE)`, ratio(name, `cmp${name}`), 0]);
+      rows.push(
+        [`(${name}: this checkout / BENCH_COMPARE)`, ratio(name, `cmp${name}`), 0],
+        [`(${name} CPU/req: BENCH_COMPARE / this)`, results[`cmp${name}`]!.cpuMs / results[name]!.cpuMs, 0],
+      );
   if (results.reject401) {
     rows.push(['401 rejection / express no-op', ratio('reject401', 'noopInventory'), 0.8]);
     rows.push(['429 rejection / express no-op', ratio('reject429', 'noopInventory'), 0.8]);
@@ -373,6 +379,7 @@ async function measureIngest(
   schema: string,
   raised: Record<string, string>,
   results: Record<string, Measured>,
+  floors: boolean,
 ): Promise<void> {
   const tag = `${schema.slice(-6)}-`; // Redis counters of an earlier run never apply to this one
   const env = deployedEnv(databaseUrl);
@@ -388,34 +395,36 @@ async function measureIngest(
   process.stdout.write(
     `bench: ${SECONDS} s per case, ${CONCURRENCY} concurrent loopback clients, ${DEVICES} FusionInventory + ${DEVICES} GLPI Agent devices, PostgreSQL ${redact(DATABASE_URL)}, Redis ${redact(REDIS_URL)}\n`,
   );
-  let proc: Proc | null = null;
-  try {
-    process.stdout.write('floors (same bodies, same headers):\n');
-    proc = await startFloor('noop');
-    results.noopProlog = await measure('express no-op, PROLOG body', proc, msgs.prolog);
-    results.noopContact = await measure('express no-op, CONTACT body', proc, msgs.contact);
-    await proc.stop();
-    proc = await startFloor('inflate');
-    results.inflateXml = await measure('express + inflate, XML inventory', proc, msgs.xml);
-    results.inflateJson = await measure('express + inflate, JSON inventory', proc, msgs.json);
-    await proc.stop();
-    proc = await startFloor('store', { FLOOR_DATABASE_URL: databaseUrl });
-    results.storeProlog = await measure('store floor, PROLOG body', proc, msgs.prolog);
-    results.storeContact = await measure('store floor, CONTACT body', proc, msgs.contact);
-    results.storeXml = await measure('store floor, XML inventory', proc, msgs.xml);
-    results.storeJson = await measure('store floor, JSON inventory', proc, msgs.json);
-    await proc.stop();
-    proc = await startFloor('read', { FLOOR_DATABASE_URL: databaseUrl });
-    results.readXml = await measure('read floor, XML (as one string)', proc, msgs.xml);
-    results.readJson = await measure('read floor, JSON (JSON.parse)', proc, msgs.json);
-    await proc.stop();
-    proc = await startFloor('trips', { FLOOR_DATABASE_URL: databaseUrl, REDIS_URL });
-    results.tripsProlog = await measure('trips floor, PROLOG body', proc, msgs.prolog);
-    results.tripsContact = await measure('trips floor, CONTACT body', proc, msgs.contact);
-    await proc.stop();
-    proc = null;
-  } finally {
-    await proc?.stop();
+  if (floors) {
+    let proc: Proc | null = null;
+    try {
+      process.stdout.write('floors (same bodies, same headers):\n');
+      proc = await startFloor('noop');
+      results.noopProlog = await measure('express no-op, PROLOG body', proc, msgs.prolog);
+      results.noopContact = await measure('express no-op, CONTACT body', proc, msgs.contact);
+      await proc.stop();
+      proc = await startFloor('inflate');
+      results.inflateXml = await measure('express + inflate, XML inventory', proc, msgs.xml);
+      results.inflateJson = await measure('express + inflate, JSON inventory', proc, msgs.json);
+      await proc.stop();
+      proc = await startFloor('store', { FLOOR_DATABASE_URL: databaseUrl });
+      results.storeProlog = await measure('store floor, PROLOG body', proc, msgs.prolog);
+      results.storeContact = await measure('store floor, CONTACT body', proc, msgs.contact);
+      results.storeXml = await measure('store floor, XML inventory', proc, msgs.xml);
+      results.storeJson = await measure('store floor, JSON inventory', proc, msgs.json);
+      await proc.stop();
+      proc = await startFloor('read', { FLOOR_DATABASE_URL: databaseUrl });
+      results.readXml = await measure('read floor, XML (as one string)', proc, msgs.xml);
+      results.readJson = await measure('read floor, JSON (JSON.parse)', proc, msgs.json);
+      await proc.stop();
+      proc = await startFloor('trips', { FLOOR_DATABASE_URL: databaseUrl, REDIS_URL });
+      results.tripsProlog = await measure('trips floor, PROLOG body', proc, msgs.prolog);
+      results.tripsContact = await measure('trips floor, CONTACT body', proc, msgs.contact);
+      await proc.stop();
+      proc = null;
+    } finally {
+      await proc?.stop();
+    }
   }
   await measureDeployed('agent-gate', { ...env, ...raised }, msgs, results, '');
   const compare = process.env.BENCH_COMPARE;
