@@ -5,7 +5,7 @@
  * held as `conflict` and never merged: the victim's fields stay, nothing goes to GLPI. The victim's own
  * consistent traffic keeps flowing (positive controls), or the defence would just be "block everything".
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   FI_DEVICEID,
   FI_HEADERS,
@@ -15,7 +15,6 @@ import {
   ROGUE_NICS,
   VICTIM_HW,
   VICTIM_MAC,
-  type Gate,
   basic,
   drain,
   expectLastSubmissionHeld,
@@ -24,18 +23,12 @@ import {
   gaInventoryDoc,
   jsonBody,
   snapshot,
-  startGate,
+  useGate,
   victim,
   xmlBody,
 } from './support.js';
 
-let gate: Gate;
-beforeEach(async () => {
-  gate = await startGate();
-});
-afterEach(async () => {
-  await gate.close();
-});
+const gate = useGate();
 
 const keyA = () => basic('inventory', KEY_A_SECRET);
 const VICTIM_NICS = [

@@ -5,7 +5,7 @@
  * away. Each test: the attacker's answer; the victim's row unchanged (or `conflict`, where that is the
  * defence); nothing new queued for GLPI and nothing reaching the fake GLPI.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   FI_DEVICEID,
   FI_HEADERS,
@@ -14,7 +14,6 @@ import {
   KEY_B_SECRET,
   REALM_HEADER,
   ROGUE_NICS,
-  type Gate,
   basic,
   expectLastSubmissionHeld,
   expectSameAsWrongPassword,
@@ -24,7 +23,7 @@ import {
   jsonBody,
   securityEvents,
   snapshot,
-  startGate,
+  useGate,
   textOfAnswer,
   victim,
   xmlBody,
@@ -36,13 +35,7 @@ import {
 import { eventually } from '../helpers/eventually.js';
 import { bodyOf } from '../helpers/fixtures.js';
 
-let gate: Gate;
-beforeEach(async () => {
-  gate = await startGate();
-});
-afterEach(async () => {
-  await gate.close();
-});
+const gate = useGate();
 
 /** The attacker's full inventory under the victim's deviceid: a rogue machine's NICs and name. */
 const rogueInventory = (deviceid = FI_DEVICEID) =>

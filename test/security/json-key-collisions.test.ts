@@ -6,28 +6,21 @@
  * each is answered 400, no device is created, the victim's rows are unchanged and nothing reaches GLPI.
  */
 import zlib from 'node:zlib';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   GA_HEADERS,
   KEY_B_SECRET,
   ROGUE_HW,
   VICTIM_HW,
-  type Gate,
   basic,
   expectVictimUntouched,
   gaInventoryDoc,
-  startGate,
+  useGate,
   textOfAnswer,
   victim,
 } from './support.js';
 
-let gate: Gate;
-beforeEach(async () => {
-  gate = await startGate();
-});
-afterEach(async () => {
-  await gate.close();
-});
+const gate = useGate();
 
 const ATTACKER = 'rogue-json-keys-2026-12-03-17-00-00';
 

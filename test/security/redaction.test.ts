@@ -7,20 +7,19 @@
  * Agent and FusionInventory captures, modified to carry such values: what is stored and what reaches GLPI.
  */
 import zlib from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { REDACTED } from '../../src/protocol/message.js';
 import { loadScenario } from '../helpers/fixtures.js';
 import {
   FI_HEADERS,
   GA_HEADERS,
-  type Gate,
   KEY_A_SECRET,
   basic,
   drain,
   fiInventoryText,
   gaInventoryDoc,
   jsonBody,
-  startGate,
+  useGate,
 } from './support.js';
 
 /** Passwords a plain "find the presented secret" pass misses: quotes, backslashes, spaces, one character. */
@@ -28,13 +27,7 @@ const SECRETS = ['q"uo\'te', 'back\\sl\\ash', 'two words here', 'Z', 'pw<&>x'];
 
 const CONTACT = loadScenario('glpi-second-run').find((r) => r.classified.kind === 'contact')!;
 
-let gate: Gate;
-beforeEach(async () => {
-  gate = await startGate();
-});
-afterEach(async () => {
-  await gate.close();
-});
+const gate = useGate();
 
 const auth = { Authorization: basic('inventory', KEY_A_SECRET) };
 

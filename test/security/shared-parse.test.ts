@@ -4,28 +4,21 @@
  * gateway decides: the same hostile document gets the same refusal from both, the attacker's own inventory
  * is recorded the same way, and each time the victim's rows are unchanged and nothing reaches GLPI.
  */
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   FI_HEADERS,
   KEY_B_SECRET,
   VICTIM_HW,
-  type Gate,
   basic,
   expectVictimUntouched,
   fiInventoryText,
-  startGate,
+  useGate,
   textOfAnswer,
   victim,
   xmlBody,
 } from './support.js';
 
-let gate: Gate;
-beforeEach(async () => {
-  gate = await startGate();
-});
-afterEach(async () => {
-  await gate.close();
-});
+const gate = useGate();
 
 const send = (deviceid: string, extra: string) =>
   gate.raw({

@@ -6,29 +6,22 @@
  * lower-case section is left to the full parse, and the page shows what that parse reads. Each time the
  * victim's rows are unchanged and nothing reaches GLPI.
  */
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { decodeStoredBody, summarize, viewFromBody } from '../../src/services/inventory-view.js';
 import {
   FI_HEADERS,
   KEY_B_SECRET,
   VICTIM_HW,
-  type Gate,
   basic,
   expectVictimUntouched,
   fiInventoryText,
-  startGate,
+  useGate,
   textOfAnswer,
   victim,
   xmlBody,
 } from './support.js';
 
-let gate: Gate;
-beforeEach(async () => {
-  gate = await startGate();
-});
-afterEach(async () => {
-  await gate.close();
-});
+const gate = useGate();
 
 /** The attacker's own device, through key site-b: the captured inventory under a new deviceid, plus `extra`. */
 const sendAttackerInventory = (deviceid: string, extra: string) =>

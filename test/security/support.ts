@@ -9,7 +9,7 @@
  */
 import http from 'node:http';
 import zlib from 'node:zlib';
-import { expect } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import type { Queryable } from '../../src/store/db.js';
 import { type TestContext, createTestContext, decodeAnswer } from '../helpers/context.js';
 import { FakeGlpi } from '../helpers/fake-glpi.js';
@@ -54,6 +54,27 @@ export interface ApiAnswer {
   status: number;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- admin API answers are asserted on by shape
   json: any;
+}
+
+/**
+ * The file's gateway, a fresh one for every test (started before it, closed after it): `const gate =
+ * useGate()` at the top of a test file, then `gate` read inside its tests is that test's gateway.
+ */
+export function useGate(env: Record<string, string> = {}): Gate {
+  let current: Gate | null = null;
+  beforeEach(async () => {
+    current = await startGate(env);
+  });
+  afterEach(async () => {
+    await current?.close();
+    current = null;
+  });
+  return new Proxy({} as Gate, {
+    get(_target, prop) {
+      if (!current) throw new Error('useGate(): the gateway exists only while a test runs');
+      return Reflect.get(current, prop) as unknown;
+    },
+  });
 }
 
 export async function startGate(env: Record<string, string> = {}): Promise<Gate> {

@@ -6,27 +6,20 @@
  * (REGISTRATION_TEXT_MAX), and so is the path kept with an invalid-credential security event.
  */
 import zlib from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { REGISTRATION_TEXT_MAX } from '../../src/store/agent-store.js';
 import {
   FI_HEADERS,
-  type Gate,
   KEY_A_SECRET,
   basic,
   expectVictimUntouched,
   fiInventoryText,
   snapshot,
-  startGate,
+  useGate,
   victim,
 } from './support.js';
 
-let gate: Gate;
-beforeEach(async () => {
-  gate = await startGate({ BODY_LIMIT: '64kb' });
-});
-afterEach(async () => {
-  await gate.close();
-});
+const gate = useGate({ BODY_LIMIT: '64kb' });
 
 async function counts() {
   const [c] = await gate.ctx.sql<{ registrations: number; devices: number; events: number }[]>`
