@@ -28,7 +28,7 @@ import crypto from 'node:crypto';
 import postgres from 'postgres';
 import { type LoadRequest, type LoadResult, quantile, runLoad } from './lib/load-client.js';
 import { RAISED_LIMITS, limitSettings } from './lib/limits.js';
-import { type Proc, processUsage, runCli, startFloor, startGateway } from './lib/processes.js';
+import { type FloorMode, type Proc, processUsage, runCli, startFloor, startGateway } from './lib/processes.js';
 import { variants } from './lib/traffic.js';
 import { bigInventory, residentMb } from './lib/memory.js';
 import { jsonBomb, xmlBomb } from './lib/bombs.js';
@@ -396,34 +396,60 @@ async function measureIngest(
     `bench: ${SECONDS} s per case, ${CONCURRENCY} concurrent loopback clients, ${DEVICES} FusionInventory + ${DEVICES} GLPI Agent devices, PostgreSQL ${redact(DATABASE_URL)}, Redis ${redact(REDIS_URL)}\n`,
   );
   if (floors) {
-    let proc: Proc | null = null;
-    try {
-      process.stdout.write('floors (same bodies, same headers):\n');
-      proc = await startFloor('noop');
-      results.noopProlog = await measure('express no-op, PROLOG body', proc, msgs.prolog);
-      results.noopContact = await measure('express no-op, CONTACT body', proc, msgs.contact);
-      await proc.stop();
-      proc = await startFloor('inflate');
-      results.inflateXml = await measure('express + inflate, XML inventory', proc, msgs.xml);
-      results.inflateJson = await measure('express + inflate, JSON inventory', proc, msgs.json);
-      await proc.stop();
-      proc = await startFloor('store', { FLOOR_DATABASE_URL: databaseUrl });
-      results.storeProlog = await measure('store floor, PROLOG body', proc, msgs.prolog);
-      results.storeContact = await measure('store floor, CONTACT body', proc, msgs.contact);
-      results.storeXml = await measure('store floor, XML inventory', proc, msgs.xml);
-      results.storeJson = await measure('store floor, JSON inventory', proc, msgs.json);
-      await proc.stop();
-      proc = await startFloor('read', { FLOOR_DATABASE_URL: databaseUrl });
-      results.readXml = await measure('read floor, XML (as one string)', proc, msgs.xml);
-      results.readJson = await measure('read floor, JSON (JSON.parse)', proc, msgs.json);
-      await proc.stop();
-      proc = await startFloor('trips', { FLOOR_DATABASE_URL: databaseUrl, REDIS_URL });
-      results.tripsProlog = await measure('trips floor, PROLOG body', proc, msgs.prolog);
-      results.tripsContact = await measure('trips floor, CONTACT body', proc, msgs.contact);
-      await proc.stop();
-      proc = null;
-    } finally {
-      await proc?.stop();
+    // Each floor server in turn, with the cases measured on it (results[key]).
+    const store = { FLOOR_DATABASE_URL: databaseUrl };
+    const plan: [FloorMode, Record<string, string>, [string, string, LoadRequest[]][]][] = [
+      [
+        'noop',
+        {},
+        [
+          ['noopProlog', 'express no-op, PROLOG body', msgs.prolog],
+          ['noopContact', 'express no-op, CONTACT body', msgs.contact],
+        ],
+      ],
+      [
+        'inflate',
+        {},
+        [
+          ['inflateXml', 'express + inflate, XML inventory', msgs.xml],
+          ['inflateJson', 'express + inflate, JSON inventory', msgs.json],
+        ],
+      ],
+      [
+        'store',
+        store,
+        [
+          ['storeProlog', 'store floor, PROLOG body', msgs.prolog],
+          ['storeContact', 'store floor, CONTACT body', msgs.contact],
+          ['storeXml', 'store floor, XML inventory', msgs.xml],
+          ['storeJson', 'store floor, JSON inventory', msgs.json],
+        ],
+      ],
+      [
+        'read',
+        store,
+        [
+          ['readXml', 'read floor, XML (as one string)', msgs.xml],
+          ['readJson', 'read floor, JSON (JSON.parse)', msgs.json],
+        ],
+      ],
+      [
+        'trips',
+        { ...store, REDIS_URL },
+        [
+          ['tripsProlog', 'trips floor, PROLOG body', msgs.prolog],
+          ['tripsContact', 'trips floor, CONTACT body', msgs.contact],
+        ],
+      ],
+    ];
+    process.stdout.write('floors (same bodies, same headers):\n');
+    for (const [mode, floorEnv, cases] of plan) {
+      const proc = await startFloor(mode, floorEnv);
+      try {
+        for (const [key, label, reqs] of cases) results[key] = await measure(label, proc, reqs);
+      } finally {
+        await proc.stop();
+      }
     }
   }
   await measureDeployed('agent-gate', { ...env, ...raised }, msgs, results, '');

@@ -101,11 +101,10 @@ export async function startGateway(
   return { port, child, stop };
 }
 
+export type FloorMode = 'noop' | 'inflate' | 'store' | 'read' | 'trips';
+
 /** A floor server (scripts/lib/floor-server.ts); `store`, `read` and `trips` need FLOOR_DATABASE_URL in `env`. */
-export async function startFloor(
-  mode: 'noop' | 'inflate' | 'store' | 'read' | 'trips',
-  env: Record<string, string> = {},
-): Promise<Proc> {
+export async function startFloor(mode: FloorMode, env: Record<string, string> = {}): Promise<Proc> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(ROOT, 'scripts', 'lib', 'floor-server.ts'), mode],
