@@ -141,8 +141,11 @@ describe('stored inventories', () => {
     for (const res of await replayAll(own, replayable('glpi-second-run'))) expect(res.status).toBe(200);
     const [full, partial] = loadScenario('glpi-second-run').filter((r) => r.classified.kind === 'inventory');
     const deviceid = full!.classified.deviceid!;
-    const [inv] = await own.sql<{ body: Buffer; view: Record<string, unknown> | null; partials: number }[]>`
-      select s.body, i.view, i.partials_merged as partials from inventories i
+    const [inv] = await own.sql<
+      { body: Buffer; view: Record<string, unknown> | null; partials: number; compression: string | null }[]
+    >`
+      select s.body, i.view, i.partials_merged as partials, pg_column_compression(i.view) as compression
+      from inventories i
       join devices d on d.id = i.device_id left join submissions s on s.id = i.full_submission_id
       where d.deviceid = ${deviceid}`;
     // After the second run the full inventory is still the reference bytes…
@@ -158,6 +161,8 @@ describe('stored inventories', () => {
     // hardware arrives without the last logged user: the stored value survives.
     const hw = inv!.view!.hardware as Record<string, unknown>;
     expect(hw.lastloggeduser).toBe((fullContent.hardware as Record<string, unknown>).lastloggeduser);
+    // Rewritten by every partial inventory, the view is compressed with lz4, not pglz (migration 0016).
+    expect(inv!.compression).toBe('lz4');
   });
 
   it('never store the password an agent run with --debug copies into perl_args', async () => {
