@@ -382,7 +382,8 @@ export async function setInventoryView(
 /**
  * Merges a partial inventory into the view: each section present replaces the stored one whole; a missing
  * section means "unchanged". hardware.lastloggeduser/datelastloggeduser survive a hardware section that
- * arrives without them (the agent drops them together with the users section).
+ * arrives without them (the agent drops them together with the users section). The partial's few sections
+ * are joined first, so the stored view (~140 KB for a desktop, mostly software) is rebuilt by one `||`, not two.
  */
 export async function mergePartialInventory(
   tx: Tx,
@@ -397,12 +398,12 @@ export async function mergePartialInventory(
     insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
     values (${deviceId}, null, ${format}, ${partial}, 1, ${at})
     on conflict (device_id) do update set
-      view = case when excluded.view ? 'hardware' then
-               coalesce(inventories.view, '{}'::jsonb) || excluded.view || jsonb_build_object('hardware',
+      view = coalesce(inventories.view, '{}'::jsonb) || case when excluded.view ? 'hardware' then
+               excluded.view || jsonb_build_object('hardware',
                  jsonb_strip_nulls(jsonb_build_object(
                    'lastloggeduser', inventories.view #> '{hardware,lastloggeduser}',
                    'datelastloggeduser', inventories.view #> '{hardware,datelastloggeduser}')) || (excluded.view -> 'hardware'))
-             else coalesce(inventories.view, '{}'::jsonb) || excluded.view end,
+             else excluded.view end,
       partials_merged = inventories.partials_merged + 1,
       updated_at = excluded.updated_at`;
 }

@@ -160,6 +160,7 @@ describe('stored inventories', () => {
       expect(inv!.view![section]).toEqual(partialContent[section]);
     // hardware arrives without the last logged user: the stored value survives.
     const hw = inv!.view!.hardware as Record<string, unknown>;
+    expect(hw).toMatchObject(partialContent.hardware as Record<string, unknown>);
     expect(hw.lastloggeduser).toBe((fullContent.hardware as Record<string, unknown>).lastloggeduser);
     // Rewritten by every partial inventory, the view is compressed with lz4, not pglz (migration 0016).
     expect(inv!.compression).toBe('lz4');
