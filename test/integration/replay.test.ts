@@ -158,7 +158,7 @@ describe('stored inventories', () => {
     expect(inv!.view!.softwares).toEqual(fullContent.softwares);
     for (const section of Object.keys(partialContent).filter((s) => s !== 'hardware'))
       expect(inv!.view![section]).toEqual(partialContent[section]);
-    // hardware arrives without the last logged user: the stored value survives.
+    // hardware takes the partial's fields, and arrives without the last logged user: the stored value survives.
     const hw = inv!.view!.hardware as Record<string, unknown>;
     expect(hw).toMatchObject(partialContent.hardware as Record<string, unknown>);
     expect(hw.lastloggeduser).toBe((fullContent.hardware as Record<string, unknown>).lastloggeduser);
