@@ -129,9 +129,9 @@ async function build(sql: postgres.Sql, dayOffset = 0, onlyDay?: number): Promis
     }
     await sql`select setval('submissions_id_seq', ${(DAYS + 2) * N + 8})`;
     await sql`
-      insert into inventories (device_id, full_submission_id, format, view, updated_at)
-      select g, ${last}::bigint * ${N} + g, 'xml', null, now() from generate_series(1, ${N}) g
-      on conflict (device_id) do update set full_submission_id = excluded.full_submission_id, view = null`;
+      insert into inventories (device_id, full_submission_id, format, has_view, updated_at)
+      select g, ${last}::bigint * ${N} + g, 'xml', false, now() from generate_series(1, ${N}) g
+      on conflict (device_id) do update set full_submission_id = excluded.full_submission_id, has_view = false`;
   });
   if (onlyDay === undefined) {
     await step('outbox (a GLPI outage: 0.5 % pending, old), usage, audit, security events', async () => {
@@ -182,7 +182,7 @@ async function initialBuild(url: string, sql: postgres.Sql): Promise<void> {
     await bulk.end();
   }
   await step('vacuum analyze (submissions: analyze)', async () => {
-    await sql`vacuum analyze devices, registrations, key_version_usage, inventories, outbox, audit_log, security_events`;
+    await sql`vacuum analyze devices, registrations, key_version_usage, inventories, inventory_sections, outbox, audit_log, security_events`;
     await sql`analyze`;
   });
 }

@@ -311,16 +311,20 @@ export async function recordMessage(tx: Tx, m: RecordInput): Promise<Recorded> {
     ${
       s && m.fullInventory && m.device
         ? tx`, i as (
-      insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at, summary,
+      insert into inventories (device_id, full_submission_id, format, has_view, partials_merged, updated_at, summary,
                                summary_submission_id)
-      select (select id from d), s.id, ${s.format}, null, 0, ${s.receivedAt},
+      select (select id from d), s.id, ${s.format}, false, 0, ${s.receivedAt},
              ${m.summary ? tx.json(m.summary as never) : null}, ${m.summary ? tx`s.id` : tx`null::bigint`} from s
       on conflict (device_id) do update set
-        full_submission_id = excluded.full_submission_id, format = excluded.format, view = null,
+        full_submission_id = excluded.full_submission_id, format = excluded.format, has_view = false,
         partials_merged = 0, updated_at = excluded.updated_at, summary = excluded.summary,
         summary_submission_id = excluded.summary_submission_id
       -- A held conflict never replaces the device's reference inventory: a person compares both first.
-      where (select state from d) <> 'conflict')`
+      where (select state from d) <> 'conflict'
+      returning device_id),
+    iv as (
+      -- The view of the inventory it replaces goes with it (rebuilt from this one when first needed).
+      delete from inventory_sections where device_id in (select device_id from i))`
         : tx``
     }
     ${
@@ -350,10 +354,10 @@ export interface InventoryState {
   hasView: boolean;
 }
 
-/** Locks the device's inventory row for the merge that follows. */
+/** Locks the device's inventory row (and so its view's sections) for the merge that follows. */
 export async function lockInventory(tx: Tx, deviceId: number): Promise<InventoryState | null> {
   const [row] = await tx<{ fullSubmissionId: number | null; hasView: boolean }[]>`
-    select full_submission_id as "fullSubmissionId", view is not null as "hasView"
+    select full_submission_id as "fullSubmissionId", has_view as "hasView"
     from inventories where device_id = ${deviceId} for update`;
   return row ?? null;
 }
@@ -367,23 +371,32 @@ export async function loadSubmissionBody(
   return row ?? null;
 }
 
-/** `view` as an object, or as JSON text (made in a parse worker, so the event loop never serialises it). */
+/** JSON text (made in a parse worker, so the event loop never serialises it) or an object, as a jsonb parameter. */
+function jsonParam(tx: Tx, value: Record<string, unknown> | string) {
+  // ::text first: a parameter PostgreSQL types as jsonb is JSON-encoded again by the driver.
+  return typeof value === 'string' ? tx`${value}::text::jsonb` : tx`${tx.json(value as never)}`;
+}
+
+/** Stores the view built from the full inventory, one row per section; the inventory row is locked. */
 export async function setInventoryView(
   tx: Tx,
   deviceId: number,
   view: Record<string, unknown> | string,
   at: Date,
 ): Promise<void> {
-  // ::text first: a parameter PostgreSQL types as jsonb is JSON-encoded again by the driver.
-  const value = typeof view === 'string' ? tx`${view}::text::jsonb` : tx`${tx.json(view as never)}`;
-  await tx`update inventories set view = ${value}, updated_at = ${at} where device_id = ${deviceId}`;
+  await tx`delete from inventory_sections where device_id = ${deviceId}`;
+  await tx`
+    with v as (select ${jsonParam(tx, view)} as doc),
+    u as (update inventories set has_view = true, updated_at = ${at} where device_id = ${deviceId} returning device_id)
+    insert into inventory_sections (device_id, section, content)
+    select u.device_id, e.key, e.value from u, v, jsonb_each(v.doc) e where jsonb_typeof(v.doc) = 'object'`;
 }
 
 /**
  * Merges a partial inventory into the view: each section present replaces the stored one whole; a missing
  * section means "unchanged". hardware.lastloggeduser/datelastloggeduser survive a hardware section that
- * arrives without them (the agent drops them together with the users section). The partial's few sections
- * are joined first, so the stored view (~140 KB for a desktop, mostly software) is rebuilt by one `||`, not two.
+ * arrives without them (the agent drops them together with the users section). Only the partial's own
+ * sections are written: the rest of the view (~140 KB for a desktop, mostly software) is not touched.
  */
 export async function mergePartialInventory(
   tx: Tx,
@@ -392,25 +405,22 @@ export async function mergePartialInventory(
   format: string,
   at: Date,
 ): Promise<void> {
-  // As JSON text when a parse worker serialised it already.
-  const partial = typeof content === 'string' ? tx`${content}::text::jsonb` : tx`${tx.json(content as never)}`;
   await tx`
-    insert into inventories (device_id, full_submission_id, format, view, partials_merged, updated_at)
-    values (${deviceId}, null, ${format}, ${partial}, 1, ${at})
-    on conflict (device_id) do update set
-      view = coalesce(inventories.view, '{}'::jsonb) || case when excluded.view ? 'hardware' then
-               excluded.view || jsonb_build_object('hardware',
-                 jsonb_strip_nulls(jsonb_build_object(
-                   'lastloggeduser', inventories.view #> '{hardware,lastloggeduser}',
-                   'datelastloggeduser', inventories.view #> '{hardware,datelastloggeduser}')) || (excluded.view -> 'hardware'))
-             else excluded.view end,
-      partials_merged = inventories.partials_merged + 1,
-      updated_at = excluded.updated_at`;
-}
-
-export async function loadInventoryView(tx: Tx, deviceId: number): Promise<Record<string, unknown> | null> {
-  const [row] = await tx<
-    { view: Record<string, unknown> | null }[]
-  >`select view from inventories where device_id = ${deviceId}`;
-  return row?.view ?? null;
+    with p as (select ${jsonParam(tx, content)} as doc),
+    i as (
+      insert into inventories (device_id, full_submission_id, format, has_view, partials_merged, updated_at)
+      values (${deviceId}, null, ${format}, true, 1, ${at})
+      on conflict (device_id) do update set
+        has_view = true, partials_merged = inventories.partials_merged + 1, updated_at = excluded.updated_at
+      returning device_id)
+    insert into inventory_sections (device_id, section, content)
+    select i.device_id, e.key,
+           case when e.key = 'hardware' then
+             jsonb_strip_nulls(jsonb_build_object(
+               'lastloggeduser', old.content -> 'lastloggeduser',
+               'datelastloggeduser', old.content -> 'datelastloggeduser')) || e.value
+           else e.value end
+    from i cross join p cross join lateral jsonb_each(case jsonb_typeof(p.doc) when 'object' then p.doc else '{}' end) e
+    left join inventory_sections old on old.device_id = i.device_id and old.section = 'hardware' and e.key = 'hardware'
+    on conflict (device_id, section) do update set content = excluded.content`;
 }

@@ -2,7 +2,7 @@
  * Reads behind the inventory a reviewer looks at (services/inventory-read.ts): the device's current
  * inventory row, its stored view, and its latest full inventories (raw, to compare two of them).
  */
-import type { Queryable } from './db.js';
+import type { Queryable, Sql } from './db.js';
 
 export interface InventorySource {
   fullSubmissionId: number | null;
@@ -18,7 +18,7 @@ export interface InventorySource {
 
 export async function inventorySource(sql: Queryable, deviceId: number): Promise<InventorySource | null> {
   const [row] = await sql<InventorySource[]>`
-    select i.full_submission_id as "fullSubmissionId", i.view is not null as "hasView", i.format,
+    select i.full_submission_id as "fullSubmissionId", i.has_view as "hasView", i.format,
            i.partials_merged as "partialsMerged", i.updated_at as "updatedAt", s.received_at as "receivedAt",
            s.state as "submissionState", s.decoded_size as "decodedSize"
     from inventories i left join submissions s on s.id = i.full_submission_id
@@ -28,22 +28,32 @@ export async function inventorySource(sql: Queryable, deviceId: number): Promise
 
 export async function storedView(sql: Queryable, deviceId: number): Promise<Record<string, unknown> | null> {
   const [row] = await sql<{ view: Record<string, unknown> | null }[]>`
-    select view from inventories where device_id = ${deviceId}`;
+    select view from inventory_views where device_id = ${deviceId}`;
   return row?.view ?? null;
 }
 
 /**
  * Keeps a view built outside any lock, only if nothing built one meanwhile for the same full inventory
- * (a partial inventory merged since builds its own first: it is never overwritten).
+ * (a partial inventory merged since builds its own first: it is never overwritten). Sections left by a
+ * statement that raced the full inventory's arrival are replaced, not merged into.
  */
 export async function keepBuiltView(
-  sql: Queryable,
+  sql: Sql,
   deviceId: number,
   fullSubmissionId: number,
   view: Record<string, unknown>,
 ): Promise<void> {
-  await sql`update inventories set view = ${sql.json(view as never)}
-            where device_id = ${deviceId} and full_submission_id = ${fullSubmissionId} and view is null`;
+  await sql.begin(async (tx) => {
+    const [kept] = await tx`
+      update inventories set has_view = true
+      where device_id = ${deviceId} and full_submission_id = ${fullSubmissionId} and not has_view
+      returning device_id`;
+    if (!kept) return;
+    await tx`delete from inventory_sections where device_id = ${deviceId}`;
+    await tx`
+      insert into inventory_sections (device_id, section, content)
+      select ${deviceId}, e.key, e.value from jsonb_each(${tx.json(view as never)}::jsonb) e`;
+  });
 }
 
 export interface StoredInventory {

@@ -221,25 +221,27 @@ export interface PageInventory {
  * summary of the merged view is built in SQL (first element of a list section, counts of lists, keys).
  */
 export async function pageInventory(sql: Queryable, deviceId: number): Promise<PageInventory | null> {
+  // Only the small sections are read: the software and network counts come from inventory_sections.items.
   const [row] = await sql<PageInventory[]>`
-    with i as (
-      select i.*, case jsonb_typeof(i.view -> 'operatingsystem') when 'array' then i.view -> 'operatingsystem' -> 0 else i.view -> 'operatingsystem' end as os,
-             case jsonb_typeof(i.view -> 'bios') when 'array' then i.view -> 'bios' -> 0 else i.view -> 'bios' end as bios,
-             case jsonb_typeof(i.view -> 'hardware') when 'array' then i.view -> 'hardware' -> 0 else i.view -> 'hardware' end as hw
-      from inventories i where i.device_id = ${deviceId}
+    with i as (select * from inventories where device_id = ${deviceId}),
+    v as (
+      select jsonb_object_agg(section, case jsonb_typeof(content) when 'array' then content -> 0 else content end)
+               filter (where section in ('operatingsystem', 'bios', 'hardware')) as first,
+             jsonb_object_agg(section, case jsonb_typeof(content) when 'array' then items when 'null' then 0 else 1 end)
+               filter (where section in ('softwares', 'networks')) as counts,
+             to_jsonb(array_agg(section order by section)) as sections
+      from inventory_sections where device_id = ${deviceId} and (select has_view from i)
     )
-    select case when i.view is null then null else jsonb_build_object(
-             'os', coalesce(i.os -> 'full_name', i.os -> 'name'),
-             'manufacturer', i.bios -> 'smanufacturer', 'model', i.bios -> 'smodel', 'serial', i.bios -> 'ssn',
-             'uuid', i.hw -> 'uuid', 'memoryMb', i.hw -> 'memory',
-             'softwareCount', case jsonb_typeof(i.view -> 'softwares') when 'array' then jsonb_array_length(i.view -> 'softwares')
-                                when 'null' then 0 else (i.view -> 'softwares' is not null)::int end,
-             'networkCount', case jsonb_typeof(i.view -> 'networks') when 'array' then jsonb_array_length(i.view -> 'networks')
-                                when 'null' then 0 else (i.view -> 'networks' is not null)::int end,
-             'sections', to_jsonb(array(select jsonb_object_keys(i.view) as k order by k))) end as "fromView",
+    select case when not i.has_view then null else jsonb_build_object(
+             'os', coalesce(v.first #> '{operatingsystem,full_name}', v.first #> '{operatingsystem,name}'),
+             'manufacturer', v.first #> '{bios,smanufacturer}', 'model', v.first #> '{bios,smodel}',
+             'serial', v.first #> '{bios,ssn}', 'uuid', v.first #> '{hardware,uuid}', 'memoryMb', v.first #> '{hardware,memory}',
+             'softwareCount', coalesce((v.counts ->> 'softwares')::int, 0),
+             'networkCount', coalesce((v.counts ->> 'networks')::int, 0),
+             'sections', coalesce(v.sections, '[]'::jsonb)) end as "fromView",
            i.summary, i.summary_submission_id is not distinct from i.full_submission_id as fresh,
            i.full_submission_id as "fullSubmissionId", s.decoded_size as "fullDecodedSize"
-    from i left join submissions s on s.id = i.full_submission_id`;
+    from i cross join v left join submissions s on s.id = i.full_submission_id`;
   return row ?? null;
 }
 
@@ -250,7 +252,7 @@ export async function summaryTodo(
 ): Promise<{ deviceId: number; submissionId: number }[]> {
   return sql<{ deviceId: number; submissionId: number }[]>`
     select device_id as "deviceId", full_submission_id as "submissionId" from inventories
-    where full_submission_id is not null and view is null and summary_submission_id is distinct from full_submission_id
+    where full_submission_id is not null and not has_view and summary_submission_id is distinct from full_submission_id
     order by device_id limit ${limit}`;
 }
 

@@ -206,7 +206,7 @@ describe('bounded parsing', () => {
       const res = await request(ctx.app).get('/api/v1/devices/big-1/inventory').set('Authorization', `Bearer ${token}`);
       expect(res.status).toBe(413);
       expect((res.body as { message: string }).message).toMatch(/INVENTORY_VIEW_LIMIT/);
-      const [row] = await ctx.sql<{ view: unknown }[]>`select view from inventories`;
+      const [row] = await ctx.sql<{ view: unknown }[]>`select view from inventory_views`;
       expect(row!.view).toBeNull(); // nothing was parsed
       const small = { deviceid: 'small-1', content: { hardware: { name: 'tiny' }, softwares: [] } };
       expect((await postJson(ctx, { ...glpiMessage(), ...small })).status).toBe(200);

@@ -660,7 +660,7 @@ describe('JSON: accepted, stored as data', () => {
     });
     const [inv] = await ctx.sql<
       { view: Record<string, unknown> }[]
-    >`select view from inventories i join devices d on d.id = i.device_id where d.deviceid = 'ctor-1'`;
+    >`select view from inventory_views i join devices d on d.id = i.device_id where d.deviceid = 'ctor-1'`;
     expect(inv!.view.constructor).toEqual({ prototype: { polluted: 'yes' } });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((Object.prototype as unknown as Record<string, unknown>).polluted).toBeUndefined();

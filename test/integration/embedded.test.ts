@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ROOT, freePort } from '../../scripts/lib/processes.js';
 import { eventually } from '../helpers/eventually.js';
-import { textOf } from '../helpers/fixtures.js';
+import { bodyOf, loadScenario, textOf } from '../helpers/fixtures.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-gate-embedded-'));
 const env = {
@@ -153,3 +153,33 @@ it('refuses a second gateway on the same embedded database', () => {
   expect(second.status).not.toBe(0);
   expect(second.stderr).toMatch(/in use by process \d+; set DATABASE_URL to run several gateways/);
 });
+
+it('merges a GLPI Agent partial inventory into the stored sections, as on PostgreSQL', async () => {
+  // The agent's second run: PROLOG, full inventory, then CONTACT and a partial (hardware, bios…).
+  const run = loadScenario('glpi-second-run').filter((r) => r.method === 'POST');
+  for (const r of run) {
+    const res = await fetch(`http://127.0.0.1:${port}${r.path}`, {
+      method: 'POST',
+      headers: { 'Content-Type': r.content_type ?? 'application/x-compress-zlib' },
+      body: new Uint8Array(bodyOf(r)),
+    });
+    expect(res.status, r.file).toBe(200);
+  }
+  const [full, partial] = run.filter((r) => r.classified.kind === 'inventory');
+  const hardware = (r: typeof full) =>
+    (JSON.parse(r!.decoded_text) as { content: { hardware: object } }).content.hardware;
+  const cli = spawnSync(
+    process.execPath,
+    [path.join(ROOT, 'bin', 'agent-gate.js'), 'devices', 'show', full!.classified.deviceid!, '--inventory', '--json'],
+    { cwd: ROOT, env, encoding: 'utf8' },
+  );
+  expect(cli.status, cli.stderr).toBe(0);
+  const shown = JSON.parse(cli.stdout) as {
+    source: { partialsMerged: number };
+    sections: { key: string; items: object[] }[];
+  };
+  expect(shown.source.partialsMerged).toBe(1);
+  const hw = shown.sections.find((s) => s.key === 'hardware')!.items[0] as Record<string, unknown>;
+  expect(hw).toMatchObject(hardware(partial));
+  expect(shown.sections.map((s) => s.key)).toContain('softwares');
+}, 90_000);

@@ -2,6 +2,7 @@
  * Every captured exchange of both real agents, replayed through HTTP against real Postgres: the answer
  * bytes the agent needs, and the rows written.
  */
+import { deflateSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type AgentResponse, type TestContext, createTestContext, replay } from '../helpers/context.js';
 import { type CapturedRequest, SCENARIOS, loadScenario } from '../helpers/fixtures.js';
@@ -144,8 +145,10 @@ describe('stored inventories', () => {
     const [inv] = await own.sql<
       { body: Buffer; view: Record<string, unknown> | null; partials: number; compression: string | null }[]
     >`
-      select s.body, i.view, i.partials_merged as partials, pg_column_compression(i.view) as compression
-      from inventories i
+      select s.body, v.view, i.partials_merged as partials,
+             (select pg_column_compression(content) from inventory_sections
+              where device_id = i.device_id and section = 'softwares') as compression
+      from inventories i join inventory_views v using (device_id)
       join devices d on d.id = i.device_id left join submissions s on s.id = i.full_submission_id
       where d.deviceid = ${deviceid}`;
     // After the second run the full inventory is still the reference bytes…
@@ -158,12 +161,30 @@ describe('stored inventories', () => {
     expect(inv!.view!.softwares).toEqual(fullContent.softwares);
     for (const section of Object.keys(partialContent).filter((s) => s !== 'hardware'))
       expect(inv!.view![section]).toEqual(partialContent[section]);
-    // hardware takes the partial's fields, and arrives without the last logged user: the stored value survives.
-    const hw = inv!.view!.hardware as Record<string, unknown>;
-    expect(hw).toMatchObject(partialContent.hardware as Record<string, unknown>);
-    expect(hw.lastloggeduser).toBe((fullContent.hardware as Record<string, unknown>).lastloggeduser);
-    // Rewritten by every partial inventory, the view is compressed with lz4, not pglz (migration 0016).
+    expect(inv!.view!.hardware).toEqual(partialContent.hardware);
+    // The software section (~130 KB, written with each full inventory's view) is compressed with lz4, not
+    // pglz (migrations 0016, 0017).
     expect(inv!.compression).toBe('lz4');
+  });
+
+  it("keep the last logged user when a partial inventory's hardware arrives without it", async () => {
+    // The agent drops lastloggeduser/datelastloggeduser with the users section; the stored ones survive.
+    const [prolog, full, contact, partial] = replayable('glpi-second-run').filter((r) => r.method === 'POST');
+    const doc = JSON.parse(partial!.decoded_text) as { content: { hardware: Record<string, unknown> } };
+    const { lastloggeduser: _u, datelastloggeduser: _d, ...rest } = doc.content.hardware;
+    doc.content.hardware = { ...rest, memory: 32768 };
+    const text = JSON.stringify(doc);
+    const edited = { ...partial!, decoded_text: text, body_b64: deflateSync(text).toString('base64') };
+    for (const r of [prolog!, full!, contact!, edited]) expect((await replay(own.app, r)).status).toBe(200);
+    const [inv] = await own.sql<{ hardware: Record<string, unknown> }[]>`
+      select content as hardware from inventory_sections where section = 'hardware'`;
+    const fullHardware = (JSON.parse(full!.decoded_text) as typeof doc).content.hardware;
+    expect(inv!.hardware).toEqual({
+      ...rest,
+      memory: 32768,
+      lastloggeduser: fullHardware.lastloggeduser,
+      datelastloggeduser: fullHardware.datelastloggeduser,
+    });
   });
 
   it('never store the password an agent run with --debug copies into perl_args', async () => {

@@ -233,9 +233,9 @@ export async function snapshotOf(sql: Queryable, deviceid: string): Promise<Snap
   const submissions = await sql<Snapshot['submissions']>`
     select id::int, state from submissions where device_id = ${deviceId} order by id`;
   const [inventory] = await sql<Record<string, unknown>[]>`
-    select full_submission_id::int as "fullSubmissionId", format, view, partials_merged as "partialsMerged", summary,
+    select full_submission_id::int as "fullSubmissionId", format, v.view, partials_merged as "partialsMerged", summary,
            summary_submission_id::int as "summarySubmissionId"
-    from inventories where device_id = ${deviceId}`;
+    from inventories i join inventory_views v using (device_id) where device_id = ${deviceId}`;
   const [total] = await sql<{ n: number }[]>`select count(*)::int as n from outbox`;
   return { device, outbox, submissions, inventory, outboxTotal: total!.n };
 }
