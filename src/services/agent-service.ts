@@ -96,6 +96,12 @@ export interface SpooledRequest extends SpoolHeader {
   principal: AgentPrincipal | null;
 }
 
+/**
+ * Most sections a device's stored inventory view may hold: GLPI's inventory format names 49, an agent sends
+ * ~30. A partial inventory that grows the view past this (or past INFLATE_LIMIT decoded bytes) is refused.
+ */
+export const MAX_VIEW_SECTIONS = 200;
+
 /** Longest one replayed message may take before the replay counts the database as away and tries again later. */
 export const REPLAY_DEADLINE_MS = 30_000;
 
@@ -130,7 +136,7 @@ export interface AgentServiceDeps {
   forward?: boolean;
   /** Builds inventory views (in a parse worker for large ones); default: on the event loop. */
   views?: InventoryViews;
-  /** INFLATE_LIMIT, for spooled bodies decoded again at replay. */
+  /** INFLATE_LIMIT: for spooled bodies decoded again at replay, and the most a device's stored view may hold. */
   inflateLimit?: number;
   logger?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   /** Counts each request made with a registration key version (services/key-usage.ts). */
@@ -208,6 +214,7 @@ export const DEFER_MAX_HOURS = 4;
 export function createAgentService(deps: AgentServiceDeps) {
   const freq = deps.prologFreqHours;
   const views = deps.views ?? inlineViews;
+  const inflateLimit = deps.inflateLimit ?? 256 * 1024 * 1024;
   /** Observes the time since `since` as `name`; returns now (the start of the next phase). */
   const lap = phaseLap(deps.phase);
 
@@ -500,7 +507,20 @@ export function createAgentService(deps: AgentServiceDeps) {
         await setInventoryView(tx, deviceId, await views.viewJson(full.body, full.compression, full.format), at);
     }
     const content = msg.offThread?.contentJson ?? ((msg.json?.content ?? {}) as Record<string, unknown>);
-    await mergePartialInventory(tx, deviceId, content, msg.format, at);
+    const { before, after } = await mergePartialInventory(tx, deviceId, content, msg.format, at);
+    // SECURITY: a total across requests. Each partial is within INFLATE_LIMIT, but partials bringing new
+    // sections would pile up under one device without end. Only growth is refused, so a device whose full
+    // inventory is already near a limit still takes partials that keep or shrink it.
+    if (after.sections > MAX_VIEW_SECTIONS && after.sections > before.sections)
+      throw new AppError(
+        'payload_too_large',
+        `Partial inventory would store more than ${MAX_VIEW_SECTIONS} sections for this device`,
+      );
+    if (after.bytes > inflateLimit && after.bytes > before.bytes)
+      throw new AppError(
+        'payload_too_large',
+        `Partial inventory would store more than ${inflateLimit} bytes for this device`,
+      );
   }
 
   function recordRegistration(registration: RegistrationInput): Promise<unknown> {
@@ -615,7 +635,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       messageKey: h.key,
       spooled: true,
     };
-    const decoded = await inflateBody(body, req.compression, deps.inflateLimit ?? 256 * 1024 * 1024);
+    const decoded = await inflateBody(body, req.compression, inflateLimit);
     req.decodedSize = decoded.length;
     const msg =
       sniffFormat(decoded) === 'json'

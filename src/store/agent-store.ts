@@ -388,8 +388,15 @@ export async function setInventoryView(
   await tx`
     with v as (select ${jsonParam(tx, view)} as doc),
     u as (update inventories set has_view = true, updated_at = ${at} where device_id = ${deviceId} returning device_id)
-    insert into inventory_sections (device_id, section, content)
-    select u.device_id, e.key, e.value from u, v, jsonb_each(v.doc) e where jsonb_typeof(v.doc) = 'object'`;
+    insert into inventory_sections (device_id, section, content, size)
+    select u.device_id, e.key, e.value, pg_column_size(e.value)
+    from u, v, jsonb_each(v.doc) e where jsonb_typeof(v.doc) = 'object'`;
+}
+
+/** How many sections, and how many decoded bytes (jsonb before compression), a device's stored view holds. */
+export interface ViewExtent {
+  sections: number;
+  bytes: number;
 }
 
 /**
@@ -397,6 +404,8 @@ export async function setInventoryView(
  * section means "unchanged". hardware.lastloggeduser/datelastloggeduser survive a hardware section that
  * arrives without them (the agent drops them together with the users section). Only the partial's own
  * sections are written: the rest of the view (~140 KB for a desktop, mostly software) is not touched.
+ * Returns the view's extent before and after, for the caller to refuse a partial that grows it too far
+ * (rolling the transaction back).
  */
 export async function mergePartialInventory(
   tx: Tx,
@@ -404,23 +413,51 @@ export async function mergePartialInventory(
   content: Record<string, unknown> | string,
   format: string,
   at: Date,
-): Promise<void> {
-  await tx`
+): Promise<{ before: ViewExtent; after: ViewExtent }> {
+  // One statement: every CTE reads the sections as they were before it (old), and w returns what it wrote.
+  const [row] = await tx<
+    {
+      sectionsBefore: number;
+      bytesBefore: number;
+      sectionsKept: number;
+      bytesKept: number;
+      sectionsWritten: number;
+      bytesWritten: number;
+    }[]
+  >`
     with p as (select ${jsonParam(tx, content)} as doc),
+    e as (select e.key, e.value
+          from p cross join lateral jsonb_each(case jsonb_typeof(p.doc) when 'object' then p.doc else '{}' end) e),
+    old as (select section, size from inventory_sections where device_id = ${deviceId}),
     i as (
       insert into inventories (device_id, full_submission_id, format, has_view, partials_merged, updated_at)
       values (${deviceId}, null, ${format}, true, 1, ${at})
       on conflict (device_id) do update set
         has_view = true, partials_merged = inventories.partials_merged + 1, updated_at = excluded.updated_at
-      returning device_id)
-    insert into inventory_sections (device_id, section, content)
-    select i.device_id, e.key,
-           case when e.key = 'hardware' then
-             jsonb_strip_nulls(jsonb_build_object(
-               'lastloggeduser', old.content -> 'lastloggeduser',
-               'datelastloggeduser', old.content -> 'datelastloggeduser')) || e.value
-           else e.value end
-    from i cross join p cross join lateral jsonb_each(case jsonb_typeof(p.doc) when 'object' then p.doc else '{}' end) e
-    left join inventory_sections old on old.device_id = i.device_id and old.section = 'hardware' and e.key = 'hardware'
-    on conflict (device_id, section) do update set content = excluded.content`;
+      returning device_id),
+    w as (
+      insert into inventory_sections (device_id, section, content, size)
+      select device_id, key, content, pg_column_size(content)
+      from (
+        select i.device_id, e.key,
+               case when e.key = 'hardware' then
+                 jsonb_strip_nulls(jsonb_build_object(
+                   'lastloggeduser', hw.content -> 'lastloggeduser',
+                   'datelastloggeduser', hw.content -> 'datelastloggeduser')) || e.value
+               else e.value end as content
+        from i cross join e
+        left join inventory_sections hw on hw.device_id = i.device_id and hw.section = 'hardware' and e.key = 'hardware'
+      ) merged
+      on conflict (device_id, section) do update set content = excluded.content, size = excluded.size
+      returning size)
+    select (select count(*) from old)::int as "sectionsBefore",
+           (select coalesce(sum(size), 0) from old)::float8 as "bytesBefore",
+           (select count(*) from old where not exists (select 1 from e where e.key = old.section))::int as "sectionsKept",
+           (select coalesce(sum(size), 0) from old where not exists (select 1 from e where e.key = old.section))::float8 as "bytesKept",
+           (select count(*) from w)::int as "sectionsWritten",
+           (select coalesce(sum(size), 0) from w)::float8 as "bytesWritten"`;
+  return {
+    before: { sections: row!.sectionsBefore, bytes: row!.bytesBefore },
+    after: { sections: row!.sectionsKept + row!.sectionsWritten, bytes: row!.bytesKept + row!.bytesWritten },
+  };
 }

@@ -51,8 +51,8 @@ export async function keepBuiltView(
     if (!kept) return;
     await tx`delete from inventory_sections where device_id = ${deviceId}`;
     await tx`
-      insert into inventory_sections (device_id, section, content)
-      select ${deviceId}, e.key, e.value from jsonb_each(${tx.json(view as never)}::jsonb) e`;
+      insert into inventory_sections (device_id, section, content, size)
+      select ${deviceId}, e.key, e.value, pg_column_size(e.value) from jsonb_each(${tx.json(view as never)}::jsonb) e`;
   });
 }
 
