@@ -414,7 +414,8 @@ export async function mergePartialInventory(
   format: string,
   at: Date,
 ): Promise<{ before: ViewExtent; after: ViewExtent }> {
-  // One statement: every CTE reads the sections as they were before it (old), and w returns what it wrote.
+  // One statement: its final select reads the sections as they were before it (every part of a statement
+  // sees the same snapshot), w returns what it wrote; one pass over the old sections (not four subqueries).
   const [row] = await tx<
     {
       sectionsBefore: number;
@@ -428,7 +429,6 @@ export async function mergePartialInventory(
     with p as (select ${jsonParam(tx, content)} as doc),
     e as (select e.key, e.value
           from p cross join lateral jsonb_each(case jsonb_typeof(p.doc) when 'object' then p.doc else '{}' end) e),
-    old as (select section, size from inventory_sections where device_id = ${deviceId}),
     i as (
       insert into inventories (device_id, full_submission_id, format, has_view, partials_merged, updated_at)
       values (${deviceId}, null, ${format}, true, 1, ${at})
@@ -450,12 +450,14 @@ export async function mergePartialInventory(
       ) merged
       on conflict (device_id, section) do update set content = excluded.content, size = excluded.size
       returning size)
-    select (select count(*) from old)::int as "sectionsBefore",
-           (select coalesce(sum(size), 0) from old)::float8 as "bytesBefore",
-           (select count(*) from old where not exists (select 1 from e where e.key = old.section))::int as "sectionsKept",
-           (select coalesce(sum(size), 0) from old where not exists (select 1 from e where e.key = old.section))::float8 as "bytesKept",
+    select count(*)::int as "sectionsBefore",
+           coalesce(sum(o.size), 0)::float8 as "bytesBefore",
+           (count(*) filter (where e.key is null))::int as "sectionsKept",
+           coalesce(sum(o.size) filter (where e.key is null), 0)::float8 as "bytesKept",
            (select count(*) from w)::int as "sectionsWritten",
-           (select coalesce(sum(size), 0) from w)::float8 as "bytesWritten"`;
+           (select coalesce(sum(size), 0) from w)::float8 as "bytesWritten"
+    from inventory_sections o left join e on e.key = o.section
+    where o.device_id = ${deviceId}`;
   return {
     before: { sections: row!.sectionsBefore, bytes: row!.bytesBefore },
     after: { sections: row!.sectionsKept + row!.sectionsWritten, bytes: row!.bytesKept + row!.bytesWritten },
