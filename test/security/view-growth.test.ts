@@ -160,3 +160,30 @@ it('partials that each bring a large new section stop at INFLATE_LIMIT decoded b
   expect((await send(partial({ blob1: [] }))).status).toBe(200);
   expect((await stored()).bytes).toBeLessThan(full.bytes - 100 * 1024);
 });
+
+it('a view already past INFLATE_LIMIT (stored before the limit was lowered) takes partials that do not grow it', async () => {
+  await registerAndApprove();
+  expect((await send(partial({}))).status).toBe(200); // the view is built from the full inventory
+  // As if stored under an earlier, larger INFLATE_LIMIT: one more section of 500 KB.
+  await gate.ctx.sql`
+    insert into inventory_sections (device_id, section, content, size)
+    select d.id, 'legacy', c.v, pg_column_size(c.v)
+    from devices d, (select jsonb_build_array(repeat('x', 500 * 1024)) as v) c where d.deviceid = ${DEVICEID}`;
+  const big = await stored();
+  expect(big.bytes).toBeGreaterThan(INFLATE_LIMIT);
+  await drain(gate);
+  gate.glpi.reset();
+
+  // The partial as the agent sends it replaces sections of the same size: merged.
+  expect((await send(partial({}))).status).toBe(200);
+  const same = await stored();
+  expect(same.partials).toBe(big.partials + 1);
+  await drain(gate);
+  gate.glpi.reset();
+
+  await expectRefused(
+    await send(partial({ extra: [{ data: 'y'.repeat(2048) }] })),
+    same,
+    new RegExp(`more than ${INFLATE_LIMIT} bytes`),
+  );
+});
