@@ -52,6 +52,22 @@ export interface AgentMessage {
 
 export const REDACTED = '[REDACTED]';
 const MAX_DEVICEID = 255;
+/**
+ * Longest name of an inventory's content section. Section names become keys of the stored view (a btree
+ * primary key, whose entries cannot exceed ~2.7 KB): a longer one could not be stored, so the device's view
+ * could never be built, its page could not show the inventory held for review, and its partials would fail.
+ * GLPI's inventory format names none longer than 18 characters.
+ */
+export const MAX_SECTION_NAME = 100;
+
+function assertSectionNames(names: Iterable<string>, format: 'XML' | 'JSON'): void {
+  for (const name of names)
+    if (name.length > MAX_SECTION_NAME)
+      throw new AppError(
+        'bad_request',
+        `Invalid ${format}: content section name longer than ${MAX_SECTION_NAME} characters`,
+      );
+}
 
 // Matching control characters is the point of these expressions.
 
@@ -189,6 +205,7 @@ export function parseXmlMessage(text: string, secrets: readonly string[] = []): 
   let identity: Identity | null = null;
   let summary: ContentSummary | null = null;
   if (kind === 'inventory') {
+    assertSectionNames(req.sectionNames, 'XML');
     const { sections, tag } = xmlSectionsToJsonShape(req.identity);
     identity = identityFromSections(sections, tag);
     summary = xmlSummary(req.sectionNames, sections);
@@ -280,6 +297,7 @@ export function parseJsonMessage(original: string, secrets: readonly string[] = 
   if (kind === 'inventory') {
     if (typeof m.content !== 'object' || m.content === null || Array.isArray(m.content))
       throw new AppError('bad_request', 'Invalid JSON: inventory without content');
+    assertSectionNames(Object.keys(m.content), 'JSON');
     identity = identityFromSections(m.content as Record<string, unknown>, m.tag);
   }
   const pluginsRedacted = redactHttpdPlugins(m);
