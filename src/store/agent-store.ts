@@ -377,6 +377,22 @@ function jsonParam(tx: Tx, value: Record<string, unknown> | string) {
   return typeof value === 'string' ? tx`${value}::text::jsonb` : tx`${tx.json(value as never)}`;
 }
 
+/**
+ * Writes a view's top-level keys as the device's sections (the caller deleted the old ones). `size` is each
+ * value's decoded jsonb size, as mergePartialInventory writes it: the partial-growth limit adds these up.
+ */
+export async function insertInventorySections(
+  tx: Tx,
+  deviceId: number,
+  view: Record<string, unknown> | string,
+): Promise<void> {
+  await tx`
+    with v as (select ${jsonParam(tx, view)} as doc)
+    insert into inventory_sections (device_id, section, content, size)
+    select ${deviceId}, e.key, e.value, pg_column_size(e.value)
+    from v, jsonb_each(v.doc) e where jsonb_typeof(v.doc) = 'object'`;
+}
+
 /** Stores the view built from the full inventory, one row per section; the inventory row is locked. */
 export async function setInventoryView(
   tx: Tx,
@@ -384,13 +400,10 @@ export async function setInventoryView(
   view: Record<string, unknown> | string,
   at: Date,
 ): Promise<void> {
-  await tx`delete from inventory_sections where device_id = ${deviceId}`;
   await tx`
-    with v as (select ${jsonParam(tx, view)} as doc),
-    u as (update inventories set has_view = true, updated_at = ${at} where device_id = ${deviceId} returning device_id)
-    insert into inventory_sections (device_id, section, content, size)
-    select u.device_id, e.key, e.value, pg_column_size(e.value)
-    from u, v, jsonb_each(v.doc) e where jsonb_typeof(v.doc) = 'object'`;
+    with u as (update inventories set has_view = true, updated_at = ${at} where device_id = ${deviceId})
+    delete from inventory_sections where device_id = ${deviceId}`;
+  await insertInventorySections(tx, deviceId, view);
 }
 
 /** How many sections, and how many decoded bytes (jsonb before compression), a device's stored view holds. */

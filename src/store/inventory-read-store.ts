@@ -3,6 +3,7 @@
  * inventory row, its stored view, and its latest full inventories (raw, to compare two of them).
  */
 import type { Queryable, Sql } from './db.js';
+import { insertInventorySections } from './agent-store.js';
 
 export interface InventorySource {
   fullSubmissionId: number | null;
@@ -50,9 +51,7 @@ export async function keepBuiltView(
       returning device_id`;
     if (!kept) return;
     await tx`delete from inventory_sections where device_id = ${deviceId}`;
-    await tx`
-      insert into inventory_sections (device_id, section, content, size)
-      select ${deviceId}, e.key, e.value, pg_column_size(e.value) from jsonb_each(${tx.json(view as never)}::jsonb) e`;
+    await insertInventorySections(tx, deviceId, view);
   });
 }
 
