@@ -53,6 +53,13 @@ export interface AgentMessage {
 export const REDACTED = '[REDACTED]';
 const MAX_DEVICEID = 255;
 /**
+ * Most content sections an inventory may have, and most a device's stored view may hold (services/agent-service
+ * refuses a partial that grows it past this). GLPI's inventory format names 49; an agent sends ~30. Each
+ * section becomes a row of the stored view: without the bound a 3 MB inventory of 300 000 tiny sections was
+ * accepted and became 300 000 rows at the next partial (2.2 s of that partial's transaction).
+ */
+export const MAX_VIEW_SECTIONS = 200;
+/**
  * Longest name of an inventory's content section. Section names become keys of the stored view (a btree
  * primary key, whose entries cannot exceed ~2.7 KB): a longer one could not be stored, so the device's view
  * could never be built, its page could not show the inventory held for review, and its partials would fail.
@@ -60,13 +67,18 @@ const MAX_DEVICEID = 255;
  */
 export const MAX_SECTION_NAME = 100;
 
-function assertSectionNames(names: Iterable<string>, format: 'XML' | 'JSON'): void {
+/** An inventory's content sections (XML: as many times as they repeat) within the two bounds above. */
+function assertSections(names: readonly string[], format: 'XML' | 'JSON'): void {
   for (const name of names)
     if (name.length > MAX_SECTION_NAME)
       throw new AppError(
         'bad_request',
         `Invalid ${format}: content section name longer than ${MAX_SECTION_NAME} characters`,
       );
+  // XML list sections repeat (one <SOFTWARES> per package): they are one section of the view each.
+  const count = format === 'XML' ? new Set(names).size : names.length;
+  if (count > MAX_VIEW_SECTIONS)
+    throw new AppError('payload_too_large', `Inventory with more than ${MAX_VIEW_SECTIONS} content sections`);
 }
 
 // Matching control characters is the point of these expressions.
@@ -205,7 +217,7 @@ export function parseXmlMessage(text: string, secrets: readonly string[] = []): 
   let identity: Identity | null = null;
   let summary: ContentSummary | null = null;
   if (kind === 'inventory') {
-    assertSectionNames(req.sectionNames, 'XML');
+    assertSections(req.sectionNames, 'XML');
     const { sections, tag } = xmlSectionsToJsonShape(req.identity);
     identity = identityFromSections(sections, tag);
     summary = xmlSummary(req.sectionNames, sections);
@@ -297,7 +309,7 @@ export function parseJsonMessage(original: string, secrets: readonly string[] = 
   if (kind === 'inventory') {
     if (typeof m.content !== 'object' || m.content === null || Array.isArray(m.content))
       throw new AppError('bad_request', 'Invalid JSON: inventory without content');
-    assertSectionNames(Object.keys(m.content), 'JSON');
+    assertSections(Object.keys(m.content), 'JSON');
     identity = identityFromSections(m.content as Record<string, unknown>, m.tag);
   }
   const pluginsRedacted = redactHttpdPlugins(m);

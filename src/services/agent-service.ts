@@ -13,7 +13,7 @@ import {
   sniffFormat,
   xmlText,
 } from '../protocol/decode.js';
-import { parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
+import { MAX_VIEW_SECTIONS, parseJsonMessage, parseXmlMessage } from '../protocol/message.js';
 import {
   encodeAnswer,
   getConfigAnswer,
@@ -95,12 +95,6 @@ export interface SpooledRequest extends SpoolHeader {
   contentType: string | null;
   principal: AgentPrincipal | null;
 }
-
-/**
- * Most sections a device's stored inventory view may hold: GLPI's inventory format names 49, an agent sends
- * ~30. A partial inventory that grows the view past this (or past INFLATE_LIMIT decoded bytes) is refused.
- */
-export const MAX_VIEW_SECTIONS = 200;
 
 /** Longest one replayed message may take before the replay counts the database as away and tries again later. */
 export const REPLAY_DEADLINE_MS = 30_000;

@@ -8,9 +8,10 @@
  * reaches GLPI.
  */
 import { expect, it } from 'vitest';
-import { MAX_VIEW_SECTIONS } from '../../src/services/agent-service.js';
+import { MAX_VIEW_SECTIONS } from '../../src/protocol/message.js';
 import type { RawResponse } from '../helpers/raw-http.js';
 import {
+  FI_HEADERS,
   GA_HEADERS,
   KEY_B_SECRET,
   ROGUE_HW,
@@ -18,12 +19,14 @@ import {
   basic,
   drain,
   expectVictimUntouched,
+  fiInventoryText,
   gaInventoryDoc,
   jsonBody,
   snapshot,
   textOfAnswer,
   useGate,
   victim,
+  xmlBody,
 } from './support.js';
 
 // Small limits, so that a few partials reach them: the captured full inventory's view is ~150 KB decoded.
@@ -121,13 +124,51 @@ it(`partials that each bring new sections stop at ${MAX_VIEW_SECTIONS} sections`
   expect((await stored()).sections).toBe(MAX_VIEW_SECTIONS);
 });
 
-it('a device whose full inventory is past the limit still takes partials that do not add sections', async () => {
-  // A full inventory replaces the whole view and is bounded by INFLATE_LIMIT on its own: it is not refused.
-  await registerAndApprove(sections('f', MAX_VIEW_SECTIONS + 20));
+it(`an inventory with more than ${MAX_VIEW_SECTIONS} content sections is refused before anything is stored`, async () => {
+  // 300 000 tiny sections fit in 3 MB: accepted, they were 300 000 rows of the view at the next partial.
+  const full = gaInventoryDoc({ deviceid: DEVICEID, hw: ROGUE_HW, nics: ROGUE_NICS });
+  Object.assign(full.content as Json, sections('f', MAX_VIEW_SECTIONS));
+  const res = await send(full);
+  expect(res.status).toBe(413);
+  expect(JSON.parse(textOfAnswer(res))).toMatchObject({
+    status: 'error',
+    message: `Inventory with more than ${MAX_VIEW_SECTIONS} content sections`,
+  });
+  expect(await gate.ctx.sql`select 1 from devices where deviceid = ${DEVICEID}`).toHaveLength(0);
+  const [r] = await gate.ctx.sql<{ outcome: string; status: number }[]>`
+    select outcome, status from registrations order by id desc limit 1`;
+  expect(r).toMatchObject({ outcome: 'refused', status: 413 });
+
+  // XML: counted by distinct name (list sections repeat, one <SOFTWARES> per package).
+  const names = Array.from({ length: MAX_VIEW_SECTIONS }, (_, i) => `X${String(i).padStart(3, '0')}`);
+  const xml = fiInventoryText({ deviceid: DEVICEID, extraXml: names.map((n) => `<${n}><A>1</A></${n}>`).join('') });
+  const xmlRes = await gate.raw({
+    headers: { ...FI_HEADERS, Authorization: basic('inventory', KEY_B_SECRET) },
+    body: xmlBody(xml),
+  });
+  expect(xmlRes.status).toBe(413);
+  expect(textOfAnswer(xmlRes)).toContain(`Inventory with more than ${MAX_VIEW_SECTIONS} content sections`);
+  expect(await gate.ctx.sql`select 1 from devices where deviceid = ${DEVICEID}`).toHaveLength(0);
+
+  // A partial alone past the bound, on a registered device: refused the same way, nothing merged.
+  await registerAndApprove();
+  expect((await send(partial({}))).status).toBe(200);
+  const before = await stored();
+  expect((await send(partial(sections('p', MAX_VIEW_SECTIONS)))).status).toBe(413);
+  expect(await stored()).toEqual(before);
+});
+
+it('a view already past the section limit (stored before it existed) still takes partials that do not add sections', async () => {
+  await registerAndApprove();
+  expect((await send(partial({}))).status).toBe(200); // the view is built from the full inventory
+  await gate.ctx.sql`
+    insert into inventory_sections (device_id, section, content, size)
+    select d.id, 'f' || lpad(g::text, 3, '0'), '[{"name": "x"}]'::jsonb, pg_column_size('[{"name": "x"}]'::jsonb)
+    from devices d, generate_series(0, ${MAX_VIEW_SECTIONS}) g where d.deviceid = ${DEVICEID}`;
   const keep = await send(partial(sections('f', 10, [{ name: 'changed' }])));
   expect(keep.status).toBe(200);
   const now = await stored();
-  expect(now.partials).toBe(1);
+  expect(now.partials).toBe(2);
   expect(now.sections).toBeGreaterThan(MAX_VIEW_SECTIONS);
   const [f000] = await gate.ctx.sql`
     select content from inventory_sections s join devices d on d.id = s.device_id
