@@ -14,6 +14,7 @@ import {
   ROGUE_HW,
   ROGUE_NICS,
   basic,
+  expectRefusedUnread,
   expectVictimUntouched,
   fiInventoryText,
   gaInventoryDoc,
@@ -30,14 +31,6 @@ const auth = { Authorization: basic('inventory', KEY_B_SECRET) };
 /** A name that does not compress: PostgreSQL compresses large index entries, so a repeated letter might fit. */
 const longName = (n: number) => `s${crypto.randomBytes(n).toString('hex')}`.slice(0, n);
 
-/** Nothing of the device is stored; the refusal is recorded (the message was not understood: no deviceid). */
-async function nothingStored(deviceid: string) {
-  expect(await gate.ctx.sql`select 1 from devices where deviceid = ${deviceid}`).toHaveLength(0);
-  const [r] = await gate.ctx.sql<{ kind: string; outcome: string; status: number; message: string }[]>`
-    select kind, outcome, status, message from registrations order by id desc limit 1`;
-  expect(r).toMatchObject({ outcome: 'refused', status: 400, message: expect.stringMatching(/section name/) });
-}
-
 it('a JSON inventory naming a section with 4000 characters is refused; the device page keeps working', async () => {
   const { deviceid: victimId } = await victim(gate);
   const before = await snapshot(gate, victimId);
@@ -50,7 +43,7 @@ it('a JSON inventory naming a section with 4000 characters is refused; the devic
     status: 'error',
     message: expect.stringMatching(/section name longer than 100 characters/),
   });
-  await nothingStored(deviceid);
+  await expectRefusedUnread(gate, deviceid, 400, /section name/);
   await expectVictimUntouched(gate, victimId, before);
 
   // 100 characters are still a section like any other.
@@ -74,6 +67,6 @@ it('an XML inventory naming a section with 4000 characters is refused', async ()
   const res = await gate.raw({ headers: { ...FI_HEADERS, ...auth }, body: xmlBody(text) });
   expect(res.status).toBe(400);
   expect(textOfAnswer(res)).toMatch(/section name longer than 100 characters/);
-  await nothingStored(deviceid);
+  await expectRefusedUnread(gate, deviceid, 400, /section name/);
   await expectVictimUntouched(gate, victimId, before);
 });

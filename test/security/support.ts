@@ -264,6 +264,17 @@ export async function expectVictimUntouched(
   return after;
 }
 
+/**
+ * Refused while it was read, before anything was stored: no device under `deviceid`, and the refusal is
+ * the newest registration (with no deviceid: the message was not understood).
+ */
+export async function expectRefusedUnread(gate: Gate, deviceid: string, status: number, message: RegExp) {
+  expect(await gate.ctx.sql`select 1 from devices where deviceid = ${deviceid}`).toHaveLength(0);
+  const [r] = await gate.ctx.sql<{ outcome: string; status: number; message: string }[]>`
+    select outcome, status, message from registrations order by id desc limit 1`;
+  expect(r).toMatchObject({ outcome: 'refused', status, message: expect.stringMatching(message) });
+}
+
 /** Held, not stored: the newest submission of the device (the attacker's) waits for a person. */
 export async function expectLastSubmissionHeld(gate: Gate, before: Snapshot, after: Snapshot): Promise<void> {
   expect(after.submissions.length, 'the attacker submission is kept for review').toBe(before.submissions.length + 1);
